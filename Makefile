@@ -1,0 +1,31 @@
+# lifecycled: `make demo` sets everything up and runs the demo; `make test` runs the test suite.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint system clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[test,demo]'
+	touch $@
+
+# Debian packages the real-server tests and the demo need (root on Debian; skipped if present).
+system:
+	bash scripts/setup-system.sh
+
+demo: $(VENV)/.installed system
+	$(BIN)/python scripts/demo.py
+
+test: $(VENV)/.installed system
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check daemon tests bench scripts
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) demo-run lifecycled-state .pytest_cache .mypy_cache .ruff_cache

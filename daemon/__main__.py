@@ -1,0 +1,5 @@
+"""Allow ``python -m daemon``."""
+
+from daemon.cli import main
+
+raise SystemExit(main())

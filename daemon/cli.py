@@ -1,0 +1,266 @@
+"""Every ``lifecycled`` command; the only module that prints for people.
+
+Exit codes: 0 success, 1 a check found a problem (or the state store failed), 2 bad usage, bad
+configuration or bad input. Errors are one sentence on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from daemon import __version__, app
+from daemon.config import build_spec, parse_registrations, read_yaml
+from daemon.domain import HistoryEntry, ModelRecord, ModelRef, Status
+from daemon.errors import (
+    ConfigError,
+    InputError,
+    LifecycledError,
+    NotFoundError,
+    StoreError,
+    TransitionError,
+)
+from daemon.render import ago, table, utc
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+log = logging.getLogger(__name__)
+
+
+class Exit(Exception):
+    """Raised by a command to end with a given exit code (after its output)."""
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+def _emit(args: argparse.Namespace, payload: Any, text: Callable[[], str]) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(payload, indent=2, sort_keys=True))
+    else:
+        print(text())
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    settings, path = app.load(args.config)
+    notes = []
+    if not settings.sources.triton and settings.sources.prometheus is None:
+        notes.append("no sources configured: discovery and collection will have nothing to read")
+    print(f"{path}: configuration is valid")
+    print(f"  models configured: {len(settings.models)}; Triton endpoints: "
+          f"{len(settings.sources.triton)}; Prometheus: "
+          f"{'yes' if settings.sources.prometheus else 'no'}; webhooks: {len(settings.webhooks)}")
+    for note in notes:
+        print(f"  note: {note}")
+    return EXIT_OK
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    with _opened(args) as ctx:
+        records = ctx.store.list_models(status=Status(args.status) if args.status else None,
+                                        domain=args.domain)
+    _emit(args, {"models": [r.to_json() for r in records]}, lambda: table(
+        ["MODEL", "VERSION", "STATUS", "OWNER", "DOMAIN", "TYPE", "UPDATED"],
+        [[r.ref.name, r.ref.version, r.status, r.spec.owner_team, r.spec.business_domain,
+          r.spec.model_type, utc(r.last_updated)] for r in records],
+    ) if records else "no models registered")
+    return EXIT_OK
+
+
+def cmd_models_show(args: argparse.Namespace) -> int:
+    ref = ModelRef.parse(args.model)
+    with _opened(args) as ctx:
+        record = ctx.store.get(ref)
+        history = ctx.store.history(ref)
+    payload = {"model": record.to_json(), "history": [h.to_json() for h in history]}
+    _emit(args, payload, lambda: _show_text(record, history))
+    return EXIT_OK
+
+
+def _show_text(record: ModelRecord, history: list[HistoryEntry]) -> str:
+    spec = record.spec
+    rows = [
+        ("model", str(record.ref)), ("status", record.status.value),
+        ("owner team", spec.owner_team), ("business domain", spec.business_domain),
+        ("model type", spec.model_type), ("framework", spec.framework),
+        ("description", spec.description), ("training dataset", spec.training_dataset),
+        ("tags", ", ".join(spec.tags)), ("dependencies", ", ".join(spec.dependencies)),
+        ("registered", utc(record.registered_at)), ("last updated", utc(record.last_updated)),
+    ]
+    width = max(len(k) for k, _ in rows)
+    lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
+    lines += ["", "thresholds:"]
+    lines += [f"  {key} = {value:.10g}" for key, value in sorted(spec.thresholds.items())]
+    lines += ["", "recent history:", _history_table(history[-5:])]
+    return "\n".join(lines)
+
+
+def _history_table(history: Sequence[HistoryEntry]) -> str:
+    return table(["WHEN", "KIND", "FROM", "TO", "ACTOR", "REASON"], [
+        [utc(h.at), h.kind, h.from_status or "-", h.to_status, h.actor, h.reason] for h in history
+    ])
+
+
+def cmd_models_register(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    entries = parse_registrations(read_yaml(path), source=str(path))
+    outcome: dict[str, list[str]] = {"registered": [], "updated": [], "unchanged": []}
+    with _opened(args) as ctx:
+        specs = [(build_spec(ctx.settings, ModelRef(e.name, e.version), e,
+                             framework=e.framework, deployment=e.deployment), e.status)
+                 for e in entries]
+        now = time.time()
+        for spec, status in specs:
+            _, kind = ctx.store.register(spec, status, actor=args.actor,
+                                         reason=f"registered from {path.name}", now=now)
+            key = {"registered": "registered", "metadata_updated": "updated"}.get(
+                kind.value if kind else "", "unchanged")
+            outcome[key].append(str(spec.ref))
+    _emit(args, outcome, lambda: "\n".join(
+        f"{key}: {', '.join(refs)}" for key, refs in outcome.items() if refs))
+    return EXIT_OK
+
+
+def cmd_models_set_status(args: argparse.Namespace) -> int:
+    ref = ModelRef.parse(args.model)
+    with _opened(args) as ctx:
+        entry = ctx.store.set_status(ref, Status(args.status), actor=args.actor,
+                                     reason=args.reason, now=time.time())
+    _emit(args, entry.to_json(), lambda: f"{ref}: {entry.from_status} -> {entry.to_status}")
+    return EXIT_OK
+
+
+def cmd_models_history(args: argparse.Namespace) -> int:
+    ref = ModelRef.parse(args.model)
+    with _opened(args) as ctx:
+        history = ctx.store.history(ref)
+    _emit(args, {"model": str(ref), "history": [h.to_json() for h in history]},
+          lambda: _history_table(history))
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    now = time.time()
+    with _opened(args) as ctx:
+        by_status = ctx.store.counts("status")
+        by_domain = ctx.store.counts("business_domain")
+        recent = ctx.store.recently_changed(5)
+    counts = {s.value: by_status.get(s.value, 0) for s in Status}
+    payload = {
+        "generated_at": now,
+        "total": sum(by_status.values()),
+        "by_status": counts,
+        "by_domain": by_domain,
+        "recent": [{"model": r.ref.name, "version": r.ref.version, "status": r.status.value,
+                    "last_updated": r.last_updated, "age_seconds": now - r.last_updated}
+                   for r in recent],
+    }
+    _emit(args, payload, lambda: "\n".join([
+        f"Lifecycle overview ({payload['total']} model versions)", "",
+        table(["STATUS", "COUNT"], [[s, n] for s, n in counts.items()]), "",
+        table(["BUSINESS DOMAIN", "COUNT"], [[d, n] for d, n in by_domain.items()]), "",
+        "Recent activity:",
+        table(["MODEL", "STATUS", "CHANGED"],
+              [[str(r.ref), r.status, ago(now - r.last_updated)] for r in recent]),
+    ]))
+    return EXIT_OK
+
+
+# -- plumbing ------------------------------------------------------------------------------------
+
+
+class _opened:
+    """Context manager: load config, open the store, close it afterwards."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+
+    def __enter__(self) -> app.App:
+        self.app = app.open_app(self.args.config)
+        return self.app
+
+    def __exit__(self, *exc: object) -> None:
+        self.app.close()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS,
+                        help="configuration file (default: $LIFECYCLED_CONFIG, "
+                             "/etc/lifecycled/lifecycled.yaml, ./config/lifecycled.yaml)")
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print stable JSON")
+
+    parser = argparse.ArgumentParser(prog="lifecycled", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--version", action="version", version=f"lifecycled {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("check-config", parents=[common], help="validate the configuration")
+    p.set_defaults(func=cmd_check_config)
+
+    models = sub.add_parser("models", help="the model registry").add_subparsers(
+        dest="models_command", required=True, metavar="SUBCOMMAND")
+    p = models.add_parser("list", parents=[common, as_json], help="list model versions")
+    p.add_argument("--status", choices=[s.value for s in Status])
+    p.add_argument("--domain", help="business domain")
+    p.set_defaults(func=cmd_models_list)
+    p = models.add_parser("show", parents=[common, as_json], help="show one model version")
+    p.add_argument("model", metavar="NAME:VERSION")
+    p.set_defaults(func=cmd_models_show)
+    p = models.add_parser("register", parents=[common, as_json],
+                          help="register model versions from a YAML file (one or a list)")
+    p.add_argument("--file", required=True, metavar="MODEL.yaml")
+    p.add_argument("--actor", default="cli")
+    p.set_defaults(func=cmd_models_register)
+    p = models.add_parser("set-status", parents=[common, as_json], help="change a status")
+    p.add_argument("model", metavar="NAME:VERSION")
+    p.add_argument("status", choices=[s.value for s in Status])
+    p.add_argument("--reason", required=True)
+    p.add_argument("--actor", default="cli")
+    p.set_defaults(func=cmd_models_set_status)
+    p = models.add_parser("history", parents=[common, as_json], help="status and audit history")
+    p.add_argument("model", metavar="NAME:VERSION")
+    p.set_defaults(func=cmd_models_history)
+
+    p = sub.add_parser("report", parents=[common, as_json],
+                       help="lifecycle overview: statuses, domains, recent activity")
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command and return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "config"):
+        args.config = None
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        return int(args.func(args))
+    except Exit as exc:
+        return exc.code
+    except ConfigError as exc:
+        print(f"lifecycled: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (InputError, NotFoundError, TransitionError) as exc:
+        print(f"lifecycled: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (StoreError, LifecycledError) as exc:
+        print(f"lifecycled: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Pure functions: no network, files, clock, threads or global random state."""

@@ -1,0 +1,49 @@
+"""Schema migrations, applied in order and keyed on ``PRAGMA user_version``.
+
+Append new steps; never edit a released one. SQL stays portable (no SQLite-only types) so a
+PostgreSQL store can follow.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: registry and its append-only history
+    """
+    CREATE TABLE models (
+        name              TEXT NOT NULL,
+        version           TEXT NOT NULL,
+        status            TEXT NOT NULL,
+        owner_team        TEXT NOT NULL,
+        business_domain   TEXT NOT NULL,
+        model_type        TEXT NOT NULL DEFAULT '',
+        framework         TEXT NOT NULL DEFAULT '',
+        description       TEXT NOT NULL DEFAULT '',
+        training_dataset  TEXT NOT NULL DEFAULT '',
+        tags              TEXT NOT NULL DEFAULT '[]',
+        dependencies      TEXT NOT NULL DEFAULT '[]',
+        thresholds        TEXT NOT NULL DEFAULT '{}',
+        monitoring        TEXT NOT NULL DEFAULT '{}',
+        deployment        TEXT NOT NULL DEFAULT '{}',
+        registered_at     REAL NOT NULL,
+        last_updated      REAL NOT NULL,
+        status_changed_at REAL NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE INDEX models_status ON models (status);
+    CREATE INDEX models_domain ON models (business_domain);
+    CREATE TABLE history (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        name        TEXT NOT NULL,
+        version     TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        from_status TEXT,
+        to_status   TEXT NOT NULL,
+        actor       TEXT NOT NULL,
+        reason      TEXT NOT NULL,
+        evidence    TEXT NOT NULL DEFAULT '{}',
+        at          REAL NOT NULL
+    );
+    CREATE INDEX history_model ON history (name, version, id);
+    CREATE INDEX history_at ON history (at);
+    """,
+)

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install the Debian packages that the real-server tests and the demo use, if they are missing:
+# prometheus (with promtool), prometheus-alertmanager (with amtool), and python3-numpy for the
+# Python 3.11 that Triton's Python backend embeds.
+set -euo pipefail
+need=()
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1 || need+=(python3-numpy)
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup-system: missing Debian packages: ${need[*]} (run as root: apt-get install ${need[*]})" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${need[@]}"
+# The Debian packages start their services; the tests start their own instances on free ports.
+for svc in prometheus prometheus-alertmanager prometheus-node-exporter; do
+  if command -v systemctl >/dev/null 2>&1; then systemctl stop "$svc" >/dev/null 2>&1 || true; fi
+done

@@ -1,0 +1,142 @@
+"""Every CLI command through a real subprocess: exit codes, JSON shape, error sentences."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, CliResult
+
+SEED = str(ROOT / "config" / "examples" / "seed-models.yaml")
+Cli = Callable[..., CliResult]
+
+
+@pytest.fixture
+def seeded(cli: Cli) -> Cli:
+    result = cli("models", "register", "--file", SEED, "--json")
+    assert result.code == 0, result.err
+    assert result.json() == {"registered": ["credit_scoring:1", "fraud_detection:2",
+                                            "risk_assessment:3"], "updated": [], "unchanged": []}
+    return cli
+
+
+def test_check_config_accepts_the_shipped_file(cli: Cli) -> None:
+    result = cli("check-config", config=ROOT / "config" / "lifecycled.yaml")
+    assert result.code == 0, result.err
+    assert "configuration is valid" in result.out
+
+
+def test_check_config_reports_every_problem_and_exits_2(cli: Cli, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models:\n  credit_scoring:\n    thresholds: {min_accuracy: 1.7}\n"
+                   "schedule: {drift: soon}\n")
+    result = cli("check-config", config=bad)
+    assert result.code == 2
+    assert "models.credit_scoring.thresholds.min_accuracy: must be between 0 and 1, got 1.7" \
+        in result.err
+    assert "schedule.drift:" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_config_from_environment_variable(cli: Cli, config_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "LIFECYCLED_CONFIG": str(config_path)}
+    proc = subprocess.run([sys.executable, "-m", "daemon", "check-config"], env=env,
+                          capture_output=True, text=True, cwd=config_path.parent, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert str(config_path) in proc.stdout
+
+
+def test_list_filters_and_json_shape(seeded: Cli) -> None:
+    everything = seeded("models", "list", "--json").json()["models"]
+    assert [(m["name"], m["version"], m["status"]) for m in everything] == [
+        ("credit_scoring", "1", "production"), ("fraud_detection", "2", "production"),
+        ("risk_assessment", "3", "staging")]
+    first = everything[0]
+    assert first["owner_team"] == "risk_ml"
+    assert first["thresholds"]["min_accuracy"] == 0.85
+    assert set(first) >= {"business_domain", "model_type", "tags", "dependencies",
+                          "registered_at", "last_updated", "status_changed_at", "monitoring"}
+    staged = seeded("models", "list", "--status", "staging", "--json").json()["models"]
+    assert [m["name"] for m in staged] == ["risk_assessment"]
+    fraud = seeded("models", "list", "--domain", "fraud_prevention", "--json").json()["models"]
+    assert [m["name"] for m in fraud] == ["fraud_detection"]
+    table = seeded("models", "list")
+    assert table.code == 0
+    assert table.out.splitlines()[0].split() == ["MODEL", "VERSION", "STATUS", "OWNER", "DOMAIN",
+                                                 "TYPE", "UPDATED"]
+
+
+def test_show_and_history(seeded: Cli) -> None:
+    shown = seeded("models", "show", "credit_scoring:1", "--json").json()
+    assert shown["model"]["name"] == "credit_scoring"
+    assert shown["history"][0]["kind"] == "registered"
+    assert "owner team" in seeded("models", "show", "credit_scoring:1").out
+    moved = seeded("models", "set-status", "credit_scoring:1", "deprecated", "--reason",
+                   "superseded", "--actor", "alice", "--json")
+    assert moved.code == 0, moved.err
+    assert moved.json()["from"] == "production" and moved.json()["to"] == "deprecated"
+    history = seeded("models", "history", "credit_scoring:1", "--json").json()
+    assert history["model"] == "credit_scoring:1"
+    assert [(h["from"], h["to"], h["actor"], h["reason"]) for h in history["history"]][-1] == (
+        "production", "deprecated", "alice", "superseded")
+
+
+def test_errors_are_one_sentence_and_exit_2(seeded: Cli) -> None:
+    missing = seeded("models", "show", "credit_scoring:9")
+    assert missing.code == 2
+    assert missing.err.strip() == "lifecycled: no model credit_scoring:9; known versions: 1"
+    refused = seeded("models", "set-status", "credit_scoring:1", "testing", "--reason", "x")
+    assert refused.code == 2
+    assert "cannot move credit_scoring:1 from production to testing" in refused.err
+    malformed = seeded("models", "show", "credit_scoring")
+    assert malformed.code == 2
+    assert "expected NAME:VERSION" in malformed.err
+    usage = seeded("models", "set-status", "credit_scoring:1", "shipped", "--reason", "x")
+    assert usage.code == 2
+    for result in (missing, refused, malformed, usage):
+        assert "Traceback" not in result.err
+
+
+def test_register_reports_updates_and_bad_files(seeded: Cli, tmp_path: Path) -> None:
+    again = seeded("models", "register", "--file", SEED, "--json").json()
+    assert again["unchanged"] == ["credit_scoring:1", "fraud_detection:2", "risk_assessment:3"]
+    changed = tmp_path / "m.yaml"
+    changed.write_text("name: credit_scoring\nversion: '1'\ndescription: retrained text\n")
+    assert seeded("models", "register", "--file", str(changed), "--json").json()["updated"] == [
+        "credit_scoring:1"]
+    history = seeded("models", "history", "credit_scoring:1", "--json").json()["history"]
+    assert history[-1]["kind"] == "metadata_updated"
+    unknown = tmp_path / "u.yaml"
+    unknown.write_text("name: brand_new\nversion: '1'\n")
+    result = seeded("models", "register", "--file", str(unknown))
+    assert result.code == 2
+    assert "brand_new:1: owner_team and business_domain required" in result.err
+    broken = tmp_path / "b.yaml"
+    broken.write_text("name: x\nversion: '1'\nthresholds: {min_accuracy: 7}\n")
+    result = seeded("models", "register", "--file", str(broken))
+    assert result.code == 2
+    assert "thresholds.min_accuracy: must be between 0 and 1, got 7" in result.err
+
+
+def test_report_overview(seeded: Cli) -> None:
+    seeded("models", "set-status", "risk_assessment:3", "production", "--reason", "approved")
+    report = seeded("report", "--json").json()
+    assert report["total"] == 3
+    assert report["by_status"]["production"] == 3
+    assert report["by_status"]["retired"] == 0
+    assert report["by_domain"] == {"credit_risk": 1, "fraud_prevention": 1, "risk_management": 1}
+    assert report["recent"][0]["model"] == "risk_assessment"
+    assert len(report["recent"]) == 3
+    text = seeded("report").out
+    assert "Recent activity" in text and "ago" in text
+
+
+def test_no_config_anywhere_is_a_clear_error(cli: Cli, tmp_path: Path) -> None:
+    result = cli("models", "list", config=None)
+    assert result.code == 2
+    assert "no configuration file" in result.err

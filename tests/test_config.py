@@ -1,0 +1,169 @@
+"""Configuration: defaults, units, every kind of error reported at once with its key path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from daemon.config import (
+    ConfigError,
+    load_settings,
+    parse_duration,
+    parse_registrations,
+    parse_settings,
+    parse_size,
+    read_secret,
+    resolve_config_path,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def problems(data: object) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_settings(data)
+    return info.value.problems
+
+
+def test_shipped_config_validates_with_the_seed_models() -> None:
+    settings = load_settings(ROOT / "config" / "lifecycled.yaml")
+    assert set(settings.models) == {"credit_scoring", "fraud_detection", "risk_assessment"}
+    assert settings.daemon.listen.startswith("127.0.0.1:")
+    assert settings.sources.triton[0].url == "http://127.0.0.1:8000"
+    assert settings.sources.prometheus is None
+
+
+def test_defaults_follow_the_seed() -> None:
+    settings = parse_settings({})
+    assert settings.thresholds_for("any") == {
+        "min_accuracy": 0.85, "max_latency_p99_seconds": 0.1, "min_throughput_rps": 10.0,
+        "max_error_ratio": 0.01, "max_memory_bytes": 2048 * 2**20, "max_cpu_ratio": 0.8,
+    }
+    assert settings.schedule.collect == 300
+    assert settings.schedule.evaluate == 3600
+    assert settings.schedule.drift == 86400
+
+
+def test_model_thresholds_override_defaults_key_by_key() -> None:
+    settings = parse_settings({"models": {"m": {"thresholds": {"max_latency_p99": "80ms",
+                                                                "max_cpu": "50%"}}}})
+    merged = settings.thresholds_for("m")
+    assert merged["max_latency_p99_seconds"] == pytest.approx(0.08)
+    assert merged["max_cpu_ratio"] == 0.5
+    assert merged["min_accuracy"] == 0.85
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("90s", 90), ("5m", 300), ("12h", 43200), ("7d", 604800), ("80ms", 0.08), (15, 15),
+    ("1.5h", 5400),
+])
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("bad", ["5 parsecs", "m5", "", True, "-5s", None])
+def test_bad_durations(bad: object) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(bad)
+
+
+def test_sizes() -> None:
+    assert parse_size("2048MiB") == 2048 * 2**20
+    assert parse_size("2GB") == 2e9
+    with pytest.raises(ValueError):
+        parse_size("2 gallons")
+
+
+def test_every_problem_is_reported_at_once_with_its_path() -> None:
+    found = problems({
+        "models": {"credit_scoring": {"thresholds": {"min_accuracy": 1.7},
+                                      "ownr_team": "typo"}},
+        "schedule": {"drift": "5 parsecs"},
+        "daemon": {"log_level": "LOUD"},
+        "sources": {"triton": [{"name": "a"}]},
+    })
+    assert "models.credit_scoring.thresholds.min_accuracy: must be between 0 and 1, got 1.7" in found
+    assert "models.credit_scoring.ownr_team: unknown key" in found
+    assert any(p.startswith("schedule.drift: expected a duration") for p in found)
+    assert any(p.startswith("daemon.log_level:") and "LOUD" in p for p in found)
+    assert "sources.triton.0.url: required key is missing" in found
+    assert "sources.triton.0.metrics_url: required key is missing" in found
+    assert len(found) == 6
+
+
+def test_unknown_top_level_section() -> None:
+    assert problems({"deamon": {}}) == ["deamon: unknown key"]
+
+
+def test_secret_values_are_refused_with_advice() -> None:
+    found = problems({"webhooks": {"ci": {"url": "https://x", "secret": "whsec_abc"}}})
+    assert "webhooks.ci.secret: secrets may not be written in the file; use secret_file or " \
+           "secret_env" in found
+
+
+def test_webhook_needs_exactly_one_secret_reference() -> None:
+    found = problems({"webhooks": {"ci": {"url": "https://x"}}})
+    assert found == ["webhooks.ci: give exactly one of secret_file or secret_env"]
+
+
+def test_duplicate_triton_endpoint_names() -> None:
+    endpoint = {"name": "a", "url": "http://h:8000", "metrics_url": "http://h:8002/metrics"}
+    found = problems({"sources": {"triton": [endpoint, endpoint]}})
+    assert found == ["sources.triton: duplicate Triton endpoint names: a"]
+
+
+def test_top_level_must_be_a_mapping() -> None:
+    assert problems([1, 2]) == ["the top level must be a mapping, got list"]
+
+
+def test_yaml_syntax_error_names_file_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("daemon:\n  listen: [127.0.0.1\nsources: {}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    (problem,) = info.value.problems
+    assert problem.startswith(f"{path}:3:")
+    assert "YAML syntax error" in problem
+
+
+def test_models_d_files_merge_and_report_their_problems(tmp_path: Path) -> None:
+    (tmp_path / "models.d").mkdir()
+    (tmp_path / "lifecycled.yaml").write_text("models:\n  a: {owner_team: x}\n")
+    (tmp_path / "models.d" / "b.yaml").write_text("name: b\nowner_team: y\n")
+    settings = load_settings(tmp_path / "lifecycled.yaml")
+    assert settings.models["b"].owner_team == "y"
+    (tmp_path / "models.d" / "a.yaml").write_text("name: a\n")
+    (tmp_path / "models.d" / "c.yaml").write_text("owner_team: z\n")
+    (tmp_path / "models.d" / "d.yaml").write_text("name: dd\nthresholds: {max_cpu: 2}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path / "lifecycled.yaml")
+    text = "\n".join(info.value.problems)
+    assert "a.yaml: model 'a' is already defined" in text
+    assert "c.yaml: must be a mapping with a 'name' key" in text
+    assert "models.dd.thresholds.max_cpu: must be between 0 and 1, got 2" in text
+
+
+def test_config_search_order(tmp_path: Path) -> None:
+    assert resolve_config_path("x.yaml", {"LIFECYCLED_CONFIG": "y.yaml"}) == Path("x.yaml")
+    assert resolve_config_path(None, {"LIFECYCLED_CONFIG": "y.yaml"}) == Path("y.yaml")
+
+
+def test_secrets_come_from_files_or_environment(tmp_path: Path) -> None:
+    (tmp_path / "s").write_text("whsec_abc\n")
+    assert read_secret(str(tmp_path / "s"), None, {}) == "whsec_abc"
+    assert read_secret(None, "SECRET", {"SECRET": "whsec_env"}) == "whsec_env"
+    assert read_secret("s", None, {"CREDENTIALS_DIRECTORY": str(tmp_path)}) == "whsec_abc"
+    with pytest.raises(ConfigError, match="SECRET is not set"):
+        read_secret(None, "SECRET", {})
+
+
+def test_registration_documents() -> None:
+    (one,) = parse_registrations({"name": "m", "version": 3, "owner_team": "t"}, "f")
+    assert one.version == "3"
+    with pytest.raises(ConfigError) as info:
+        parse_registrations([{"name": "m"}, "x", {"name": "n", "version": "1", "status": "gone"}],
+                            "f.yaml")
+    assert info.value.problems[0] == "0.version: required key is missing"
+    assert info.value.problems[1] == "[1]: expected a mapping, got str"
+    assert info.value.problems[2].startswith("2.status:")
