@@ -13,14 +13,21 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,demo]'
 	touch $@
 
+# The nvidia-pytriton wheel ships a CPU-capable tritonserver; it pins numpy<2, so it goes into its
+# own folder without its Python dependencies (only the server binary and backends are used).
+TRITON ?= .triton
+$(TRITON)/.installed: $(BIN)/python
+	$(BIN)/pip install --quiet --no-deps --target $(TRITON) nvidia-pytriton==0.7.0
+	touch $@
+
 # Debian packages the real-server tests and the demo need (root on Debian; skipped if present).
 system:
 	bash scripts/setup-system.sh
 
-demo: $(VENV)/.installed system
+demo: $(VENV)/.installed $(TRITON)/.installed system
 	$(BIN)/python scripts/demo.py
 
-test: $(VENV)/.installed system
+test: $(VENV)/.installed $(TRITON)/.installed system
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed
@@ -28,4 +35,4 @@ lint: $(VENV)/.installed
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) demo-run lifecycled-state .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TRITON) demo-run lifecycled-state .pytest_cache .mypy_cache .ruff_cache

@@ -25,6 +25,11 @@ class App:
     config_path: Path
     store: Store
 
+    @property
+    def state_dir(self) -> Path:
+        """Folder of the state file: profile caches and backups live beside it."""
+        return self.store.path.parent
+
     def close(self) -> None:
         self.store.close()
 

@@ -23,6 +23,7 @@ from daemon.errors import (
     InputError,
     LifecycledError,
     NotFoundError,
+    SourceError,
     StoreError,
     TransitionError,
 )
@@ -174,6 +175,110 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _progress(label: str) -> Callable[[int, int], None] | None:
+    """A one-line progress counter on stderr, only when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        end = "\n" if done == total else ""
+        print(f"\r{label}: {done}/{total} features", end=end, file=sys.stderr, flush=True)
+
+    return show
+
+
+def _fmt(value: object, spec: str = ".4g") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _drift_text(record: dict[str, Any]) -> str:
+    rows = [[f["feature"], f["kind"], _fmt(f["statistic"]), _fmt(f["p_value"], ".3g"),
+             _fmt(f["psi"]), _fmt(f["js"]), _fmt(f["score"]),
+             f["severity"] or f"{f['reason']}: {f['detail']}"] for f in record["features"]]
+    share = record["drifted_share"]
+    lines = [table(["FEATURE", "KIND", "D/TVD", "P-VALUE", "PSI", "JS", "SCORE",
+                    "SEVERITY / REASON"], rows), "",
+             f"model severity: {record['severity']}; drifted features: "
+             f"{'-' if share is None else f'{share:.0%}'} of {record['judged']} judged"
+             f" ({record['unjudged']} not judged); current rows: {record['current_rows']}",
+             "recommendations:"]
+    lines += [f"  - {r}" for r in record["recommendations"]]
+    return "\n".join(lines)
+
+
+def _fail_on(args: argparse.Namespace, severity: str) -> int:
+    from daemon.core.drift import Severity
+
+    if args.fail_on and Severity.parse(severity) >= Severity.parse(args.fail_on):
+        return EXIT_PROBLEM
+    return EXIT_OK
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [part.strip() for part in text.split(",") if part.strip()] if text else None
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    # Imported here so that registry commands start without numpy, scipy and pyarrow.
+    from daemon.core.drift import DriftSettings
+    from daemon.jobs.drift import DriftInputs, check_drift, check_to_json, run_model_drift
+
+    now = time.time()
+    progress = _progress("drift")
+    if args.model:
+        ref = ModelRef.parse(args.model)
+        with _opened(args) as ctx:
+            _, record = run_model_drift(ctx, ref, now=now, progress=progress)
+        record = {"model": str(ref), **record}
+    else:
+        if not (args.reference and args.current):
+            raise InputError("give --model NAME:VERSION, or both --reference and --current")
+        inputs = DriftInputs(reference=args.reference, current=args.current,
+                             features=_split(args.features),
+                             categorical=_split(args.categorical) or ())
+        settings = DriftSettings(bins=args.bins, min_samples=args.min_samples,
+                                 correction=args.correction)
+        record = check_to_json(check_drift(inputs, settings, cache_dir=None, now=now,
+                                           progress=progress), now=now)
+    _emit(args, record, lambda: _drift_text(record))
+    return _fail_on(args, record["severity"])
+
+
+def _quality_text(result: dict[str, Any]) -> str:
+    concept = result["concept"]
+    lines = [table(["METRIC", "VALUE"], [[k, _fmt(result[k])] for k in
+                                         ("accuracy", "precision", "recall", "f1", "roc_auc")]),
+             f"samples: {result['samples']} ({result['average']}"
+             f"{', positive ' + result['positive_label'] if result['positive_label'] else ''})"
+             f"; unlabelled: {result['unlabelled']}",
+             table(["CLASS", "TP", "FP", "FN", "SUPPORT"],
+                   [[c["label"], c["true_positive"], c["false_positive"], c["false_negative"],
+                     c["support"]] for c in result["classes"]])]
+    lines += [f"note: {n}" for n in result["notes"]]
+    lines.append(f"concept drift: {concept['severity'] or concept['reason']}")
+    if concept["trend"]:
+        t = concept["trend"]
+        lines.append(f"  trend over {t['windows']} windows of {t['window_size']}: slope "
+                     f"{t['slope']:.4g} (p {t['p_value']:.3g}), cv {t['coefficient_of_variation']:.3g}"
+                     f", drop {t['drop']:.3g}; indicators: {', '.join(t['indicators']) or 'none'}")
+    if concept["page_hinkley"]:
+        ph = concept["page_hinkley"]
+        seen = f"change at outcome {ph['change_index']}" if ph["detected"] else "no change"
+        lines.append(f"  Page-Hinkley: {seen} (max statistic {ph['statistic']:.3g}, "
+                     f"threshold {ph['threshold']:g})")
+    return "\n".join(lines)
+
+
+def cmd_quality(args: argparse.Namespace) -> int:
+    from daemon.jobs.quality import OutcomeColumns, check_quality
+
+    columns = OutcomeColumns(prediction=args.prediction_column, label=args.label_column,
+                             score=args.score_column, timestamp=args.timestamp_column)
+    result = check_quality(args.outcomes, columns, positive_label=args.positive_label)
+    _emit(args, result, lambda: _quality_text(result))
+    return EXIT_OK
+
+
 # -- plumbing ------------------------------------------------------------------------------------
 
 
@@ -231,6 +336,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="NAME:VERSION")
     p.set_defaults(func=cmd_models_history)
 
+    p = sub.add_parser("drift", parents=[common, as_json],
+                       help="data drift between a reference and a current sample")
+    p.add_argument("--model", metavar="NAME:VERSION", help="run the configured check and store it")
+    p.add_argument("--reference", metavar="FILE", help="CSV, Parquet or JSON Lines (or a glob)")
+    p.add_argument("--current", metavar="FILE")
+    p.add_argument("--features", metavar="a,b", help="default: every column in both")
+    p.add_argument("--categorical", metavar="c,d", help="default: the non-numeric columns")
+    p.add_argument("--bins", type=int, default=10)
+    p.add_argument("--min-samples", type=int, default=100)
+    p.add_argument("--correction", choices=["none", "bonferroni", "bh"], default="none")
+    p.add_argument("--fail-on", choices=["medium", "high", "critical"],
+                   help="exit 1 when the model severity reaches this level")
+    p.set_defaults(func=cmd_drift)
+
+    p = sub.add_parser("quality", parents=[common, as_json],
+                       help="quality metrics and concept drift from labelled outcomes")
+    p.add_argument("--outcomes", required=True, metavar="FILE")
+    p.add_argument("--prediction-column", default="prediction")
+    p.add_argument("--label-column", default="label")
+    p.add_argument("--score-column")
+    p.add_argument("--timestamp-column")
+    p.add_argument("--positive-label")
+    p.set_defaults(func=cmd_quality)
+
     p = sub.add_parser("report", parents=[common, as_json],
                        help="lifecycle overview: statuses, domains, recent activity")
     p.set_defaults(func=cmd_report)
@@ -253,6 +382,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lifecycled: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (InputError, NotFoundError, TransitionError) as exc:
+        print(f"lifecycled: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SourceError as exc:
         print(f"lifecycled: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (StoreError, LifecycledError) as exc:

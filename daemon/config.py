@@ -609,3 +609,10 @@ def build_spec(settings: Settings, ref: ModelRef, entry: ModelSettings | None = 
         monitoring=monitoring_for(settings, ref.name),
         deployment=dict(deployment or {}),
     )
+
+
+def drift_settings_for(settings: Settings, name: str) -> DriftSettings:
+    """Return the model's drift settings with every unset key taken from the defaults."""
+    merged = settings.defaults.drift.model_dump()
+    merged.update(settings.model_settings(name).drift.model_dump(exclude_none=True))
+    return DriftSettings.model_validate(merged)

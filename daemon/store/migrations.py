@@ -46,4 +46,29 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX history_model ON history (name, version, id);
     CREATE INDEX history_at ON history (at);
     """,
+    # 2: drift and quality results (the latest per model version is what the exporter shows)
+    """
+    CREATE TABLE drift_results (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        name          TEXT NOT NULL,
+        version       TEXT NOT NULL,
+        at            REAL NOT NULL,
+        severity      TEXT NOT NULL,
+        drifted_share REAL,
+        current_rows  INTEGER NOT NULL,
+        result        TEXT NOT NULL
+    );
+    CREATE INDEX drift_results_model ON drift_results (name, version, id);
+    CREATE TABLE quality_results (
+        id               INTEGER PRIMARY KEY AUTOINCREMENT,
+        name             TEXT NOT NULL,
+        version          TEXT NOT NULL,
+        at               REAL NOT NULL,
+        samples          INTEGER NOT NULL,
+        accuracy         REAL,
+        concept_severity TEXT,
+        result           TEXT NOT NULL
+    );
+    CREATE INDEX quality_results_model ON quality_results (name, version, id);
+    """,
 )

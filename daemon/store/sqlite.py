@@ -37,7 +37,8 @@ def open_store(url: str, base_dir: Path) -> Store:
     return Store(sqlite_path(url, base_dir))
 
 
-def _dumps(value: Any) -> str:
+def dumps(value: Any) -> str:
+    """Canonical JSON text for a stored value."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
@@ -130,7 +131,7 @@ class Store:
         """
         with self.write() as conn:
             kind = self.register_in(conn, spec, status, actor=actor, reason=reason, now=now)
-            return self._get(conn, spec.ref), kind
+            return self.get_in(conn, spec.ref), kind
 
     def register_in(self, conn: sqlite3.Connection, spec: ModelSpec, status: Status, *,
                     actor: str, reason: str, now: float) -> HistoryKind | None:
@@ -139,7 +140,7 @@ class Store:
         meta = spec.metadata()
         row = conn.execute("SELECT * FROM models WHERE name = ? AND version = ?",
                            (ref.name, ref.version)).fetchone()
-        columns = {key: (_dumps(v) if isinstance(v, list | dict) else v) for key, v in meta.items()}
+        columns = {key: (dumps(v) if isinstance(v, list | dict) else v) for key, v in meta.items()}
         if row is None:
             if status == Status.RETIRED:
                 raise InputError(f"cannot register {ref} as retired")
@@ -179,7 +180,7 @@ class Store:
         """Change status inside an open write transaction."""
         if not reason.strip():
             raise InputError("a status change needs a reason")
-        current = self._get(conn, ref).status
+        current = self.get_in(conn, ref).status
         check_transition(str(ref), current, target)
         conn.execute(
             "UPDATE models SET status = ?, status_changed_at = ?, last_updated = ?"
@@ -196,7 +197,7 @@ class Store:
             "INSERT INTO history (name, version, kind, from_status, to_status, actor, reason,"
             " evidence, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (ref.name, ref.version, kind.value, from_status.value if from_status else None,
-             to_status.value, actor, reason, _dumps(dict(evidence)), now),
+             to_status.value, actor, reason, dumps(dict(evidence)), now),
         )
         return HistoryEntry(int(cursor.lastrowid or 0), ref, kind, from_status, to_status, actor,
                             reason, dict(evidence), now)
@@ -204,9 +205,10 @@ class Store:
     def get(self, ref: ModelRef) -> ModelRecord:
         """Return the record of ``ref`` or raise NotFoundError naming the known versions."""
         with self.read() as conn:
-            return self._get(conn, ref)
+            return self.get_in(conn, ref)
 
-    def _get(self, conn: sqlite3.Connection, ref: ModelRef) -> ModelRecord:
+    def get_in(self, conn: sqlite3.Connection, ref: ModelRef) -> ModelRecord:
+        """Return the record of ``ref`` inside an open transaction."""
         row = conn.execute("SELECT * FROM models WHERE name = ? AND version = ?",
                            (ref.name, ref.version)).fetchone()
         if row is not None:
@@ -236,7 +238,7 @@ class Store:
     def history(self, ref: ModelRef) -> list[HistoryEntry]:
         """Return every history row of ``ref``, oldest first."""
         with self.read() as conn:
-            self._get(conn, ref)
+            self.get_in(conn, ref)
             rows = conn.execute("SELECT * FROM history WHERE name = ? AND version = ? ORDER BY id",
                                 (ref.name, ref.version)).fetchall()
         return [_history_from_row(row) for row in rows]

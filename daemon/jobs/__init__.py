@@ -1,0 +1,1 @@
+"""Scheduled jobs: fetch -> core -> store/actions, one module each."""

@@ -1,0 +1,112 @@
+"""Drift checks: read the samples, reuse the cached reference profile, judge every feature."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from daemon.config import DriftSettings as ConfigDrift
+from daemon.config import DriftWeights as ConfigWeights
+from daemon.config import drift_settings_for
+from daemon.core.drift import (
+    DriftResult,
+    DriftSettings,
+    ReferenceProfile,
+    Severity,
+    build_profile,
+    compare,
+    result_to_json,
+)
+from daemon.domain import ModelRef
+from daemon.errors import InputError
+from daemon.sources.profiles import cached_profile
+from daemon.sources.samples import expand, read_sample, select
+from daemon.store.results import add_drift_result
+
+if TYPE_CHECKING:
+    from daemon.app import App
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class DriftInputs:
+    """Where the samples are and which columns to judge."""
+
+    reference: str
+    current: str
+    features: Sequence[str] | None = None
+    categorical: Sequence[str] = ()
+    timestamp_column: str | None = None
+    window: float | None = None
+    newest_rows: int | None = None
+
+
+@dataclass(frozen=True)
+class DriftCheck:
+    result: DriftResult
+    reference_files: tuple[str, ...]
+    current_files: tuple[str, ...]
+    current_rows: int
+    profile_cached: bool
+
+
+def check_drift(inputs: DriftInputs, settings: DriftSettings, *, cache_dir: Path | None,
+                now: float, progress: Progress | None = None) -> DriftCheck:
+    """Run one drift check; raises SourceError when a sample cannot be read."""
+    reference_files = expand(inputs.reference)
+    exclude = [inputs.timestamp_column] if inputs.timestamp_column else []
+
+    def build() -> ReferenceProfile:
+        columns = read_sample(inputs.reference).columns
+        return build_profile(select(columns, exclude), inputs.categorical, bins=settings.bins)
+
+    profile, cached = cached_profile(cache_dir, reference_files, settings.bins,
+                                     inputs.categorical, build)
+    current = read_sample(inputs.current, timestamp_column=inputs.timestamp_column,
+                          window=inputs.window, newest_rows=inputs.newest_rows, now=now)
+    result = compare(profile, select(current.columns, exclude), settings,
+                     features=inputs.features, categorical=inputs.categorical, progress=progress)
+    return DriftCheck(result, tuple(str(f) for f in reference_files), current.files, current.rows,
+                      cached)
+
+
+def core_settings(config: ConfigDrift) -> DriftSettings:
+    """Translate the configured drift settings into the core's value type."""
+    weights = config.weights or ConfigWeights()
+    return DriftSettings(
+        bins=config.bins or 10,
+        min_samples=config.min_samples or 100,
+        weights=(weights.ks, weights.js, weights.psi),
+        alert_severity=Severity.parse(config.alert_severity or "medium"),
+        correction=config.correction or "none",
+    )
+
+
+def run_model_drift(app: App, ref: ModelRef, *, now: float,
+                    progress: Progress | None = None) -> tuple[DriftCheck, dict[str, Any]]:
+    """Run the configured drift check of ``ref`` and store its result."""
+    app.store.get(ref)
+    config = drift_settings_for(app.settings, ref.name)
+    if not config.reference or not config.current:
+        raise InputError(f"{ref}: no drift check configured (set models.{ref.name}.drift.reference "
+                         "and .current)")
+    inputs = DriftInputs(reference=config.reference, current=config.current,
+                         features=config.features, categorical=config.categorical or (),
+                         timestamp_column=config.timestamp_column, window=config.window,
+                         newest_rows=config.newest_rows)
+    check = check_drift(inputs, core_settings(config), cache_dir=app.state_dir / "profiles",
+                        now=now, progress=progress)
+    record = check_to_json(check, now=now)
+    add_drift_result(app.store, ref, record, now=now)
+    return check, record
+
+
+def check_to_json(check: DriftCheck, *, now: float) -> dict[str, Any]:
+    """The stored/printed form of a drift check: the result plus where it came from."""
+    return {**result_to_json(check.result), "checked_at": now,
+            "reference_files": list(check.reference_files),
+            "current_files": list(check.current_files), "current_rows": check.current_rows,
+            "profile_cached": check.profile_cached}

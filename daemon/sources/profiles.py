@@ -1,0 +1,95 @@
+"""Cache of reference profiles in the state directory, keyed by the reference file's content hash
+and the binning settings, stored as ``.npz`` (read with ``allow_pickle=False``)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from daemon.core.drift import CategoricalProfile, NumericProfile, Profile, ReferenceProfile
+
+log = logging.getLogger(__name__)
+FORMAT_VERSION = 1
+
+
+def cache_key(files: Sequence[Path], bins: int, categorical: Sequence[str]) -> str:
+    """Hash of the files' bytes, the bin count and the categorical columns."""
+    digest = hashlib.sha256()
+    for path in files:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    digest.update(json.dumps({"v": FORMAT_VERSION, "bins": bins,
+                              "categorical": sorted(categorical)}).encode())
+    return digest.hexdigest()
+
+
+def save_profile(profile: ReferenceProfile, path: Path) -> None:
+    """Write ``profile`` atomically (temp file, then rename)."""
+    arrays: dict[str, np.ndarray] = {}
+    meta: list[dict[str, object]] = []
+    for i, (name, feature) in enumerate(profile.features.items()):
+        if isinstance(feature, NumericProfile):
+            arrays[f"{i}_values"] = feature.sorted_values
+            arrays[f"{i}_edges"] = feature.edges
+            arrays[f"{i}_counts"] = feature.counts
+            kind = "numeric"
+        else:
+            arrays[f"{i}_categories"] = np.array(feature.categories, dtype=str)
+            arrays[f"{i}_counts"] = feature.counts
+            kind = "categorical"
+        meta.append({"name": name, "kind": kind, "rows": feature.rows, "missing": feature.missing})
+    arrays["meta"] = np.array(json.dumps({"bins": profile.bins, "features": meta}))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, **arrays)  # type: ignore[arg-type]
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_profile(path: Path) -> ReferenceProfile:
+    """Read a profile written by ``save_profile``."""
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(str(data["meta"]))
+        features: dict[str, Profile] = {}
+        for i, item in enumerate(meta["features"]):
+            if item["kind"] == "numeric":
+                features[item["name"]] = NumericProfile(
+                    data[f"{i}_values"], data[f"{i}_edges"], data[f"{i}_counts"], item["rows"],
+                    item["missing"])
+            else:
+                features[item["name"]] = CategoricalProfile(
+                    tuple(str(c) for c in data[f"{i}_categories"]), data[f"{i}_counts"],
+                    item["rows"], item["missing"])
+    return ReferenceProfile(features, int(meta["bins"]))
+
+
+def cached_profile(cache_dir: Path | None, files: Sequence[Path], bins: int,
+                   categorical: Sequence[str], build: Callable[[], ReferenceProfile]
+                   ) -> tuple[ReferenceProfile, bool]:
+    """Return the cached profile of ``files`` (True) or build, store and return it (False)."""
+    if cache_dir is None:
+        return build(), False
+    path = cache_dir / f"{cache_key(files, bins, categorical)}.npz"
+    if path.exists():
+        try:
+            return load_profile(path), True
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("profile cache unreadable, rebuilding path=%s error=%s", path, exc)
+    profile = build()
+    try:
+        save_profile(profile, path)
+    except OSError as exc:
+        log.warning("cannot write profile cache path=%s error=%s", path, exc)
+    return profile, False

@@ -1,0 +1,63 @@
+"""Drift and quality results: append one row per check, read the latest."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from daemon.domain import ModelRef
+from daemon.store.sqlite import Store, dumps
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    ref: ModelRef
+    at: float
+    result: dict[str, Any]
+
+
+def add_drift_result(store: Store, ref: ModelRef, result: dict[str, Any], *, now: float) -> None:
+    """Append a drift result (the JSON of core.drift.result_to_json plus context)."""
+    with store.write() as conn:
+        store.get_in(conn, ref)
+        conn.execute(
+            "INSERT INTO drift_results (name, version, at, severity, drifted_share, current_rows,"
+            " result) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (ref.name, ref.version, now, result["severity"], result.get("drifted_share"),
+             int(result.get("current_rows", 0)), dumps(result)),
+        )
+
+
+def add_quality_result(store: Store, ref: ModelRef, result: dict[str, Any], *, now: float) -> None:
+    """Append a quality (and concept drift) result."""
+    with store.write() as conn:
+        store.get_in(conn, ref)
+        concept = result.get("concept") or {}
+        conn.execute(
+            "INSERT INTO quality_results (name, version, at, samples, accuracy, concept_severity,"
+            " result) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (ref.name, ref.version, now, int(result["samples"]), result.get("accuracy"),
+             concept.get("severity"), dumps(result)),
+        )
+
+
+def _latest(store: Store, table: str, ref: ModelRef | None) -> list[StoredResult]:
+    where, params = ("WHERE name = ? AND version = ?", (ref.name, ref.version)) if ref else ("", ())
+    with store.read() as conn:
+        rows = conn.execute(
+            f"SELECT name, version, at, result FROM {table} WHERE id IN "
+            f"(SELECT MAX(id) FROM {table} {where} GROUP BY name, version) ORDER BY name, version",
+            params).fetchall()
+    return [StoredResult(ModelRef(r["name"], r["version"]), r["at"], json.loads(r["result"]))
+            for r in rows]
+
+
+def latest_drift(store: Store, ref: ModelRef | None = None) -> list[StoredResult]:
+    """The newest drift result of ``ref`` (or of every model version)."""
+    return _latest(store, "drift_results", ref)
+
+
+def latest_quality(store: Store, ref: ModelRef | None = None) -> list[StoredResult]:
+    """The newest quality result of ``ref`` (or of every model version)."""
+    return _latest(store, "quality_results", ref)

@@ -1,0 +1,110 @@
+"""`lifecycled drift` and `lifecycled quality` through a subprocess: tables, JSON, exit codes."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from daemon.domain import ModelRef
+from daemon.store import open_store
+from daemon.store.results import latest_drift
+from tests.conftest import CliResult, write_config
+
+Cli = Callable[..., CliResult]
+
+
+def write_sample(path: Path, columns: dict[str, np.ndarray]) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        writer.writerows(zip(*columns.values(), strict=False))
+    return path
+
+
+@pytest.fixture
+def samples(tmp_path: Path) -> tuple[Path, Path]:
+    rng = np.random.default_rng(0)
+    n = 2000
+    reference = {"amount": rng.lognormal(3, 1, n), "age": rng.normal(40, 10, n),
+                 "channel": rng.choice(["web", "pos", "atm"], n)}
+    current = {"amount": rng.lognormal(3, 1, n) * 1.8 + 10, "age": rng.normal(40, 10, n),
+               "channel": rng.choice(["web", "pos", "atm"], n)}
+    return (write_sample(tmp_path / "ref.csv", reference),
+            write_sample(tmp_path / "cur.csv", current))
+
+
+def test_drift_json_and_fail_on(cli: Cli, samples: tuple[Path, Path]) -> None:
+    ref, cur = samples
+    result = cli("drift", "--reference", str(ref), "--current", str(cur), "--json", config=None)
+    assert result.code == 0, result.err
+    data = result.json()
+    features = {f["feature"]: f for f in data["features"]}
+    assert set(features) == {"amount", "age", "channel"}
+    assert features["amount"]["severity"] in ("high", "critical")
+    assert features["age"]["severity"] == "low"
+    assert features["channel"]["kind"] == "categorical"
+    assert data["severity"] == features["amount"]["severity"]
+    assert data["recommendations"]
+    failing = cli("drift", "--reference", str(ref), "--current", str(cur), "--fail-on", "high",
+                  config=None)
+    assert failing.code == 1
+    assert "model severity:" in failing.out
+    only_age = cli("drift", "--reference", str(ref), "--current", str(cur), "--features", "age",
+                   "--fail-on", "medium", "--json", config=None)
+    assert only_age.code == 0
+    assert [f["feature"] for f in only_age.json()["features"]] == ["age"]
+
+
+def test_drift_on_a_missing_file_is_a_clear_error(cli: Cli, samples: tuple[Path, Path]) -> None:
+    result = cli("drift", "--reference", "missing.csv", "--current", str(samples[1]), config=None)
+    assert result.code == 2
+    assert "missing.csv: file not found" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_drift_for_a_configured_model_is_stored(tmp_path: Path, samples: tuple[Path, Path],
+                                               cli: Cli) -> None:
+    ref, cur = samples
+    config = write_config(tmp_path / "cfg2", {"models": {"credit_scoring": {
+        "owner_team": "risk_ml", "business_domain": "credit_risk",
+        "drift": {"reference": str(ref), "current": str(cur), "alert_severity": "high"}}}},
+        models_d=False)
+    (tmp_path / "cfg2" / "m.yaml").write_text(yaml.safe_dump(
+        {"name": "credit_scoring", "version": "1", "status": "production"}))
+    assert cli("models", "register", "--file", str(tmp_path / "cfg2" / "m.yaml"),
+               config=config).code == 0
+    first = cli("drift", "--model", "credit_scoring:1", "--json", config=config)
+    assert first.code == 0, first.err
+    assert first.json()["profile_cached"] is False
+    second = cli("drift", "--model", "credit_scoring:1", "--json", config=config)
+    assert second.json()["profile_cached"] is True
+    assert second.json()["features"] == first.json()["features"]
+    store = open_store(yaml.safe_load(config.read_text())["daemon"]["state_url"], tmp_path)
+    (stored,) = latest_drift(store, ModelRef("credit_scoring", "1"))
+    assert stored.result["severity"] == first.json()["severity"]
+    store.close()
+    unknown = cli("drift", "--model", "fraud_detection:2", config=config)
+    assert unknown.code == 2 and "no model fraud_detection:2" in unknown.err
+
+
+def test_quality_command(cli: Cli, tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 1000)
+    predictions = np.where(rng.random(1000) < 0.85, labels, 1 - labels)
+    path = write_sample(tmp_path / "outcomes.csv", {
+        "prediction": predictions, "label": labels, "score": rng.random(1000)})
+    result = cli("quality", "--outcomes", str(path), "--score-column", "score", "--json",
+                 config=None)
+    assert result.code == 0, result.err
+    data = result.json()
+    assert data["accuracy"] == pytest.approx(float(np.mean(predictions == labels)))
+    assert data["samples"] == 1000 and data["concept"]["severity"] == "low"
+    text = cli("quality", "--outcomes", str(path), config=None)
+    assert "accuracy" in text.out and "concept drift" in text.out
+    bad = cli("quality", "--outcomes", str(path), "--label-column", "truth", config=None)
+    assert bad.code == 2 and "missing column(s) truth" in bad.err

@@ -1,0 +1,256 @@
+"""Drift statistics: agreement with scipy and with the definitions, properties, reason codes."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
+
+from daemon.core.drift import (
+    DriftSettings,
+    Reason,
+    Severity,
+    bin_counts,
+    bin_edges,
+    build_profile,
+    compare,
+    js_distance,
+    ks_two_sample,
+    psi,
+    severity_of,
+)
+
+SETTINGS = DriftSettings(min_samples=1)
+
+
+def judge(reference: np.ndarray, current: np.ndarray, **kw: object) -> object:
+    s = DriftSettings(**{"min_samples": 1, **kw})  # type: ignore[arg-type]
+    (verdict,) = compare(build_profile({"x": reference}, bins=s.bins), {"x": current}, s).features
+    return verdict
+
+
+def plain_psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
+    """PSI written from DESIGN.md's definition, independently of the engine."""
+    edges = np.unique(np.quantile(reference, [k / bins for k in range(1, bins)]))
+    def shares(values: np.ndarray) -> np.ndarray:
+        counts = [np.sum(values <= edges[0])]
+        counts += [np.sum((values > lo) & (values <= hi)) for lo, hi in itertools.pairwise(edges)]
+        counts += [np.sum(values > edges[-1])]
+        return np.array(counts) / len(values)
+    r, c = shares(reference), shares(current)
+    r = np.where(r == 0, 1e-4, r)
+    c = np.where(c == 0, 1e-4, c)
+    return float(sum((ci - ri) * np.log(ci / ri) for ri, ci in zip(r, c, strict=False)))
+
+
+# --- agreement ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("n_ref", "n_cur"), [(200, 300), (1000, 1000), (5000, 20000),
+                                              (30000, 12000)])
+def test_ks_equals_scipy_exact_and_asymptotic(n_ref: int, n_cur: int) -> None:
+    rng = np.random.default_rng(n_ref + n_cur)
+    reference, current = rng.normal(0, 1, n_ref), rng.normal(0.1, 1.1, n_cur)
+    d, p = ks_two_sample(np.sort(reference), np.sort(current))
+    expected = stats.ks_2samp(reference, current)
+    assert abs(d - expected.statistic) <= 1e-12
+    assert abs(p - expected.pvalue) <= 1e-9
+
+
+def test_ks_with_ties_equals_scipy() -> None:
+    rng = np.random.default_rng(1)
+    reference = rng.integers(0, 20, 40000).astype(float)
+    current = rng.integers(0, 22, 15000).astype(float)
+    d, p = ks_two_sample(np.sort(reference), np.sort(current))
+    expected = stats.ks_2samp(reference, current)
+    assert abs(d - expected.statistic) <= 1e-12
+    assert abs(p - expected.pvalue) <= 1e-9
+
+
+def test_psi_and_js_match_their_definitions() -> None:
+    rng = np.random.default_rng(2)
+    reference, current = rng.normal(0, 1, 4000), rng.normal(0.5, 1.3, 3000)
+    verdict = judge(reference, current)
+    assert verdict.psi == pytest.approx(plain_psi(reference, current), abs=1e-12)
+    edges = bin_edges(np.sort(reference), 10)
+    r = bin_counts(np.sort(reference), edges) / reference.size
+    c = bin_counts(np.sort(current), edges) / current.size
+    assert verdict.js == pytest.approx(jensenshannon(r, c, base=2), abs=1e-12)
+
+
+def test_edges_values_fall_in_the_lower_bin_and_outer_bins_are_open() -> None:
+    edges = np.array([1.0, 2.0])
+    assert list(bin_counts(np.array([-100.0, 1.0, 1.5, 2.0, 2.5, 1e9]), edges)) == [2, 2, 2]
+
+
+def test_duplicate_edges_are_removed() -> None:
+    reference = np.sort(np.array([0.0] * 80 + [1.0] * 20))
+    # deciles 0.1..0.7 are 0, 0.8 interpolates to 0.2, 0.9 is 1: nine quantiles, three edges
+    assert bin_edges(reference, 10) == pytest.approx([0.0, 0.2, 1.0])
+
+
+def test_psi_floors_zero_shares() -> None:
+    value = psi(np.array([0.5, 0.5, 0.0]), np.array([0.5, 0.0, 0.5]))
+    expected = (1e-4 - 0.5) * np.log(1e-4 / 0.5) + (0.5 - 1e-4) * np.log(0.5 / 1e-4)
+    assert value == pytest.approx(expected)
+
+
+def test_seed_demo_case() -> None:
+    """Reference N(0, 1) vs current N(0.3, 1.2), 1000 each, seed 42: documented as low (0.13)."""
+    rng = np.random.default_rng(42)
+    reference, current = rng.normal(0, 1, 1000), rng.normal(0.3, 1.2, 1000)
+    verdict = judge(reference, current, min_samples=100)
+    assert verdict.statistic == pytest.approx(stats.ks_2samp(reference, current).statistic,
+                                              abs=1e-12)
+    assert verdict.severity == Severity.LOW
+    assert 0.12 < verdict.score < 0.14
+
+
+def test_a_million_stationary_rows_stay_low_even_with_a_small_p_value() -> None:
+    rng = np.random.default_rng(7)
+    reference = rng.normal(0, 1, 1_000_000)
+    current = rng.normal(0.01, 1, 1_000_000)  # tiny real shift: KS p-value is tiny at this n
+    verdict = judge(reference, current)
+    assert verdict.p_value < 1e-3
+    assert verdict.severity == Severity.LOW
+
+
+@pytest.mark.parametrize(("score", "expected"), [
+    (0.0, Severity.LOW), (0.3, Severity.LOW), (0.31, Severity.MEDIUM), (0.5, Severity.MEDIUM),
+    (0.51, Severity.HIGH), (0.7, Severity.HIGH), (0.71, Severity.CRITICAL), (5.0, Severity.CRITICAL),
+])
+def test_severity_tiers(score: float, expected: Severity) -> None:
+    assert severity_of(score) == expected
+
+
+# --- properties -----------------------------------------------------------------------------------
+
+samples = arrays(np.float64, st.integers(5, 300),
+                 elements=st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False))
+
+
+@settings(max_examples=60, deadline=None)
+@given(samples)
+def test_identical_samples_never_drift(values: np.ndarray) -> None:
+    assume(np.unique(values).size > 1)
+    verdict = judge(values, values.copy())
+    assert (verdict.statistic, verdict.psi, verdict.js) == (0.0, 0.0, 0.0)
+    assert verdict.severity == Severity.LOW
+
+
+@pytest.mark.filterwarnings("ignore:ks_2samp. Exact calculation unsuccessful")
+@settings(max_examples=60, deadline=None)
+@given(samples, samples, st.randoms(use_true_random=False))
+def test_row_order_does_not_matter(reference: np.ndarray, current: np.ndarray, rnd: object) -> None:
+    assume(np.unique(reference).size > 1)
+    first = judge(reference, current)
+    shuffled = current.copy()
+    rnd.shuffle(shuffled)  # type: ignore[attr-defined]
+    again = judge(reference[::-1].copy(), shuffled)
+    assert (first.statistic, first.psi, first.js) == (again.statistic, again.psi, again.js)
+
+
+@settings(max_examples=80, deadline=None)
+@given(arrays(np.float64, 6, elements=st.floats(0, 1)), arrays(np.float64, 6, elements=st.floats(0, 1)))
+def test_js_is_symmetric_and_bounded(a: np.ndarray, b: np.ndarray) -> None:
+    assume(a.sum() > 0 and b.sum() > 0)
+    value = js_distance(a / a.sum(), b / b.sum())
+    assert 0.0 <= value <= 1.0
+    assert value == pytest.approx(js_distance(b / b.sum(), a / a.sum()), abs=1e-12)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0.0, 2.0), st.floats(0.01, 1.0))
+def test_a_growing_mean_shift_never_lowers_d(seed: int, shift: float, more: float) -> None:
+    rng = np.random.default_rng(seed)
+    reference = rng.normal(0, 1, 400)
+    smaller = judge(reference, reference + shift).statistic
+    larger = judge(reference, reference + shift + more).statistic
+    assert larger >= smaller - 1e-12
+
+
+# --- robustness and reason codes ------------------------------------------------------------------
+
+def test_nan_and_inf_are_removed_and_counted() -> None:
+    rng = np.random.default_rng(3)
+    reference = rng.normal(0, 1, 1000)
+    current = np.concatenate([rng.normal(0, 1, 900), [np.nan] * 50, [np.inf, -np.inf] * 25])
+    verdict = judge(reference, current)
+    assert verdict.current_missing_share == pytest.approx(0.1)
+    assert verdict.reference_missing_share == 0.0
+    finite = current[np.isfinite(current)]
+    assert verdict.statistic == pytest.approx(stats.ks_2samp(reference, finite).statistic, abs=1e-12)
+
+
+def reasons(reference: dict[str, np.ndarray], current: dict[str, np.ndarray],
+            features: list[str] | None = None, min_samples: int = 100) -> dict[str, Reason | None]:
+    s = DriftSettings(min_samples=min_samples)
+    result = compare(build_profile(reference), current, s, features=features)
+    return {f.feature: f.reason for f in result.features}
+
+
+def test_every_reason_code_and_the_other_features_are_still_judged() -> None:
+    rng = np.random.default_rng(4)
+    good = rng.normal(0, 1, 500)
+    reference = {
+        "good": good, "few": rng.normal(0, 1, 500), "empty_cur": good,
+        "nan": good, "const": np.full(500, 3.0), "typed": good, "only_ref": good,
+    }
+    current = {
+        "good": rng.normal(0, 1, 500), "few": rng.normal(0, 1, 50),
+        "empty_cur": np.empty(0), "nan": np.full(500, np.nan), "const": np.full(500, 3.0),
+        "typed": np.array(["a"] * 500, dtype=object), "only_cur": good,
+    }
+    found = reasons(reference, current, features=[
+        "good", "few", "empty_cur", "nan", "const", "typed", "only_ref", "only_cur"])
+    assert found == {
+        "good": None, "few": Reason.INSUFFICIENT_SAMPLES, "empty_cur": Reason.EMPTY,
+        "nan": Reason.ALL_MISSING, "const": Reason.CONSTANT, "typed": Reason.TYPE_MISMATCH,
+        "only_ref": Reason.MISSING_COLUMN, "only_cur": Reason.MISSING_COLUMN,
+    }
+
+
+def test_unjudged_features_carry_no_numbers() -> None:
+    result = compare(build_profile({"x": np.full(200, 1.0)}), {"x": np.full(200, 1.0)},
+                     DriftSettings())
+    (verdict,) = result.features
+    assert verdict.reason == Reason.CONSTANT
+    assert (verdict.statistic, verdict.p_value, verdict.psi, verdict.js, verdict.score) == (
+        None, None, None, None, None)
+    assert result.drifted_share is None and result.judged == 0
+
+
+def test_categorical_chi_square_keeps_unseen_categories() -> None:
+    reference = np.array(["a"] * 300 + ["b"] * 300, dtype=object)
+    current = np.array(["a"] * 250 + ["b"] * 250 + ["new"] * 100, dtype=object)
+    (verdict,) = compare(build_profile({"c": reference}), {"c": current}, DriftSettings()).features
+    table = np.array([[300, 300, 0], [250, 250, 100]])
+    chi2, p, _, _ = stats.chi2_contingency(table, correction=False)
+    assert verdict.chi2 == pytest.approx(chi2) and verdict.p_value == pytest.approx(p)
+    r, c = table[0] / 600, table[1] / 600
+    assert verdict.js == pytest.approx(jensenshannon(r, c, base=2))
+    assert verdict.statistic == pytest.approx(0.5 * np.abs(r - c).sum())
+    assert verdict.severity is not None and verdict.severity >= Severity.MEDIUM
+
+
+def test_model_level_severity_share_and_corrections() -> None:
+    rng = np.random.default_rng(5)
+    reference = {f"f{i}": rng.normal(0, 1, 2000) for i in range(4)}
+    current = {"f0": rng.normal(3, 1, 2000), "f1": rng.normal(0, 1, 2000),
+               "f2": rng.normal(0, 1, 2000), "f3": rng.normal(0, 1, 2000)}
+    profile = build_profile(reference)
+    plain = compare(profile, current, DriftSettings())
+    assert plain.severity == Severity.CRITICAL
+    assert plain.drifted_share == 0.25
+    bonf = compare(profile, current, DriftSettings(correction="bonferroni"))
+    bh = compare(profile, current, DriftSettings(correction="bh"))
+    raw = np.array([f.p_value for f in plain.features])
+    assert [f.adjusted_p_value for f in bonf.features] == pytest.approx(np.minimum(raw * 4, 1))
+    assert [f.adjusted_p_value for f in bh.features] == pytest.approx(
+        stats.false_discovery_control(raw, method="bh"))
+    assert bonf.severity == plain.severity  # corrections never change the severity

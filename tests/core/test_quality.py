@@ -1,0 +1,109 @@
+"""Quality metrics against hand-computed values; concept drift indicators and Page-Hinkley."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from daemon.core.concept import accuracy_trend, concept_drift, page_hinkley
+from daemon.core.drift import Severity
+from daemon.core.quality import evaluate_quality, roc_auc
+
+
+def test_binary_metrics_by_hand() -> None:
+    # TP=3, FP=1, FN=2, TN=4
+    pred = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0])
+    true = np.array([1, 1, 1, 0, 1, 1, 0, 0, 0, 0])
+    q = evaluate_quality(pred, true)
+    assert q.average == "binary" and q.positive_label == "1"
+    assert q.accuracy == pytest.approx(0.7)
+    assert q.precision == pytest.approx(3 / 4)
+    assert q.recall == pytest.approx(3 / 5)
+    assert q.f1 == pytest.approx(2 * 0.75 * 0.6 / 1.35)
+    (neg, pos) = q.classes
+    assert (pos.true_positive, pos.false_positive, pos.false_negative, pos.support) == (3, 1, 2, 5)
+    assert neg.support == 5
+
+
+def test_roc_auc_by_hand_with_ties() -> None:
+    is_pos = np.array([True, True, False, False])
+    scores = np.array([0.9, 0.5, 0.5, 0.1])
+    # pairs (pos, neg): (0.9,0.5)=1 (0.9,0.1)=1 (0.5,0.5)=0.5 (0.5,0.1)=1 -> 3.5/4
+    assert roc_auc(is_pos, scores) == pytest.approx(0.875)
+    assert roc_auc(np.array([True, True]), np.array([0.1, 0.2])) is None
+
+
+def test_roc_auc_matches_mann_whitney() -> None:
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 500)
+    scores = rng.random(500) + 0.3 * labels
+    expected = stats.mannwhitneyu(scores[labels == 1], scores[labels == 0]).statistic / (
+        (labels == 1).sum() * (labels == 0).sum())
+    assert evaluate_quality(labels, labels, scores).roc_auc == pytest.approx(expected)
+
+
+def test_multiclass_macro_with_an_absent_class() -> None:
+    # class "c" is predicted once but never a label: precision 0, recall 0 (no support)
+    pred = np.array(["a", "a", "b", "b", "c"])
+    true = np.array(["a", "b", "b", "b", "a"])
+    q = evaluate_quality(pred, true)
+    assert q.average == "macro"
+    # a: tp1 fp1 fn1 -> p .5 r .5 ; b: tp2 fp0 fn1 -> p 1 r 2/3 ; c: tp0 fp1 fn0 -> p 0 r 0
+    assert q.precision == pytest.approx((0.5 + 1 + 0) / 3)
+    assert q.recall == pytest.approx((0.5 + 2 / 3 + 0) / 3)
+    assert q.f1 == pytest.approx((0.5 + 0.8 + 0) / 3)
+    assert q.accuracy == pytest.approx(0.6)
+    assert any("never in the labels: c" in note for note in q.notes)
+
+
+def test_binary_with_only_one_class_present() -> None:
+    q = evaluate_quality(np.array([0, 0, 0]), np.array([0, 0, 0]), np.array([0.1, 0.2, 0.3]))
+    assert q.accuracy == 1.0
+    assert q.roc_auc is None
+
+
+def test_no_outcomes() -> None:
+    q = evaluate_quality(np.array([]), np.array([]))
+    assert q.samples == 0 and q.accuracy is None
+
+
+def test_stable_accuracy_is_low_severity() -> None:
+    rng = np.random.default_rng(1)
+    correct = rng.random(2000) < 0.9
+    result = concept_drift(correct)
+    assert result.trend is not None and result.trend.window_size == 100
+    assert result.trend.windows == 20
+    assert result.severity == Severity.LOW
+    assert not result.page_hinkley.detected
+
+
+def test_decaying_accuracy_is_high_and_page_hinkley_fires_after_the_change() -> None:
+    rng = np.random.default_rng(2)
+    correct = np.concatenate([rng.random(1000) < 0.92, rng.random(1000) < 0.6])
+    result = concept_drift(correct)
+    assert result.severity == Severity.HIGH
+    assert len(result.trend.indicators) >= 2
+    assert result.page_hinkley.detected and result.page_hinkley.change_index >= 1000
+    windows = correct.reshape(20, 100).mean(axis=1)
+    fit = stats.linregress(np.arange(20), windows)
+    assert result.trend.slope == pytest.approx(fit.slope)
+    assert result.trend.p_value == pytest.approx(fit.pvalue)
+
+
+def test_trend_needs_three_windows() -> None:
+    trend = accuracy_trend(np.ones(11, dtype=bool))  # window min(100, 11 // 4) = 2
+    assert trend is not None and (trend.window_size, trend.windows) == (2, 5)
+    assert accuracy_trend(np.ones(3, dtype=bool)) is None  # window 0: no windows
+    short = concept_drift(np.ones(50, dtype=bool))
+    assert short.severity is None and short.reason.startswith("insufficient_samples")
+
+
+def test_page_hinkley_by_hand() -> None:
+    errors = np.array([0, 0, 1, 1, 1], dtype=float)
+    ph = page_hinkley(errors, delta=0.0, threshold=0.5)
+    means = np.cumsum(errors) / np.arange(1, 6)
+    m = np.cumsum(errors - means)
+    values = m - np.minimum.accumulate(np.minimum(m, 0))
+    assert ph.statistic == pytest.approx(values.max())
+    assert ph.change_index == int(np.flatnonzero(values > 0.5)[0])

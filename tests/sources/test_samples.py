@@ -1,0 +1,84 @@
+"""Sample files: CSV, Parquet, JSON Lines, globs, windows, malformed files; the profile cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from daemon.core.drift import DriftSettings, build_profile, compare
+from daemon.errors import SourceError
+from daemon.sources.profiles import cache_key, cached_profile, load_profile, save_profile
+from daemon.sources.samples import read_sample
+
+
+def write_csv(path: Path, header: str, rows: list[str]) -> Path:
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+def test_formats_agree(tmp_path: Path) -> None:
+    rows = [("1.5", "a"), ("", "b"), ("3", "")]
+    write_csv(tmp_path / "s.csv", "x,c", [f"{x},{c}" for x, c in rows])
+    pq.write_table(pa.table({"x": [1.5, None, 3.0], "c": ["a", "b", None]}), tmp_path / "s.parquet")
+    (tmp_path / "s.jsonl").write_text("\n".join(json.dumps(r) for r in [
+        {"x": 1.5, "c": "a"}, {"x": None, "c": "b"}, {"x": 3, "c": None}]) + "\n")
+    for name in ("s.csv", "s.parquet", "s.jsonl"):
+        sample = read_sample(str(tmp_path / name))
+        assert sample.rows == 3
+        x = sample.columns["x"]
+        assert x.dtype == np.float64 and x[0] == 1.5 and np.isnan(x[1]) and x[2] == 3.0
+        assert list(sample.columns["c"][:2]) == ["a", "b"]
+        assert sample.columns["c"][2] in (None, "")
+
+
+def test_glob_window_and_newest_rows(tmp_path: Path) -> None:
+    write_csv(tmp_path / "day1.csv", "ts,x", [f"{t},{t}" for t in range(0, 50)])
+    write_csv(tmp_path / "day2.csv", "ts,x", [f"{t},{t}" for t in range(50, 100)])
+    everything = read_sample(str(tmp_path / "day*.csv"))
+    assert everything.rows == 100 and len(everything.files) == 2
+    recent = read_sample(str(tmp_path / "day*.csv"), timestamp_column="ts", window=10, now=99)
+    assert list(recent.columns["x"]) == list(range(89, 100))
+    newest = read_sample(str(tmp_path / "day*.csv"), newest_rows=5)
+    assert list(newest.columns["x"]) == [95, 96, 97, 98, 99]
+
+
+def test_missing_and_malformed_files_name_the_file_and_row(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="file not found"):
+        read_sample(str(tmp_path / "nope.csv"))
+    with pytest.raises(SourceError, match="no file matches"):
+        read_sample(str(tmp_path / "none*.csv"))
+    bad = write_csv(tmp_path / "bad.csv", "a,b", ["1,2", "3,4,5", "6,7"])
+    with pytest.raises(SourceError) as info:
+        read_sample(str(bad))
+    assert str(bad) in str(info.value) and "(line 3)" in str(info.value)
+    with pytest.raises(SourceError, match="unknown file type"):
+        read_sample(str(tmp_path / "x.xlsx"))
+
+
+def test_profile_round_trip_and_cache(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    reference = {"x": rng.normal(0, 1, 500), "c": np.array(["a", "b"] * 250, dtype=object)}
+    profile = build_profile(reference)
+    save_profile(profile, tmp_path / "p.npz")
+    loaded = load_profile(tmp_path / "p.npz")
+    current = {"x": rng.normal(0.2, 1, 500), "c": np.array(["a"] * 300 + ["b"] * 200, dtype=object)}
+    assert compare(loaded, current, DriftSettings()) == compare(profile, current, DriftSettings())
+
+    ref_file = write_csv(tmp_path / "ref.csv", "x", [str(v) for v in reference["x"]])
+    built: list[int] = []
+
+    def build() -> object:
+        built.append(1)
+        return profile
+
+    _first, hit1 = cached_profile(tmp_path / "cache", [ref_file], 10, [], build)  # type: ignore[arg-type]
+    _second, hit2 = cached_profile(tmp_path / "cache", [ref_file], 10, [], build)  # type: ignore[arg-type]
+    assert (hit1, hit2, len(built)) == (False, True, 1)
+    assert cache_key([ref_file], 10, []) != cache_key([ref_file], 20, [])
+    ref_file.write_text("x\n1\n2\n")
+    assert cache_key([ref_file], 10, []) != next((tmp_path / "cache").glob("*.npz")).stem
