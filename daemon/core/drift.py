@@ -8,12 +8,19 @@ category counts); each check then pays only for sorting the current window.
 from __future__ import annotations
 
 import enum
+import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
+
+try:  # the routine ks_2samp itself uses for its exact p-value
+    from scipy.stats._stats_py import _attempt_exact_2kssamp
+except ImportError:  # pragma: no cover
+    _attempt_exact_2kssamp = None
 
 PSI_FLOOR = 1e-4
 EXACT_KS_MAX_N = 10_000  # scipy's ks_2samp 'auto' switches to the asymptotic p-value above this
@@ -113,12 +120,6 @@ def is_numeric(values: np.ndarray) -> bool:
     return values.dtype.kind in "iuf"
 
 
-def finite(values: np.ndarray) -> np.ndarray:
-    """Return ``values`` as float64 without NaN and +-inf."""
-    array = np.asarray(values, dtype=np.float64)
-    return array[np.isfinite(array)]
-
-
 def bin_edges(sorted_reference: np.ndarray, bins: int) -> np.ndarray:
     """Interior edges: reference quantiles at k/B, k = 1..B-1 (numpy default), de-duplicated."""
     if sorted_reference.size == 0:
@@ -146,7 +147,7 @@ def profile_feature(values: np.ndarray, *, categorical: bool, bins: int) -> Prof
         labels, missing = _categories(values)
         cats, counts = np.unique(labels, return_counts=True)
         return CategoricalProfile(tuple(str(c) for c in cats), counts, int(values.size), missing)
-    kept = np.sort(finite(values))
+    kept = sorted_finite(values)
     edges = bin_edges(kept, bins)
     return NumericProfile(kept, edges, bin_counts(kept, edges), int(values.size),
                           int(values.size - kept.size))
@@ -231,19 +232,64 @@ def js_distance(reference_shares: np.ndarray, current_shares: np.ndarray) -> flo
     return 0.0 if np.isnan(value) else min(max(value, 0.0), 1.0)
 
 
-def ks_two_sample(sorted_ref: np.ndarray, sorted_cur: np.ndarray) -> tuple[float, float]:
-    """Two-sided two-sample KS statistic and p-value, as ``scipy.stats.ks_2samp`` computes them."""
+def ks_statistic(sorted_ref: np.ndarray, sorted_cur: np.ndarray) -> float:
+    """Two-sided KS statistic D of two ascending samples with one merge (``searchsorted``).
+
+    D is the largest |F_ref - F_cur| over the union of the samples (as scipy evaluates it):
+    F_cur - F_ref peaks at the last copy of a current value; F_ref - F_cur peaks just before a
+    current value, i.e. at ``#ref < v`` against ``#cur < v`` for each distinct current value v.
+    Every term is ``count / n`` computed as scipy does, so D is bit-for-bit scipy's.
+    """
     n1, n2 = sorted_ref.size, sorted_cur.size
+    ref_le = np.searchsorted(sorted_ref, sorted_cur, side="right")  # #ref <= each current value
+    new_value = np.empty(n2, dtype=bool)
+    new_value[0] = True
+    np.not_equal(sorted_cur[1:], sorted_cur[:-1], out=new_value[1:])
+    # Large temporaries cost page faults: compute in place where possible.
+    if new_value.all():  # no repeated current values: every index starts and ends a run
+        starts = None
+        cur_cdf = np.arange(1, n2 + 1, dtype=np.float64)
+        ref_cdf = ref_le / n1
+        ref_lt = ref_le
+        first = sorted_cur
+    else:
+        starts = np.flatnonzero(new_value)
+        ends = np.append(starts[1:] - 1, n2 - 1)
+        cur_cdf = (ends + 1).astype(np.float64)
+        ref_cdf = ref_le[ends] / n1
+        ref_lt = ref_le[starts]
+        first = sorted_cur[starts]
+    cur_cdf /= n2
+    np.subtract(cur_cdf, ref_cdf, out=cur_cdf)
+    cur_over = cur_cdf.max()
+    # where a current value equals a reference value, '#ref < v' differs from '#ref <= v'
+    tied = sorted_ref[np.maximum(ref_lt - 1, 0)] == first
+    tied &= ref_lt > 0
+    if tied.any():
+        where = np.flatnonzero(tied)
+        ref_lt = ref_lt.copy()
+        ref_lt[where] = np.searchsorted(sorted_ref, first[where], side="left")
+    ref_cdf = np.divide(ref_lt, n1, out=ref_cdf) if starts is None else ref_lt / n1
+    cur_lt = np.arange(n2, dtype=np.float64) if starts is None else starts.astype(np.float64)
+    cur_lt /= n2
+    np.subtract(ref_cdf, cur_lt, out=ref_cdf)
+    return float(max(cur_over, ref_cdf.max(), 0.0))
+
+
+def ks_two_sample(sorted_ref: np.ndarray, sorted_cur: np.ndarray) -> tuple[float, float]:
+    """Two-sided two-sample KS statistic and p-value, as ``scipy.stats.ks_2samp`` (method auto):
+    exact up to 10,000 values per sample, else the asymptotic Kolmogorov distribution."""
+    n1, n2 = sorted_ref.size, sorted_cur.size
+    d = ks_statistic(sorted_ref, sorted_cur)
     if max(n1, n2) <= EXACT_KS_MAX_N:
-        result = stats.ks_2samp(sorted_ref, sorted_cur)
-        return float(result.statistic), float(result.pvalue)
-    # Evaluate both empirical CDFs at every observed value (D is attained at one of them).
-    cdf_ref_at_cur = np.searchsorted(sorted_ref, sorted_cur, side="right") / n1
-    cdf_cur_at_cur = np.searchsorted(sorted_cur, sorted_cur, side="right") / n2
-    cdf_ref_at_ref = np.searchsorted(sorted_ref, sorted_ref, side="right") / n1
-    cdf_cur_at_ref = np.searchsorted(sorted_cur, sorted_ref, side="right") / n2
-    d = max(float(np.max(np.abs(cdf_ref_at_cur - cdf_cur_at_cur))),
-            float(np.max(np.abs(cdf_ref_at_ref - cdf_cur_at_ref))))
+        if _attempt_exact_2kssamp is None:  # pragma: no cover - a future scipy moved it
+            result = stats.ks_2samp(sorted_ref, sorted_cur)
+            return float(result.statistic), float(result.pvalue)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ok, d_exact, p = _attempt_exact_2kssamp(n1, n2, math.gcd(n1, n2), d, "two-sided")
+        if ok:  # otherwise scipy, too, falls back to the asymptotic p-value
+            return float(d_exact), float(np.clip(p, 0.0, 1.0))
     m, n = sorted([float(n1), float(n2)], reverse=True)
     p = float(np.clip(stats.kstwo.sf(d, np.round(m * n / (m + n))), 0.0, 1.0))
     return d, p
@@ -282,10 +328,18 @@ def _unjudgeable(kept_ref: int, ref_rows: int, kept_cur: int, cur_rows: int,
     return None
 
 
+def sorted_finite(values: np.ndarray) -> np.ndarray:
+    """Sort ``values`` as float64 and drop -inf (first), +inf and NaN (last) by slicing."""
+    ordered = np.sort(np.asarray(values, dtype=np.float64))
+    low = np.searchsorted(ordered, -np.inf, side="right")
+    high = np.searchsorted(ordered, np.inf, side="left")
+    return ordered[low:high]
+
+
 def compare_numeric(name: str, profile: NumericProfile, current: np.ndarray,
                     settings: DriftSettings) -> FeatureDrift:
     """Judge one numeric feature against its reference profile."""
-    cur = np.sort(finite(current))
+    cur = sorted_finite(current)
     base = _base(name, "numeric", profile.rows, profile.missing, int(current.size),
                  int(current.size - cur.size))
     problem = _unjudgeable(profile.sorted_values.size, profile.rows, cur.size, int(current.size),
