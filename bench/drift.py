@@ -64,6 +64,25 @@ def best_of(fn: Callable[[], object], repeat: int) -> float:
     return min(times)
 
 
+def measure(rows: int, features: int, repeat: int, settings: DriftSettings) -> str:
+    """Time every variant on one size and return the printed row."""
+    reference, current = make_data(rows, features)
+    profile = build_profile(reference)
+    t_floor = best_of(lambda: floor(reference, current), repeat)
+    t_warm = best_of(lambda: compare(profile, current, settings), repeat)
+    t_cold = best_of(lambda: compare(build_profile(reference), current, settings), repeat)
+    t_scipy = best_of(lambda: plain_scipy(reference, current), repeat)
+    window_bytes = sum(v.nbytes for v in current.values())
+    tracemalloc.start()
+    result = compare(profile, current, settings)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert result.judged == features
+    return (f"{rows:>9,} x {features:<4} {t_floor:8.3f} {t_warm:8.3f} {t_cold:8.3f} "
+            f"{t_scipy:8.3f} {t_warm / t_floor:10.2f} {t_scipy / t_warm:10.2f} "
+            f"{t_cold / t_floor:10.2f} {peak / window_bytes:11.3f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -73,22 +92,7 @@ def main() -> int:
     print(f"{'size':>16} {'floor s':>8} {'warm s':>8} {'cold s':>8} {'scipy s':>8} "
           f"{'warm/floor':>10} {'scipy/warm':>10} {'cold/floor':>10} {'peak/window':>11}")
     for rows, features in QUICK if args.quick else SIZES:
-        reference, current = make_data(rows, features)
-        profile = build_profile(reference)
-        t_floor = best_of(lambda: floor(reference, current), args.repeat)
-        t_warm = best_of(lambda: compare(profile, current, settings), args.repeat)
-        t_cold = best_of(lambda: compare(build_profile(reference), current, settings),
-                         args.repeat)
-        t_scipy = best_of(lambda: plain_scipy(reference, current), args.repeat)
-        window_bytes = sum(v.nbytes for v in current.values())
-        tracemalloc.start()
-        result = compare(profile, current, settings)
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        assert result.judged == features
-        print(f"{rows:>9,} x {features:<4} {t_floor:8.3f} {t_warm:8.3f} {t_cold:8.3f} "
-              f"{t_scipy:8.3f} {t_warm / t_floor:10.2f} {t_scipy / t_warm:10.2f} "
-              f"{t_cold / t_floor:10.2f} {peak / window_bytes:11.3f}")
+        print(measure(rows, features, args.repeat, settings))
     return 0
 
 
