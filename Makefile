@@ -10,7 +10,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test,demo]'
+	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
 # The nvidia-pytriton wheel ships a CPU-capable tritonserver; it pins numpy<2, so it goes into its
@@ -31,7 +31,7 @@ test: $(VENV)/.installed $(TRITON)/.installed system
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check daemon tests bench scripts
+	$(BIN)/ruff check daemon tests bench scripts devtools
 	$(BIN)/mypy
 
 clean:

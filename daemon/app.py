@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.config import Settings, load_settings, resolve_config_path
+from daemon.jobs.context import JobContext
 from daemon.store import Store, open_store
 
 
@@ -29,6 +30,10 @@ class App:
     def state_dir(self) -> Path:
         """Folder of the state file: profile caches and backups live beside it."""
         return self.store.path.parent
+
+    def context(self) -> JobContext:
+        """The context jobs run with (real clock and HTTP session)."""
+        return JobContext(self.settings, self.store)
 
     def close(self) -> None:
         self.store.close()

@@ -77,16 +77,23 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 
 
 def cmd_models_show(args: argparse.Namespace) -> int:
+    from daemon.store.serving import serving_states, snapshots
+
     ref = ModelRef.parse(args.model)
     with _opened(args) as ctx:
         record = ctx.store.get(ref)
         history = ctx.store.history(ref)
-    payload = {"model": record.to_json(), "history": [h.to_json() for h in history]}
-    _emit(args, payload, lambda: _show_text(record, history))
+        states = serving_states(ctx.store, ref)
+        latest = snapshots(ctx.store, ref, limit=1)
+    payload = {"model": record.to_json(), "history": [h.to_json() for h in history],
+               "serving": [s.to_json() for s in states],
+               "latest_snapshot": latest[0].to_json() if latest else None}
+    _emit(args, payload, lambda: _show_text(record, history, payload))
     return EXIT_OK
 
 
-def _show_text(record: ModelRecord, history: list[HistoryEntry]) -> str:
+def _show_text(record: ModelRecord, history: list[HistoryEntry],
+               payload: dict[str, Any]) -> str:
     spec = record.spec
     rows = [
         ("model", str(record.ref)), ("status", record.status.value),
@@ -100,7 +107,74 @@ def _show_text(record: ModelRecord, history: list[HistoryEntry]) -> str:
     lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
     lines += ["", "thresholds:"]
     lines += [f"  {key} = {value:.10g}" for key, value in sorted(spec.thresholds.items())]
+    lines += ["", "serving state:"]
+    lines.append(table(["ENDPOINT", "STATE", "REASON", "SINCE"], [
+        [s["endpoint"], s["state"], s["reason"], utc(s["since"])] for s in payload["serving"]])
+        if payload["serving"] else "  not seen by discovery")
+    snap = payload["latest_snapshot"]
+    lines += ["", f"latest snapshot: {utc(snap['at']) if snap else 'none'}"]
+    if snap:
+        lines += [f"  {key} = {_fmt(snap[key])}" for key in SNAPSHOT_FIELDS_SHOWN]
     lines += ["", "recent history:", _history_table(history[-5:])]
+    return "\n".join(lines)
+
+
+SNAPSHOT_FIELDS_SHOWN = (
+    "requests_per_second", "inferences_per_second", "error_ratio", "latency_mean_seconds",
+    "latency_p50_seconds", "latency_p95_seconds", "latency_p99_seconds", "pending_requests",
+    "memory_bytes", "cpu_utilization_ratio", "accuracy", "f1_ratio", "roc_auc")
+
+
+def cmd_discover(args: argparse.Namespace) -> int:
+    from daemon.jobs.discovery import run_discovery
+
+    with _opened(args) as ctx:
+        report = run_discovery(ctx.context())
+    data = report.to_json()
+    _emit(args, data, lambda: _discover_text(data))
+    return EXIT_OK
+
+
+def _discover_text(data: dict[str, Any]) -> str:
+    lines = [table(["ENDPOINT", "STATUS"], list(data["endpoints"].items()))
+             if data["endpoints"] else "no Triton endpoints configured"]
+    lines.append(f"new: {', '.join(data['registered']) or 'none'}")
+    lines += [f"changed: {c['model']} on {c['endpoint']}: {c['from']} -> {c['to']}"
+              + (f" ({c['reason']})" if c["reason"] else "") for c in data["changed"]]
+    lines += [f"failed: {m}" for m in data["failed"]]
+    lines += [f"mismatch: {m['model']}: {m['detail']}" for m in data["mismatches"]]
+    return "\n".join(lines)
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    import threading
+
+    from daemon.config import parse_duration
+    from daemon.jobs.collect import run_collect
+    from daemon.store.serving import last_scrape
+
+    wait = parse_duration(args.wait)
+    with _opened(args) as ctx:
+        job = ctx.context()
+        if any(last_scrape(ctx.store, e.name) is None for e in ctx.settings.sources.triton):
+            run_collect(job)  # the first scrape is only a base for rates
+            threading.Event().wait(wait)
+        report = run_collect(job)
+    data = report.to_json()
+    _emit(args, data, lambda: _collect_text(data))
+    return EXIT_OK
+
+
+def _collect_text(data: dict[str, Any]) -> str:
+    lines = [table(["ENDPOINT", "STATUS"], list(data["endpoints"].items()))
+             if data["endpoints"] else "no Triton endpoints configured"]
+    rows = [[m, _fmt(v.get("requests_per_second")), _fmt(v.get("error_ratio")),
+             _fmt(v.get("latency_mean_seconds")), _fmt(v.get("latency_p99_seconds")),
+             _fmt(v.get("accuracy"))] for m, v in sorted(data["snapshots"].items())]
+    lines.append(table(["MODEL", "REQ/S", "ERRORS", "MEAN S", "P99 S", "ACCURACY"], rows)
+                 if rows else "no snapshots stored")
+    lines += [f"no rate for {m}: {why}" for m, why in sorted(data["skipped"].items())]
+    lines += [f"quality not read for {m}: {why}" for m, why in sorted(data["quality_errors"].items())]
     return "\n".join(lines)
 
 
@@ -335,6 +409,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = models.add_parser("history", parents=[common, as_json], help="status and audit history")
     p.add_argument("model", metavar="NAME:VERSION")
     p.set_defaults(func=cmd_models_history)
+
+    p = sub.add_parser("discover", parents=[common, as_json],
+                       help="one discovery pass now: new, changed and missing models")
+    p.set_defaults(func=cmd_discover)
+    p = sub.add_parser("collect", parents=[common, as_json],
+                       help="one collect pass now (two scrapes if there is no previous one)")
+    p.add_argument("--wait", default="5s", help="gap between two scrapes when needed")
+    p.set_defaults(func=cmd_collect)
 
     p = sub.add_parser("drift", parents=[common, as_json],
                        help="data drift between a reference and a current sample")

@@ -252,6 +252,7 @@ class QualitySettings(_Section):
 
 
 class MonitoringSettings(_Section):
+    auto_register: bool = True
     initial_status: Status = Status.PRODUCTION
     unavailable_grace_passes: int = Field(default=3, ge=1)
     snapshot_retention: PositiveDuration = 30 * 86400.0

@@ -159,3 +159,22 @@ class HistoryEntry:
             "evidence": dict(self.evidence),
             "at": self.at,
         }
+
+
+@dataclass(frozen=True)
+class ModelCounters:
+    """Cumulative counters and current gauges of one model version in one scrape."""
+
+    success: float
+    failure: Mapping[str, float]  # by reason
+    inferences: float
+    executions: float
+    request_duration_us: float | None
+    queue_duration_us: float | None
+    pending: float | None
+    quantiles_us: Mapping[str, float] = field(default_factory=dict)  # "0.5" -> us (NaN dropped)
+    summaries: bool = False  # were summary latencies exported at all
+
+    @property
+    def failures(self) -> float:
+        return sum(self.failure.values())

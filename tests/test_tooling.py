@@ -23,7 +23,7 @@ def _tool(name: str) -> str:
 
 
 def test_ruff_is_clean() -> None:
-    proc = subprocess.run([_tool("ruff"), "check", "daemon", "tests", "scripts", "bench"],
+    proc = subprocess.run([_tool("ruff"), "check", "daemon", "tests", "scripts", "bench", "devtools"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

@@ -71,4 +71,65 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX quality_results_model ON quality_results (name, version, id);
     """,
+    # 3: serving state per endpoint, scrapes, snapshots, source health, job runs
+    """
+    CREATE TABLE serving_state (
+        name               TEXT NOT NULL,
+        version            TEXT NOT NULL,
+        endpoint           TEXT NOT NULL,
+        state              TEXT NOT NULL,
+        reason             TEXT NOT NULL DEFAULT '',
+        since              REAL NOT NULL,
+        updated_at         REAL NOT NULL,
+        unavailable_passes INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (name, version, endpoint)
+    );
+    CREATE TABLE scrapes (
+        endpoint TEXT PRIMARY KEY,
+        at       REAL NOT NULL,
+        payload  TEXT NOT NULL
+    );
+    CREATE TABLE snapshots (
+        id                      INTEGER PRIMARY KEY AUTOINCREMENT,
+        name                    TEXT NOT NULL,
+        version                 TEXT NOT NULL,
+        at                      REAL NOT NULL,
+        interval_seconds        REAL,
+        requests_per_second     REAL,
+        inferences_per_second   REAL,
+        error_ratio             REAL,
+        latency_mean_seconds    REAL,
+        latency_p50_seconds     REAL,
+        latency_p95_seconds     REAL,
+        latency_p99_seconds     REAL,
+        queue_mean_seconds      REAL,
+        pending_requests        REAL,
+        memory_bytes            REAL,
+        cpu_utilization_ratio   REAL,
+        accuracy                REAL,
+        precision_ratio         REAL,
+        recall_ratio            REAL,
+        f1_ratio                REAL,
+        roc_auc                 REAL,
+        detail                  TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX snapshots_model ON snapshots (name, version, id);
+    CREATE INDEX snapshots_at ON snapshots (at);
+    CREATE TABLE sources (
+        source        TEXT PRIMARY KEY,
+        up            INTEGER NOT NULL,
+        last_attempt  REAL NOT NULL,
+        last_success  REAL,
+        last_error    TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE job_runs (
+        job           TEXT PRIMARY KEY,
+        runs          INTEGER NOT NULL DEFAULT 0,
+        failures      INTEGER NOT NULL DEFAULT 0,
+        last_start    REAL,
+        last_success  REAL,
+        last_duration REAL,
+        last_error    TEXT NOT NULL DEFAULT ''
+    );
+    """,
 )

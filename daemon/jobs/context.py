@@ -1,0 +1,25 @@
+"""What every job receives: settings, store, clock and an HTTP session (all injected)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from daemon.config import Settings
+from daemon.store import Store
+
+
+@dataclass
+class JobContext:
+    settings: Settings
+    store: Store
+    clock: Callable[[], float] = time.time
+    session: requests.Session = field(default_factory=requests.Session)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.store.path.parent

@@ -1,0 +1,196 @@
+"""Run a real Triton Inference Server on this machine from the ``nvidia-pytriton`` wheel.
+
+The wheel is installed (without its Python dependencies) into ``.triton/`` by ``make``; it ships
+the ``tritonserver`` binary and the Python backend, whose stub embeds the system Python 3.11
+(which needs Debian's ``python3-numpy``). Models are small numpy models in the Python backend.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+WHEEL_DIR = Path(os.environ.get("LIFECYCLED_TRITON_DIR", ROOT / ".triton"))
+
+
+def triton_home() -> Path:
+    """Folder of the wheel's tritonserver installation, or FileNotFoundError saying how to get it."""
+    home = WHEEL_DIR / "pytriton" / "tritonserver"
+    if not (home / "bin" / "tritonserver").exists():
+        raise FileNotFoundError(
+            f"no tritonserver under {WHEEL_DIR}: run `make test` or "
+            f"`pip install --no-deps --target {WHEEL_DIR} nvidia-pytriton==0.7.0`")
+    return home
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+MODEL_PY = '''
+import json
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    """A logistic model over the input features; a value beyond +-1e6 fails that request."""
+
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        params = json.loads(config["parameters"]["weights"]["string_value"])
+        self.weights = np.asarray(params["weights"], dtype=np.float32)
+        self.bias = np.float32(params["bias"])
+
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            x = pb_utils.get_input_tensor_by_name(request, "INPUT").as_numpy()
+            if np.abs(x).max() > 1e6:
+                # Raising fails the request in Triton's own counters (reason BACKEND).
+                raise pb_utils.TritonModelException("input out of range")
+            score = 1.0 / (1.0 + np.exp(-(x @ self.weights + self.bias)))
+            out = pb_utils.Tensor("OUTPUT", score.reshape(-1, 1).astype(np.float32))
+            responses.append(pb_utils.InferenceResponse(output_tensors=[out]))
+        return responses
+'''
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    version: str
+    features: int
+    weights: tuple[float, ...]
+    bias: float = 0.0
+
+
+def config_pbtxt(model: ModelSpec) -> str:
+    params = json.dumps({"weights": list(model.weights), "bias": model.bias})
+    return textwrap.dedent(f"""\
+        name: "{model.name}"
+        backend: "python"
+        max_batch_size: 64
+        input [{{ name: "INPUT", data_type: TYPE_FP32, dims: [ {model.features} ] }}]
+        output [{{ name: "OUTPUT", data_type: TYPE_FP32, dims: [ 1 ] }}]
+        instance_group [{{ kind: KIND_CPU, count: 1 }}]
+        parameters {{ key: "weights" value: {{ string_value: {json.dumps(params)} }} }}
+        """)
+
+
+def write_model(repository: Path, model: ModelSpec) -> Path:
+    """Write (or add a version to) a Python-backend model in ``repository``."""
+    folder = repository / model.name
+    (folder / model.version).mkdir(parents=True, exist_ok=True)
+    (folder / "config.pbtxt").write_text(config_pbtxt(model))
+    (folder / model.version / "model.py").write_text(MODEL_PY)
+    return folder
+
+
+SEED_MODELS = (
+    ModelSpec("credit_scoring", "1", 4, (0.8, -0.5, 0.3, 0.1), -0.2),
+    ModelSpec("fraud_detection", "2", 4, (1.2, 0.4, -0.7, 0.2), 0.1),
+    ModelSpec("risk_assessment", "3", 4, (-0.3, 0.9, 0.5, -0.4), 0.0),
+)
+
+
+def prepare_backends(target: Path) -> Path:
+    """Copy the Python backend files into ``target/python`` (as Triton expects) and return it."""
+    home = triton_home()
+    python = target / "python"
+    python.mkdir(parents=True, exist_ok=True)
+    for name in ("libtriton_python.so", "triton_python_backend_utils.py"):
+        shutil.copy2(home / "backends" / "python" / name, python / name)
+    shutil.copy2(home / "python_backend_stubs" / "3.11" / "triton_python_backend_stub",
+                 python / "triton_python_backend_stub")
+    return target
+
+
+@dataclass
+class TritonServer:
+    """A running tritonserver process with its ports."""
+
+    process: subprocess.Popen[bytes]
+    http_port: int
+    grpc_port: int
+    metrics_port: int
+    repository: Path
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    def stop(self, timeout: float = 60.0) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def start(repository: Path, workdir: Path, *, http_port: int | None = None,
+          grpc_port: int | None = None, metrics_port: int | None = None,
+          ready_timeout: float = 120.0, load: tuple[str, ...] | None = None) -> TritonServer:
+    """Start tritonserver in explicit model-control mode with summary latencies; wait until ready."""
+    home = triton_home()
+    backends = prepare_backends(workdir / "backends")
+    ports = (http_port or free_port(), grpc_port or free_port(), metrics_port or free_port())
+    env = {**os.environ,
+           "LD_LIBRARY_PATH": str(WHEEL_DIR / "nvidia_pytriton.libs") + ":"
+           + os.environ.get("LD_LIBRARY_PATH", "")}
+    loads = [f"--load-model={name}" for name in (load if load is not None else ("*",))]
+    log_path = workdir / f"triton-{ports[0]}.log"
+    argv = [str(home / "bin" / "tritonserver"), f"--model-repository={repository}",
+            f"--backend-directory={backends}", f"--http-port={ports[0]}",
+            f"--grpc-port={ports[1]}", f"--metrics-port={ports[2]}", "--allow-gpu-metrics=false",
+            "--model-control-mode=explicit", *loads,
+            "--metrics-config", "summary_latencies=true", "--http-address=127.0.0.1",
+            "--grpc-address=127.0.0.1", "--metrics-address=127.0.0.1", "--exit-timeout-secs=10"]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                   start_new_session=True)
+    server = TritonServer(process, *ports, repository, log_path)
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"tritonserver exited with {process.returncode}:\n{server.log()[-3000:]}")
+        try:
+            if requests.get(f"{server.url}/v2/health/ready", timeout=2).status_code == 200:
+                return server
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    server.stop()
+    raise TimeoutError(f"tritonserver not ready after {ready_timeout}s:\n{server.log()[-3000:]}")
+
+
+def infer(server_url: str, model: str, rows: list[list[float]], version: str | None = None,
+          timeout: float = 30.0) -> requests.Response:
+    """Send one KServe v2 inference request (a batch of rows) and return the response."""
+    path = f"/v2/models/{model}" + (f"/versions/{version}" if version else "") + "/infer"
+    body = {"inputs": [{"name": "INPUT", "shape": [len(rows), len(rows[0])], "datatype": "FP32",
+                        "data": [v for row in rows for v in row]}]}
+    return requests.post(server_url + path, json=body, timeout=timeout)

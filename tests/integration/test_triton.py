@@ -1,0 +1,192 @@
+"""Discovery and collection against real Triton servers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from daemon.config import parse_settings
+from daemon.domain import HistoryKind, ModelRef, Status
+from daemon.jobs.collect import run_collect
+from daemon.jobs.context import JobContext
+from daemon.jobs.discovery import run_discovery
+from daemon.store import open_store
+from daemon.store.serving import serving_states, snapshots, source_health
+from devtools import triton
+from tests.conftest import ROOT
+from tests.integration.conftest import endpoint
+
+CREDIT = ModelRef("credit_scoring", "1")
+
+
+def make_context(tmp_path: Path, endpoints: list[dict[str, Any]], **extra: Any) -> JobContext:
+    import yaml
+
+    models = {}
+    for file in (ROOT / "config" / "models.d").glob("*.yaml"):
+        data = yaml.safe_load(file.read_text())
+        models[data.pop("name")] = data
+    settings = parse_settings({"sources": {"triton": endpoints}, "models": models, **extra})
+    return JobContext(settings, open_store("sqlite:///state.db", tmp_path))
+
+
+def stats(server: triton.TritonServer, model: str) -> dict[str, Any]:
+    payload = requests.get(f"{server.url}/v2/models/{model}/stats", timeout=10).json()
+    (stat,) = payload["model_stats"]
+    return stat["inference_stats"]
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_discovery_registers_the_seed_models_once(triton_factory: Any, tmp_path: Path) -> None:
+    server = triton_factory()
+    ctx = make_context(tmp_path, [endpoint("local", server)])
+    report = run_discovery(ctx)
+    assert report.endpoints == {"local": "up"}
+    assert sorted(report.registered) == ["credit_scoring:1", "fraud_detection:2",
+                                         "risk_assessment:3"]
+    record = ctx.store.get(CREDIT)
+    assert record.status == Status.PRODUCTION
+    assert (record.spec.owner_team, record.spec.business_domain) == ("risk_ml", "credit_risk")
+    assert record.spec.framework == "python"
+    assert record.spec.deployment["max_batch_size"] == 64
+    assert "auto_discovered" in record.spec.tags
+    assert record.spec.thresholds["max_latency_p99_seconds"] == pytest.approx(0.1)
+    assert {s.state for s in serving_states(ctx.store)} == {"ready"}
+    again = run_discovery(ctx)
+    assert (again.registered, again.changed, again.failed) == ([], [], [])
+    assert len(ctx.store.history(CREDIT)) == 1
+    assert again.mismatches == []
+
+
+def test_unconfigured_model_gets_auto_discovery_metadata(triton_factory: Any,
+                                                          tmp_path: Path) -> None:
+    server = triton_factory(models=(triton.ModelSpec("shadow_model", "7", 4, (0.1,) * 4),))
+    ctx = make_context(tmp_path, [endpoint("local", server)])
+    assert run_discovery(ctx).registered == ["shadow_model:7"]
+    spec = ctx.store.get(ModelRef("shadow_model", "7")).spec
+    assert (spec.owner_team, spec.business_domain, spec.tags) == (
+        "auto_discovery", "unassigned", ("auto_discovered",))
+
+
+def test_collected_rates_agree_with_tritons_statistics(triton_factory: Any, tmp_path: Path) -> None:
+    server = triton_factory()
+    ctx = make_context(tmp_path, [endpoint("local", server)])
+    run_discovery(ctx)
+    before = stats(server, "credit_scoring")
+    first = run_collect(ctx)
+    assert first.snapshots == {}  # the first scrape only sets the base
+    for _ in range(30):
+        assert triton.infer(server.url, "credit_scoring", [[0.1, 0.2, 0.3, 0.4]] * 2).ok
+    for _ in range(6):
+        assert not triton.infer(server.url, "credit_scoring", [[5e6, 0, 0, 0]]).ok
+    second = run_collect(ctx)
+    after = stats(server, "credit_scoring")
+    ok = after["success"]["count"] - before["success"]["count"]
+    failed = after["fail"]["count"] - before["fail"]["count"]
+    assert (ok, failed) == (30, 6)
+    (snap,) = snapshots(ctx.store, CREDIT)
+    assert snap.detail["requests"] == ok + failed
+    assert snap.values["error_ratio"] == pytest.approx(failed / (ok + failed))
+    interval = snap.values["interval_seconds"]
+    assert snap.values["requests_per_second"] == pytest.approx((ok + failed) / interval)
+    assert snap.values["inferences_per_second"] == pytest.approx(2 * ok / interval)
+    mean_ns = (after["success"]["ns"] - before["success"]["ns"]) / ok
+    assert snap.values["latency_mean_seconds"] == pytest.approx(mean_ns * 1e-9, rel=1e-3)
+    assert snap.values["latency_p99_seconds"] is not None
+    assert snap.values["accuracy"] is None  # quality comes from outcomes, not configured here
+    assert str(CREDIT) in second.snapshots
+
+
+def test_unloaded_model_fails_after_the_grace_period(triton_factory: Any, tmp_path: Path) -> None:
+    server = triton_factory()
+    ctx = make_context(tmp_path, [endpoint("local", server)],
+                       defaults={"monitoring": {"unavailable_grace_passes": 2}})
+    run_discovery(ctx)
+    ref = ModelRef("fraud_detection", "2")
+    assert requests.post(f"{server.url}/v2/repository/models/fraud_detection/unload",
+                         timeout=30).ok
+    wait_for(lambda: any(e.get("state") == "UNAVAILABLE" for e in requests.post(
+        f"{server.url}/v2/repository/index", timeout=10).json()), what="unload")
+    first = run_discovery(ctx)
+    assert first.changed == [{"model": "fraud_detection:2", "endpoint": "local", "from": "ready",
+                              "to": "unavailable", "reason": "unloaded"}]
+    assert first.failed == [] and ctx.store.get(ref).status == Status.PRODUCTION
+    assert any(m.kind == "production_not_loaded" for m in first.mismatches)
+    second = run_discovery(ctx)
+    assert second.failed == ["fraud_detection:2"]
+    last = ctx.store.history(ref)[-1]
+    assert (last.kind, last.to_status, last.actor) == (HistoryKind.STATUS_CHANGED, Status.FAILED,
+                                                       "discovery")
+    assert "unloaded" in last.reason and last.evidence["endpoints"]["local"]["reason"] == "unloaded"
+    assert requests.post(f"{server.url}/v2/repository/models/fraud_detection/load", timeout=60).ok
+    back = run_discovery(ctx)
+    assert back.changed == [{"model": "fraud_detection:2", "endpoint": "local",
+                             "from": "unavailable", "to": "ready", "reason": ""}]
+    assert ctx.store.get(ref).status == Status.FAILED  # a person decides what happens next
+
+
+def test_triton_down_then_restarted(triton_factory: Any, tmp_path: Path) -> None:
+    server = triton_factory()
+    ctx = make_context(tmp_path, [endpoint("local", server)])
+    run_discovery(ctx)
+    run_collect(ctx)
+    triton.infer(server.url, "credit_scoring", [[0.1, 0.2, 0.3, 0.4]])
+    run_collect(ctx)
+    assert len(snapshots(ctx.store, CREDIT)) == 1
+    server.stop()
+    down = run_collect(ctx)
+    assert "local" in down.endpoints and down.endpoints["local"] != "up"
+    assert down.snapshots == {}
+    assert len(snapshots(ctx.store, CREDIT)) == 1  # nothing invented
+    assert not run_discovery(ctx).registered
+    assert [h.up for h in source_health(ctx.store)] == [False]
+    assert ctx.store.get(CREDIT).status == Status.PRODUCTION  # no flapping on an outage
+    restarted = triton_factory("t2", http_port=server.http_port, grpc_port=server.grpc_port,
+                               metrics_port=server.metrics_port)
+    for _ in range(3):
+        triton.infer(restarted.url, "credit_scoring", [[0.1, 0.2, 0.3, 0.4]])
+    reset = run_collect(ctx)  # counters restarted lower than the stored scrape
+    assert reset.skipped[str(CREDIT)] == "local: counter_reset"
+    for _ in range(4):
+        triton.infer(restarted.url, "credit_scoring", [[0.1, 0.2, 0.3, 0.4]])
+    resumed = run_collect(ctx)
+    assert resumed.snapshots[str(CREDIT)]["requests"] == 4
+    assert [h.up for h in source_health(ctx.store)] == [True]
+
+
+def test_two_endpoints_aggregate(triton_factory: Any, tmp_path: Path) -> None:
+    east, west = triton_factory("east"), triton_factory("west")
+    ctx = make_context(tmp_path, [endpoint("east", east), endpoint("west", west)])
+    run_discovery(ctx)
+    assert len(serving_states(ctx.store, CREDIT)) == 2
+    run_collect(ctx)
+    for _ in range(10):
+        triton.infer(east.url, "credit_scoring", [[0.1, 0.2, 0.3, 0.4]])
+    for _ in range(5):
+        triton.infer(west.url, "credit_scoring", [[0.1, 0.2, 0.3, 0.4]])
+    for _ in range(5):
+        triton.infer(west.url, "credit_scoring", [[9e6, 0, 0, 0]])
+    report = run_collect(ctx)
+    snap = report.snapshots[str(CREDIT)]
+    assert snap["requests"] == 20
+    assert snap["error_ratio"] == pytest.approx(5 / 20)
+    assert sorted(snap["endpoints"]) == ["east", "west"]
+    text = {name: requests.get(s.metrics_url, timeout=10).text for name, s in
+            (("east", east), ("west", west))}
+    from daemon.sources.triton import parse_metrics
+    p99 = [parse_metrics(t, 0).models[("credit_scoring", "1")].quantiles_us["0.99"] * 1e-6
+           for t in text.values()]
+    assert snap["latency_p99_seconds"] == pytest.approx(max(p99))
