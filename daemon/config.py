@@ -290,6 +290,8 @@ class ModelSettings(_Section):
     quality: QualitySettings = QualitySettings()
 
 
+_UNCONFIGURED = ModelSettings()
+
 EVENT_TYPES = (
     "model.registered",
     "model.status_changed",
@@ -365,7 +367,7 @@ class Settings(_Section):
 
     def model_settings(self, name: str) -> ModelSettings:
         """Return the configured settings of model ``name`` (empty settings if not configured)."""
-        return self.models.get(name, ModelSettings())
+        return self.models.get(name, _UNCONFIGURED)
 
     def thresholds_for(self, name: str, *overrides: ThresholdSettings) -> dict[str, float]:
         """Return the effective thresholds in base units: defaults <- model config <- overrides."""

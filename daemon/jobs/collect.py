@@ -50,7 +50,8 @@ def run_collect(ctx: JobContext) -> CollectReport:
     """One collect pass."""
     report = CollectReport()
     now = ctx.clock()
-    watched = {r.ref for r in ctx.store.list_models() if r.status != Status.RETIRED}
+    statuses = ctx.store.statuses()
+    watched = {ref for ref, status in statuses.items() if status != Status.RETIRED}
     samples: dict[ModelRef, dict[str, ServingSample]] = {}
     cpu: dict[ModelRef, list[float]] = {}
     memory: dict[ModelRef, float] = {}
@@ -82,7 +83,7 @@ def run_collect(ctx: JobContext) -> CollectReport:
                 cpu.setdefault(ref, []).append(scrape.cpu_utilization)
             if (name, version) in mem:
                 memory[ref] = memory.get(ref, 0.0) + mem[(name, version)]
-    quality = _quality(ctx, watched, report)
+    quality = _quality(ctx, statuses, report)
     with ctx.store.write() as conn:
         for name, scrape in scrapes.items():
             put_scrape(conn, name, now, scrape_to_json(scrape))
@@ -131,19 +132,20 @@ def _snapshot_values(per_endpoint: dict[str, ServingSample] | None, cpu: list[fl
     return values, detail
 
 
-def _quality(ctx: JobContext, watched: set[ModelRef], report: CollectReport
+def _quality(ctx: JobContext, statuses: dict[ModelRef, Status], report: CollectReport
              ) -> dict[ModelRef, dict[str, Any]]:
     """Quality from each configured model's outcome files (every watched version of it)."""
     from daemon.jobs.quality import OutcomeColumns, check_quality
 
     found: dict[ModelRef, dict[str, Any]] = {}
     now = ctx.clock()
-    production = {r.ref for r in ctx.store.list_models(status=Status.PRODUCTION)}
-    for ref in sorted(watched):
-        settings = ctx.settings.model_settings(ref.name).quality
+    for ref, status in sorted(statuses.items()):
+        if status == Status.RETIRED or ref.name not in ctx.settings.models:
+            continue
+        settings = ctx.settings.models[ref.name].quality
         if not settings.outcomes:
             continue
-        if "{version}" not in settings.outcomes and ref not in production:
+        if "{version}" not in settings.outcomes and status != Status.PRODUCTION:
             continue  # one outcome file per model describes its production version
         pattern = settings.outcomes.replace("{version}", ref.version)
         columns = OutcomeColumns(settings.prediction_column, settings.label_column,

@@ -63,7 +63,7 @@ def run_discovery(ctx: JobContext) -> DiscoveryReport:
     """One discovery pass over every configured Triton endpoint."""
     report = DiscoveryReport()
     now = ctx.clock()
-    statuses = {r.ref: r.status for r in ctx.store.list_models()}
+    statuses = ctx.store.statuses()
     observed: dict[str, list[IndexEntry]] = {}
     deployments: dict[ModelRef, Deployment] = {}
     for endpoint in ctx.settings.sources.triton:
@@ -86,7 +86,7 @@ def run_discovery(ctx: JobContext) -> DiscoveryReport:
         _register(ctx, conn, deployments, statuses, report, now)
         _record_states(ctx, conn, observed, statuses, report, now)
     report.mismatches = find_mismatches(
-        {r.ref: r.status for r in ctx.store.list_models()},
+        statuses,
         [(s.ref, s.endpoint, s.state) for s in serving_states(ctx.store)])
     return report
 

@@ -235,6 +235,12 @@ class Store:
                                 params).fetchall()
         return [_record_from_row(row) for row in rows]
 
+    def statuses(self) -> dict[ModelRef, Status]:
+        """The status of every registered version (cheaper than list_models)."""
+        with self.read() as conn:
+            rows = conn.execute("SELECT name, version, status FROM models").fetchall()
+        return {ModelRef(r[0], r[1]): Status(r[2]) for r in rows}
+
     def history(self, ref: ModelRef) -> list[HistoryEntry]:
         """Return every history row of ``ref``, oldest first."""
         with self.read() as conn:
