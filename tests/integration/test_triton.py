@@ -143,7 +143,8 @@ def test_triton_down_then_restarted(triton_factory: Any, tmp_path: Path) -> None
     ctx = make_context(tmp_path, [endpoint("local", server)])
     run_discovery(ctx)
     run_collect(ctx)
-    triton.infer(server.url, "credit_scoring", [[0.1, 0.2, 0.3, 0.4]])
+    for _ in range(10):
+        triton.infer(server.url, "credit_scoring", [[0.1, 0.2, 0.3, 0.4]])
     run_collect(ctx)
     assert len(snapshots(ctx.store, CREDIT)) == 1
     server.stop()
@@ -158,7 +159,7 @@ def test_triton_down_then_restarted(triton_factory: Any, tmp_path: Path) -> None
                                metrics_port=server.metrics_port)
     for _ in range(3):
         triton.infer(restarted.url, "credit_scoring", [[0.1, 0.2, 0.3, 0.4]])
-    reset = run_collect(ctx)  # counters restarted lower than the stored scrape
+    reset = run_collect(ctx)  # counters restarted below the stored scrape (3 < 10)
     assert reset.skipped[str(CREDIT)] == "local: counter_reset"
     for _ in range(4):
         triton.infer(restarted.url, "credit_scoring", [[0.1, 0.2, 0.3, 0.4]])
