@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon.config import Settings, load_settings, resolve_config_path
+from daemon import __version__, logs
+from daemon.config import Settings, load_settings, read_secret, resolve_config_path
+from daemon.errors import ConfigError
 from daemon.jobs.context import JobContext
+from daemon.notify import Notifier
 from daemon.store import Store, open_store
+
+log = logging.getLogger(__name__)
 
 
 def state_base_dir(environ: Mapping[str, str]) -> Path:
@@ -52,3 +58,62 @@ def open_app(config: str | None, environ: Mapping[str, str] | None = None) -> Ap
     settings, path = load(config, environ)
     store = open_store(settings.daemon.state_url, state_base_dir(environ))
     return App(settings, path, store)
+
+
+def _token_reader(settings: Settings, environ: Mapping[str, str]) -> Callable[[], str | None]:
+    def read() -> str | None:
+        daemon = settings.daemon
+        if not (daemon.api_token_file or daemon.api_token_env):
+            return None  # no token configured: state-changing API calls are refused
+        try:
+            return read_secret(daemon.api_token_file, daemon.api_token_env, environ,
+                               what="daemon.api_token")
+        except ConfigError as exc:
+            log.error("API token unavailable: %s", exc)
+            return None
+    return read
+
+
+def run_daemon(config: str | None, *, once: bool = False,
+               environ: Mapping[str, str] | None = None) -> int:
+    """``lifecycled run``: the scheduled daemon until SIGTERM/SIGINT (or each job once)."""
+    # The daemon's parts are imported here so that one-shot commands start quickly.
+    from prometheus_client import CollectorRegistry
+
+    from daemon.exporter import LifecycleCollector
+    from daemon.http import Api, HttpServer, split_listen
+    from daemon.scheduler import Runtime
+
+    environ = os.environ if environ is None else environ
+    app = open_app(config, environ)
+    logs.configure(app.settings.daemon.log_level, app.settings.daemon.log_format)
+    notifier = Notifier(environ)
+    runtime = Runtime(app.context(), app.config_path, notifier)
+    if once:
+        try:
+            return runtime.run_once()
+        finally:
+            app.close()
+    registry = CollectorRegistry()
+    registry.register(LifecycleCollector(app.store))
+    api = Api(app.store, registry, runtime.readiness, _token_reader(app.settings, environ))
+    host, port = split_listen(app.settings.daemon.listen)
+    tls = app.settings.daemon.tls
+    server = HttpServer(api, host, port, cert_file=tls.cert_file, key_file=tls.key_file)
+    runtime.install_signals()
+    server.start()
+    runtime.start_scheduler()
+    log.info("lifecycled %s running listen=%s:%d state=%s", __version__, host, server.port,
+             app.store.path)
+    notifier.ready(f"running; listening on {host}:{server.port}")
+    try:
+        runtime.wait()
+    finally:
+        clean = runtime.shutdown(app.settings.daemon.shutdown_grace)
+        server.stop()
+        if clean:
+            app.close()
+        log.info("lifecycled stopped")
+    if not clean:
+        os._exit(1)  # a job is stuck past the grace: leave without waiting for its thread
+    return 0

@@ -125,6 +125,10 @@ SNAPSHOT_FIELDS_SHOWN = (
     "memory_bytes", "cpu_utilization_ratio", "accuracy", "f1_ratio", "roc_auc")
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    return app.run_daemon(args.config, once=args.once)
+
+
 def cmd_discover(args: argparse.Namespace) -> int:
     from daemon.jobs.discovery import run_discovery
 
@@ -132,7 +136,12 @@ def cmd_discover(args: argparse.Namespace) -> int:
         report = run_discovery(ctx.context())
     data = report.to_json()
     _emit(args, data, lambda: _discover_text(data))
-    return EXIT_OK
+    return _all_down(data["endpoints"])
+
+
+def _all_down(endpoints: dict[str, str]) -> int:
+    """Exit 1 when endpoints are configured and none answered."""
+    return EXIT_PROBLEM if endpoints and all(v != "up" for v in endpoints.values()) else EXIT_OK
 
 
 def _discover_text(data: dict[str, Any]) -> str:
@@ -162,7 +171,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         report = run_collect(job)
     data = report.to_json()
     _emit(args, data, lambda: _collect_text(data))
-    return EXIT_OK
+    return _all_down(data["endpoints"])
 
 
 def _collect_text(data: dict[str, Any]) -> str:
@@ -302,7 +311,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
     if args.model:
         ref = ModelRef.parse(args.model)
         with _opened(args) as ctx:
-            _, record = run_model_drift(ctx, ref, now=now, progress=progress)
+            _, record = run_model_drift(ctx.context(), ref, now=now, progress=progress)
         record = {"model": str(ref), **record}
     else:
         if not (args.reference and args.current):
@@ -409,6 +418,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = models.add_parser("history", parents=[common, as_json], help="status and audit history")
     p.add_argument("model", metavar="NAME:VERSION")
     p.set_defaults(func=cmd_models_history)
+
+    p = sub.add_parser("run", parents=[common], help="run the daemon (until SIGTERM)")
+    p.add_argument("--once", action="store_true",
+                   help="run each job once in order and exit (1 if any job failed)")
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("discover", parents=[common, as_json],
                        help="one discovery pass now: new, changed and missing models")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from daemon.config import DriftSettings as ConfigDrift
 from daemon.config import DriftWeights as ConfigWeights
@@ -19,15 +20,14 @@ from daemon.core.drift import (
     compare,
     result_to_json,
 )
-from daemon.domain import ModelRef
-from daemon.errors import InputError
+from daemon.domain import ModelRef, Status
+from daemon.errors import InputError, SourceError
+from daemon.jobs.context import JobContext
 from daemon.sources.profiles import cached_profile
 from daemon.sources.samples import expand, read_sample, select
 from daemon.store.results import add_drift_result
 
-if TYPE_CHECKING:
-    from daemon.app import App
-
+log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 
 
@@ -85,11 +85,11 @@ def core_settings(config: ConfigDrift) -> DriftSettings:
     )
 
 
-def run_model_drift(app: App, ref: ModelRef, *, now: float,
+def run_model_drift(ctx: JobContext, ref: ModelRef, *, now: float,
                     progress: Progress | None = None) -> tuple[DriftCheck, dict[str, Any]]:
     """Run the configured drift check of ``ref`` and store its result."""
-    app.store.get(ref)
-    config = drift_settings_for(app.settings, ref.name)
+    ctx.store.get(ref)
+    config = drift_settings_for(ctx.settings, ref.name)
     if not config.reference or not config.current:
         raise InputError(f"{ref}: no drift check configured (set models.{ref.name}.drift.reference "
                          "and .current)")
@@ -97,11 +97,40 @@ def run_model_drift(app: App, ref: ModelRef, *, now: float,
                          features=config.features, categorical=config.categorical or (),
                          timestamp_column=config.timestamp_column, window=config.window,
                          newest_rows=config.newest_rows)
-    check = check_drift(inputs, core_settings(config), cache_dir=app.state_dir / "profiles",
+    check = check_drift(inputs, core_settings(config), cache_dir=ctx.state_dir / "profiles",
                         now=now, progress=progress)
     record = check_to_json(check, now=now)
-    add_drift_result(app.store, ref, record, now=now)
+    add_drift_result(ctx.store, ref, record, now=now)
     return check, record
+
+
+def run_drift(ctx: JobContext) -> dict[str, Any]:
+    """The scheduled drift job: every production model with a configured check.
+
+    A model whose samples cannot be read is reported (and its source marked down); the others
+    are still checked.
+    """
+    from daemon.store.serving import record_source
+
+    now = ctx.clock()
+    done: dict[str, Any] = {}
+    for ref, status in sorted(ctx.store.statuses().items()):
+        config = ctx.settings.models.get(ref.name)
+        if status != Status.PRODUCTION or config is None or not config.drift.reference:
+            continue
+        source = f"samples:{ref.name}"
+        try:
+            _, record = run_model_drift(ctx, ref, now=now)
+        except SourceError as exc:
+            log.warning("drift samples unreadable model=%s error=%s", ref, exc)
+            with ctx.store.write() as conn:
+                record_source(conn, source, ok=False, now=now, error=str(exc))
+            done[str(ref)] = {"error": str(exc)}
+            continue
+        with ctx.store.write() as conn:
+            record_source(conn, source, ok=True, now=now)
+        done[str(ref)] = {"severity": record["severity"]}
+    return done
 
 
 def check_to_json(check: DriftCheck, *, now: float) -> dict[str, Any]:

@@ -132,4 +132,18 @@ MIGRATIONS: tuple[str, ...] = (
         last_error    TEXT NOT NULL DEFAULT ''
     );
     """,
+    # 4: evaluations (threshold breaches, performance score and level) of a snapshot
+    """
+    CREATE TABLE evaluations (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        name        TEXT NOT NULL,
+        version     TEXT NOT NULL,
+        at          REAL NOT NULL,
+        snapshot_id INTEGER,
+        score       REAL,
+        level       TEXT NOT NULL,
+        result      TEXT NOT NULL
+    );
+    CREATE INDEX evaluations_model ON evaluations (name, version, id);
+    """,
 )

@@ -61,3 +61,19 @@ def latest_drift(store: Store, ref: ModelRef | None = None) -> list[StoredResult
 def latest_quality(store: Store, ref: ModelRef | None = None) -> list[StoredResult]:
     """The newest quality result of ``ref`` (or of every model version)."""
     return _latest(store, "quality_results", ref)
+
+
+def add_evaluation(store: Store, ref: ModelRef, result: dict[str, Any], *, snapshot_id: int | None,
+                   now: float) -> None:
+    """Append an evaluation (core.thresholds.evaluation_to_json) of a snapshot."""
+    with store.write() as conn:
+        conn.execute(
+            "INSERT INTO evaluations (name, version, at, snapshot_id, score, level, result)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (ref.name, ref.version, now, snapshot_id, result.get("score"), result["level"],
+             dumps(result)))
+
+
+def latest_evaluation(store: Store, ref: ModelRef | None = None) -> list[StoredResult]:
+    """The newest evaluation of ``ref`` (or of every model version)."""
+    return _latest(store, "evaluations", ref)

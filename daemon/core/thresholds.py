@@ -1,0 +1,116 @@
+"""Threshold breaches and the performance score and level of a snapshot (DESIGN.md section 6)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+class Level(enum.StrEnum):
+    EXCELLENT = "excellent"
+    GOOD = "good"
+    ACCEPTABLE = "acceptable"
+    POOR = "poor"
+    CRITICAL = "critical"
+    UNKNOWN = "unknown"
+
+
+# threshold key -> (snapshot field, "min" or "max")
+CHECKS: dict[str, tuple[str, str]] = {
+    "min_accuracy": ("accuracy", "min"),
+    "max_latency_p99_seconds": ("latency_p99_seconds", "max"),
+    "min_throughput_rps": ("requests_per_second", "min"),
+    "max_error_ratio": ("error_ratio", "max"),
+    "max_memory_bytes": ("memory_bytes", "max"),
+    "max_cpu_ratio": ("cpu_utilization_ratio", "max"),
+}
+WEIGHTS = {"accuracy": 0.4, "latency": 0.2, "throughput": 0.2, "errors": 0.2}
+
+
+@dataclass(frozen=True)
+class Breach:
+    threshold: str
+    value: float
+    limit: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"threshold": self.threshold, "value": self.value, "limit": self.limit}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    breaches: tuple[Breach, ...]
+    checked: tuple[str, ...]  # thresholds with a known value (breached or not)
+    unknown: tuple[str, ...]  # thresholds whose value is unknown: neither breached nor passed
+    components: Mapping[str, float]
+    score: float | None
+    level: Level
+
+
+def find_breaches(values: Mapping[str, float | None], thresholds: Mapping[str, float]
+                  ) -> tuple[list[Breach], list[str], list[str]]:
+    breaches, checked, unknown = [], [], []
+    for key, (field, kind) in CHECKS.items():
+        if key not in thresholds:
+            continue
+        value = values.get(field)
+        if value is None:
+            unknown.append(key)
+            continue
+        checked.append(key)
+        limit = thresholds[key]
+        if (kind == "min" and value < limit) or (kind == "max" and value > limit):
+            breaches.append(Breach(key, value, limit))
+    return breaches, checked, unknown
+
+
+def score_components(values: Mapping[str, float | None], thresholds: Mapping[str, float]
+                     ) -> dict[str, float]:
+    """Component scores 0-100 for the values that are known.
+
+    accuracy: 100 x accuracy; latency: 100 - 50 x p99 / max p99 (50 at the limit);
+    throughput: 50 x requests/s / min throughput, capped at 100 (50 at the limit);
+    errors: 100 - 1000 x error ratio (90 at 1 %).
+    """
+    components: dict[str, float] = {}
+    accuracy = values.get("accuracy")
+    if accuracy is not None:
+        components["accuracy"] = 100.0 * accuracy
+    p99, max_p99 = values.get("latency_p99_seconds"), thresholds.get("max_latency_p99_seconds")
+    if p99 is not None and max_p99:
+        components["latency"] = 100.0 - 50.0 * p99 / max_p99
+    rps, min_rps = values.get("requests_per_second"), thresholds.get("min_throughput_rps")
+    if rps is not None and min_rps:
+        components["throughput"] = 50.0 * rps / min_rps
+    errors = values.get("error_ratio")
+    if errors is not None:
+        components["errors"] = 100.0 - 1000.0 * errors
+    return {k: min(100.0, max(0.0, v)) for k, v in components.items()}
+
+
+def level_of(score: float | None) -> Level:
+    if score is None:
+        return Level.UNKNOWN
+    for limit, level in ((90, Level.EXCELLENT), (80, Level.GOOD), (70, Level.ACCEPTABLE),
+                         (50, Level.POOR)):
+        if score >= limit:
+            return level
+    return Level.CRITICAL
+
+
+def evaluate(values: Mapping[str, float | None], thresholds: Mapping[str, float]) -> Evaluation:
+    """Breaches of the six thresholds and the weighted score, renormalised over known parts."""
+    breaches, checked, unknown = find_breaches(values, thresholds)
+    components = score_components(values, thresholds)
+    total = sum(WEIGHTS[k] for k in components)
+    score = sum(WEIGHTS[k] * v for k, v in components.items()) / total if total else None
+    return Evaluation(tuple(breaches), tuple(checked), tuple(unknown), components, score,
+                      level_of(score))
+
+
+def evaluation_to_json(result: Evaluation) -> dict[str, Any]:
+    return {"breaches": [b.to_json() for b in result.breaches], "checked": list(result.checked),
+            "unknown": list(result.unknown), "components": dict(result.components),
+            "score": result.score, "level": result.level.value}

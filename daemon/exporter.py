@@ -1,0 +1,237 @@
+"""The Prometheus collector: reads stored state only (a scrape never calls Triton, Prometheus or a
+file) and yields fresh metric families. The names are a contract (README "Metrics")."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from daemon import __version__
+from daemon.core.drift import Severity
+from daemon.core.thresholds import CHECKS, Level
+from daemon.domain import ModelRef, Status
+from daemon.store import Store
+from daemon.store.results import latest_drift, latest_evaluation, latest_quality
+from daemon.store.serving import job_runs, latest_snapshots, serving_states, source_health
+
+SERVING_STATES = ("ready", "loading", "unloading", "unavailable", "missing", "unknown")
+MV = ["model", "version"]
+
+# snapshot field -> (metric name, help)
+SERVING = {
+    "requests_per_second": ("lifecycled_model_throughput_requests_per_second",
+                            "Requests per second over the last collect interval (fleet sum)."),
+    "inferences_per_second": ("lifecycled_model_throughput_inferences_per_second",
+                              "Inferences per second (a batch of n counts n) over the last interval."),
+    "error_ratio": ("lifecycled_model_error_ratio",
+                    "Failed requests over all requests in the last interval (0-1)."),
+    "latency_mean_seconds": ("lifecycled_model_latency_mean_seconds",
+                             "Mean latency of successful requests in the last interval."),
+    "latency_p50_seconds": ("lifecycled_model_latency_p50_seconds",
+                            "Median request latency from Triton's summaries (worst endpoint)."),
+    "latency_p95_seconds": ("lifecycled_model_latency_p95_seconds",
+                            "95th percentile request latency from Triton's summaries (worst endpoint)."),
+    "latency_p99_seconds": ("lifecycled_model_latency_p99_seconds",
+                            "99th percentile request latency from Triton's summaries (worst endpoint)."),
+    "memory_bytes": ("lifecycled_model_memory_bytes",
+                     "Model memory from Triton's statistics extension, where reported."),
+    "cpu_utilization_ratio": ("lifecycled_model_cpu_utilization_ratio",
+                              "CPU utilisation (0-1) of the Triton hosts serving the model (worst)."),
+}
+QUALITY = {
+    "accuracy": ("lifecycled_model_accuracy_ratio", "Accuracy from labelled outcomes (0-1)."),
+    "precision": ("lifecycled_model_precision_ratio", "Precision from labelled outcomes (0-1)."),
+    "recall": ("lifecycled_model_recall_ratio", "Recall from labelled outcomes (0-1)."),
+    "f1": ("lifecycled_model_f1_ratio", "F1 score from labelled outcomes (0-1)."),
+    "roc_auc": ("lifecycled_model_roc_auc_ratio", "ROC AUC from labelled outcomes (0-1)."),
+}
+
+
+def _gauge(name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, labels=labels)
+
+
+class LifecycleCollector:
+    """A prometheus_client collector over the store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # nothing is read at registration time
+
+    def collect(self) -> Iterator[Metric]:
+        records = self.store.list_models()
+        live = {r.ref for r in records if r.status != Status.RETIRED}
+        yield from self._registry(records)
+        yield from self._serving(live)
+        yield from self._checks(live)
+        yield from self._drift(live)
+        yield from self._self()
+
+    # -- registry -----------------------------------------------------------------------------
+
+    def _registry(self, records: list[Any]) -> Iterator[Metric]:
+        info = _gauge("lifecycled_model_info", "Model version metadata (value 1).",
+                      [*MV, "owner_team", "business_domain", "model_type", "framework"])
+        status = _gauge("lifecycled_model_status",
+                        "1 for the model version's current lifecycle status, 0 for the others.",
+                        [*MV, "status"])
+        changed = _gauge("lifecycled_model_status_change_timestamp_seconds",
+                         "Unix time of the last status change.", MV)
+        registered = _gauge("lifecycled_model_registered_timestamp_seconds",
+                            "Unix time the model version was registered.", MV)
+        for r in records:
+            mv = [r.ref.name, r.ref.version]
+            spec = r.spec
+            info.add_metric([*mv, spec.owner_team, spec.business_domain, spec.model_type,
+                             spec.framework], 1)
+            for s in Status:
+                status.add_metric([*mv, s.value], 1 if s == r.status else 0)
+            changed.add_metric(mv, r.status_changed_at)
+            registered.add_metric(mv, r.registered_at)
+        yield from (info, status, changed, registered)
+
+    # -- serving and quality ------------------------------------------------------------------
+
+    def _serving(self, live: set[ModelRef]) -> Iterator[Metric]:
+        state = _gauge("lifecycled_model_serving_state",
+                       "1 for the model version's last seen state on a Triton endpoint.",
+                       [*MV, "endpoint", "state"])
+        for seen in serving_states(self.store):
+            if seen.ref in live:
+                for name in SERVING_STATES:
+                    state.add_metric([seen.ref.name, seen.ref.version, seen.endpoint, name],
+                                     1 if name == seen.state else 0)
+        yield state
+        families = {f: _gauge(n, d, MV) for f, (n, d) in SERVING.items()}
+        taken = _gauge("lifecycled_model_snapshot_timestamp_seconds",
+                       "Unix time of the latest serving snapshot.", MV)
+        for ref, snap in sorted(latest_snapshots(self.store).items()):
+            if ref not in live:
+                continue
+            mv = [ref.name, ref.version]
+            taken.add_metric(mv, snap.at)
+            for field, family in families.items():
+                value = snap.values.get(field)
+                if value is not None:
+                    family.add_metric(mv, value)
+        yield from families.values()
+        yield taken
+        quality = {f: _gauge(n, d, MV) for f, (n, d) in QUALITY.items()}
+        concept = _gauge("lifecycled_model_concept_drift_severity",
+                         "1 for the concept-drift severity of the latest labelled outcomes.",
+                         [*MV, "severity"])
+        for stored in latest_quality(self.store):
+            if stored.ref not in live:
+                continue
+            mv = [stored.ref.name, stored.ref.version]
+            for field, family in quality.items():
+                if stored.result.get(field) is not None:
+                    family.add_metric(mv, stored.result[field])
+            severity = (stored.result.get("concept") or {}).get("severity")
+            if severity:
+                for level in Severity:
+                    concept.add_metric([*mv, level.label], 1 if level.label == severity else 0)
+        yield from quality.values()
+        yield concept
+
+    # -- checks -------------------------------------------------------------------------------
+
+    def _checks(self, live: set[ModelRef]) -> Iterator[Metric]:
+        breached = _gauge("lifecycled_model_threshold_breached",
+                          "1 when the latest evaluation breaches the threshold, 0 when it passes; "
+                          "absent when the value is unknown.", [*MV, "threshold"])
+        score = _gauge("lifecycled_model_performance_score",
+                       "Performance score 0-100 of the latest evaluation.", MV)
+        level = _gauge("lifecycled_model_performance_level",
+                       "1 for the performance level of the latest evaluation.", [*MV, "level"])
+        for stored in latest_evaluation(self.store):
+            if stored.ref not in live:
+                continue
+            mv = [stored.ref.name, stored.ref.version]
+            hit = {b["threshold"] for b in stored.result["breaches"]}
+            for key in CHECKS:
+                if key in stored.result["checked"]:
+                    breached.add_metric([*mv, key], 1 if key in hit else 0)
+            if stored.result.get("score") is not None:
+                score.add_metric(mv, stored.result["score"])
+            for lv in Level:
+                level.add_metric([*mv, lv.value], 1 if lv.value == stored.result["level"] else 0)
+        yield from (breached, score, level)
+
+    # -- drift --------------------------------------------------------------------------------
+
+    def _drift(self, live: set[ModelRef]) -> Iterator[Metric]:
+        feature_score = _gauge("lifecycled_model_drift_score",
+                               "Composite drift score of a feature (0.4 D + 0.3 JS + 0.3 PSI).",
+                               [*MV, "feature"])
+        statistic = _gauge("lifecycled_model_drift_statistic",
+                           "Drift statistic of a feature: ks (D), js (distance, base 2), psi, chi2.",
+                           [*MV, "feature", "test"])
+        p_value = _gauge("lifecycled_model_drift_p_value",
+                         "p-value of a feature's test (ks or chi2), before any correction.",
+                         [*MV, "feature", "test"])
+        severity = _gauge("lifecycled_model_drift_severity",
+                          "1 for the model-level data-drift severity of the latest check.",
+                          [*MV, "severity"])
+        share = _gauge("lifecycled_model_drifted_features_ratio",
+                       "Share of judged features at or above the alert severity (0-1).", MV)
+        unjudged = _gauge("lifecycled_model_feature_unjudged",
+                          "1 for a feature that could not be judged, labelled with the reason.",
+                          [*MV, "feature", "reason"])
+        checked = _gauge("lifecycled_model_drift_check_timestamp_seconds",
+                         "Unix time of the latest drift check.", MV)
+        for stored in latest_drift(self.store):
+            if stored.ref not in live:
+                continue
+            mv = [stored.ref.name, stored.ref.version]
+            result = stored.result
+            checked.add_metric(mv, stored.at)
+            for s in Severity:
+                severity.add_metric([*mv, s.label], 1 if s.label == result["severity"] else 0)
+            if result.get("drifted_share") is not None:
+                share.add_metric(mv, result["drifted_share"])
+            for f in result["features"]:
+                labels = [*mv, f["feature"]]
+                if not f["judged"]:
+                    unjudged.add_metric([*labels, f["reason"]], 1)
+                    continue
+                feature_score.add_metric(labels, f["score"])
+                test = "ks" if f["kind"] == "numeric" else "chi2"
+                first = f["statistic"] if test == "ks" else f["chi2"]
+                for name, value in ((test, first), ("js", f["js"]), ("psi", f["psi"])):
+                    statistic.add_metric([*labels, name], value)
+                p_value.add_metric([*labels, test], f["p_value"])
+        yield from (feature_score, statistic, p_value, severity, share, unjudged, checked)
+
+    # -- the daemon itself ------------------------------------------------------------------
+
+    def _self(self) -> Iterator[Metric]:
+        build = _gauge("lifecycled_build_info", "lifecycled version (value 1).", ["version"])
+        build.add_metric([__version__], 1)
+        up = _gauge("lifecycled_source_up", "1 when the source answered on its last attempt.",
+                    ["source"])
+        last = _gauge("lifecycled_source_last_success_timestamp_seconds",
+                      "Unix time the source last answered.", ["source"])
+        for h in source_health(self.store):
+            up.add_metric([h.source], 1 if h.up else 0)
+            if h.last_success is not None:
+                last.add_metric([h.source], h.last_success)
+        job_ok = _gauge("lifecycled_job_last_success_timestamp_seconds",
+                        "Unix time the job last finished without error.", ["job"])
+        duration = _gauge("lifecycled_job_duration_seconds", "Duration of the job's last run.",
+                          ["job"])
+        runs = CounterMetricFamily("lifecycled_job_runs", "Job runs.", labels=["job"])
+        failures = CounterMetricFamily("lifecycled_job_failures", "Job runs that raised.",
+                                       labels=["job"])
+        for j in job_runs(self.store):
+            if j.last_success is not None:
+                job_ok.add_metric([j.job], j.last_success)
+            if j.last_duration is not None:
+                duration.add_metric([j.job], j.last_duration)
+            runs.add_metric([j.job], j.runs)
+            failures.add_metric([j.job], j.failures)
+        yield from (build, up, last, job_ok, duration, runs, failures)

@@ -1,0 +1,41 @@
+"""The jobs, by name, in the order ``run --once`` runs them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from daemon.errors import SourceError
+from daemon.jobs.collect import run_collect
+from daemon.jobs.context import JobContext
+from daemon.jobs.discovery import run_discovery
+from daemon.jobs.drift import run_drift
+from daemon.jobs.evaluate import run_evaluate
+from daemon.jobs.housekeeping import run_housekeeping
+
+Job = Callable[[JobContext], Any]
+
+
+def discovery(ctx: JobContext) -> Any:
+    """Discovery; fails when no Triton endpoint answered (so /readyz shows it stale)."""
+    return _require_an_endpoint(run_discovery(ctx).endpoints)
+
+
+def collect(ctx: JobContext) -> Any:
+    """Collect; fails when no Triton endpoint answered."""
+    return _require_an_endpoint(run_collect(ctx).endpoints)
+
+
+def _require_an_endpoint(endpoints: dict[str, str]) -> dict[str, str]:
+    if endpoints and all(state != "up" for state in endpoints.values()):
+        raise SourceError("triton", f"no Triton endpoint answered ({len(endpoints)} configured)")
+    return endpoints
+
+
+JOBS: dict[str, Job] = {
+    "discovery": discovery,
+    "collect": collect,
+    "evaluate": run_evaluate,
+    "drift": run_drift,
+    "housekeeping": run_housekeeping,
+}

@@ -1,0 +1,133 @@
+"""The metric contract: a fixed store renders to a golden exposition, promtool finds nothing to
+lint, and the README table lists exactly the exported metrics.
+
+Regenerate the golden file after an intended change with:
+    LIFECYCLED_REGENERATE=1 python -m pytest tests/daemon/test_exporter.py
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from daemon.core.drift import DriftSettings, build_profile, compare, result_to_json
+from daemon.core.thresholds import evaluate, evaluation_to_json
+from daemon.domain import ModelRef, ModelSpec, Status
+from daemon.exporter import LifecycleCollector
+from daemon.store import Store, open_store
+from daemon.store.results import add_drift_result, add_evaluation, add_quality_result
+from daemon.store.serving import add_snapshot, put_serving_state, record_job_run, record_source
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = ROOT / "tests" / "fixtures" / "expected_metrics.txt"
+T0 = 1_790_000_000.0
+
+
+def fixed_store(tmp_path: Path) -> Store:
+    """A small, fully deterministic state: every family has at least one series."""
+    store = open_store("sqlite:///golden.db", tmp_path)
+    thresholds = {"min_accuracy": 0.85, "max_latency_p99_seconds": 0.1, "min_throughput_rps": 10.0,
+                  "max_error_ratio": 0.01, "max_memory_bytes": 2.0**31, "max_cpu_ratio": 0.8}
+    for name, version, status in (("credit_scoring", "1", Status.PRODUCTION),
+                                  ("fraud_detection", "2", Status.PRODUCTION),
+                                  ("legacy_score", "1", Status.DEPRECATED)):
+        spec = ModelSpec(ModelRef(name, version), owner_team="risk_ml",
+                         business_domain="credit_risk", model_type="classification",
+                         framework="python", thresholds=thresholds)
+        store.register(spec, Status.DEVELOPING if status == Status.DEPRECATED else status,
+                       actor="test", reason="golden", now=T0)
+    legacy = ModelRef("legacy_score", "1")
+    for step in (Status.TESTING, Status.STAGING, Status.PRODUCTION, Status.DEPRECATED,
+                 Status.RETIRED):
+        store.set_status(legacy, step, actor="test", reason="golden", now=T0 + 60)
+    credit = ModelRef("credit_scoring", "1")
+    values = {"interval_seconds": 300.0, "requests_per_second": 12.5,
+              "inferences_per_second": 50.0, "error_ratio": 0.02, "latency_mean_seconds": 0.004,
+              "latency_p50_seconds": 0.003, "latency_p95_seconds": 0.009,
+              "latency_p99_seconds": 0.12, "cpu_utilization_ratio": 0.35, "accuracy": 0.8}
+    with store.write() as conn:
+        put_serving_state(conn, credit, "local", "ready", "", T0)
+        put_serving_state(conn, ModelRef("fraud_detection", "2"), "local", "unavailable",
+                          "unloaded", T0)
+        put_serving_state(conn, legacy, "local", "unavailable", "unloaded", T0)
+        snapshot_id = add_snapshot(conn, credit, T0 + 300, values, {"requests": 3750})
+        record_source(conn, "triton:local", ok=True, now=T0 + 300)
+        record_source(conn, "prometheus", ok=False, now=T0 + 300, error="connection refused")
+    add_evaluation(store, credit, evaluation_to_json(evaluate(values, thresholds)),
+                   snapshot_id=snapshot_id, now=T0 + 310)
+    rng = np.random.default_rng(0)
+    reference = {"amount": rng.normal(0, 1, 500), "channel": np.array(["web", "pos"] * 250,
+                                                                        dtype=object),
+                 "constant": np.full(500, 1.0)}
+    current = {"amount": rng.normal(1, 1, 500), "channel": np.array(["web"] * 300 + ["pos"] * 200,
+                                                                     dtype=object),
+               "constant": np.full(500, 1.0)}
+    result = compare(build_profile(reference), current, DriftSettings())
+    add_drift_result(store, credit, {**result_to_json(result), "current_rows": 500}, now=T0 + 400)
+    add_quality_result(store, credit, {"samples": 1000, "accuracy": 0.8, "precision": 0.75,
+                                       "recall": 0.7, "f1": 0.72, "roc_auc": 0.81,
+                                       "concept": {"severity": "medium"}}, now=T0 + 300)
+    record_job_run(store, "collect", started=T0, duration=1.5, error=None)
+    record_job_run(store, "discovery", started=T0, duration=0.5, error="SourceError: down")
+    return store
+
+
+def render(store: Store) -> str:
+    registry = CollectorRegistry()
+    registry.register(LifecycleCollector(store))
+    return generate_latest(registry).decode()
+
+
+def test_golden_exposition(tmp_path: Path) -> None:
+    text = render(fixed_store(tmp_path))
+    if os.environ.get("LIFECYCLED_REGENERATE"):
+        GOLDEN.write_text(text)
+    assert text == GOLDEN.read_text()
+
+
+def test_promtool_finds_nothing_to_lint() -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is not installed (Debian package prometheus; make test installs it)")
+    proc = subprocess.run([promtool, "check", "metrics"], input=GOLDEN.read_text(),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "" and proc.stderr.strip() == "", (
+        proc.stdout + proc.stderr)
+
+
+def exported_names(text: str) -> set[str]:
+    names = set()
+    for family in text_string_to_metric_families(text):
+        names.add(family.name + ("_total" if family.type == "counter" else ""))
+    return names
+
+
+def readme_names() -> set[str]:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Metrics", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `(lifecycled_[a-z0-9_]+)`", section, re.MULTILINE))
+
+
+def test_readme_table_lists_exactly_the_exported_metrics() -> None:
+    assert readme_names() == exported_names(GOLDEN.read_text())
+
+
+def test_unknown_values_are_absent_and_retired_models_drop_out(tmp_path: Path) -> None:
+    text = render(fixed_store(tmp_path))
+    assert 'lifecycled_model_memory_bytes{' not in text  # never reported: absent, not 0
+    assert 'lifecycled_model_serving_state{endpoint="local",model="legacy_score"' not in text
+    assert 'lifecycled_model_status{model="legacy_score",status="retired",version="1"} 1.0' in text
+    assert 'lifecycled_model_threshold_breached{model="credit_scoring",threshold="max_memory_bytes"' \
+        not in text  # unknown value: neither breached nor passed
+    assert ('lifecycled_model_threshold_breached{model="credit_scoring",'
+            'threshold="min_accuracy",version="1"} 1.0') in text
+    assert 'lifecycled_model_feature_unjudged{feature="constant",model="credit_scoring",' \
+           'reason="constant",version="1"} 1.0' in text

@@ -1,0 +1,191 @@
+"""`lifecycled run` as a real process: systemd notify and watchdog, readiness, SIGHUP, SIGTERM,
+Triton down, promtool on live /metrics, and kill -9 at random moments."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from devtools import triton
+from tests.conftest import write_config
+from tests.integration.conftest import endpoint
+
+FAST = {"discovery": "1s", "collect": "1s", "evaluate": "1s", "drift": "1s",
+        "housekeeping": "1s"}
+
+
+class Daemon:
+    def __init__(self, config: Path, env: dict[str, str], log: Path) -> None:
+        self.port = int(yaml.safe_load(config.read_text())["daemon"]["listen"].rsplit(":", 1)[1])
+        self.log_path = log
+        with log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "daemon", "run", "--config", str(config)],
+                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=config.parent)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_until(self, predicate: Any, what: str, timeout: float = 60.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"daemon exited:\n{self.log()[-3000:]}"
+            try:
+                value = predicate()
+            except requests.RequestException:
+                value = None
+            if value:
+                return value
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}:\n{self.log()[-3000:]}")
+
+    def ready(self) -> bool:
+        return requests.get(self.url("/readyz"), timeout=5).status_code == 200
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=60)
+
+
+def daemon_config(directory: Path, **extra: Any) -> Path:
+    data: dict[str, Any] = {"daemon": {"listen": f"127.0.0.1:{triton.free_port()}",
+                                       "state_url": f"sqlite:///{directory / 'state.db'}",
+                                       "shutdown_grace": "20s"},
+                            "schedule": FAST, "sources": {"triton": []}}
+    data.update(extra)
+    return write_config(directory, data)
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "notify.sock"))
+    sock.settimeout(0.2)
+    yield sock
+    sock.close()
+
+
+def receive(sock: socket.socket, wanted: str, timeout: float = 30.0) -> list[str]:
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            message = sock.recv(4096).decode()
+        except TimeoutError:
+            continue
+        seen.append(message)
+        if wanted in message.split("\n"):
+            return seen
+    raise AssertionError(f"no {wanted} in {seen}")
+
+
+def test_lifecycle_under_a_service_manager(tmp_path: Path, notify_socket: socket.socket) -> None:
+    config = daemon_config(tmp_path / "cfg")
+    env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock"),
+           "WATCHDOG_USEC": "1000000"}
+    daemon = Daemon(config, env, tmp_path / "daemon.log")
+    try:
+        receive(notify_socket, "READY=1")
+        daemon.wait_until(daemon.ready, "readyz")
+        receive(notify_socket, "WATCHDOG=1")
+        receive(notify_socket, "WATCHDOG=1")
+        assert requests.get(daemon.url("/healthz"), timeout=5).json() == {"status": "alive"}
+        models = requests.get(daemon.url("/api/v1/models"), timeout=5).json()
+        assert models == {"models": []}
+        missing = requests.get(daemon.url("/api/v1/models/x/1"), timeout=5)
+        assert missing.status_code == 404 and "no model x:1" in missing.json()["error"]
+        promtool = shutil.which("promtool")
+        assert promtool, "promtool (Debian prometheus) is required"
+        live = requests.get(daemon.url("/metrics"), timeout=5).text
+        assert 'lifecycled_job_runs_total{job="discovery"}' in live
+        lint = subprocess.run([promtool, "check", "metrics"], input=live, capture_output=True,
+                              text=True, timeout=60)
+        assert lint.returncode == 0 and not (lint.stdout + lint.stderr).strip(), lint.stdout
+        good = config.read_text()
+        config.write_text("schedule: {discovery: whenever}\n")
+        daemon.process.send_signal(signal.SIGHUP)
+        daemon.wait_until(lambda: "reload refused" in daemon.log(), "refused reload")
+        assert "schedule.discovery" in daemon.log()
+        assert daemon.ready()
+        config.write_text(good.replace("discovery: 1s", "discovery: 2s"))
+        daemon.process.send_signal(signal.SIGHUP)
+        daemon.wait_until(lambda: "configuration reloaded" in daemon.log(), "reload")
+    finally:
+        code = daemon.stop()
+    assert code == 0, daemon.log()[-2000:]
+    receive(notify_socket, "STOPPING=1")
+    assert "lifecycled stopped" in daemon.log()
+    assert "Traceback" not in daemon.log()
+
+
+def test_triton_down_keeps_the_daemon_up_and_shows_which_job_is_stale(tmp_path: Path) -> None:
+    dead = {"name": "local", "url": f"http://127.0.0.1:{triton.free_port()}",
+            "metrics_url": f"http://127.0.0.1:{triton.free_port()}/metrics", "timeout": "1s"}
+    config = daemon_config(tmp_path / "cfg", sources={"triton": [dead]})
+    daemon = Daemon(config, dict(os.environ), tmp_path / "daemon.log")
+    try:
+        def stale() -> Any:
+            response = requests.get(daemon.url("/readyz"), timeout=5)
+            return response.json() if response.status_code == 503 else None
+        body = daemon.wait_until(stale, "stale jobs")
+        assert {"discovery", "collect"} <= set(body["stale_jobs"])
+        assert "no Triton endpoint answered" in body["stale_jobs"]["discovery"]["last_error"]
+        text = requests.get(daemon.url("/metrics"), timeout=5).text
+        assert 'lifecycled_source_up{source="triton:local"} 0.0' in text
+        assert daemon.process.poll() is None
+    finally:
+        assert daemon.stop() == 0
+
+
+def history_rows(db: Path) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT id, name, version, kind, from_status, to_status, at "
+                            "FROM history ORDER BY id").fetchall()
+
+
+def test_kill_9_at_random_moments_loses_nothing(tmp_path: Path, triton_factory: Any,
+                                                 cli: Any) -> None:
+    server = triton_factory()
+    config = daemon_config(tmp_path / "cfg", sources={"triton": [endpoint("local", server)]})
+    db = tmp_path / "cfg" / "state.db"
+    rng = random.Random(7)
+    seen: list[tuple[Any, ...]] = []
+    for cycle in range(20):
+        daemon = Daemon(config, dict(os.environ), tmp_path / "daemon.log")
+        daemon.wait_until(daemon.ready, "readyz")
+        triton.infer(server.url, "credit_scoring", [[0.1, 0.2, 0.3, 0.4]])
+        # a CLI writer racing the daemon adds history the daemon must never lose
+        target = "deprecated" if cycle % 2 == 0 else "production"
+        moved = cli("models", "set-status", "risk_assessment:3", target, "--reason",
+                    f"cycle {cycle}", config=config)
+        assert moved.code == 0, moved.err
+        deadline = time.monotonic() + rng.uniform(0.0, 1.5)
+        while time.monotonic() < deadline:  # let passes run for a random while, then kill
+            daemon.process.poll()
+        daemon.process.kill()
+        daemon.process.wait(timeout=30)
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        rows = history_rows(db)
+        assert rows[: len(seen)] == seen, f"history changed after kill in cycle {cycle}"
+        seen = rows
+    moves = [r for r in seen if r[1] == "risk_assessment" and r[3] == "status_changed"]
+    assert len(moves) == 20
