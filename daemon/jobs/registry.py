@@ -9,7 +9,6 @@ from daemon.errors import SourceError
 from daemon.jobs.collect import run_collect
 from daemon.jobs.context import JobContext
 from daemon.jobs.discovery import run_discovery
-from daemon.jobs.drift import run_drift
 from daemon.jobs.evaluate import run_evaluate
 from daemon.jobs.housekeeping import run_housekeeping
 
@@ -32,10 +31,17 @@ def _require_an_endpoint(endpoints: dict[str, str]) -> dict[str, str]:
     return endpoints
 
 
+def drift(ctx: JobContext) -> Any:
+    """Drift checks (numpy, scipy and pyarrow are loaded only when a check runs)."""
+    from daemon.jobs.drift import run_drift
+
+    return run_drift(ctx)
+
+
 JOBS: dict[str, Job] = {
     "discovery": discovery,
     "collect": collect,
     "evaluate": run_evaluate,
-    "drift": run_drift,
+    "drift": drift,
     "housekeeping": run_housekeeping,
 }

@@ -42,25 +42,40 @@ def add_quality_result(store: Store, ref: ModelRef, result: dict[str, Any], *, n
         )
 
 
-def _latest(store: Store, table: str, ref: ModelRef | None) -> list[StoredResult]:
+Decoded = dict[int, dict[str, Any]]
+
+
+def _latest(store: Store, table: str, ref: ModelRef | None,
+            cache: Decoded | None = None) -> list[StoredResult]:
+    """Newest row per model version. Rows never change once written, so a caller that reads
+    often (the exporter) may pass ``cache`` (row id -> decoded result); it is refreshed to hold
+    exactly the rows returned."""
     where, params = ("WHERE name = ? AND version = ?", (ref.name, ref.version)) if ref else ("", ())
     with store.read() as conn:
         rows = conn.execute(
-            f"SELECT name, version, at, result FROM {table} WHERE id IN "
+            f"SELECT id, name, version, at, result FROM {table} WHERE id IN "
             f"(SELECT MAX(id) FROM {table} {where} GROUP BY name, version) ORDER BY name, version",
             params).fetchall()
-    return [StoredResult(ModelRef(r["name"], r["version"]), r["at"], json.loads(r["result"]))
+    known = cache if cache is not None else {}
+    decoded = {r["id"]: known[r["id"]] if r["id"] in known else json.loads(r["result"])
+               for r in rows}
+    if cache is not None:
+        cache.clear()
+        cache.update(decoded)
+    return [StoredResult(ModelRef(r["name"], r["version"]), r["at"], decoded[r["id"]])
             for r in rows]
 
 
-def latest_drift(store: Store, ref: ModelRef | None = None) -> list[StoredResult]:
+def latest_drift(store: Store, ref: ModelRef | None = None,
+                 cache: Decoded | None = None) -> list[StoredResult]:
     """The newest drift result of ``ref`` (or of every model version)."""
-    return _latest(store, "drift_results", ref)
+    return _latest(store, "drift_results", ref, cache)
 
 
-def latest_quality(store: Store, ref: ModelRef | None = None) -> list[StoredResult]:
+def latest_quality(store: Store, ref: ModelRef | None = None,
+                   cache: Decoded | None = None) -> list[StoredResult]:
     """The newest quality result of ``ref`` (or of every model version)."""
-    return _latest(store, "quality_results", ref)
+    return _latest(store, "quality_results", ref, cache)
 
 
 def add_evaluation(store: Store, ref: ModelRef, result: dict[str, Any], *, snapshot_id: int | None,
@@ -74,6 +89,7 @@ def add_evaluation(store: Store, ref: ModelRef, result: dict[str, Any], *, snaps
              dumps(result)))
 
 
-def latest_evaluation(store: Store, ref: ModelRef | None = None) -> list[StoredResult]:
+def latest_evaluation(store: Store, ref: ModelRef | None = None,
+                      cache: Decoded | None = None) -> list[StoredResult]:
     """The newest evaluation of ``ref`` (or of every model version)."""
-    return _latest(store, "evaluations", ref)
+    return _latest(store, "evaluations", ref, cache)
