@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from daemon import __version__, logs
-from daemon.config import Settings, load_settings, read_secret, resolve_config_path
-from daemon.errors import ConfigError
+from daemon.config import (
+    Settings,
+    load_settings,
+    read_secret,
+    resolve_config_path,
+    subscriptions,
+)
+from daemon.errors import ConfigError, InputError
 from daemon.jobs.context import JobContext
 from daemon.notify import Notifier
 from daemon.store import Store, open_store
@@ -57,7 +66,18 @@ def open_app(config: str | None, environ: Mapping[str, str] | None = None) -> Ap
     environ = os.environ if environ is None else environ
     settings, path = load(config, environ)
     store = open_store(settings.daemon.state_url, state_base_dir(environ))
+    store.subscriptions = subscriptions(settings)
     return App(settings, path, store)
+
+
+@contextmanager
+def opened(config: str | None) -> Iterator[App]:
+    """Load the configuration and open the store for one command; close it afterwards."""
+    app = open_app(config)
+    try:
+        yield app
+    finally:
+        app.close()
 
 
 def _token_reader(settings: Settings, environ: Mapping[str, str]) -> Callable[[], str | None]:
@@ -72,6 +92,22 @@ def _token_reader(settings: Settings, environ: Mapping[str, str]) -> Callable[[]
             log.error("API token unavailable: %s", exc)
             return None
     return read
+
+
+def job_events_handler(ctx: JobContext) -> Callable[[Any], tuple[int, Any]]:
+    """POST /api/v1/jobs/{id}/events: a progress report from the update pipeline."""
+    from daemon.jobs.updates import report_event
+
+    def handle(request: Any) -> tuple[int, Any]:
+        if len(request.parts) != 5 or request.parts[4] != "events":
+            return 404, {"error": f"no route for POST {request.path}"}
+        try:
+            body = json.loads(request.body or b"null")
+        except ValueError as exc:
+            raise InputError(f"the body is not valid JSON: {exc}") from exc
+        return 200, report_event(ctx, request.parts[3], body).to_json()
+
+    return handle
 
 
 def run_daemon(config: str | None, *, once: bool = False,
@@ -95,8 +131,9 @@ def run_daemon(config: str | None, *, once: bool = False,
         finally:
             app.close()
     registry = CollectorRegistry()
-    registry.register(LifecycleCollector(app.store))
-    api = Api(app.store, registry, runtime.readiness, _token_reader(app.settings, environ))
+    registry.register(LifecycleCollector(app.store, lambda: list(runtime.ctx.settings.webhooks)))
+    api = Api(app.store, registry, runtime.readiness, _token_reader(app.settings, environ),
+              posts={"jobs": job_events_handler(runtime.ctx)})
     host, port = split_listen(app.settings.daemon.listen)
     tls = app.settings.daemon.tls
     server = HttpServer(api, host, port, cert_file=tls.cert_file, key_file=tls.key_file)

@@ -7,7 +7,6 @@ configuration or bad input. Errors are one sentence on stderr, never a traceback
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon import __version__, app
+from daemon.cli_actions import add_parsers, emit
 from daemon.config import build_spec, parse_registrations, read_yaml
 from daemon.domain import HistoryEntry, ModelRecord, ModelRef, Status
 from daemon.errors import (
@@ -40,13 +40,6 @@ class Exit(Exception):
         self.code = code
 
 
-def _emit(args: argparse.Namespace, payload: Any, text: Callable[[], str]) -> None:
-    if getattr(args, "json", False):
-        print(json.dumps(payload, indent=2, sort_keys=True))
-    else:
-        print(text())
-
-
 # -- commands ------------------------------------------------------------------------------------
 
 
@@ -65,10 +58,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
-    with _opened(args) as ctx:
+    with app.opened(args.config) as ctx:
         records = ctx.store.list_models(status=Status(args.status) if args.status else None,
                                         domain=args.domain)
-    _emit(args, {"models": [r.to_json() for r in records]}, lambda: table(
+    emit(args, {"models": [r.to_json() for r in records]}, lambda: table(
         ["MODEL", "VERSION", "STATUS", "OWNER", "DOMAIN", "TYPE", "UPDATED"],
         [[r.ref.name, r.ref.version, r.status, r.spec.owner_team, r.spec.business_domain,
           r.spec.model_type, utc(r.last_updated)] for r in records],
@@ -80,7 +73,7 @@ def cmd_models_show(args: argparse.Namespace) -> int:
     from daemon.store.serving import serving_states, snapshots
 
     ref = ModelRef.parse(args.model)
-    with _opened(args) as ctx:
+    with app.opened(args.config) as ctx:
         record = ctx.store.get(ref)
         history = ctx.store.history(ref)
         states = serving_states(ctx.store, ref)
@@ -88,7 +81,7 @@ def cmd_models_show(args: argparse.Namespace) -> int:
     payload = {"model": record.to_json(), "history": [h.to_json() for h in history],
                "serving": [s.to_json() for s in states],
                "latest_snapshot": latest[0].to_json() if latest else None}
-    _emit(args, payload, lambda: _show_text(record, history, payload))
+    emit(args, payload, lambda: _show_text(record, history, payload))
     return EXIT_OK
 
 
@@ -132,10 +125,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_discover(args: argparse.Namespace) -> int:
     from daemon.jobs.discovery import run_discovery
 
-    with _opened(args) as ctx:
+    with app.opened(args.config) as ctx:
         report = run_discovery(ctx.context())
     data = report.to_json()
-    _emit(args, data, lambda: _discover_text(data))
+    emit(args, data, lambda: _discover_text(data))
     return _all_down(data["endpoints"])
 
 
@@ -163,14 +156,14 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from daemon.store.serving import last_scrape
 
     wait = parse_duration(args.wait)
-    with _opened(args) as ctx:
+    with app.opened(args.config) as ctx:
         job = ctx.context()
         if any(last_scrape(ctx.store, e.name) is None for e in ctx.settings.sources.triton):
             run_collect(job)  # the first scrape is only a base for rates
             threading.Event().wait(wait)
         report = run_collect(job)
     data = report.to_json()
-    _emit(args, data, lambda: _collect_text(data))
+    emit(args, data, lambda: _collect_text(data))
     return _all_down(data["endpoints"])
 
 
@@ -197,7 +190,7 @@ def cmd_models_register(args: argparse.Namespace) -> int:
     path = Path(args.file)
     entries = parse_registrations(read_yaml(path), source=str(path))
     outcome: dict[str, list[str]] = {"registered": [], "updated": [], "unchanged": []}
-    with _opened(args) as ctx:
+    with app.opened(args.config) as ctx:
         specs = [(build_spec(ctx.settings, ModelRef(e.name, e.version), e,
                              framework=e.framework, deployment=e.deployment), e.status)
                  for e in entries]
@@ -208,32 +201,32 @@ def cmd_models_register(args: argparse.Namespace) -> int:
             key = {"registered": "registered", "metadata_updated": "updated"}.get(
                 kind.value if kind else "", "unchanged")
             outcome[key].append(str(spec.ref))
-    _emit(args, outcome, lambda: "\n".join(
+    emit(args, outcome, lambda: "\n".join(
         f"{key}: {', '.join(refs)}" for key, refs in outcome.items() if refs))
     return EXIT_OK
 
 
 def cmd_models_set_status(args: argparse.Namespace) -> int:
     ref = ModelRef.parse(args.model)
-    with _opened(args) as ctx:
+    with app.opened(args.config) as ctx:
         entry = ctx.store.set_status(ref, Status(args.status), actor=args.actor,
                                      reason=args.reason, now=time.time())
-    _emit(args, entry.to_json(), lambda: f"{ref}: {entry.from_status} -> {entry.to_status}")
+    emit(args, entry.to_json(), lambda: f"{ref}: {entry.from_status} -> {entry.to_status}")
     return EXIT_OK
 
 
 def cmd_models_history(args: argparse.Namespace) -> int:
     ref = ModelRef.parse(args.model)
-    with _opened(args) as ctx:
+    with app.opened(args.config) as ctx:
         history = ctx.store.history(ref)
-    _emit(args, {"model": str(ref), "history": [h.to_json() for h in history]},
+    emit(args, {"model": str(ref), "history": [h.to_json() for h in history]},
           lambda: _history_table(history))
     return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     now = time.time()
-    with _opened(args) as ctx:
+    with app.opened(args.config) as ctx:
         by_status = ctx.store.counts("status")
         by_domain = ctx.store.counts("business_domain")
         recent = ctx.store.recently_changed(5)
@@ -247,7 +240,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                     "last_updated": r.last_updated, "age_seconds": now - r.last_updated}
                    for r in recent],
     }
-    _emit(args, payload, lambda: "\n".join([
+    emit(args, payload, lambda: "\n".join([
         f"Lifecycle overview ({payload['total']} model versions)", "",
         table(["STATUS", "COUNT"], [[s, n] for s, n in counts.items()]), "",
         table(["BUSINESS DOMAIN", "COUNT"], [[d, n] for d, n in by_domain.items()]), "",
@@ -310,7 +303,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
     progress = _progress("drift")
     if args.model:
         ref = ModelRef.parse(args.model)
-        with _opened(args) as ctx:
+        with app.opened(args.config) as ctx:
             _, record = run_model_drift(ctx.context(), ref, now=now, progress=progress)
         record = {"model": str(ref), **record}
     else:
@@ -323,7 +316,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
                                  correction=args.correction)
         record = check_to_json(check_drift(inputs, settings, cache_dir=None, now=now,
                                            progress=progress), now=now)
-    _emit(args, record, lambda: _drift_text(record))
+    emit(args, record, lambda: _drift_text(record))
     return _fail_on(args, record["severity"])
 
 
@@ -358,25 +351,11 @@ def cmd_quality(args: argparse.Namespace) -> int:
     columns = OutcomeColumns(prediction=args.prediction_column, label=args.label_column,
                              score=args.score_column, timestamp=args.timestamp_column)
     result = check_quality(args.outcomes, columns, positive_label=args.positive_label)
-    _emit(args, result, lambda: _quality_text(result))
+    emit(args, result, lambda: _quality_text(result))
     return EXIT_OK
 
 
 # -- plumbing ------------------------------------------------------------------------------------
-
-
-class _opened:
-    """Context manager: load config, open the store, close it afterwards."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.args = args
-
-    def __enter__(self) -> app.App:
-        self.app = app.open_app(self.args.config)
-        return self.app
-
-    def __exit__(self, *exc: object) -> None:
-        self.app.close()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -387,7 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
     as_json = argparse.ArgumentParser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print stable JSON")
 
-    parser = argparse.ArgumentParser(prog="lifecycled", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="lifecycled",
+        description="lifecycled: lifecycle of ML models served by NVIDIA Triton, for Prometheus")
     parser.add_argument("--config", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--version", action="version", version=f"lifecycled {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -455,6 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timestamp-column")
     p.add_argument("--positive-label")
     p.set_defaults(func=cmd_quality)
+
+    add_parsers(sub, common, as_json)
 
     p = sub.add_parser("report", parents=[common, as_json],
                        help="lifecycle overview: statuses, domains, recent activity")

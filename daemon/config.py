@@ -129,6 +129,7 @@ class DaemonSettings(_Section):
     state_url: str = Field(default="sqlite:///lifecycled-state/lifecycled.db", pattern=r"^\w+://")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
+    public_url: str | None = Field(default=None, pattern=r"^https?://")
     api_token_file: str | None = None
     api_token_env: str | None = None
     tls: TLSSettings = TLSSettings()
@@ -332,6 +333,7 @@ class UpdatePolicy(_Section):
     cooldown: Duration = 86400.0
     job_timeout: PositiveDuration = 6 * 3600.0
     min_validation_accuracy: Ratio = 0.8
+    min_validation: dict[str, float] = {}
     load_in_triton: bool = False
 
 
@@ -619,3 +621,8 @@ def drift_settings_for(settings: Settings, name: str) -> DriftSettings:
     merged = settings.defaults.drift.model_dump()
     merged.update(settings.model_settings(name).drift.model_dump(exclude_none=True))
     return DriftSettings.model_validate(merged)
+
+
+def subscriptions(settings: Settings) -> dict[str, tuple[str, ...]]:
+    """Webhook endpoint -> the event types it wants."""
+    return {name: tuple(endpoint.events) for name, endpoint in settings.webhooks.items()}

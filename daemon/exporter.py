@@ -72,8 +72,10 @@ def _gauge(name: str, doc: str, labels: list[str]) -> _Gauge:
 class LifecycleCollector:
     """A prometheus_client collector over the store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store,
+                 webhook_endpoints: Callable[[], Iterable[str]] = lambda: ()) -> None:
         self.store = store
+        self.webhook_endpoints = webhook_endpoints
         # decoded results by row id (rows never change): a scrape decodes only new results
         self._decoded: dict[str, dict[int, dict[str, Any]]] = {
             "drift": {}, "quality": {}, "evaluation": {}}
@@ -88,6 +90,7 @@ class LifecycleCollector:
         yield from self._serving(live)
         yield from self._checks(live)
         yield from self._drift(live)
+        yield from self._actions(live)
         yield from self._self()
 
     # -- registry -----------------------------------------------------------------------------
@@ -245,6 +248,50 @@ class LifecycleCollector:
         yield per_feature("lifecycled_model_drift_p_value",
                           "p-value of a feature's test (ks or chi2), before any correction.",
                           ["test"], p_value)
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def _actions(self, live: set[ModelRef]) -> Iterator[Metric]:
+        from daemon.store.outbox import endpoint_summaries, webhook_counts
+        from daemon.store.updates import STATES, count_by_state, latest_per_model
+
+        jobs = _gauge("lifecycled_update_jobs", "Update jobs by state.", ["state"])
+        counts = count_by_state(self.store)
+        for state in STATES:
+            jobs.add_metric([state], counts.get(state, 0))
+        job_state = _gauge("lifecycled_model_update_job_state",
+                           "1 for the state of the model version's latest update job.",
+                           [*MV, "state"])
+        for job in latest_per_model(self.store):
+            if job.ref in live:
+                for state in STATES:
+                    job_state.add_metric([job.ref.name, job.ref.version, state],
+                                         1 if state == job.state else 0)
+        yield from (jobs, job_state)
+        sent = CounterMetricFamily("lifecycled_webhook_deliveries", "Webhook delivery attempts.",
+                                   labels=["endpoint", "event"])
+        failed = CounterMetricFamily("lifecycled_webhook_delivery_failures",
+                                     "Webhook delivery attempts that failed.",
+                                     labels=["endpoint", "event"])
+        for endpoint, event, attempts, failures in webhook_counts(self.store):
+            sent.add_metric([endpoint, event], attempts)
+            failed.add_metric([endpoint, event], failures)
+        pending = _gauge("lifecycled_webhook_outbox_pending",
+                         "Events waiting to be delivered to the endpoint.", ["endpoint"])
+        dead = _gauge("lifecycled_webhook_dead_letters",
+                      "Events given up on after the configured attempts.", ["endpoint"])
+        success = _gauge("lifecycled_webhook_last_success_timestamp_seconds",
+                         "Unix time of the endpoint's last successful delivery.", ["endpoint"])
+        disabled = _gauge("lifecycled_webhook_endpoint_disabled",
+                          "1 when the endpoint answered 410 Gone and is no longer sent to.",
+                          ["endpoint"])
+        for summary in endpoint_summaries(self.store, list(self.webhook_endpoints())):
+            pending.add_metric([summary.endpoint], summary.pending)
+            dead.add_metric([summary.endpoint], summary.dead)
+            disabled.add_metric([summary.endpoint], 1 if summary.disabled else 0)
+            if summary.last_success is not None:
+                success.add_metric([summary.endpoint], summary.last_success)
+        yield from (sent, failed, pending, dead, success, disabled)
 
     # -- the daemon itself ------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from daemon.domain import ModelRef
-from daemon.errors import InputError, LifecycledError, NotFoundError
+from daemon.errors import InputError, LifecycledError, NotFoundError, TransitionError
 from daemon.store import Store
 
 log = logging.getLogger(__name__)
@@ -139,6 +139,8 @@ def make_handler(api: Api) -> type[BaseHTTPRequestHandler]:
                 status, payload = 404, {"error": str(exc)}
             except InputError as exc:
                 status, payload = 400, {"error": str(exc)}
+            except TransitionError as exc:
+                status, payload = 409, {"error": str(exc)}
             except LifecycledError as exc:
                 log.error("api request failed path=%s error=%s", path, exc)
                 status, payload = 500, {"error": str(exc)}

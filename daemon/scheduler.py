@@ -19,7 +19,7 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from daemon.config import Settings, load_settings
+from daemon.config import Settings, load_settings, subscriptions
 from daemon.errors import ConfigError, LifecycledError, StoreError
 from daemon.jobs.context import JobContext
 from daemon.jobs.registry import JOBS, Job
@@ -169,6 +169,7 @@ class Runtime:
             if getattr(settings.daemon, key) != getattr(old.daemon, key):
                 log.warning("reload: daemon.%s changed; it applies after a restart", key)
         self.ctx.settings = settings
+        self.ctx.store.subscriptions = subscriptions(settings)
         if self.scheduler is not None:
             for name in self.jobs:
                 interval = getattr(settings.schedule, name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ class JobContext:
     store: Store
     clock: Callable[[], float] = time.time
     session: requests.Session = field(default_factory=requests.Session)
+    jitter_source: random.Random = field(default_factory=random.Random)
 
     @property
     def state_dir(self) -> Path:

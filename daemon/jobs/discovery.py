@@ -40,6 +40,8 @@ class DiscoveryReport:
 
 def _read_endpoint(ctx: JobContext, client: TritonClient, known: set[ModelRef]
                    ) -> tuple[list[IndexEntry], dict[ModelRef, Deployment]]:
+    """The index, and the deployment of each READY version to register (not the target of an
+    active update job: that one is registered by the validation gate)."""
     entries = client.index()
     deployments = {}
     if ctx.settings.defaults.monitoring.auto_register:
@@ -64,12 +66,13 @@ def run_discovery(ctx: JobContext) -> DiscoveryReport:
     report = DiscoveryReport()
     now = ctx.clock()
     statuses = ctx.store.statuses()
+    known = set(statuses) | {ModelRef(n, v) for n, v in _update_targets(ctx)}
     observed: dict[str, list[IndexEntry]] = {}
     deployments: dict[ModelRef, Deployment] = {}
     for endpoint in ctx.settings.sources.triton:
         try:
             with TritonClient(endpoint) as client:
-                entries, found = _read_endpoint(ctx, client, set(statuses))
+                entries, found = _read_endpoint(ctx, client, known)
         except SourceError as exc:
             log.warning("triton endpoint down endpoint=%s error=%s", endpoint.name, exc)
             report.endpoints[endpoint.name] = str(exc)
@@ -89,6 +92,12 @@ def run_discovery(ctx: JobContext) -> DiscoveryReport:
         statuses,
         [(s.ref, s.endpoint, s.state) for s in serving_states(ctx.store)])
     return report
+
+
+def _update_targets(ctx: JobContext) -> set[tuple[str, str]]:
+    from daemon.jobs.updates import active_targets
+
+    return active_targets(ctx)
 
 
 def _register(ctx: JobContext, conn: Any, deployments: dict[ModelRef, Deployment],

@@ -38,10 +38,24 @@ def drift(ctx: JobContext) -> Any:
     return run_drift(ctx)
 
 
+def updates(ctx: JobContext) -> Any:
+    from daemon.jobs.updates import run_updates
+
+    return run_updates(ctx)
+
+
+def deliver(ctx: JobContext) -> Any:
+    from daemon.jobs.deliver import run_deliver
+
+    return run_deliver(ctx)
+
+
 JOBS: dict[str, Job] = {
     "discovery": discovery,
     "collect": collect,
     "evaluate": run_evaluate,
     "drift": drift,
+    "updates": updates,
+    "deliver": deliver,
     "housekeeping": run_housekeeping,
 }

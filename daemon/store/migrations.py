@@ -146,4 +146,65 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX evaluations_model ON evaluations (name, version, id);
     """,
+    # 5: webhook outbox and update jobs
+    """
+    CREATE TABLE events (
+        id         TEXT PRIMARY KEY,
+        type       TEXT NOT NULL,
+        name       TEXT,
+        version    TEXT,
+        created_at REAL NOT NULL,
+        body       TEXT NOT NULL
+    );
+    CREATE INDEX events_created ON events (created_at);
+    CREATE TABLE deliveries (
+        event_id        TEXT NOT NULL,
+        endpoint        TEXT NOT NULL,
+        state           TEXT NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        last_attempt_at REAL,
+        last_status     INTEGER,
+        last_error      TEXT NOT NULL DEFAULT '',
+        delivered_at    REAL,
+        PRIMARY KEY (event_id, endpoint)
+    );
+    CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at);
+    CREATE TABLE webhook_endpoints (
+        endpoint        TEXT PRIMARY KEY,
+        disabled        INTEGER NOT NULL DEFAULT 0,
+        disabled_reason TEXT NOT NULL DEFAULT '',
+        last_success    REAL
+    );
+    CREATE TABLE webhook_counts (
+        endpoint   TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        deliveries INTEGER NOT NULL DEFAULT 0,
+        failures   INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (endpoint, event_type)
+    );
+    CREATE TABLE update_jobs (
+        id             TEXT PRIMARY KEY,
+        name           TEXT NOT NULL,
+        version        TEXT NOT NULL,
+        target_version TEXT NOT NULL,
+        trigger_type   TEXT NOT NULL,
+        trigger        TEXT NOT NULL,
+        state          TEXT NOT NULL,
+        progress       REAL NOT NULL DEFAULT 0,
+        validation     TEXT NOT NULL DEFAULT '{}',
+        reason         TEXT NOT NULL DEFAULT '',
+        created_at     REAL NOT NULL,
+        updated_at     REAL NOT NULL,
+        finished_at    REAL
+    );
+    CREATE INDEX update_jobs_model ON update_jobs (name, version, created_at);
+    CREATE TABLE update_job_log (
+        id     INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id TEXT NOT NULL,
+        at     REAL NOT NULL,
+        line   TEXT NOT NULL
+    );
+    CREATE INDEX update_job_log_job ON update_job_log (job_id, id);
+    """,
 )

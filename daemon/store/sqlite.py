@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ from typing import Any
 from daemon.core.lifecycle import check_transition
 from daemon.domain import HistoryEntry, HistoryKind, ModelRecord, ModelRef, ModelSpec, Status
 from daemon.errors import InputError, NotFoundError, StoreError
+from daemon.store.events import emit_in
 from daemon.store.migrations import MIGRATIONS
 
 BUSY_TIMEOUT_MS = 30_000
@@ -47,6 +48,8 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # webhook endpoint -> event types it wants; set by the app from the configuration
+        self.subscriptions: Mapping[str, Sequence[str]] = {}
         self._lock = threading.RLock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -152,6 +155,9 @@ class Store:
             )
             self._append_history(conn, ref, HistoryKind.REGISTERED, None, status, actor, reason,
                                  {"metadata": meta}, now)
+            self.emit_in(conn, "model.registered", ref, {
+                "status": status.value, "actor": actor, "reason": reason,
+                "owner_team": spec.owner_team, "business_domain": spec.business_domain}, now)
             return HistoryKind.REGISTERED
         old = _record_from_row(row).spec.metadata()
         changed = {key: {"from": old[key], "to": meta[key]} for key in meta if old[key] != meta[key]}
@@ -187,8 +193,21 @@ class Store:
             " WHERE name = ? AND version = ?",
             (target.value, now, now, ref.name, ref.version),
         )
-        return self._append_history(conn, ref, HistoryKind.STATUS_CHANGED, current, target, actor,
-                                    reason, dict(evidence or {}), now)
+        entry = self._append_history(conn, ref, HistoryKind.STATUS_CHANGED, current, target, actor,
+                                     reason, dict(evidence or {}), now)
+        data = {"from": current.value, "to": target.value, "actor": actor, "reason": reason,
+                "evidence": dict(evidence or {})}
+        self.emit_in(conn, "model.status_changed", ref, data, now)
+        if target == Status.RETIRED:
+            self.emit_in(conn, "model.retired", ref, data, now)
+        return entry
+
+    def emit_in(self, conn: sqlite3.Connection, event_type: str, ref: ModelRef,
+                data: Mapping[str, Any], now: float) -> str:
+        """Add a webhook event about ``ref`` to the outbox inside an open transaction."""
+        body = {"model": ref.name, "version": ref.version, **data,
+                "links": {"model": f"/api/v1/models/{ref.name}/{ref.version}"}}
+        return emit_in(conn, self.subscriptions, event_type, body, now)
 
     def _append_history(self, conn: sqlite3.Connection, ref: ModelRef, kind: HistoryKind,
                         from_status: Status | None, to_status: Status, actor: str, reason: str,

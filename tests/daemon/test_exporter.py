@@ -24,7 +24,9 @@ from daemon.domain import ModelRef, ModelSpec, Status
 from daemon.exporter import LifecycleCollector
 from daemon.store import Store, open_store
 from daemon.store.results import add_drift_result, add_evaluation, add_quality_result
+from daemon.store.outbox import due, record_attempt
 from daemon.store.serving import add_snapshot, put_serving_state, record_job_run, record_source
+from daemon.store.updates import create_in
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "fixtures" / "expected_metrics.txt"
@@ -75,6 +77,14 @@ def fixed_store(tmp_path: Path) -> Store:
     add_quality_result(store, credit, {"samples": 1000, "accuracy": 0.8, "precision": 0.75,
                                        "recall": 0.7, "f1": 0.72, "roc_auc": 0.81,
                                        "concept": {"severity": "medium"}}, now=T0 + 300)
+    store.subscriptions = {"ci": ("model.update_requested",)}
+    with store.write() as conn:
+        job_id = create_in(conn, credit, "2", "performance_degradation", {"severity": "high"},
+                           "dispatched", T0 + 500)
+        store.emit_in(conn, "model.update_requested", credit, {"job_id": job_id}, T0 + 500)
+    (delivery,) = due(store, T0 + 600, 10)
+    record_attempt(store, delivery, now=T0 + 600, status=500, error="HTTP 500", outcome="retry",
+                   next_attempt_at=T0 + 700)
     record_job_run(store, "collect", started=T0, duration=1.5, error=None)
     record_job_run(store, "discovery", started=T0, duration=0.5, error="SourceError: down")
     return store
@@ -82,7 +92,7 @@ def fixed_store(tmp_path: Path) -> Store:
 
 def render(store: Store) -> str:
     registry = CollectorRegistry()
-    registry.register(LifecycleCollector(store))
+    registry.register(LifecycleCollector(store, lambda: ["ci"]))
     return generate_latest(registry).decode()
 
 

@@ -1,0 +1,1 @@
+"""Output side of the shell: webhooks, Triton model control, backups."""

@@ -1,0 +1,203 @@
+"""CLI commands for actions: update jobs and webhooks (part of the CLI; prints for people)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from typing import Any
+
+from daemon import app
+from daemon.domain import ModelRef
+from daemon.errors import InputError
+from daemon.render import table, utc
+
+EXIT_OK, EXIT_PROBLEM = 0, 1
+
+
+def emit(args: argparse.Namespace, payload: Any, text: Callable[[], str]) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(payload, indent=2, sort_keys=True))
+    else:
+        print(text())
+
+
+# --- jobs ---------------------------------------------------------------------------------------
+
+
+def cmd_jobs_list(args: argparse.Namespace) -> int:
+    from daemon.store.updates import list_jobs
+
+    with app.opened(args.config) as a:
+        jobs = list_jobs(a.store, state=args.state)
+    emit(args, {"jobs": [j.to_json() for j in jobs]}, lambda: table(
+        ["ID", "MODEL", "TARGET", "STATE", "PROGRESS", "TRIGGER", "CREATED"],
+        [[j.id, str(j.ref), j.target_version, j.state, f"{j.progress:.0f}%", j.trigger_type,
+          utc(j.created_at)] for j in jobs]) if jobs else "no update jobs")
+    return EXIT_OK
+
+
+def _job_text(job: dict[str, Any]) -> str:
+    rows = [("job", job["id"]), ("model", f"{job['model']}:{job['version']}"),
+            ("target version", job["target_version"]), ("state", job["state"]),
+            ("progress", f"{job['progress']:.0f}%"), ("trigger", job["trigger_type"]),
+            ("trigger detail", json.dumps(job["trigger"], sort_keys=True)),
+            ("created", utc(job["created_at"])),
+            ("finished", utc(job["finished_at"]) if job["finished_at"] else "-"),
+            ("validation", json.dumps(job["validation"], sort_keys=True) or "-"),
+            ("reason", job["reason"] or "-")]
+    width = max(len(k) for k, _ in rows)
+    lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
+    lines += ["", "last log lines:"]
+    lines += [f"  {utc(entry['at'])}  {entry['line']}" for entry in job["log"][-10:]]
+    return "\n".join(lines)
+
+
+def cmd_jobs_show(args: argparse.Namespace) -> int:
+    from daemon.store.updates import get
+
+    with app.opened(args.config) as a:
+        job = get(a.store, args.id).to_json()
+    emit(args, job, lambda: _job_text(job))
+    return EXIT_OK
+
+
+def cmd_jobs_create(args: argparse.Namespace) -> int:
+    from daemon.jobs.updates import manual_job
+    from daemon.store.updates import get
+
+    ref = ModelRef.parse(args.model)
+    with app.opened(args.config) as a:
+        job_id = manual_job(a.context(), ref, args.reason, args.actor)
+        job = get(a.store, job_id).to_json()
+    emit(args, job, lambda: f"created {job_id}: {ref} -> {job['target_version']} (dispatched)")
+    return EXIT_OK
+
+
+def cmd_jobs_cancel(args: argparse.Namespace) -> int:
+    from daemon.jobs.updates import cancel_job
+
+    with app.opened(args.config) as a:
+        job = cancel_job(a.context(), args.id, args.actor).to_json()
+    emit(args, job, lambda: f"cancelled {args.id}")
+    return EXIT_OK
+
+
+# --- webhooks -----------------------------------------------------------------------------------
+
+
+def cmd_webhooks_list(args: argparse.Namespace) -> int:
+    from daemon.store.outbox import endpoint_summaries
+
+    with app.opened(args.config) as a:
+        configured = a.settings.webhooks
+        summaries = endpoint_summaries(a.store, list(configured))
+    payload: dict[str, list[dict[str, Any]]] = {"endpoints": [{
+        "endpoint": s.endpoint, "url": configured[s.endpoint].url if s.endpoint in configured
+        else None, "events": list(configured[s.endpoint].events) if s.endpoint in configured
+        else [], "pending": s.pending, "dead_letters": s.dead, "delivered": s.delivered,
+        "disabled": s.disabled, "disabled_reason": s.disabled_reason,
+        "last_success": s.last_success} for s in summaries]}
+    emit(args, payload, lambda: table(
+        ["ENDPOINT", "URL", "PENDING", "DEAD", "DELIVERED", "LAST SUCCESS", "DISABLED"],
+        [[e["endpoint"], e["url"] or "(not configured)", e["pending"], e["dead_letters"],
+          e["delivered"], utc(e["last_success"]) if e["last_success"] else "-",
+          e["disabled_reason"] or "no"] for e in payload["endpoints"]])
+        if payload["endpoints"] else "no webhook endpoints configured")
+    return EXIT_OK
+
+
+def cmd_webhooks_dead_letters(args: argparse.Namespace) -> int:
+    from daemon.store.outbox import DEAD, deliveries
+
+    with app.opened(args.config) as a:
+        dead = deliveries(a.store, state=DEAD)
+    emit(args, {"dead_letters": [d.to_json() for d in dead]}, lambda: table(
+        ["EVENT", "ENDPOINT", "TYPE", "ATTEMPTS", "LAST ERROR", "CREATED"],
+        [[d.event_id, d.endpoint, d.event_type, d.attempts, d.last_error, utc(d.created_at)]
+         for d in dead]) if dead else "no dead letters")
+    return EXIT_OK
+
+
+def cmd_webhooks_redeliver(args: argparse.Namespace) -> int:
+    from daemon.store.outbox import redeliver
+
+    if not args.all_dead and not args.event_id:
+        raise InputError("give an EVENT_ID or --all-dead")
+    with app.opened(args.config) as a:
+        count = redeliver(a.store, event_id=args.event_id, all_dead=args.all_dead,
+                          now=a.context().clock())
+    if count == 0:
+        raise InputError(f"no dead letter {args.event_id}" if args.event_id else "no dead letters")
+    print(f"{count} delivery(ies) queued again; the deliver job sends them")
+    return EXIT_OK
+
+
+def cmd_webhooks_test(args: argparse.Namespace) -> int:
+    """Send a signed ``ping`` to one endpoint now (not through the outbox)."""
+    import time
+
+    import requests
+
+    from daemon.actions.webhooks import headers, secret_key
+    from daemon.config import read_secret
+
+    with app.opened(args.config) as a:
+        endpoint = a.settings.webhooks.get(args.endpoint)
+        if endpoint is None:
+            raise InputError(f"no webhook endpoint {args.endpoint}; configured: "
+                             f"{', '.join(a.settings.webhooks) or 'none'}")
+    key = secret_key(read_secret(endpoint.secret_file, endpoint.secret_env,
+                                 what=f"webhooks.{args.endpoint}.secret"))
+    now = time.time()
+    body = json.dumps({"type": "ping", "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                  time.gmtime(now)),
+                       "data": {"endpoint": args.endpoint}}, separators=(",", ":"))
+    message_id = f"msg_ping_{int(now * 1000)}"
+    try:
+        response = requests.post(endpoint.url, data=body.encode(),
+                                 headers=headers(key, message_id, int(now), body),
+                                 timeout=endpoint.timeout, allow_redirects=False)
+    except requests.RequestException as exc:
+        print(f"{args.endpoint}: failed: {exc}")
+        return EXIT_PROBLEM
+    ok = 200 <= response.status_code < 300
+    print(f"{args.endpoint}: HTTP {response.status_code} ({'ok' if ok else 'not accepted'})")
+    return EXIT_OK if ok else EXIT_PROBLEM
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser, as_json: argparse.ArgumentParser
+                ) -> None:
+    jobs = sub.add_parser("jobs", help="model update jobs").add_subparsers(
+        dest="jobs_command", required=True, metavar="SUBCOMMAND")
+    p = jobs.add_parser("list", parents=[common, as_json], help="list update jobs")
+    p.add_argument("--state")
+    p.set_defaults(func=cmd_jobs_list)
+    p = jobs.add_parser("show", parents=[common, as_json], help="one job in detail")
+    p.add_argument("id")
+    p.set_defaults(func=cmd_jobs_show)
+    p = jobs.add_parser("create", parents=[common, as_json], help="request an update now")
+    p.add_argument("model", metavar="NAME:VERSION")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--actor", default="cli")
+    p.set_defaults(func=cmd_jobs_create)
+    p = jobs.add_parser("cancel", parents=[common, as_json],
+                        help="cancel a pending or dispatched job")
+    p.add_argument("id")
+    p.add_argument("--actor", default="cli")
+    p.set_defaults(func=cmd_jobs_cancel)
+
+    hooks = sub.add_parser("webhooks", help="webhook endpoints and the outbox").add_subparsers(
+        dest="webhooks_command", required=True, metavar="SUBCOMMAND")
+    p = hooks.add_parser("list", parents=[common, as_json],
+                         help="endpoints, pending, dead letters, last success")
+    p.set_defaults(func=cmd_webhooks_list)
+    p = hooks.add_parser("dead-letters", parents=[common, as_json], help="undeliverable events")
+    p.set_defaults(func=cmd_webhooks_dead_letters)
+    p = hooks.add_parser("redeliver", parents=[common], help="queue dead letters again")
+    p.add_argument("event_id", nargs="?", metavar="EVENT_ID")
+    p.add_argument("--all-dead", action="store_true")
+    p.set_defaults(func=cmd_webhooks_redeliver)
+    p = hooks.add_parser("test", parents=[common], help="send a signed ping to an endpoint")
+    p.add_argument("endpoint", metavar="ENDPOINT")
+    p.set_defaults(func=cmd_webhooks_test)

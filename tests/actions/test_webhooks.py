@@ -1,0 +1,194 @@
+"""Webhook signing and the outbox, delivered to a real local receiver that verifies each
+delivery with the standardwebhooks reference library."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from daemon.actions.webhooks import backoff, deliver_once, headers, retry_after, secret_key, sign
+from daemon.config import WebhookEndpoint
+from daemon.domain import ModelRef, ModelSpec, Status
+from daemon.store import Store, open_store
+from daemon.store.outbox import DEAD, deliveries, endpoint_summaries, redeliver
+from tests.receiver import Receiver
+
+SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
+ENV = {"HOOK_SECRET": SECRET}
+REF = ModelRef("credit_scoring", "1")
+
+
+class Clock:
+    """Real time plus an offset that tests advance (the receiver checks timestamps within 5 min
+    of its own clock, as a real receiver does), so every step must stay small."""
+
+    def __init__(self) -> None:
+        import time
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def endpoint(url: str, **kw: object) -> WebhookEndpoint:
+    return WebhookEndpoint(url=url, secret_env="HOOK_SECRET", backoff_initial=1,
+                           backoff_max=60, **kw)  # type: ignore[arg-type]
+
+STEP = 61  # past any backoff
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = open_store("sqlite:///s.db", tmp_path)
+    s.subscriptions = {"ci": ("model.registered", "model.status_changed", "model.retired")}
+    s.register(ModelSpec(REF, owner_team="t", business_domain="d"), Status.PRODUCTION,
+               actor="test", reason="r", now=Clock().now - 1)
+    yield s
+    s.close()
+
+
+def deliver(store: Store, ep: WebhookEndpoint, clock: Clock) -> object:
+    return deliver_once(store, {"ci": ep}, requests.Session(), clock=clock,
+                        jitter_source=random.Random(0), environ=ENV)
+
+
+def test_signature_matches_the_reference_library_and_tampering_is_rejected() -> None:
+    body = json.dumps({"type": "model.retired", "timestamp": "2026-01-01T00:00:00Z",
+                       "data": {"model": "m"}})
+    import time
+    now = int(time.time())
+    sent = headers(secret_key(SECRET), "msg_1", now, body)
+    assert Webhook(SECRET).verify(body, sent)["type"] == "model.retired"
+    with pytest.raises(WebhookVerificationError):
+        Webhook(SECRET).verify(body.replace("model.retired", "model.registered"), sent)
+    assert sign(secret_key(SECRET), "msg_1", now, body) == sent["webhook-signature"]
+
+
+def test_delivered_signed_and_verified(store: Store) -> None:
+    receiver = Receiver(SECRET)
+    clock = Clock()
+    try:
+        report = deliver(store, endpoint(receiver.url), clock)
+        assert report.delivered == 1  # type: ignore[attr-defined]
+        (event,) = receiver.unique().values()
+        assert event.body["type"] == "model.registered"
+        assert event.body["data"]["model"] == "credit_scoring"
+        assert event.body["data"]["links"]["model"] == "/api/v1/models/credit_scoring/1"
+        assert event.id.startswith("msg_") and not receiver.rejected
+        assert deliver(store, endpoint(receiver.url), clock).delivered == 0  # type: ignore[attr-defined]
+    finally:
+        receiver.stop()
+
+
+def test_failures_then_success_arrive_exactly_once_with_a_stable_id(store: Store) -> None:
+    receiver = Receiver(SECRET, respond=lambda n, h: (500, {}) if n <= 3 else (200, {}))
+    clock = Clock()
+    ep = endpoint(receiver.url)
+    try:
+        for _ in range(4):
+            deliver(store, ep, clock)
+            clock.now += STEP
+        assert len(receiver.attempts) == 4
+        assert len({h["webhook-id"] for h in receiver.attempts}) == 1
+        assert len({h["webhook-timestamp"] for h in receiver.attempts}) == 4  # a fresh signature
+        assert len(receiver.unique()) == 1
+        (summary,) = endpoint_summaries(store, ["ci"])
+        assert (summary.pending, summary.delivered, summary.dead) == (0, 1, 0)
+    finally:
+        receiver.stop()
+
+
+def test_retry_after_is_honoured(store: Store) -> None:
+    receiver = Receiver(SECRET, respond=lambda n, h: (503, {"Retry-After": "120"}) if n == 1
+                        else (200, {}))
+    clock = Clock()
+    ep = endpoint(receiver.url)
+    try:
+        deliver(store, ep, clock)
+        (pending,) = deliveries(store)
+        assert pending.next_attempt_at >= clock.now + 120
+        clock.now += 119
+        deliver(store, ep, clock)
+        assert len(receiver.attempts) == 1  # not before Retry-After
+        clock.now += 2
+        deliver(store, ep, clock)
+        assert len(receiver.unique()) == 1
+    finally:
+        receiver.stop()
+
+
+def test_410_gone_disables_the_endpoint(store: Store) -> None:
+    receiver = Receiver(SECRET, respond=lambda n, h: (410, {}))
+    clock = Clock()
+    try:
+        report = deliver(store, endpoint(receiver.url), clock)
+        assert report.disabled == ["ci"]  # type: ignore[attr-defined]
+        store.set_status(REF, Status.DEPRECATED, actor="t", reason="r", now=clock.now)
+        clock.now += STEP
+        deliver(store, endpoint(receiver.url), clock)
+        assert len(receiver.attempts) == 1  # nothing more is sent to a disabled endpoint
+        (summary,) = endpoint_summaries(store, ["ci"])
+        assert summary.disabled and "410" in summary.disabled_reason and summary.pending == 2
+    finally:
+        receiver.stop()
+
+
+def test_dead_letter_after_max_attempts_then_redelivery(store: Store) -> None:
+    failing = True
+    receiver = Receiver(SECRET, respond=lambda n, h: (500, {}) if failing else (200, {}))
+    clock = Clock()
+    ep = endpoint(receiver.url, max_attempts=3)
+    try:
+        for _ in range(3):
+            deliver(store, ep, clock)
+            clock.now += STEP
+        deliver(store, ep, clock)  # a dead letter is not tried again
+        assert len(receiver.attempts) == 3
+        (dead,) = deliveries(store, state=DEAD)
+        assert dead.attempts == 3 and dead.last_error == "HTTP 500"
+        failing = False
+        assert redeliver(store, event_id=dead.event_id, all_dead=False, now=clock.now) == 1
+        deliver(store, ep, clock)
+        assert len(receiver.unique()) == 1 and deliveries(store, state=DEAD) == []
+    finally:
+        receiver.stop()
+
+
+def test_unreachable_receiver_and_missing_secret_keep_events_pending(store: Store) -> None:
+    clock = Clock()
+    report = deliver(store, endpoint("http://127.0.0.1:9/hook", timeout=1), clock)
+    assert report.retried == 1  # type: ignore[attr-defined]
+    missing = WebhookEndpoint(url="http://127.0.0.1:9/", secret_env="NOT_SET")
+    clock.now += 3600  # nothing is sent here: no receiver checks this timestamp
+    skipped = deliver_once(store, {"ci": missing}, requests.Session(), clock=clock,
+                           jitter_source=random.Random(0), environ={})
+    assert "NOT_SET is not set" in skipped.skipped["ci"]
+    assert SECRET not in json.dumps(skipped.to_json())
+    (pending,) = deliveries(store)
+    assert pending.state == "pending"
+
+
+def test_a_rolled_back_change_writes_no_event(store: Store) -> None:
+    before = len(deliveries(store))
+    with pytest.raises(RuntimeError), store.write() as conn:
+        store.set_status_in(conn, REF, Status.DEPRECATED, actor="t", reason="r", now=1.0)
+        raise RuntimeError("crash before commit")
+    assert len(deliveries(store)) == before
+    assert store.get(REF).status == Status.PRODUCTION
+
+
+def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
+    ep = WebhookEndpoint(url="http://x", secret_env="S", backoff_initial=10, backoff_max=600)
+    assert backoff(1, ep, 0.0) == 5 and backoff(1, ep, 0.999) < 10
+    assert backoff(3, ep, 0.0) == 20
+    assert backoff(30, ep, 0.999) <= 600
+    assert retry_after("30", 0) == 30
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412480 - 60) == 60
+    assert retry_after("soon", 0) is None
