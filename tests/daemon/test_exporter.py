@@ -23,8 +23,8 @@ from daemon.core.thresholds import evaluate, evaluation_to_json
 from daemon.domain import ModelRef, ModelSpec, Status
 from daemon.exporter import LifecycleCollector
 from daemon.store import Store, open_store
-from daemon.store.results import add_drift_result, add_evaluation, add_quality_result
 from daemon.store.outbox import due, record_attempt
+from daemon.store.results import add_drift_result, add_evaluation, add_quality_result
 from daemon.store.serving import add_snapshot, put_serving_state, record_job_run, record_source
 from daemon.store.updates import create_in
 
