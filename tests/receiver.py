@@ -28,6 +28,7 @@ class Receiver:
     respond: Callable[[int, dict[str, str]], tuple[int, dict[str, str]]] = (
         lambda n, h: (200, {}))
     on_event: Callable[[Received], None] | None = None
+    port: int = 0
     attempts: list[dict[str, str]] = field(default_factory=list)
     accepted: list[Received] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
@@ -53,7 +54,7 @@ class Receiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

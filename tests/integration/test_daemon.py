@@ -189,3 +189,46 @@ def test_kill_9_at_random_moments_loses_nothing(tmp_path: Path, triton_factory: 
         seen = rows
     moves = [r for r in seen if r[1] == "risk_assessment" and r[3] == "status_changed"]
     assert len(moves) == 20
+
+
+def test_kill_9_between_the_state_change_and_the_delivery(tmp_path: Path, cli: Any) -> None:
+    import base64
+
+    from tests.receiver import Receiver
+
+    secret = "whsec_" + base64.b64encode(b"s" * 32).decode()
+    port = triton.free_port()
+    config = daemon_config(tmp_path / "cfg", webhooks={"ci": {
+        "url": f"http://127.0.0.1:{port}/hook", "secret_env": "CI_SECRET",
+        "backoff_initial": "1s", "backoff_max": "2s", "timeout": "2s",
+        "events": ["model.status_changed"]}})
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(
+        {"name": "credit_scoring", "version": "1", "status": "production"}))
+    env = {**os.environ, "CI_SECRET": secret}
+    assert cli("models", "register", "--file", str(tmp_path / "m.yaml"), config=config).code == 0
+    daemon = Daemon(config, env, tmp_path / "daemon.log")
+    daemon.wait_until(daemon.ready, "readyz")
+    moved = cli("models", "set-status", "credit_scoring:1", "deprecated", "--reason", "old",
+                config=config)
+    assert moved.code == 0
+    daemon.process.kill()  # the receiver is down: the event can only be in the outbox
+    daemon.process.wait(timeout=30)
+    refused = cli("models", "set-status", "credit_scoring:1", "testing", "--reason", "x",
+                  config=config)
+    assert refused.code == 2  # a refused change writes no event
+    receiver = Receiver(secret, port=port)
+    try:
+        daemon = Daemon(config, env, tmp_path / "daemon.log")
+        daemon.wait_until(lambda: receiver.unique(), "delivery after restart")
+        (event,) = receiver.unique().values()
+        assert event.body["type"] == "model.status_changed"
+        assert (event.body["data"]["from"], event.body["data"]["to"]) == ("production",
+                                                                         "deprecated")
+        assert not receiver.rejected
+        listed = cli("webhooks", "list", "--json", config=config).json()["endpoints"]
+        daemon.wait_until(lambda: cli("webhooks", "list", "--json", config=config).json()[
+            "endpoints"][0]["delivered"] == 1, "delivery recorded")
+        assert listed[0]["endpoint"] == "ci" and listed[0]["dead_letters"] == 0
+    finally:
+        assert daemon.stop() == 0
+        receiver.stop()

@@ -1,0 +1,141 @@
+"""The update flow end to end with a real Triton, a real webhook receiver playing the CI
+pipeline, and the daemon's real HTTP API."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+from prometheus_client import CollectorRegistry
+
+from daemon.app import job_events_handler
+from daemon.config import parse_settings, subscriptions
+from daemon.domain import HistoryKind, ModelRef, Status
+from daemon.http import Api, HttpServer
+from daemon.jobs.collect import run_collect
+from daemon.jobs.context import JobContext
+from daemon.jobs.deliver import run_deliver
+from daemon.jobs.discovery import run_discovery
+from daemon.jobs.updates import run_updates
+from daemon.store import open_store
+from daemon.store.updates import get, list_jobs
+from devtools import triton
+from tests.integration.conftest import endpoint
+from tests.receiver import Received, Receiver
+
+SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
+TOKEN = "pipeline-token"
+V1, V2 = ModelRef("credit_scoring", "1"), ModelRef("credit_scoring", "2")
+
+
+def write_outcomes(path: Path, accuracy: float, n: int = 400) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["prediction", "label"])
+        correct = int(n * accuracy)
+        writer.writerows([[1, 1]] * correct + [[1, 0]] * (n - correct))
+
+
+def wait_for(predicate: Any, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_degraded_model_is_retrained_validated_promoted(triton_factory: Any, tmp_path: Path,
+                                                        monkeypatch: Any) -> None:
+    server = triton_factory()
+    write_outcomes(tmp_path / "outcomes.csv", accuracy=0.70)
+    (tmp_path / "token").write_text(TOKEN)
+    pipeline_errors: list[str] = []
+
+    def pipeline(event: Received) -> None:
+        """The CI system: train, write version 2 into Triton's repository, load it, report."""
+        if event.body["type"] != "model.update_requested":
+            return
+        data = event.body["data"]
+
+        def work() -> None:
+            url, auth = data["callback_url"], {"Authorization": f"Bearer {TOKEN}"}
+            try:
+                for body in ({"state": "training", "progress": 20, "log": "fitting"},
+                             {"state": "validating", "progress": 70,
+                              "validation_metrics": {"accuracy": 0.93}}):
+                    requests.post(url, json=body, headers=auth, timeout=30).raise_for_status()
+                triton.write_model(server.repository, triton.ModelSpec(
+                    "credit_scoring", data["target_version"], 4, (0.7, -0.4, 0.3, 0.2), -0.1))
+                requests.post(f"{server.url}/v2/repository/models/credit_scoring/load",
+                              timeout=120).raise_for_status()
+                requests.post(url, json={"state": "deploying", "progress": 90,
+                                         "log": "loaded in Triton"}, headers=auth,
+                              timeout=30).raise_for_status()
+            except requests.RequestException as exc:
+                pipeline_errors.append(str(exc))
+
+        threading.Thread(target=work, daemon=True).start()
+
+    receiver = Receiver(SECRET, on_event=pipeline)
+    monkeypatch.setenv("CI_SECRET", SECRET)
+    port = triton.free_port()
+    settings = parse_settings({
+        "daemon": {"api_token_file": str(tmp_path / "token"),
+                   "public_url": f"http://127.0.0.1:{port}"},
+        "sources": {"triton": [endpoint("local", server)]},
+        "models": {"credit_scoring": {"owner_team": "risk_ml", "business_domain": "credit_risk",
+                                      "quality": {"outcomes": str(tmp_path / "outcomes.csv")}}},
+        "webhooks": {"ci": {"url": receiver.url, "secret_env": "CI_SECRET",
+                            "events": ["model.update_requested", "model.update_completed"]}},
+    })
+    store = open_store("sqlite:///state.db", tmp_path)
+    store.subscriptions = subscriptions(settings)
+    ctx = JobContext(settings, store)
+    api = Api(store, CollectorRegistry(), lambda: (True, {}), lambda: TOKEN,
+              posts={"jobs": job_events_handler(ctx)})
+    http = HttpServer(api, "127.0.0.1", port)
+    http.start()
+    try:
+        run_discovery(ctx)
+        for _ in range(6):  # quality from outcomes with every pass: accuracy 0.70 < 0.85
+            run_collect(ctx)
+        (job_id,) = run_updates(ctx)["created"]
+        assert get(store, job_id).trigger["threshold"] == "min_accuracy"
+        assert run_deliver(ctx)["delivered"] == 1
+        wait_for(lambda: get(store, job_id).state == "deploying" or pipeline_errors, "pipeline")
+        assert not pipeline_errors
+        wait_for(lambda: any(s == "READY" for s in [e.get("state") for e in requests.post(
+            f"{server.url}/v2/repository/index", timeout=10).json() if e.get("version") == "2"]),
+            "version 2 READY")
+        found = run_discovery(ctx)
+        assert "credit_scoring:2" not in found.registered  # the gate registers it, not discovery
+        finished = run_updates(ctx)
+        assert finished["finished"] == ["completed"]
+        assert store.get(V2).status == Status.PRODUCTION
+        assert store.get(V1).status == Status.DEPRECATED
+        job = get(store, job_id)
+        assert job.state == "completed" and job.validation == {"accuracy": 0.93}
+        lines = " | ".join(line for _, line in job.log)
+        assert "pipeline: fitting" in lines and "discovery saw the target READY" in lines
+        history = [(h.ref.version, h.kind, h.to_status, h.actor) for h in
+                   store.history(V1)[1:] + store.history(V2)]
+        assert history == [
+            ("1", HistoryKind.STATUS_CHANGED, Status.DEPRECATED, "updates"),
+            ("2", HistoryKind.REGISTERED, Status.STAGING, "updates"),
+            ("2", HistoryKind.STATUS_CHANGED, Status.PRODUCTION, "updates"),
+        ]
+        run_deliver(ctx)
+        types = [e.body["type"] for e in receiver.unique().values()]
+        assert types == ["model.update_requested", "model.update_completed"]
+        assert not receiver.rejected
+        assert [j.state for j in list_jobs(store)] == ["completed"]
+    finally:
+        http.stop()
+        receiver.stop()
+        store.close()
