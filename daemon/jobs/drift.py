@@ -97,10 +97,21 @@ def run_model_drift(ctx: JobContext, ref: ModelRef, *, now: float,
                          features=config.features, categorical=config.categorical or (),
                          timestamp_column=config.timestamp_column, window=config.window,
                          newest_rows=config.newest_rows)
-    check = check_drift(inputs, core_settings(config), cache_dir=ctx.state_dir / "profiles",
+    settings = core_settings(config)
+    check = check_drift(inputs, settings, cache_dir=ctx.state_dir / "profiles",
                         now=now, progress=progress)
     record = check_to_json(check, now=now)
-    add_drift_result(ctx.store, ref, record, now=now)
+    events = []
+    if check.result.severity >= settings.alert_severity:
+        worst = sorted((f for f in record["features"] if f["judged"]),
+                       key=lambda f: -(f["score"] or 0))[:5]
+        events.append(("model.drift_detected", {
+            "severity": record["severity"], "drifted_share": record["drifted_share"],
+            "alert_severity": settings.alert_severity.label,
+            "worst_features": [{k: f[k] for k in ("feature", "score", "severity", "statistic",
+                                                  "js", "psi")} for f in worst],
+            "recommendations": record["recommendations"]}))
+    add_drift_result(ctx.store, ref, record, now=now, events=events)
     return check, record
 
 

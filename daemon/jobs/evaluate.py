@@ -9,7 +9,7 @@ from typing import Any
 from daemon.core.thresholds import evaluate, evaluation_to_json
 from daemon.domain import Status
 from daemon.jobs.context import JobContext
-from daemon.store.results import add_evaluation
+from daemon.store.results import add_evaluation, latest_evaluation
 from daemon.store.serving import latest_snapshots
 
 log = logging.getLogger(__name__)
@@ -25,9 +25,15 @@ def run_evaluate(ctx: JobContext) -> dict[str, Any]:
         values = dict(snapshot.values) if snapshot else {}
         result = evaluation_to_json(evaluate(values, record.spec.thresholds))
         result["snapshot_at"] = snapshot.at if snapshot else None
+        previous = latest_evaluation(ctx.store, record.ref)
+        before = {b["threshold"] for b in previous[0].result["breaches"]} if previous else set()
+        new = [b for b in result["breaches"] if b["threshold"] not in before]
         add_evaluation(ctx.store, record.ref, result,
-                       snapshot_id=snapshot.id if snapshot else None, now=now)
-        for breach in result["breaches"]:
+                       snapshot_id=snapshot.id if snapshot else None, now=now,
+                       events=[("model.threshold_breached", {
+                           "breaches": new, "score": result["score"], "level": result["level"],
+                           "snapshot_at": result["snapshot_at"]})] if new else [])
+        for breach in new:
             log.warning("threshold breached model=%s threshold=%s value=%.6g limit=%.6g",
                         record.ref, breach["threshold"], breach["value"], breach["limit"])
         done[str(record.ref)] = result

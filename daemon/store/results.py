@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,10 +18,14 @@ class StoredResult:
     result: dict[str, Any]
 
 
-def add_drift_result(store: Store, ref: ModelRef, result: dict[str, Any], *, now: float) -> None:
-    """Append a drift result (the JSON of core.drift.result_to_json plus context)."""
+def add_drift_result(store: Store, ref: ModelRef, result: dict[str, Any], *, now: float,
+                     events: Sequence[tuple[str, dict[str, Any]]] = ()) -> None:
+    """Append a drift result (the JSON of core.drift.result_to_json plus context) and the events
+    it causes, in one transaction."""
     with store.write() as conn:
         store.get_in(conn, ref)
+        for event_type, data in events:
+            store.emit_in(conn, event_type, ref, data, now)
         conn.execute(
             "INSERT INTO drift_results (name, version, at, severity, drifted_share, current_rows,"
             " result) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -79,9 +84,12 @@ def latest_quality(store: Store, ref: ModelRef | None = None,
 
 
 def add_evaluation(store: Store, ref: ModelRef, result: dict[str, Any], *, snapshot_id: int | None,
-                   now: float) -> None:
-    """Append an evaluation (core.thresholds.evaluation_to_json) of a snapshot."""
+                   now: float, events: Sequence[tuple[str, dict[str, Any]]] = ()) -> None:
+    """Append an evaluation (core.thresholds.evaluation_to_json) of a snapshot, and the events
+    it causes, in one transaction."""
     with store.write() as conn:
+        for event_type, data in events:
+            store.emit_in(conn, event_type, ref, data, now)
         conn.execute(
             "INSERT INTO evaluations (name, version, at, snapshot_id, score, level, result)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
