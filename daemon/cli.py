@@ -208,6 +208,9 @@ def cmd_models_register(args: argparse.Namespace) -> int:
 
 def cmd_models_set_status(args: argparse.Namespace) -> int:
     ref = ModelRef.parse(args.model)
+    if args.status == Status.RETIRED.value:
+        raise InputError(f"retire {ref} with `lifecycled retire {ref} --reason TEXT`: it stops "
+                         "traffic, backs up and records every step")
     with app.opened(args.config) as ctx:
         entry = ctx.store.set_status(ref, Status(args.status), actor=args.actor,
                                      reason=args.reason, now=time.time())

@@ -201,3 +201,99 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, as_json: argparse.Arg
     p = hooks.add_parser("test", parents=[common], help="send a signed ping to an endpoint")
     p.add_argument("endpoint", metavar="ENDPOINT")
     p.set_defaults(func=cmd_webhooks_test)
+    add_retire_parser(sub, common, as_json)
+
+
+# --- retirement ---------------------------------------------------------------------------------
+
+
+def cmd_retire(args: argparse.Namespace) -> int:
+    """``retire candidates`` | ``retire status NAME:VERSION`` | ``retire NAME:VERSION ...``."""
+    words = args.words
+    if words == ["candidates"]:
+        return _retire_candidates(args)
+    if len(words) == 2 and words[0] == "status":
+        return _retire_status(args, ModelRef.parse(words[1]))
+    if len(words) != 1:
+        raise InputError("usage: lifecycled retire candidates | status NAME:VERSION | "
+                         "NAME:VERSION --reason TEXT [--dry-run]")
+    ref = ModelRef.parse(words[0])
+    from daemon.actions.retire import preview, retire
+
+    with app.opened(args.config) as a:
+        ctx = a.context()
+        if args.dry_run:
+            plan = preview(ctx, ref)
+            emit(args, plan, lambda: "\n".join(
+                [f"would retire {ref} (now {plan['status']})"]
+                + [f"  blocked by: {', '.join(plan['blocked_by'])}"] * bool(plan["blocked_by"])
+                + ["  not retirable from this status"] * (not plan["retirable"])
+                + [f"  {n}. {step}" for n, step in enumerate(plan["steps"], start=1)]
+                + [f"  {e['endpoint']}: {e['how']}" for e in plan["endpoints"]]))
+            return EXIT_OK
+        if not args.reason:
+            raise InputError("a retirement needs --reason")
+        result = retire(ctx, ref, reason=args.reason, actor=args.actor).to_json()
+    emit(args, result, lambda: _plan_text(result))
+    return EXIT_OK if result["state"] == "completed" else EXIT_PROBLEM
+
+
+def _plan_text(plan: dict[str, Any]) -> str:
+    lines = [f"retirement of {plan['model']}:{plan['version']}: {plan['state']}"
+             + (f" ({plan['error']})" if plan["error"] else "")]
+    lines += [f"  {s['name']:<13} {s['state']:<8} {s['detail']}" for s in plan["steps"]]
+    if plan["state"] == "failed":
+        lines.append("  run the same command again to retry from the failed step")
+    return "\n".join(lines)
+
+
+def _retire_status(args: argparse.Namespace, ref: ModelRef) -> int:
+    from daemon.errors import NotFoundError
+    from daemon.store.retirement import latest_plan
+
+    with app.opened(args.config) as a:
+        a.store.get(ref)
+        plan = latest_plan(a.store, ref)
+    if plan is None:
+        raise NotFoundError(f"no retirement plan for {ref}")
+    data = plan.to_json()
+    emit(args, data, lambda: _plan_text(data))
+    return EXIT_OK
+
+
+def _retire_candidates(args: argparse.Namespace) -> int:
+    import time
+
+    from daemon.store.retirement import scores
+
+    now = time.time()
+    with app.opened(args.config) as a:
+        records = {r.ref: r for r in a.store.list_models()}
+        known = scores(a.store)
+    rows = sorted(((ref, s) for ref, s in known.items() if ref in records),
+                  key=lambda item: -item[1]["score"])
+    payload = {"candidates": [{
+        "model": ref.name, "version": ref.version, "score": s["score"],
+        "candidate": s["candidate"], "reasons": s["reasons"],
+        "status": records[ref].status.value,
+        "age_days": (now - records[ref].registered_at) / 86400, "scored_at": s["at"],
+        "components": s["components"]} for ref, s in rows]}
+    emit(args, payload, lambda: table(
+        ["MODEL", "SCORE", "CANDIDATE", "STATUS", "AGE (DAYS)", "REASONS"],
+        [[f"{c['model']}:{c['version']}", f"{c['score']:.2f}", "yes" if c["candidate"] else "no",
+          c["status"], f"{c['age_days']:.0f}", "; ".join(c["reasons"]) or "-"]
+         for c in payload["candidates"]]) if rows else
+        "no retirement scores yet (the retirement job computes them)")
+    return EXIT_OK
+
+
+def add_retire_parser(sub: Any, common: argparse.ArgumentParser,
+                      as_json: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("retire", parents=[common, as_json],
+                       help="retirement: candidates | status NAME:VERSION | NAME:VERSION")
+    p.add_argument("words", nargs="+", metavar="candidates|status|NAME:VERSION")
+    p.add_argument("--reason")
+    p.add_argument("--actor", default="cli")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan and what blocks it; change nothing")
+    p.set_defaults(func=cmd_retire)

@@ -302,6 +302,7 @@ EVENT_TYPES = (
     "model.update_completed",
     "model.update_failed",
     "model.retirement_candidate",
+    "model.unload_requested",
     "model.retired",
 )
 

@@ -292,6 +292,26 @@ class LifecycleCollector:
             if summary.last_success is not None:
                 success.add_metric([summary.endpoint], summary.last_success)
         yield from (sent, failed, pending, dead, success, disabled)
+        yield from self._retirement(live)
+
+    def _retirement(self, live: set[ModelRef]) -> Iterator[Metric]:
+        from daemon.store.retirement import plan_counts, scores
+
+        score = _gauge("lifecycled_model_retirement_score",
+                       "Retirement score 0-1 (age, performance, usage, status).", MV)
+        candidate = _gauge("lifecycled_model_retirement_candidate",
+                           "1 when the version's retirement score is above the candidate score.",
+                           MV)
+        for ref, result in sorted(scores(self.store).items()):
+            if ref in live:
+                score.add_metric([ref.name, ref.version], result["score"])
+                candidate.add_metric([ref.name, ref.version], 1 if result["candidate"] else 0)
+        plans = _gauge("lifecycled_retirement_plans",
+                       "Retirement plans by state (a failed one waits for a retry).", ["state"])
+        counts = plan_counts(self.store)
+        for state in ("running", "failed", "completed"):
+            plans.add_metric([state], counts.get(state, 0))
+        yield from (score, candidate, plans)
 
     # -- the daemon itself ------------------------------------------------------------------
 

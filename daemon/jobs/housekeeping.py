@@ -1,4 +1,4 @@
-"""Housekeeping: retention of snapshots (age and count per model version)."""
+"""Housekeeping: retention of snapshots, delivered webhook events and backups."""
 
 from __future__ import annotations
 
@@ -11,10 +11,23 @@ from daemon.store.serving import prune_snapshots
 log = logging.getLogger(__name__)
 
 
+EVENT_RETENTION = 30 * 86400.0  # delivered webhook events are kept this long
+
+
 def run_housekeeping(ctx: JobContext) -> dict[str, Any]:
+    """Snapshot retention, delivered-event retention, backup retention."""
+    from daemon.actions.backup import prune_backups
+    from daemon.actions.retire import backup_root
+    from daemon.store.outbox import prune_events
+
+    now = ctx.clock()
     monitoring = ctx.settings.defaults.monitoring
-    removed = prune_snapshots(ctx.store, older_than=ctx.clock() - monitoring.snapshot_retention,
+    removed = prune_snapshots(ctx.store, older_than=now - monitoring.snapshot_retention,
                               keep=monitoring.max_snapshots)
-    if removed:
-        log.info("pruned snapshots count=%d", removed)
-    return {"snapshots_pruned": removed}
+    events = prune_events(ctx.store, older_than=now - EVENT_RETENTION)
+    retention = ctx.settings.policies.retirement.backup_retention_days * 86400.0
+    backups = prune_backups(backup_root(ctx), older_than=now - retention)
+    if removed or events or backups:
+        log.info("housekeeping snapshots=%d events=%d backups=%d", removed, events, len(backups))
+    return {"snapshots_pruned": removed, "events_pruned": events,
+            "backups_deleted": [str(b) for b in backups]}

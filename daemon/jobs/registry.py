@@ -44,6 +44,12 @@ def updates(ctx: JobContext) -> Any:
     return run_updates(ctx)
 
 
+def retirement(ctx: JobContext) -> Any:
+    from daemon.jobs.retirement import run_retirement
+
+    return run_retirement(ctx)
+
+
 def deliver(ctx: JobContext) -> Any:
     from daemon.jobs.deliver import run_deliver
 
@@ -56,6 +62,7 @@ JOBS: dict[str, Job] = {
     "evaluate": run_evaluate,
     "drift": drift,
     "updates": updates,
+    "retirement": retirement,
     "deliver": deliver,
     "housekeeping": run_housekeeping,
 }

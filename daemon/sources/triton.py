@@ -244,13 +244,22 @@ class TritonClient:
         except (ValueError, TypeError) as exc:
             raise SourceError(self.source, f"config of {name}: {exc}") from exc
 
+    def raw_config(self, name: str) -> dict[str, Any]:
+        """The model config as Triton returns it (JSON form of ModelConfig)."""
+        with self._call(f"config of {name}"):
+            payload = self._client.get_model_config(name, headers=dict(self.endpoint.headers))
+        if not isinstance(payload, dict):
+            raise SourceError(self.source, f"config of {name}: not a mapping")
+        return payload
+
     def statistics(self) -> Any:
         with self._call("statistics"):
             return self._client.get_inference_statistics(headers=dict(self.endpoint.headers))
 
-    def load(self, name: str) -> None:
+    def load(self, name: str, config: str | None = None) -> None:
+        """Load (or reload) a model; ``config`` (JSON) overrides its config, e.g. the versions."""
         with self._call(f"load {name}"):
-            self._client.load_model(name, headers=dict(self.endpoint.headers))
+            self._client.load_model(name, headers=dict(self.endpoint.headers), config=config)
 
     def unload(self, name: str) -> None:
         with self._call(f"unload {name}"):

@@ -207,4 +207,29 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX update_job_log_job ON update_job_log (job_id, id);
     """,
+    # 6: retirement scores (latest per version) and resumable retirement plans
+    """
+    CREATE TABLE retirement_scores (
+        name      TEXT NOT NULL,
+        version   TEXT NOT NULL,
+        at        REAL NOT NULL,
+        score     REAL NOT NULL,
+        candidate INTEGER NOT NULL,
+        result    TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE TABLE retirement_plans (
+        id         TEXT PRIMARY KEY,
+        name       TEXT NOT NULL,
+        version    TEXT NOT NULL,
+        state      TEXT NOT NULL,
+        actor      TEXT NOT NULL,
+        reason     TEXT NOT NULL,
+        steps      TEXT NOT NULL,
+        error      TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX retirement_plans_model ON retirement_plans (name, version, created_at);
+    """,
 )

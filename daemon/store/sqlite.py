@@ -198,8 +198,6 @@ class Store:
         data = {"from": current.value, "to": target.value, "actor": actor, "reason": reason,
                 "evidence": dict(evidence or {})}
         self.emit_in(conn, "model.status_changed", ref, data, now)
-        if target == Status.RETIRED:
-            self.emit_in(conn, "model.retired", ref, data, now)
         return entry
 
     def emit_in(self, conn: sqlite3.Connection, event_type: str, ref: ModelRef,

@@ -25,6 +25,7 @@ from daemon.exporter import LifecycleCollector
 from daemon.store import Store, open_store
 from daemon.store.outbox import due, record_attempt
 from daemon.store.results import add_drift_result, add_evaluation, add_quality_result
+from daemon.store.retirement import put_scores
 from daemon.store.serving import add_snapshot, put_serving_state, record_job_run, record_source
 from daemon.store.updates import create_in
 
@@ -85,6 +86,8 @@ def fixed_store(tmp_path: Path) -> Store:
     (delivery,) = due(store, T0 + 600, 10)
     record_attempt(store, delivery, now=T0 + 600, status=500, error="HTTP 500", outcome="retry",
                    next_attempt_at=T0 + 700)
+    put_scores(store, [(ModelRef("fraud_detection", "2"), {
+        "score": 0.65, "candidate": True, "components": {}, "reasons": ["deprecated"]})], T0 + 700)
     record_job_run(store, "collect", started=T0, duration=1.5, error=None)
     record_job_run(store, "discovery", started=T0, duration=0.5, error="SourceError: down")
     return store

@@ -1,0 +1,121 @@
+"""Retirement against a real Triton: unloading, keeping other versions, an unreachable server."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from daemon.actions.retire import retire
+from daemon.config import parse_settings, subscriptions
+from daemon.domain import ModelRef, Status
+from daemon.jobs.collect import run_collect
+from daemon.jobs.context import JobContext
+from daemon.jobs.deliver import run_deliver
+from daemon.jobs.discovery import run_discovery
+from daemon.store import open_store
+from daemon.store.serving import snapshots
+from devtools import triton
+from tests.integration.conftest import endpoint
+from tests.receiver import Receiver
+
+SECRET = "whsec_" + base64.b64encode(b"r" * 32).decode()
+FRAUD = ModelRef("fraud_detection", "2")
+
+
+def context(tmp_path: Path, endpoints: list[dict[str, Any]], **extra: Any) -> JobContext:
+    settings = parse_settings({"sources": {"triton": endpoints}, **extra})
+    store = open_store("sqlite:///state.db", tmp_path)
+    store.subscriptions = subscriptions(settings)
+    return JobContext(settings, store)
+
+
+def index(server: triton.TritonServer) -> dict[tuple[str, str], dict[str, Any]]:
+    entries = requests.post(f"{server.url}/v2/repository/index", timeout=10).json()
+    return {(e["name"], e.get("version", "")): e for e in entries}
+
+
+def wait_for(predicate: Any, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_retiring_unloads_backs_up_and_notifies(triton_factory: Any, tmp_path: Path,
+                                                monkeypatch: Any) -> None:
+    server = triton_factory()
+    receiver = Receiver(SECRET)
+    monkeypatch.setenv("RET_SECRET", SECRET)
+    try:
+        ctx = context(tmp_path, [endpoint("local", server, allow_model_control=True)],
+                      webhooks={"ops": {"url": receiver.url, "secret_env": "RET_SECRET",
+                                        "events": ["model.retired"]}})
+        run_discovery(ctx)
+        run_collect(ctx)
+        triton.infer(server.url, "fraud_detection", [[0.5, 0.5, 0.5, 0.5]])
+        run_collect(ctx)
+        assert snapshots(ctx.store, FRAUD)
+        ctx.store.set_status(FRAUD, Status.DEPRECATED, actor="t", reason="replaced", now=ctx.clock())
+        plan = retire(ctx, FRAUD, reason="replaced by the new fraud model", actor="alice")
+        assert plan.state == "completed", plan.error
+        assert plan.steps[0]["detail"] == "local: unloaded"
+        wait_for(lambda: index(server)[("fraud_detection", "2")].get("state") == "UNAVAILABLE",
+                 "unavailable")
+        assert index(server)[("fraud_detection", "2")]["reason"] == "unloaded"
+        assert index(server)[("credit_scoring", "1")]["state"] == "READY"  # others untouched
+        backup = Path(plan.steps[1]["detail"])
+        assert (backup / "manifest.json").exists()
+        assert ctx.store.get(FRAUD).status == Status.RETIRED and snapshots(ctx.store, FRAUD) == []
+        run_deliver(ctx)
+        (event,) = receiver.unique().values()
+        assert event.body["type"] == "model.retired" and event.body["data"]["model"] == \
+            "fraud_detection"
+    finally:
+        receiver.stop()
+
+
+def test_other_versions_keep_serving(triton_factory: Any, tmp_path: Path) -> None:
+    models = (*triton.SEED_MODELS, triton.ModelSpec("credit_scoring", "2", 4, (0.5,) * 4))
+    server = triton_factory(models=models)
+    config = requests.get(f"{server.url}/v2/models/credit_scoring/config", timeout=10).json()
+    config["version_policy"] = {"all": {}}  # serve both versions side by side
+    requests.post(f"{server.url}/v2/repository/models/credit_scoring/load", timeout=120,
+                  json={"parameters": {"config": json.dumps(config)}}).raise_for_status()
+    wait_for(lambda: index(server).get(("credit_scoring", "2"), {}).get("state") == "READY"
+             and index(server).get(("credit_scoring", "1"), {}).get("state") == "READY", "both")
+    ctx = context(tmp_path, [endpoint("local", server, allow_model_control=True)])
+    run_discovery(ctx)
+    old = ModelRef("credit_scoring", "1")
+    ctx.store.set_status(old, Status.DEPRECATED, actor="t", reason="r", now=ctx.clock())
+    plan = retire(ctx, old, reason="superseded", actor="alice")
+    assert plan.state == "completed", plan.error
+    assert plan.steps[0]["detail"] == "local: reloaded with versions 2 only"
+    wait_for(lambda: index(server)[("credit_scoring", "1")].get("state") != "READY", "v1 gone")
+    assert index(server)[("credit_scoring", "2")]["state"] == "READY"
+
+
+def test_unreachable_triton_stops_the_plan_visibly_and_retry_completes(
+        triton_factory: Any, tmp_path: Path) -> None:
+    server = triton_factory()
+    ctx = context(tmp_path, [endpoint("local", server, allow_model_control=True)])
+    run_discovery(ctx)
+    ctx.store.set_status(FRAUD, Status.DEPRECATED, actor="t", reason="r", now=ctx.clock())
+    ports = {"http_port": server.http_port, "grpc_port": server.grpc_port,
+             "metrics_port": server.metrics_port}
+    server.stop()
+    failed = retire(ctx, FRAUD, reason="old", actor="alice")
+    assert failed.state == "failed" and failed.steps[0]["state"] == "failed"
+    assert "triton:local" in failed.error
+    assert ctx.store.get(FRAUD).status == Status.DEPRECATED  # nothing after the failed step
+    back = triton_factory("again", **ports)
+    done = retire(ctx, FRAUD, reason="old", actor="alice")
+    assert done.id == failed.id and done.state == "completed", done.error
+    wait_for(lambda: index(back)[("fraud_detection", "2")].get("state") == "UNAVAILABLE",
+             "unloaded")
