@@ -244,6 +244,8 @@ def _plan_text(plan: dict[str, Any]) -> str:
     lines += [f"  {s['name']:<13} {s['state']:<8} {s['detail']}" for s in plan["steps"]]
     if plan["state"] == "failed":
         lines.append("  run the same command again to retry from the failed step")
+    elif plan["state"] == "running":
+        lines.append("  another process is running it; `lifecycled retire status` follows it")
     return "\n".join(lines)
 
 

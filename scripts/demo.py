@@ -1,70 +1,346 @@
-"""The lifecycled demo: the seed scenario, done through the project's own CLI.
+"""The lifecycled demo: the seed's whole credit-risk scenario, done by the daemon itself against a
+real Triton, through the project's own CLI and API.
 
-Everything it makes (configuration, state file, logs) goes into one folder, ``demo-run/`` by
-default, which is printed at the end.
+    python scripts/demo.py [--dir demo-run] [--keep]
+
+Everything it makes (configuration, model repository, data, state, backups, logs) goes into one
+folder, printed at the end. Every process it starts is stopped at the end, also on Ctrl-C, unless
+--keep leaves the daemon and Triton running.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import requests
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from devtools import triton  # noqa: E402
+from devtools.pipeline import Pipeline, new_secret  # noqa: E402
+
+SHADOW = triton.ModelSpec("shadow_scoring", "1", 4, (0.2, 0.1, -0.3, 0.4))
+FEATURES = ("income", "debt_ratio", "age", "utilization")
 
 
-def lifecycled(config: Path, *args: str) -> str:
-    """Run one lifecycled command, echo it, and return its output (stop the demo on failure)."""
-    argv = [sys.executable, "-m", "daemon", *args, "--config", str(config)]
-    print(f"\n$ lifecycled {' '.join(args)}", flush=True)
-    proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)
-    if proc.stdout:
-        print(proc.stdout.rstrip())
-    if proc.returncode != 0:
-        print(proc.stderr.rstrip(), file=sys.stderr)
-        raise SystemExit(f"demo stopped: `lifecycled {' '.join(args)}` exited {proc.returncode}")
-    return proc.stdout
+def say(text: str) -> None:
+    print(f"\n=== {text}", flush=True)
 
 
-def prepare(run_dir: Path) -> Path:
-    """Make a fresh run folder holding a copy of the shipped config with state inside it."""
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    (run_dir / "config").mkdir(parents=True)
-    shutil.copytree(ROOT / "config" / "models.d", run_dir / "config" / "models.d")
-    data = yaml.safe_load((ROOT / "config" / "lifecycled.yaml").read_text())
-    data["daemon"]["state_url"] = f"sqlite:///{(run_dir / 'state' / 'lifecycled.db').resolve()}"
-    config = run_dir / "config" / "lifecycled.yaml"
-    config.write_text(yaml.safe_dump(data, sort_keys=False))
-    return config
+class Demo:
+    def __init__(self, run_dir: Path) -> None:
+        self.dir = run_dir
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.triton: triton.TritonServer | None = None
+        self.pipeline: Pipeline | None = None
+        self.stop_traffic = threading.Event()
+        self.config = run_dir / "config" / "lifecycled.yaml"
+        self.port = triton.free_port()
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def cli(self, *args: str, show: bool = True) -> str:
+        argv = [sys.executable, "-m", "daemon", *args, "--config", str(self.config)]
+        if show:
+            print(f"\n$ lifecycled {' '.join(args)}", flush=True)
+        proc = subprocess.run(argv, capture_output=True, text=True, cwd=self.dir,
+                              env=self.env, timeout=300)
+        if show and proc.stdout.strip():
+            print(proc.stdout.rstrip())
+        if proc.returncode not in (0, 1):
+            raise SystemExit(f"demo stopped: `lifecycled {' '.join(args)}` failed:\n{proc.stderr}")
+        return proc.stdout
+
+    def api(self, path: str) -> Any:
+        return requests.get(f"http://127.0.0.1:{self.port}{path}", timeout=10).json()
+
+    def wait(self, what: str, predicate: Callable[[], Any], timeout: float = 180.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            if self.processes and self.processes[0].poll() is not None:
+                raise SystemExit(f"the daemon exited; see {self.dir / 'logs'}")
+            time.sleep(0.5)
+        raise SystemExit(f"demo stopped: timed out waiting for {what}")
+
+    # -- set-up -------------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        if self.dir.exists():
+            shutil.rmtree(self.dir)
+        for sub in ("config", "data", "logs", "triton"):
+            (self.dir / sub).mkdir(parents=True)
+        shutil.copytree(ROOT / "config" / "models.d", self.dir / "config" / "models.d")
+        self.secret_file = self.dir / "config" / "pipeline_webhook_secret"
+        self.secret_file.write_text(new_secret())
+        self.token = new_secret()[6:26]
+        (self.dir / "config" / "api_token").write_text(self.token)
+        self.env = {**os.environ, "LIFECYCLED_DEMO": "1"}
+        self.make_data()
+
+    def make_data(self) -> None:
+        """Fixed seeds: every run tells the same story."""
+        rng = np.random.default_rng(42)
+        n_ref, n_cur = 5000, 3000
+        reference = {"income": rng.lognormal(10.5, 0.5, n_ref), "debt_ratio": rng.beta(2, 5, n_ref),
+                     "age": rng.normal(42, 12, n_ref), "utilization": rng.beta(2, 3, n_ref),
+                     "channel": rng.choice(["branch", "web", "mobile"], n_ref, p=[.3, .4, .3])}
+        current = {"income": rng.lognormal(10.5, 0.5, n_cur) * 1.35,  # injected drift
+                   "debt_ratio": rng.beta(2, 5, n_cur), "age": rng.normal(42, 12, n_cur),
+                   "utilization": np.clip(rng.beta(2, 3, n_cur) * 1.2 + 0.1, 0, 1),
+                   "channel": rng.choice(["branch", "web", "mobile"], n_cur, p=[.15, .35, .5])}
+        self.write_csv("credit_reference.csv", reference)
+        self.write_csv("credit_current.csv", current)
+        # outcomes: credit_scoring v1 decays from 92 % to 62 % (concept drift); the others hold
+        for name, start, end, seed in (("credit_scoring_1", 0.92, 0.62, 1),
+                                       ("fraud_detection_2", 0.95, 0.95, 2),
+                                       ("risk_assessment_3", 0.9, 0.9, 3)):
+            self.write_outcomes(f"outcomes_{name}.csv", start, end, seed)
+
+    def write_csv(self, name: str, columns: dict[str, Any]) -> None:
+        with (self.dir / "data" / name).open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(columns)
+            writer.writerows(zip(*columns.values(), strict=True))
+
+    def write_outcomes(self, name: str, start: float, end: float, seed: int, n: int = 1200) -> None:
+        rng = np.random.default_rng(seed)
+        labels = rng.integers(0, 2, n)
+        accuracy = np.linspace(start, end, n)
+        correct = rng.random(n) < accuracy
+        scores = np.clip(np.where(labels == 1, 0.65, 0.35) + rng.normal(0, 0.2, n), 0, 1)
+        predictions = np.where(correct, labels, 1 - labels)
+        self.write_csv(name, {"prediction": predictions, "label": labels,
+                              "score": np.round(scores, 4)})
+
+    def write_config(self) -> None:
+        assert self.triton is not None and self.pipeline is not None
+        data = yaml.safe_load((ROOT / "config" / "lifecycled.yaml").read_text())
+        seconds = {"discovery": "2s", "collect": "2s", "evaluate": "2s", "drift": "5s",
+                   "updates": "2s", "retirement": "5s", "deliver": "1s", "housekeeping": "1h"}
+        data["daemon"].update({
+            "listen": f"127.0.0.1:{self.port}", "public_url": f"http://127.0.0.1:{self.port}",
+            "state_url": f"sqlite:///{(self.dir / 'state' / 'lifecycled.db').resolve()}",
+            "api_token_file": str((self.dir / "config" / "api_token").resolve())})
+        data["sources"]["triton"] = [{"name": "local", "url": self.triton.url,
+                                      "metrics_url": self.triton.metrics_url, "timeout": "5s",
+                                      "allow_model_control": True}]
+        data["schedule"] = seconds
+        data_dir = (self.dir / "data").resolve()
+        monitoring = {
+            "credit_scoring": {"drift": {"reference": str(data_dir / "credit_reference.csv"),
+                                         "current": str(data_dir / "credit_current.csv"),
+                                         "alert_severity": "high"},
+                               "quality": {"outcomes": str(data_dir / "outcomes_credit_scoring_"
+                                                                      "{version}.csv"),
+                                           "score_column": "score"}},
+            "fraud_detection": {"quality": {"outcomes": str(data_dir / "outcomes_fraud_detection_"
+                                                                       "{version}.csv")}},
+            "risk_assessment": {"quality": {"outcomes": str(data_dir / "outcomes_risk_assessment_"
+                                                                       "{version}.csv")}},
+        }
+        for name, extra in monitoring.items():  # into each model's own models.d file
+            path = self.dir / "config" / "models.d" / f"{name}.yaml"
+            path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), **extra},
+                                           sort_keys=False))
+        data["webhooks"] = {"pipeline": {"url": self.pipeline.url,
+                                         "secret_file": str(self.secret_file.resolve()),
+                                         "events": ["model.update_requested",
+                                                    "model.update_completed", "model.retired"],
+                                         "backoff_initial": "1s", "backoff_max": "10s"}}
+        data["policies"]["updates"]["cooldown"] = "1h"
+        data["policies"]["retirement"].update({"min_accuracy": 0.85,
+                                               "normal_weekly_requests": 100000})
+        self.config.write_text(yaml.safe_dump(data, sort_keys=False))
+
+    def start_triton(self) -> None:
+        repository = self.dir / "triton" / "models"
+        for model in (*triton.SEED_MODELS, SHADOW):
+            triton.write_model(repository, model)
+        self.triton = triton.start(repository, self.dir / "triton")
+        self.pipeline = Pipeline(self.secret_file.read_text().strip(), self.token,
+                                 self.triton.url, repository, after_deploy=self.deployed)
+
+    def deployed(self, model: str, version: str) -> None:
+        """The pipeline also publishes the new version's labelled outcomes."""
+        self.write_outcomes(f"outcomes_{model}_{version}.csv", 0.93, 0.93, 7)
+
+    def start_daemon(self) -> None:
+        log = (self.dir / "logs" / "lifecycled.log").open("ab")
+        self.processes.append(subprocess.Popen(
+            [sys.executable, "-m", "daemon", "run", "--config", str(self.config)],
+            stdout=log, stderr=subprocess.STDOUT, cwd=self.dir, env=self.env))
+
+    def traffic(self) -> None:
+        """Requests to every model while the demo runs; a few fraud requests fail."""
+        assert self.triton is not None
+        rng = np.random.default_rng(5)
+        url = self.triton.url
+        while not self.stop_traffic.is_set():
+            for model in ("credit_scoring", "fraud_detection", "risk_assessment"):
+                rows = rng.normal(0, 1, (int(rng.integers(1, 8)), 4)).tolist()
+                if model == "fraud_detection" and rng.random() < 0.03:
+                    rows = [[1e9, 0, 0, 0]]
+                try:
+                    triton.infer(url, model, rows, timeout=10)
+                except requests.RequestException:
+                    pass
+            self.stop_traffic.wait(0.05)
+
+    # -- the story ----------------------------------------------------------------------------
+
+    def run(self, keep: bool) -> int:
+        self.prepare()
+        say("Step 0: start a real Triton (CPU, Python backend) and the retraining pipeline")
+        self.start_triton()
+        assert self.triton is not None and self.pipeline is not None
+        print(f"Triton {self.triton.url} serving credit_scoring:1, fraud_detection:2, "
+              f"risk_assessment:3 and shadow_scoring:1 (not in the config)")
+        self.write_config()
+
+        say("Step 1: register the three credit-risk models with their metadata and thresholds")
+        self.cli("check-config")
+        self.cli("models", "register", "--file", str(ROOT / "config" / "examples" /
+                                                     "seed-models.yaml"))
+        self.cli("models", "set-status", "risk_assessment:3", "production", "--reason",
+                 "model risk review approved", "--actor", "model-risk-committee")
+
+        say("Step 2: start the daemon (SQLite state, Triton scraped directly)")
+        self.start_daemon()
+        self.wait("/readyz", lambda: self._ready())
+        print(f"lifecycled is ready on http://127.0.0.1:{self.port}")
+
+        say("Step 3: auto-discovery finds what Triton serves, including a model not in the config")
+        self.wait("discovery", lambda: any(m["name"] == SHADOW.name for m in
+                                           self.api("/api/v1/models")["models"]))
+        self.cli("models", "list")
+
+        say("Step 4: serving metrics from Triton while traffic flows; quality from outcomes")
+        threading.Thread(target=self.traffic, daemon=True).start()
+        self.wait("snapshots", lambda: all(
+            (d := self.api(f"/api/v1/models/{m}")).get("latest_snapshot")
+            and d["latest_snapshot"].get("requests_per_second")
+            for m in ("credit_scoring/1", "fraud_detection/2", "risk_assessment/3")))
+        self.cli("collect")
+
+        say("Step 5: the performance report of each model")
+        for model in ("credit_scoring:1", "fraud_detection:2", "risk_assessment:3"):
+            self.print_performance(model)
+
+        say("Step 6: data drift injected into credit_scoring's features; concept drift")
+        self.cli("drift", "--model", "credit_scoring:1")
+        self.cli("quality", "--outcomes", str(self.dir / "data" /
+                                              "outcomes_credit_scoring_1.csv"),
+                 "--score-column", "score")
+
+        say("Step 7: the degraded model triggers an update job; the pipeline retrains it")
+        job = self.wait("an update job", lambda: self._jobs())
+        print(f"update job {job['id']}: trigger {job['trigger_type']} "
+              f"({job['trigger'].get('threshold', job['trigger'].get('severity'))})")
+
+        say("Step 8: follow the job: validation, version 2 promoted, version 1 deprecated")
+        self.wait("the job to complete", lambda: self._jobs(state="completed"))
+        self.cli("jobs", "show", job["id"])
+        self.cli("models", "history", "credit_scoring:1")
+
+        say("Step 9: the lifecycle overview")
+        self.cli("report")
+
+        say("Step 10: retirement scores; the owners retire version 1, unloading it from Triton")
+        self.wait("retirement scores", lambda: any(
+            (c["model"], c["version"], c["status"]) == ("credit_scoring", "1", "deprecated")
+            for c in json.loads(self.cli("retire", "candidates", "--json",
+                                         show=False))["candidates"]))
+        self.cli("retire", "candidates")
+        self.cli("retire", "credit_scoring:1", "--dry-run")
+        self.cli("retire", "credit_scoring:1", "--reason", "superseded by version 2 after the "
+                 "accuracy decay", "--actor", "risk_ml")
+        index = requests.post(f"{self.triton.url}/v2/repository/index", timeout=10).json()
+        served = sorted(f"{e['name']}:{e.get('version')} {e.get('state')}" for e in index)
+        print("Triton now serves: " + ", ".join(served))
+        self.cli("webhooks", "list")
+        print(f"\nState, configuration, data, backups and logs are in {self.dir}")
+        if keep:
+            print(f"--keep: daemon http://127.0.0.1:{self.port}/metrics and /api/v1/models; "
+                  f"Triton {self.triton.url}; stop them with: kill {self.processes[0].pid} "
+                  f"{self.triton.process.pid}")
+        return 0
+
+    def _ready(self) -> bool:
+        try:
+            return requests.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).ok
+        except requests.RequestException:
+            return False
+
+    def _jobs(self, state: str | None = None) -> dict[str, Any] | None:
+        args = ["jobs", "list", "--json"] + (["--state", state] if state else [])
+        jobs = json.loads(self.cli(*args, show=False))["jobs"]
+        return jobs[0] if jobs else None
+
+    def print_performance(self, model: str) -> None:
+        name, version = model.split(":")
+        detail = self.api(f"/api/v1/models/{name}/{version}")
+        snap = detail["latest_snapshot"] or {}
+        evaluation = detail["latest_evaluation"] or {}
+
+        def fmt(value: Any, unit: str = "", scale: float = 1.0) -> str:
+            return "unknown" if value is None else f"{value * scale:.3g}{unit}"
+
+        breaches = ", ".join(b["threshold"] for b in evaluation.get("breaches", [])) or "none"
+        print(f"{model:<20} throughput {fmt(snap.get('requests_per_second'), ' req/s')}, "
+              f"p99 {fmt(snap.get('latency_p99_seconds'), ' ms', 1000)}, "
+              f"errors {fmt(snap.get('error_ratio'), ' %', 100)}, "
+              f"accuracy {fmt(snap.get('accuracy'))}; level {evaluation.get('level', 'unknown')} "
+              f"(score {fmt(evaluation.get('score'))}); breaches: {breaches}")
+
+    def cleanup(self, keep: bool) -> None:
+        self.stop_traffic.set()
+        if keep:
+            return
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        if self.triton is not None:
+            self.triton.stop()
+        if self.pipeline is not None:
+            self.pipeline.stop()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", default=str(ROOT / "demo-run"), help="run folder")
+    parser.add_argument("--keep", action="store_true",
+                        help="leave the daemon and Triton running and print their URLs")
     args = parser.parse_args()
-    run_dir = Path(args.dir)
-    config = prepare(run_dir)
-
-    print("Step 1: validate the configuration and register the seed's three credit-risk models")
-    lifecycled(config, "check-config")
-    lifecycled(config, "models", "register", "--file",
-               str(ROOT / "config" / "examples" / "seed-models.yaml"))
-    lifecycled(config, "models", "list")
-
-    print("\nStep 2: promote risk_assessment after its review; every move is recorded")
-    lifecycled(config, "models", "set-status", "risk_assessment:3", "production",
-               "--reason", "model risk review approved", "--actor", "model-risk-committee")
-    lifecycled(config, "models", "history", "risk_assessment:3")
-
-    print("\nStep 3: the lifecycle overview")
-    lifecycled(config, "report")
-    print(f"\nState, configuration and logs are in {run_dir}")
-    return 0
+    demo = Demo(Path(args.dir).resolve())
+    try:
+        return demo.run(args.keep)
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopping everything the demo started")
+        return 130
+    finally:
+        demo.cleanup(args.keep)
 
 
 if __name__ == "__main__":

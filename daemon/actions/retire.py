@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,12 +17,14 @@ from daemon.errors import ActionError, InputError, SourceError, TransitionError
 from daemon.jobs.context import JobContext
 from daemon.store.retirement import (
     Plan,
+    claim,
     create_plan_in,
     export_version,
     get_plan_in,
     latest_plan_in,
     mark_step_in,
     prune_version_in,
+    release,
     retry_plan_in,
 )
 
@@ -84,19 +88,39 @@ def retire(ctx: JobContext, ref: ModelRef, *, reason: str, actor: str) -> Plan:
     return run_plan(ctx, plan)
 
 
+LEASE_SECONDS = 120.0
+
+
 def run_plan(ctx: JobContext, plan: Plan) -> Plan:
-    """Run the remaining steps; a failure stops the plan with the error (retry resumes it)."""
-    while (step := plan.next_step()) is not None and plan.state == "running":
-        try:
-            plan = STEPS[step["name"]](ctx, plan)
-        except (SourceError, ActionError, TransitionError, InputError) as exc:
-            with ctx.store.write() as conn:
-                plan = mark_step_in(conn, plan, step["name"], "failed", str(exc), ctx.clock())
-            log.error("retirement step failed model=%s step=%s error=%s", plan.ref,
-                      step["name"], exc)
-            return plan
-        log.info("retirement step done model=%s step=%s", plan.ref, step["name"])
-    return plan
+    """Run the remaining steps; a failure stops the plan with the error (retry resumes it).
+
+    One runner at a time (the daemon's job and a CLI call may both try): each step is run under
+    a lease on the plan, so no step is done twice; a runner that died loses its lease."""
+    owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        while (step := plan.next_step()) is not None and plan.state == "running":
+            if not claim(ctx.store, plan.id, owner, ctx.clock(), LEASE_SECONDS):
+                log.info("retirement plan is being run elsewhere plan=%s", plan.id)
+                break
+            with ctx.store.read() as conn:
+                plan = get_plan_in(conn, plan.id)  # what the previous holder finished
+            step = plan.next_step()
+            if step is None or plan.state != "running":
+                break
+            try:
+                plan = STEPS[step["name"]](ctx, plan)
+            except (SourceError, ActionError, TransitionError, InputError) as exc:
+                with ctx.store.write() as conn:
+                    plan = mark_step_in(conn, plan, step["name"], "failed", str(exc),
+                                        ctx.clock())
+                log.error("retirement step failed model=%s step=%s error=%s", plan.ref,
+                          step["name"], exc)
+                break
+            log.info("retirement step done model=%s step=%s", plan.ref, step["name"])
+    finally:
+        release(ctx.store, plan.id, owner)
+    with ctx.store.read() as conn:
+        return get_plan_in(conn, plan.id)
 
 
 def _stop_traffic(ctx: JobContext, plan: Plan) -> Plan:

@@ -156,7 +156,8 @@ def run_updates(ctx: JobContext) -> dict[str, Any]:
             if job is not None and decision.attach:
                 already = " ".join(line for _, line in get_in(conn, job.id).log)
                 for trigger in decision.attach:
-                    if f"also triggered by {trigger.type}" not in already:
+                    if trigger.type != job.trigger_type and \
+                            f"also triggered by {trigger.type}" not in already:
                         log_in(conn, job.id, now,
                                f"also triggered by {trigger.type}: {_describe(trigger)}")
                 report["attached"].extend(sorted(noted))

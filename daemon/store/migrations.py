@@ -227,6 +227,8 @@ MIGRATIONS: tuple[str, ...] = (
         reason     TEXT NOT NULL,
         steps      TEXT NOT NULL,
         error      TEXT NOT NULL DEFAULT '',
+        owner      TEXT,
+        lease_until REAL,
         created_at REAL NOT NULL,
         updated_at REAL NOT NULL
     );

@@ -123,6 +123,22 @@ def mark_step_in(conn: sqlite3.Connection, plan: Plan, step: str, state: str, de
     return get_plan_in(conn, plan.id)
 
 
+def claim(store: Store, plan_id: str, owner: str, now: float, lease: float) -> bool:
+    """Take (or extend) the right to run a plan; False while another runner holds it."""
+    with store.write() as conn:
+        cursor = conn.execute(
+            "UPDATE retirement_plans SET owner = ?, lease_until = ? WHERE id = ? AND "
+            "state = 'running' AND (owner IS NULL OR owner = ? OR lease_until < ?)",
+            (owner, now + lease, plan_id, owner, now))
+        return cursor.rowcount == 1
+
+
+def release(store: Store, plan_id: str, owner: str) -> None:
+    with store.write() as conn:
+        conn.execute("UPDATE retirement_plans SET owner = NULL, lease_until = NULL "
+                     "WHERE id = ? AND owner = ?", (plan_id, owner))
+
+
 def retry_plan_in(conn: sqlite3.Connection, plan: Plan, now: float) -> Plan:
     steps = [dict(s, state="pending") if s["state"] == "failed" else dict(s) for s in plan.steps]
     conn.execute("UPDATE retirement_plans SET steps = ?, state = 'running', error = '', "

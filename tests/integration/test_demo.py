@@ -1,0 +1,58 @@
+"""The demo end to end (real Triton, the daemon, the pipeline), checked from the state it leaves
+and not from its printed text."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from daemon.domain import HistoryKind, ModelRef, Status
+from daemon.store import open_store
+from daemon.store.outbox import deliveries, event_body
+from daemon.store.results import latest_quality
+from daemon.store.retirement import latest_plan
+from daemon.store.updates import list_jobs
+from tests.conftest import ROOT
+
+
+def test_the_demo_tells_the_whole_story(tmp_path: Path) -> None:
+    run = tmp_path / "demo"
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py"), "--dir", str(run)],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    store = open_store(f"sqlite:///{run / 'state' / 'lifecycled.db'}", tmp_path)
+    statuses = store.statuses()
+    # 1, 3: the seed models registered from config/ and the unconfigured one discovered
+    assert statuses[ModelRef("fraud_detection", "2")] == Status.PRODUCTION
+    assert statuses[ModelRef("risk_assessment", "3")] == Status.PRODUCTION
+    shadow = store.get(ModelRef("shadow_scoring", "1"))
+    assert shadow.spec.owner_team == "auto_discovery" and "auto_discovered" in shadow.spec.tags
+    assert store.get(ModelRef("credit_scoring", "1")).spec.owner_team == "risk_ml"
+    # 4: real serving numbers and quality were collected
+    (quality,) = latest_quality(store, ModelRef("fraud_detection", "2"))
+    assert quality.result["accuracy"] > 0.9
+    # 7, 8: a degradation job, completed by the pipeline: 2 promoted, 1 deprecated then retired
+    (job,) = list_jobs(store)
+    assert (job.trigger_type, job.state, job.target_version) == (
+        "performance_degradation", "completed", "2")
+    assert statuses[ModelRef("credit_scoring", "2")] == Status.PRODUCTION
+    old = store.history(ModelRef("credit_scoring", "1"))
+    assert [(h.to_status, h.actor) for h in old if h.kind == HistoryKind.STATUS_CHANGED] == [
+        (Status.DEPRECATED, "updates"), (Status.RETIRED, "risk_ml")]
+    # 10: retired with a verified backup, and everyone told
+    plan = latest_plan(store, ModelRef("credit_scoring", "1"))
+    assert plan is not None and plan.state == "completed"
+    backup = Path(plan.steps[1]["detail"])
+    assert json.loads((backup / "manifest.json").read_text())["model"] == "credit_scoring"
+    assert plan.steps[0]["detail"] == "local: reloaded with versions 2 only"
+    # 6 (from the backup, since retirement pruned v1's results): drift and concept drift found
+    drifts = json.loads((backup / "drift_results.json").read_text())
+    assert drifts and drifts[-1]["result"]["severity"] in ("medium", "high", "critical")
+    qualities = json.loads((backup / "quality_results.json").read_text())
+    assert qualities[-1]["result"]["concept"]["severity"] == "high"
+    sent = {event_body(store, d.event_id)["type"] for d in deliveries(store, state="delivered")}
+    assert {"model.update_requested", "model.update_completed"} <= sent
+    store.close()
+    assert (run / "logs" / "lifecycled.log").exists()
