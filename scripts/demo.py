@@ -11,6 +11,7 @@ folder, printed at the end. Every process it starts is stopped at the end, also 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -198,10 +199,8 @@ class Demo:
                 rows = rng.normal(0, 1, (int(rng.integers(1, 8)), 4)).tolist()
                 if model == "fraud_detection" and rng.random() < 0.03:
                     rows = [[1e9, 0, 0, 0]]
-                try:
+                with contextlib.suppress(requests.RequestException):
                     triton.infer(url, model, rows, timeout=10)
-                except requests.RequestException:
-                    pass
             self.stop_traffic.wait(0.05)
 
     # -- the story ----------------------------------------------------------------------------
