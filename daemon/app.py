@@ -131,7 +131,9 @@ def run_daemon(config: str | None, *, once: bool = False,
         finally:
             app.close()
     registry = CollectorRegistry()
-    registry.register(LifecycleCollector(app.store, lambda: list(runtime.ctx.settings.webhooks)))
+    registry.register(LifecycleCollector(
+        app.store, lambda: list(runtime.ctx.settings.webhooks),
+        lambda: {job: getattr(runtime.ctx.settings.schedule, job) for job in runtime.jobs}))
     api = Api(app.store, registry, runtime.readiness, _token_reader(app.settings, environ),
               posts={"jobs": job_events_handler(runtime.ctx)})
     host, port = split_listen(app.settings.daemon.listen)

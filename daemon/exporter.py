@@ -73,9 +73,11 @@ class LifecycleCollector:
     """A prometheus_client collector over the store."""
 
     def __init__(self, store: Store,
-                 webhook_endpoints: Callable[[], Iterable[str]] = lambda: ()) -> None:
+                 webhook_endpoints: Callable[[], Iterable[str]] = lambda: (),
+                 job_intervals: Callable[[], dict[str, float]] = dict) -> None:
         self.store = store
         self.webhook_endpoints = webhook_endpoints
+        self.job_intervals = job_intervals
         # decoded results by row id (rows never change): a scrape decodes only new results
         self._decoded: dict[str, dict[int, dict[str, Any]]] = {
             "drift": {}, "quality": {}, "evaluation": {}}
@@ -330,6 +332,11 @@ class LifecycleCollector:
                         "Unix time the job last finished without error.", ["job"])
         duration = _gauge("lifecycled_job_duration_seconds", "Duration of the job's last run.",
                           ["job"])
+        interval = _gauge("lifecycled_job_interval_seconds",
+                          "Configured interval of the job (alert when a success is 3 late).",
+                          ["job"])
+        for job, seconds in sorted(self.job_intervals().items()):
+            interval.add_metric([job], seconds)
         runs = CounterMetricFamily("lifecycled_job_runs", "Job runs.", labels=["job"])
         failures = CounterMetricFamily("lifecycled_job_failures", "Job runs that raised.",
                                        labels=["job"])
@@ -340,4 +347,4 @@ class LifecycleCollector:
                 duration.add_metric([j.job], j.last_duration)
             runs.add_metric([j.job], j.runs)
             failures.add_metric([j.job], j.failures)
-        yield from (build, up, last, job_ok, duration, runs, failures)
+        yield from (build, up, last, job_ok, duration, interval, runs, failures)

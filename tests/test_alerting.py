@@ -1,0 +1,132 @@
+"""Alert rules, their promtool tests, Alertmanager routing and the Grafana dashboards are files
+tested like code: syntax, coverage of every alert, routing cases, and every metric they name
+exists in the exporter contract (README) or in Triton's metrics."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.daemon.test_exporter import readme_names
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "alerting" / "rules" / "lifecycled.yml"
+TESTS = ROOT / "alerting" / "tests" / "lifecycled_test.yml"
+ALERTMANAGER = ROOT / "alerting" / "alertmanager.yml"
+TRITON = {"nv_inference_request_success", "nv_inference_request_failure", "nv_inference_count",
+          "nv_inference_exec_count", "nv_inference_request_duration_us",
+          "nv_inference_queue_duration_us", "nv_inference_pending_request_count",
+          "nv_inference_request_summary_us", "nv_cpu_utilization", "nv_cpu_memory_used_bytes"}
+NAME = re.compile(r"\b(lifecycled_[a-z0-9_]+|nv_[a-z0-9_]+|model_version:[a-z0-9_:]+)")
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is required (Debian prometheus / prometheus-alertmanager)")
+    return path
+
+
+def run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+
+def rules() -> list[dict[str, object]]:
+    return [r for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]]
+
+
+def expressions() -> list[str]:
+    found = [str(r["expr"]) for r in rules()]
+    for path in (ROOT / "grafana" / "dashboards").glob("*.json"):
+        dashboard = json.loads(path.read_text())
+        found += [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+        found += [v["query"]["query"] for v in dashboard["templating"]["list"]]
+    return found
+
+
+def test_rules_are_valid_and_their_unit_tests_pass() -> None:
+    check = run(tool("promtool"), "check", "rules", str(RULES))
+    assert check.returncode == 0, check.stdout + check.stderr
+    unit = run(tool("promtool"), "test", "rules", str(TESTS))
+    assert unit.returncode == 0 and "SUCCESS" in unit.stdout, unit.stdout + unit.stderr
+
+
+def test_every_alert_is_tested_firing_and_silent() -> None:
+    cases = [case for test in yaml.safe_load(TESTS.read_text())["tests"]
+             for case in test.get("alert_rule_test", [])]
+    for rule in rules():
+        if "alert" not in rule:
+            continue
+        mine = [c for c in cases if c["alertname"] == rule["alert"]]
+        assert any(c["exp_alerts"] for c in mine), f"{rule['alert']} never tested firing"
+        assert any(not c["exp_alerts"] for c in mine), f"{rule['alert']} never tested silent"
+
+
+def test_alerts_have_the_required_labels_and_annotations() -> None:
+    names = set()
+    for rule in rules():
+        if "alert" not in rule:
+            assert re.fullmatch(r"[a-z_]+:[a-z0-9_]+:[a-z0-9_]+", str(rule["record"]))
+            continue
+        names.add(rule["alert"])
+        assert rule["labels"]["severity"] in ("critical", "warning", "info")
+        annotations = rule["annotations"]
+        assert {"summary", "description", "runbook_url"} <= set(annotations)
+        anchor = str(annotations["runbook_url"]).split("#", 1)[1]
+        assert f'<a id="{anchor}"></a>' in (ROOT / "README.md").read_text(), anchor
+    assert len(names) >= 16
+
+
+def test_every_named_metric_exists() -> None:
+    contract = readme_names()
+    recorded = {str(r["record"]) for r in rules() if "record" in r}
+    for expr in expressions():
+        for name in NAME.findall(expr):
+            base = re.sub(r"_(bucket|sum|count)$", "", name)
+            assert name in contract | recorded | TRITON or base in TRITON, f"unknown metric {name}"
+
+
+def test_alertmanager_config_and_routes() -> None:
+    amtool = tool("amtool")
+    check = run(amtool, "check-config", str(ALERTMANAGER))
+    assert check.returncode == 0, check.stdout + check.stderr
+    text = ALERTMANAGER.read_text()
+    assert not re.search(r"^\s*(api_url|auth_password|smtp_auth_password):", text, re.MULTILINE)
+    cases = [
+        (["severity=critical", "owner_team=risk_ml"], "ml-oncall-email,risk-ml-slack"),
+        (["severity=warning", "owner_team=risk_ml"], "risk-ml-slack"),
+        (["severity=warning", "owner_team=fraud_ml"], "fraud-ml-slack"),
+        (["severity=critical", "owner_team=fraud_ml"], "ml-oncall-email,fraud-ml-slack"),
+        (["severity=warning", "owner_team=auto_discovery", "business_domain=credit_risk"],
+         "risk-ml-slack"),
+        (["severity=warning", "owner_team=someone"], "ml-platform-slack"),
+        (["severity=info", "owner_team=risk_ml"], "blackhole"),
+    ]
+    for labels, receivers in cases:
+        result = run(amtool, "config", "routes", "test", f"--config.file={ALERTMANAGER}",
+                     f"--verify.receivers={receivers}", *labels)
+        assert result.returncode == 0, f"{labels}: {result.stdout}{result.stderr}"
+    config = yaml.safe_load(text)
+    (inhibit,) = config["inhibit_rules"]
+    assert inhibit["equal"] == ["model", "version", "category"]
+
+
+def test_dashboards_use_the_provisioned_datasource() -> None:
+    provisioned = yaml.safe_load((ROOT / "grafana" / "provisioning" / "datasources" /
+                                  "lifecycled-prometheus.yaml").read_text())
+    uid = provisioned["datasources"][0]["uid"]
+    titles = set()
+    for path in (ROOT / "grafana" / "dashboards").glob("*.json"):
+        dashboard = json.loads(path.read_text())
+        titles.add(dashboard["title"])
+        assert dashboard["uid"] and dashboard["id"] is None
+        for panel in dashboard["panels"]:
+            assert panel["datasource"]["uid"] == uid
+            assert all(t["datasource"]["uid"] == uid for t in panel["targets"])
+    assert len(titles) == 3
