@@ -118,6 +118,26 @@ SNAPSHOT_FIELDS_SHOWN = (
     "memory_bytes", "cpu_utilization_ratio", "accuracy", "f1_ratio", "roc_auc")
 
 
+def _model_report(args: argparse.Namespace) -> int:
+    from daemon.jobs.report import performance_report
+
+    ref = ModelRef.parse(args.model)
+    with app.opened(args.config) as ctx:
+        data = performance_report(ctx.context(), ref, args.days)
+
+    def text() -> str:
+        rows = [[name, m["count"], _fmt(m["mean"]), _fmt(m["std"]), _fmt(m["min"]),
+                 _fmt(m["max"])] for name, m in data["measures"].items()]
+        lines = [f"Performance of {ref} over {args.days:g} days (from {data['source']}; "
+                 f"status {data['status']}, latest level {data['latest_level']})", "",
+                 table(["MEASURE", "N", "MEAN", "STD", "MIN", "MAX"], rows), ""]
+        lines += [f"health issue: {issue}" for issue in data["issues"]] or ["no health issues"]
+        return "\n".join(lines)
+
+    emit(args, data, text)
+    return EXIT_PROBLEM if data["issues"] else EXIT_OK
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     return app.run_daemon(args.config, once=args.once)
 
@@ -228,6 +248,8 @@ def cmd_models_history(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    if args.model:
+        return _model_report(args)
     now = time.time()
     with app.opened(args.config) as ctx:
         by_status = ctx.store.counts("status")
@@ -443,7 +465,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_parsers(sub, common, as_json)
 
     p = sub.add_parser("report", parents=[common, as_json],
-                       help="lifecycle overview: statuses, domains, recent activity")
+                       help="lifecycle overview, or --model: one version's performance summary")
+    p.add_argument("--model", metavar="NAME:VERSION")
+    p.add_argument("--days", type=float, default=7.0)
     p.set_defaults(func=cmd_report)
     return parser
 

@@ -158,7 +158,24 @@ class PrometheusSettings(_Section):
     headers: dict[str, str] = {}
     basic_auth: BasicAuth | None = None
     tls: TLSSettings = TLSSettings()
+    window: PositiveDuration = 300.0
+    fallback_to_triton: bool = False
     queries: dict[str, str] = {}
+
+    @property
+    def window_text(self) -> str:
+        return f"{max(1, int(self.window))}s"
+
+    @field_validator("queries")
+    @classmethod
+    def _known_quantities(cls, value: dict[str, str]) -> dict[str, str]:
+        from daemon.sources.prometheus import QUANTITIES
+
+        unknown = sorted(set(value) - set(QUANTITIES))
+        if unknown:
+            raise ValueError(f"unknown quantities {', '.join(unknown)}; known: "
+                             f"{', '.join(QUANTITIES)}")
+        return value
 
 
 class SourcesSettings(_Section):
@@ -249,7 +266,7 @@ class QualitySettings(_Section):
     label_column: str = "label"
     score_column: str | None = None
     timestamp_column: str | None = None
-    promql: dict[str, str] = {}
+    promql: dict[Literal["accuracy", "precision", "recall", "f1", "roc_auc"], str] = {}
 
 
 class MonitoringSettings(_Section):

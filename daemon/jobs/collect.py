@@ -5,12 +5,13 @@ one snapshot per model version and pass. A source that cannot be read yields no 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.core.serving import RateProblem, ServingSample, aggregate, serving_sample
 from daemon.domain import ModelRef, Status
-from daemon.errors import SourceError
+from daemon.errors import InputError, SourceError
 from daemon.jobs.context import JobContext
 from daemon.sources.triton import (
     MetricsScrape,
@@ -21,7 +22,13 @@ from daemon.sources.triton import (
     scrape_to_json,
 )
 from daemon.store.results import add_quality_result
-from daemon.store.serving import add_snapshot, last_scrape, put_scrape, record_source
+from daemon.store.serving import (
+    SNAPSHOT_FIELDS,
+    add_snapshot,
+    last_scrape,
+    put_scrape,
+    record_source,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +54,76 @@ def _scrape(ctx: JobContext, endpoint: Any, now: float
 
 
 def run_collect(ctx: JobContext) -> CollectReport:
-    """One collect pass."""
+    """One collect pass: serving numbers from Prometheus when configured (else, or as a
+    configured fallback, straight from Triton), quality from outcomes or PromQL."""
     report = CollectReport()
     now = ctx.clock()
     statuses = ctx.store.statuses()
     watched = {ref for ref, status in statuses.items() if status != Status.RETIRED}
+    prometheus = ctx.settings.sources.prometheus
+    serving: dict[ModelRef, tuple[dict[str, float | None], dict[str, Any]]] | None = None
+    scrapes: dict[str, MetricsScrape] = {}
+    if prometheus is not None:
+        serving = _from_prometheus(ctx, watched, report, now)
+    if serving is None and (prometheus is None or prometheus.fallback_to_triton):
+        serving, scrapes = _from_triton(ctx, watched, report, now)
+    quality = _quality(ctx, statuses, report)
+    with ctx.store.write() as conn:
+        for name, scrape in scrapes.items():
+            put_scrape(conn, name, now, scrape_to_json(scrape))
+            record_source(conn, f"triton:{name}", ok=True, now=now)
+        for ref in sorted(set(serving or {}) | set(quality)):
+            values, detail = (serving or {}).get(ref, ({}, {}))
+            values, detail = dict(values), dict(detail)
+            _add_quality(values, detail, quality.get(ref))
+            add_snapshot(conn, ref, now, values, detail)
+            report.snapshots[str(ref)] = {**values, **detail}
+    return report
+
+
+def _from_prometheus(ctx: JobContext, watched: set[ModelRef], report: CollectReport, now: float
+                     ) -> dict[ModelRef, tuple[dict[str, float | None], dict[str, Any]]] | None:
+    from daemon.sources.prometheus import PrometheusSource
+
+    settings = ctx.settings.sources.prometheus
+    assert settings is not None
+    interval = ctx.settings.schedule.collect
+    try:
+        source = PrometheusSource(settings)
+        try:
+            found = source.serving(interval)
+        finally:
+            source.close()
+    except SourceError as exc:
+        log.warning("prometheus down error=%s", exc)
+        report.endpoints["prometheus"] = str(exc)
+        with ctx.store.write() as conn:
+            record_source(conn, "prometheus", ok=False, now=now, error=str(exc))
+        return None
+    report.endpoints["prometheus"] = "up"
+    with ctx.store.write() as conn:
+        record_source(conn, "prometheus", ok=True, now=now)
+    serving = {}
+    for (name, version), quantities in found.items():
+        try:
+            ref = ModelRef(name, version)
+        except InputError:
+            continue
+        if ref not in watched:
+            continue
+        requests_seen = quantities.pop("requests", None)
+        values = {k: v for k, v in quantities.items() if k in SNAPSHOT_FIELDS}
+        values["interval_seconds"] = interval
+        detail: dict[str, Any] = {"source": "prometheus", "window_seconds": settings.window}
+        if requests_seen is not None:
+            detail["requests"] = requests_seen
+        serving[ref] = (values, detail)
+    return serving
+
+
+def _from_triton(ctx: JobContext, watched: set[ModelRef], report: CollectReport, now: float
+                 ) -> tuple[dict[ModelRef, tuple[dict[str, float | None], dict[str, Any]]],
+                            dict[str, MetricsScrape]]:
     samples: dict[ModelRef, dict[str, ServingSample]] = {}
     cpu: dict[ModelRef, list[float]] = {}
     memory: dict[ModelRef, float] = {}
@@ -83,22 +155,13 @@ def run_collect(ctx: JobContext) -> CollectReport:
                 cpu.setdefault(ref, []).append(scrape.cpu_utilization)
             if (name, version) in mem:
                 memory[ref] = memory.get(ref, 0.0) + mem[(name, version)]
-    quality = _quality(ctx, statuses, report)
-    with ctx.store.write() as conn:
-        for name, scrape in scrapes.items():
-            put_scrape(conn, name, now, scrape_to_json(scrape))
-            record_source(conn, f"triton:{name}", ok=True, now=now)
-        for ref in sorted(set(samples) | set(quality)):
-            values, detail = _snapshot_values(samples.get(ref), cpu.get(ref), memory.get(ref),
-                                              quality.get(ref))
-            add_snapshot(conn, ref, now, values, detail)
-            report.snapshots[str(ref)] = {**values, **detail}
-    return report
+    serving = {ref: _snapshot_values(per_endpoint, cpu.get(ref), memory.get(ref))
+               for ref, per_endpoint in samples.items()}
+    return serving, scrapes
 
 
 def _snapshot_values(per_endpoint: dict[str, ServingSample] | None, cpu: list[float] | None,
-                     memory: float | None, quality: dict[str, Any] | None
-                     ) -> tuple[dict[str, float | None], dict[str, Any]]:
+                     memory: float | None) -> tuple[dict[str, float | None], dict[str, Any]]:
     values: dict[str, float | None] = {}
     detail: dict[str, Any] = {}
     if per_endpoint:
@@ -123,13 +186,49 @@ def _snapshot_values(per_endpoint: dict[str, ServingSample] | None, cpu: list[fl
             "failures_per_second_by_reason": dict(fleet.failures_per_second_by_reason),
             "summary_latencies": fleet.summaries,
         })
+    return values, detail
+
+
+def _add_quality(values: dict[str, float | None], detail: dict[str, Any],
+                 quality: dict[str, Any] | None) -> None:
     if quality:
         values.update({"accuracy": quality.get("accuracy"),
                        "precision_ratio": quality.get("precision"),
                        "recall_ratio": quality.get("recall"), "f1_ratio": quality.get("f1"),
                        "roc_auc": quality.get("roc_auc")})
         detail["quality_samples"] = quality.get("samples")
-    return values, detail
+
+
+PROMQL_QUALITY = ("accuracy", "precision", "recall", "f1", "roc_auc")
+
+
+def _quality_from_promql(ctx: JobContext, ref: ModelRef, queries: Mapping[str, str],
+                         report: CollectReport, now: float) -> dict[str, Any] | None:
+    """Quality metrics from the PromQL the user wrote for the model ({model}, {version})."""
+    from daemon.sources.prometheus import PrometheusSource
+
+    settings = ctx.settings.sources.prometheus
+    if settings is None:
+        report.quality_errors[str(ref)] = "quality.promql needs sources.prometheus"
+        return None
+    result: dict[str, Any] = {"samples": 0, "source": "promql"}
+    try:
+        source = PrometheusSource(settings)
+        try:
+            for metric in PROMQL_QUALITY:
+                if metric in queries:
+                    expr = queries[metric].replace("{model}", ref.name).replace(
+                        "{version}", ref.version)
+                    result[metric] = source.scalar(expr)
+        finally:
+            source.close()
+    except SourceError as exc:
+        report.quality_errors[str(ref)] = str(exc)
+        with ctx.store.write() as conn:
+            record_source(conn, "prometheus", ok=False, now=now, error=str(exc))
+        return None
+    add_quality_result(ctx.store, ref, result, now=now)
+    return result
 
 
 def _quality(ctx: JobContext, statuses: dict[ModelRef, Status], report: CollectReport
@@ -143,6 +242,13 @@ def _quality(ctx: JobContext, statuses: dict[ModelRef, Status], report: CollectR
         if status == Status.RETIRED or ref.name not in ctx.settings.models:
             continue
         settings = ctx.settings.models[ref.name].quality
+        if not settings.outcomes and settings.promql:
+            if status == Status.PRODUCTION or any("{version}" in q for q in
+                                                  settings.promql.values()):
+                result = _quality_from_promql(ctx, ref, dict(settings.promql.items()), report, now)
+                if result is not None:
+                    found[ref] = result
+            continue
         if not settings.outcomes:
             continue
         if "{version}" not in settings.outcomes and status != Status.PRODUCTION:
