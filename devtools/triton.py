@@ -194,3 +194,10 @@ def infer(server_url: str, model: str, rows: list[list[float]], version: str | N
     body = {"inputs": [{"name": "INPUT", "shape": [len(rows), len(rows[0])], "datatype": "FP32",
                         "data": [v for row in rows for v in row]}]}
     return requests.post(server_url + path, json=body, timeout=timeout)
+
+
+def parse_metrics_text(text: str) -> dict[tuple[str, str], object]:
+    """Per (model, version) counters of a Triton /metrics text (for tests and benchmarks)."""
+    from daemon.sources.triton import parse_metrics
+
+    return dict(parse_metrics(text, 0.0).models)

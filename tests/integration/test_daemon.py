@@ -65,13 +65,13 @@ class Daemon:
         return self.process.wait(timeout=60)
 
 
-def daemon_config(directory: Path, **extra: Any) -> Path:
+def daemon_config(directory: Path, models_d: bool = True, **extra: Any) -> Path:
     data: dict[str, Any] = {"daemon": {"listen": f"127.0.0.1:{triton.free_port()}",
                                        "state_url": f"sqlite:///{directory / 'state.db'}",
                                        "shutdown_grace": "20s"},
                             "schedule": FAST, "sources": {"triton": []}}
     data.update(extra)
-    return write_config(directory, data)
+    return write_config(directory, data, models_d=models_d)
 
 
 @pytest.fixture

@@ -1,0 +1,173 @@
+"""End to end: a real Triton, the daemon, a real Prometheus scraping both and evaluating the
+shipped rules, and a real Alertmanager with the shipped routing pointed at local stand-ins for
+Slack and the mail relay. A breach makes the right alert arrive at the right sink; fixing it
+resolves it. Every PromQL expression of the rules and dashboards runs on the live Prometheus."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import os
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+from devtools import triton
+from tests.conftest import ROOT
+from tests.integration.conftest import endpoint
+from tests.integration.test_daemon import Daemon, daemon_config
+from tests.sinks import HttpSink, SmtpSink
+from tests.test_alerting import expressions
+
+# Empty by nature in this run (nothing is a retirement candidate, nothing is dead)
+MAY_BE_EMPTY = {"Retirement candidates"}
+
+
+def outcomes(path: Path, accuracy: float, n: int = 400) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["prediction", "label"])
+        good = int(n * accuracy)
+        writer.writerows([[1, 1]] * good + [[0, 1]] * (n - good))
+
+
+def sample(path: Path, shift: float) -> str:
+    import numpy as np
+    rng = np.random.default_rng(int(shift * 10))
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["x"])
+        writer.writerows([[v] for v in rng.normal(shift, 1, 500)])
+    return str(path)
+
+
+def wait_for(predicate: Any, what: str, timeout: float = 120.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def alertmanager_config(slack_url_file: Path, smtp: str, password_file: Path) -> dict[str, Any]:
+    """The shipped routing, with its sinks and timings made local and fast."""
+    config = yaml.safe_load((ROOT / "alerting" / "alertmanager.yml").read_text())
+    config["global"].update({"smtp_smarthost": smtp, "smtp_require_tls": False,
+                             "smtp_auth_password_file": str(password_file)})
+    config["route"].update({"group_wait": "1s", "group_interval": "2s", "repeat_interval": "1h"})
+    for receiver in config["receivers"]:
+        for slack in receiver.get("slack_configs", []):
+            slack["api_url_file"] = str(slack_url_file)
+    return config
+
+
+def test_breach_alerts_route_to_slack_and_email_and_resolve(
+        triton_factory: Any, servers: Any, tmp_path: Path) -> None:
+    server = triton_factory()
+    slack, mail = HttpSink(), SmtpSink()
+    stop = threading.Event()
+    try:
+        (tmp_path / "slack_url").write_text(slack.url)
+        (tmp_path / "smtp_password").write_text("unused")
+        alertmanager = servers("alertmanager", alertmanager_config(
+            tmp_path / "slack_url", mail.address, tmp_path / "smtp_password"))
+        rules = (ROOT / "alerting" / "rules" / "lifecycled.yml").read_text()
+        fast_rules = tmp_path / "rules.yml"  # the shipped rules with short `for`
+        fast_rules.write_text(re.sub(r"^(\s+)for: \S+$", r"\1for: 2s", rules, flags=re.M))
+        quality = tmp_path / "outcomes.csv"
+        outcomes(quality, accuracy=0.60)
+        secret = "whsec_" + base64.b64encode(b"e" * 32).decode()
+        config = daemon_config(tmp_path / "cfg", models_d=False, sources={"triton": [endpoint("local", server)]},
+                               models={"credit_scoring": {
+                                   "owner_team": "risk_ml", "business_domain": "credit_risk",
+                                   "quality": {"outcomes": str(quality)},
+                                   "drift": {"reference": sample(tmp_path / "r.csv", 0.0),
+                                             "current": sample(tmp_path / "c.csv", 1.5)}},
+                                       "fraud_detection": {"owner_team": "fraud_ml",
+                                                           "business_domain": "fraud"}},
+                               webhooks={"ops": {"url": slack.url.replace("/slack", "/hooks"),
+                                                 "secret_env": "OPS_SECRET"}})
+        daemon = Daemon(config, {**os.environ, "OPS_SECRET": secret}, tmp_path / "daemon.log")
+        prometheus = servers("prometheus", {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(fast_rules)],
+            "alerting": {"alertmanagers": [{"static_configs": [
+                {"targets": [f"127.0.0.1:{alertmanager.port}"]}]}]},
+            "scrape_configs": [
+                {"job_name": "triton", "static_configs": [
+                    {"targets": [server.metrics_url.split("/")[2]]}]},
+                {"job_name": "lifecycled", "static_configs": [
+                    {"targets": [f"127.0.0.1:{daemon.port}"]}]}]})
+
+        def traffic() -> None:
+            while not stop.is_set():
+                triton.infer(server.url, "credit_scoring", [[0.1, 0.2, 0.3, 0.4]] * 2)
+                triton.infer(server.url, "fraud_detection", [[0.5, 0.5, 0.5, 0.5]])
+                triton.infer(server.url, "fraud_detection", [[9e6, 0, 0, 0]])  # 50 % errors
+                stop.wait(0.05)
+
+        threading.Thread(target=traffic, daemon=True).start()
+
+        def slack_text() -> str:
+            return json.dumps(slack.received)
+
+        try:
+            wait_for(lambda: "LifecycledModelAccuracyLow" in slack_text() and "credit_scoring" in
+                     slack_text(), "the accuracy alert in Slack")
+        except AssertionError:
+            alerts = requests.get(f"{prometheus.url}/api/v1/alerts", timeout=10).json()
+            metrics = requests.get(daemon.url("/metrics"), timeout=10).text
+            raise AssertionError(json.dumps(alerts)[:3000] + "\n" + slack_text()[:2000] + "\n"
+                                 + alertmanager.log_path.read_text()[-3000:] + "\n"
+                                 + "\n".join(l for l in metrics.splitlines()
+                                             if "accuracy" in l or "breached" in l)) from None
+        accuracy = [m for m in slack.received
+                    if "LifecycledModelAccuracyLow" in json.dumps(m)][0]
+        assert accuracy["channel"] == "#risk-ml-alerts"
+        assert "credit_scoring version 1 accuracy is 0.600" in json.dumps(accuracy)
+        wait_for(lambda: any("LifecycledModelErrorRatioHigh" in m and "fraud_detection" in m
+                             for m in mail.messages), "the critical error alert by email")
+        assert any("#fraud-ml-alerts" in json.dumps(m) and "LifecycledModelErrorRatioHigh" in
+                   json.dumps(m) for m in slack.received)
+        assert not any("LifecycledModelAccuracyLow" in m for m in mail.messages)  # warning: Slack
+
+        for expr in expressions():  # valid everywhere, and data wherever the run has some
+            query = expr.replace("$model", ".+").replace("$version", ".+").replace(
+                "$__rate_interval", "1m")
+            grafana = re.fullmatch(r"label_values\((.+), \w+\)", query)  # Grafana, not PromQL
+            query = grafana.group(1) if grafana else query
+            body = requests.get(f"{prometheus.url}/api/v1/query", params={"query": query},
+                                timeout=10).json()
+            assert body["status"] == "success", (expr, body)
+        empty = []
+        for path in (ROOT / "grafana" / "dashboards").glob("*.json"):
+            for panel in json.loads(path.read_text())["panels"]:
+                results = []
+                for target in panel["targets"]:
+                    query = target["expr"].replace("$model", ".+").replace(
+                        "$version", ".+").replace("$__rate_interval", "1m")
+                    results += requests.get(f"{prometheus.url}/api/v1/query",
+                                            params={"query": query}, timeout=10).json()[
+                        "data"]["result"]
+                if not results:
+                    empty.append(panel["title"])
+        assert set(empty) <= MAY_BE_EMPTY, empty
+
+        outcomes(quality, accuracy=0.97)  # the fix: the labels now agree with the model
+        wait_for(lambda: any("RESOLVED" in json.dumps(m) and "LifecycledModelAccuracyLow" in
+                             json.dumps(m) for m in slack.received), "the resolved message")
+        assert daemon.process.poll() is None
+    finally:
+        stop.set()
+        if "daemon" in locals():
+            daemon.stop()
+        slack.stop()
+        mail.stop()
