@@ -85,7 +85,8 @@ def test_breach_alerts_route_to_slack_and_email_and_resolve(
         quality = tmp_path / "outcomes.csv"
         outcomes(quality, accuracy=0.60)
         secret = "whsec_" + base64.b64encode(b"e" * 32).decode()
-        config = daemon_config(tmp_path / "cfg", models_d=False, sources={"triton": [endpoint("local", server)]},
+        config = daemon_config(tmp_path / "cfg", models_d=False,
+                               sources={"triton": [endpoint("local", server)]},
                                models={"credit_scoring": {
                                    "owner_team": "risk_ml", "business_domain": "credit_risk",
                                    "quality": {"outcomes": str(quality)},
@@ -127,10 +128,11 @@ def test_breach_alerts_route_to_slack_and_email_and_resolve(
             metrics = requests.get(daemon.url("/metrics"), timeout=10).text
             raise AssertionError(json.dumps(alerts)[:3000] + "\n" + slack_text()[:2000] + "\n"
                                  + alertmanager.log_path.read_text()[-3000:] + "\n"
-                                 + "\n".join(l for l in metrics.splitlines()
-                                             if "accuracy" in l or "breached" in l)) from None
-        accuracy = [m for m in slack.received
-                    if "LifecycledModelAccuracyLow" in json.dumps(m)][0]
+                                 + "\n".join(line for line in metrics.splitlines()
+                                             if "accuracy" in line or "breached" in line)
+                                 ) from None
+        accuracy = next(m for m in slack.received
+                        if "LifecycledModelAccuracyLow" in json.dumps(m))
         assert accuracy["channel"] == "#risk-ml-alerts"
         assert "credit_scoring version 1 accuracy is 0.600" in json.dumps(accuracy)
         wait_for(lambda: any("LifecycledModelErrorRatioHigh" in m and "fraud_detection" in m
