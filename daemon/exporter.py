@@ -113,7 +113,8 @@ class LifecycleCollector:
             info.add_metric([*mv, spec.owner_team, spec.business_domain, spec.model_type,
                              spec.framework], 1)
             for s in Status:
-                status.add_metric([*mv, s.value], 1 if s == r.status else 0)
+                status.add({"model": mv[0], "version": mv[1], "status": s.value},
+                           1 if s == r.status else 0)
             changed.add_metric(mv, r.status_changed_at)
             registered.add_metric(mv, r.registered_at)
         yield from (info, status, changed, registered)
@@ -127,8 +128,9 @@ class LifecycleCollector:
         for seen in serving_states(self.store):
             if seen.ref in live:
                 for name in SERVING_STATES:
-                    state.add_metric([seen.ref.name, seen.ref.version, seen.endpoint, name],
-                                     1 if name == seen.state else 0)
+                    state.add({"model": seen.ref.name, "version": seen.ref.version,
+                               "endpoint": seen.endpoint, "state": name},
+                              1 if name == seen.state else 0)
         yield state
         families = {f: _gauge(n, d, MV) for f, (n, d) in SERVING.items()}
         taken = _gauge("lifecycled_model_snapshot_timestamp_seconds",
@@ -179,11 +181,13 @@ class LifecycleCollector:
             hit = {b["threshold"] for b in stored.result["breaches"]}
             for key in CHECKS:
                 if key in stored.result["checked"]:
-                    breached.add_metric([*mv, key], 1 if key in hit else 0)
+                    breached.add({"model": mv[0], "version": mv[1], "threshold": key},
+                                 1 if key in hit else 0)
             if stored.result.get("score") is not None:
                 score.add_metric(mv, stored.result["score"])
             for lv in Level:
-                level.add_metric([*mv, lv.value], 1 if lv.value == stored.result["level"] else 0)
+                level.add({"model": mv[0], "version": mv[1], "level": lv.value},
+                          1 if lv.value == stored.result["level"] else 0)
         yield from (breached, score, level)
 
     # -- drift --------------------------------------------------------------------------------

@@ -51,6 +51,7 @@ class Demo:
         self.pipeline: Pipeline | None = None
         self.stop_traffic = threading.Event()
         self.config = run_dir / "config" / "lifecycled.yaml"
+        self.prometheus_url: str | None = None
         self.port = triton.free_port()
 
     # -- helpers ------------------------------------------------------------------------------
@@ -183,6 +184,30 @@ class Demo:
         """The pipeline also publishes the new version's labelled outcomes."""
         self.write_outcomes(f"outcomes_{model}_{version}.csv", 0.93, 0.93, 7)
 
+    def start_prometheus(self) -> str | None:
+        """If Debian's prometheus is installed, scrape Triton and the daemon with the shipped
+        rules (dashboards and alerts can be tried against it); the demo does not depend on it."""
+        binary = shutil.which("prometheus")
+        if binary is None or self.triton is None:
+            return None
+        port = triton.free_port()
+        work = self.dir / "prometheus"
+        work.mkdir()
+        (work / "prometheus.yml").write_text(yaml.safe_dump({
+            "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
+            "rule_files": [str(ROOT / "alerting" / "rules" / "lifecycled.yml")],
+            "scrape_configs": [
+                {"job_name": "triton", "static_configs": [
+                    {"targets": [self.triton.metrics_url.split("/")[2]]}]},
+                {"job_name": "lifecycled", "static_configs": [
+                    {"targets": [f"127.0.0.1:{self.port}"]}]}]}))
+        log = (self.dir / "logs" / "prometheus.log").open("ab")
+        self.processes.append(subprocess.Popen(
+            [binary, f"--config.file={work / 'prometheus.yml'}",
+             f"--storage.tsdb.path={work / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
+            stdout=log, stderr=subprocess.STDOUT))
+        return f"http://127.0.0.1:{port}"
+
     def start_daemon(self) -> None:
         log = (self.dir / "logs" / "lifecycled.log").open("ab")
         self.processes.append(subprocess.Popen(
@@ -225,6 +250,10 @@ class Demo:
         self.start_daemon()
         self.wait("/readyz", lambda: self._ready())
         print(f"lifecycled is ready on http://127.0.0.1:{self.port}")
+        self.prometheus_url = self.start_prometheus()
+        if self.prometheus_url:
+            print(f"Prometheus (installed here) scrapes Triton and lifecycled with the shipped "
+                  f"alert rules: {self.prometheus_url}")
 
         say("Step 3: auto-discovery finds what Triton serves, including a model not in the config")
         self.wait("discovery", lambda: any(m["name"] == SHADOW.name for m in
@@ -277,9 +306,11 @@ class Demo:
         self.cli("webhooks", "list")
         print(f"\nState, configuration, data, backups and logs are in {self.dir}")
         if keep:
+            pids = " ".join(str(p.pid) for p in self.processes)
             print(f"--keep: daemon http://127.0.0.1:{self.port}/metrics and /api/v1/models; "
-                  f"Triton {self.triton.url}; stop them with: kill {self.processes[0].pid} "
-                  f"{self.triton.process.pid}")
+                  f"Triton {self.triton.url}"
+                  + (f"; Prometheus {self.prometheus_url}" if self.prometheus_url else "")
+                  + f"; stop them with: kill {pids} {self.triton.process.pid}")
         return 0
 
     def _ready(self) -> bool:

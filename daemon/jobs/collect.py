@@ -95,10 +95,7 @@ def _from_prometheus(ctx: JobContext, watched: set[ModelRef], report: CollectRep
         finally:
             source.close()
     except SourceError as exc:
-        log.warning("prometheus down error=%s", exc)
-        report.endpoints["prometheus"] = str(exc)
-        with ctx.store.write() as conn:
-            record_source(conn, "prometheus", ok=False, now=now, error=str(exc))
+        report.endpoints["prometheus"] = ctx.source_down("prometheus", exc, now)
         return None
     report.endpoints["prometheus"] = "up"
     with ctx.store.write() as conn:
@@ -132,10 +129,7 @@ def _from_triton(ctx: JobContext, watched: set[ModelRef], report: CollectReport,
         try:
             scrape, mem = _scrape(ctx, endpoint, now)
         except SourceError as exc:
-            log.warning("triton endpoint down endpoint=%s error=%s", endpoint.name, exc)
-            report.endpoints[endpoint.name] = str(exc)
-            with ctx.store.write() as conn:
-                record_source(conn, f"triton:{endpoint.name}", ok=False, now=now, error=str(exc))
+            report.endpoints[endpoint.name] = ctx.source_down(f"triton:{endpoint.name}", exc, now)
             continue
         report.endpoints[endpoint.name] = "up"
         scrapes[endpoint.name] = scrape
@@ -223,9 +217,7 @@ def _quality_from_promql(ctx: JobContext, ref: ModelRef, queries: Mapping[str, s
         finally:
             source.close()
     except SourceError as exc:
-        report.quality_errors[str(ref)] = str(exc)
-        with ctx.store.write() as conn:
-            record_source(conn, "prometheus", ok=False, now=now, error=str(exc))
+        report.quality_errors[str(ref)] = ctx.source_down("prometheus", exc, now)
         return None
     add_quality_result(ctx.store, ref, result, now=now)
     return result
@@ -260,10 +252,7 @@ def _quality(ctx: JobContext, statuses: dict[ModelRef, Status], report: CollectR
         try:
             result = check_quality(pattern, columns)
         except SourceError as exc:
-            report.quality_errors[str(ref)] = str(exc)
-            log.warning("quality source failed model=%s error=%s", ref, exc)
-            with ctx.store.write() as conn:
-                record_source(conn, source, ok=False, now=now, error=str(exc))
+            report.quality_errors[str(ref)] = ctx.source_down(source, exc, now)
             continue
         with ctx.store.write() as conn:
             record_source(conn, source, ok=True, now=now)

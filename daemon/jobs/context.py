@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -12,6 +13,8 @@ import requests
 
 from daemon.config import Settings
 from daemon.store import Store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -25,3 +28,12 @@ class JobContext:
     @property
     def state_dir(self) -> Path:
         return self.store.path.parent
+
+    def source_down(self, source: str, error: Exception, now: float) -> str:
+        """Record (and log once) that ``source`` failed in this pass; return the error text."""
+        from daemon.store.serving import record_source
+
+        log.warning("source down source=%s error=%s", source, error)
+        with self.store.write() as conn:
+            record_source(conn, source, ok=False, now=now, error=str(error))
+        return str(error)

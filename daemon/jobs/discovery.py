@@ -74,10 +74,7 @@ def run_discovery(ctx: JobContext) -> DiscoveryReport:
             with TritonClient(endpoint) as client:
                 entries, found = _read_endpoint(ctx, client, known)
         except SourceError as exc:
-            log.warning("triton endpoint down endpoint=%s error=%s", endpoint.name, exc)
-            report.endpoints[endpoint.name] = str(exc)
-            with ctx.store.write() as conn:
-                record_source(conn, f"triton:{endpoint.name}", ok=False, now=now, error=str(exc))
+            report.endpoints[endpoint.name] = ctx.source_down(f"triton:{endpoint.name}", exc, now)
             continue
         observed[endpoint.name] = entries
         report.endpoints[endpoint.name] = "up"

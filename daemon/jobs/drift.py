@@ -133,10 +133,7 @@ def run_drift(ctx: JobContext) -> dict[str, Any]:
         try:
             _, record = run_model_drift(ctx, ref, now=now)
         except SourceError as exc:
-            log.warning("drift samples unreadable model=%s error=%s", ref, exc)
-            with ctx.store.write() as conn:
-                record_source(conn, source, ok=False, now=now, error=str(exc))
-            done[str(ref)] = {"error": str(exc)}
+            done[str(ref)] = {"error": ctx.source_down(source, exc, now)}
             continue
         with ctx.store.write() as conn:
             record_source(conn, source, ok=True, now=now)

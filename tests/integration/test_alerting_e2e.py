@@ -11,7 +11,6 @@ import json
 import os
 import re
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import yaml
 
 from devtools import triton
 from tests.conftest import ROOT
-from tests.integration.conftest import endpoint
+from tests.integration.conftest import endpoint, wait_for
 from tests.integration.test_daemon import Daemon, daemon_config
 from tests.sinks import HttpSink, SmtpSink
 from tests.test_alerting import expressions
@@ -47,14 +46,6 @@ def sample(path: Path, shift: float) -> str:
     return str(path)
 
 
-def wait_for(predicate: Any, what: str, timeout: float = 120.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def alertmanager_config(slack_url_file: Path, smtp: str, password_file: Path) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from daemon.sources.prometheus import PrometheusSource
 from daemon.store import open_store
 from daemon.store.serving import snapshots, source_health
 from devtools import triton
-from tests.integration.conftest import endpoint
+from tests.integration.conftest import endpoint, wait_for
 
 CREDIT = ModelRef("credit_scoring", "1")
 
@@ -31,14 +30,6 @@ def scrape_config(server: triton.TritonServer) -> dict[str, Any]:
                 {"targets": [server.metrics_url.split("/")[2]]}]}]}
 
 
-def wait_for(predicate: Any, what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def instant(prometheus: Any, expr: str) -> list[dict[str, Any]]:

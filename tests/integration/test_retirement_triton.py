@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from daemon.jobs.discovery import run_discovery
 from daemon.store import open_store
 from daemon.store.serving import snapshots
 from devtools import triton
-from tests.integration.conftest import endpoint
+from tests.integration.conftest import endpoint, wait_for
 from tests.receiver import Receiver
 
 SECRET = "whsec_" + base64.b64encode(b"r" * 32).decode()
@@ -39,13 +38,6 @@ def index(server: triton.TritonServer) -> dict[tuple[str, str], dict[str, Any]]:
     return {(e["name"], e.get("version", "")): e for e in entries}
 
 
-def wait_for(predicate: Any, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_retiring_unloads_backs_up_and_notifies(triton_factory: Any, tmp_path: Path,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ from daemon.store import open_store
 from daemon.store.serving import serving_states, snapshots, source_health
 from devtools import triton
 from tests.conftest import ROOT
-from tests.integration.conftest import endpoint
+from tests.integration.conftest import endpoint, wait_for
 
 CREDIT = ModelRef("credit_scoring", "1")
 
@@ -41,13 +39,6 @@ def stats(server: triton.TritonServer, model: str) -> dict[str, Any]:
     return stat["inference_stats"]
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_discovery_registers_the_seed_models_once(triton_factory: Any, tmp_path: Path) -> None:

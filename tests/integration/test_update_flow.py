@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import csv
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from daemon.jobs.updates import run_updates
 from daemon.store import open_store
 from daemon.store.updates import get, list_jobs
 from devtools import triton
-from tests.integration.conftest import endpoint
+from tests.integration.conftest import endpoint, wait_for
 from tests.receiver import Received, Receiver
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
@@ -41,13 +40,6 @@ def write_outcomes(path: Path, accuracy: float, n: int = 400) -> None:
         writer.writerows([[1, 1]] * correct + [[1, 0]] * (n - correct))
 
 
-def wait_for(predicate: Any, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_degraded_model_is_retrained_validated_promoted(triton_factory: Any, tmp_path: Path,
