@@ -27,7 +27,7 @@ from daemon.config import WebhookEndpoint
 from daemon.store import open_store
 from daemon.store.events import emit_in
 from daemon.store.outbox import deliveries
-from tests.receiver import Receiver
+from devtools.receiver import Receiver
 
 SECRET = "whsec_" + base64.b64encode(b"b" * 32).decode()
 

@@ -10,14 +10,13 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import requests
-from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from devtools import triton
+from devtools.receiver import Receiver
 
 log = logging.getLogger("pipeline")
 
@@ -34,36 +33,12 @@ class Pipeline:
     errors: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.verifier = Webhook(self.secret)
-        pipeline = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                try:
-                    event = pipeline.verifier.verify(raw, headers)
-                    status = 204
-                except WebhookVerificationError:
-                    event, status = None, 400
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                if event is not None:
-                    pipeline.receive(event)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.receiver = Receiver(self.secret, respond=lambda n, h: (204, {}),
+                                 on_event=lambda event: self.receive(event.body))
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks/lifecycled"
+        return self.receiver.url.replace("/hook", "/hooks/lifecycled")
 
     def receive(self, event: dict[str, Any]) -> None:
         self.seen.append(event)
@@ -98,8 +73,7 @@ class Pipeline:
             log.error("pipeline failed: %s", exc)
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.receiver.stop()
 
 
 def new_secret() -> str:

@@ -18,7 +18,7 @@ from daemon.config import WebhookEndpoint
 from daemon.domain import ModelRef, ModelSpec, Status
 from daemon.store import Store, open_store
 from daemon.store.outbox import DEAD, deliveries, endpoint_summaries, redeliver
-from tests.receiver import Receiver
+from devtools.receiver import Receiver
 
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 ENV = {"HOOK_SECRET": SECRET}

@@ -11,8 +11,8 @@ from typing import Any
 
 import yaml
 
+from devtools.receiver import Receiver
 from tests.conftest import write_config
-from tests.receiver import Receiver
 
 SECRET = "whsec_" + base64.b64encode(b"c" * 32).decode()
 

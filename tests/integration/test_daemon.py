@@ -194,7 +194,7 @@ def test_kill_9_at_random_moments_loses_nothing(tmp_path: Path, triton_factory: 
 def test_kill_9_between_the_state_change_and_the_delivery(tmp_path: Path, cli: Any) -> None:
     import base64
 
-    from tests.receiver import Receiver
+    from devtools.receiver import Receiver
 
     secret = "whsec_" + base64.b64encode(b"s" * 32).decode()
     port = triton.free_port()

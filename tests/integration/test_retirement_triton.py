@@ -19,8 +19,8 @@ from daemon.jobs.discovery import run_discovery
 from daemon.store import open_store
 from daemon.store.serving import snapshots
 from devtools import triton
+from devtools.receiver import Receiver
 from tests.integration.conftest import endpoint, wait_for
-from tests.receiver import Receiver
 
 SECRET = "whsec_" + base64.b64encode(b"r" * 32).decode()
 FRAUD = ModelRef("fraud_detection", "2")

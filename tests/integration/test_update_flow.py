@@ -24,8 +24,8 @@ from daemon.jobs.updates import run_updates
 from daemon.store import open_store
 from daemon.store.updates import get, list_jobs
 from devtools import triton
+from devtools.receiver import Received, Receiver
 from tests.integration.conftest import endpoint, wait_for
-from tests.receiver import Received, Receiver
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 TOKEN = "pipeline-token"

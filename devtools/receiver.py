@@ -1,5 +1,5 @@
-"""A real HTTP webhook receiver on 127.0.0.1 for tests: verifies every delivery with the
-``standardwebhooks`` reference library and can be told to fail."""
+"""A real HTTP webhook receiver on 127.0.0.1 (tests, benchmarks, the demo's pipeline): verifies
+every delivery with the ``standardwebhooks`` reference library and can be told to fail."""
 
 from __future__ import annotations
 
