@@ -10,13 +10,20 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from daemon import __version__, app
 from daemon.cli_actions import add_parsers, emit
-from daemon.config import build_spec, parse_registrations, read_yaml
+from daemon.cli_checks import (
+    cmd_collect,
+    cmd_discover,
+    cmd_drift,
+    cmd_quality,
+    model_report,
+)
+from daemon.config import read_yaml
 from daemon.domain import HistoryEntry, ModelRecord, ModelRef, Status
 from daemon.errors import (
     ConfigError,
@@ -27,7 +34,8 @@ from daemon.errors import (
     StoreError,
     TransitionError,
 )
-from daemon.render import ago, table, utc
+from daemon.registration import build_spec, parse_registrations
+from daemon.render import ago, fmt, table, utc
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger(__name__)
@@ -107,7 +115,7 @@ def _show_text(record: ModelRecord, history: list[HistoryEntry],
     snap = payload["latest_snapshot"]
     lines += ["", f"latest snapshot: {utc(snap['at']) if snap else 'none'}"]
     if snap:
-        lines += [f"  {key} = {_fmt(snap[key])}" for key in SNAPSHOT_FIELDS_SHOWN]
+        lines += [f"  {key} = {fmt(snap[key])}" for key in SNAPSHOT_FIELDS_SHOWN]
     lines += ["", "recent history:", _history_table(history[-5:])]
     return "\n".join(lines)
 
@@ -118,86 +126,8 @@ SNAPSHOT_FIELDS_SHOWN = (
     "memory_bytes", "cpu_utilization_ratio", "accuracy", "f1_ratio", "roc_auc")
 
 
-def _model_report(args: argparse.Namespace) -> int:
-    from daemon.jobs.report import performance_report
-
-    ref = ModelRef.parse(args.model)
-    with app.opened(args.config) as ctx:
-        data = performance_report(ctx.context(), ref, args.days)
-
-    def text() -> str:
-        rows = [[name, m["count"], _fmt(m["mean"]), _fmt(m["std"]), _fmt(m["min"]),
-                 _fmt(m["max"])] for name, m in data["measures"].items()]
-        lines = [f"Performance of {ref} over {args.days:g} days (from {data['source']}; "
-                 f"status {data['status']}, latest level {data['latest_level']})", "",
-                 table(["MEASURE", "N", "MEAN", "STD", "MIN", "MAX"], rows), ""]
-        lines += [f"health issue: {issue}" for issue in data["issues"]] or ["no health issues"]
-        return "\n".join(lines)
-
-    emit(args, data, text)
-    return EXIT_PROBLEM if data["issues"] else EXIT_OK
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     return app.run_daemon(args.config, once=args.once)
-
-
-def cmd_discover(args: argparse.Namespace) -> int:
-    from daemon.jobs.discovery import run_discovery
-
-    with app.opened(args.config) as ctx:
-        report = run_discovery(ctx.context())
-    data = report.to_json()
-    emit(args, data, lambda: _discover_text(data))
-    return _all_down(data["endpoints"])
-
-
-def _all_down(endpoints: dict[str, str]) -> int:
-    """Exit 1 when endpoints are configured and none answered."""
-    return EXIT_PROBLEM if endpoints and all(v != "up" for v in endpoints.values()) else EXIT_OK
-
-
-def _discover_text(data: dict[str, Any]) -> str:
-    lines = [table(["ENDPOINT", "STATUS"], list(data["endpoints"].items()))
-             if data["endpoints"] else "no Triton endpoints configured"]
-    lines.append(f"new: {', '.join(data['registered']) or 'none'}")
-    lines += [f"changed: {c['model']} on {c['endpoint']}: {c['from']} -> {c['to']}"
-              + (f" ({c['reason']})" if c["reason"] else "") for c in data["changed"]]
-    lines += [f"failed: {m}" for m in data["failed"]]
-    lines += [f"mismatch: {m['model']}: {m['detail']}" for m in data["mismatches"]]
-    return "\n".join(lines)
-
-
-def cmd_collect(args: argparse.Namespace) -> int:
-    import threading
-
-    from daemon.config import parse_duration
-    from daemon.jobs.collect import run_collect
-    from daemon.store.serving import last_scrape
-
-    wait = parse_duration(args.wait)
-    with app.opened(args.config) as ctx:
-        job = ctx.context()
-        if any(last_scrape(ctx.store, e.name) is None for e in ctx.settings.sources.triton):
-            run_collect(job)  # the first scrape is only a base for rates
-            threading.Event().wait(wait)
-        report = run_collect(job)
-    data = report.to_json()
-    emit(args, data, lambda: _collect_text(data))
-    return _all_down(data["endpoints"])
-
-
-def _collect_text(data: dict[str, Any]) -> str:
-    lines = [table(["ENDPOINT", "STATUS"], list(data["endpoints"].items()))
-             if data["endpoints"] else "no Triton endpoints configured"]
-    rows = [[m, _fmt(v.get("requests_per_second")), _fmt(v.get("error_ratio")),
-             _fmt(v.get("latency_mean_seconds")), _fmt(v.get("latency_p99_seconds")),
-             _fmt(v.get("accuracy"))] for m, v in sorted(data["snapshots"].items())]
-    lines.append(table(["MODEL", "REQ/S", "ERRORS", "MEAN S", "P99 S", "ACCURACY"], rows)
-                 if rows else "no snapshots stored")
-    lines += [f"no rate for {m}: {why}" for m, why in sorted(data["skipped"].items())]
-    lines += [f"quality not read for {m}: {why}" for m, why in sorted(data["quality_errors"].items())]
-    return "\n".join(lines)
 
 
 def _history_table(history: Sequence[HistoryEntry]) -> str:
@@ -249,7 +179,7 @@ def cmd_models_history(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     if args.model:
-        return _model_report(args)
+        return model_report(args)
     now = time.time()
     with app.opened(args.config) as ctx:
         by_status = ctx.store.counts("status")
@@ -274,113 +204,6 @@ def cmd_report(args: argparse.Namespace) -> int:
               [[str(r.ref), r.status, ago(now - r.last_updated)] for r in recent]),
     ]))
     return EXIT_OK
-
-
-def _progress(label: str) -> Callable[[int, int], None] | None:
-    """A one-line progress counter on stderr, only when stderr is a terminal."""
-    if not sys.stderr.isatty():
-        return None
-
-    def show(done: int, total: int) -> None:
-        end = "\n" if done == total else ""
-        print(f"\r{label}: {done}/{total} features", end=end, file=sys.stderr, flush=True)
-
-    return show
-
-
-def _fmt(value: object, spec: str = ".4g") -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def _drift_text(record: dict[str, Any]) -> str:
-    rows = [[f["feature"], f["kind"], _fmt(f["statistic"]), _fmt(f["p_value"], ".3g"),
-             _fmt(f["psi"]), _fmt(f["js"]), _fmt(f["score"]),
-             f["severity"] or f"{f['reason']}: {f['detail']}"] for f in record["features"]]
-    share = record["drifted_share"]
-    lines = [table(["FEATURE", "KIND", "D/TVD", "P-VALUE", "PSI", "JS", "SCORE",
-                    "SEVERITY / REASON"], rows), "",
-             f"model severity: {record['severity']}; drifted features: "
-             f"{'-' if share is None else f'{share:.0%}'} of {record['judged']} judged"
-             f" ({record['unjudged']} not judged); current rows: {record['current_rows']}",
-             "recommendations:"]
-    lines += [f"  - {r}" for r in record["recommendations"]]
-    return "\n".join(lines)
-
-
-def _fail_on(args: argparse.Namespace, severity: str) -> int:
-    from daemon.core.drift import Severity
-
-    if args.fail_on and Severity.parse(severity) >= Severity.parse(args.fail_on):
-        return EXIT_PROBLEM
-    return EXIT_OK
-
-
-def _split(text: str | None) -> list[str] | None:
-    return [part.strip() for part in text.split(",") if part.strip()] if text else None
-
-
-def cmd_drift(args: argparse.Namespace) -> int:
-    # Imported here so that registry commands start without numpy, scipy and pyarrow.
-    from daemon.core.drift import DriftSettings
-    from daemon.jobs.drift import DriftInputs, check_drift, check_to_json, run_model_drift
-
-    now = time.time()
-    progress = _progress("drift")
-    if args.model:
-        ref = ModelRef.parse(args.model)
-        with app.opened(args.config) as ctx:
-            _, record = run_model_drift(ctx.context(), ref, now=now, progress=progress)
-        record = {"model": str(ref), **record}
-    else:
-        if not (args.reference and args.current):
-            raise InputError("give --model NAME:VERSION, or both --reference and --current")
-        inputs = DriftInputs(reference=args.reference, current=args.current,
-                             features=_split(args.features),
-                             categorical=_split(args.categorical) or ())
-        settings = DriftSettings(bins=args.bins, min_samples=args.min_samples,
-                                 correction=args.correction)
-        record = check_to_json(check_drift(inputs, settings, cache_dir=None, now=now,
-                                           progress=progress), now=now)
-    emit(args, record, lambda: _drift_text(record))
-    return _fail_on(args, record["severity"])
-
-
-def _quality_text(result: dict[str, Any]) -> str:
-    concept = result["concept"]
-    lines = [table(["METRIC", "VALUE"], [[k, _fmt(result[k])] for k in
-                                         ("accuracy", "precision", "recall", "f1", "roc_auc")]),
-             f"samples: {result['samples']} ({result['average']}"
-             f"{', positive ' + result['positive_label'] if result['positive_label'] else ''})"
-             f"; unlabelled: {result['unlabelled']}",
-             table(["CLASS", "TP", "FP", "FN", "SUPPORT"],
-                   [[c["label"], c["true_positive"], c["false_positive"], c["false_negative"],
-                     c["support"]] for c in result["classes"]])]
-    lines += [f"note: {n}" for n in result["notes"]]
-    lines.append(f"concept drift: {concept['severity'] or concept['reason']}")
-    if concept["trend"]:
-        t = concept["trend"]
-        lines.append(f"  trend over {t['windows']} windows of {t['window_size']}: slope "
-                     f"{t['slope']:.4g} (p {t['p_value']:.3g}), cv {t['coefficient_of_variation']:.3g}"
-                     f", drop {t['drop']:.3g}; indicators: {', '.join(t['indicators']) or 'none'}")
-    if concept["page_hinkley"]:
-        ph = concept["page_hinkley"]
-        seen = f"change at outcome {ph['change_index']}" if ph["detected"] else "no change"
-        lines.append(f"  Page-Hinkley: {seen} (max statistic {ph['statistic']:.3g}, "
-                     f"threshold {ph['threshold']:g})")
-    return "\n".join(lines)
-
-
-def cmd_quality(args: argparse.Namespace) -> int:
-    from daemon.jobs.quality import OutcomeColumns, check_quality
-
-    columns = OutcomeColumns(prediction=args.prediction_column, label=args.label_column,
-                             score=args.score_column, timestamp=args.timestamp_column)
-    result = check_quality(args.outcomes, columns, positive_label=args.positive_label)
-    emit(args, result, lambda: _quality_text(result))
-    return EXIT_OK
-
-
-# -- plumbing ------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,6 +15,11 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
+def fmt(value: object, spec: str = ".4g") -> str:
+    """A number for a table, or ``-`` when it is unknown."""
+    return "-" if value is None else format(value, spec)
+
+
 def ago(seconds: float) -> str:
     """Return a duration in the past as ``N seconds/minutes/hours/days ago``."""
     seconds = max(0.0, seconds)

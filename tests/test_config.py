@@ -10,12 +10,12 @@ from daemon.config import (
     ConfigError,
     load_settings,
     parse_duration,
-    parse_registrations,
     parse_settings,
     parse_size,
     read_secret,
     resolve_config_path,
 )
+from daemon.registration import parse_registrations
 
 ROOT = Path(__file__).resolve().parent.parent
 

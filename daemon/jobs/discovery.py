@@ -12,11 +12,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from daemon.config import build_spec
 from daemon.core.reconcile import Mismatch, find_mismatches
 from daemon.domain import ModelRef, Status
 from daemon.errors import InputError, SourceError
 from daemon.jobs.context import JobContext
+from daemon.registration import build_spec
 from daemon.sources.triton import Deployment, IndexEntry, TritonClient
 from daemon.store.serving import put_serving_state, record_source, serving_states
 
