@@ -66,7 +66,8 @@ def run_discovery(ctx: JobContext) -> DiscoveryReport:
     report = DiscoveryReport()
     now = ctx.clock()
     statuses = ctx.store.statuses()
-    known = set(statuses) | {ModelRef(n, v) for n, v in _update_targets(ctx)}
+    targets = _update_targets(ctx)
+    known = set(statuses) | {ref for ref, job in targets.items() if job.active}
     observed: dict[str, list[IndexEntry]] = {}
     deployments: dict[ModelRef, Deployment] = {}
     for endpoint in ctx.settings.sources.triton:
@@ -83,7 +84,7 @@ def run_discovery(ctx: JobContext) -> DiscoveryReport:
     with ctx.store.write() as conn:
         for name in observed:
             record_source(conn, f"triton:{name}", ok=True, now=now)
-        _register(ctx, conn, deployments, statuses, report, now)
+        _register(ctx, conn, deployments, statuses, report, now, targets)
         _record_states(ctx, conn, observed, statuses, report, now)
     report.mismatches = find_mismatches(
         statuses,
@@ -91,21 +92,25 @@ def run_discovery(ctx: JobContext) -> DiscoveryReport:
     return report
 
 
-def _update_targets(ctx: JobContext) -> set[tuple[str, str]]:
-    from daemon.jobs.updates import active_targets
+def _update_targets(ctx: JobContext) -> dict[ModelRef, Any]:
+    from daemon.jobs.updates import update_targets
 
-    return active_targets(ctx)
+    return update_targets(ctx)
 
 
 def _register(ctx: JobContext, conn: Any, deployments: dict[ModelRef, Deployment],
-              statuses: dict[ModelRef, Status], report: DiscoveryReport, now: float) -> None:
-    initial = ctx.settings.defaults.monitoring.initial_status
+              statuses: dict[ModelRef, Status], report: DiscoveryReport, now: float,
+              targets: dict[ModelRef, Any]) -> None:
     for ref, deployment in sorted(deployments.items()):
+        initial, reason = ctx.settings.defaults.monitoring.initial_status, "found READY in Triton"
+        job = targets.get(ref)
+        if job is not None and job.state in ("failed", "cancelled"):  # never production by itself
+            initial = Status.FAILED
+            reason = f"found READY in Triton, but update job {job.id} {job.state}: {job.reason}"
         spec = build_spec(ctx.settings, ref, framework=deployment.framework,
                           deployment=deployment.to_json(), fallback_owner="auto_discovery",
                           fallback_domain="unassigned", extra_tags=("auto_discovered",))
-        ctx.store.register_in(conn, spec, initial, actor="discovery",
-                              reason="found READY in Triton", now=now)
+        ctx.store.register_in(conn, spec, initial, actor="discovery", reason=reason, now=now)
         statuses[ref] = initial
         report.registered.append(str(ref))
         log.info("registered discovered model=%s status=%s", ref, initial.value)

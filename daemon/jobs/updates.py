@@ -21,7 +21,6 @@ from daemon.jobs.context import JobContext
 from daemon.store.results import latest_drift
 from daemon.store.serving import serving_states, snapshots
 from daemon.store.updates import (
-    ACTIVE,
     STATES,
     UpdateJob,
     active_for_in,
@@ -338,6 +337,10 @@ def report_event(ctx: JobContext, job_id: str, body: Any) -> UpdateJob:
         return get_in(conn, job_id)
 
 
-def active_targets(ctx: JobContext) -> set[tuple[str, str]]:
-    """(model, target version) of every active job: discovery must not register them itself."""
-    return {(j.ref.name, j.target_version) for j in list_jobs(ctx.store) if j.state in ACTIVE}
+def update_targets(ctx: JobContext) -> dict[ModelRef, UpdateJob]:
+    """The newest update job for each target version (discovery asks: an active job's target is
+    the gate's to register; a failed job's target must not become production on its own)."""
+    targets: dict[ModelRef, UpdateJob] = {}
+    for job in list_jobs(ctx.store):  # oldest first: the newest job wins
+        targets[ModelRef(job.ref.name, job.target_version)] = job
+    return targets

@@ -131,3 +131,32 @@ def test_degraded_model_is_retrained_validated_promoted(triton_factory: Any, tmp
         http.stop()
         receiver.stop()
         store.close()
+
+
+def test_a_target_that_failed_validation_never_becomes_production(triton_factory: Any,
+                                                                  tmp_path: Path) -> None:
+    from daemon.jobs.updates import manual_job, report_event
+
+    server = triton_factory()
+    settings = parse_settings({"sources": {"triton": [endpoint("local", server)]}})
+    store = open_store("sqlite:///state.db", tmp_path)
+    ctx = JobContext(settings, store)
+    try:
+        run_discovery(ctx)
+        job_id = manual_job(ctx, V1, "retrain", "alice")
+        assert report_event(ctx, job_id, {"state": "completed", "validation_metrics": {
+            "accuracy": 0.5}}).state == "failed"
+        triton.write_model(server.repository, triton.ModelSpec("credit_scoring", "2", 4,
+                                                               (0.1,) * 4))
+        requests.post(f"{server.url}/v2/repository/models/credit_scoring/load",
+                      timeout=120).raise_for_status()
+        wait_for(lambda: any(e.get("version") == "2" and e.get("state") == "READY"
+                             for e in requests.post(f"{server.url}/v2/repository/index",
+                                                    timeout=10).json()), "v2 READY")
+        found = run_discovery(ctx)
+        assert found.registered == ["credit_scoring:2"]
+        assert store.get(V2).status == Status.FAILED
+        assert job_id in store.history(V2)[0].reason
+        assert store.get(V1).status == Status.PRODUCTION
+    finally:
+        store.close()
