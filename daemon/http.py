@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import sqlite3
 import ssl
 import threading
 from collections.abc import Callable
@@ -124,7 +125,7 @@ def make_handler(api: Api) -> type[BaseHTTPRequestHandler]:
             if method == "GET" and path == "/metrics":
                 try:
                     output = generate_latest(api.registry)
-                except LifecycledError as exc:
+                except (LifecycledError, sqlite3.Error) as exc:  # a failed scrape is a 500
                     log.error("metrics scrape failed error=%s", exc)
                     self._json(500, {"error": str(exc)})
                     return
@@ -141,7 +142,7 @@ def make_handler(api: Api) -> type[BaseHTTPRequestHandler]:
                 status, payload = 400, {"error": str(exc)}
             except TransitionError as exc:
                 status, payload = 409, {"error": str(exc)}
-            except LifecycledError as exc:
+            except (LifecycledError, sqlite3.Error) as exc:
                 log.error("api request failed path=%s error=%s", path, exc)
                 status, payload = 500, {"error": str(exc)}
             self._json(status, payload)
