@@ -151,7 +151,6 @@ def run_updates(ctx: JobContext) -> dict[str, Any]:
                 log.info("update job created job=%s model=%s trigger=%s", job_id, ref,
                          decision.create.type)
             job = active or (get_in(conn, job_id) if decision.create else None)
-            noted = {t.type for t in decision.attach}
             if job is not None and decision.attach:
                 already = " ".join(line for _, line in get_in(conn, job.id).log)
                 for trigger in decision.attach:
@@ -159,7 +158,7 @@ def run_updates(ctx: JobContext) -> dict[str, Any]:
                             f"also triggered by {trigger.type}" not in already:
                         log_in(conn, job.id, now,
                                f"also triggered by {trigger.type}: {_describe(trigger)}")
-                report["attached"].extend(sorted(noted))
+                report["attached"].extend(sorted({t.type for t in decision.attach}))
     _time_out(ctx, now, policy.job_timeout, report)
     ready = {(s.ref.name, s.ref.version) for s in serving_states(ctx.store) if s.state == "ready"}
     for job in list_jobs(ctx.store):
