@@ -24,6 +24,17 @@ def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 120.0) ->
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def write_outcomes(path: Path, accuracy: float, n: int = 400) -> None:
+    """A labelled-outcomes CSV (prediction, label) whose accuracy is exactly ``accuracy``."""
+    import csv
+
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["prediction", "label"])
+        correct = int(n * accuracy)
+        writer.writerows([[1, 1]] * correct + [[1, 0]] * (n - correct))
+
+
 @pytest.fixture
 def triton_factory(tmp_path: Path) -> Iterator[Callable[..., triton.TritonServer]]:
     """Start real Triton servers (the seed models unless told otherwise); stop them afterwards."""

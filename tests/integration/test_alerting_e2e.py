@@ -19,7 +19,7 @@ import yaml
 
 from devtools import triton
 from tests.conftest import ROOT
-from tests.integration.conftest import endpoint, wait_for
+from tests.integration.conftest import endpoint, wait_for, write_outcomes
 from tests.integration.test_daemon import Daemon, daemon_config
 from tests.sinks import HttpSink, SmtpSink
 from tests.test_alerting import expressions
@@ -28,12 +28,6 @@ from tests.test_alerting import expressions
 MAY_BE_EMPTY = {"Retirement candidates"}
 
 
-def outcomes(path: Path, accuracy: float, n: int = 400) -> None:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["prediction", "label"])
-        good = int(n * accuracy)
-        writer.writerows([[1, 1]] * good + [[0, 1]] * (n - good))
 
 
 def sample(path: Path, shift: float) -> str:
@@ -74,7 +68,7 @@ def test_breach_alerts_route_to_slack_and_email_and_resolve(
         fast_rules = tmp_path / "rules.yml"  # the shipped rules with short `for`
         fast_rules.write_text(re.sub(r"^(\s+)for: \S+$", r"\1for: 2s", rules, flags=re.M))
         quality = tmp_path / "outcomes.csv"
-        outcomes(quality, accuracy=0.60)
+        write_outcomes(quality, accuracy=0.60)
         secret = "whsec_" + base64.b64encode(b"e" * 32).decode()
         config = daemon_config(tmp_path / "cfg", models_d=False,
                                sources={"triton": [endpoint("local", server)]},
@@ -154,7 +148,7 @@ def test_breach_alerts_route_to_slack_and_email_and_resolve(
                     empty.append(panel["title"])
         assert set(empty) <= MAY_BE_EMPTY, empty
 
-        outcomes(quality, accuracy=0.97)  # the fix: the labels now agree with the model
+        write_outcomes(quality, accuracy=0.97)  # the fix: the labels now agree with the model
         wait_for(lambda: any("RESOLVED" in json.dumps(m) and "LifecycledModelAccuracyLow" in
                              json.dumps(m) for m in slack.received), "the resolved message")
         assert daemon.process.poll() is None

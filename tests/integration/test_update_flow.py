@@ -4,7 +4,6 @@ pipeline, and the daemon's real HTTP API."""
 from __future__ import annotations
 
 import base64
-import csv
 import threading
 from pathlib import Path
 from typing import Any
@@ -25,19 +24,13 @@ from daemon.store import open_store
 from daemon.store.updates import get, list_jobs
 from devtools import triton
 from devtools.receiver import Received, Receiver
-from tests.integration.conftest import endpoint, wait_for
+from tests.integration.conftest import endpoint, wait_for, write_outcomes
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 TOKEN = "pipeline-token"
 V1, V2 = ModelRef("credit_scoring", "1"), ModelRef("credit_scoring", "2")
 
 
-def write_outcomes(path: Path, accuracy: float, n: int = 400) -> None:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["prediction", "label"])
-        correct = int(n * accuracy)
-        writer.writerows([[1, 1]] * correct + [[1, 0]] * (n - correct))
 
 
 
