@@ -2,7 +2,8 @@
 and JS on category shares; composite score, severity and recommendations (DESIGN.md section 6).
 
 The reference is summarised once into a ReferenceProfile (sorted finite values, bin edges, shares,
-category counts); each check then pays only for sorting the current window.
+a bucket grid, category counts); each check then makes a few passes over the current window and
+sorts only the small part of it where the KS statistic can be (``daemon.core.ecdf``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,15 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
+
+from daemon.core.ecdf import (
+    Grid,
+    Scratch,
+    grid_for,
+    kolmogorov_sf,
+    ks_statistic,
+    window_statistics,
+)
 
 try:  # the routine ks_2samp itself uses for its exact p-value
     from scipy.stats._stats_py import _attempt_exact_2kssamp
@@ -96,6 +106,7 @@ class NumericProfile:
     counts: np.ndarray  # reference counts per bin (len(edges) + 1)
     rows: int  # rows including missing
     missing: int  # NaN and +-inf removed
+    grid: Grid  # buckets that let a check avoid sorting the current window
 
 
 @dataclass(frozen=True)
@@ -150,7 +161,7 @@ def profile_feature(values: np.ndarray, *, categorical: bool, bins: int) -> Prof
     kept = sorted_finite(values)
     edges = bin_edges(kept, bins)
     return NumericProfile(kept, edges, bin_counts(kept, edges), int(values.size),
-                          int(values.size - kept.size))
+                          int(values.size - kept.size), grid_for(kept))
 
 
 def build_profile(reference: Mapping[str, np.ndarray], categorical: Sequence[str] = (), *,
@@ -232,67 +243,25 @@ def js_distance(reference_shares: np.ndarray, current_shares: np.ndarray) -> flo
     return 0.0 if np.isnan(value) else min(max(value, 0.0), 1.0)
 
 
-def ks_statistic(sorted_ref: np.ndarray, sorted_cur: np.ndarray) -> float:
-    """Two-sided KS statistic D of two ascending samples with one merge (``searchsorted``).
-
-    D is the largest |F_ref - F_cur| over the union of the samples (as scipy evaluates it):
-    F_cur - F_ref peaks at the last copy of a current value; F_ref - F_cur peaks just before a
-    current value, i.e. at ``#ref < v`` against ``#cur < v`` for each distinct current value v.
-    Every term is ``count / n`` computed as scipy does, so D is bit-for-bit scipy's.
-    """
-    n1, n2 = sorted_ref.size, sorted_cur.size
-    ref_le = np.searchsorted(sorted_ref, sorted_cur, side="right")  # #ref <= each current value
-    new_value = np.empty(n2, dtype=bool)
-    new_value[0] = True
-    np.not_equal(sorted_cur[1:], sorted_cur[:-1], out=new_value[1:])
-    # Large temporaries cost page faults: compute in place where possible.
-    if new_value.all():  # no repeated current values: every index starts and ends a run
-        starts = None
-        cur_cdf = np.arange(1, n2 + 1, dtype=np.float64)
-        ref_cdf = ref_le / n1
-        ref_lt = ref_le
-        first = sorted_cur
-    else:
-        starts = np.flatnonzero(new_value)
-        ends = np.append(starts[1:] - 1, n2 - 1)
-        cur_cdf = (ends + 1).astype(np.float64)
-        ref_cdf = ref_le[ends] / n1
-        ref_lt = ref_le[starts]
-        first = sorted_cur[starts]
-    cur_cdf /= n2
-    np.subtract(cur_cdf, ref_cdf, out=cur_cdf)
-    cur_over = cur_cdf.max()
-    # where a current value equals a reference value, '#ref < v' differs from '#ref <= v'
-    tied = sorted_ref[np.maximum(ref_lt - 1, 0)] == first
-    tied &= ref_lt > 0
-    if tied.any():
-        where = np.flatnonzero(tied)
-        ref_lt = ref_lt.copy()
-        ref_lt[where] = np.searchsorted(sorted_ref, first[where], side="left")
-    ref_cdf = np.divide(ref_lt, n1, out=ref_cdf) if starts is None else ref_lt / n1
-    cur_lt = np.arange(n2, dtype=np.float64) if starts is None else starts.astype(np.float64)
-    cur_lt /= n2
-    np.subtract(ref_cdf, cur_lt, out=ref_cdf)
-    return float(max(cur_over, ref_cdf.max(), 0.0))
-
-
 def ks_two_sample(sorted_ref: np.ndarray, sorted_cur: np.ndarray) -> tuple[float, float]:
     """Two-sided two-sample KS statistic and p-value, as ``scipy.stats.ks_2samp`` (method auto):
     exact up to 10,000 values per sample, else the asymptotic Kolmogorov distribution."""
-    n1, n2 = sorted_ref.size, sorted_cur.size
-    d = ks_statistic(sorted_ref, sorted_cur)
-    if max(n1, n2) <= EXACT_KS_MAX_N:
-        if _attempt_exact_2kssamp is None:  # pragma: no cover - a future scipy moved it
-            result = stats.ks_2samp(sorted_ref, sorted_cur)
-            return float(result.statistic), float(result.pvalue)
+    return ks_p_value(ks_statistic(sorted_ref, sorted_cur), sorted_ref.size, sorted_cur.size)
+
+
+def ks_p_value(d: float, n1: int, n2: int) -> tuple[float, float]:
+    """The statistic (rounded to the exact distribution's lattice, as scipy reports it there) and
+    the p-value of a two-sided two-sample KS test with sizes n1 and n2."""
+    # Without scipy's routine (a future scipy may move it) the asymptotic p-value is used, as
+    # scipy itself does when the exact one fails; the agreement tests would show the change.
+    if max(n1, n2) <= EXACT_KS_MAX_N and _attempt_exact_2kssamp is not None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ok, d_exact, p = _attempt_exact_2kssamp(n1, n2, math.gcd(n1, n2), d, "two-sided")
         if ok:  # otherwise scipy, too, falls back to the asymptotic p-value
             return float(d_exact), float(np.clip(p, 0.0, 1.0))
     m, n = sorted([float(n1), float(n2)], reverse=True)
-    p = float(np.clip(stats.kstwo.sf(d, np.round(m * n / (m + n))), 0.0, 1.0))
-    return d, p
+    return d, kolmogorov_sf(d, int(np.round(m * n / (m + n))))
 
 
 def _shares(counts: np.ndarray) -> np.ndarray:
@@ -336,10 +305,17 @@ def sorted_finite(values: np.ndarray) -> np.ndarray:
     return ordered[low:high]
 
 
+def finite(values: np.ndarray) -> np.ndarray:
+    """``values`` as float64 without NaN and +-inf (no copy when there is nothing to drop)."""
+    numbers = np.asarray(values, dtype=np.float64)
+    keep = np.isfinite(numbers)
+    return numbers if keep.all() else numbers[keep]
+
+
 def compare_numeric(name: str, profile: NumericProfile, current: np.ndarray,
-                    settings: DriftSettings) -> FeatureDrift:
+                    settings: DriftSettings, scratch: Scratch | None = None) -> FeatureDrift:
     """Judge one numeric feature against its reference profile."""
-    cur = sorted_finite(current)
+    cur = finite(current)
     base = _base(name, "numeric", profile.rows, profile.missing, int(current.size),
                  int(current.size - cur.size))
     problem = _unjudgeable(profile.sorted_values.size, profile.rows, cur.size, int(current.size),
@@ -350,8 +326,10 @@ def compare_numeric(name: str, profile: NumericProfile, current: np.ndarray,
                                     f"{same:.1%} of current values equal it")
     if problem is not None:
         return FeatureDrift(**base, reason=problem[0], detail=problem[1])  # type: ignore[arg-type]
-    d, p = ks_two_sample(profile.sorted_values, cur)
-    r, c = _shares(profile.counts), _shares(bin_counts(cur, profile.edges))
+    window = window_statistics(profile.sorted_values, profile.grid, profile.edges, cur, scratch)
+    d, p = ks_p_value(window.statistic, profile.sorted_values.size, cur.size)
+    r = _shares(profile.counts)
+    c = _shares(np.diff(window.at_most, prepend=0, append=cur.size))
     js, psi_value = js_distance(r, c), psi(r, c)
     score, severity = _score(d, js, psi_value, settings.weights)
     return FeatureDrift(**base, statistic=d, p_value=p, js=js, psi=psi_value,  # type: ignore[arg-type]
@@ -401,8 +379,9 @@ def compare(profile: ReferenceProfile, current: Mapping[str, np.ndarray], settin
     names = list(features) if features is not None else [
         name for name in profile.features if name in current]
     verdicts: list[FeatureDrift] = []
+    scratch = Scratch()
     for done, name in enumerate(names, start=1):
-        verdicts.append(_judge(name, profile, current, settings, categorical))
+        verdicts.append(_judge(name, profile, current, settings, categorical, scratch))
         if progress is not None:
             progress(done, len(names))
     judged = [v for v in verdicts if v.judged]
@@ -433,7 +412,7 @@ def _with_adjusted(verdict: FeatureDrift, adjusted: float | None) -> FeatureDrif
 
 
 def _judge(name: str, profile: ReferenceProfile, current: Mapping[str, np.ndarray],
-           settings: DriftSettings, categorical: Sequence[str]) -> FeatureDrift:
+           settings: DriftSettings, categorical: Sequence[str], scratch: Scratch) -> FeatureDrift:
     feature = profile.features.get(name)
     values = current.get(name)
     if feature is None or values is None:
@@ -445,7 +424,7 @@ def _judge(name: str, profile: ReferenceProfile, current: Mapping[str, np.ndarra
     if isinstance(feature, NumericProfile):
         if not is_numeric(values):
             return _mismatch(name, feature.rows, values, "numeric", "non-numeric")
-        return compare_numeric(name, feature, values, settings)
+        return compare_numeric(name, feature, values, settings, scratch)
     if is_numeric(values) and name not in categorical:
         return _mismatch(name, feature.rows, values, "categorical", "numeric")
     return compare_categorical(name, feature, values, settings)

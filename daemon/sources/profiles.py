@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from daemon.core.drift import CategoricalProfile, NumericProfile, Profile, ReferenceProfile
+from daemon.core.ecdf import Grid
 
 log = logging.getLogger(__name__)
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: numeric features carry their bucket grid
 
 
 def cache_key(files: Sequence[Path], bins: int, categorical: Sequence[str]) -> str:
@@ -36,16 +37,22 @@ def save_profile(profile: ReferenceProfile, path: Path) -> None:
     arrays: dict[str, np.ndarray] = {}
     meta: list[dict[str, object]] = []
     for i, (name, feature) in enumerate(profile.features.items()):
+        extra: dict[str, object] = {}
         if isinstance(feature, NumericProfile):
             arrays[f"{i}_values"] = feature.sorted_values
             arrays[f"{i}_edges"] = feature.edges
             arrays[f"{i}_counts"] = feature.counts
+            arrays[f"{i}_grid"] = feature.grid.cumulative
+            grid = feature.grid
+            extra = {"grid": [grid.minimum, grid.maximum, grid.center, grid.spread, grid.low,
+                              grid.scale]}
             kind = "numeric"
         else:
             arrays[f"{i}_categories"] = np.array(feature.categories, dtype=str)
             arrays[f"{i}_counts"] = feature.counts
             kind = "categorical"
-        meta.append({"name": name, "kind": kind, "rows": feature.rows, "missing": feature.missing})
+        meta.append({"name": name, "kind": kind, "rows": feature.rows, "missing": feature.missing,
+                     **extra})
     arrays["meta"] = np.array(json.dumps({"bins": profile.bins, "features": meta}))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
@@ -67,12 +74,17 @@ def load_profile(path: Path) -> ReferenceProfile:
             if item["kind"] == "numeric":
                 features[item["name"]] = NumericProfile(
                     data[f"{i}_values"], data[f"{i}_edges"], data[f"{i}_counts"], item["rows"],
-                    item["missing"])
+                    item["missing"], _grid(item["grid"], data[f"{i}_grid"]))
             else:
                 features[item["name"]] = CategoricalProfile(
                     tuple(str(c) for c in data[f"{i}_categories"]), data[f"{i}_counts"],
                     item["rows"], item["missing"])
     return ReferenceProfile(features, int(meta["bins"]))
+
+
+def _grid(numbers: list[float], cumulative: np.ndarray) -> Grid:
+    minimum, maximum, center, spread, low, scale = (float(x) for x in numbers)
+    return Grid(minimum, maximum, center, spread, low, scale, cumulative)
 
 
 def cached_profile(cache_dir: Path | None, files: Sequence[Path], bins: int,

@@ -68,6 +68,10 @@ def test_profile_round_trip_and_cache(tmp_path: Path) -> None:
     loaded = load_profile(tmp_path / "p.npz")
     current = {"x": rng.normal(0.2, 1, 500), "c": np.array(["a"] * 300 + ["b"] * 200, dtype=object)}
     assert compare(loaded, current, DriftSettings()) == compare(profile, current, DriftSettings())
+    saved, read = profile.features["x"].grid, loaded.features["x"].grid  # type: ignore[union-attr]
+    assert (saved.minimum, saved.maximum, saved.center, saved.spread, saved.low, saved.scale) == (
+        read.minimum, read.maximum, read.center, read.spread, read.low, read.scale)
+    assert saved.cumulative.tolist() == read.cumulative.tolist()
 
     ref_file = write_csv(tmp_path / "ref.csv", "x", [str(v) for v in reference["x"]])
     built: list[int] = []
