@@ -81,6 +81,9 @@ class LifecycleCollector:
         # decoded results by row id (rows never change): a scrape decodes only new results
         self._decoded: dict[str, dict[int, dict[str, Any]]] = {
             "drift": {}, "quality": {}, "evaluation": {}}
+        # per-feature drift samples by (family, drift row id): most of a scrape's series, built
+        # once per stored result instead of once per scrape
+        self._feature_samples: dict[tuple[str, int], list[Sample]] = {}
 
     def describe(self) -> Iterable[Metric]:
         return []  # nothing is read at registration time
@@ -212,13 +215,22 @@ class LifecycleCollector:
                 share.add_metric(mv, stored.result["drifted_share"])
         yield from (checked, severity, share)
 
+        cached, kept = self._feature_samples, {}
+
         def per_feature(name: str, doc: str, extra: list[str],
                         add: Callable[[_Gauge, dict[str, str], dict[str, Any]], None]) -> Metric:
             family = _gauge(name, doc, [*MV, "feature", *extra])
             for stored in results:
-                model, version = stored.ref.name, stored.ref.version
-                for f in stored.result["features"]:
-                    add(family, {"model": model, "version": version, "feature": f["feature"]}, f)
+                key = (name, stored.row_id)
+                samples = cached.get(key)
+                if samples is None:
+                    part = _gauge(name, doc, [*MV, "feature", *extra])
+                    model, version = stored.ref.name, stored.ref.version
+                    for f in stored.result["features"]:
+                        add(part, {"model": model, "version": version, "feature": f["feature"]}, f)
+                    samples = part.samples
+                kept[key] = samples
+                family.samples.extend(samples)
             return family
 
         def unjudged(family: _Gauge, labels: dict[str, str], f: dict[str, Any]) -> None:
@@ -254,6 +266,7 @@ class LifecycleCollector:
         yield per_feature("lifecycled_model_drift_p_value",
                           "p-value of a feature's test (ks or chi2), before any correction.",
                           ["test"], p_value)
+        self._feature_samples = kept  # only the results still latest
 
     # -- actions ------------------------------------------------------------------------------
 

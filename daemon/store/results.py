@@ -16,6 +16,7 @@ class StoredResult:
     ref: ModelRef
     at: float
     result: dict[str, Any]
+    row_id: int = 0  # the row's id: rows never change, so it identifies the result
 
 
 def add_drift_result(store: Store, ref: ModelRef, result: dict[str, Any], *, now: float,
@@ -67,7 +68,7 @@ def _latest(store: Store, table: str, ref: ModelRef | None,
     if cache is not None:
         cache.clear()
         cache.update(decoded)
-    return [StoredResult(ModelRef(r["name"], r["version"]), r["at"], decoded[r["id"]])
+    return [StoredResult(ModelRef(r["name"], r["version"]), r["at"], decoded[r["id"]], r["id"])
             for r in rows]
 
 

@@ -145,3 +145,30 @@ def test_unknown_values_are_absent_and_retired_models_drop_out(tmp_path: Path) -
             'threshold="min_accuracy",version="1"} 1.0') in text
     assert 'lifecycled_model_feature_unjudged{feature="constant",model="credit_scoring",' \
            'reason="constant",version="1"} 1.0' in text
+
+
+def test_a_new_drift_result_replaces_the_reused_feature_samples(tmp_path: Path) -> None:
+    """Per-feature samples are built once per stored result and reused between scrapes; a newer
+    result must show instead, and nothing of the old one may remain."""
+    store = fixed_store(tmp_path)
+    collector = LifecycleCollector(store)
+    registry = CollectorRegistry()
+    registry.register(collector)
+
+    def psi_of(text: str) -> list[float]:
+        return [s.value for family in text_string_to_metric_families(text)
+                for s in family.samples
+                if s.name == "lifecycled_model_drift_statistic" and s.labels["test"] == "psi"
+                and s.labels["feature"] == "amount"]
+
+    first = generate_latest(registry).decode()
+    assert generate_latest(registry).decode() == first  # the reused samples render the same
+    rng = np.random.default_rng(1)
+    reference, current = {"amount": rng.normal(0, 1, 500)}, {"amount": rng.normal(3, 1, 500)}
+    result = compare(build_profile(reference), current, DriftSettings())
+    add_drift_result(store, ModelRef("credit_scoring", "1"), result_to_json(result), now=T0 + 900)
+    second = generate_latest(registry).decode()
+    assert psi_of(second) == [pytest.approx(result.features[0].psi)]
+    assert psi_of(first) != psi_of(second)
+    assert 'feature="channel"' not in second  # the new result has no such feature
+    assert len(collector._feature_samples) == 4  # one result, four per-feature families
