@@ -21,20 +21,39 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _write_synced(path: Path, text: str) -> None:
+    """Write ``text`` and flush it to disk: the cleanup step deletes the originals afterwards."""
+    with path.open("w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _sync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 def write_backup(directory: Path, parts: Mapping[str, Any], *, created_at: float,
                  about: Mapping[str, Any]) -> Path:
-    """Write one JSON file per part and the manifest (written last, atomically), then verify."""
+    """Write one JSON file per part and the manifest (written last, atomically), each flushed to
+    disk, then verify."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
         files = {}
         for name, value in parts.items():
             path = directory / f"{name}.json"
-            path.write_text(json.dumps(value, indent=1, sort_keys=True, default=str))
+            _write_synced(path, json.dumps(value, indent=1, sort_keys=True, default=str))
             files[path.name] = _sha256(path)
         manifest = {"created_at": created_at, **about, "files": files}
         temporary = directory / f".{MANIFEST}.tmp"
-        temporary.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        _write_synced(temporary, json.dumps(manifest, indent=1, sort_keys=True))
         os.replace(temporary, directory / MANIFEST)
+        _sync_directory(directory)
+        _sync_directory(directory.parent)
     except OSError as exc:
         raise ActionError(f"cannot write backup in {directory}: {exc}") from exc
     verify_backup(directory)

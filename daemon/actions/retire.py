@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -91,15 +92,44 @@ def retire(ctx: JobContext, ref: ModelRef, *, reason: str, actor: str) -> Plan:
 LEASE_SECONDS = 120.0
 
 
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return "?"
+
+
+def runner_token() -> str:
+    """Who runs a plan: host, PID namespace and process id, and a random part."""
+    return f"{socket.gethostname()}|{_pid_namespace()}|{os.getpid()}|{uuid.uuid4().hex[:8]}"
+
+
+def runner_alive(token: str) -> bool:
+    """False only when the runner is certainly gone: same host and PID namespace, and no process
+    with its id. Anything else (another host, an old token, a reused id) waits for the lease."""
+    parts = token.split("|")
+    if len(parts) != 4 or parts[0] != socket.gethostname() or parts[1] != _pid_namespace() \
+            or parts[1] == "?":
+        return True
+    try:
+        os.kill(int(parts[2]), 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, ValueError):
+        return True
+    return True
+
+
 def run_plan(ctx: JobContext, plan: Plan) -> Plan:
     """Run the remaining steps; a failure stops the plan with the error (retry resumes it).
 
     One runner at a time (the daemon's job and a CLI call may both try): each step is run under
-    a lease on the plan, so no step is done twice; a runner that died loses its lease."""
-    owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    a lease on the plan, so no step is done twice. A runner that died loses its lease when it
+    runs out, or at once when it died on this host (killed, say)."""
+    owner = runner_token()
     try:
         while (step := plan.next_step()) is not None and plan.state == "running":
-            if not claim(ctx.store, plan.id, owner, ctx.clock(), LEASE_SECONDS):
+            if not claim(ctx.store, plan.id, owner, ctx.clock(), LEASE_SECONDS, runner_alive):
                 log.info("retirement plan is being run elsewhere plan=%s", plan.id)
                 break
             with ctx.store.read() as conn:

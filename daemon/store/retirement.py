@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,14 +123,21 @@ def mark_step_in(conn: sqlite3.Connection, plan: Plan, step: str, state: str, de
     return get_plan_in(conn, plan.id)
 
 
-def claim(store: Store, plan_id: str, owner: str, now: float, lease: float) -> bool:
-    """Take (or extend) the right to run a plan; False while another runner holds it."""
+def claim(store: Store, plan_id: str, owner: str, now: float, lease: float,
+          holder_alive: Callable[[str], bool] = lambda holder: True) -> bool:
+    """Take (or extend) the right to run a plan; False while another runner holds it, that is
+    until its lease runs out or ``holder_alive(holder)`` says it is gone."""
     with store.write() as conn:
-        cursor = conn.execute(
-            "UPDATE retirement_plans SET owner = ?, lease_until = ? WHERE id = ? AND "
-            "state = 'running' AND (owner IS NULL OR owner = ? OR lease_until < ?)",
-            (owner, now + lease, plan_id, owner, now))
-        return cursor.rowcount == 1
+        row = conn.execute("SELECT owner, lease_until, state FROM retirement_plans WHERE id = ?",
+                           (plan_id,)).fetchone()
+        if row is None or row["state"] != "running":
+            return False
+        holder = row["owner"]
+        if holder not in (None, owner) and row["lease_until"] >= now and holder_alive(holder):
+            return False
+        conn.execute("UPDATE retirement_plans SET owner = ?, lease_until = ? WHERE id = ?",
+                     (owner, now + lease, plan_id))
+        return True
 
 
 def release(store: Store, plan_id: str, owner: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from daemon.jobs.context import JobContext
 from daemon.jobs.deliver import run_deliver
 from daemon.jobs.discovery import run_discovery
 from daemon.store import open_store
+from daemon.store.retirement import latest_plan
 from daemon.store.serving import snapshots
 from devtools import triton
 from devtools.receiver import Receiver
@@ -111,3 +113,37 @@ def test_unreachable_triton_stops_the_plan_visibly_and_retry_completes(
     assert done.id == failed.id and done.state == "completed", done.error
     wait_for(lambda: index(back)[("fraud_detection", "2")].get("state") == "UNAVAILABLE",
              "unloaded")
+
+
+def test_kill_9_after_the_unload_before_it_is_recorded_then_rerun(triton_factory: Any,
+                                                                   tmp_path: Path) -> None:
+    """The `retire` process dies (SIGKILL) once Triton has unloaded the version but before the
+    step is recorded; the rerun finds it no longer served, records that and completes."""
+    from tests.actions.test_retirement_kill import check_completed_once, retire_command
+    from tests.conftest import write_config
+
+    server = triton_factory()
+    config = write_config(tmp_path / "cfg", {"sources": {"triton": [
+        endpoint("local", server, allow_model_control=True)]}}, models_d=False)
+    state = tmp_path / "cfg" / "state"
+    state.mkdir(parents=True)
+    store = open_store(f"sqlite:///{state / 'lifecycled.db'}", state)
+    run_discovery(JobContext(parse_settings({"sources": {"triton": [
+        endpoint("local", server, allow_model_control=True)]}}), store))
+    store.set_status(FRAUD, Status.DEPRECATED, actor="t", reason="replaced", now=time.time())
+    store.close()
+
+    killed = retire_command(config, "stop_traffic", "before_record", ref=FRAUD)
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    wait_for(lambda: index(server)[("fraud_detection", "2")].get("state") == "UNAVAILABLE",
+             "unloaded before the kill")
+    rerun = retire_command(config, ref=FRAUD)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    check_completed_once(state, FRAUD)
+    store = open_store(f"sqlite:///{state / 'lifecycled.db'}", state)
+    try:
+        plan = latest_plan(store, FRAUD)
+        assert plan is not None and plan.steps[0]["detail"] == "local: not serving it"
+    finally:
+        store.close()
+    assert index(server)[("credit_scoring", "1")]["state"] == "READY"
