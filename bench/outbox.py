@@ -23,7 +23,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from daemon.actions.webhooks import deliver_once
-from daemon.config import WebhookEndpoint
+from daemon.settings import WebhookEndpoint
 from daemon.store import open_store
 from daemon.store.events import emit_in
 from daemon.store.outbox import deliveries

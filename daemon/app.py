@@ -12,16 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from daemon import __version__, logs
-from daemon.config import (
-    Settings,
-    load_settings,
-    read_secret,
-    resolve_config_path,
-    subscriptions,
-)
+from daemon.config import load_settings, read_secret, resolve_config_path, subscriptions
 from daemon.errors import ConfigError, InputError
 from daemon.jobs.context import JobContext
 from daemon.notify import Notifier
+from daemon.settings import Settings
 from daemon.store import Store, open_store
 
 log = logging.getLogger(__name__)

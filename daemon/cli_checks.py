@@ -67,9 +67,9 @@ def _discover_text(data: dict[str, Any]) -> str:
 def cmd_collect(args: argparse.Namespace) -> int:
     import threading
 
-    from daemon.config import parse_duration
     from daemon.jobs.collect import run_collect
     from daemon.store.serving import last_scrape
+    from daemon.units import parse_duration
 
     wait = parse_duration(args.wait)
     with app.opened(args.config) as ctx:

@@ -9,9 +9,11 @@ from typing import Annotated, Any
 
 from pydantic import Field, ValidationError, model_validator
 
-from daemon.config import ModelSettings, Name, Settings, format_error
+from daemon.config import format_error
 from daemon.domain import ModelRef, ModelSpec, Status
 from daemon.errors import ConfigError, InputError
+from daemon.settings import ModelSettings, Settings
+from daemon.units import Name
 
 
 class RegistrationEntry(ModelSettings):

@@ -19,11 +19,12 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from daemon.config import Settings, load_settings, subscriptions
+from daemon.config import load_settings, subscriptions
 from daemon.errors import ConfigError, LifecycledError, StoreError
 from daemon.jobs.context import JobContext
 from daemon.jobs.registry import JOBS, Job
 from daemon.notify import Notifier
+from daemon.settings import Settings
 from daemon.store.serving import job_runs, record_job_run
 
 log = logging.getLogger(__name__)

@@ -9,13 +9,12 @@ import pytest
 from daemon.config import (
     ConfigError,
     load_settings,
-    parse_duration,
     parse_settings,
-    parse_size,
     read_secret,
     resolve_config_path,
 )
 from daemon.registration import parse_registrations
+from daemon.units import parse_duration, parse_size
 
 ROOT = Path(__file__).resolve().parent.parent
 

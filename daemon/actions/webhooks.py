@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 import requests
 
 from daemon import __version__
-from daemon.config import WebhookEndpoint, read_secret
+from daemon.config import read_secret
 from daemon.errors import ConfigError, InputError
+from daemon.settings import WebhookEndpoint
 from daemon.store import Store
 from daemon.store.outbox import Delivery, due, record_attempt
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from daemon.config import Settings
+from daemon.settings import Settings
 from daemon.store import Store
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from daemon.config import DriftSettings as ConfigDrift
-from daemon.config import DriftWeights as ConfigWeights
 from daemon.config import drift_settings_for
 from daemon.core.drift import (
     DriftResult,
@@ -23,6 +21,8 @@ from daemon.core.drift import (
 from daemon.domain import ModelRef, Status
 from daemon.errors import InputError, SourceError
 from daemon.jobs.context import JobContext
+from daemon.settings import DriftSettings as ConfigDrift
+from daemon.settings import DriftWeights as ConfigWeights
 from daemon.sources.profiles import cached_profile
 from daemon.sources.samples import expand, read_sample, select
 from daemon.store.results import add_drift_result

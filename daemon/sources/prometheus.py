@@ -10,8 +10,9 @@ from typing import Any
 
 import requests
 
-from daemon.config import PrometheusSettings, read_secret
+from daemon.config import read_secret
 from daemon.errors import ConfigError, SourceError
+from daemon.settings import PrometheusSettings
 
 SOURCE = "prometheus"
 _OK = "sum by (model, version) (rate(nv_inference_request_success[{window}]))"

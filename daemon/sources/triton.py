@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon.config import TritonEndpoint
 from daemon.domain import ModelCounters
 from daemon.errors import SourceError
+from daemon.settings import TritonEndpoint
 
 # --- parsed values ------------------------------------------------------------------------------
 

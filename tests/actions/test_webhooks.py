@@ -14,8 +14,8 @@ import requests
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from daemon.actions.webhooks import backoff, deliver_once, headers, retry_after, secret_key, sign
-from daemon.config import WebhookEndpoint
 from daemon.domain import ModelRef, ModelSpec, Status
+from daemon.settings import WebhookEndpoint
 from daemon.store import Store, open_store
 from daemon.store.outbox import DEAD, deliveries, endpoint_summaries, redeliver
 from devtools.receiver import Receiver
