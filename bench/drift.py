@@ -21,7 +21,9 @@ import numpy as np
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from daemon.core.drift import DriftSettings, build_profile, compare, ks_p_value
+from daemon.core.drift import DriftSettings, compare
+from daemon.core.kstest import ks_p_value
+from daemon.core.profile import build_profile
 
 SIZES = [(100_000, 20), (1_000_000, 20), (10_000, 100)]
 QUICK = [(20_000, 5), (10_000, 20)]

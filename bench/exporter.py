@@ -22,7 +22,8 @@ import requests
 import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 
-from daemon.core.drift import DriftSettings, build_profile, compare, result_to_json
+from daemon.core.drift import DriftSettings, compare, result_to_json
+from daemon.core.profile import build_profile
 from daemon.core.thresholds import evaluate, evaluation_to_json
 from daemon.domain import ModelRef, ModelSpec, Status
 from daemon.exporter import LifecycleCollector

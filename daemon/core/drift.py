@@ -1,16 +1,14 @@
 """Data drift per feature: KS, PSI and Jensen-Shannon on reference-quantile bins; chi-square, PSI
 and JS on category shares; composite score, severity and recommendations (DESIGN.md section 6).
 
-The reference is summarised once into a ReferenceProfile (sorted finite values, bin edges, shares,
-a bucket grid, category counts); each check then makes a few passes over the current window and
-sorts only the small part of it where the KS statistic can be (``daemon.core.ecdf``).
+The reference is summarised once into a ReferenceProfile (``daemon.core.profile``); each check
+then makes a few passes over the current window and sorts only the small part of it where the KS
+statistic can be (``daemon.core.ecdf``); p-values as scipy's (``daemon.core.kstest``).
 """
 
 from __future__ import annotations
 
 import enum
-import math
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -18,22 +16,18 @@ import numpy as np
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from daemon.core.ecdf import (
-    Grid,
-    Scratch,
-    grid_for,
-    kolmogorov_sf,
-    ks_statistic,
-    window_statistics,
+from daemon.core.ecdf import Scratch, window_statistics
+from daemon.core.kstest import ks_p_value
+from daemon.core.profile import (
+    CategoricalProfile,
+    NumericProfile,
+    ReferenceProfile,
+    categories,
+    finite,
+    is_numeric,
 )
 
-try:  # the routine ks_2samp itself uses for its exact p-value
-    from scipy.stats._stats_py import _attempt_exact_2kssamp
-except ImportError:  # pragma: no cover
-    _attempt_exact_2kssamp = None
-
 PSI_FLOOR = 1e-4
-EXACT_KS_MAX_N = 10_000  # scipy's ks_2samp 'auto' switches to the asymptotic p-value above this
 
 
 class Severity(enum.IntEnum):
@@ -94,85 +88,6 @@ class DriftSettings:
     alert_severity: Severity = Severity.MEDIUM
     correction: str = "none"  # none, bonferroni, bh
     alpha: float = 0.05
-
-
-# --- reference profile ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NumericProfile:
-    sorted_values: np.ndarray  # finite reference values, ascending
-    edges: np.ndarray  # interior bin edges (reference quantiles, de-duplicated)
-    counts: np.ndarray  # reference counts per bin (len(edges) + 1)
-    rows: int  # rows including missing
-    missing: int  # NaN and +-inf removed
-    grid: Grid  # buckets that let a check avoid sorting the current window
-
-
-@dataclass(frozen=True)
-class CategoricalProfile:
-    categories: tuple[str, ...]
-    counts: np.ndarray
-    rows: int
-    missing: int
-
-
-Profile = NumericProfile | CategoricalProfile
-
-
-@dataclass(frozen=True)
-class ReferenceProfile:
-    features: Mapping[str, Profile]
-    bins: int
-
-
-def is_numeric(values: np.ndarray) -> bool:
-    """Return True when ``values`` holds numbers (bool counts as categorical)."""
-    return values.dtype.kind in "iuf"
-
-
-def bin_edges(sorted_reference: np.ndarray, bins: int) -> np.ndarray:
-    """Interior edges: reference quantiles at k/B, k = 1..B-1 (numpy default), de-duplicated."""
-    if sorted_reference.size == 0:
-        return np.empty(0)
-    return np.unique(np.quantile(sorted_reference, np.arange(1, bins) / bins))
-
-
-def bin_counts(sorted_values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Counts per bin (-inf, e1], (e1, e2], ..., (e_last, inf) of an ascending array."""
-    cumulative = np.searchsorted(sorted_values, edges, side="right")
-    return np.diff(np.concatenate(([0], cumulative, [sorted_values.size])))
-
-
-def _categories(values: np.ndarray) -> tuple[np.ndarray, int]:
-    """Return the present category labels (as str) and how many values were missing."""
-    labels = np.asarray(values, dtype=object)
-    present = np.array([v is not None and not (isinstance(v, float) and np.isnan(v))
-                        and v != "" for v in labels], dtype=bool) if labels.size else np.zeros(0, bool)
-    return labels[present].astype(str), int(labels.size - present.sum())
-
-
-def profile_feature(values: np.ndarray, *, categorical: bool, bins: int) -> Profile:
-    """Summarise one reference column."""
-    if categorical:
-        labels, missing = _categories(values)
-        cats, counts = np.unique(labels, return_counts=True)
-        return CategoricalProfile(tuple(str(c) for c in cats), counts, int(values.size), missing)
-    kept = sorted_finite(values)
-    edges = bin_edges(kept, bins)
-    return NumericProfile(kept, edges, bin_counts(kept, edges), int(values.size),
-                          int(values.size - kept.size), grid_for(kept))
-
-
-def build_profile(reference: Mapping[str, np.ndarray], categorical: Sequence[str] = (), *,
-                  bins: int = 10) -> ReferenceProfile:
-    """Summarise every reference column; non-numeric columns are always categorical."""
-    features = {
-        name: profile_feature(values, categorical=name in categorical or not is_numeric(values),
-                              bins=bins)
-        for name, values in reference.items()
-    }
-    return ReferenceProfile(features, bins)
 
 
 # --- results ----------------------------------------------------------------------------------
@@ -243,27 +158,6 @@ def js_distance(reference_shares: np.ndarray, current_shares: np.ndarray) -> flo
     return 0.0 if np.isnan(value) else min(max(value, 0.0), 1.0)
 
 
-def ks_two_sample(sorted_ref: np.ndarray, sorted_cur: np.ndarray) -> tuple[float, float]:
-    """Two-sided two-sample KS statistic and p-value, as ``scipy.stats.ks_2samp`` (method auto):
-    exact up to 10,000 values per sample, else the asymptotic Kolmogorov distribution."""
-    return ks_p_value(ks_statistic(sorted_ref, sorted_cur), sorted_ref.size, sorted_cur.size)
-
-
-def ks_p_value(d: float, n1: int, n2: int) -> tuple[float, float]:
-    """The statistic (rounded to the exact distribution's lattice, as scipy reports it there) and
-    the p-value of a two-sided two-sample KS test with sizes n1 and n2."""
-    # Without scipy's routine (a future scipy may move it) the asymptotic p-value is used, as
-    # scipy itself does when the exact one fails; the agreement tests would show the change.
-    if max(n1, n2) <= EXACT_KS_MAX_N and _attempt_exact_2kssamp is not None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ok, d_exact, p = _attempt_exact_2kssamp(n1, n2, math.gcd(n1, n2), d, "two-sided")
-        if ok:  # otherwise scipy, too, falls back to the asymptotic p-value
-            return float(d_exact), float(np.clip(p, 0.0, 1.0))
-    m, n = sorted([float(n1), float(n2)], reverse=True)
-    return d, kolmogorov_sf(d, int(np.round(m * n / (m + n))))
-
-
 def _shares(counts: np.ndarray) -> np.ndarray:
     total = counts.sum()
     return counts / total if total else counts.astype(float)
@@ -297,21 +191,6 @@ def _unjudgeable(kept_ref: int, ref_rows: int, kept_cur: int, cur_rows: int,
     return None
 
 
-def sorted_finite(values: np.ndarray) -> np.ndarray:
-    """Sort ``values`` as float64 and drop -inf (first), +inf and NaN (last) by slicing."""
-    ordered = np.sort(np.asarray(values, dtype=np.float64))
-    low = np.searchsorted(ordered, -np.inf, side="right")
-    high = np.searchsorted(ordered, np.inf, side="left")
-    return ordered[low:high]
-
-
-def finite(values: np.ndarray) -> np.ndarray:
-    """``values`` as float64 without NaN and +-inf (no copy when there is nothing to drop)."""
-    numbers = np.asarray(values, dtype=np.float64)
-    keep = np.isfinite(numbers)
-    return numbers if keep.all() else numbers[keep]
-
-
 def compare_numeric(name: str, profile: NumericProfile, current: np.ndarray,
                     settings: DriftSettings, scratch: Scratch | None = None) -> FeatureDrift:
     """Judge one numeric feature against its reference profile."""
@@ -339,7 +218,7 @@ def compare_numeric(name: str, profile: NumericProfile, current: np.ndarray,
 def compare_categorical(name: str, profile: CategoricalProfile, current: np.ndarray,
                         settings: DriftSettings) -> FeatureDrift:
     """Judge one categorical feature: chi-square homogeneity, PSI and JS on category shares."""
-    labels, cur_missing = _categories(current)
+    labels, cur_missing = categories(current)
     base = _base(name, "categorical", profile.rows, profile.missing, int(current.size), cur_missing)
     problem = _unjudgeable(int(profile.counts.sum()), profile.rows, labels.size, int(current.size),
                            settings.min_samples)

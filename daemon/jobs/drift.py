@@ -9,15 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from daemon.config import drift_settings_for
-from daemon.core.drift import (
-    DriftResult,
-    DriftSettings,
-    ReferenceProfile,
-    Severity,
-    build_profile,
-    compare,
-    result_to_json,
-)
+from daemon.core.drift import DriftResult, DriftSettings, Severity, compare, result_to_json
+from daemon.core.profile import ReferenceProfile, build_profile
 from daemon.domain import ModelRef, Status
 from daemon.errors import InputError, SourceError
 from daemon.jobs.context import JobContext

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from daemon.core.drift import CategoricalProfile, NumericProfile, Profile, ReferenceProfile
 from daemon.core.ecdf import Grid
+from daemon.core.profile import CategoricalProfile, NumericProfile, Profile, ReferenceProfile
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 2  # 2: numeric features carry their bucket grid

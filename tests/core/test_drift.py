@@ -12,19 +12,9 @@ from hypothesis.extra.numpy import arrays
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from daemon.core.drift import (
-    DriftSettings,
-    Reason,
-    Severity,
-    bin_counts,
-    bin_edges,
-    build_profile,
-    compare,
-    js_distance,
-    ks_two_sample,
-    psi,
-    severity_of,
-)
+from daemon.core.drift import DriftSettings, Reason, Severity, compare, js_distance, psi, severity_of
+from daemon.core.kstest import ks_two_sample
+from daemon.core.profile import bin_counts, bin_edges, build_profile
 
 SETTINGS = DriftSettings(min_samples=1)
 

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import special, stats
 
-from daemon.core.drift import bin_edges
-from daemon.core.ecdf import Scratch, grid_for, kolmogorov_sf, smirnov_sf, window_statistics
+from daemon.core.ecdf import Scratch, grid_for, window_statistics
+from daemon.core.kstest import kolmogorov_sf, smirnov_sf
+from daemon.core.profile import bin_edges
 
 
 def scipy_d(reference: np.ndarray, current: np.ndarray) -> float:

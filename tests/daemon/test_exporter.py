@@ -18,7 +18,8 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon.core.drift import DriftSettings, build_profile, compare, result_to_json
+from daemon.core.drift import DriftSettings, compare, result_to_json
+from daemon.core.profile import build_profile
 from daemon.core.thresholds import evaluate, evaluation_to_json
 from daemon.domain import ModelRef, ModelSpec, Status
 from daemon.exporter import LifecycleCollector

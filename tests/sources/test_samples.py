@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from daemon.core.drift import DriftSettings, build_profile, compare
+from daemon.core.drift import DriftSettings, compare
+from daemon.core.profile import build_profile
 from daemon.errors import SourceError
 from daemon.sources.profiles import cache_key, cached_profile, load_profile, save_profile
 from daemon.sources.samples import read_sample
