@@ -5,8 +5,9 @@ The reference carries a bucket grid. A value x is first mapped to
 ``t(x) = ±(bits(|x - c| + s) - bits(s))``, where bits() reads a float's IEEE pattern as an integer
 (monotone for non-negative floats), c is the reference median and s its half interquartile range:
 t is linear near c and logarithmic in the tails, so heavy-tailed columns spread over the buckets
-too. Then ``index(x) = trunc(clip((t(x) - low) * scale, 0, B - 1/2))``. Every floating-point step
-is monotone, so each bucket holds a contiguous run of values in both samples.
+too. Then ``index(x) = trunc(clip((t(x) - low) * scale, 1, B - 3/2))``, except that values below
+or above the reference's range get the outer buckets 0 and B - 1. Every floating-point step is
+monotone, so each bucket holds a contiguous run of values in both samples.
 
 One pass over the window counts it per bucket. At the end of each bucket the ECDF difference is
 then known exactly (it is the difference at the largest value of the bucket), which bounds D from
@@ -14,7 +15,9 @@ below; within a bucket both ECDFs can only move between their values at the buck
 bounds the difference there from above. Only the buckets whose upper bound exceeds the lower bound
 on D, and the buckets that hold a bin edge, are sorted and evaluated point by point. The result
 is the same D as ``scipy.stats.ks_2samp`` bit for bit; the grid decides only how much of the
-window gets sorted (all of it, at worst: ties, or a window far outside the reference's range).
+window gets sorted. A bucket tied on one value is counted instead, and the outer buckets, holding
+no reference value, never need sorting; the worst case (most of the window packed into a few
+buckets with many distinct values) sorts it all, as scipy does.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 GRID_MIN, GRID_MAX = 256, 65_536
-GRID_TAIL = 0.001  # the grid spans the reference's 0.1 % to 99.9 % quantiles; outer buckets are open
+GRID_TAIL = 0.001  # the regular buckets span the reference's 0.1 % to 99.9 % quantiles
 
 
 def _bits(value: float) -> int:
@@ -91,7 +94,7 @@ class Grid:
 
 def grid_size(count: int) -> int:
     """Enough buckets that one holds a small fraction of the KS noise level 1/sqrt(n)."""
-    wanted = 64 * math.sqrt(max(count, 1))
+    wanted = 32 * math.sqrt(max(count, 1))
     return int(min(max(1 << math.ceil(math.log2(wanted)), GRID_MIN), GRID_MAX))
 
 

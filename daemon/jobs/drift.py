@@ -16,7 +16,7 @@ from daemon.errors import InputError, SourceError
 from daemon.jobs.context import JobContext
 from daemon.settings import DriftSettings as ConfigDrift
 from daemon.settings import DriftWeights as ConfigWeights
-from daemon.sources.profiles import cached_profile
+from daemon.sources.profiles import PROFILE_DIR, cached_profile
 from daemon.sources.samples import expand, read_sample, select
 from daemon.store.results import add_drift_result
 
@@ -91,7 +91,7 @@ def run_model_drift(ctx: JobContext, ref: ModelRef, *, now: float,
                          timestamp_column=config.timestamp_column, window=config.window,
                          newest_rows=config.newest_rows)
     settings = core_settings(config)
-    check = check_drift(inputs, settings, cache_dir=ctx.state_dir / "profiles",
+    check = check_drift(inputs, settings, cache_dir=ctx.state_dir / PROFILE_DIR,
                         now=now, progress=progress)
     record = check_to_json(check, now=now)
     events = []

@@ -1,4 +1,5 @@
-"""Housekeeping: retention of snapshots, delivered webhook events and backups."""
+"""Housekeeping: retention of snapshots, delivered webhook events, backups and cached reference
+profiles."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ log = logging.getLogger(__name__)
 
 
 EVENT_RETENTION = 30 * 86400.0  # delivered webhook events are kept this long
+PROFILE_RETENTION = 30 * 86400.0  # cached reference profiles unused this long are deleted
 
 
 def run_housekeeping(ctx: JobContext) -> dict[str, Any]:
-    """Snapshot retention, delivered-event retention, backup retention."""
+    """Snapshot retention, delivered-event retention, backup retention, profile-cache retention."""
     from daemon.actions.backup import prune_backups
     from daemon.actions.retire import backup_root
+    from daemon.sources.profiles import PROFILE_DIR, prune_profiles
     from daemon.store.outbox import prune_events
 
     now = ctx.clock()
@@ -27,7 +30,9 @@ def run_housekeeping(ctx: JobContext) -> dict[str, Any]:
     events = prune_events(ctx.store, older_than=now - EVENT_RETENTION)
     retention = ctx.settings.policies.retirement.backup_retention_days * 86400.0
     backups = prune_backups(backup_root(ctx), older_than=now - retention)
-    if removed or events or backups:
-        log.info("housekeeping snapshots=%d events=%d backups=%d", removed, events, len(backups))
+    profiles = prune_profiles(ctx.state_dir / PROFILE_DIR, older_than=now - PROFILE_RETENTION)
+    if removed or events or backups or profiles:
+        log.info("housekeeping snapshots=%d events=%d backups=%d profiles=%d", removed, events,
+                 len(backups), profiles)
     return {"snapshots_pruned": removed, "events_pruned": events,
-            "backups_deleted": [str(b) for b in backups]}
+            "backups_deleted": [str(b) for b in backups], "profiles_deleted": profiles}

@@ -17,6 +17,7 @@ from daemon.core.ecdf import Grid
 from daemon.core.profile import CategoricalProfile, NumericProfile, Profile, ReferenceProfile
 
 log = logging.getLogger(__name__)
+PROFILE_DIR = "profiles"  # in the state directory
 FORMAT_VERSION = 2  # 2: numeric features carry their bucket grid
 
 
@@ -96,7 +97,9 @@ def cached_profile(cache_dir: Path | None, files: Sequence[Path], bins: int,
     path = cache_dir / f"{cache_key(files, bins, categorical)}.npz"
     if path.exists():
         try:
-            return load_profile(path), True
+            profile = load_profile(path)
+            os.utime(path)  # in use: kept by prune_profiles
+            return profile, True
         except (OSError, ValueError, KeyError) as exc:
             log.warning("profile cache unreadable, rebuilding path=%s error=%s", path, exc)
     profile = build()
@@ -105,3 +108,17 @@ def cached_profile(cache_dir: Path | None, files: Sequence[Path], bins: int,
     except OSError as exc:
         log.warning("cannot write profile cache path=%s error=%s", path, exc)
     return profile, False
+
+
+def prune_profiles(cache_dir: Path, *, older_than: float) -> int:
+    """Delete cached profiles last used before ``older_than`` (a changed reference file leaves
+    its old profile behind); return how many were deleted."""
+    removed = 0
+    for path in cache_dir.glob("*.npz") if cache_dir.is_dir() else ():
+        try:
+            if path.stat().st_mtime < older_than:
+                path.unlink()
+                removed += 1
+        except OSError as exc:
+            log.warning("cannot prune profile cache path=%s error=%s", path, exc)
+    return removed

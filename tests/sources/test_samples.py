@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,13 @@ import pytest
 from daemon.core.drift import DriftSettings, compare
 from daemon.core.profile import build_profile
 from daemon.errors import SourceError
-from daemon.sources.profiles import cache_key, cached_profile, load_profile, save_profile
+from daemon.sources.profiles import (
+    cache_key,
+    cached_profile,
+    load_profile,
+    prune_profiles,
+    save_profile,
+)
 from daemon.sources.samples import read_sample
 
 
@@ -87,3 +95,21 @@ def test_profile_round_trip_and_cache(tmp_path: Path) -> None:
     assert cache_key([ref_file], 10, []) != cache_key([ref_file], 20, [])
     ref_file.write_text("x\n1\n2\n")
     assert cache_key([ref_file], 10, []) != next((tmp_path / "cache").glob("*.npz")).stem
+
+
+def test_profiles_unused_for_the_retention_are_pruned_and_a_hit_keeps_one(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    profile = build_profile({"x": rng.normal(0, 1, 300)})
+    cache = tmp_path / "profiles"
+    files = [write_csv(tmp_path / f"ref{i}.csv", "x", [str(i), "1", "2"]) for i in range(2)]
+    for file in files:
+        cached_profile(cache, [file], 10, [], lambda: profile)
+    (used, unused) = (cache / f"{cache_key([f], 10, [])}.npz" for f in files)
+    long_ago = time.time() - 40 * 86400
+    for path in (used, unused):
+        os.utime(path, (long_ago, long_ago))
+    _profile, hit = cached_profile(cache, [files[0]], 10, [], lambda: profile)
+    assert hit  # read from the cache, which marks it as in use
+    assert prune_profiles(cache, older_than=time.time() - 30 * 86400) == 1
+    assert used.exists() and not unused.exists()
+    assert prune_profiles(tmp_path / "absent", older_than=time.time()) == 0
