@@ -154,7 +154,8 @@ def psi(reference_shares: np.ndarray, current_shares: np.ndarray) -> float:
 
 def js_distance(reference_shares: np.ndarray, current_shares: np.ndarray) -> float:
     """Jensen-Shannon distance, base 2, in [0, 1]."""
-    value = float(jensenshannon(reference_shares, current_shares, base=2))
+    with np.errstate(invalid="ignore"):  # rounding can leave the divergence a hair below 0
+        value = float(jensenshannon(reference_shares, current_shares, base=2))
     return 0.0 if np.isnan(value) else min(max(value, 0.0), 1.0)
 
 
