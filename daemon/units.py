@@ -12,39 +12,34 @@ _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$")
 _SIZE_UNITS = {
-    "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-    "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40,
+    "B": 1.0, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+    "KiB": 2.0**10, "MiB": 2.0**20, "GiB": 2.0**30, "TiB": 2.0**40,
 }
+
+
+def _quantity(value: Any, pattern: re.Pattern[str], units: dict[str, float], example: str
+              ) -> float:
+    """A bare number, or a number with one of ``units``, in base units; never negative."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        amount = float(value)
+    elif isinstance(value, str) and (match := pattern.match(value)):
+        amount = float(match.group(1)) * units[match.group(2)]
+    else:
+        raise ValueError(f"expected {example}, got {value!r}")
+    if amount < 0:
+        raise ValueError(f"must not be negative, got {value!r}")
+    return amount
 
 
 def parse_duration(value: Any) -> float:
     """Parse ``90s``, ``5m``, ``12h``, ``7d``, ``80ms`` (or a bare number of seconds) to seconds."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration like 90s, 5m, 12h, 7d or 80ms, got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION_RE.match(value)):
-        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-    else:
-        raise ValueError(f"expected a duration like 90s, 5m, 12h, 7d or 80ms, got {value!r}")
-    if seconds < 0:
-        raise ValueError(f"must not be negative, got {value!r}")
-    return seconds
+    return _quantity(value, _DURATION_RE, _DURATION_UNITS,
+                     "a duration like 90s, 5m, 12h, 7d or 80ms")
 
 
 def parse_size(value: Any) -> float:
     """Parse ``2048MiB``, ``2GB`` (or a bare number of bytes) to bytes."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a size like 512MiB or 2GB, got {value!r}")
-    if isinstance(value, int | float):
-        size = float(value)
-    elif isinstance(value, str) and (match := _SIZE_RE.match(value)):
-        size = float(match.group(1)) * _SIZE_UNITS[match.group(2)]
-    else:
-        raise ValueError(f"expected a size like 512MiB or 2GB, got {value!r}")
-    if size < 0:
-        raise ValueError(f"must not be negative, got {value!r}")
-    return size
+    return _quantity(value, _SIZE_RE, _SIZE_UNITS, "a size like 512MiB or 2GB")
 
 
 def parse_ratio(value: Any) -> Any:
