@@ -108,6 +108,11 @@ def _progress(label: str) -> Callable[[int, int], None] | None:
     return show
 
 
+def _at_or_above(record: dict[str, Any]) -> str:
+    level = record.get("alert_severity")  # absent from results stored by older versions
+    return f" (at or above {level})" if level else ""
+
+
 def _drift_text(record: dict[str, Any]) -> str:
     rows = [[f["feature"], f["kind"], fmt(f["statistic"]), fmt(f["p_value"], ".3g"),
              fmt(f["psi"]), fmt(f["js"]), fmt(f["score"]),
@@ -115,7 +120,8 @@ def _drift_text(record: dict[str, Any]) -> str:
     share = record["drifted_share"]
     lines = [table(["FEATURE", "KIND", "D/TVD", "P-VALUE", "PSI", "JS", "SCORE",
                     "SEVERITY / REASON"], rows), "",
-             f"model severity: {record['severity']}; drifted features: "
+             f"model severity: {record['severity']}; drifted features"
+             f"{_at_or_above(record)}: "
              f"{'-' if share is None else f'{share:.0%}'} of {record['judged']} judged"
              f" ({record['unjudged']} not judged); current rows: {record['current_rows']}",
              "recommendations:"]

@@ -127,6 +127,7 @@ class DriftResult:
     judged: int
     significant: int  # features whose (corrected) p-value is below alpha; reported, not decisive
     recommendations: tuple[str, ...] = field(default=())
+    alert_severity: Severity = Severity.MEDIUM  # what counts as drifted in drifted_share
 
     @property
     def worst(self) -> FeatureDrift | None:
@@ -282,6 +283,7 @@ def compare(profile: ReferenceProfile, current: Mapping[str, np.ndarray], settin
         judged=len(judged),
         significant=significant,
         recommendations=RECOMMENDATIONS[severity],
+        alert_severity=settings.alert_severity,
     )
 
 
@@ -337,6 +339,7 @@ def result_to_json(result: DriftResult) -> dict[str, object]:
     return {
         "severity": result.severity.label,
         "drifted_share": result.drifted_share,
+        "alert_severity": result.alert_severity.label,
         "judged": result.judged,
         "unjudged": len(result.features) - result.judged,
         "significant": result.significant,

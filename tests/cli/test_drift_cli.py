@@ -50,10 +50,14 @@ def test_drift_json_and_fail_on(cli: Cli, samples: tuple[Path, Path]) -> None:
     assert features["channel"]["kind"] == "categorical"
     assert data["severity"] == features["amount"]["severity"]
     assert data["recommendations"]
+    assert data["alert_severity"] == "medium"  # what drifted_share counts
+    assert data["drifted_share"] == pytest.approx(
+        sum(f["severity"] in ("medium", "high", "critical") for f in data["features"]) / 3)
     failing = cli("drift", "--reference", str(ref), "--current", str(cur), "--fail-on", "high",
                   config=None)
     assert failing.code == 1
     assert "model severity:" in failing.out
+    assert "drifted features (at or above medium):" in failing.out
     only_age = cli("drift", "--reference", str(ref), "--current", str(cur), "--features", "age",
                    "--fail-on", "medium", "--json", config=None)
     assert only_age.code == 0
