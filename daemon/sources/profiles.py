@@ -98,10 +98,14 @@ def cached_profile(cache_dir: Path | None, files: Sequence[Path], bins: int,
     if path.exists():
         try:
             profile = load_profile(path)
-            os.utime(path)  # in use: kept by prune_profiles
-            return profile, True
         except (OSError, ValueError, KeyError) as exc:
             log.warning("profile cache unreadable, rebuilding path=%s error=%s", path, exc)
+        else:
+            try:
+                os.utime(path)  # in use: kept by prune_profiles
+            except OSError as exc:
+                log.warning("cannot mark profile cache as used path=%s error=%s", path, exc)
+            return profile, True
     profile = build()
     try:
         save_profile(profile, path)

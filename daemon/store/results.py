@@ -16,7 +16,7 @@ class StoredResult:
     ref: ModelRef
     at: float
     result: dict[str, Any]
-    row_id: int = 0  # the row's id: rows never change, so it identifies the result
+    row_id: int  # the row's id: rows never change, so it identifies the result
 
 
 def add_drift_result(store: Store, ref: ModelRef, result: dict[str, Any], *, now: float,
