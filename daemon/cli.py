@@ -16,13 +16,7 @@ from typing import Any
 
 from daemon import __version__, app
 from daemon.cli_actions import add_parsers, emit
-from daemon.cli_checks import (
-    cmd_collect,
-    cmd_discover,
-    cmd_drift,
-    cmd_quality,
-    model_report,
-)
+from daemon.cli_checks import cmd_collect, cmd_discover, cmd_drift, cmd_quality, cmd_report
 from daemon.config import read_yaml
 from daemon.domain import HistoryEntry, ModelRecord, ModelRef, Status
 from daemon.errors import (
@@ -35,7 +29,7 @@ from daemon.errors import (
     TransitionError,
 )
 from daemon.registration import build_spec, parse_registrations
-from daemon.render import ago, fmt, table, utc
+from daemon.render import fmt, table, utc
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger(__name__)
@@ -174,35 +168,6 @@ def cmd_models_history(args: argparse.Namespace) -> int:
         history = ctx.store.history(ref)
     emit(args, {"model": str(ref), "history": [h.to_json() for h in history]},
           lambda: _history_table(history))
-    return EXIT_OK
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    if args.model:
-        return model_report(args)
-    now = time.time()
-    with app.opened(args.config) as ctx:
-        by_status = ctx.store.counts("status")
-        by_domain = ctx.store.counts("business_domain")
-        recent = ctx.store.recently_changed(5)
-    counts = {s.value: by_status.get(s.value, 0) for s in Status}
-    payload = {
-        "generated_at": now,
-        "total": sum(by_status.values()),
-        "by_status": counts,
-        "by_domain": by_domain,
-        "recent": [{"model": r.ref.name, "version": r.ref.version, "status": r.status.value,
-                    "last_updated": r.last_updated, "age_seconds": now - r.last_updated}
-                   for r in recent],
-    }
-    emit(args, payload, lambda: "\n".join([
-        f"Lifecycle overview ({payload['total']} model versions)", "",
-        table(["STATUS", "COUNT"], [[s, n] for s, n in counts.items()]), "",
-        table(["BUSINESS DOMAIN", "COUNT"], [[d, n] for d, n in by_domain.items()]), "",
-        "Recent activity:",
-        table(["MODEL", "STATUS", "CHANGED"],
-              [[str(r.ref), r.status, ago(now - r.last_updated)] for r in recent]),
-    ]))
     return EXIT_OK
 
 

@@ -11,11 +11,41 @@ from typing import Any
 
 from daemon import app
 from daemon.cli_actions import emit
-from daemon.domain import ModelRef
+from daemon.domain import ModelRef, Status
 from daemon.errors import InputError
-from daemon.render import fmt, table
+from daemon.render import ago, fmt, table
 
 EXIT_OK, EXIT_PROBLEM = 0, 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``report``: the lifecycle overview; ``report --model``: one version's performance."""
+    if args.model:
+        return model_report(args)
+    now = time.time()
+    with app.opened(args.config) as ctx:
+        by_status = ctx.store.counts("status")
+        by_domain = ctx.store.counts("business_domain")
+        recent = ctx.store.recently_changed(5)
+    counts = {s.value: by_status.get(s.value, 0) for s in Status}
+    payload = {
+        "generated_at": now,
+        "total": sum(by_status.values()),
+        "by_status": counts,
+        "by_domain": by_domain,
+        "recent": [{"model": r.ref.name, "version": r.ref.version, "status": r.status.value,
+                    "last_updated": r.last_updated, "age_seconds": now - r.last_updated}
+                   for r in recent],
+    }
+    emit(args, payload, lambda: "\n".join([
+        f"Lifecycle overview ({payload['total']} model versions)", "",
+        table(["STATUS", "COUNT"], [[s, n] for s, n in counts.items()]), "",
+        table(["BUSINESS DOMAIN", "COUNT"], [[d, n] for d, n in by_domain.items()]), "",
+        "Recent activity:",
+        table(["MODEL", "STATUS", "CHANGED"],
+              [[str(r.ref), r.status, ago(now - r.last_updated)] for r in recent]),
+    ]))
+    return EXIT_OK
 
 
 def model_report(args: argparse.Namespace) -> int:
