@@ -68,9 +68,11 @@ class Grid:
     def transform(self, values: np.ndarray, scratch: Scratch | None = None) -> np.ndarray:
         """t(x): monotone, linear near the center and logarithmic in the tails (float64)."""
         scratch = scratch or Scratch()
-        shifted = np.subtract(values, self.center, out=scratch.get("shifted", values.size, np.float64))
-        key = np.abs(shifted, out=scratch.get("key", values.size, np.float64))
-        key += self.spread
+        with np.errstate(over="ignore"):  # near +-1.8e308 a step may round to inf: still monotone
+            shifted = np.subtract(values, self.center,
+                                  out=scratch.get("shifted", values.size, np.float64))
+            key = np.abs(shifted, out=scratch.get("key", values.size, np.float64))
+            key += self.spread
         ordinal = key.view(np.int64)
         ordinal -= _bits(self.spread)
         return np.copysign(ordinal, shifted, out=shifted)
@@ -81,7 +83,8 @@ class Grid:
         scratch = scratch or Scratch()
         position = self.transform(values, scratch)
         position -= self.low
-        position *= self.scale
+        with np.errstate(over="ignore"):
+            position *= self.scale
         np.clip(position, 1.0, self.buckets - 1.5, out=position)
         index = scratch.get("index", values.size, np.intp)
         np.copyto(index, position, casting="unsafe")  # truncation, as astype

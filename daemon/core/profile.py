@@ -48,7 +48,12 @@ def bin_edges(sorted_reference: np.ndarray, bins: int) -> np.ndarray:
     """Interior edges: reference quantiles at k/B, k = 1..B-1 (numpy default), de-duplicated."""
     if sorted_reference.size == 0:
         return np.empty(0)
-    return np.unique(np.quantile(sorted_reference, np.arange(1, bins) / bins))
+    shares = np.arange(1, bins) / bins
+    with np.errstate(over="ignore", invalid="ignore"):
+        edges = np.quantile(sorted_reference, shares)
+    if not np.isfinite(edges).all():  # interpolating between values near +-1.8e308 overflowed
+        edges = np.quantile(sorted_reference, shares, method="lower")
+    return np.unique(edges)
 
 
 def bin_counts(sorted_values: np.ndarray, edges: np.ndarray) -> np.ndarray:

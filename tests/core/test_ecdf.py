@@ -126,3 +126,12 @@ def test_smirnov_series_agrees_with_scipy(n: int, nd2: float) -> None:
 def test_kolmogorov_tail_agrees_with_scipy_in_every_range(n: int, nd2: float) -> None:
     d = min(math.sqrt(nd2 / n), 0.999)
     assert abs(kolmogorov_sf(d, n) - stats.kstwo.sf(d, n)) <= 1e-10
+
+
+def test_values_near_the_float_limit_give_no_warning() -> None:
+    reference = np.sort(np.r_[np.full(60, -1e308), np.linspace(-1, 1, 40) * 1e308])  # median -1e308
+    current = np.array([1.7976931348623157e308, -1.7976931348623157e308, 1e308, -1e-308] * 30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check(reference, current)
+        check(reference, current, 3)
