@@ -18,12 +18,11 @@ import tracemalloc
 from collections.abc import Callable
 
 import numpy as np
+from lifecycled.core.drift import DriftSettings, compare
+from lifecycled.core.kstest import ks_p_value
+from lifecycled.core.profile import build_profile
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
-
-from daemon.core.drift import DriftSettings, compare
-from daemon.core.kstest import ks_p_value
-from daemon.core.profile import build_profile
 
 SIZES = [(100_000, 20), (1_000_000, 20), (10_000, 100)]
 QUICK = [(20_000, 5), (10_000, 20)]

@@ -20,16 +20,15 @@ from pathlib import Path
 import numpy as np
 import requests
 import yaml
+from lifecycled.core.drift import DriftSettings, compare, result_to_json
+from lifecycled.core.profile import build_profile
+from lifecycled.core.thresholds import evaluate, evaluation_to_json
+from lifecycled.domain import ModelRef, ModelSpec, Status
+from lifecycled.exporter import LifecycleCollector
+from lifecycled.store import Store, open_store
+from lifecycled.store.results import add_drift_result, add_evaluation, add_quality_result
+from lifecycled.store.serving import add_snapshot, put_serving_state, record_source
 from prometheus_client import CollectorRegistry, generate_latest
-
-from daemon.core.drift import DriftSettings, compare, result_to_json
-from daemon.core.profile import build_profile
-from daemon.core.thresholds import evaluate, evaluation_to_json
-from daemon.domain import ModelRef, ModelSpec, Status
-from daemon.exporter import LifecycleCollector
-from daemon.store import Store, open_store
-from daemon.store.results import add_drift_result, add_evaluation, add_quality_result
-from daemon.store.serving import add_snapshot, put_serving_state, record_source
 
 THRESHOLDS = {"min_accuracy": 0.85, "max_latency_p99_seconds": 0.1, "min_throughput_rps": 10.0,
               "max_error_ratio": 0.01, "max_memory_bytes": 2.0**31, "max_cpu_ratio": 0.8}
@@ -94,7 +93,7 @@ def daemon_rss(state: Path, work: Path) -> tuple[float, float]:
     config.write_text(yaml.safe_dump({
         "daemon": {"listen": f"127.0.0.1:{port}", "state_url": f"sqlite:///{state}"},
         "sources": {"triton": []}, "schedule": {"housekeeping": "1h"}}))
-    proc = subprocess.Popen([sys.executable, "-m", "daemon", "run", "--config", str(config)],
+    proc = subprocess.Popen([sys.executable, "-m", "lifecycled", "run", "--config", str(config)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60

@@ -19,13 +19,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
+from lifecycled.config import parse_settings
+from lifecycled.jobs.collect import run_collect
+from lifecycled.jobs.context import JobContext
+from lifecycled.jobs.discovery import run_discovery
+from lifecycled.store import open_store
 from prometheus_client.parser import text_string_to_metric_families
-
-from daemon.config import parse_settings
-from daemon.jobs.collect import run_collect
-from daemon.jobs.context import JobContext
-from daemon.jobs.discovery import run_discovery
-from daemon.store import open_store
 
 ENDPOINTS = 4
 REASONS = ("REJECTED", "CANCELED", "BACKEND", "OTHER")

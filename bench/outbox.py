@@ -22,11 +22,12 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from daemon.actions.webhooks import deliver_once
-from daemon.settings import WebhookEndpoint
-from daemon.store import open_store
-from daemon.store.events import emit_in
-from daemon.store.outbox import deliveries
+from lifecycled.actions.webhooks import deliver_once
+from lifecycled.settings import WebhookEndpoint
+from lifecycled.store import open_store
+from lifecycled.store.events import emit_in
+from lifecycled.store.outbox import deliveries
+
 from devtools.receiver import Receiver
 
 SECRET = "whsec_" + base64.b64encode(b"b" * 32).decode()

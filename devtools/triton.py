@@ -198,6 +198,6 @@ def infer(server_url: str, model: str, rows: list[list[float]], version: str | N
 
 def parse_metrics_text(text: str) -> dict[tuple[str, str], object]:
     """Per (model, version) counters of a Triton /metrics text (for tests and benchmarks)."""
-    from daemon.sources.triton import parse_metrics
+    from lifecycled.sources.triton import parse_metrics
 
     return dict(parse_metrics(text, 0.0).models)

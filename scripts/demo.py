@@ -57,7 +57,7 @@ class Demo:
     # -- helpers ------------------------------------------------------------------------------
 
     def cli(self, *args: str, show: bool = True) -> str:
-        argv = [sys.executable, "-m", "daemon", *args, "--config", str(self.config)]
+        argv = [sys.executable, "-m", "lifecycled", *args, "--config", str(self.config)]
         if show:
             print(f"\n$ lifecycled {' '.join(args)}", flush=True)
         proc = subprocess.run(argv, capture_output=True, text=True, cwd=self.dir,
@@ -211,7 +211,7 @@ class Demo:
     def start_daemon(self) -> None:
         log = (self.dir / "logs" / "lifecycled.log").open("ab")
         self.processes.append(subprocess.Popen(
-            [sys.executable, "-m", "daemon", "run", "--config", str(self.config)],
+            [sys.executable, "-m", "lifecycled", "run", "--config", str(self.config)],
             stdout=log, stderr=subprocess.STDOUT, cwd=self.dir, env=self.env))
 
     def traffic(self) -> None:

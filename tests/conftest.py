@@ -57,7 +57,7 @@ def cli(config_path: Path) -> Callable[..., CliResult]:
     """Run ``lifecycled`` as a subprocess against the temporary config."""
 
     def run(*args: str, config: Path | None = config_path, stdin: str | None = None) -> CliResult:
-        argv = [sys.executable, "-m", "daemon", *args]
+        argv = [sys.executable, "-m", "lifecycled", *args]
         if config is not None:
             argv += ["--config", str(config)]
         env = {k: v for k, v in os.environ.items() if k not in ("LIFECYCLED_CONFIG",

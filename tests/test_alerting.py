@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.daemon.test_exporter import readme_names
+from tests.exporter.test_exporter import readme_names
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "alerting" / "rules" / "lifecycled.yml"

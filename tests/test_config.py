@@ -5,16 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from daemon.config import (
+from lifecycled.config import (
     ConfigError,
     load_settings,
     parse_settings,
     read_secret,
     resolve_config_path,
 )
-from daemon.registration import parse_registrations
-from daemon.units import parse_duration, parse_size
+from lifecycled.registration import parse_registrations
+from lifecycled.units import parse_duration, parse_size
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,15 +6,14 @@ import csv
 from pathlib import Path
 
 import numpy as np
-
-from daemon.config import parse_settings
-from daemon.domain import ModelRef, ModelSpec, Status
-from daemon.jobs.context import JobContext
-from daemon.jobs.drift import run_model_drift
-from daemon.jobs.evaluate import run_evaluate
-from daemon.store import open_store
-from daemon.store.outbox import deliveries, event_body
-from daemon.store.serving import add_snapshot
+from lifecycled.config import parse_settings
+from lifecycled.domain import ModelRef, ModelSpec, Status
+from lifecycled.jobs.context import JobContext
+from lifecycled.jobs.drift import run_model_drift
+from lifecycled.jobs.evaluate import run_evaluate
+from lifecycled.store import open_store
+from lifecycled.store.outbox import deliveries, event_body
+from lifecycled.store.serving import add_snapshot
 
 REF = ModelRef("credit_scoring", "1")
 

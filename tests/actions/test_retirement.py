@@ -11,18 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from daemon.actions.backup import prune_backups, write_backup
-from daemon.actions.retire import STEPS, preview, retire, run_plan
-from daemon.config import parse_settings
-from daemon.domain import HistoryKind, ModelRef, ModelSpec, Status
-from daemon.errors import InputError
-from daemon.jobs.context import JobContext
-from daemon.jobs.retirement import run_retirement
-from daemon.store import open_store
-from daemon.store.outbox import deliveries, event_body
-from daemon.store.retirement import create_plan_in, latest_plan, scores
-from daemon.store.serving import add_snapshot, snapshots
+from lifecycled.actions.backup import prune_backups, write_backup
+from lifecycled.actions.retire import STEPS, preview, retire, run_plan
+from lifecycled.config import parse_settings
+from lifecycled.domain import HistoryKind, ModelRef, ModelSpec, Status
+from lifecycled.errors import InputError
+from lifecycled.jobs.context import JobContext
+from lifecycled.jobs.retirement import run_retirement
+from lifecycled.store import open_store
+from lifecycled.store.outbox import deliveries, event_body
+from lifecycled.store.retirement import create_plan_in, latest_plan, scores
+from lifecycled.store.serving import add_snapshot, snapshots
 
 OLD = ModelRef("credit_scoring", "1")
 DEPENDENT = ModelRef("risk_assessment", "3")

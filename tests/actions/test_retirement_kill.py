@@ -20,20 +20,20 @@ import time
 from pathlib import Path
 
 import pytest
+from lifecycled.actions.retire import STEPS
+from lifecycled.domain import HistoryKind, ModelRef, ModelSpec, Status
+from lifecycled.store import open_store
+from lifecycled.store.retirement import latest_plan
+from lifecycled.store.serving import add_snapshot, snapshots
 
-from daemon.actions.retire import STEPS
-from daemon.domain import HistoryKind, ModelRef, ModelSpec, Status
-from daemon.store import open_store
-from daemon.store.retirement import latest_plan
-from daemon.store.serving import add_snapshot, snapshots
 from tests.conftest import ROOT, write_config
 
 OLD = ModelRef("legacy_score", "1")
 
 DRIVER = """
 import os, signal, sys
-import daemon.actions.retire as retire
-from daemon.cli import main
+import lifecycled.actions.retire as retire
+from lifecycled.cli import main
 
 target, phase = sys.argv[1], sys.argv[2]
 
@@ -62,7 +62,7 @@ def retire_command(config: Path, *driver_args: str, ref: ModelRef = OLD
     """Run ``lifecycled retire`` (through the driver when ``driver_args`` name a kill point)."""
     cli = ["retire", str(ref), "--reason", "replaced", "--config", str(config)]
     argv = [sys.executable, "-c", DRIVER, *driver_args, *cli] if driver_args else \
-        [sys.executable, "-m", "daemon", *cli]
+        [sys.executable, "-m", "lifecycled", *cli]
     env = {k: v for k, v in os.environ.items() if k not in ("LIFECYCLED_CONFIG",
                                                              "STATE_DIRECTORY")}
     env["PYTHONPATH"] = str(ROOT)
@@ -133,7 +133,7 @@ def test_kill_9_at_each_step_then_a_rerun_completes_it_once(tmp_path: Path, step
 
 
 def test_only_a_runner_certainly_gone_loses_its_lease_early() -> None:
-    from daemon.actions.retire import runner_alive, runner_token
+    from lifecycled.actions.retire import runner_alive, runner_token
 
     mine = runner_token()
     host, namespace, _pid, rest = mine.split("|")

@@ -10,18 +10,17 @@ from typing import Any
 
 import pytest
 import requests
+from lifecycled.app import job_events_handler
+from lifecycled.config import parse_settings
+from lifecycled.domain import HistoryKind, ModelRef, ModelSpec, Status
+from lifecycled.http import Api, HttpServer
+from lifecycled.jobs.context import JobContext
+from lifecycled.jobs.updates import cancel_job, manual_job, run_updates
+from lifecycled.store import open_store
+from lifecycled.store.outbox import deliveries, event_body
+from lifecycled.store.serving import add_snapshot
+from lifecycled.store.updates import get, list_jobs
 from prometheus_client import CollectorRegistry
-
-from daemon.app import job_events_handler
-from daemon.config import parse_settings
-from daemon.domain import HistoryKind, ModelRef, ModelSpec, Status
-from daemon.http import Api, HttpServer
-from daemon.jobs.context import JobContext
-from daemon.jobs.updates import cancel_job, manual_job, run_updates
-from daemon.store import open_store
-from daemon.store.outbox import deliveries, event_body
-from daemon.store.serving import add_snapshot
-from daemon.store.updates import get, list_jobs
 
 REF = ModelRef("credit_scoring", "1")
 TOKEN = "s3cret-token"

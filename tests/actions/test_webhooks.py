@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 import requests
+from lifecycled.actions.webhooks import backoff, deliver_once, headers, retry_after, secret_key, sign
+from lifecycled.domain import ModelRef, ModelSpec, Status
+from lifecycled.settings import WebhookEndpoint
+from lifecycled.store import Store, open_store
+from lifecycled.store.outbox import DEAD, deliveries, endpoint_summaries, redeliver
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from daemon.actions.webhooks import backoff, deliver_once, headers, retry_after, secret_key, sign
-from daemon.domain import ModelRef, ModelSpec, Status
-from daemon.settings import WebhookEndpoint
-from daemon.store import Store, open_store
-from daemon.store.outbox import DEAD, deliveries, endpoint_summaries, redeliver
 from devtools.receiver import Receiver
 
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()

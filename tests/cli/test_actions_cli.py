@@ -44,7 +44,7 @@ def test_webhooks_commands(tmp_path: Path, cli: Any) -> None:
         config = write_config(tmp_path / "w", {"webhooks": {"ci": {
             "url": receiver.url, "secret_env": "CI_SECRET"}}})
         env = {**os.environ, "CI_SECRET": SECRET}
-        ping = subprocess.run([sys.executable, "-m", "daemon", "webhooks", "test", "ci",
+        ping = subprocess.run([sys.executable, "-m", "lifecycled", "webhooks", "test", "ci",
                                "--config", str(config)], capture_output=True, text=True,
                               env=env, timeout=60)
         assert ping.returncode == 0, ping.stderr

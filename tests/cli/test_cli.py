@@ -45,7 +45,7 @@ def test_config_from_environment_variable(cli: Cli, config_path: Path) -> None:
     import subprocess
     import sys
     env = {**os.environ, "LIFECYCLED_CONFIG": str(config_path)}
-    proc = subprocess.run([sys.executable, "-m", "daemon", "check-config"], env=env,
+    proc = subprocess.run([sys.executable, "-m", "lifecycled", "check-config"], env=env,
                           capture_output=True, text=True, cwd=config_path.parent, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert str(config_path) in proc.stdout

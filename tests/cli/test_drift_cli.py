@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from lifecycled.domain import ModelRef
+from lifecycled.store import open_store
+from lifecycled.store.results import latest_drift
 
-from daemon.domain import ModelRef
-from daemon.store import open_store
-from daemon.store.results import latest_drift
 from tests.conftest import CliResult, write_config
 
 Cli = Callable[..., CliResult]

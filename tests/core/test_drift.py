@@ -9,12 +9,11 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from lifecycled.core.drift import DriftSettings, Reason, Severity, compare, js_distance, psi, severity_of
+from lifecycled.core.kstest import ks_two_sample
+from lifecycled.core.profile import bin_counts, bin_edges, build_profile
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
-
-from daemon.core.drift import DriftSettings, Reason, Severity, compare, js_distance, psi, severity_of
-from daemon.core.kstest import ks_two_sample
-from daemon.core.profile import bin_counts, bin_edges, build_profile
 
 SETTINGS = DriftSettings(min_samples=1)
 

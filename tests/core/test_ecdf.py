@@ -11,11 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from lifecycled.core.ecdf import Scratch, grid_for, window_statistics
+from lifecycled.core.kstest import kolmogorov_sf, smirnov_sf
+from lifecycled.core.profile import bin_edges
 from scipy import special, stats
-
-from daemon.core.ecdf import Scratch, grid_for, window_statistics
-from daemon.core.kstest import kolmogorov_sf, smirnov_sf
-from daemon.core.profile import bin_edges
 
 
 def scipy_d(reference: np.ndarray, current: np.ndarray) -> float:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import itertools
 
 import pytest
-
-from daemon.core.lifecycle import TRANSITIONS, check_transition, next_version
-from daemon.domain import Status as S
-from daemon.errors import InputError, TransitionError
+from lifecycled.core.lifecycle import TRANSITIONS, check_transition, next_version
+from lifecycled.domain import Status as S
+from lifecycled.errors import InputError, TransitionError
 
 ALLOWED = {
     (S.DEVELOPING, S.TESTING), (S.TESTING, S.DEVELOPING), (S.TESTING, S.STAGING),

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from lifecycled.core.concept import accuracy_trend, concept_drift, page_hinkley
+from lifecycled.core.drift import Severity
+from lifecycled.core.quality import evaluate_quality, roc_auc
 from scipy import stats
-
-from daemon.core.concept import accuracy_trend, concept_drift, page_hinkley
-from daemon.core.drift import Severity
-from daemon.core.quality import evaluate_quality, roc_auc
 
 
 def test_binary_metrics_by_hand() -> None:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from daemon.core.retirement import RetirementPolicy, Usage, retirement_score
+from lifecycled.core.retirement import RetirementPolicy, Usage, retirement_score
 
 POLICY = RetirementPolicy()
 

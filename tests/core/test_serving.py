@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from daemon.core.serving import RateProblem, aggregate, serving_sample
-from daemon.domain import ModelCounters
+from lifecycled.core.serving import RateProblem, aggregate, serving_sample
+from lifecycled.domain import ModelCounters
 
 
 def counters(success: float, failed: float = 0.0, duration_us: float = 0.0,

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from daemon.core.triggers import Trigger, decide, drift_trigger, performance_triggers
+from lifecycled.core.triggers import Trigger, decide, drift_trigger, performance_triggers
 
 LIMITS = {"min_accuracy": 0.85, "max_latency_p99_seconds": 0.1}
 AUTO = {"performance_degradation": True, "drift_detection": True, "scheduled": False}

@@ -34,7 +34,7 @@ class Daemon:
         self.log_path = log
         with log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "daemon", "run", "--config", str(config)],
+                [sys.executable, "-m", "lifecycled", "run", "--config", str(config)],
                 stdout=out, stderr=subprocess.STDOUT, env=env, cwd=config.parent)
 
     def url(self, path: str) -> str:

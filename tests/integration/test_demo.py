@@ -8,12 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from daemon.domain import HistoryKind, ModelRef, Status
-from daemon.store import open_store
-from daemon.store.outbox import deliveries, event_body
-from daemon.store.results import latest_quality
-from daemon.store.retirement import latest_plan
-from daemon.store.updates import list_jobs
+from lifecycled.domain import HistoryKind, ModelRef, Status
+from lifecycled.store import open_store
+from lifecycled.store.outbox import deliveries, event_body
+from lifecycled.store.results import latest_quality
+from lifecycled.store.retirement import latest_plan
+from lifecycled.store.updates import list_jobs
+
 from tests.conftest import ROOT
 
 

@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 import requests
+from lifecycled.config import parse_settings
+from lifecycled.domain import ModelRef
+from lifecycled.jobs.collect import run_collect
+from lifecycled.jobs.context import JobContext
+from lifecycled.jobs.discovery import run_discovery
+from lifecycled.sources.prometheus import PrometheusSource
+from lifecycled.store import open_store
+from lifecycled.store.serving import snapshots, source_health
 
-from daemon.config import parse_settings
-from daemon.domain import ModelRef
-from daemon.jobs.collect import run_collect
-from daemon.jobs.context import JobContext
-from daemon.jobs.discovery import run_discovery
-from daemon.sources.prometheus import PrometheusSource
-from daemon.store import open_store
-from daemon.store.serving import snapshots, source_health
 from devtools import triton
 from tests.integration.conftest import endpoint, wait_for
 

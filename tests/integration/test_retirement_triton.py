@@ -9,17 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from lifecycled.actions.retire import retire
+from lifecycled.config import parse_settings, subscriptions
+from lifecycled.domain import ModelRef, Status
+from lifecycled.jobs.collect import run_collect
+from lifecycled.jobs.context import JobContext
+from lifecycled.jobs.deliver import run_deliver
+from lifecycled.jobs.discovery import run_discovery
+from lifecycled.store import open_store
+from lifecycled.store.retirement import latest_plan
+from lifecycled.store.serving import snapshots
 
-from daemon.actions.retire import retire
-from daemon.config import parse_settings, subscriptions
-from daemon.domain import ModelRef, Status
-from daemon.jobs.collect import run_collect
-from daemon.jobs.context import JobContext
-from daemon.jobs.deliver import run_deliver
-from daemon.jobs.discovery import run_discovery
-from daemon.store import open_store
-from daemon.store.retirement import latest_plan
-from daemon.store.serving import snapshots
 from devtools import triton
 from devtools.receiver import Receiver
 from tests.integration.conftest import endpoint, wait_for

@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 import requests
+from lifecycled.config import parse_settings
+from lifecycled.domain import HistoryKind, ModelRef, Status
+from lifecycled.jobs.collect import run_collect
+from lifecycled.jobs.context import JobContext
+from lifecycled.jobs.discovery import run_discovery
+from lifecycled.store import open_store
+from lifecycled.store.serving import serving_states, snapshots, source_health
 
-from daemon.config import parse_settings
-from daemon.domain import HistoryKind, ModelRef, Status
-from daemon.jobs.collect import run_collect
-from daemon.jobs.context import JobContext
-from daemon.jobs.discovery import run_discovery
-from daemon.store import open_store
-from daemon.store.serving import serving_states, snapshots, source_health
 from devtools import triton
 from tests.conftest import ROOT
 from tests.integration.conftest import endpoint, wait_for
@@ -178,7 +178,7 @@ def test_two_endpoints_aggregate(triton_factory: Any, tmp_path: Path) -> None:
     assert sorted(snap["endpoints"]) == ["east", "west"]
     text = {name: requests.get(s.metrics_url, timeout=10).text for name, s in
             (("east", east), ("west", west))}
-    from daemon.sources.triton import parse_metrics
+    from lifecycled.sources.triton import parse_metrics
     p99 = [parse_metrics(t, 0).models[("credit_scoring", "1")].quantiles_us["0.99"] * 1e-6
            for t in text.values()]
     assert snap["latency_p99_seconds"] == pytest.approx(max(p99))

@@ -9,19 +9,19 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from lifecycled.app import job_events_handler
+from lifecycled.config import parse_settings, subscriptions
+from lifecycled.domain import HistoryKind, ModelRef, Status
+from lifecycled.http import Api, HttpServer
+from lifecycled.jobs.collect import run_collect
+from lifecycled.jobs.context import JobContext
+from lifecycled.jobs.deliver import run_deliver
+from lifecycled.jobs.discovery import run_discovery
+from lifecycled.jobs.updates import run_updates
+from lifecycled.store import open_store
+from lifecycled.store.updates import get, list_jobs
 from prometheus_client import CollectorRegistry
 
-from daemon.app import job_events_handler
-from daemon.config import parse_settings, subscriptions
-from daemon.domain import HistoryKind, ModelRef, Status
-from daemon.http import Api, HttpServer
-from daemon.jobs.collect import run_collect
-from daemon.jobs.context import JobContext
-from daemon.jobs.deliver import run_deliver
-from daemon.jobs.discovery import run_discovery
-from daemon.jobs.updates import run_updates
-from daemon.store import open_store
-from daemon.store.updates import get, list_jobs
 from devtools import triton
 from devtools.receiver import Received, Receiver
 from tests.integration.conftest import endpoint, wait_for, write_outcomes
@@ -128,7 +128,7 @@ def test_degraded_model_is_retrained_validated_promoted(triton_factory: Any, tmp
 
 def test_a_target_that_failed_validation_never_becomes_production(triton_factory: Any,
                                                                   tmp_path: Path) -> None:
-    from daemon.jobs.updates import manual_job, report_event
+    from lifecycled.jobs.updates import manual_job, report_event
 
     server = triton_factory()
     settings = parse_settings({"sources": {"triton": [endpoint("local", server)]}})

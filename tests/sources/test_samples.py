@@ -11,18 +11,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-from daemon.core.drift import DriftSettings, compare
-from daemon.core.profile import build_profile
-from daemon.errors import SourceError
-from daemon.sources.profiles import (
+from lifecycled.core.drift import DriftSettings, compare
+from lifecycled.core.profile import build_profile
+from lifecycled.errors import SourceError
+from lifecycled.sources.profiles import (
     cache_key,
     cached_profile,
     load_profile,
     prune_profiles,
     save_profile,
 )
-from daemon.sources.samples import read_sample
+from lifecycled.sources.samples import read_sample
 
 
 def write_csv(path: Path, header: str, rows: list[str]) -> Path:

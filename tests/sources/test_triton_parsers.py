@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from daemon.sources.triton import (
+from lifecycled.sources.triton import (
     parse_index,
     parse_memory_usage,
     parse_metrics,

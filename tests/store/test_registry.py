@@ -7,11 +7,10 @@ import multiprocessing
 from pathlib import Path
 
 import pytest
-
-from daemon.domain import HistoryKind, ModelRef, ModelSpec, Status
-from daemon.errors import InputError, NotFoundError, StoreError, TransitionError
-from daemon.store import Store, open_store
-from daemon.store.migrations import MIGRATIONS
+from lifecycled.domain import HistoryKind, ModelRef, ModelSpec, Status
+from lifecycled.errors import InputError, NotFoundError, StoreError, TransitionError
+from lifecycled.store import Store, open_store
+from lifecycled.store.migrations import MIGRATIONS
 
 
 def spec(name: str = "credit_scoring", version: str = "1", **kw: object) -> ModelSpec:

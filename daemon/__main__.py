@@ -1,5 +1,0 @@
-"""Allow ``python -m daemon``."""
-
-from daemon.cli import main
-
-raise SystemExit(main())

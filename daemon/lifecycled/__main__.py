@@ -1,0 +1,5 @@
+"""Allow ``python -m lifecycled``."""
+
+from lifecycled.cli import main
+
+raise SystemExit(main())

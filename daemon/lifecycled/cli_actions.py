@@ -1,0 +1,301 @@
+"""CLI commands for actions: update jobs and webhooks (part of the CLI; prints for people)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from typing import Any
+
+from lifecycled import app
+from lifecycled.domain import ModelRef
+from lifecycled.errors import InputError
+from lifecycled.render import table, utc
+
+EXIT_OK, EXIT_PROBLEM = 0, 1
+
+
+def emit(args: argparse.Namespace, payload: Any, text: Callable[[], str]) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(payload, indent=2, sort_keys=True))
+    else:
+        print(text())
+
+
+# --- jobs ---------------------------------------------------------------------------------------
+
+
+def cmd_jobs_list(args: argparse.Namespace) -> int:
+    from lifecycled.store.updates import list_jobs
+
+    with app.opened(args.config) as a:
+        jobs = list_jobs(a.store, state=args.state)
+    emit(args, {"jobs": [j.to_json() for j in jobs]}, lambda: table(
+        ["ID", "MODEL", "TARGET", "STATE", "PROGRESS", "TRIGGER", "CREATED"],
+        [[j.id, str(j.ref), j.target_version, j.state, f"{j.progress:.0f}%", j.trigger_type,
+          utc(j.created_at)] for j in jobs]) if jobs else "no update jobs")
+    return EXIT_OK
+
+
+def _job_text(job: dict[str, Any]) -> str:
+    rows = [("job", job["id"]), ("model", f"{job['model']}:{job['version']}"),
+            ("target version", job["target_version"]), ("state", job["state"]),
+            ("progress", f"{job['progress']:.0f}%"), ("trigger", job["trigger_type"]),
+            ("trigger detail", json.dumps(job["trigger"], sort_keys=True)),
+            ("created", utc(job["created_at"])),
+            ("finished", utc(job["finished_at"]) if job["finished_at"] else "-"),
+            ("validation", json.dumps(job["validation"], sort_keys=True) or "-"),
+            ("reason", job["reason"] or "-")]
+    width = max(len(k) for k, _ in rows)
+    lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
+    lines += ["", "last log lines:"]
+    lines += [f"  {utc(entry['at'])}  {entry['line']}" for entry in job["log"][-10:]]
+    return "\n".join(lines)
+
+
+def cmd_jobs_show(args: argparse.Namespace) -> int:
+    from lifecycled.store.updates import get
+
+    with app.opened(args.config) as a:
+        job = get(a.store, args.id).to_json()
+    emit(args, job, lambda: _job_text(job))
+    return EXIT_OK
+
+
+def cmd_jobs_create(args: argparse.Namespace) -> int:
+    from lifecycled.jobs.updates import manual_job
+    from lifecycled.store.updates import get
+
+    ref = ModelRef.parse(args.model)
+    with app.opened(args.config) as a:
+        job_id = manual_job(a.context(), ref, args.reason, args.actor)
+        job = get(a.store, job_id).to_json()
+    emit(args, job, lambda: f"created {job_id}: {ref} -> {job['target_version']} (dispatched)")
+    return EXIT_OK
+
+
+def cmd_jobs_cancel(args: argparse.Namespace) -> int:
+    from lifecycled.jobs.updates import cancel_job
+
+    with app.opened(args.config) as a:
+        job = cancel_job(a.context(), args.id, args.actor).to_json()
+    emit(args, job, lambda: f"cancelled {args.id}")
+    return EXIT_OK
+
+
+# --- webhooks -----------------------------------------------------------------------------------
+
+
+def cmd_webhooks_list(args: argparse.Namespace) -> int:
+    from lifecycled.store.outbox import endpoint_summaries
+
+    with app.opened(args.config) as a:
+        configured = a.settings.webhooks
+        summaries = endpoint_summaries(a.store, list(configured))
+    payload: dict[str, list[dict[str, Any]]] = {"endpoints": [{
+        "endpoint": s.endpoint, "url": configured[s.endpoint].url if s.endpoint in configured
+        else None, "events": list(configured[s.endpoint].events) if s.endpoint in configured
+        else [], "pending": s.pending, "dead_letters": s.dead, "delivered": s.delivered,
+        "disabled": s.disabled, "disabled_reason": s.disabled_reason,
+        "last_success": s.last_success} for s in summaries]}
+    emit(args, payload, lambda: table(
+        ["ENDPOINT", "URL", "PENDING", "DEAD", "DELIVERED", "LAST SUCCESS", "DISABLED"],
+        [[e["endpoint"], e["url"] or "(not configured)", e["pending"], e["dead_letters"],
+          e["delivered"], utc(e["last_success"]) if e["last_success"] else "-",
+          e["disabled_reason"] or "no"] for e in payload["endpoints"]])
+        if payload["endpoints"] else "no webhook endpoints configured")
+    return EXIT_OK
+
+
+def cmd_webhooks_dead_letters(args: argparse.Namespace) -> int:
+    from lifecycled.store.outbox import DEAD, deliveries
+
+    with app.opened(args.config) as a:
+        dead = deliveries(a.store, state=DEAD)
+    emit(args, {"dead_letters": [d.to_json() for d in dead]}, lambda: table(
+        ["EVENT", "ENDPOINT", "TYPE", "ATTEMPTS", "LAST ERROR", "CREATED"],
+        [[d.event_id, d.endpoint, d.event_type, d.attempts, d.last_error, utc(d.created_at)]
+         for d in dead]) if dead else "no dead letters")
+    return EXIT_OK
+
+
+def cmd_webhooks_redeliver(args: argparse.Namespace) -> int:
+    from lifecycled.store.outbox import redeliver
+
+    if not args.all_dead and not args.event_id:
+        raise InputError("give an EVENT_ID or --all-dead")
+    with app.opened(args.config) as a:
+        count = redeliver(a.store, event_id=args.event_id, all_dead=args.all_dead,
+                          now=a.context().clock())
+    if count == 0:
+        raise InputError(f"no dead letter {args.event_id}" if args.event_id else "no dead letters")
+    print(f"{count} delivery(ies) queued again; the deliver job sends them")
+    return EXIT_OK
+
+
+def cmd_webhooks_test(args: argparse.Namespace) -> int:
+    """Send a signed ``ping`` to one endpoint now (not through the outbox)."""
+    import time
+
+    import requests
+
+    from lifecycled.actions.webhooks import headers, secret_key
+    from lifecycled.config import read_secret
+
+    with app.opened(args.config) as a:
+        endpoint = a.settings.webhooks.get(args.endpoint)
+        if endpoint is None:
+            raise InputError(f"no webhook endpoint {args.endpoint}; configured: "
+                             f"{', '.join(a.settings.webhooks) or 'none'}")
+    key = secret_key(read_secret(endpoint.secret_file, endpoint.secret_env,
+                                 what=f"webhooks.{args.endpoint}.secret"))
+    now = time.time()
+    body = json.dumps({"type": "ping", "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                  time.gmtime(now)),
+                       "data": {"endpoint": args.endpoint}}, separators=(",", ":"))
+    message_id = f"msg_ping_{int(now * 1000)}"
+    try:
+        response = requests.post(endpoint.url, data=body.encode(),
+                                 headers=headers(key, message_id, int(now), body),
+                                 timeout=endpoint.timeout, allow_redirects=False)
+    except requests.RequestException as exc:
+        print(f"{args.endpoint}: failed: {exc}")
+        return EXIT_PROBLEM
+    ok = 200 <= response.status_code < 300
+    print(f"{args.endpoint}: HTTP {response.status_code} ({'ok' if ok else 'not accepted'})")
+    return EXIT_OK if ok else EXIT_PROBLEM
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser, as_json: argparse.ArgumentParser
+                ) -> None:
+    jobs = sub.add_parser("jobs", help="model update jobs").add_subparsers(
+        dest="jobs_command", required=True, metavar="SUBCOMMAND")
+    p = jobs.add_parser("list", parents=[common, as_json], help="list update jobs")
+    p.add_argument("--state")
+    p.set_defaults(func=cmd_jobs_list)
+    p = jobs.add_parser("show", parents=[common, as_json], help="one job in detail")
+    p.add_argument("id")
+    p.set_defaults(func=cmd_jobs_show)
+    p = jobs.add_parser("create", parents=[common, as_json], help="request an update now")
+    p.add_argument("model", metavar="NAME:VERSION")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--actor", default="cli")
+    p.set_defaults(func=cmd_jobs_create)
+    p = jobs.add_parser("cancel", parents=[common, as_json],
+                        help="cancel a pending or dispatched job")
+    p.add_argument("id")
+    p.add_argument("--actor", default="cli")
+    p.set_defaults(func=cmd_jobs_cancel)
+
+    hooks = sub.add_parser("webhooks", help="webhook endpoints and the outbox").add_subparsers(
+        dest="webhooks_command", required=True, metavar="SUBCOMMAND")
+    p = hooks.add_parser("list", parents=[common, as_json],
+                         help="endpoints, pending, dead letters, last success")
+    p.set_defaults(func=cmd_webhooks_list)
+    p = hooks.add_parser("dead-letters", parents=[common, as_json], help="undeliverable events")
+    p.set_defaults(func=cmd_webhooks_dead_letters)
+    p = hooks.add_parser("redeliver", parents=[common], help="queue dead letters again")
+    p.add_argument("event_id", nargs="?", metavar="EVENT_ID")
+    p.add_argument("--all-dead", action="store_true")
+    p.set_defaults(func=cmd_webhooks_redeliver)
+    p = hooks.add_parser("test", parents=[common], help="send a signed ping to an endpoint")
+    p.add_argument("endpoint", metavar="ENDPOINT")
+    p.set_defaults(func=cmd_webhooks_test)
+    add_retire_parser(sub, common, as_json)
+
+
+# --- retirement ---------------------------------------------------------------------------------
+
+
+def cmd_retire(args: argparse.Namespace) -> int:
+    """``retire candidates`` | ``retire status NAME:VERSION`` | ``retire NAME:VERSION ...``."""
+    words = args.words
+    if words == ["candidates"]:
+        return _retire_candidates(args)
+    if len(words) == 2 and words[0] == "status":
+        return _retire_status(args, ModelRef.parse(words[1]))
+    if len(words) != 1:
+        raise InputError("usage: lifecycled retire candidates | status NAME:VERSION | "
+                         "NAME:VERSION --reason TEXT [--dry-run]")
+    ref = ModelRef.parse(words[0])
+    from lifecycled.actions.retire import preview, retire
+
+    with app.opened(args.config) as a:
+        ctx = a.context()
+        if args.dry_run:
+            plan = preview(ctx, ref)
+            emit(args, plan, lambda: "\n".join(
+                [f"would retire {ref} (now {plan['status']})"]
+                + [f"  blocked by: {', '.join(plan['blocked_by'])}"] * bool(plan["blocked_by"])
+                + ["  not retirable from this status"] * (not plan["retirable"])
+                + [f"  {n}. {step}" for n, step in enumerate(plan["steps"], start=1)]
+                + [f"  {e['endpoint']}: {e['how']}" for e in plan["endpoints"]]))
+            return EXIT_OK
+        if not args.reason:
+            raise InputError("a retirement needs --reason")
+        result = retire(ctx, ref, reason=args.reason, actor=args.actor).to_json()
+    emit(args, result, lambda: _plan_text(result))
+    return EXIT_OK if result["state"] == "completed" else EXIT_PROBLEM
+
+
+def _plan_text(plan: dict[str, Any]) -> str:
+    lines = [f"retirement of {plan['model']}:{plan['version']}: {plan['state']}"
+             + (f" ({plan['error']})" if plan["error"] else "")]
+    lines += [f"  {s['name']:<13} {s['state']:<8} {s['detail']}" for s in plan["steps"]]
+    if plan["state"] == "failed":
+        lines.append("  run the same command again to retry from the failed step")
+    elif plan["state"] == "running":
+        lines.append("  another process is running it; `lifecycled retire status` follows it")
+    return "\n".join(lines)
+
+
+def _retire_status(args: argparse.Namespace, ref: ModelRef) -> int:
+    from lifecycled.errors import NotFoundError
+    from lifecycled.store.retirement import latest_plan
+
+    with app.opened(args.config) as a:
+        a.store.get(ref)
+        plan = latest_plan(a.store, ref)
+    if plan is None:
+        raise NotFoundError(f"no retirement plan for {ref}")
+    data = plan.to_json()
+    emit(args, data, lambda: _plan_text(data))
+    return EXIT_OK
+
+
+def _retire_candidates(args: argparse.Namespace) -> int:
+    import time
+
+    from lifecycled.store.retirement import scores
+
+    now = time.time()
+    with app.opened(args.config) as a:
+        records = {r.ref: r for r in a.store.list_models()}
+        known = scores(a.store)
+    rows = sorted(((ref, s) for ref, s in known.items() if ref in records),
+                  key=lambda item: -item[1]["score"])
+    payload = {"candidates": [{
+        "model": ref.name, "version": ref.version, "score": s["score"],
+        "candidate": s["candidate"], "reasons": s["reasons"],
+        "status": records[ref].status.value,
+        "age_days": (now - records[ref].registered_at) / 86400, "scored_at": s["at"],
+        "components": s["components"]} for ref, s in rows]}
+    emit(args, payload, lambda: table(
+        ["MODEL", "SCORE", "CANDIDATE", "STATUS", "AGE (DAYS)", "REASONS"],
+        [[f"{c['model']}:{c['version']}", f"{c['score']:.2f}", "yes" if c["candidate"] else "no",
+          c["status"], f"{c['age_days']:.0f}", "; ".join(c["reasons"]) or "-"]
+         for c in payload["candidates"]]) if rows else
+        "no retirement scores yet (the retirement job computes them)")
+    return EXIT_OK
+
+
+def add_retire_parser(sub: Any, common: argparse.ArgumentParser,
+                      as_json: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("retire", parents=[common, as_json],
+                       help="retirement: candidates | status NAME:VERSION | NAME:VERSION")
+    p.add_argument("words", nargs="+", metavar="candidates|status|NAME:VERSION")
+    p.add_argument("--reason")
+    p.add_argument("--actor", default="cli")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan and what blocks it; change nothing")
+    p.set_defaults(func=cmd_retire)

@@ -1,0 +1,177 @@
+"""YAML -> one typed, validated, immutable Settings object (``lifecycled.settings``); every problem
+reported at once.
+
+``load_settings(path, environ)`` reads the file (and ``models.d/*.yaml`` beside it) and returns
+Settings or raises ConfigError listing each problem with its key path. ``parse_settings(mapping)``
+is the pure part, for tests.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from lifecycled.errors import ConfigError
+from lifecycled.settings import DriftSettings, Settings
+
+DEFAULT_PATHS = (Path("/etc/lifecycled/lifecycled.yaml"), Path("config/lifecycled.yaml"))
+ENV_CONFIG = "LIFECYCLED_CONFIG"
+
+
+# --- error formatting ---------------------------------------------------------------------------
+
+_SECRET_WORDS = ("secret", "password", "token", "api_key", "apikey")
+
+
+def format_error(error: Mapping[str, Any], prefix: tuple[str | int, ...] = ()) -> str:
+    loc = tuple(prefix) + tuple(error["loc"])
+    # Drop pydantic's internal union/function tags such as 'function-after[...]'.
+    path = ".".join(str(part) for part in loc if not str(part).startswith(("function-", "tagged")))
+    kind = error["type"]
+    given = error.get("input")
+    if kind == "extra_forbidden":
+        key = str(loc[-1]) if loc else ""
+        if any(word in key.lower() for word in _SECRET_WORDS):
+            return (f"{path}: secrets may not be written in the file; "
+                    f"use {key}_file or {key}_env")
+        return f"{path}: unknown key"
+    if kind == "missing":
+        return f"{path}: required key is missing"
+    if kind == "value_error":
+        message = str(error.get("ctx", {}).get("error", error["msg"]))
+        return f"{path}: {message}" if path else message
+    return f"{path}: {error['msg'][0].lower()}{error['msg'][1:]}, got {given!r}"
+
+
+def parse_settings(data: Any) -> Settings:
+    """Validate a mapping (as loaded from YAML) into Settings, or raise ConfigError."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError([f"the top level must be a mapping, got {type(data).__name__}"])
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = [format_error(e) for e in exc.errors(include_url=False)]
+        raise ConfigError(sorted(dict.fromkeys(problems))) from exc
+
+
+# --- files --------------------------------------------------------------------------------------
+
+
+def read_yaml(path: Path) -> Any:
+    """Read one YAML document with ``yaml.safe_load``; syntax errors name file, line and column."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"cannot read {path}: {exc.strerror or exc}"]) from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError([f"{where}: YAML syntax error: {exc.problem or exc.context}"]) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: YAML error: {exc}"]) from exc
+
+
+def _merge_models_dir(data: dict[str, Any], directory: Path) -> list[str]:
+    """Merge ``models.d/*.yaml`` (one model per file, with a ``name`` key) into ``data``."""
+    problems: list[str] = []
+    models = data.setdefault("models", {})
+    if not isinstance(models, dict):
+        return problems  # reported by validation
+    for file in sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml")):
+        try:
+            item = read_yaml(file)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            problems.append(f"{file}: must be a mapping with a 'name' key naming the model")
+            continue
+        item = dict(item)
+        name = item.pop("name")
+        if name in models:
+            problems.append(f"{file}: model {name!r} is already defined in the main file "
+                            f"or another models.d file")
+            continue
+        models[name] = item
+    return problems
+
+
+def resolve_config_path(explicit: str | None, environ: Mapping[str, str]) -> Path:
+    """Find the config file: --config, then $LIFECYCLED_CONFIG, then the default locations."""
+    if explicit:
+        return Path(explicit)
+    if environ.get(ENV_CONFIG):
+        return Path(environ[ENV_CONFIG])
+    for candidate in DEFAULT_PATHS:
+        if candidate.exists():
+            return candidate
+    raise ConfigError(
+        [f"no configuration file: pass --config, set ${ENV_CONFIG}, or create one of "
+         + ", ".join(str(p) for p in DEFAULT_PATHS)]
+    )
+
+
+def load_settings(path: Path) -> Settings:
+    """Load the YAML file at ``path`` and its ``models.d/`` folder into Settings."""
+    data = read_yaml(path)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"the top level must be a mapping, got {type(data).__name__}"],
+                          source=str(path))
+    problems: list[str] = []
+    models_dir = path.parent / "models.d"
+    if models_dir.is_dir():
+        problems = _merge_models_dir(data, models_dir)
+    try:
+        settings = parse_settings(data)
+    except ConfigError as exc:
+        raise ConfigError(problems + exc.problems, source=str(path)) from exc
+    if problems:
+        raise ConfigError(problems, source=str(path))
+    return settings
+
+
+def read_secret(file: str | None, env: str | None, environ: Mapping[str, str] | None = None,
+                what: str = "secret") -> str:
+    """Read a secret from a file or an environment variable; never from the config itself.
+
+    A relative file is looked up in ``$CREDENTIALS_DIRECTORY`` first (systemd ``LoadCredential=``).
+    """
+    environ = os.environ if environ is None else environ
+    if env:
+        value = environ.get(env)
+        if not value:
+            raise ConfigError([f"{what}: environment variable {env} is not set"])
+        return value.strip()
+    if file:
+        path = Path(file)
+        creds = environ.get("CREDENTIALS_DIRECTORY")
+        if not path.is_absolute() and creds and (Path(creds) / path).exists():
+            path = Path(creds) / path
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError([f"{what}: cannot read {path}: {exc.strerror or exc}"]) from exc
+    raise ConfigError([f"{what}: neither a file nor an environment variable is configured"])
+
+
+def drift_settings_for(settings: Settings, name: str) -> DriftSettings:
+    """Return the model's drift settings with every unset key taken from the defaults."""
+    merged = settings.defaults.drift.model_dump()
+    merged.update(settings.model_settings(name).drift.model_dump(exclude_none=True))
+    return DriftSettings.model_validate(merged)
+
+
+def subscriptions(settings: Settings) -> dict[str, tuple[str, ...]]:
+    """Webhook endpoint -> the event types it wants."""
+    return {name: tuple(endpoint.events) for name, endpoint in settings.webhooks.items()}

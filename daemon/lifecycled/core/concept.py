@@ -1,0 +1,121 @@
+"""Concept drift from labelled outcomes: the windowed-accuracy trend and Page-Hinkley on errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from lifecycled.core.drift import Severity
+
+# Indicator limits of the windowed-accuracy trend.
+SLOPE_LIMIT = -0.01  # accuracy lost per window, with p < 0.05
+CV_LIMIT = 0.1  # coefficient of variation of window accuracies
+DROP_LIMIT = 0.05  # first window's accuracy minus the last's
+
+
+@dataclass(frozen=True)
+class AccuracyTrend:
+    windows: int
+    window_size: int
+    accuracies: tuple[float, ...]
+    slope: float
+    p_value: float
+    coefficient_of_variation: float
+    drop: float
+    indicators: tuple[str, ...]
+    severity: Severity
+
+
+@dataclass(frozen=True)
+class PageHinkley:
+    detected: bool
+    change_index: int | None  # position in the stream where the alarm was raised
+    statistic: float  # the largest PH value seen
+    threshold: float
+    delta: float
+
+
+@dataclass(frozen=True)
+class ConceptDrift:
+    samples: int
+    trend: AccuracyTrend | None  # None when fewer than 3 windows fit
+    page_hinkley: PageHinkley | None
+    severity: Severity | None
+    reason: str = ""
+
+
+def accuracy_trend(correct: np.ndarray) -> AccuracyTrend | None:
+    """Window = min(100, n // 4); at least 3 windows; slope, CV and first-to-last drop."""
+    n = int(correct.size)
+    window = min(100, n // 4)
+    if window < 1 or n // window < 3:
+        return None
+    count = n // window
+    accuracies = correct[: count * window].reshape(count, window).mean(axis=1)
+    fit = stats.linregress(np.arange(count, dtype=float), accuracies)
+    mean = float(accuracies.mean())
+    cv = float(accuracies.std() / mean) if mean > 0 else float("inf")
+    drop = float(accuracies[0] - accuracies[-1])
+    slope = float(fit.slope)
+    p_value = float(fit.pvalue) if np.isfinite(fit.pvalue) else 1.0
+    indicators = tuple(name for name, hit in (
+        ("declining_trend", slope < SLOPE_LIMIT and p_value < 0.05),
+        ("unstable_accuracy", cv > CV_LIMIT),
+        ("accuracy_drop", drop > DROP_LIMIT),
+    ) if hit)
+    severity = (Severity.HIGH if len(indicators) >= 2 else
+                Severity.MEDIUM if indicators else Severity.LOW)
+    return AccuracyTrend(count, window, tuple(float(a) for a in accuracies), slope, p_value, cv,
+                         drop, indicators, severity)
+
+
+def page_hinkley(errors: np.ndarray, *, delta: float = 0.005, threshold: float = 50.0
+                 ) -> PageHinkley:
+    """Page-Hinkley test for an increase in the mean of the error stream (1 = wrong)."""
+    x = errors.astype(float)
+    if x.size == 0:
+        return PageHinkley(False, None, 0.0, threshold, delta)
+    running_mean = np.cumsum(x) / np.arange(1, x.size + 1)
+    cumulative = np.cumsum(x - running_mean - delta)
+    ph = cumulative - np.minimum.accumulate(np.minimum(cumulative, 0.0))
+    alarms = np.flatnonzero(ph > threshold)
+    return PageHinkley(bool(alarms.size), int(alarms[0]) if alarms.size else None,
+                       float(ph.max()), threshold, delta)
+
+
+def concept_drift(correct: np.ndarray, *, min_samples: int = 100) -> ConceptDrift:
+    """Judge concept drift from per-prediction correctness, oldest first."""
+    correct = np.asarray(correct, dtype=bool)
+    if correct.size < min_samples:
+        return ConceptDrift(int(correct.size), None, None, None,
+                            reason=f"insufficient_samples: {correct.size} outcomes, need {min_samples}")
+    trend = accuracy_trend(correct)
+    ph = page_hinkley(~correct)
+    severity = trend.severity if trend else Severity.LOW
+    if ph.detected:
+        severity = max(severity, Severity.MEDIUM)
+    return ConceptDrift(int(correct.size), trend, ph, severity)
+
+
+def concept_to_json(result: ConceptDrift) -> dict[str, object]:
+    """Stable JSON form of a concept-drift result."""
+    trend = result.trend
+    ph = result.page_hinkley
+    return {
+        "samples": result.samples,
+        "severity": result.severity.label if result.severity is not None else None,
+        "reason": result.reason or None,
+        "trend": None if trend is None else {
+            "windows": trend.windows, "window_size": trend.window_size,
+            "accuracies": list(trend.accuracies), "slope": trend.slope,
+            "p_value": trend.p_value, "coefficient_of_variation": trend.coefficient_of_variation,
+            "drop": trend.drop, "indicators": list(trend.indicators),
+            "severity": trend.severity.label,
+        },
+        "page_hinkley": None if ph is None else {
+            "detected": ph.detected, "change_index": ph.change_index, "statistic": ph.statistic,
+            "threshold": ph.threshold, "delta": ph.delta,
+        },
+    }

@@ -1,0 +1,108 @@
+"""Registration: a ``models register`` document validated like the configuration, and the
+ModelSpec a registration (or discovery, or an update) builds from an entry, the model's
+configuration and the defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, model_validator
+
+from lifecycled.config import format_error
+from lifecycled.domain import ModelRef, ModelSpec, Status
+from lifecycled.errors import ConfigError, InputError
+from lifecycled.settings import ModelSettings, Settings
+from lifecycled.units import Name
+
+
+class RegistrationEntry(ModelSettings):
+    """One model version in a ``models register --file`` document."""
+
+    name: Name
+    version: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+\-]{0,63}$")]
+    status: Status = Status.DEVELOPING
+    framework: str = ""
+    deployment: dict[str, Any] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _version_as_text(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("version"), int | float):
+            data = {**data, "version": str(data["version"])}
+        return data
+
+
+def parse_registrations(data: Any, source: str) -> list[RegistrationEntry]:
+    """Validate a registration document (one mapping or a list of them); report every problem."""
+    items = data if isinstance(data, list) else [data]
+    entries: list[RegistrationEntry] = []
+    problems: list[str] = []
+    for index, item in enumerate(items):
+        prefix: tuple[str | int, ...] = (index,) if isinstance(data, list) else ()
+        if not isinstance(item, dict):
+            where = f"[{index}]: " if prefix else ""
+            problems.append(f"{where}expected a mapping, got {type(item).__name__}")
+            continue
+        try:
+            entries.append(RegistrationEntry.model_validate(item))
+        except ValidationError as exc:
+            problems.extend(format_error(e, prefix) for e in exc.errors(include_url=False))
+    if problems:
+        raise ConfigError(problems, source=source)
+    return entries
+
+
+def monitoring_for(settings: Settings, name: str) -> dict[str, Any]:
+    """Return the effective monitoring settings of model ``name`` as plain values."""
+    model = settings.model_settings(name)
+    drift = settings.defaults.drift.model_dump(exclude_none=True)
+    drift.update(model.drift.model_dump(exclude_none=True, exclude_defaults=True))
+    return {
+        "collect_interval_seconds": settings.schedule.collect,
+        "evaluate_interval_seconds": settings.schedule.evaluate,
+        "drift_interval_seconds": settings.schedule.drift,
+        "snapshot_retention_seconds": settings.defaults.monitoring.snapshot_retention,
+        "max_snapshots": settings.defaults.monitoring.max_snapshots,
+        "drift": drift,
+        "quality": model.quality.model_dump(exclude_defaults=True),
+    }
+
+
+def build_spec(settings: Settings, ref: ModelRef, entry: ModelSettings | None = None, *,
+               framework: str = "", deployment: Mapping[str, Any] | None = None,
+               fallback_owner: str | None = None, fallback_domain: str | None = None,
+               extra_tags: tuple[str, ...] = ()) -> ModelSpec:
+    """Combine a registration entry with the model's config and the defaults into a ModelSpec.
+
+    Values in ``entry`` win over ``models.<name>`` in the config, which wins over the fallbacks.
+    """
+    configured = settings.model_settings(ref.name)
+    given = entry or ModelSettings()
+
+    def pick(key: str) -> Any:
+        value = getattr(given, key)
+        return value if value not in (None, ()) else getattr(configured, key)
+
+    owner_team: str = pick("owner_team") or fallback_owner or ""
+    business_domain: str = pick("business_domain") or fallback_domain or ""
+    missing = [key for key, value in (("owner_team", owner_team),
+                                      ("business_domain", business_domain)) if not value]
+    if missing:
+        raise InputError(f"{ref}: {' and '.join(missing)} required (give it in the file or in "
+                         f"models.{ref.name} of the config)")
+    tags = tuple(dict.fromkeys((*pick("tags"), *extra_tags)))
+    return ModelSpec(
+        ref=ref,
+        owner_team=owner_team,
+        business_domain=business_domain,
+        model_type=pick("model_type") or "",
+        framework=framework,
+        description=pick("description") or "",
+        training_dataset=pick("training_dataset") or "",
+        tags=tags,
+        dependencies=tuple(pick("dependencies")),
+        thresholds=settings.thresholds_for(ref.name, given.thresholds),
+        monitoring=monitoring_for(settings, ref.name),
+        deployment=dict(deployment or {}),
+    )

@@ -1,0 +1,202 @@
+"""The daemon's run loop: APScheduler 3.x jobs, signals, readiness, systemd notify and watchdog.
+
+Start-up: store -> HTTP listener -> scheduler -> READY=1. The main thread waits on a stop event;
+signal handlers only set flags. Shutdown runs in reverse: stop scheduling, let running jobs finish
+within the grace, close the listener, close the store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import signal
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from lifecycled.config import load_settings, subscriptions
+from lifecycled.errors import ConfigError, LifecycledError, StoreError
+from lifecycled.jobs.context import JobContext
+from lifecycled.jobs.registry import JOBS, Job
+from lifecycled.notify import Notifier
+from lifecycled.settings import Settings
+from lifecycled.store.serving import job_runs, record_job_run
+
+log = logging.getLogger(__name__)
+HEARTBEAT_SECONDS = 5.0
+STALE_INTERVALS = 3
+
+
+class Runtime:
+    """Runs the jobs (once, or on a schedule) against one store with the current settings."""
+
+    def __init__(self, ctx: JobContext, config_path: Path | None = None,
+                 notifier: Notifier | None = None,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 jobs: Mapping[str, Job] = JOBS) -> None:
+        self.ctx = ctx
+        self.jobs = jobs
+        self.config_path = config_path
+        self.notifier = notifier or Notifier({})
+        self.monotonic = monotonic
+        self.stop_event = threading.Event()
+        self.reload_requested = threading.Event()
+        self.scheduler: BackgroundScheduler | None = None
+        self.started_at = ctx.clock()
+        self.last_beat = monotonic()
+        self._running: dict[str, int] = {}
+        self._running_lock = threading.Condition()
+
+    # -- one run of one job -------------------------------------------------------------------
+
+    def run_job(self, name: str) -> bool:
+        """Run job ``name``; a job that raises is logged once with its traceback and counted."""
+        with self._running_lock:
+            self._running[name] = self._running.get(name, 0) + 1
+        started, clock = self.ctx.clock(), self.monotonic()
+        error: str | None = None
+        try:
+            self.jobs[name](self.ctx)
+        except LifecycledError as exc:  # an expected failure (a source down): no traceback
+            error = str(exc)
+            log.error("job failed job=%s error=%s", name, exc)
+        except Exception as exc:  # the job boundary: a bug is logged and counted, never fatal
+            error = f"{type(exc).__name__}: {exc}"
+            log.exception("job failed job=%s", name)
+        finally:
+            with self._running_lock:
+                self._running[name] -= 1
+                self._running_lock.notify_all()
+        try:
+            record_job_run(self.ctx.store, name, started=started,
+                           duration=self.monotonic() - clock, error=error)
+        except Exception:  # a store failure is logged; the next run tries again
+            log.exception("cannot record job run job=%s", name)
+        return error is None
+
+    def run_once(self) -> int:
+        """Each job once, in order: 0 when all succeeded, else 1."""
+        results = [self.run_job(name) for name in self.jobs]
+        return 0 if all(results) else 1
+
+    # -- readiness ----------------------------------------------------------------------------
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Store reachable, scheduler running, each job succeeded within 3 of its intervals."""
+        detail: dict[str, Any] = {"store": "ok", "scheduler": "running", "stale_jobs": {}}
+        try:
+            runs = {j.job: j for j in job_runs(self.ctx.store)}
+        except (StoreError, sqlite3.Error) as exc:
+            return False, {"store": f"unreachable: {exc}"}
+        ok = True
+        if self.scheduler is None or not self.scheduler.running:
+            detail["scheduler"] = "not running"
+            ok = False
+        now = self.ctx.clock()
+        for name in self.jobs:
+            limit = STALE_INTERVALS * getattr(self.ctx.settings.schedule, name)
+            run = runs.get(name)
+            last = run.last_success if run and run.last_success else None
+            reference = last if last is not None else self.started_at
+            if now - reference > limit:
+                detail["stale_jobs"][name] = {
+                    "last_success": last, "limit_seconds": limit,
+                    "last_error": run.last_error if run else ""}
+                ok = False
+        return ok, detail
+
+    # -- the scheduled daemon -----------------------------------------------------------------
+
+    def _add_jobs(self, scheduler: BackgroundScheduler, settings: Settings) -> None:
+        start = dt.datetime.now(dt.UTC)
+        for offset, name in enumerate(self.jobs):
+            interval = getattr(settings.schedule, name)
+            scheduler.add_job(
+                self.run_job, "interval", args=[name], id=name, name=name, seconds=interval,
+                jitter=min(interval * 0.1, 30.0), max_instances=1, coalesce=True,
+                misfire_grace_time=max(1, int(interval / 2)), replace_existing=True,
+                next_run_time=start + dt.timedelta(seconds=offset))
+        scheduler.add_job(self._beat, "interval", id="heartbeat", seconds=HEARTBEAT_SECONDS,
+                          max_instances=1, coalesce=True, misfire_grace_time=int(HEARTBEAT_SECONDS),
+                          replace_existing=True, next_run_time=start)
+
+    def _beat(self) -> None:
+        self.last_beat = self.monotonic()
+
+    def start_scheduler(self) -> None:
+        scheduler = BackgroundScheduler(timezone=dt.UTC,
+                                        executors={"default": {"type": "threadpool",
+                                                               "max_workers": len(self.jobs) + 1}})
+        self._add_jobs(scheduler, self.ctx.settings)
+        scheduler.start()
+        self.scheduler = scheduler
+
+    def install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
+        signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
+
+    def wait(self) -> None:
+        """Main loop: wait for the stop flag; reload on SIGHUP; ping the watchdog on heartbeats."""
+        watchdog = self.notifier.watchdog_seconds
+        tick = min(watchdog / 2, HEARTBEAT_SECONDS) if watchdog else HEARTBEAT_SECONDS
+        while not self.stop_event.wait(tick):
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                self.reload()
+            alive = self.monotonic() - self.last_beat < 3 * HEARTBEAT_SECONDS
+            if watchdog and alive:
+                self.notifier.watchdog()
+            elif watchdog:
+                log.error("scheduler heartbeat missing; not pinging the watchdog")
+
+    def reload(self) -> bool:
+        """Re-read the configuration; on any problem keep the running one and say why."""
+        if self.config_path is None:
+            return False
+        try:
+            settings = load_settings(self.config_path)
+        except ConfigError as exc:
+            log.error("reload refused, keeping the running configuration: %s", exc)
+            self.notifier.status("reload refused: configuration invalid")
+            return False
+        old = self.ctx.settings
+        for key in ("listen", "state_url", "tls"):
+            if getattr(settings.daemon, key) != getattr(old.daemon, key):
+                log.warning("reload: daemon.%s changed; it applies after a restart", key)
+        self.ctx.settings = settings
+        self.ctx.store.subscriptions = subscriptions(settings)
+        if self.scheduler is not None:
+            for name in self.jobs:
+                interval = getattr(settings.schedule, name)
+                if interval != getattr(old.schedule, name):
+                    self.scheduler.reschedule_job(name, trigger="interval", seconds=interval,
+                                                  jitter=min(interval * 0.1, 30.0))
+        log.info("configuration reloaded path=%s", self.config_path)
+        self.notifier.status("running (configuration reloaded)")
+        return True
+
+    def shutdown(self, grace: float) -> bool:
+        """Stop scheduling and wait up to ``grace`` seconds for running jobs; True if all ended."""
+        self.notifier.stopping()
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.pause()
+        deadline = self.monotonic() + grace
+        with self._running_lock:
+            while any(self._running.values()):
+                left = deadline - self.monotonic()
+                if left <= 0:
+                    break
+                self._running_lock.wait(left)
+            busy = sorted(name for name, n in self._running.items() if n)
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if busy:
+            log.error("jobs still running after %.0fs grace: %s", grace, ", ".join(busy))
+            return False
+        return True

@@ -1,0 +1,306 @@
+"""The configuration's sections as frozen pydantic models, rooted at Settings; unknown keys are
+errors. ``lifecycled.config`` loads and validates files into them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from lifecycled.domain import Status
+from lifecycled.units import Duration, Name, NonNegative, PositiveDuration, Ratio, Size
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- sections -----------------------------------------------------------------------------------
+
+
+class TLSSettings(_Section):
+    """TLS for the listener (cert and key) or for a client (CA bundle, client cert, verify)."""
+
+    cert_file: str | None = None
+    key_file: str | None = None
+    ca_file: str | None = None
+    verify: bool = True
+
+    @model_validator(mode="after")
+    def _pair(self) -> TLSSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file must be given together")
+        return self
+
+
+class DaemonSettings(_Section):
+    listen: str = Field(default="127.0.0.1:9877", pattern=r"^\[?[0-9A-Za-z.:\-]+\]?:\d{1,5}$")
+    state_url: str = Field(default="sqlite:///lifecycled-state/lifecycled.db", pattern=r"^\w+://")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    public_url: str | None = Field(default=None, pattern=r"^https?://")
+    api_token_file: str | None = None
+    api_token_env: str | None = None
+    tls: TLSSettings = TLSSettings()
+    shutdown_grace: Duration = 30.0
+
+
+class TritonEndpoint(_Section):
+    name: Name
+    url: str = Field(pattern=r"^https?://")
+    metrics_url: str = Field(pattern=r"^https?://")
+    timeout: PositiveDuration = 5.0
+    headers: dict[str, str] = {}
+    tls: TLSSettings = TLSSettings()
+    allow_model_control: bool = False
+
+
+class BasicAuth(_Section):
+    username: str
+    password_file: str | None = None
+    password_env: str | None = None
+
+
+class PrometheusSettings(_Section):
+    url: str = Field(pattern=r"^https?://")
+    timeout: PositiveDuration = 10.0
+    headers: dict[str, str] = {}
+    basic_auth: BasicAuth | None = None
+    tls: TLSSettings = TLSSettings()
+    window: PositiveDuration = 300.0
+    fallback_to_triton: bool = False
+    queries: dict[str, str] = {}
+
+    @property
+    def window_text(self) -> str:
+        return f"{max(1, int(self.window))}s"
+
+    @field_validator("queries")
+    @classmethod
+    def _known_quantities(cls, value: dict[str, str]) -> dict[str, str]:
+        from lifecycled.sources.prometheus import QUANTITIES
+
+        unknown = sorted(set(value) - set(QUANTITIES))
+        if unknown:
+            raise ValueError(f"unknown quantities {', '.join(unknown)}; known: "
+                             f"{', '.join(QUANTITIES)}")
+        return value
+
+
+class SourcesSettings(_Section):
+    triton: tuple[TritonEndpoint, ...] = ()
+    prometheus: PrometheusSettings | None = None
+
+    @field_validator("triton")
+    @classmethod
+    def _unique_names(cls, value: tuple[TritonEndpoint, ...]) -> tuple[TritonEndpoint, ...]:
+        names = [endpoint.name for endpoint in value]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate Triton endpoint names: {', '.join(duplicates)}")
+        return value
+
+
+class ScheduleSettings(_Section):
+    discovery: PositiveDuration = 60.0
+    collect: PositiveDuration = 300.0
+    evaluate: PositiveDuration = 3600.0
+    drift: PositiveDuration = 86400.0
+    updates: PositiveDuration = 60.0
+    retirement: PositiveDuration = 86400.0
+    deliver: PositiveDuration = 10.0
+    housekeeping: PositiveDuration = 3600.0
+
+
+class ThresholdSettings(_Section):
+    """Thresholds as written in the file; None means 'inherit from defaults'."""
+
+    min_accuracy: Ratio | None = None
+    max_latency_p99: Duration | None = None
+    min_throughput: NonNegative | None = None
+    max_error_ratio: Ratio | None = None
+    max_memory: Size | None = None
+    max_cpu: Ratio | None = None
+
+    def to_base_units(self) -> dict[str, float]:
+        """Return the set thresholds keyed by their base-unit names (see domain.THRESHOLD_KEYS)."""
+        pairs = {
+            "min_accuracy": self.min_accuracy,
+            "max_latency_p99_seconds": self.max_latency_p99,
+            "min_throughput_rps": self.min_throughput,
+            "max_error_ratio": self.max_error_ratio,
+            "max_memory_bytes": self.max_memory,
+            "max_cpu_ratio": self.max_cpu,
+        }
+        return {key: value for key, value in pairs.items() if value is not None}
+
+
+DEFAULT_THRESHOLDS = ThresholdSettings(
+    min_accuracy=0.85,
+    max_latency_p99=0.100,
+    min_throughput=10.0,
+    max_error_ratio=0.01,
+    max_memory=2048 * 2**20,
+    max_cpu=0.8,
+)
+
+
+Severity = Literal["low", "medium", "high", "critical"]
+
+
+class DriftWeights(_Section):
+    ks: NonNegative = 0.4
+    js: NonNegative = 0.3
+    psi: NonNegative = 0.3
+
+
+class DriftSettings(_Section):
+    reference: str | None = None
+    current: str | None = None
+    timestamp_column: str | None = None
+    window: PositiveDuration | None = None
+    newest_rows: int | None = Field(default=None, gt=0)
+    features: tuple[str, ...] | None = None
+    categorical: tuple[str, ...] | None = None
+    bins: int | None = Field(default=None, ge=2, le=1000)
+    min_samples: int | None = Field(default=None, ge=1)
+    weights: DriftWeights | None = None
+    alert_severity: Severity | None = None
+    correction: Literal["none", "bonferroni", "bh"] | None = None
+
+
+class QualitySettings(_Section):
+    outcomes: str | None = None
+    prediction_column: str = "prediction"
+    label_column: str = "label"
+    score_column: str | None = None
+    timestamp_column: str | None = None
+    promql: dict[Literal["accuracy", "precision", "recall", "f1", "roc_auc"], str] = {}
+
+
+class MonitoringSettings(_Section):
+    auto_register: bool = True
+    initial_status: Status = Status.PRODUCTION
+    unavailable_grace_passes: int = Field(default=3, ge=1)
+    snapshot_retention: PositiveDuration = 30 * 86400.0
+    max_snapshots: int = Field(default=1000, ge=1)
+
+
+class DefaultsSettings(_Section):
+    thresholds: ThresholdSettings = DEFAULT_THRESHOLDS
+    monitoring: MonitoringSettings = MonitoringSettings()
+    drift: DriftSettings = DriftSettings(
+        bins=10, min_samples=100, weights=DriftWeights(), alert_severity="medium",
+        correction="none",
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> DefaultsSettings:
+        missing = [k for k, v in self.thresholds.model_dump().items() if v is None]
+        if missing:
+            raise ValueError(f"thresholds need a default for: {', '.join(missing)}")
+        return self
+
+
+class ModelSettings(_Section):
+    """Per-model metadata and overrides; applies to every version of the model."""
+
+    owner_team: str | None = None
+    business_domain: str | None = None
+    model_type: str | None = None
+    description: str | None = None
+    training_dataset: str | None = None
+    tags: tuple[str, ...] = ()
+    dependencies: tuple[str, ...] = ()
+    thresholds: ThresholdSettings = ThresholdSettings()
+    drift: DriftSettings = DriftSettings()
+    quality: QualitySettings = QualitySettings()
+
+
+_UNCONFIGURED = ModelSettings()
+
+EVENT_TYPES = (
+    "model.registered",
+    "model.status_changed",
+    "model.threshold_breached",
+    "model.drift_detected",
+    "model.update_requested",
+    "model.update_completed",
+    "model.update_failed",
+    "model.retirement_candidate",
+    "model.unload_requested",
+    "model.retired",
+)
+
+
+class WebhookEndpoint(_Section):
+    url: str = Field(pattern=r"^https?://")
+    secret_file: str | None = None
+    secret_env: str | None = None
+    events: tuple[Literal[EVENT_TYPES], ...] = EVENT_TYPES  # type: ignore[valid-type]
+    timeout: PositiveDuration = 10.0
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    backoff_initial: PositiveDuration = 10.0
+    backoff_max: PositiveDuration = 3600.0
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> WebhookEndpoint:
+        if (self.secret_file is None) == (self.secret_env is None):
+            raise ValueError("give exactly one of secret_file or secret_env")
+        return self
+
+
+class UpdatePolicy(_Section):
+    auto_trigger: dict[Literal["performance_degradation", "drift_detection", "scheduled"], bool] = {
+        "performance_degradation": True,
+        "drift_detection": True,
+        "scheduled": False,
+    }
+    schedule: str | None = None
+    cooldown: Duration = 86400.0
+    job_timeout: PositiveDuration = 6 * 3600.0
+    min_validation_accuracy: Ratio = 0.8
+    min_validation: dict[str, float] = {}
+    load_in_triton: bool = False
+
+
+class RetirementPolicy(_Section):
+    max_age_days: float = Field(default=730, gt=0)
+    min_accuracy: Ratio = 0.8
+    min_requests_per_month: float = Field(default=50, ge=0)
+    normal_weekly_requests: float = Field(default=1000, gt=0)
+    candidate_score: Ratio = 0.6
+    auto_retire_score: Ratio = 0.7
+    auto_retire: bool = False
+    auto_retire_failed: bool = False
+    unload_from_triton: bool = True
+    backup_dir: str = "backups"
+    backup_retention_days: float = Field(default=365, gt=0)
+
+
+class PoliciesSettings(_Section):
+    updates: UpdatePolicy = UpdatePolicy()
+    retirement: RetirementPolicy = RetirementPolicy()
+
+
+class Settings(_Section):
+    """Everything lifecycled reads from its configuration."""
+
+    daemon: DaemonSettings = DaemonSettings()
+    sources: SourcesSettings = SourcesSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    defaults: DefaultsSettings = DefaultsSettings()
+    models: dict[Name, ModelSettings] = {}
+    webhooks: dict[Name, WebhookEndpoint] = {}
+    policies: PoliciesSettings = PoliciesSettings()
+
+    def model_settings(self, name: str) -> ModelSettings:
+        """Return the configured settings of model ``name`` (empty settings if not configured)."""
+        return self.models.get(name, _UNCONFIGURED)
+
+    def thresholds_for(self, name: str, *overrides: ThresholdSettings) -> dict[str, float]:
+        """Return the effective thresholds in base units: defaults <- model config <- overrides."""
+        merged = self.defaults.thresholds.to_base_units()
+        for layer in (self.model_settings(name).thresholds, *overrides):
+            merged.update(layer.to_base_units())
+        return merged

@@ -1,0 +1,128 @@
+"""Cache of reference profiles in the state directory, keyed by the reference file's content hash
+and the binning settings, stored as ``.npz`` (read with ``allow_pickle=False``)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from lifecycled.core.ecdf import Grid
+from lifecycled.core.profile import CategoricalProfile, NumericProfile, Profile, ReferenceProfile
+
+log = logging.getLogger(__name__)
+PROFILE_DIR = "profiles"  # in the state directory
+FORMAT_VERSION = 2  # 2: numeric features carry their bucket grid
+
+
+def cache_key(files: Sequence[Path], bins: int, categorical: Sequence[str]) -> str:
+    """Hash of the files' bytes, the bin count and the categorical columns."""
+    digest = hashlib.sha256()
+    for path in files:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    digest.update(json.dumps({"v": FORMAT_VERSION, "bins": bins,
+                              "categorical": sorted(categorical)}).encode())
+    return digest.hexdigest()
+
+
+def save_profile(profile: ReferenceProfile, path: Path) -> None:
+    """Write ``profile`` atomically (temp file, then rename)."""
+    arrays: dict[str, np.ndarray] = {}
+    meta: list[dict[str, object]] = []
+    for i, (name, feature) in enumerate(profile.features.items()):
+        extra: dict[str, object] = {}
+        if isinstance(feature, NumericProfile):
+            arrays[f"{i}_values"] = feature.sorted_values
+            arrays[f"{i}_edges"] = feature.edges
+            arrays[f"{i}_counts"] = feature.counts
+            arrays[f"{i}_grid"] = feature.grid.cumulative
+            grid = feature.grid
+            extra = {"grid": [grid.minimum, grid.maximum, grid.center, grid.spread, grid.low,
+                              grid.scale]}
+            kind = "numeric"
+        else:
+            arrays[f"{i}_categories"] = np.array(feature.categories, dtype=str)
+            arrays[f"{i}_counts"] = feature.counts
+            kind = "categorical"
+        meta.append({"name": name, "kind": kind, "rows": feature.rows, "missing": feature.missing,
+                     **extra})
+    arrays["meta"] = np.array(json.dumps({"bins": profile.bins, "features": meta}))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, **arrays)  # type: ignore[arg-type]
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_profile(path: Path) -> ReferenceProfile:
+    """Read a profile written by ``save_profile``."""
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(str(data["meta"]))
+        features: dict[str, Profile] = {}
+        for i, item in enumerate(meta["features"]):
+            if item["kind"] == "numeric":
+                features[item["name"]] = NumericProfile(
+                    data[f"{i}_values"], data[f"{i}_edges"], data[f"{i}_counts"], item["rows"],
+                    item["missing"], _grid(item["grid"], data[f"{i}_grid"]))
+            else:
+                features[item["name"]] = CategoricalProfile(
+                    tuple(str(c) for c in data[f"{i}_categories"]), data[f"{i}_counts"],
+                    item["rows"], item["missing"])
+    return ReferenceProfile(features, int(meta["bins"]))
+
+
+def _grid(numbers: list[float], cumulative: np.ndarray) -> Grid:
+    minimum, maximum, center, spread, low, scale = (float(x) for x in numbers)
+    return Grid(minimum, maximum, center, spread, low, scale, cumulative)
+
+
+def cached_profile(cache_dir: Path | None, files: Sequence[Path], bins: int,
+                   categorical: Sequence[str], build: Callable[[], ReferenceProfile]
+                   ) -> tuple[ReferenceProfile, bool]:
+    """Return the cached profile of ``files`` (True) or build, store and return it (False)."""
+    if cache_dir is None:
+        return build(), False
+    path = cache_dir / f"{cache_key(files, bins, categorical)}.npz"
+    if path.exists():
+        try:
+            profile = load_profile(path)
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("profile cache unreadable, rebuilding path=%s error=%s", path, exc)
+        else:
+            try:
+                os.utime(path)  # in use: kept by prune_profiles
+            except OSError as exc:
+                log.warning("cannot mark profile cache as used path=%s error=%s", path, exc)
+            return profile, True
+    profile = build()
+    try:
+        save_profile(profile, path)
+    except OSError as exc:
+        log.warning("cannot write profile cache path=%s error=%s", path, exc)
+    return profile, False
+
+
+def prune_profiles(cache_dir: Path, *, older_than: float) -> int:
+    """Delete cached profiles last used before ``older_than`` (a changed reference file leaves
+    its old profile behind); return how many were deleted."""
+    removed = 0
+    for path in cache_dir.glob("*.npz") if cache_dir.is_dir() else ():
+        try:
+            if path.stat().st_mtime < older_than:
+                path.unlink()
+                removed += 1
+        except OSError as exc:
+            log.warning("cannot prune profile cache path=%s error=%s", path, exc)
+    return removed

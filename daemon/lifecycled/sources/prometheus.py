@@ -1,0 +1,157 @@
+"""Prometheus as the serving-metrics source: one batched PromQL query per quantity returns every
+model version (``sum by (model, version)``), so the number of queries does not grow with the
+fleet. Every call has a timeout; failures become SourceError; NaN and infinities are unknown."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+
+from lifecycled.config import read_secret
+from lifecycled.errors import ConfigError, SourceError
+from lifecycled.settings import PrometheusSettings
+
+SOURCE = "prometheus"
+_OK = "sum by (model, version) (rate(nv_inference_request_success[{window}]))"
+_FAIL = "sum by (model, version) (rate(nv_inference_request_failure[{window}]))"
+
+# Quantity -> PromQL template ({window}: rate window; {interval}: the collect interval).
+DEFAULT_QUERIES: dict[str, str] = {
+    "requests_per_second": f"{_OK} + {_FAIL}",
+    "inferences_per_second": "sum by (model, version) (rate(nv_inference_count[{window}]))",
+    "error_ratio": f"{_FAIL} / ({_OK} + {_FAIL})",
+    "latency_mean_seconds": "sum by (model, version) (rate(nv_inference_request_duration_us"
+                            f"[{{window}}])) / {_OK} / 1e6",
+    "queue_mean_seconds": "sum by (model, version) (rate(nv_inference_queue_duration_us"
+                          f"[{{window}}])) / {_OK} / 1e6",
+    "latency_p50_seconds": 'max by (model, version) (nv_inference_request_summary_us'
+                           '{quantile="0.5"}) / 1e6',
+    "latency_p95_seconds": 'max by (model, version) (nv_inference_request_summary_us'
+                           '{quantile="0.95"}) / 1e6',
+    "latency_p99_seconds": 'max by (model, version) (nv_inference_request_summary_us'
+                           '{quantile="0.99"}) / 1e6',
+    "pending_requests": "sum by (model, version) (nv_inference_pending_request_count)",
+    "cpu_utilization_ratio": "max by (model, version) (group by (model, version, instance) "
+                             "(nv_inference_count) * on (instance) group_left "
+                             "max by (instance) (nv_cpu_utilization))",
+    "requests": "sum by (model, version) (increase(nv_inference_request_success[{interval}])) + "
+                "sum by (model, version) (increase(nv_inference_request_failure[{interval}]))",
+}
+QUANTITIES = tuple(DEFAULT_QUERIES)
+
+Key = tuple[str, str]
+
+
+def sample_value(text: Any) -> float | None:
+    """A Prometheus sample value (a string: "1.5", "NaN", "+Inf") as a finite float or None."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def parse_vector(result: Any) -> dict[Key, float | None]:
+    """``[{"metric": {...}, "value": [ts, "v"]}, ...]`` -> {(model, version): value}."""
+    if not isinstance(result, list):
+        raise ValueError(f"expected a vector result, got {type(result).__name__}")
+    values: dict[Key, float | None] = {}
+    for item in result:
+        labels = item.get("metric", {}) if isinstance(item, Mapping) else {}
+        if "model" in labels and "version" in labels:
+            values[(labels["model"], labels["version"])] = sample_value(item["value"][1])
+    return values
+
+
+def parse_matrix(result: Any) -> dict[Key, list[tuple[float, float]]]:
+    """A range result -> {(model, version): [(t, v), ...]} with unknown values dropped."""
+    series: dict[Key, list[tuple[float, float]]] = {}
+    for item in result if isinstance(result, list) else []:
+        labels = item.get("metric", {})
+        if "model" in labels and "version" in labels:
+            points = [(float(t), v) for t, raw in item.get("values", [])
+                      if (v := sample_value(raw)) is not None]
+            series[(labels["model"], labels["version"])] = points
+    return series
+
+
+class PrometheusSource:
+    """Queries a Prometheus server with prometheus-api-client (timeout always set)."""
+
+    def __init__(self, settings: PrometheusSettings, environ: Mapping[str, str] | None = None):
+        from prometheus_api_client import PrometheusConnect
+        from urllib3.util.retry import Retry
+
+        self.settings = settings
+        auth = None
+        if settings.basic_auth is not None:
+            try:
+                password = read_secret(settings.basic_auth.password_file,
+                                       settings.basic_auth.password_env, environ,
+                                       what="sources.prometheus.basic_auth.password")
+            except ConfigError as exc:
+                raise SourceError(SOURCE, str(exc)) from exc
+            auth = (settings.basic_auth.username, password)
+        self.client = PrometheusConnect(
+            url=settings.url, headers=dict(settings.headers) or None,
+            disable_ssl=not settings.tls.verify, auth=auth,
+            retry=Retry(total=2, backoff_factor=0.2, status_forcelist=[502, 503, 504],
+                        allowed_methods=["GET"]))
+        if settings.tls.ca_file:
+            self.client._session.verify = settings.tls.ca_file
+
+    def _call(self, what: str, call: Any) -> Any:
+        from prometheus_api_client import PrometheusApiClientException
+
+        try:
+            return call()
+        except (PrometheusApiClientException, requests.RequestException, ValueError,
+                KeyError) as exc:
+            raise SourceError(SOURCE, f"{what}: {type(exc).__name__}: {exc}") from exc
+
+    def query(self, expr: str) -> Any:
+        return self._call(f"query {expr[:80]}", lambda: self.client.custom_query(
+            expr, timeout=self.settings.timeout))
+
+    def query_range(self, expr: str, start: float, end: float, step: float) -> Any:
+        import datetime as dt
+
+        return self._call(f"range query {expr[:80]}", lambda: self.client.custom_query_range(
+            expr, start_time=dt.datetime.fromtimestamp(start, dt.UTC),
+            end_time=dt.datetime.fromtimestamp(end, dt.UTC), step=f"{int(step)}s",
+            timeout=self.settings.timeout))
+
+    def template(self, quantity: str, interval: float) -> str:
+        expr = self.settings.queries.get(quantity, DEFAULT_QUERIES.get(quantity, ""))
+        return expr.replace("{window}", self.settings.window_text).replace(
+            "{interval}", f"{max(1, int(interval))}s")
+
+    def serving(self, interval: float) -> dict[Key, dict[str, float | None]]:
+        """Every quantity for every model version: {(model, version): {quantity: value}}."""
+        found: dict[Key, dict[str, float | None]] = {}
+        for quantity in QUANTITIES:
+            expr = self.template(quantity, interval)
+            if not expr:
+                continue
+            try:
+                values = parse_vector(self.query(expr))
+            except ValueError as exc:
+                raise SourceError(SOURCE, f"{quantity}: {exc}") from exc
+            for key, value in values.items():
+                found.setdefault(key, {})[quantity] = value
+        return found
+
+    def scalar(self, expr: str) -> float | None:
+        """The value of a query that should return one sample (e.g. a model's accuracy)."""
+        result = self.query(expr)
+        if isinstance(result, list) and result:
+            return sample_value(result[0].get("value", [None, None])[1])
+        return None
+
+    def close(self) -> None:
+        close = getattr(self.client, "close", None)
+        if callable(close):
+            close()

@@ -1,0 +1,136 @@
+"""Reference and current feature samples and labelled outcomes from CSV, Parquet or JSON Lines.
+
+A file becomes a mapping of column name -> numpy array: numbers as float64 (missing -> NaN),
+everything else as an object array of str (missing -> None).
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.json as pa_json
+import pyarrow.parquet as pa_parquet
+
+from lifecycled.errors import SourceError
+
+Columns = dict[str, np.ndarray]
+FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl",
+           ".ndjson": "jsonl", ".json": "jsonl"}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Columns read from one or more files, and where they came from."""
+
+    columns: Columns
+    files: tuple[str, ...]
+    rows: int
+
+
+def read_table(path: Path) -> pa.Table:
+    """Read one file into an Arrow table; every failure is a SourceError naming the file."""
+    kind = FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise SourceError(str(path), f"unknown file type {path.suffix!r}: use .csv, .parquet or .jsonl")
+    try:
+        if kind == "csv":
+            return pa_csv.read_csv(path)
+        if kind == "parquet":
+            return pa_parquet.read_table(path)
+        return pa_json.read_json(path)
+    except FileNotFoundError as exc:
+        raise SourceError(str(path), "file not found") from exc
+    except (OSError, pa.ArrowException) as exc:
+        where = _bad_csv_line(path) if kind == "csv" else None
+        at = f" (line {where})" if where else ""
+        raise SourceError(str(path), f"cannot read {kind}{at}: {exc}") from exc
+
+
+def _bad_csv_line(path: Path) -> int | None:
+    """Return the first line whose field count differs from the header's (for error messages)."""
+    try:
+        with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+            rows = csv.reader(handle)
+            header = next(rows, None)
+            if header is None:
+                return None
+            for row in rows:
+                if row and len(row) != len(header):
+                    return rows.line_num
+    except (OSError, csv.Error):
+        return None
+    return None
+
+
+def table_to_columns(table: pa.Table) -> Columns:
+    """Convert an Arrow table to numpy columns (numbers float64 with NaN; the rest str/None)."""
+    columns: Columns = {}
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        kind = column.type
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+            columns[name] = column.cast(pa.float64()).to_numpy()
+        elif pa.types.is_null(kind):
+            columns[name] = np.full(len(column), np.nan)
+        elif pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+            columns[name] = pc.cast(column, pa.timestamp("us", tz="UTC")).cast(pa.int64()) \
+                .cast(pa.float64()).to_numpy() / 1e6
+        else:
+            columns[name] = np.array(column.cast(pa.string()).to_pylist(), dtype=object)
+    return columns
+
+
+def expand(pattern: str) -> list[Path]:
+    """Return the files a path or glob names (sorted); SourceError when there are none."""
+    if any(ch in pattern for ch in "*?["):
+        found = sorted(Path(p) for p in glob.glob(pattern))
+        if not found:
+            raise SourceError(pattern, "no file matches this pattern")
+        return found
+    return [Path(pattern)]
+
+
+def read_sample(pattern: str, *, timestamp_column: str | None = None, window: float | None = None,
+                newest_rows: int | None = None, now: float | None = None) -> Sample:
+    """Read a file or glob; optionally keep the rows of the last ``window`` seconds before ``now``
+    (by ``timestamp_column``) or else the newest ``newest_rows`` rows."""
+    files = expand(pattern)
+    tables = [read_table(path) for path in files]
+    try:
+        table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+    except pa.ArrowException as exc:
+        raise SourceError(pattern, f"files do not share compatible columns: {exc}") from exc
+    columns = table_to_columns(table)
+    rows = table.num_rows
+    if timestamp_column is not None:
+        if timestamp_column not in columns:
+            raise SourceError(pattern, f"no timestamp column {timestamp_column!r}")
+        stamps = columns[timestamp_column]
+        if stamps.dtype.kind != "f":
+            raise SourceError(pattern, f"timestamp column {timestamp_column!r} is not numeric or a time")
+        order = np.argsort(stamps, kind="stable")
+        keep = order
+        if window is not None:
+            if now is None:
+                raise ValueError("a window needs the current time")
+            keep = order[stamps[order] >= now - window]
+        elif newest_rows is not None:
+            keep = order[-newest_rows:]
+        columns = {name: values[keep] for name, values in columns.items()}
+        rows = int(keep.size)
+    elif newest_rows is not None and rows > newest_rows:
+        columns = {name: values[-newest_rows:] for name, values in columns.items()}
+        rows = newest_rows
+    return Sample(columns, tuple(str(f) for f in files), rows)
+
+
+def select(columns: Mapping[str, np.ndarray], exclude: Sequence[str]) -> Columns:
+    """Return the columns without those in ``exclude`` (e.g. the timestamp)."""
+    return {name: values for name, values in columns.items() if name not in exclude}

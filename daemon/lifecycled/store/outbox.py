@@ -1,0 +1,169 @@
+"""The webhook outbox: events written in the transaction of the change that caused them, one
+delivery row per subscribed endpoint, and what the deliver job records about each attempt."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lifecycled.store.events import DEAD, DELIVERED, PENDING
+from lifecycled.store.sqlite import Store
+
+
+@dataclass(frozen=True)
+class Delivery:
+    event_id: str
+    endpoint: str
+    event_type: str
+    body: str  # the exact JSON text that is signed and sent
+    attempts: int
+    state: str
+    next_attempt_at: float
+    last_status: int | None
+    last_error: str
+    created_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event_id": self.event_id, "endpoint": self.endpoint, "type": self.event_type,
+                "state": self.state, "attempts": self.attempts,
+                "next_attempt_at": self.next_attempt_at, "last_status": self.last_status,
+                "last_error": self.last_error, "created_at": self.created_at}
+
+
+def _delivery(row: sqlite3.Row) -> Delivery:
+    return Delivery(row["event_id"], row["endpoint"], row["type"], row["body"], row["attempts"],
+                    row["state"], row["next_attempt_at"], row["last_status"], row["last_error"],
+                    row["created_at"])
+
+
+_SELECT = ("SELECT d.*, e.type, e.body, e.created_at FROM deliveries d "
+           "JOIN events e ON e.id = d.event_id")
+
+
+def due(store: Store, now: float, limit: int) -> list[Delivery]:
+    """Pending deliveries whose time has come, to endpoints that are not disabled, oldest first."""
+    with store.read() as conn:
+        rows = conn.execute(
+            f"{_SELECT} LEFT JOIN webhook_endpoints w ON w.endpoint = d.endpoint "
+            "WHERE d.state = ? AND d.next_attempt_at <= ? AND COALESCE(w.disabled, 0) = 0 "
+            "ORDER BY d.next_attempt_at, e.created_at LIMIT ?", (PENDING, now, limit)).fetchall()
+    return [_delivery(r) for r in rows]
+
+
+def deliveries(store: Store, *, state: str | None = None, event_id: str | None = None
+               ) -> list[Delivery]:
+    clauses, params = [], []
+    if state:
+        clauses.append("d.state = ?")
+        params.append(state)
+    if event_id:
+        clauses.append("d.event_id = ?")
+        params.append(event_id)
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    with store.read() as conn:
+        rows = conn.execute(f"{_SELECT}{where} ORDER BY e.created_at", params).fetchall()
+    return [_delivery(r) for r in rows]
+
+
+def record_attempt(store: Store, delivery: Delivery, *, now: float, status: int | None,
+                   error: str, outcome: str, next_attempt_at: float | None = None,
+                   disable_reason: str = "") -> None:
+    """Record one attempt: outcome is delivered, retry, dead or disabled (410 Gone)."""
+    state = {"delivered": DELIVERED, "dead": DEAD}.get(outcome, PENDING)
+    with store.write() as conn:
+        conn.execute(
+            "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_attempt_at = ?, "
+            "last_status = ?, last_error = ?, next_attempt_at = COALESCE(?, next_attempt_at), "
+            "delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END "
+            "WHERE event_id = ? AND endpoint = ?",
+            (state, now, status, error, next_attempt_at, state, now, delivery.event_id,
+             delivery.endpoint))
+        ok = outcome == "delivered"
+        conn.execute(
+            "INSERT INTO webhook_counts (endpoint, event_type, deliveries, failures) VALUES "
+            "(?, ?, 1, ?) ON CONFLICT(endpoint, event_type) DO UPDATE SET "
+            "deliveries = deliveries + 1, failures = failures + excluded.failures",
+            (delivery.endpoint, delivery.event_type, 0 if ok else 1))
+        conn.execute(
+            "INSERT INTO webhook_endpoints (endpoint, disabled, disabled_reason, last_success) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT(endpoint) DO UPDATE SET "
+            "disabled = MAX(disabled, excluded.disabled), "
+            "disabled_reason = CASE WHEN excluded.disabled = 1 THEN excluded.disabled_reason "
+            "ELSE disabled_reason END, "
+            "last_success = COALESCE(excluded.last_success, last_success)",
+            (delivery.endpoint, 1 if outcome == "disabled" else 0, disable_reason,
+             now if ok else None))
+
+
+def redeliver(store: Store, *, event_id: str | None, all_dead: bool, now: float) -> int:
+    """Make dead letters (one event's, or all) pending again with a fresh attempt budget."""
+    with store.write() as conn:
+        if all_dead:
+            cursor = conn.execute("UPDATE deliveries SET state = ?, attempts = 0, "
+                                  "next_attempt_at = ? WHERE state = ?", (PENDING, now, DEAD))
+        else:
+            cursor = conn.execute("UPDATE deliveries SET state = ?, attempts = 0, "
+                                  "next_attempt_at = ? WHERE event_id = ? AND state = ?",
+                                  (PENDING, now, event_id, DEAD))
+        return int(cursor.rowcount)
+
+
+def enable_endpoint(store: Store, endpoint: str) -> None:
+    with store.write() as conn:
+        conn.execute("UPDATE webhook_endpoints SET disabled = 0, disabled_reason = '' "
+                     "WHERE endpoint = ?", (endpoint,))
+
+
+@dataclass(frozen=True)
+class EndpointSummary:
+    endpoint: str
+    pending: int
+    dead: int
+    delivered: int
+    disabled: bool
+    disabled_reason: str
+    last_success: float | None
+
+
+def endpoint_summaries(store: Store, names: Sequence[str]) -> list[EndpointSummary]:
+    with store.read() as conn:
+        counts = {(r[0], r[1]): r[2] for r in conn.execute(
+            "SELECT endpoint, state, COUNT(*) FROM deliveries GROUP BY endpoint, state")}
+        states = {r["endpoint"]: r for r in conn.execute("SELECT * FROM webhook_endpoints")}
+    known = list(dict.fromkeys([*names, *(e for e, _ in counts)]))
+    return [EndpointSummary(
+        name, counts.get((name, PENDING), 0), counts.get((name, DEAD), 0),
+        counts.get((name, DELIVERED), 0), bool(states[name]["disabled"]) if name in states else False,
+        states[name]["disabled_reason"] if name in states else "",
+        states[name]["last_success"] if name in states else None) for name in known]
+
+
+def webhook_counts(store: Store) -> list[tuple[str, str, int, int]]:
+    with store.read() as conn:
+        return [(r[0], r[1], r[2], r[3]) for r in conn.execute(
+            "SELECT endpoint, event_type, deliveries, failures FROM webhook_counts "
+            "ORDER BY endpoint, event_type")]
+
+
+def prune_events(store: Store, *, older_than: float) -> int:
+    """Delete delivered events (and their deliveries) older than ``older_than``; never pending
+    or dead ones."""
+    with store.write() as conn:
+        conn.execute(
+            "DELETE FROM deliveries WHERE event_id IN (SELECT id FROM events WHERE created_at < ?) "
+            "AND event_id NOT IN (SELECT event_id FROM deliveries WHERE state != ?)",
+            (older_than, DELIVERED))
+        cursor = conn.execute(
+            "DELETE FROM events WHERE created_at < ? AND id NOT IN (SELECT event_id FROM "
+            "deliveries)", (older_than,))
+        return int(cursor.rowcount)
+
+
+def event_body(store: Store, event_id: str) -> dict[str, Any] | None:
+    with store.read() as conn:
+        row = conn.execute("SELECT body FROM events WHERE id = ?", (event_id,)).fetchone()
+    return json.loads(row[0]) if row else None
+

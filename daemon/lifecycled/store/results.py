@@ -1,0 +1,104 @@
+"""Drift and quality results: append one row per check, read the latest."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lifecycled.domain import ModelRef
+from lifecycled.store.sqlite import Store, dumps
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    ref: ModelRef
+    at: float
+    result: dict[str, Any]
+    row_id: int  # the row's id: rows never change, so it identifies the result
+
+
+def add_drift_result(store: Store, ref: ModelRef, result: dict[str, Any], *, now: float,
+                     events: Sequence[tuple[str, dict[str, Any]]] = ()) -> None:
+    """Append a drift result (the JSON of core.drift.result_to_json plus context) and the events
+    it causes, in one transaction."""
+    with store.write() as conn:
+        store.get_in(conn, ref)
+        for event_type, data in events:
+            store.emit_in(conn, event_type, ref, data, now)
+        conn.execute(
+            "INSERT INTO drift_results (name, version, at, severity, drifted_share, current_rows,"
+            " result) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (ref.name, ref.version, now, result["severity"], result.get("drifted_share"),
+             int(result.get("current_rows", 0)), dumps(result)),
+        )
+
+
+def add_quality_result(store: Store, ref: ModelRef, result: dict[str, Any], *, now: float) -> None:
+    """Append a quality (and concept drift) result."""
+    with store.write() as conn:
+        store.get_in(conn, ref)
+        concept = result.get("concept") or {}
+        conn.execute(
+            "INSERT INTO quality_results (name, version, at, samples, accuracy, concept_severity,"
+            " result) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (ref.name, ref.version, now, int(result["samples"]), result.get("accuracy"),
+             concept.get("severity"), dumps(result)),
+        )
+
+
+Decoded = dict[int, dict[str, Any]]
+
+
+def _latest(store: Store, table: str, ref: ModelRef | None,
+            cache: Decoded | None = None) -> list[StoredResult]:
+    """Newest row per model version. Rows never change once written, so a caller that reads
+    often (the exporter) may pass ``cache`` (row id -> decoded result); it is refreshed to hold
+    exactly the rows returned."""
+    where, params = ("WHERE name = ? AND version = ?", (ref.name, ref.version)) if ref else ("", ())
+    with store.read() as conn:
+        rows = conn.execute(
+            f"SELECT id, name, version, at, result FROM {table} WHERE id IN "
+            f"(SELECT MAX(id) FROM {table} {where} GROUP BY name, version) ORDER BY name, version",
+            params).fetchall()
+    known = cache if cache is not None else {}
+    decoded = {r["id"]: known[r["id"]] if r["id"] in known else json.loads(r["result"])
+               for r in rows}
+    if cache is not None:
+        cache.clear()
+        cache.update(decoded)
+    return [StoredResult(ModelRef(r["name"], r["version"]), r["at"], decoded[r["id"]], r["id"])
+            for r in rows]
+
+
+def latest_drift(store: Store, ref: ModelRef | None = None,
+                 cache: Decoded | None = None) -> list[StoredResult]:
+    """The newest drift result of ``ref`` (or of every model version)."""
+    return _latest(store, "drift_results", ref, cache)
+
+
+def latest_quality(store: Store, ref: ModelRef | None = None,
+                   cache: Decoded | None = None) -> list[StoredResult]:
+    """The newest quality result of ``ref`` (or of every model version)."""
+    return _latest(store, "quality_results", ref, cache)
+
+
+def add_evaluation(store: Store, ref: ModelRef, result: dict[str, Any], *, snapshot_id: int | None,
+                   now: float, events: Sequence[tuple[str, dict[str, Any]]] = ()) -> None:
+    """Append an evaluation (core.thresholds.evaluation_to_json) of a snapshot, and the events
+    it causes, in one transaction."""
+    with store.write() as conn:
+        for event_type, data in events:
+            store.emit_in(conn, event_type, ref, data, now)
+        conn.execute(
+            "INSERT INTO evaluations (name, version, at, snapshot_id, score, level, result)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (ref.name, ref.version, now, snapshot_id, result.get("score"), result["level"],
+             dumps(result)))
+
+
+def latest_evaluation(store: Store, ref: ModelRef | None = None,
+                      cache: Decoded | None = None) -> list[StoredResult]:
+    """The newest evaluation of ``ref`` (or of every model version)."""
+    return _latest(store, "evaluations", ref, cache)

@@ -1,0 +1,227 @@
+"""Serving state per endpoint, the last scrape per endpoint, snapshots, source health, job runs."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lifecycled.domain import ModelRef
+from lifecycled.store.sqlite import Store, dumps
+
+SNAPSHOT_FIELDS = (
+    "interval_seconds", "requests_per_second", "inferences_per_second", "error_ratio",
+    "latency_mean_seconds", "latency_p50_seconds", "latency_p95_seconds", "latency_p99_seconds",
+    "queue_mean_seconds", "pending_requests", "memory_bytes", "cpu_utilization_ratio",
+    "accuracy", "precision_ratio", "recall_ratio", "f1_ratio", "roc_auc",
+)
+
+
+@dataclass(frozen=True)
+class ServingState:
+    ref: ModelRef
+    endpoint: str
+    state: str  # ready, loading, unloading, unavailable, missing
+    reason: str
+    since: float
+    updated_at: float
+    unavailable_passes: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"endpoint": self.endpoint, "state": self.state, "reason": self.reason,
+                "since": self.since, "updated_at": self.updated_at,
+                "unavailable_passes": self.unavailable_passes}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    id: int
+    ref: ModelRef
+    at: float
+    values: Mapping[str, float | None]
+    detail: Mapping[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.ref.name, "version": self.ref.version, "at": self.at,
+                **self.values, "detail": dict(self.detail)}
+
+
+@dataclass(frozen=True)
+class SourceHealth:
+    source: str
+    up: bool
+    last_attempt: float
+    last_success: float | None
+    last_error: str
+
+
+@dataclass(frozen=True)
+class JobRun:
+    job: str
+    runs: int
+    failures: int
+    last_start: float | None
+    last_success: float | None
+    last_duration: float | None
+    last_error: str
+
+
+# --- serving state ------------------------------------------------------------------------------
+
+
+def serving_states(store: Store, ref: ModelRef | None = None) -> list[ServingState]:
+    where, params = ("WHERE name = ? AND version = ?", (ref.name, ref.version)) if ref else ("", ())
+    with store.read() as conn:
+        rows = conn.execute(f"SELECT * FROM serving_state {where} ORDER BY name, version, endpoint",
+                            params).fetchall()
+    return [_state(row) for row in rows]
+
+
+def _state(row: sqlite3.Row) -> ServingState:
+    return ServingState(ModelRef(row["name"], row["version"]), row["endpoint"], row["state"],
+                        row["reason"], row["since"], row["updated_at"], row["unavailable_passes"])
+
+
+def put_serving_state(conn: sqlite3.Connection, ref: ModelRef, endpoint: str, state: str,
+                      reason: str, now: float) -> tuple[str | None, int]:
+    """Record one observation; return the previous state and the consecutive unavailable passes."""
+    row = conn.execute("SELECT state, unavailable_passes FROM serving_state WHERE name = ? AND "
+                       "version = ? AND endpoint = ?", (ref.name, ref.version, endpoint)).fetchone()
+    previous = row["state"] if row else None
+    passes = (row["unavailable_passes"] if row else 0) + 1 if state == "unavailable" else 0
+    if row is None:
+        conn.execute("INSERT INTO serving_state VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     (ref.name, ref.version, endpoint, state, reason, now, now, passes))
+    else:
+        since_sql = "since" if previous == state else "?"
+        params: tuple[Any, ...] = (state, reason, now, passes)
+        if previous != state:
+            params = (state, reason, now, passes, now)
+        conn.execute(f"UPDATE serving_state SET state = ?, reason = ?, updated_at = ?, "
+                     f"unavailable_passes = ?, since = {since_sql} WHERE name = ? AND version = ? "
+                     f"AND endpoint = ?", (*params, ref.name, ref.version, endpoint))
+    return previous, passes
+
+
+# --- scrapes ------------------------------------------------------------------------------------
+
+
+def last_scrape(store: Store, endpoint: str) -> tuple[float, Any] | None:
+    with store.read() as conn:
+        row = conn.execute("SELECT at, payload FROM scrapes WHERE endpoint = ?",
+                           (endpoint,)).fetchone()
+    return (row["at"], json.loads(row["payload"])) if row else None
+
+
+def put_scrape(conn: sqlite3.Connection, endpoint: str, at: float, payload: Any) -> None:
+    conn.execute("INSERT INTO scrapes (endpoint, at, payload) VALUES (?, ?, ?) ON CONFLICT(endpoint)"
+                 " DO UPDATE SET at = excluded.at, payload = excluded.payload",
+                 (endpoint, at, dumps(payload)))
+
+
+# --- snapshots ----------------------------------------------------------------------------------
+
+
+def add_snapshot(conn: sqlite3.Connection, ref: ModelRef, at: float,
+                 values: Mapping[str, float | None], detail: Mapping[str, Any]) -> int:
+    unknown = set(values) - set(SNAPSHOT_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown snapshot fields: {sorted(unknown)}")
+    columns = list(values)
+    cursor = conn.execute(
+        f"INSERT INTO snapshots (name, version, at, {', '.join(columns)}, detail) VALUES "
+        f"(?, ?, ?, {', '.join('?' * len(columns))}, ?)",
+        (ref.name, ref.version, at, *values.values(), dumps(dict(detail))))
+    return int(cursor.lastrowid or 0)
+
+
+def _snapshot(row: sqlite3.Row) -> Snapshot:
+    return Snapshot(row["id"], ModelRef(row["name"], row["version"]), row["at"],
+                    {f: row[f] for f in SNAPSHOT_FIELDS}, json.loads(row["detail"]))
+
+
+def snapshots(store: Store, ref: ModelRef, *, limit: int | None = None,
+              since: float | None = None) -> list[Snapshot]:
+    """Snapshots of ``ref``, newest first."""
+    sql = "SELECT * FROM snapshots WHERE name = ? AND version = ?"
+    params: list[Any] = [ref.name, ref.version]
+    if since is not None:
+        sql += " AND at >= ?"
+        params.append(since)
+    sql += " ORDER BY id DESC"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    with store.read() as conn:
+        return [_snapshot(row) for row in conn.execute(sql, params).fetchall()]
+
+
+def latest_snapshots(store: Store) -> dict[ModelRef, Snapshot]:
+    """The newest snapshot of every model version."""
+    with store.read() as conn:
+        rows = conn.execute("SELECT * FROM snapshots WHERE id IN (SELECT MAX(id) FROM snapshots "
+                            "GROUP BY name, version)").fetchall()
+    return {snap.ref: snap for snap in map(_snapshot, rows)}
+
+
+def prune_snapshots(store: Store, *, older_than: float, keep: int) -> int:
+    """Delete snapshots older than ``older_than`` and beyond the newest ``keep`` per version."""
+    with store.write() as conn:
+        aged = conn.execute("DELETE FROM snapshots WHERE at < ?", (older_than,)).rowcount
+        excess = conn.execute(
+            "DELETE FROM snapshots WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER "
+            "(PARTITION BY name, version ORDER BY id DESC) AS n FROM snapshots) WHERE n > ?)",
+            (keep,)).rowcount
+    return int(aged + excess)
+
+
+# --- sources and jobs ---------------------------------------------------------------------------
+
+
+def record_source(conn: sqlite3.Connection, source: str, *, ok: bool, now: float,
+                  error: str = "") -> None:
+    conn.execute(
+        "INSERT INTO sources (source, up, last_attempt, last_success, last_error) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT(source) DO UPDATE SET up = excluded.up, "
+        "last_attempt = excluded.last_attempt, last_error = excluded.last_error, "
+        "last_success = COALESCE(excluded.last_success, sources.last_success)",
+        (source, int(ok), now, now if ok else None, "" if ok else error))
+
+
+def source_health(store: Store) -> list[SourceHealth]:
+    with store.read() as conn:
+        rows = conn.execute("SELECT * FROM sources ORDER BY source").fetchall()
+    return [SourceHealth(r["source"], bool(r["up"]), r["last_attempt"], r["last_success"],
+                         r["last_error"]) for r in rows]
+
+
+def record_job_run(store: Store, job: str, *, started: float, duration: float,
+                   error: str | None) -> None:
+    """Count one run of ``job`` (a failure when ``error`` is given)."""
+    ok = error is None
+    with store.write() as conn:
+        conn.execute(
+            "INSERT INTO job_runs (job, runs, failures, last_start, last_success, last_duration, "
+            "last_error) VALUES (?, 1, ?, ?, ?, ?, ?) ON CONFLICT(job) DO UPDATE SET "
+            "runs = job_runs.runs + 1, failures = job_runs.failures + excluded.failures, "
+            "last_start = excluded.last_start, last_duration = excluded.last_duration, "
+            "last_success = COALESCE(excluded.last_success, job_runs.last_success), "
+            "last_error = excluded.last_error",
+            (job, 0 if ok else 1, started, started + duration if ok else None, duration,
+             error or ""))
+
+
+def job_runs(store: Store) -> list[JobRun]:
+    with store.read() as conn:
+        rows = conn.execute("SELECT * FROM job_runs ORDER BY job").fetchall()
+    return [JobRun(r["job"], r["runs"], r["failures"], r["last_start"], r["last_success"],
+                   r["last_duration"], r["last_error"]) for r in rows]
+
+
+def forget_endpoints(conn: sqlite3.Connection, keep: Iterable[str]) -> None:
+    """Drop serving state of endpoints no longer configured."""
+    names = list(keep)
+    marks = ", ".join("?" * len(names)) or "''"
+    conn.execute(f"DELETE FROM serving_state WHERE endpoint NOT IN ({marks})", names)

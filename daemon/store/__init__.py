@@ -1,5 +1,0 @@
-"""The state store: the only package that speaks SQL."""
-
-from daemon.store.sqlite import Store, open_store
-
-__all__ = ["Store", "open_store"]

@@ -1,0 +1,174 @@
+"""The metric contract: a fixed store renders to a golden exposition, promtool finds nothing to
+lint, and the README table lists exactly the exported metrics.
+
+Regenerate the golden file after an intended change with:
+    LIFECYCLED_REGENERATE=1 python -m pytest tests/exporter/test_exporter.py
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from lifecycled.core.drift import DriftSettings, compare, result_to_json
+from lifecycled.core.profile import build_profile
+from lifecycled.core.thresholds import evaluate, evaluation_to_json
+from lifecycled.domain import ModelRef, ModelSpec, Status
+from lifecycled.exporter import LifecycleCollector
+from lifecycled.store import Store, open_store
+from lifecycled.store.outbox import due, record_attempt
+from lifecycled.store.results import add_drift_result, add_evaluation, add_quality_result
+from lifecycled.store.retirement import put_scores
+from lifecycled.store.serving import add_snapshot, put_serving_state, record_job_run, record_source
+from lifecycled.store.updates import create_in
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = ROOT / "tests" / "fixtures" / "expected_metrics.txt"
+T0 = 1_790_000_000.0
+
+
+def fixed_store(tmp_path: Path) -> Store:
+    """A small, fully deterministic state: every family has at least one series."""
+    store = open_store("sqlite:///golden.db", tmp_path)
+    thresholds = {"min_accuracy": 0.85, "max_latency_p99_seconds": 0.1, "min_throughput_rps": 10.0,
+                  "max_error_ratio": 0.01, "max_memory_bytes": 2.0**31, "max_cpu_ratio": 0.8}
+    for name, version, status in (("credit_scoring", "1", Status.PRODUCTION),
+                                  ("fraud_detection", "2", Status.PRODUCTION),
+                                  ("legacy_score", "1", Status.DEPRECATED)):
+        spec = ModelSpec(ModelRef(name, version), owner_team="risk_ml",
+                         business_domain="credit_risk", model_type="classification",
+                         framework="python", thresholds=thresholds)
+        store.register(spec, Status.DEVELOPING if status == Status.DEPRECATED else status,
+                       actor="test", reason="golden", now=T0)
+    legacy = ModelRef("legacy_score", "1")
+    for step in (Status.TESTING, Status.STAGING, Status.PRODUCTION, Status.DEPRECATED,
+                 Status.RETIRED):
+        store.set_status(legacy, step, actor="test", reason="golden", now=T0 + 60)
+    credit = ModelRef("credit_scoring", "1")
+    values = {"interval_seconds": 300.0, "requests_per_second": 12.5,
+              "inferences_per_second": 50.0, "error_ratio": 0.02, "latency_mean_seconds": 0.004,
+              "latency_p50_seconds": 0.003, "latency_p95_seconds": 0.009,
+              "latency_p99_seconds": 0.12, "cpu_utilization_ratio": 0.35, "accuracy": 0.8}
+    with store.write() as conn:
+        put_serving_state(conn, credit, "local", "ready", "", T0)
+        put_serving_state(conn, ModelRef("fraud_detection", "2"), "local", "unavailable",
+                          "unloaded", T0)
+        put_serving_state(conn, legacy, "local", "unavailable", "unloaded", T0)
+        snapshot_id = add_snapshot(conn, credit, T0 + 300, values, {"requests": 3750})
+        record_source(conn, "triton:local", ok=True, now=T0 + 300)
+        record_source(conn, "prometheus", ok=False, now=T0 + 300, error="connection refused")
+    add_evaluation(store, credit, evaluation_to_json(evaluate(values, thresholds)),
+                   snapshot_id=snapshot_id, now=T0 + 310)
+    rng = np.random.default_rng(0)
+    reference = {"amount": rng.normal(0, 1, 500), "channel": np.array(["web", "pos"] * 250,
+                                                                        dtype=object),
+                 "constant": np.full(500, 1.0)}
+    current = {"amount": rng.normal(1, 1, 500), "channel": np.array(["web"] * 300 + ["pos"] * 200,
+                                                                     dtype=object),
+               "constant": np.full(500, 1.0)}
+    result = compare(build_profile(reference), current, DriftSettings())
+    add_drift_result(store, credit, {**result_to_json(result), "current_rows": 500}, now=T0 + 400)
+    add_quality_result(store, credit, {"samples": 1000, "accuracy": 0.8, "precision": 0.75,
+                                       "recall": 0.7, "f1": 0.72, "roc_auc": 0.81,
+                                       "concept": {"severity": "medium"}}, now=T0 + 300)
+    store.subscriptions = {"ci": ("model.update_requested",)}
+    with store.write() as conn:
+        job_id = create_in(conn, credit, "2", "performance_degradation", {"severity": "high"},
+                           "dispatched", T0 + 500)
+        store.emit_in(conn, "model.update_requested", credit, {"job_id": job_id}, T0 + 500)
+    (delivery,) = due(store, T0 + 600, 10)
+    record_attempt(store, delivery, now=T0 + 600, status=500, error="HTTP 500", outcome="retry",
+                   next_attempt_at=T0 + 700)
+    put_scores(store, [(ModelRef("fraud_detection", "2"), {
+        "score": 0.65, "candidate": True, "components": {}, "reasons": ["deprecated"]})], T0 + 700)
+    record_job_run(store, "collect", started=T0, duration=1.5, error=None)
+    record_job_run(store, "discovery", started=T0, duration=0.5, error="SourceError: down")
+    return store
+
+
+def render(store: Store) -> str:
+    registry = CollectorRegistry()
+    registry.register(LifecycleCollector(store, lambda: ["ci"],
+                                         lambda: {"collect": 300.0, "discovery": 60.0}))
+    return generate_latest(registry).decode()
+
+
+def test_golden_exposition(tmp_path: Path) -> None:
+    text = render(fixed_store(tmp_path))
+    if os.environ.get("LIFECYCLED_REGENERATE"):
+        GOLDEN.write_text(text)
+    assert text == GOLDEN.read_text()
+
+
+def test_promtool_finds_nothing_to_lint() -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is not installed (Debian package prometheus; make test installs it)")
+    proc = subprocess.run([promtool, "check", "metrics"], input=GOLDEN.read_text(),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "" and proc.stderr.strip() == "", (
+        proc.stdout + proc.stderr)
+
+
+def exported_names(text: str) -> set[str]:
+    names = set()
+    for family in text_string_to_metric_families(text):
+        names.add(family.name + ("_total" if family.type == "counter" else ""))
+    return names
+
+
+def readme_names() -> set[str]:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Metrics", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `(lifecycled_[a-z0-9_]+)`", section, re.MULTILINE))
+
+
+def test_readme_table_lists_exactly_the_exported_metrics() -> None:
+    assert readme_names() == exported_names(GOLDEN.read_text())
+
+
+def test_unknown_values_are_absent_and_retired_models_drop_out(tmp_path: Path) -> None:
+    text = render(fixed_store(tmp_path))
+    assert 'lifecycled_model_memory_bytes{' not in text  # never reported: absent, not 0
+    assert 'lifecycled_model_serving_state{endpoint="local",model="legacy_score"' not in text
+    assert 'lifecycled_model_status{model="legacy_score",status="retired",version="1"} 1.0' in text
+    assert 'lifecycled_model_threshold_breached{model="credit_scoring",threshold="max_memory_bytes"' \
+        not in text  # unknown value: neither breached nor passed
+    assert ('lifecycled_model_threshold_breached{model="credit_scoring",'
+            'threshold="min_accuracy",version="1"} 1.0') in text
+    assert 'lifecycled_model_feature_unjudged{feature="constant",model="credit_scoring",' \
+           'reason="constant",version="1"} 1.0' in text
+
+
+def test_a_new_drift_result_replaces_the_reused_feature_samples(tmp_path: Path) -> None:
+    """Per-feature samples are built once per stored result and reused between scrapes; a newer
+    result must show instead, and nothing of the old one may remain."""
+    store = fixed_store(tmp_path)
+    collector = LifecycleCollector(store)
+    registry = CollectorRegistry()
+    registry.register(collector)
+
+    def psi_of(text: str) -> list[float]:
+        return [s.value for family in text_string_to_metric_families(text)
+                for s in family.samples
+                if s.name == "lifecycled_model_drift_statistic" and s.labels["test"] == "psi"
+                and s.labels["feature"] == "amount"]
+
+    first = generate_latest(registry).decode()
+    assert generate_latest(registry).decode() == first  # the reused samples render the same
+    rng = np.random.default_rng(1)
+    reference, current = {"amount": rng.normal(0, 1, 500)}, {"amount": rng.normal(3, 1, 500)}
+    result = compare(build_profile(reference), current, DriftSettings())
+    add_drift_result(store, ModelRef("credit_scoring", "1"), result_to_json(result), now=T0 + 900)
+    second = generate_latest(registry).decode()
+    assert psi_of(second) == [pytest.approx(result.features[0].psi)]
+    assert psi_of(first) != psi_of(second)
+    assert 'feature="channel"' not in second  # the new result has no such feature
+    assert len(collector._feature_samples) == 4  # one result, four per-feature families

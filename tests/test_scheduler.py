@@ -1,0 +1,84 @@
+"""The runtime in-process: failing jobs are counted and never stop the others; readiness;
+configuration reload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from lifecycled.config import load_settings
+from lifecycled.exporter import LifecycleCollector
+from lifecycled.jobs.context import JobContext
+from lifecycled.scheduler import Runtime
+from lifecycled.store import open_store
+from lifecycled.store.serving import job_runs
+from prometheus_client import CollectorRegistry, generate_latest
+
+from tests.conftest import write_config
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def runtime(tmp_path: Path, jobs: dict[str, object], clock: Clock | None = None) -> Runtime:
+    config = write_config(tmp_path / "cfg")
+    ctx = JobContext(load_settings(config), open_store("sqlite:///s.db", tmp_path),
+                     clock=clock or Clock(1000.0))
+    return Runtime(ctx, config, jobs=jobs)  # type: ignore[arg-type]
+
+
+def test_a_job_that_raises_is_counted_and_the_others_run(tmp_path: Path) -> None:
+    ran: list[str] = []
+
+    def boom(ctx: JobContext) -> None:
+        raise ZeroDivisionError("bug")
+
+    rt = runtime(tmp_path, {"discovery": boom, "collect": lambda ctx: ran.append("collect")})
+    assert rt.run_once() == 1
+    assert ran == ["collect"]
+    assert rt.run_once() == 1  # and it runs again next time
+    runs = {j.job: j for j in job_runs(rt.ctx.store)}
+    assert (runs["discovery"].runs, runs["discovery"].failures) == (2, 2)
+    assert runs["discovery"].last_error == "ZeroDivisionError: bug"
+    assert (runs["collect"].runs, runs["collect"].failures) == (2, 0)
+    registry = CollectorRegistry()
+    registry.register(LifecycleCollector(rt.ctx.store))
+    text = generate_latest(registry).decode()
+    assert 'lifecycled_job_failures_total{job="discovery"} 2.0' in text
+    assert 'lifecycled_job_failures_total{job="collect"} 0.0' in text
+
+
+def test_readiness_names_stale_jobs(tmp_path: Path) -> None:
+    clock = Clock(1000.0)
+    rt = runtime(tmp_path, {"discovery": lambda ctx: None}, clock)
+    rt.start_scheduler()
+    try:
+        ok, detail = rt.readiness()
+        assert ok and detail["stale_jobs"] == {}  # just started: not stale yet
+        clock.now += 3 * rt.ctx.settings.schedule.discovery + 1
+        ok, detail = rt.readiness()
+        assert not ok and set(detail["stale_jobs"]) == {"discovery"}
+        rt.run_job("discovery")
+        assert rt.readiness()[0]
+    finally:
+        rt.shutdown(grace=5)
+    assert not rt.readiness()[0]  # the scheduler is no longer running
+
+
+def test_reload_keeps_the_old_configuration_when_the_new_one_is_broken(tmp_path: Path) -> None:
+    rt = runtime(tmp_path, {"discovery": lambda ctx: None})
+    path = rt.config_path
+    assert path is not None
+    data = yaml.safe_load(path.read_text())
+    path.write_text("schedule: {discovery: soon}\n")
+    assert rt.reload() is False
+    assert rt.ctx.settings.schedule.discovery == 60
+    data["schedule"] = {"discovery": "2m"}
+    path.write_text(yaml.safe_dump(data))
+    assert rt.reload() is True
+    assert rt.ctx.settings.schedule.discovery == 120
