@@ -18,9 +18,10 @@ import tracemalloc
 from collections.abc import Callable
 
 import numpy as np
-from lifecycled.core.drift import DriftSettings, compare
+from lifecycled.core.drift import compare
 from lifecycled.core.kstest import ks_p_value
 from lifecycled.core.profile import build_profile
+from lifecycled.domain import DriftPolicy
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
@@ -67,7 +68,7 @@ def best_of(fn: Callable[[], object], repeat: int) -> float:
     return min(times)
 
 
-def measure(rows: int, features: int, repeat: int, settings: DriftSettings) -> str:
+def measure(rows: int, features: int, repeat: int, settings: DriftPolicy) -> str:
     """Time every variant on one size and return the printed row."""
     reference, current = make_data(rows, features)
     profile = build_profile(reference)
@@ -93,7 +94,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    settings = DriftSettings()
+    settings = DriftPolicy()
     print(f"{'size':>16} {'floor s':>8} {'warm s':>8} {'p-value s':>10} {'cold s':>8} {'scipy s':>8} "
           f"{'warm/floor':>10} {'scipy/warm':>10} {'cold/floor':>10} {'peak/window':>11}")
     for rows, features in QUICK if args.quick else SIZES:

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import requests
 import yaml
-from lifecycled.core.drift import DriftSettings, compare, result_to_json
+from lifecycled.core.drift import compare, result_to_json
 from lifecycled.core.profile import build_profile
 from lifecycled.core.thresholds import evaluate, evaluation_to_json
-from lifecycled.domain import ModelRef, ModelSpec, Status
+from lifecycled.domain import DriftPolicy, ModelRef, ModelSpec, Status
 from lifecycled.exporter import LifecycleCollector
 from lifecycled.store import Store, open_store
 from lifecycled.store.results import add_drift_result, add_evaluation, add_quality_result
@@ -38,7 +38,7 @@ def fill(store: Store, models: int, features: int) -> None:
     rng = np.random.default_rng(0)
     reference = {f"feature_{i:02d}": rng.normal(0, 1, 300) for i in range(features)}
     current = {name: values + rng.normal(0, 0.3) for name, values in reference.items()}
-    drift = {**result_to_json(compare(build_profile(reference), current, DriftSettings())),
+    drift = {**result_to_json(compare(build_profile(reference), current, DriftPolicy())),
              "current_rows": 300}
     now = time.time()
     values = {"interval_seconds": 300.0, "requests_per_second": 25.0, "inferences_per_second": 90.0,

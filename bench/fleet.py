@@ -20,10 +20,10 @@ from pathlib import Path
 
 import requests
 from lifecycled.config import parse_settings
-from lifecycled.jobs.collect import run_collect
-from lifecycled.jobs.context import JobContext
-from lifecycled.jobs.discovery import run_discovery
+from lifecycled.context import Context
 from lifecycled.store import open_store
+from lifecycled.tasks.collect import run_collect
+from lifecycled.tasks.discovery import run_discovery
 from prometheus_client.parser import text_string_to_metric_families
 
 ENDPOINTS = 4
@@ -144,7 +144,7 @@ def measure(size: int, repeat: int) -> tuple[float, float]:
              "metrics_url": f"http://127.0.0.1:{s.port}/metrics", "timeout": "30s"}
             for i, s in enumerate(servers)]}})
         with tempfile.TemporaryDirectory() as tmp:
-            ctx = JobContext(settings, open_store("sqlite:///state.db", Path(tmp)))
+            ctx = Context(settings, open_store("sqlite:///state.db", Path(tmp)))
             run_discovery(ctx)  # first pass registers every model
             run_collect(ctx)  # and sets the base scrape
             passes, floors = [], []

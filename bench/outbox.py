@@ -22,7 +22,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lifecycled.actions.webhooks import deliver_once
+from lifecycled.actions.webhooks import deliver_once, secret_key
 from lifecycled.settings import WebhookEndpoint
 from lifecycled.store import open_store
 from lifecycled.store.events import emit_in
@@ -53,11 +53,12 @@ def main() -> int:
                            {"model": "m", "version": str(i), "n": i}, now)
                    for i in range(args.events)]
         session = requests.Session()
+        key = secret_key(SECRET)
         start = time.perf_counter()
         rounds = 0
         while any(d.state == "pending" for d in deliveries(store, state="pending")[:1]):
             deliver_once(store, {"ci": endpoint}, session, jitter_source=random.Random(1),
-                         environ={"BENCH_SECRET": SECRET}, batch=500)
+                         key_for=lambda _name, _endpoint: key, batch=500)
             rounds += 1
         elapsed = time.perf_counter() - start
         unique = receiver.unique()

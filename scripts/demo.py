@@ -135,7 +135,7 @@ class Demo:
     def write_config(self) -> None:
         assert self.triton is not None and self.pipeline is not None
         data = yaml.safe_load((ROOT / "config" / "lifecycled.yaml").read_text())
-        seconds = {"discovery": "2s", "collect": "2s", "evaluate": "2s", "drift": "5s",
+        seconds = {"discovery": "2s", "collect": "2s", "quality": "2s", "evaluate": "2s", "drift": "5s",
                    "updates": "2s", "retirement": "5s", "deliver": "1s", "housekeeping": "1h"}
         data["daemon"].update({
             "listen": f"127.0.0.1:{self.port}", "public_url": f"http://127.0.0.1:{self.port}",

@@ -9,10 +9,10 @@ from lifecycled.config import (
     ConfigError,
     load_settings,
     parse_settings,
-    read_secret,
     resolve_config_path,
 )
 from lifecycled.registration import parse_registrations
+from lifecycled.secrets import read_secret
 from lifecycled.units import parse_duration, parse_size
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,13 +54,14 @@ def test_model_thresholds_override_defaults_key_by_key() -> None:
 
 @pytest.mark.parametrize(("text", "seconds"), [
     ("90s", 90), ("5m", 300), ("12h", 43200), ("7d", 604800), ("80ms", 0.08), (15, 15),
-    ("1.5h", 5400),
+    ("1.5h", 5400), ("1h30m", 5400), ("2d12h", 216000), ("1m30s500ms", 90.5), ("1h 30m", 5400),
 ])
 def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("bad", ["5 parsecs", "m5", "", True, "-5s", None])
+@pytest.mark.parametrize("bad", ["5 parsecs", "m5", "", True, "-5s", None, "30m1h", "5m5m",
+                                 "1h-30m"])
 def test_bad_durations(bad: object) -> None:
     with pytest.raises(ValueError):
         parse_duration(bad)
@@ -165,3 +166,26 @@ def test_registration_documents() -> None:
     assert info.value.problems[0] == "0.version: required key is missing"
     assert info.value.problems[1] == "[1]: expected a mapping, got str"
     assert info.value.problems[2].startswith("2.status:")
+
+
+def test_a_compound_duration_in_the_wrong_order_names_the_key() -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_settings({"schedule": {"collect": "30m1h"}})
+    assert "schedule.collect: expected the largest unit first and each unit once, got '30m1h'" \
+        in raised.value.problems
+
+
+def test_the_metrics_url_defaults_from_the_api_url() -> None:
+    settings = parse_settings({"sources": {"triton": [
+        {"name": "a", "url": "http://10.0.0.5:8000"},
+        {"name": "b", "url": "https://[fd00::5]:8000", "metrics_url": "https://m:9/metrics"}]}})
+    a, b = settings.sources.triton
+    assert a.metrics_url == "http://10.0.0.5:8002/metrics"
+    assert b.metrics_url == "https://m:9/metrics"
+    six = parse_settings({"sources": {"triton": [{"name": "c", "url": "http://[fd00::5]:8000"}]}})
+    assert six.sources.triton[0].metrics_url == "http://[fd00::5]:8002/metrics"
+
+
+def test_quality_promql_without_prometheus_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"models m: quality\.promql needs sources\.prometheus"):
+        parse_settings({"models": {"m": {"quality": {"promql": {"accuracy": "up"}}}}})

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 from lifecycled.config import load_settings
+from lifecycled.context import Context
 from lifecycled.exporter import LifecycleCollector
-from lifecycled.jobs.context import JobContext
 from lifecycled.scheduler import Runtime
 from lifecycled.store import open_store
 from lifecycled.store.serving import job_runs
@@ -27,7 +27,7 @@ class Clock:
 
 def runtime(tmp_path: Path, jobs: dict[str, object], clock: Clock | None = None) -> Runtime:
     config = write_config(tmp_path / "cfg")
-    ctx = JobContext(load_settings(config), open_store("sqlite:///s.db", tmp_path),
+    ctx = Context(load_settings(config), open_store("sqlite:///s.db", tmp_path),
                      clock=clock or Clock(1000.0))
     return Runtime(ctx, config, jobs=jobs)  # type: ignore[arg-type]
 
@@ -35,7 +35,7 @@ def runtime(tmp_path: Path, jobs: dict[str, object], clock: Clock | None = None)
 def test_a_job_that_raises_is_counted_and_the_others_run(tmp_path: Path) -> None:
     ran: list[str] = []
 
-    def boom(ctx: JobContext) -> None:
+    def boom(ctx: Context) -> None:
         raise ZeroDivisionError("bug")
 
     rt = runtime(tmp_path, {"discovery": boom, "collect": lambda ctx: ran.append("collect")})

@@ -1,4 +1,4 @@
-"""The code passes the ruff and mypy settings in pyproject.toml."""
+"""The code passes the ruff and mypy settings and keeps the import contract in pyproject.toml."""
 
 from __future__ import annotations
 
@@ -30,4 +30,11 @@ def test_ruff_is_clean() -> None:
 
 def test_mypy_is_clean() -> None:
     proc = subprocess.run([_tool("mypy")], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_import_contract_is_kept() -> None:
+    """The rooms import only the rooms below them (README "Development")."""
+    proc = subprocess.run([_tool("lint-imports"), "--no-cache"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr

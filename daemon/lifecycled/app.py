@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from lifecycled import __version__, logs
-from lifecycled.config import load_settings, read_secret, resolve_config_path, subscriptions
-from lifecycled.errors import ConfigError, InputError
-from lifecycled.jobs.context import JobContext
+from lifecycled.config import load_settings, resolve_config_path
+from lifecycled.context import Context
+from lifecycled.errors import ConfigError
 from lifecycled.notify import Notifier
+from lifecycled.registration import warn_threshold_differences
+from lifecycled.secrets import read_secret
 from lifecycled.settings import Settings
 from lifecycled.store import Store, open_store
+from lifecycled.store.sqlite import sqlite_path
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +36,16 @@ class App:
     settings: Settings
     config_path: Path
     store: Store
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
     @property
     def state_dir(self) -> Path:
         """Folder of the state file: profile caches and backups live beside it."""
         return self.store.path.parent
 
-    def context(self) -> JobContext:
-        """The context jobs run with (real clock and HTTP session)."""
-        return JobContext(self.settings, self.store)
+    def context(self) -> Context:
+        """The context tasks and actions run with (real clock, clients and environment)."""
+        return Context(self.settings, self.store, environ=self.environ)
 
     def close(self) -> None:
         self.store.close()
@@ -61,8 +63,15 @@ def open_app(config: str | None, environ: Mapping[str, str] | None = None) -> Ap
     environ = os.environ if environ is None else environ
     settings, path = load(config, environ)
     store = open_store(settings.daemon.state_url, state_base_dir(environ))
-    store.subscriptions = subscriptions(settings)
-    return App(settings, path, store)
+    store.subscriptions = settings.subscriptions()
+    return App(settings, path, store, environ)
+
+
+def existing_store(settings: Settings, environ: Mapping[str, str] | None = None) -> Store | None:
+    """The state store if its file exists (commands that only look must not create one)."""
+    environ = os.environ if environ is None else environ
+    path = sqlite_path(settings.daemon.state_url, state_base_dir(environ))
+    return open_store(settings.daemon.state_url, state_base_dir(environ)) if path.exists() else None
 
 
 @contextmanager
@@ -89,28 +98,14 @@ def _token_reader(settings: Settings, environ: Mapping[str, str]) -> Callable[[]
     return read
 
 
-def job_events_handler(ctx: JobContext) -> Callable[[Any], tuple[int, Any]]:
-    """POST /api/v1/jobs/{id}/events: a progress report from the update pipeline."""
-    from lifecycled.jobs.updates import report_event
-
-    def handle(request: Any) -> tuple[int, Any]:
-        if len(request.parts) != 5 or request.parts[4] != "events":
-            return 404, {"error": f"no route for POST {request.path}"}
-        try:
-            body = json.loads(request.body or b"null")
-        except ValueError as exc:
-            raise InputError(f"the body is not valid JSON: {exc}") from exc
-        return 200, report_event(ctx, request.parts[3], body).to_json()
-
-    return handle
-
-
 def run_daemon(config: str | None, *, once: bool = False,
                environ: Mapping[str, str] | None = None) -> int:
     """``lifecycled run``: the scheduled daemon until SIGTERM/SIGINT (or each job once)."""
     # The daemon's parts are imported here so that one-shot commands start quickly.
     from prometheus_client import CollectorRegistry
 
+    from lifecycled.actions.updates import apply_job_event
+    from lifecycled.api import job_events_handler
     from lifecycled.exporter import LifecycleCollector
     from lifecycled.http import Api, HttpServer, split_listen
     from lifecycled.scheduler import Runtime
@@ -119,6 +114,7 @@ def run_daemon(config: str | None, *, once: bool = False,
     app = open_app(config, environ)
     logs.configure(app.settings.daemon.log_level, app.settings.daemon.log_format)
     notifier = Notifier(environ)
+    warn_threshold_differences(app.settings, app.store)
     runtime = Runtime(app.context(), app.config_path, notifier)
     if once:
         try:
@@ -130,7 +126,8 @@ def run_daemon(config: str | None, *, once: bool = False,
         app.store, lambda: list(runtime.ctx.settings.webhooks),
         lambda: {job: getattr(runtime.ctx.settings.schedule, job) for job in runtime.jobs}))
     api = Api(app.store, registry, runtime.readiness, _token_reader(app.settings, environ),
-              posts={"jobs": job_events_handler(runtime.ctx)})
+              posts={"jobs": job_events_handler(
+                  lambda job_id, event: apply_job_event(runtime.ctx, job_id, event))})
     host, port = split_listen(app.settings.daemon.listen)
     tls = app.settings.daemon.tls
     server = HttpServer(api, host, port, cert_file=tls.cert_file, key_file=tls.key_file)

@@ -1,14 +1,13 @@
-"""YAML -> one typed, validated, immutable Settings object (``lifecycled.settings``); every problem
-reported at once.
+"""Loading only: YAML files -> one typed, validated, immutable Settings object
+(``lifecycled.settings``); every problem reported at once.
 
-``load_settings(path, environ)`` reads the file (and ``models.d/*.yaml`` beside it) and returns
+``load_settings(path)`` reads the file (and ``models.d/*.yaml`` beside it) and returns
 Settings or raises ConfigError listing each problem with its key path. ``parse_settings(mapping)``
 is the pure part, for tests.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from lifecycled.errors import ConfigError
-from lifecycled.settings import DriftSettings, Settings
+from lifecycled.settings import Settings
 
 DEFAULT_PATHS = (Path("/etc/lifecycled/lifecycled.yaml"), Path("config/lifecycled.yaml"))
 ENV_CONFIG = "LIFECYCLED_CONFIG"
@@ -45,7 +44,10 @@ def format_error(error: Mapping[str, Any], prefix: tuple[str | int, ...] = ()) -
     if kind == "value_error":
         message = str(error.get("ctx", {}).get("error", error["msg"]))
         return f"{path}: {message}" if path else message
-    return f"{path}: {error['msg'][0].lower()}{error['msg'][1:]}, got {given!r}"
+    shown = repr(given)
+    if len(shown) > 80:  # a long input (a request body's list) is named, not echoed
+        shown = shown[:77] + "..."
+    return f"{path}: {error['msg'][0].lower()}{error['msg'][1:]}, got {shown}"
 
 
 def parse_settings(data: Any) -> Settings:
@@ -139,39 +141,3 @@ def load_settings(path: Path) -> Settings:
     if problems:
         raise ConfigError(problems, source=str(path))
     return settings
-
-
-def read_secret(file: str | None, env: str | None, environ: Mapping[str, str] | None = None,
-                what: str = "secret") -> str:
-    """Read a secret from a file or an environment variable; never from the config itself.
-
-    A relative file is looked up in ``$CREDENTIALS_DIRECTORY`` first (systemd ``LoadCredential=``).
-    """
-    environ = os.environ if environ is None else environ
-    if env:
-        value = environ.get(env)
-        if not value:
-            raise ConfigError([f"{what}: environment variable {env} is not set"])
-        return value.strip()
-    if file:
-        path = Path(file)
-        creds = environ.get("CREDENTIALS_DIRECTORY")
-        if not path.is_absolute() and creds and (Path(creds) / path).exists():
-            path = Path(creds) / path
-        try:
-            return path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError([f"{what}: cannot read {path}: {exc.strerror or exc}"]) from exc
-    raise ConfigError([f"{what}: neither a file nor an environment variable is configured"])
-
-
-def drift_settings_for(settings: Settings, name: str) -> DriftSettings:
-    """Return the model's drift settings with every unset key taken from the defaults."""
-    merged = settings.defaults.drift.model_dump()
-    merged.update(settings.model_settings(name).drift.model_dump(exclude_none=True))
-    return DriftSettings.model_validate(merged)
-
-
-def subscriptions(settings: Settings) -> dict[str, tuple[str, ...]]:
-    """Webhook endpoint -> the event types it wants."""
-    return {name: tuple(endpoint.events) for name, endpoint in settings.webhooks.items()}

@@ -6,9 +6,9 @@ import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
-from lifecycled.errors import InputError
+from lifecycled.errors import InputError, TransitionError
 
 
 class Status(enum.StrEnum):
@@ -21,6 +21,36 @@ class Status(enum.StrEnum):
     DEPRECATED = "deprecated"
     RETIRED = "retired"
     FAILED = "failed"
+
+
+S = Status
+
+# The lifecycle graph (DESIGN.md section 5). Any status but retired may also move to failed.
+_FORWARD: dict[Status, frozenset[Status]] = {
+    S.DEVELOPING: frozenset({S.TESTING}),
+    S.TESTING: frozenset({S.DEVELOPING, S.STAGING}),
+    S.STAGING: frozenset({S.TESTING, S.PRODUCTION}),
+    S.PRODUCTION: frozenset({S.DEPRECATED}),
+    S.DEPRECATED: frozenset({S.PRODUCTION, S.RETIRED}),
+    S.FAILED: frozenset({S.TESTING, S.RETIRED}),
+    S.RETIRED: frozenset(),
+}
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    status: targets | ({S.FAILED} if status not in (S.RETIRED, S.FAILED) else frozenset())
+    for status, targets in _FORWARD.items()
+}
+
+
+def check_transition(what: str, current: Status, target: Status) -> None:
+    """Raise TransitionError unless ``current -> target`` is an allowed move for ``what``."""
+    if target in TRANSITIONS[current]:
+        return
+    if current == target:
+        raise TransitionError(f"{what} is already {current.value}")
+    allowed = ", ".join(sorted(s.value for s in TRANSITIONS[current])) or "none: it is final"
+    raise TransitionError(
+        f"cannot move {what} from {current.value} to {target.value} (allowed: {allowed})"
+    )
 
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
@@ -52,15 +82,168 @@ class ModelRef:
         return f"{self.name}:{self.version}"
 
 
-# Threshold keys, all in base units: ratios 0-1, seconds, requests per second, bytes.
-THRESHOLD_KEYS = (
-    "min_accuracy",
-    "max_latency_p99_seconds",
-    "min_throughput_rps",
-    "max_error_ratio",
-    "max_memory_bytes",
-    "max_cpu_ratio",
+# --- vocabularies: each written once; settings, core, store, exporter, CLI and docs read them ---
+
+
+class Severity(enum.IntEnum):
+    """Severity of a finding (drift, concept drift, a trigger), ordered so that max() is the worst."""
+
+    LOW = 0
+    MEDIUM = 1
+    HIGH = 2
+    CRITICAL = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls[text.upper()]
+        except KeyError:
+            raise InputError(f"unknown severity {text!r}; use one of {', '.join(SEVERITIES)}"
+                             ) from None
+
+
+SEVERITIES = tuple(s.label for s in Severity)
+
+
+class Level(enum.StrEnum):
+    """Performance level of an evaluation (DESIGN.md section 6); unknown when nothing is known."""
+
+    EXCELLENT = "excellent"
+    GOOD = "good"
+    ACCEPTABLE = "acceptable"
+    POOR = "poor"
+    CRITICAL = "critical"
+    UNKNOWN = "unknown"
+SeverityName = Literal["low", "medium", "high", "critical"]
+assert get_args(SeverityName) == SEVERITIES
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """One threshold: its base-unit key, the config key, the snapshot field it limits."""
+
+    key: str  # base-unit key as stored, evaluated and exported (label ``threshold``)
+    setting: str  # key under ``thresholds:`` in the configuration
+    field: str  # snapshot field compared with the limit
+    direction: Literal["min", "max"]  # min: breached below the limit; max: above it
+    unit: str  # ratio, seconds, requests_per_second, bytes
+    label: str  # words for people
+
+    def breached(self, value: float, limit: float) -> bool:
+        return value < limit if self.direction == "min" else value > limit
+
+
+THRESHOLDS = (
+    Threshold("min_accuracy", "min_accuracy", "accuracy", "min", "ratio", "accuracy"),
+    Threshold("max_latency_p99_seconds", "max_latency_p99", "latency_p99_seconds", "max",
+              "seconds", "p99 latency"),
+    Threshold("min_throughput_rps", "min_throughput", "requests_per_second", "min",
+              "requests_per_second", "throughput"),
+    Threshold("max_error_ratio", "max_error_ratio", "error_ratio", "max", "ratio", "error ratio"),
+    Threshold("max_memory_bytes", "max_memory", "memory_bytes", "max", "bytes", "memory"),
+    Threshold("max_cpu_ratio", "max_cpu", "cpu_utilization_ratio", "max", "ratio",
+              "CPU utilisation"),
 )
+THRESHOLD_BY_KEY = {t.key: t for t in THRESHOLDS}
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A number a snapshot holds and the exporter publishes (``field`` is its column)."""
+
+    field: str
+    metric: str
+    help: str
+
+
+SERVING_QUANTITIES = (
+    Quantity("requests_per_second", "lifecycled_model_throughput_requests_per_second",
+             "Requests per second over the last collect interval (fleet sum)."),
+    Quantity("inferences_per_second", "lifecycled_model_throughput_inferences_per_second",
+             "Inferences per second (a batch of n counts n) over the last interval."),
+    Quantity("error_ratio", "lifecycled_model_error_ratio",
+             "Failed requests over all requests in the last interval (0-1)."),
+    Quantity("latency_mean_seconds", "lifecycled_model_latency_mean_seconds",
+             "Mean latency of successful requests in the last interval."),
+    Quantity("latency_p50_seconds", "lifecycled_model_latency_p50_seconds",
+             "Median request latency from Triton's summaries (worst endpoint)."),
+    Quantity("latency_p95_seconds", "lifecycled_model_latency_p95_seconds",
+             "95th percentile request latency from Triton's summaries (worst endpoint)."),
+    Quantity("latency_p99_seconds", "lifecycled_model_latency_p99_seconds",
+             "99th percentile request latency from Triton's summaries (worst endpoint)."),
+    Quantity("queue_mean_seconds", "lifecycled_model_queue_mean_seconds",
+             "Mean time successful requests waited in Triton's queue in the last interval."),
+    Quantity("pending_requests", "lifecycled_model_pending_requests",
+             "Requests waiting in Triton's queues at the last scrape (fleet sum)."),
+    Quantity("memory_bytes", "lifecycled_model_memory_bytes",
+             "Model memory from Triton's statistics extension, where reported."),
+    Quantity("cpu_utilization_ratio", "lifecycled_model_cpu_utilization_ratio",
+             "CPU utilisation (0-1) of the Triton hosts serving the model (worst)."),
+)
+
+
+@dataclass(frozen=True)
+class QualityMetric:
+    """A quality metric: its name in results and PromQL config, its snapshot column, its metric."""
+
+    name: str
+    field: str
+    metric: str
+    help: str
+
+
+QUALITY_METRICS = (
+    QualityMetric("accuracy", "accuracy", "lifecycled_model_accuracy_ratio",
+                  "Accuracy from labelled outcomes (0-1)."),
+    QualityMetric("precision", "precision_ratio", "lifecycled_model_precision_ratio",
+                  "Precision from labelled outcomes (0-1)."),
+    QualityMetric("recall", "recall_ratio", "lifecycled_model_recall_ratio",
+                  "Recall from labelled outcomes (0-1)."),
+    QualityMetric("f1", "f1_ratio", "lifecycled_model_f1_ratio",
+                  "F1 score from labelled outcomes (0-1)."),
+    QualityMetric("roc_auc", "roc_auc", "lifecycled_model_roc_auc_ratio",
+                  "ROC AUC from labelled outcomes (0-1)."),
+)
+QualityName = Literal["accuracy", "precision", "recall", "f1", "roc_auc"]
+assert get_args(QualityName) == tuple(m.name for m in QUALITY_METRICS)
+
+# Every column of a snapshot: the interval it covers, serving quantities, quality metrics.
+SNAPSHOT_FIELDS = ("interval_seconds", *(q.field for q in SERVING_QUANTITIES),
+                   *(m.field for m in QUALITY_METRICS))
+# What a Prometheus query may be configured for: the serving quantities, and the requests counted
+# over the collect interval (for retirement's usage).
+PROMQL_QUANTITIES = (*(q.field for q in SERVING_QUANTITIES if q.field != "memory_bytes"),
+                     "requests")
+
+
+# --- policies: the value types core computes with; the configuration fills them -----------------
+
+
+@dataclass(frozen=True)
+class DriftPolicy:
+    """How data drift is judged (DESIGN.md section 6); the defaults are the documented ones."""
+
+    bins: int = 10
+    min_samples: int = 100
+    weights: tuple[float, float, float] = (0.4, 0.3, 0.3)  # ks (or tvd), js, psi
+    alert_severity: Severity = Severity.MEDIUM
+    correction: Literal["none", "bonferroni", "bh"] = "none"
+    alpha: float = 0.05
+
+
+@dataclass(frozen=True)
+class RetirementPolicy:
+    """The limits of the retirement score (the seed's weights are fixed in core)."""
+
+    max_age_days: float = 730.0
+    min_accuracy: float = 0.8
+    min_requests_per_month: float = 50.0
+    normal_weekly_requests: float = 1000.0
+    candidate_score: float = 0.6
 
 
 @dataclass(frozen=True)

@@ -4,16 +4,20 @@ configuration and the defaults."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
 
 from pydantic import Field, ValidationError, model_validator
 
 from lifecycled.config import format_error
-from lifecycled.domain import ModelRef, ModelSpec, Status
+from lifecycled.domain import ModelRecord, ModelRef, ModelSpec, Status
 from lifecycled.errors import ConfigError, InputError
 from lifecycled.settings import ModelSettings, Settings
+from lifecycled.store import Store
 from lifecycled.units import Name
+
+log = logging.getLogger(__name__)
 
 
 class RegistrationEntry(ModelSettings):
@@ -106,3 +110,36 @@ def build_spec(settings: Settings, ref: ModelRef, entry: ModelSettings | None = 
         monitoring=monitoring_for(settings, ref.name),
         deployment=dict(deployment or {}),
     )
+
+
+def threshold_differences(settings: Settings, records: Iterable[ModelRecord]) -> list[dict[str, Any]]:
+    """Versions (not retired) whose stored thresholds differ from what the configuration gives
+    now. The stored thresholds are the ones that apply: the registry row is the source of truth
+    (each change is recorded), and ``models sync-thresholds`` stores the configured ones."""
+    found = []
+    for record in records:
+        if record.status == Status.RETIRED:
+            continue
+        stored, configured = dict(record.spec.thresholds), settings.thresholds_for(record.ref.name)
+        changed = sorted(k for k in set(stored) | set(configured)
+                         if stored.get(k) != configured.get(k))
+        if changed:
+            found.append({"model": str(record.ref), "changed": changed,
+                          "stored": {k: stored.get(k) for k in changed},
+                          "configured": {k: configured.get(k) for k in changed}})
+    return found
+
+
+def describe_difference(difference: Mapping[str, Any]) -> str:
+    """One line: which thresholds differ, and how to apply the configured ones."""
+    parts = ", ".join(f"{k} stored {difference['stored'][k]} configured "
+                      f"{difference['configured'][k]}" for k in difference["changed"])
+    return (f"{difference['model']}: stored thresholds differ from the configuration ({parts}); "
+            f"the stored ones apply until `lifecycled models sync-thresholds "
+            f"{difference['model']} --reason TEXT`")
+
+
+def warn_threshold_differences(settings: Settings, store: Store) -> None:
+    """Log each registered version whose stored thresholds differ from the configuration."""
+    for difference in threshold_differences(settings, store.list_models()):
+        log.warning("thresholds differ: %s", describe_difference(difference))

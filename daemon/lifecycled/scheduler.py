@@ -19,13 +19,14 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from lifecycled.config import load_settings, subscriptions
+from lifecycled.config import load_settings
+from lifecycled.context import Context
 from lifecycled.errors import ConfigError, LifecycledError, StoreError
-from lifecycled.jobs.context import JobContext
-from lifecycled.jobs.registry import JOBS, Job
 from lifecycled.notify import Notifier
+from lifecycled.registration import warn_threshold_differences
 from lifecycled.settings import Settings
 from lifecycled.store.serving import job_runs, record_job_run
+from lifecycled.tasks.registry import TASKS, Task
 
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 5.0
@@ -35,10 +36,10 @@ STALE_INTERVALS = 3
 class Runtime:
     """Runs the jobs (once, or on a schedule) against one store with the current settings."""
 
-    def __init__(self, ctx: JobContext, config_path: Path | None = None,
+    def __init__(self, ctx: Context, config_path: Path | None = None,
                  notifier: Notifier | None = None,
                  monotonic: Callable[[], float] = time.monotonic,
-                 jobs: Mapping[str, Job] = JOBS) -> None:
+                 jobs: Mapping[str, Task] = TASKS) -> None:
         self.ctx = ctx
         self.jobs = jobs
         self.config_path = config_path
@@ -170,7 +171,8 @@ class Runtime:
             if getattr(settings.daemon, key) != getattr(old.daemon, key):
                 log.warning("reload: daemon.%s changed; it applies after a restart", key)
         self.ctx.settings = settings
-        self.ctx.store.subscriptions = subscriptions(settings)
+        self.ctx.store.subscriptions = settings.subscriptions()
+        warn_threshold_differences(settings, self.ctx.store)
         if self.scheduler is not None:
             for name in self.jobs:
                 interval = getattr(settings.schedule, name)

@@ -1,13 +1,25 @@
 """The configuration's sections as frozen pydantic models, rooted at Settings; unknown keys are
-errors. ``lifecycled.config`` loads and validates files into them."""
+errors. ``lifecycled.config`` loads and validates files into them; the vocabularies (thresholds,
+severities, quantities) and the policy defaults come from ``lifecycled.domain``."""
 
 from __future__ import annotations
 
-from typing import Literal
+import dataclasses
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from lifecycled.domain import Status
+from lifecycled.domain import (
+    PROMQL_QUANTITIES,
+    THRESHOLDS,
+    DriftPolicy,
+    QualityName,
+    RetirementPolicy,
+    Severity,
+    SeverityName,
+    Status,
+)
 from lifecycled.units import Duration, Name, NonNegative, PositiveDuration, Ratio, Size
 
 
@@ -45,14 +57,30 @@ class DaemonSettings(_Section):
     shutdown_grace: Duration = 30.0
 
 
+TRITON_METRICS_PORT = 8002  # Triton's default --metrics-port
+
+
 class TritonEndpoint(_Section):
     name: Name
     url: str = Field(pattern=r"^https?://")
+    # default: the API URL's host on Triton's metrics port, path /metrics
     metrics_url: str = Field(pattern=r"^https?://")
     timeout: PositiveDuration = 5.0
     headers: dict[str, str] = {}
     tls: TLSSettings = TLSSettings()
     allow_model_control: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_metrics_url(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("metrics_url") is None \
+                and isinstance(data.get("url"), str):
+            parts = urlsplit(data["url"])
+            if parts.scheme in ("http", "https") and parts.hostname:
+                host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+                data = {**data, "metrics_url": f"{parts.scheme}://{host}:{TRITON_METRICS_PORT}"
+                                               "/metrics"}
+        return data
 
 
 class BasicAuth(_Section):
@@ -78,12 +106,10 @@ class PrometheusSettings(_Section):
     @field_validator("queries")
     @classmethod
     def _known_quantities(cls, value: dict[str, str]) -> dict[str, str]:
-        from lifecycled.sources.prometheus import QUANTITIES
-
-        unknown = sorted(set(value) - set(QUANTITIES))
+        unknown = sorted(set(value) - set(PROMQL_QUANTITIES))
         if unknown:
             raise ValueError(f"unknown quantities {', '.join(unknown)}; known: "
-                             f"{', '.join(QUANTITIES)}")
+                             f"{', '.join(PROMQL_QUANTITIES)}")
         return value
 
 
@@ -104,6 +130,7 @@ class SourcesSettings(_Section):
 class ScheduleSettings(_Section):
     discovery: PositiveDuration = 60.0
     collect: PositiveDuration = 300.0
+    quality: PositiveDuration = 300.0
     evaluate: PositiveDuration = 3600.0
     drift: PositiveDuration = 86400.0
     updates: PositiveDuration = 60.0
@@ -123,15 +150,8 @@ class ThresholdSettings(_Section):
     max_cpu: Ratio | None = None
 
     def to_base_units(self) -> dict[str, float]:
-        """Return the set thresholds keyed by their base-unit names (see domain.THRESHOLD_KEYS)."""
-        pairs = {
-            "min_accuracy": self.min_accuracy,
-            "max_latency_p99_seconds": self.max_latency_p99,
-            "min_throughput_rps": self.min_throughput,
-            "max_error_ratio": self.max_error_ratio,
-            "max_memory_bytes": self.max_memory,
-            "max_cpu_ratio": self.max_cpu,
-        }
+        """Return the set thresholds keyed by their base-unit keys (``domain.THRESHOLDS``)."""
+        pairs = {t.key: getattr(self, t.setting) for t in THRESHOLDS}
         return {key: value for key, value in pairs.items() if value is not None}
 
 
@@ -145,13 +165,10 @@ DEFAULT_THRESHOLDS = ThresholdSettings(
 )
 
 
-Severity = Literal["low", "medium", "high", "critical"]
-
-
 class DriftWeights(_Section):
-    ks: NonNegative = 0.4
-    js: NonNegative = 0.3
-    psi: NonNegative = 0.3
+    ks: NonNegative = DriftPolicy.weights[0]
+    js: NonNegative = DriftPolicy.weights[1]
+    psi: NonNegative = DriftPolicy.weights[2]
 
 
 class DriftSettings(_Section):
@@ -165,7 +182,7 @@ class DriftSettings(_Section):
     bins: int | None = Field(default=None, ge=2, le=1000)
     min_samples: int | None = Field(default=None, ge=1)
     weights: DriftWeights | None = None
-    alert_severity: Severity | None = None
+    alert_severity: SeverityName | None = None
     correction: Literal["none", "bonferroni", "bh"] | None = None
 
 
@@ -175,7 +192,7 @@ class QualitySettings(_Section):
     label_column: str = "label"
     score_column: str | None = None
     timestamp_column: str | None = None
-    promql: dict[Literal["accuracy", "precision", "recall", "f1", "roc_auc"], str] = {}
+    promql: dict[QualityName, str] = {}
 
 
 class MonitoringSettings(_Section):
@@ -190,8 +207,8 @@ class DefaultsSettings(_Section):
     thresholds: ThresholdSettings = DEFAULT_THRESHOLDS
     monitoring: MonitoringSettings = MonitoringSettings()
     drift: DriftSettings = DriftSettings(
-        bins=10, min_samples=100, weights=DriftWeights(), alert_severity="medium",
-        correction="none",
+        bins=DriftPolicy.bins, min_samples=DriftPolicy.min_samples, weights=DriftWeights(),
+        alert_severity=DriftPolicy.alert_severity.label, correction=DriftPolicy.correction,
     )
 
     @model_validator(mode="after")
@@ -264,12 +281,12 @@ class UpdatePolicy(_Section):
     load_in_triton: bool = False
 
 
-class RetirementPolicy(_Section):
-    max_age_days: float = Field(default=730, gt=0)
-    min_accuracy: Ratio = 0.8
-    min_requests_per_month: float = Field(default=50, ge=0)
-    normal_weekly_requests: float = Field(default=1000, gt=0)
-    candidate_score: Ratio = 0.6
+class RetirementSettings(_Section):
+    max_age_days: float = Field(default=RetirementPolicy.max_age_days, gt=0)
+    min_accuracy: Ratio = RetirementPolicy.min_accuracy
+    min_requests_per_month: float = Field(default=RetirementPolicy.min_requests_per_month, ge=0)
+    normal_weekly_requests: float = Field(default=RetirementPolicy.normal_weekly_requests, gt=0)
+    candidate_score: Ratio = RetirementPolicy.candidate_score
     auto_retire_score: Ratio = 0.7
     auto_retire: bool = False
     auto_retire_failed: bool = False
@@ -277,10 +294,15 @@ class RetirementPolicy(_Section):
     backup_dir: str = "backups"
     backup_retention_days: float = Field(default=365, gt=0)
 
+    def policy(self) -> RetirementPolicy:
+        """The scoring limits as core's value type."""
+        return RetirementPolicy(**{f.name: getattr(self, f.name)
+                                   for f in dataclasses.fields(RetirementPolicy)})
+
 
 class PoliciesSettings(_Section):
     updates: UpdatePolicy = UpdatePolicy()
-    retirement: RetirementPolicy = RetirementPolicy()
+    retirement: RetirementSettings = RetirementSettings()
 
 
 class Settings(_Section):
@@ -294,9 +316,40 @@ class Settings(_Section):
     webhooks: dict[Name, WebhookEndpoint] = {}
     policies: PoliciesSettings = PoliciesSettings()
 
+    @model_validator(mode="after")
+    def _promql_needs_prometheus(self) -> Settings:
+        if self.sources.prometheus is None:
+            using = sorted(name for name, m in self.models.items() if m.quality.promql)
+            if using:
+                raise ValueError(f"models {', '.join(using)}: quality.promql needs "
+                                 "sources.prometheus")
+        return self
+
     def model_settings(self, name: str) -> ModelSettings:
         """Return the configured settings of model ``name`` (empty settings if not configured)."""
         return self.models.get(name, _UNCONFIGURED)
+
+    def drift_config(self, name: str) -> DriftSettings:
+        """The model's drift section with every unset key taken from ``defaults.drift``."""
+        merged = self.defaults.drift.model_dump()
+        merged.update(self.model_settings(name).drift.model_dump(exclude_none=True))
+        return DriftSettings.model_validate(merged)
+
+    def drift_policy(self, name: str) -> DriftPolicy:
+        """How drift of model ``name`` is judged, as core's value type."""
+        config = self.drift_config(name)
+        weights = config.weights or DriftWeights()
+        return DriftPolicy(
+            bins=config.bins or DriftPolicy.bins,
+            min_samples=config.min_samples or DriftPolicy.min_samples,
+            weights=(weights.ks, weights.js, weights.psi),
+            alert_severity=Severity.parse(config.alert_severity or DriftPolicy.alert_severity.label),
+            correction=config.correction or DriftPolicy.correction,
+        )
+
+    def subscriptions(self) -> dict[str, tuple[str, ...]]:
+        """Webhook endpoint -> the event types it wants."""
+        return {name: tuple(endpoint.events) for name, endpoint in self.webhooks.items()}
 
     def thresholds_for(self, name: str, *overrides: ThresholdSettings) -> dict[str, float]:
         """Return the effective thresholds in base units: defaults <- model config <- overrides."""

@@ -8,8 +8,11 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+# One or more "<number><unit>" parts, largest unit first, as in Prometheus (1h30m, 2d12h, 90s).
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
+_DURATION_RE = re.compile(r"^\s*(?:\d+(?:\.\d+)?\s*(?:ms|s|m|h|d|w)\s*)+$")
+_DURATION_UNITS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+_DURATION_EXAMPLE = "a duration like 90s, 5m, 1h30m, 7d or 80ms"
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$")
 _SIZE_UNITS = {
     "B": 1.0, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
@@ -32,9 +35,17 @@ def _quantity(value: Any, pattern: re.Pattern[str], units: dict[str, float], exa
 
 
 def parse_duration(value: Any) -> float:
-    """Parse ``90s``, ``5m``, ``12h``, ``7d``, ``80ms`` (or a bare number of seconds) to seconds."""
-    return _quantity(value, _DURATION_RE, _DURATION_UNITS,
-                     "a duration like 90s, 5m, 12h, 7d or 80ms")
+    """Parse ``90s``, ``5m``, ``1h30m``, ``7d``, ``80ms`` (or a bare number of seconds) to
+    seconds. Compound forms put the largest unit first and each unit at most once."""
+    if not isinstance(value, str):
+        return _quantity(value, _DURATION_RE, {}, _DURATION_EXAMPLE)
+    if not _DURATION_RE.match(value):
+        raise ValueError(f"expected {_DURATION_EXAMPLE}, got {value!r}")
+    parts = _DURATION_PART.findall(value.strip())
+    order = [list(_DURATION_UNITS).index(unit) for _, unit in parts]
+    if order != sorted(set(order)):
+        raise ValueError(f"expected the largest unit first and each unit once, got {value!r}")
+    return sum(float(amount) * _DURATION_UNITS[unit] for amount, unit in parts)
 
 
 def parse_size(value: Any) -> float:

@@ -7,27 +7,27 @@ from pathlib import Path
 
 import numpy as np
 from lifecycled.config import parse_settings
+from lifecycled.context import Context
 from lifecycled.domain import ModelRef, ModelSpec, Status
-from lifecycled.jobs.context import JobContext
-from lifecycled.jobs.drift import run_model_drift
-from lifecycled.jobs.evaluate import run_evaluate
 from lifecycled.store import open_store
 from lifecycled.store.outbox import deliveries, event_body
 from lifecycled.store.serving import add_snapshot
+from lifecycled.tasks.drift import run_model_drift
+from lifecycled.tasks.evaluate import run_evaluate
 
 REF = ModelRef("credit_scoring", "1")
 
 
-def context(tmp_path: Path, **config: object) -> JobContext:
+def context(tmp_path: Path, **config: object) -> Context:
     store = open_store("sqlite:///s.db", tmp_path)
     store.subscriptions = {"ci": ("model.threshold_breached", "model.drift_detected")}
     store.register(ModelSpec(REF, owner_team="t", business_domain="d", thresholds={
         "min_accuracy": 0.85, "max_error_ratio": 0.01}), Status.PRODUCTION, actor="t",
         reason="r", now=1.0)
-    return JobContext(parse_settings(config), store, clock=lambda: 100.0)
+    return Context(parse_settings(config), store, clock=lambda: 100.0)
 
 
-def events(ctx: JobContext) -> list[dict[str, object]]:
+def events(ctx: Context) -> list[dict[str, object]]:
     return [event_body(ctx.store, d.event_id) for d in deliveries(ctx.store)]
 
 

@@ -14,20 +14,20 @@ import pytest
 from lifecycled.actions.backup import prune_backups, write_backup
 from lifecycled.actions.retire import STEPS, preview, retire, run_plan
 from lifecycled.config import parse_settings
+from lifecycled.context import Context
 from lifecycled.domain import HistoryKind, ModelRef, ModelSpec, Status
 from lifecycled.errors import InputError
-from lifecycled.jobs.context import JobContext
-from lifecycled.jobs.retirement import run_retirement
 from lifecycled.store import open_store
 from lifecycled.store.outbox import deliveries, event_body
 from lifecycled.store.retirement import create_plan_in, latest_plan, scores
 from lifecycled.store.serving import add_snapshot, snapshots
+from lifecycled.tasks.retirement import run_retirement
 
 OLD = ModelRef("credit_scoring", "1")
 DEPENDENT = ModelRef("risk_assessment", "3")
 
 
-def context(tmp_path: Path, **config: Any) -> JobContext:
+def context(tmp_path: Path, **config: Any) -> Context:
     store = open_store("sqlite:///s.db", tmp_path)
     store.subscriptions = {"ci": ("model.retired", "model.retirement_candidate")}
     now = time.time()
@@ -38,10 +38,10 @@ def context(tmp_path: Path, **config: Any) -> JobContext:
             add_snapshot(conn, OLD, now - i * 3600, {"accuracy": 0.6,
                                                      "requests_per_second": 0.0},
                          {"requests": 1})
-    return JobContext(parse_settings(config), store, clock=time.time)
+    return Context(parse_settings(config), store, clock=time.time)
 
 
-def events(ctx: JobContext, kind: str) -> list[dict[str, Any]]:
+def events(ctx: Context, kind: str) -> list[dict[str, Any]]:
     found = [event_body(ctx.store, d.event_id) for d in deliveries(ctx.store)]
     return [e for e in found if e["type"] == kind]
 

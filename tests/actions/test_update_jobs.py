@@ -10,16 +10,17 @@ from typing import Any
 
 import pytest
 import requests
-from lifecycled.app import job_events_handler
+from lifecycled.actions.updates import apply_job_event, cancel_job, manual_job
+from lifecycled.api import job_events_handler
 from lifecycled.config import parse_settings
+from lifecycled.context import Context
 from lifecycled.domain import HistoryKind, ModelRef, ModelSpec, Status
 from lifecycled.http import Api, HttpServer
-from lifecycled.jobs.context import JobContext
-from lifecycled.jobs.updates import cancel_job, manual_job, run_updates
 from lifecycled.store import open_store
 from lifecycled.store.outbox import deliveries, event_body
 from lifecycled.store.serving import add_snapshot
 from lifecycled.store.updates import get, list_jobs
+from lifecycled.tasks.updates import run_updates
 from prometheus_client import CollectorRegistry
 
 REF = ModelRef("credit_scoring", "1")
@@ -48,9 +49,10 @@ def env(tmp_path: Path) -> Iterator[dict[str, Any]]:
     store.register(ModelSpec(REF, owner_team="risk_ml", business_domain="credit_risk",
                              tags=("tier1",), thresholds={"min_accuracy": 0.85}),
                    Status.PRODUCTION, actor="test", reason="r", now=clock.now)
-    ctx = JobContext(settings, store, clock=clock)
+    ctx = Context(settings, store, clock=clock)
     api = Api(store, CollectorRegistry(), lambda: (True, {}), lambda: TOKEN,
-              posts={"jobs": job_events_handler(ctx)})
+              posts={"jobs": job_events_handler(
+                  lambda job_id, event: apply_job_event(ctx, job_id, event))})
     server = HttpServer(api, "127.0.0.1", 0)
     server.start()
     yield {"ctx": ctx, "store": store, "clock": clock,

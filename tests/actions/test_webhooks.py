@@ -8,11 +8,13 @@ import json
 import random
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 from lifecycled.actions.webhooks import backoff, deliver_once, headers, retry_after, secret_key, sign
 from lifecycled.domain import ModelRef, ModelSpec, Status
+from lifecycled.secrets import read_secret
 from lifecycled.settings import WebhookEndpoint
 from lifecycled.store import Store, open_store
 from lifecycled.store.outbox import DEAD, deliveries, endpoint_summaries, redeliver
@@ -56,7 +58,13 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 def deliver(store: Store, ep: WebhookEndpoint, clock: Clock) -> object:
     return deliver_once(store, {"ci": ep}, requests.Session(), clock=clock,
-                        jitter_source=random.Random(0), environ=ENV)
+                        key_for=keys(ENV), jitter_source=random.Random(0))
+
+
+def keys(environ: dict[str, str]) -> Any:
+    """Reads each endpoint's key from ``environ``, as the context does from the daemon's."""
+    return lambda name, ep: secret_key(read_secret(ep.secret_file, ep.secret_env, environ,
+                                                   what=f"webhooks.{name}.secret"))
 
 
 def test_signature_matches_the_reference_library_and_tampering_is_rejected() -> None:
@@ -168,7 +176,7 @@ def test_unreachable_receiver_and_missing_secret_keep_events_pending(store: Stor
     missing = WebhookEndpoint(url="http://127.0.0.1:9/", secret_env="NOT_SET")
     clock.now += 3600  # nothing is sent here: no receiver checks this timestamp
     skipped = deliver_once(store, {"ci": missing}, requests.Session(), clock=clock,
-                           jitter_source=random.Random(0), environ={})
+                           key_for=keys({}), jitter_source=random.Random(0))
     assert "NOT_SET is not set" in skipped.skipped["ci"]
     assert SECRET not in json.dumps(skipped.to_json())
     (pending,) = deliveries(store)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -140,3 +141,67 @@ def test_no_config_anywhere_is_a_clear_error(cli: Cli, tmp_path: Path) -> None:
     result = cli("models", "list", config=None)
     assert result.code == 2
     assert "no configuration file" in result.err
+
+
+def test_thresholds_edited_in_the_config_are_reported_then_synced(cli: Cli, config_path: Path
+                                                                  ) -> None:
+    """The registry row is the source of truth: an edited models.d threshold is reported by
+    check-config (and applies only after sync-thresholds, which records who and why)."""
+    assert cli("models", "register", "--file", SEED).code == 0
+    assert cli("check-config", "--json").json()["threshold_differences"] == []
+    models_d = config_path.parent / "models.d" / "credit_scoring.yaml"
+    text = models_d.read_text()
+    assert "min_accuracy" in text
+    models_d.write_text(re.sub(r"min_accuracy: [0-9.%]+", "min_accuracy: 0.6", text))
+    checked = cli("check-config", "--json").json()
+    (difference,) = [d for d in checked["threshold_differences"]
+                     if d["model"] == "credit_scoring:1"]
+    assert difference["changed"] == ["min_accuracy"]
+    assert difference["configured"] == {"min_accuracy": 0.6}
+    text_out = cli("check-config").out
+    assert "credit_scoring:1: stored thresholds differ from the configuration" in text_out
+    assert "models sync-thresholds credit_scoring:1" in text_out
+    refused = cli("models", "sync-thresholds", "--reason", "x")
+    assert refused.code == 2 and "give NAME:VERSION ... or --all" in refused.err
+    synced = cli("models", "sync-thresholds", "--all", "--reason", "new limit",
+                 "--actor", "alice", "--json").json()
+    assert synced == {"synced": ["credit_scoring:1"]}
+    shown = cli("models", "show", "credit_scoring:1", "--json").json()
+    assert shown["model"]["thresholds"]["min_accuracy"] == 0.6
+    last = shown["history"][-1]
+    assert (last["kind"], last["actor"]) == ("metadata_updated", "alice")
+    assert "new limit" in last["reason"]
+    assert last["evidence"]["changed"]["thresholds"]["to"]["min_accuracy"] == 0.6
+    assert [d for d in cli("check-config", "--json").json()["threshold_differences"]
+            if d["model"] == "credit_scoring:1"] == []
+
+
+def test_the_audit_actor_defaults_to_the_invoking_user(seeded: Cli) -> None:
+    import getpass
+
+    seeded("models", "set-status", "fraud_detection:2", "deprecated", "--reason", "old")
+    (entry,) = [h for h in seeded("models", "history", "fraud_detection:2", "--json")
+                .json()["history"] if h["kind"] == "status_changed"]
+    assert entry["actor"] == getpass.getuser()
+    assert entry["actor"] != "cli"
+
+
+def test_every_option_has_help_and_retire_has_real_subcommands(cli: Cli) -> None:
+    from lifecycled.cli import build_parser
+
+    parser = build_parser()
+    commands = [parser]
+    seen = 0
+    while commands:
+        current = commands.pop()
+        for action in current._actions:
+            if action.choices and isinstance(action.choices, dict):  # subcommands
+                commands.extend(action.choices.values())
+            elif action.option_strings and action.help != "==SUPPRESS==":
+                seen += 1
+                assert action.help, f"{current.prog} {action.option_strings} has no help text"
+    assert seen > 50
+    help_text = cli("retire", "--help", config=None).out
+    for word in ("candidates", "status", "version"):
+        assert word in help_text
+    assert "(default:" in cli("drift", "--help", config=None).out

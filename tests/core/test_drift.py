@@ -9,17 +9,18 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from lifecycled.core.drift import DriftSettings, Reason, Severity, compare, js_distance, psi, severity_of
+from lifecycled.core.drift import Reason, compare, js_distance, psi, severity_of
 from lifecycled.core.kstest import ks_two_sample
 from lifecycled.core.profile import bin_counts, bin_edges, build_profile
+from lifecycled.domain import DriftPolicy, Severity
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-SETTINGS = DriftSettings(min_samples=1)
+SETTINGS = DriftPolicy(min_samples=1)
 
 
 def judge(reference: np.ndarray, current: np.ndarray, **kw: object) -> object:
-    s = DriftSettings(**{"min_samples": 1, **kw})  # type: ignore[arg-type]
+    s = DriftPolicy(**{"min_samples": 1, **kw})  # type: ignore[arg-type]
     (verdict,) = compare(build_profile({"x": reference}, bins=s.bins), {"x": current}, s).features
     return verdict
 
@@ -195,7 +196,7 @@ def test_nan_and_inf_are_removed_and_counted() -> None:
 
 def reasons(reference: dict[str, np.ndarray], current: dict[str, np.ndarray],
             features: list[str] | None = None, min_samples: int = 100) -> dict[str, Reason | None]:
-    s = DriftSettings(min_samples=min_samples)
+    s = DriftPolicy(min_samples=min_samples)
     result = compare(build_profile(reference), current, s, features=features)
     return {f.feature: f.reason for f in result.features}
 
@@ -223,7 +224,7 @@ def test_every_reason_code_and_the_other_features_are_still_judged() -> None:
 
 def test_unjudged_features_carry_no_numbers() -> None:
     result = compare(build_profile({"x": np.full(200, 1.0)}), {"x": np.full(200, 1.0)},
-                     DriftSettings())
+                     DriftPolicy())
     (verdict,) = result.features
     assert verdict.reason == Reason.CONSTANT
     assert (verdict.statistic, verdict.p_value, verdict.psi, verdict.js, verdict.score) == (
@@ -234,7 +235,7 @@ def test_unjudged_features_carry_no_numbers() -> None:
 def test_categorical_chi_square_keeps_unseen_categories() -> None:
     reference = np.array(["a"] * 300 + ["b"] * 300, dtype=object)
     current = np.array(["a"] * 250 + ["b"] * 250 + ["new"] * 100, dtype=object)
-    (verdict,) = compare(build_profile({"c": reference}), {"c": current}, DriftSettings()).features
+    (verdict,) = compare(build_profile({"c": reference}), {"c": current}, DriftPolicy()).features
     table = np.array([[300, 300, 0], [250, 250, 100]])
     chi2, p, _, _ = stats.chi2_contingency(table, correction=False)
     assert verdict.chi2 == pytest.approx(chi2) and verdict.p_value == pytest.approx(p)
@@ -250,11 +251,11 @@ def test_model_level_severity_share_and_corrections() -> None:
     current = {"f0": rng.normal(3, 1, 2000), "f1": rng.normal(0, 1, 2000),
                "f2": rng.normal(0, 1, 2000), "f3": rng.normal(0, 1, 2000)}
     profile = build_profile(reference)
-    plain = compare(profile, current, DriftSettings())
+    plain = compare(profile, current, DriftPolicy())
     assert plain.severity == Severity.CRITICAL
     assert plain.drifted_share == 0.25
-    bonf = compare(profile, current, DriftSettings(correction="bonferroni"))
-    bh = compare(profile, current, DriftSettings(correction="bh"))
+    bonf = compare(profile, current, DriftPolicy(correction="bonferroni"))
+    bh = compare(profile, current, DriftPolicy(correction="bh"))
     raw = np.array([f.p_value for f in plain.features])
     assert [f.adjusted_p_value for f in bonf.features] == pytest.approx(np.minimum(raw * 4, 1))
     assert [f.adjusted_p_value for f in bh.features] == pytest.approx(

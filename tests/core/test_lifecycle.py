@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from lifecycled.core.lifecycle import TRANSITIONS, check_transition, next_version
+from lifecycled.core.lifecycle import TRANSITIONS, check_transition, next_version, promotion_path
 from lifecycled.domain import Status as S
 from lifecycled.errors import InputError, TransitionError
 
@@ -53,3 +53,24 @@ def test_next_version(given: str, expected: str) -> None:
 def test_next_version_refuses_unknown_schemes(bad: str) -> None:
     with pytest.raises(InputError):
         next_version(bad)
+
+
+@pytest.mark.parametrize(("start", "path"), [
+    (S.DEVELOPING, [S.TESTING, S.STAGING, S.PRODUCTION]),
+    (S.TESTING, [S.STAGING, S.PRODUCTION]),
+    (S.STAGING, [S.PRODUCTION]),
+    (S.FAILED, [S.TESTING, S.STAGING, S.PRODUCTION]),
+    (S.DEPRECATED, [S.PRODUCTION]),
+    (S.PRODUCTION, []),
+])
+def test_promotion_follows_the_graph(start: S, path: list[S]) -> None:
+    assert promotion_path(start, S.PRODUCTION) == path
+    current = start
+    for step in path:  # every step is an allowed move
+        check_transition("m:1", current, step)
+        current = step
+
+
+def test_no_path_out_of_retired() -> None:
+    with pytest.raises(TransitionError, match="no sequence of allowed moves"):
+        promotion_path(S.RETIRED, S.PRODUCTION)

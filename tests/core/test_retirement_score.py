@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from lifecycled.core.retirement import RetirementPolicy, Usage, retirement_score
+from lifecycled.core.retirement import Usage, retirement_score
+from lifecycled.domain import RetirementPolicy
 
 POLICY = RetirementPolicy()
 

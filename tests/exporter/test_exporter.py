@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from lifecycled.core.drift import DriftSettings, compare, result_to_json
+from lifecycled.core.drift import compare, result_to_json
 from lifecycled.core.profile import build_profile
 from lifecycled.core.thresholds import evaluate, evaluation_to_json
-from lifecycled.domain import ModelRef, ModelSpec, Status
+from lifecycled.domain import DriftPolicy, ModelRef, ModelSpec, Status
 from lifecycled.exporter import LifecycleCollector
 from lifecycled.store import Store, open_store
 from lifecycled.store.outbox import due, record_attempt
@@ -73,7 +73,7 @@ def fixed_store(tmp_path: Path) -> Store:
     current = {"amount": rng.normal(1, 1, 500), "channel": np.array(["web"] * 300 + ["pos"] * 200,
                                                                      dtype=object),
                "constant": np.full(500, 1.0)}
-    result = compare(build_profile(reference), current, DriftSettings())
+    result = compare(build_profile(reference), current, DriftPolicy())
     add_drift_result(store, credit, {**result_to_json(result), "current_rows": 500}, now=T0 + 400)
     add_quality_result(store, credit, {"samples": 1000, "accuracy": 0.8, "precision": 0.75,
                                        "recall": 0.7, "f1": 0.72, "roc_auc": 0.81,
@@ -165,10 +165,10 @@ def test_a_new_drift_result_replaces_the_reused_feature_samples(tmp_path: Path) 
     assert generate_latest(registry).decode() == first  # the reused samples render the same
     rng = np.random.default_rng(1)
     reference, current = {"amount": rng.normal(0, 1, 500)}, {"amount": rng.normal(3, 1, 500)}
-    result = compare(build_profile(reference), current, DriftSettings())
+    result = compare(build_profile(reference), current, DriftPolicy())
     add_drift_result(store, ModelRef("credit_scoring", "1"), result_to_json(result), now=T0 + 900)
     second = generate_latest(registry).decode()
     assert psi_of(second) == [pytest.approx(result.features[0].psi)]
     assert psi_of(first) != psi_of(second)
     assert 'feature="channel"' not in second  # the new result has no such feature
-    assert len(collector._feature_samples) == 4  # one result, four per-feature families
+    assert len(collector.drift._samples) == 4  # one result, four per-feature families

@@ -24,7 +24,7 @@ from devtools import triton
 from tests.conftest import write_config
 from tests.integration.conftest import endpoint
 
-FAST = {"discovery": "1s", "collect": "1s", "evaluate": "1s", "drift": "1s",
+FAST = {"discovery": "1s", "collect": "1s", "quality": "1s", "evaluate": "1s", "drift": "1s",
         "housekeeping": "1s"}
 
 
@@ -147,7 +147,7 @@ def test_triton_down_keeps_the_daemon_up_and_shows_which_job_is_stale(tmp_path: 
             return response.json() if response.status_code == 503 else None
         body = daemon.wait_until(stale, "stale jobs")
         assert {"discovery", "collect"} <= set(body["stale_jobs"])
-        assert "no Triton endpoint answered" in body["stale_jobs"]["discovery"]["last_error"]
+        assert "no source answered: local: triton:local" in body["stale_jobs"]["discovery"]["last_error"]
         text = requests.get(daemon.url("/metrics"), timeout=5).text
         assert 'lifecycled_source_up{source="triton:local"} 0.0' in text
         assert daemon.process.poll() is None

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 import requests
 from lifecycled.config import parse_settings
+from lifecycled.context import Context
 from lifecycled.domain import ModelRef
-from lifecycled.jobs.collect import run_collect
-from lifecycled.jobs.context import JobContext
-from lifecycled.jobs.discovery import run_discovery
 from lifecycled.sources.prometheus import PrometheusSource
 from lifecycled.store import open_store
 from lifecycled.store.serving import snapshots, source_health
+from lifecycled.tasks.collect import run_collect
+from lifecycled.tasks.discovery import run_discovery
 
 from devtools import triton
 from tests.integration.conftest import endpoint, wait_for
@@ -89,7 +89,7 @@ def test_prometheus_outages_invent_nothing(triton_factory: Any, tmp_path: Path, 
         "sources": {"triton": [endpoint("local", server)],
                     "prometheus": {"url": url, "timeout": "2s",
                                    "fallback_to_triton": kind == "fallback"}}})
-    ctx = JobContext(settings, open_store("sqlite:///s.db", tmp_path))
+    ctx = Context(settings, open_store("sqlite:///s.db", tmp_path))
     try:
         run_discovery(ctx)
         first = run_collect(ctx)

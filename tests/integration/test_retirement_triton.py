@@ -10,15 +10,15 @@ from typing import Any
 
 import requests
 from lifecycled.actions.retire import retire
-from lifecycled.config import parse_settings, subscriptions
+from lifecycled.config import parse_settings
+from lifecycled.context import Context
 from lifecycled.domain import ModelRef, Status
-from lifecycled.jobs.collect import run_collect
-from lifecycled.jobs.context import JobContext
-from lifecycled.jobs.deliver import run_deliver
-from lifecycled.jobs.discovery import run_discovery
 from lifecycled.store import open_store
 from lifecycled.store.retirement import latest_plan
 from lifecycled.store.serving import snapshots
+from lifecycled.tasks.collect import run_collect
+from lifecycled.tasks.deliver import run_deliver
+from lifecycled.tasks.discovery import run_discovery
 
 from devtools import triton
 from devtools.receiver import Receiver
@@ -28,11 +28,12 @@ SECRET = "whsec_" + base64.b64encode(b"r" * 32).decode()
 FRAUD = ModelRef("fraud_detection", "2")
 
 
-def context(tmp_path: Path, endpoints: list[dict[str, Any]], **extra: Any) -> JobContext:
+def context(tmp_path: Path, endpoints: list[dict[str, Any]],
+            environ: dict[str, str] | None = None, **extra: Any) -> Context:
     settings = parse_settings({"sources": {"triton": endpoints}, **extra})
     store = open_store("sqlite:///state.db", tmp_path)
-    store.subscriptions = subscriptions(settings)
-    return JobContext(settings, store)
+    store.subscriptions = settings.subscriptions()
+    return Context(settings, store, environ=environ or {})
 
 
 def index(server: triton.TritonServer) -> dict[tuple[str, str], dict[str, Any]]:
@@ -42,13 +43,12 @@ def index(server: triton.TritonServer) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 
-def test_retiring_unloads_backs_up_and_notifies(triton_factory: Any, tmp_path: Path,
-                                                monkeypatch: Any) -> None:
+def test_retiring_unloads_backs_up_and_notifies(triton_factory: Any, tmp_path: Path) -> None:
     server = triton_factory()
     receiver = Receiver(SECRET)
-    monkeypatch.setenv("RET_SECRET", SECRET)
     try:
         ctx = context(tmp_path, [endpoint("local", server, allow_model_control=True)],
+                      environ={"RET_SECRET": SECRET},
                       webhooks={"ops": {"url": receiver.url, "secret_env": "RET_SECRET",
                                         "events": ["model.retired"]}})
         run_discovery(ctx)
@@ -128,7 +128,7 @@ def test_kill_9_after_the_unload_before_it_is_recorded_then_rerun(triton_factory
     state = tmp_path / "cfg" / "state"
     state.mkdir(parents=True)
     store = open_store(f"sqlite:///{state / 'lifecycled.db'}", state)
-    run_discovery(JobContext(parse_settings({"sources": {"triton": [
+    run_discovery(Context(parse_settings({"sources": {"triton": [
         endpoint("local", server, allow_model_control=True)]}}), store))
     store.set_status(FRAUD, Status.DEPRECATED, actor="t", reason="replaced", now=time.time())
     store.close()

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 import requests
 from lifecycled.config import parse_settings
+from lifecycled.context import Context
 from lifecycled.domain import HistoryKind, ModelRef, Status
-from lifecycled.jobs.collect import run_collect
-from lifecycled.jobs.context import JobContext
-from lifecycled.jobs.discovery import run_discovery
 from lifecycled.store import open_store
 from lifecycled.store.serving import serving_states, snapshots, source_health
+from lifecycled.tasks.collect import run_collect
+from lifecycled.tasks.discovery import run_discovery
 
 from devtools import triton
 from tests.conftest import ROOT
@@ -22,7 +22,7 @@ from tests.integration.conftest import endpoint, wait_for
 CREDIT = ModelRef("credit_scoring", "1")
 
 
-def make_context(tmp_path: Path, endpoints: list[dict[str, Any]], **extra: Any) -> JobContext:
+def make_context(tmp_path: Path, endpoints: list[dict[str, Any]], **extra: Any) -> Context:
     import yaml
 
     models = {}
@@ -30,7 +30,7 @@ def make_context(tmp_path: Path, endpoints: list[dict[str, Any]], **extra: Any) 
         data = yaml.safe_load(file.read_text())
         models[data.pop("name")] = data
     settings = parse_settings({"sources": {"triton": endpoints}, "models": models, **extra})
-    return JobContext(settings, open_store("sqlite:///state.db", tmp_path))
+    return Context(settings, open_store("sqlite:///state.db", tmp_path))
 
 
 def stats(server: triton.TritonServer, model: str) -> dict[str, Any]:

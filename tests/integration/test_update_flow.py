@@ -9,17 +9,19 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from lifecycled.app import job_events_handler
-from lifecycled.config import parse_settings, subscriptions
+from lifecycled.actions.updates import apply_job_event
+from lifecycled.api import JobEvent, job_events_handler
+from lifecycled.config import parse_settings
+from lifecycled.context import Context
 from lifecycled.domain import HistoryKind, ModelRef, Status
 from lifecycled.http import Api, HttpServer
-from lifecycled.jobs.collect import run_collect
-from lifecycled.jobs.context import JobContext
-from lifecycled.jobs.deliver import run_deliver
-from lifecycled.jobs.discovery import run_discovery
-from lifecycled.jobs.updates import run_updates
 from lifecycled.store import open_store
 from lifecycled.store.updates import get, list_jobs
+from lifecycled.tasks.collect import run_collect
+from lifecycled.tasks.deliver import run_deliver
+from lifecycled.tasks.discovery import run_discovery
+from lifecycled.tasks.quality import run_quality
+from lifecycled.tasks.updates import run_updates
 from prometheus_client import CollectorRegistry
 
 from devtools import triton
@@ -35,8 +37,8 @@ V1, V2 = ModelRef("credit_scoring", "1"), ModelRef("credit_scoring", "2")
 
 
 
-def test_degraded_model_is_retrained_validated_promoted(triton_factory: Any, tmp_path: Path,
-                                                        monkeypatch: Any) -> None:
+def test_degraded_model_is_retrained_validated_promoted(triton_factory: Any,
+                                                        tmp_path: Path) -> None:
     server = triton_factory()
     write_outcomes(tmp_path / "outcomes.csv", accuracy=0.70)
     (tmp_path / "token").write_text(TOKEN)
@@ -68,7 +70,6 @@ def test_degraded_model_is_retrained_validated_promoted(triton_factory: Any, tmp
         threading.Thread(target=work, daemon=True).start()
 
     receiver = Receiver(SECRET, on_event=pipeline)
-    monkeypatch.setenv("CI_SECRET", SECRET)
     port = triton.free_port()
     settings = parse_settings({
         "daemon": {"api_token_file": str(tmp_path / "token"),
@@ -80,15 +81,17 @@ def test_degraded_model_is_retrained_validated_promoted(triton_factory: Any, tmp
                             "events": ["model.update_requested", "model.update_completed"]}},
     })
     store = open_store("sqlite:///state.db", tmp_path)
-    store.subscriptions = subscriptions(settings)
-    ctx = JobContext(settings, store)
+    store.subscriptions = settings.subscriptions()
+    ctx = Context(settings, store, environ={"CI_SECRET": SECRET})
     api = Api(store, CollectorRegistry(), lambda: (True, {}), lambda: TOKEN,
-              posts={"jobs": job_events_handler(ctx)})
+              posts={"jobs": job_events_handler(
+                  lambda job_id, event: apply_job_event(ctx, job_id, event))})
     http = HttpServer(api, "127.0.0.1", port)
     http.start()
     try:
         run_discovery(ctx)
-        for _ in range(6):  # quality from outcomes with every pass: accuracy 0.70 < 0.85
+        for _ in range(6):  # quality from outcomes in every snapshot: accuracy 0.70 < 0.85
+            run_quality(ctx)
             run_collect(ctx)
         (job_id,) = run_updates(ctx)["created"]
         assert get(store, job_id).trigger["threshold"] == "min_accuracy"
@@ -128,17 +131,17 @@ def test_degraded_model_is_retrained_validated_promoted(triton_factory: Any, tmp
 
 def test_a_target_that_failed_validation_never_becomes_production(triton_factory: Any,
                                                                   tmp_path: Path) -> None:
-    from lifecycled.jobs.updates import manual_job, report_event
+    from lifecycled.actions.updates import manual_job
 
     server = triton_factory()
     settings = parse_settings({"sources": {"triton": [endpoint("local", server)]}})
     store = open_store("sqlite:///state.db", tmp_path)
-    ctx = JobContext(settings, store)
+    ctx = Context(settings, store)
     try:
         run_discovery(ctx)
         job_id = manual_job(ctx, V1, "retrain", "alice")
-        assert report_event(ctx, job_id, {"state": "completed", "validation_metrics": {
-            "accuracy": 0.5}}).state == "failed"
+        assert apply_job_event(ctx, job_id, JobEvent(state="completed", validation_metrics={
+            "accuracy": 0.5})).state == "failed"
         triton.write_model(server.repository, triton.ModelSpec("credit_scoring", "2", 4,
                                                                (0.1,) * 4))
         requests.post(f"{server.url}/v2/repository/models/credit_scoring/load",

@@ -11,8 +11,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from lifecycled.core.drift import DriftSettings, compare
+from lifecycled.core.drift import compare
 from lifecycled.core.profile import build_profile
+from lifecycled.domain import DriftPolicy
 from lifecycled.errors import SourceError
 from lifecycled.sources.profiles import (
     cache_key,
@@ -75,7 +76,7 @@ def test_profile_round_trip_and_cache(tmp_path: Path) -> None:
     save_profile(profile, tmp_path / "p.npz")
     loaded = load_profile(tmp_path / "p.npz")
     current = {"x": rng.normal(0.2, 1, 500), "c": np.array(["a"] * 300 + ["b"] * 200, dtype=object)}
-    assert compare(loaded, current, DriftSettings()) == compare(profile, current, DriftSettings())
+    assert compare(loaded, current, DriftPolicy()) == compare(profile, current, DriftPolicy())
     saved, read = profile.features["x"].grid, loaded.features["x"].grid  # type: ignore[union-attr]
     assert (saved.minimum, saved.maximum, saved.center, saved.spread, saved.low, saved.scale) == (
         read.minimum, read.maximum, read.center, read.spread, read.low, read.scale)

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from lifecycled.actions.backup import stamp, verify_backup, write_backup
+from lifecycled.context import Context
 from lifecycled.domain import ModelRef, Status
 from lifecycled.errors import ActionError, InputError, SourceError, TransitionError
-from lifecycled.jobs.context import JobContext
 from lifecycled.store.retirement import (
     Plan,
     claim,
@@ -33,12 +33,12 @@ log = logging.getLogger(__name__)
 RETIRABLE = (Status.PRODUCTION, Status.DEPRECATED, Status.FAILED)
 
 
-def backup_root(ctx: JobContext) -> Path:
+def backup_root(ctx: Context) -> Path:
     configured = Path(ctx.settings.policies.retirement.backup_dir)
     return configured if configured.is_absolute() else ctx.state_dir / configured
 
 
-def blocking_dependents(ctx: JobContext, ref: ModelRef) -> list[str]:
+def blocking_dependents(ctx: Context, ref: ModelRef) -> list[str]:
     """Registered, non-retired versions that depend on ``ref``: a dependency ``name`` needs some
     version of the model to stay; ``name:version`` needs that version."""
     live = [r for r in ctx.store.list_models() if r.status != Status.RETIRED and r.ref != ref]
@@ -47,7 +47,7 @@ def blocking_dependents(ctx: JobContext, ref: ModelRef) -> list[str]:
                   if dep == str(ref) or (dep == ref.name and not another))
 
 
-def preview(ctx: JobContext, ref: ModelRef) -> dict[str, Any]:
+def preview(ctx: Context, ref: ModelRef) -> dict[str, Any]:
     """What ``retire`` would do (for --dry-run): nothing is changed."""
     record = ctx.store.get(ref)
     policy = ctx.settings.policies.retirement
@@ -65,7 +65,7 @@ def preview(ctx: JobContext, ref: ModelRef) -> dict[str, Any]:
             "endpoints": endpoints}
 
 
-def retire(ctx: JobContext, ref: ModelRef, *, reason: str, actor: str) -> Plan:
+def retire(ctx: Context, ref: ModelRef, *, reason: str, actor: str) -> Plan:
     """Start (or resume, or retry) the retirement of ``ref`` and run it as far as it goes."""
     if not reason.strip():
         raise InputError("a retirement needs a reason")
@@ -120,7 +120,7 @@ def runner_alive(token: str) -> bool:
     return True
 
 
-def run_plan(ctx: JobContext, plan: Plan) -> Plan:
+def run_plan(ctx: Context, plan: Plan) -> Plan:
     """Run the remaining steps; a failure stops the plan with the error (retry resumes it).
 
     One runner at a time (the daemon's job and a CLI call may both try): each step is run under
@@ -153,13 +153,11 @@ def run_plan(ctx: JobContext, plan: Plan) -> Plan:
         return get_plan_in(conn, plan.id)
 
 
-def _stop_traffic(ctx: JobContext, plan: Plan) -> Plan:
-    from lifecycled.sources.triton import TritonClient
-
+def _stop_traffic(ctx: Context, plan: Plan) -> Plan:
     ref, policy = plan.ref, ctx.settings.policies.retirement
     done: list[str] = []
     for endpoint in ctx.settings.sources.triton:
-        with TritonClient(endpoint) as client:
+        with ctx.triton(endpoint) as client:
             ready = {e.version for e in client.index() if e.name == ref.name
                      and e.version is not None and e.state in ("READY", "LOADING")}
             if ref.version not in ready:
@@ -184,7 +182,7 @@ def _stop_traffic(ctx: JobContext, plan: Plan) -> Plan:
     return _done(ctx, plan, "stop_traffic", "; ".join(done) or "no Triton endpoint configured")
 
 
-def _backup(ctx: JobContext, plan: Plan) -> Plan:
+def _backup(ctx: Context, plan: Plan) -> Plan:
     directory = backup_root(ctx) / plan.ref.name / plan.ref.version / stamp(plan.created_at)
     if (directory / "manifest.json").exists():
         verify_backup(directory)  # an earlier run finished it: nothing to redo
@@ -196,7 +194,7 @@ def _backup(ctx: JobContext, plan: Plan) -> Plan:
     return _done(ctx, plan, "backup", str(directory))
 
 
-def _set_retired(ctx: JobContext, plan: Plan) -> Plan:
+def _set_retired(ctx: Context, plan: Plan) -> Plan:
     now = ctx.clock()
     with ctx.store.write() as conn:
         status = ctx.store.get_in(conn, plan.ref).status
@@ -211,14 +209,14 @@ def _set_retired(ctx: JobContext, plan: Plan) -> Plan:
         return mark_step_in(conn, plan, "set_retired", "done", "status retired", now)
 
 
-def _cleanup(ctx: JobContext, plan: Plan) -> Plan:
+def _cleanup(ctx: Context, plan: Plan) -> Plan:
     verify_backup(Path(_step(plan, "backup")["detail"]))
     with ctx.store.write() as conn:
         removed = prune_version_in(conn, plan.ref)
         return mark_step_in(conn, plan, "cleanup", "done", f"{removed} rows pruned", ctx.clock())
 
 
-def _notify(ctx: JobContext, plan: Plan) -> Plan:
+def _notify(ctx: Context, plan: Plan) -> Plan:
     now = ctx.clock()
     with ctx.store.write() as conn:
         ctx.store.emit_in(conn, "model.retired", plan.ref, {
@@ -232,12 +230,12 @@ def _step(plan: Plan, name: str) -> dict[str, Any]:
     return next(s for s in plan.steps if s["name"] == name)
 
 
-def _done(ctx: JobContext, plan: Plan, step: str, detail: str) -> Plan:
+def _done(ctx: Context, plan: Plan, step: str, detail: str) -> Plan:
     with ctx.store.write() as conn:
         return mark_step_in(conn, get_plan_in(conn, plan.id), step, "done", detail, ctx.clock())
 
 
-STEPS: dict[str, Callable[[JobContext, Plan], Plan]] = {
+STEPS: dict[str, Callable[[Context, Plan], Plan]] = {
     "stop_traffic": _stop_traffic,
     "backup": _backup,
     "set_retired": _set_retired,

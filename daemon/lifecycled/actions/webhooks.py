@@ -8,6 +8,7 @@ import base64
 import email.utils
 import hashlib
 import hmac
+import json
 import logging
 import random
 import time
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 import requests
 
 from lifecycled import __version__
-from lifecycled.config import read_secret
+from lifecycled.context import Context
 from lifecycled.errors import ConfigError, InputError
 from lifecycled.settings import WebhookEndpoint
 from lifecycled.store import Store
@@ -86,18 +87,29 @@ class DeliverReport:
                 "disabled": self.disabled, "skipped": self.skipped}
 
 
-def send(session: requests.Session, endpoint: WebhookEndpoint, key: bytes, delivery: Delivery,
-         now: float) -> requests.Response:
-    return session.post(endpoint.url, data=delivery.body.encode(),
-                        headers=headers(key, delivery.event_id, int(now), delivery.body),
+def send(session: requests.Session, endpoint: WebhookEndpoint, key: bytes, message_id: str,
+         body: str, now: float) -> requests.Response:
+    return session.post(endpoint.url, data=body.encode(),
+                        headers=headers(key, message_id, int(now), body),
                         timeout=endpoint.timeout, allow_redirects=False)
 
 
+KeyReader = Callable[[str, WebhookEndpoint], bytes]
+
+
+def endpoint_key(ctx: Context, name: str, endpoint: WebhookEndpoint) -> bytes:
+    """The HMAC key of endpoint ``name``, read from its secret file or variable now (so a
+    rotated secret needs no restart)."""
+    return secret_key(ctx.secret(endpoint.secret_file, endpoint.secret_env,
+                                 what=f"webhooks.{name}.secret"))
+
+
 def deliver_once(store: Store, endpoints: Mapping[str, WebhookEndpoint],
-                 session: requests.Session, *, clock: Callable[[], float] = time.time,
-                 jitter_source: random.Random, environ: Mapping[str, str] | None = None,
+                 session: requests.Session, *, key_for: KeyReader,
+                 clock: Callable[[], float] = time.time, jitter_source: random.Random,
                  batch: int = 200, budget_seconds: float = 60.0) -> DeliverReport:
-    """Send due deliveries until none is due or the time budget is spent."""
+    """Send due deliveries until none is due or the time budget is spent. ``key_for(name,
+    endpoint)`` returns an endpoint's HMAC key (ConfigError or InputError when it cannot)."""
     now_fn = clock
     report = DeliverReport()
     keys: dict[str, bytes] = {}
@@ -113,9 +125,7 @@ def deliver_once(store: Store, endpoints: Mapping[str, WebhookEndpoint],
                 continue
             if delivery.endpoint not in keys:
                 try:
-                    keys[delivery.endpoint] = secret_key(read_secret(
-                        endpoint.secret_file, endpoint.secret_env, environ,
-                        what=f"webhooks.{delivery.endpoint}.secret"))
+                    keys[delivery.endpoint] = key_for(delivery.endpoint, endpoint)
                 except (ConfigError, InputError) as exc:
                     report.skipped[delivery.endpoint] = str(exc)
                     log.error("webhook endpoint skipped endpoint=%s error=%s",
@@ -128,13 +138,29 @@ def deliver_once(store: Store, endpoints: Mapping[str, WebhookEndpoint],
     return report
 
 
+def ping(session: requests.Session, name: str, endpoint: WebhookEndpoint, key: bytes,
+         now: float) -> tuple[int | None, str]:
+    """Send a signed ``ping`` event to one endpoint now (not through the outbox): the HTTP
+    status (None when nothing answered) and the error text."""
+    body = json.dumps({"type": "ping", "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                  time.gmtime(now)),
+                       "data": {"endpoint": name}}, separators=(",", ":"))
+    try:
+        response = send(session, endpoint, key, f"msg_ping_{int(now * 1000)}", body, now)
+    except requests.RequestException as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    response.close()
+    ok = 200 <= response.status_code < 300
+    return response.status_code, "" if ok else f"HTTP {response.status_code}"
+
+
 def _attempt(store: Store, endpoint: WebhookEndpoint, key: bytes, delivery: Delivery,
              session: requests.Session, now: float, jitter_source: random.Random,
              report: DeliverReport) -> None:
     status: int | None = None
     wait: float | None = None
     try:
-        response = send(session, endpoint, key, delivery, now)
+        response = send(session, endpoint, key, delivery.event_id, delivery.body, now)
         status = response.status_code
         error = "" if 200 <= status < 300 else f"HTTP {status}"
         wait = retry_after(response.headers.get("Retry-After"), now)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from lifecycled.core.drift import Severity
+from lifecycled.domain import Severity
 
 # Indicator limits of the windowed-accuracy trend.
 SLOPE_LIMIT = -0.01  # accuracy lost per window, with p < 0.05

@@ -26,25 +26,9 @@ from lifecycled.core.profile import (
     finite,
     is_numeric,
 )
+from lifecycled.domain import DriftPolicy, Severity
 
 PSI_FLOOR = 1e-4
-
-
-class Severity(enum.IntEnum):
-    """Drift severity, ordered so that max() gives the worst."""
-
-    LOW = 0
-    MEDIUM = 1
-    HIGH = 2
-    CRITICAL = 3
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
-
-    @classmethod
-    def parse(cls, text: str) -> Severity:
-        return cls[text.upper()]
 
 
 class Reason(enum.StrEnum):
@@ -76,18 +60,6 @@ RECOMMENDATIONS: dict[Severity, tuple[str, ...]] = {
         "Escalate to the owning team and to risk management",
     ),
 }
-
-
-@dataclass(frozen=True)
-class DriftSettings:
-    """How drift is judged (all keyword-only; defaults from DESIGN.md)."""
-
-    bins: int = 10
-    min_samples: int = 100
-    weights: tuple[float, float, float] = (0.4, 0.3, 0.3)  # ks (or tvd), js, psi
-    alert_severity: Severity = Severity.MEDIUM
-    correction: str = "none"  # none, bonferroni, bh
-    alpha: float = 0.05
 
 
 # --- results ----------------------------------------------------------------------------------
@@ -194,7 +166,7 @@ def _unjudgeable(kept_ref: int, ref_rows: int, kept_cur: int, cur_rows: int,
 
 
 def compare_numeric(name: str, profile: NumericProfile, current: np.ndarray,
-                    settings: DriftSettings, scratch: Scratch | None = None) -> FeatureDrift:
+                    settings: DriftPolicy, scratch: Scratch | None = None) -> FeatureDrift:
     """Judge one numeric feature against its reference profile."""
     cur = finite(current)
     base = _base(name, "numeric", profile.rows, profile.missing, int(current.size),
@@ -218,7 +190,7 @@ def compare_numeric(name: str, profile: NumericProfile, current: np.ndarray,
 
 
 def compare_categorical(name: str, profile: CategoricalProfile, current: np.ndarray,
-                        settings: DriftSettings) -> FeatureDrift:
+                        settings: DriftPolicy) -> FeatureDrift:
     """Judge one categorical feature: chi-square homogeneity, PSI and JS on category shares."""
     labels, cur_missing = categories(current)
     base = _base(name, "categorical", profile.rows, profile.missing, int(current.size), cur_missing)
@@ -252,7 +224,7 @@ def _adjust(p_values: np.ndarray, method: str) -> np.ndarray:
     return p_values
 
 
-def compare(profile: ReferenceProfile, current: Mapping[str, np.ndarray], settings: DriftSettings,
+def compare(profile: ReferenceProfile, current: Mapping[str, np.ndarray], settings: DriftPolicy,
             features: Sequence[str] | None = None, categorical: Sequence[str] = (),
             progress: Callable[[int, int], None] | None = None) -> DriftResult:
     """Judge every feature (default: those in both samples); one bad feature never stops the
@@ -294,7 +266,7 @@ def _with_adjusted(verdict: FeatureDrift, adjusted: float | None) -> FeatureDrif
 
 
 def _judge(name: str, profile: ReferenceProfile, current: Mapping[str, np.ndarray],
-           settings: DriftSettings, categorical: Sequence[str], scratch: Scratch) -> FeatureDrift:
+           settings: DriftPolicy, categorical: Sequence[str], scratch: Scratch) -> FeatureDrift:
     feature = profile.features.get(name)
     values = current.get(name)
     if feature is None or values is None:

@@ -1,46 +1,32 @@
-"""The status machine: which moves are allowed, and the next version number."""
+"""The status machine: the path of allowed moves to a status, and the next version number.
+The graph itself is a domain rule (``lifecycled.domain.TRANSITIONS``)."""
 
 from __future__ import annotations
 
+import collections
 import re
 
-from lifecycled.domain import Status
+from lifecycled.domain import TRANSITIONS, Status, check_transition
 from lifecycled.errors import InputError, TransitionError
 
-S = Status
-
-# The lifecycle graph. Any status but retired may also move to failed (added below).
-_FORWARD: dict[Status, frozenset[Status]] = {
-    S.DEVELOPING: frozenset({S.TESTING}),
-    S.TESTING: frozenset({S.DEVELOPING, S.STAGING}),
-    S.STAGING: frozenset({S.TESTING, S.PRODUCTION}),
-    S.PRODUCTION: frozenset({S.DEPRECATED}),
-    S.DEPRECATED: frozenset({S.PRODUCTION, S.RETIRED}),
-    S.FAILED: frozenset({S.TESTING, S.RETIRED}),
-    S.RETIRED: frozenset(),
-}
-
-TRANSITIONS: dict[Status, frozenset[Status]] = {
-    status: targets | ({S.FAILED} if status not in (S.RETIRED, S.FAILED) else frozenset())
-    for status, targets in _FORWARD.items()
-}
+__all__ = ["TRANSITIONS", "check_transition", "next_version", "promotion_path"]
 
 
-def allowed_targets(current: Status) -> frozenset[Status]:
-    """Return the statuses reachable from ``current`` in one move."""
-    return TRANSITIONS[current]
 
-
-def check_transition(what: str, current: Status, target: Status) -> None:
-    """Raise TransitionError unless ``current -> target`` is an allowed move for ``what``."""
-    if target in TRANSITIONS[current]:
-        return
-    if current == target:
-        raise TransitionError(f"{what} is already {current.value}")
-    allowed = ", ".join(sorted(s.value for s in TRANSITIONS[current])) or "none: it is final"
-    raise TransitionError(
-        f"cannot move {what} from {current.value} to {target.value} (allowed: {allowed})"
-    )
+def promotion_path(current: Status, target: Status) -> list[Status]:
+    """The shortest sequence of allowed moves from ``current`` to ``target`` (excluding
+    ``current``); TransitionError when the graph has none. Moves to failed are never taken."""
+    queue: collections.deque[list[Status]] = collections.deque([[current]])
+    seen = {current}
+    while queue:
+        path = queue.popleft()
+        if path[-1] == target:
+            return path[1:]
+        for step in sorted(TRANSITIONS[path[-1]] - {Status.FAILED} - seen, key=list(Status).index):
+            seen.add(step)
+            queue.append([*path, step])
+    raise TransitionError(f"no sequence of allowed moves leads from {current.value} to "
+                          f"{target.value}")
 
 
 _INT_RE = re.compile(r"^\d+$")

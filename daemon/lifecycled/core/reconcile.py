@@ -24,9 +24,7 @@ def find_mismatches(statuses: Mapping[ModelRef, Status],
                     states: Iterable[tuple[ModelRef, str, str]]) -> list[Mismatch]:
     """``states`` are (model version, endpoint, state) as last observed."""
     ready: dict[ModelRef, list[str]] = {}
-    seen: set[ModelRef] = set()
     for ref, endpoint, state in states:
-        seen.add(ref)
         if state in SERVING:
             ready.setdefault(ref, []).append(endpoint)
     found = []

@@ -5,18 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from lifecycled.domain import RetirementPolicy
+
 WEIGHTS = {"age": 0.3, "performance": 0.4, "usage": 0.2, "status": 0.1}
 FULL_AGE_DAYS = 365.0
 FULL_SHORTFALL = 0.2  # the performance part is full at 20 % below the minimum accuracy
-
-
-@dataclass(frozen=True)
-class RetirementPolicy:
-    max_age_days: float = 730.0
-    min_accuracy: float = 0.8
-    min_requests_per_month: float = 50.0
-    normal_weekly_requests: float = 1000.0
-    candidate_score: float = 0.6
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,11 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-# report key -> (threshold key, "min" or "max", unit words)
-MEASURES = {
-    "accuracy": ("min_accuracy", "min"),
-    "latency_p99_seconds": ("max_latency_p99_seconds", "max"),
-    "requests_per_second": ("min_throughput_rps", "min"),
-    "error_ratio": ("max_error_ratio", "max"),
-}
+from lifecycled.domain import THRESHOLD_BY_KEY
+
+# The thresholds whose snapshot fields the summary describes (keyed by the field).
+MEASURES = {t.field: t for t in (THRESHOLD_BY_KEY[key] for key in (
+    "min_accuracy", "max_latency_p99_seconds", "min_throughput_rps", "max_error_ratio"))}
 
 
 def describe(values: Sequence[float]) -> dict[str, Any]:
@@ -29,13 +27,13 @@ def summarise(series: Mapping[str, Sequence[float]], thresholds: Mapping[str, fl
     """Statistics per measure and the health issues of the means against the thresholds."""
     stats = {name: describe(list(series.get(name, ()))) for name in MEASURES}
     issues = []
-    for name, (key, kind) in MEASURES.items():
+    for name, threshold in MEASURES.items():
         mean = stats[name]["mean"]
-        if mean is None or key not in thresholds:
+        if mean is None or threshold.key not in thresholds:
             continue
-        limit = thresholds[key]
-        if (kind == "min" and mean < limit) or (kind == "max" and mean > limit):
-            word = "below minimum" if kind == "min" else "above maximum"
+        limit = thresholds[threshold.key]
+        if threshold.breached(mean, limit):
+            word = "below minimum" if threshold.direction == "min" else "above maximum"
             issues.append(f"{name} mean {mean:.4g} {word} {limit:.4g}")
     return {"measures": stats, "issues": issues,
             "measurements": max((s["count"] for s in stats.values()), default=0)}

@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lifecycled.domain import THRESHOLDS, Level
 
-class Level(enum.StrEnum):
-    EXCELLENT = "excellent"
-    GOOD = "good"
-    ACCEPTABLE = "acceptable"
-    POOR = "poor"
-    CRITICAL = "critical"
-    UNKNOWN = "unknown"
-
-
-# threshold key -> (snapshot field, "min" or "max")
-CHECKS: dict[str, tuple[str, str]] = {
-    "min_accuracy": ("accuracy", "min"),
-    "max_latency_p99_seconds": ("latency_p99_seconds", "max"),
-    "min_throughput_rps": ("requests_per_second", "min"),
-    "max_error_ratio": ("error_ratio", "max"),
-    "max_memory_bytes": ("memory_bytes", "max"),
-    "max_cpu_ratio": ("cpu_utilization_ratio", "max"),
-}
 WEIGHTS = {"accuracy": 0.4, "latency": 0.2, "throughput": 0.2, "errors": 0.2}
 
 
@@ -52,17 +34,17 @@ class Evaluation:
 def find_breaches(values: Mapping[str, float | None], thresholds: Mapping[str, float]
                   ) -> tuple[list[Breach], list[str], list[str]]:
     breaches, checked, unknown = [], [], []
-    for key, (field, kind) in CHECKS.items():
+    for threshold in THRESHOLDS:
+        key = threshold.key
         if key not in thresholds:
             continue
-        value = values.get(field)
+        value = values.get(threshold.field)
         if value is None:
             unknown.append(key)
             continue
         checked.append(key)
-        limit = thresholds[key]
-        if (kind == "min" and value < limit) or (kind == "max" and value > limit):
-            breaches.append(Breach(key, value, limit))
+        if threshold.breached(value, thresholds[key]):
+            breaches.append(Breach(key, value, thresholds[key]))
     return breaches, checked, unknown
 
 

@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-SEVERITY_ORDER = ("low", "medium", "high", "critical")
+from lifecycled.domain import THRESHOLD_BY_KEY, Severity
+
 WINDOW, MINIMUM = 10, 5  # the seed's rule: the last 10 snapshots, at least 5 with the value
 
 
@@ -30,19 +31,16 @@ def performance_triggers(recent: Sequence[Mapping[str, float | None]],
     over the newest 10 snapshots when at least 5 of them have the value."""
     found = []
     window = list(recent)[:WINDOW]
-    checks = (("accuracy", "min_accuracy", "below"), ("latency_p99_seconds",
-                                                      "max_latency_p99_seconds", "above"))
-    for field_name, key, direction in checks:
-        values = [v for s in window if (v := s.get(field_name)) is not None]
+    for threshold in (THRESHOLD_BY_KEY["min_accuracy"], THRESHOLD_BY_KEY["max_latency_p99_seconds"]):
+        key = threshold.key
+        values = [v for s in window if (v := s.get(threshold.field)) is not None]
         if key not in thresholds or len(values) < MINIMUM:
             continue
         mean, limit = _mean(values), thresholds[key]
-        if direction == "below" and mean < limit:
-            severity = "high" if mean < 0.9 * limit else "medium"
-        elif direction == "above" and mean > limit:
-            severity = "high" if mean > 1.5 * limit else "medium"
-        else:
+        if not threshold.breached(mean, limit):
             continue
+        far = mean < 0.9 * limit if threshold.direction == "min" else mean > 1.5 * limit
+        severity = "high" if far else "medium"
         found.append(Trigger("performance_degradation", {
             "threshold": key, "current": mean, "limit": limit, "severity": severity,
             "snapshots": len(values)}))
@@ -51,7 +49,7 @@ def performance_triggers(recent: Sequence[Mapping[str, float | None]],
 
 def drift_trigger(severity: str | None, at_least: str, checked_at: float | None) -> Trigger | None:
     """A stored drift result at or above the configured severity."""
-    if severity is None or SEVERITY_ORDER.index(severity) < SEVERITY_ORDER.index(at_least):
+    if severity is None or Severity.parse(severity) < Severity.parse(at_least):
         return None
     return Trigger("drift_detection", {"severity": severity, "at_least": at_least,
                                        "checked_at": checked_at})
@@ -74,6 +72,6 @@ def decide(triggers: Sequence[Trigger], *, auto: Mapping[str, bool], active: boo
         return Decision(attach=tuple(enabled), suppressed="a job is already active")
     if last_created is not None and now - last_created < cooldown:
         return Decision(suppressed=f"cooldown: last job {now - last_created:.0f}s ago")
-    ranked = sorted(enabled, key=lambda t: SEVERITY_ORDER.index(
-        str(t.detail.get("severity", "medium"))), reverse=True)
+    ranked = sorted(enabled, key=lambda t: Severity.parse(str(t.detail.get("severity", "medium"))),
+                    reverse=True)
     return Decision(create=ranked[0], attach=tuple(ranked[1:]))

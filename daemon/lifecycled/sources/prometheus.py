@@ -10,8 +10,8 @@ from typing import Any
 
 import requests
 
-from lifecycled.config import read_secret
-from lifecycled.errors import ConfigError, SourceError
+from lifecycled.domain import PROMQL_QUANTITIES
+from lifecycled.errors import SourceError
 from lifecycled.settings import PrometheusSettings
 
 SOURCE = "prometheus"
@@ -40,7 +40,8 @@ DEFAULT_QUERIES: dict[str, str] = {
     "requests": "sum by (model, version) (increase(nv_inference_request_success[{interval}])) + "
                 "sum by (model, version) (increase(nv_inference_request_failure[{interval}]))",
 }
-QUANTITIES = tuple(DEFAULT_QUERIES)
+QUANTITIES = PROMQL_QUANTITIES
+assert set(DEFAULT_QUERIES) == set(QUANTITIES), "one default query per quantity"
 
 Key = tuple[str, str]
 
@@ -81,19 +82,16 @@ def parse_matrix(result: Any) -> dict[Key, list[tuple[float, float]]]:
 class PrometheusSource:
     """Queries a Prometheus server with prometheus-api-client (timeout always set)."""
 
-    def __init__(self, settings: PrometheusSettings, environ: Mapping[str, str] | None = None):
+    def __init__(self, settings: PrometheusSettings, password: str | None = None):
+        """``password``: the basic-auth password (read by the caller from its file or variable)."""
         from prometheus_api_client import PrometheusConnect
         from urllib3.util.retry import Retry
 
         self.settings = settings
         auth = None
         if settings.basic_auth is not None:
-            try:
-                password = read_secret(settings.basic_auth.password_file,
-                                       settings.basic_auth.password_env, environ,
-                                       what="sources.prometheus.basic_auth.password")
-            except ConfigError as exc:
-                raise SourceError(SOURCE, str(exc)) from exc
+            if password is None:
+                raise SourceError(SOURCE, "sources.prometheus.basic_auth: no password given")
             auth = (settings.basic_auth.username, password)
         self.client = PrometheusConnect(
             url=settings.url, headers=dict(settings.headers) or None,
@@ -155,3 +153,9 @@ class PrometheusSource:
         close = getattr(self.client, "close", None)
         if callable(close):
             close()
+
+    def __enter__(self) -> PrometheusSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -199,7 +199,6 @@ class TritonClient:
         self.source = f"triton:{endpoint.name}"
         parts = urlsplit(endpoint.url)
         secure = parts.scheme == "https"
-        options: dict[str, Any] = {}
         context_factory = None
         if secure:
             def make_context() -> ssl.SSLContext:
@@ -215,7 +214,7 @@ class TritonClient:
         try:
             self._client = httpclient.InferenceServerClient(
                 url=parts.netloc + parts.path.rstrip("/"), connection_timeout=endpoint.timeout,
-                network_timeout=endpoint.timeout, ssl=secure, ssl_options=options,
+                network_timeout=endpoint.timeout, ssl=secure,
                 ssl_context_factory=context_factory)
         except self._errors as exc:
             raise SourceError(self.source, f"cannot create client: {exc}") from exc

@@ -103,6 +103,9 @@ def unfinished_plans(store: Store) -> list[Plan]:
     return [_plan(r) for r in rows]
 
 
+PLAN_STATES = ("running", "failed", "completed")
+
+
 def plan_counts(store: Store) -> dict[str, int]:
     with store.read() as conn:
         return {r[0]: r[1] for r in conn.execute(

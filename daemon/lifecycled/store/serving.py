@@ -220,8 +220,15 @@ def job_runs(store: Store) -> list[JobRun]:
                    r["last_duration"], r["last_error"]) for r in rows]
 
 
-def forget_endpoints(conn: sqlite3.Connection, keep: Iterable[str]) -> None:
-    """Drop serving state of endpoints no longer configured."""
+def forget_endpoints(conn: sqlite3.Connection, keep: Iterable[str]) -> int:
+    """Drop what is kept of Triton endpoints no longer configured: their serving states (which
+    feed mismatch checks and metrics), their last scrape and their source health. Returns the
+    number of serving-state rows dropped."""
     names = list(keep)
     marks = ", ".join("?" * len(names)) or "''"
-    conn.execute(f"DELETE FROM serving_state WHERE endpoint NOT IN ({marks})", names)
+    dropped = conn.execute(f"DELETE FROM serving_state WHERE endpoint NOT IN ({marks})",
+                           names).rowcount
+    conn.execute(f"DELETE FROM scrapes WHERE endpoint NOT IN ({marks})", names)
+    conn.execute(f"DELETE FROM sources WHERE source LIKE 'triton:%' AND source NOT IN ({marks})",
+                 [f"triton:{name}" for name in names])
+    return int(dropped)

@@ -11,8 +11,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from lifecycled.core.lifecycle import check_transition
-from lifecycled.domain import HistoryEntry, HistoryKind, ModelRecord, ModelRef, ModelSpec, Status
+from lifecycled.domain import (
+    HistoryEntry,
+    HistoryKind,
+    ModelRecord,
+    ModelRef,
+    ModelSpec,
+    Status,
+    check_transition,
+)
 from lifecycled.errors import InputError, NotFoundError, StoreError
 from lifecycled.store.events import emit_in
 from lifecycled.store.migrations import MIGRATIONS
@@ -264,13 +271,6 @@ class Store:
             self.get_in(conn, ref)
             rows = conn.execute("SELECT * FROM history WHERE name = ? AND version = ? ORDER BY id",
                                 (ref.name, ref.version)).fetchall()
-        return [_history_from_row(row) for row in rows]
-
-    def recent_history(self, limit: int) -> list[HistoryEntry]:
-        """Return the newest ``limit`` history rows across all models, newest first."""
-        with self.read() as conn:
-            rows = conn.execute("SELECT * FROM history ORDER BY id DESC LIMIT ?",
-                                (limit,)).fetchall()
         return [_history_from_row(row) for row in rows]
 
     def counts(self, column: str) -> dict[str, int]:

@@ -150,3 +150,12 @@ def latest_per_model(store: Store) -> list[UpdateJob]:
         rows = conn.execute("SELECT * FROM update_jobs WHERE rowid IN (SELECT MAX(rowid) FROM "
                             "update_jobs GROUP BY name, version)").fetchall()
     return [_job(r) for r in rows]
+
+
+def jobs_by_target(store: Store) -> dict[ModelRef, UpdateJob]:
+    """The newest update job for each target version (discovery asks: an active job's target is
+    the gate's to register; a failed job's target must not become production on its own)."""
+    targets: dict[ModelRef, UpdateJob] = {}
+    for job in list_jobs(store):  # oldest first: the newest job wins
+        targets[ModelRef(job.ref.name, job.target_version)] = job
+    return targets

@@ -7,10 +7,10 @@ import logging
 from typing import Any
 
 from lifecycled.actions.retire import retire, run_plan
-from lifecycled.core.retirement import RetirementPolicy, Usage, retirement_score
+from lifecycled.context import Context
+from lifecycled.core.retirement import Usage, retirement_score
 from lifecycled.domain import ModelRecord, Status
 from lifecycled.errors import LifecycledError
-from lifecycled.jobs.context import JobContext
 from lifecycled.store.retirement import put_scores, scores, unfinished_plans
 from lifecycled.store.serving import snapshots
 
@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 DAY = 86400.0
 
 
-def usage_of(ctx: JobContext, record: ModelRecord, now: float) -> Usage:
+def usage_of(ctx: Context, record: ModelRecord, now: float) -> Usage:
     """Age, status, mean accuracy of the last 10 snapshots and requests served (from Triton's
     counters, summed over the snapshots of the last 7 and 30 days)."""
     recent = snapshots(ctx.store, record.ref, since=now - 30 * DAY)
@@ -34,12 +34,10 @@ def usage_of(ctx: JobContext, record: ModelRecord, now: float) -> Usage:
     )
 
 
-def run_retirement(ctx: JobContext) -> dict[str, Any]:
+def run_retirement(ctx: Context) -> dict[str, Any]:
     now = ctx.clock()
     settings = ctx.settings.policies.retirement
-    policy = RetirementPolicy(settings.max_age_days, settings.min_accuracy,
-                              settings.min_requests_per_month, settings.normal_weekly_requests,
-                              settings.candidate_score)
+    policy = settings.policy()
     report: dict[str, Any] = {"resumed": [], "candidates": [], "retired": [], "errors": {}}
     for plan in unfinished_plans(ctx.store):
         report["resumed"].append(run_plan(ctx, plan).state)

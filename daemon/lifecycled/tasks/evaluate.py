@@ -6,16 +6,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from lifecycled.context import Context
 from lifecycled.core.thresholds import evaluate, evaluation_to_json
 from lifecycled.domain import Status
-from lifecycled.jobs.context import JobContext
 from lifecycled.store.results import add_evaluation, latest_evaluation
 from lifecycled.store.serving import latest_snapshots
 
 log = logging.getLogger(__name__)
 
 
-def run_evaluate(ctx: JobContext) -> dict[str, Any]:
+def run_evaluate(ctx: Context) -> dict[str, Any]:
     """One evaluation pass; returns {model: evaluation} for the models evaluated."""
     now = ctx.clock()
     latest = latest_snapshots(ctx.store)

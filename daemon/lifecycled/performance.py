@@ -1,29 +1,26 @@
-"""The performance report of one model version over the last days: from Prometheus range
-queries when Prometheus is configured, otherwise from stored snapshots."""
+"""The performance summary of one model version over the last days (``report --model``): from
+Prometheus range queries when Prometheus is configured, otherwise from stored snapshots."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from lifecycled.context import Context
 from lifecycled.core.summary import MEASURES, summarise
 from lifecycled.domain import ModelRef
-from lifecycled.jobs.context import JobContext
 from lifecycled.store.results import latest_evaluation
 from lifecycled.store.serving import snapshots
 
 MAX_POINTS = 500
 
 
-def _from_prometheus(ctx: JobContext, ref: ModelRef, start: float, end: float
+def _from_prometheus(ctx: Context, ref: ModelRef, start: float, end: float
                      ) -> dict[str, list[float]]:
-    from lifecycled.sources.prometheus import PrometheusSource, parse_matrix
+    from lifecycled.sources.prometheus import parse_matrix
 
-    settings = ctx.settings.sources.prometheus
-    assert settings is not None
     step = max(60.0, (end - start) / MAX_POINTS)
-    source = PrometheusSource(settings)
     series: dict[str, list[float]] = {}
-    try:
+    with ctx.prometheus() as source:
         for name in MEASURES:
             if name == "accuracy":
                 promql = ctx.settings.model_settings(ref.name).quality.promql.get("accuracy")
@@ -38,8 +35,6 @@ def _from_prometheus(ctx: JobContext, ref: ModelRef, start: float, end: float
                                                          end, step))
                 points = [v for _, v in matrix.get((ref.name, ref.version), [])]
             series[name] = points
-    finally:
-        source.close()
     return series
 
 
@@ -49,7 +44,7 @@ def _values(item: dict[str, Any]) -> list[float]:
     return [v for _, raw in item.get("values", []) if (v := sample_value(raw)) is not None]
 
 
-def performance_report(ctx: JobContext, ref: ModelRef, days: float) -> dict[str, Any]:
+def performance_summary(ctx: Context, ref: ModelRef, days: float) -> dict[str, Any]:
     record = ctx.store.get(ref)
     end = ctx.clock()
     start = end - days * 86400

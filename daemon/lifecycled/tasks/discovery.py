@@ -12,13 +12,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from lifecycled.context import Context
 from lifecycled.core.reconcile import Mismatch, find_mismatches
 from lifecycled.domain import ModelRef, Status
-from lifecycled.errors import InputError, SourceError
-from lifecycled.jobs.context import JobContext
+from lifecycled.errors import InputError
 from lifecycled.registration import build_spec
 from lifecycled.sources.triton import Deployment, IndexEntry, TritonClient
-from lifecycled.store.serving import put_serving_state, record_source, serving_states
+from lifecycled.store.serving import forget_endpoints, put_serving_state, serving_states
+from lifecycled.store.updates import jobs_by_target
 
 log = logging.getLogger(__name__)
 WATCHED = (Status.PRODUCTION, Status.STAGING)  # statuses that expect the model to be serving
@@ -38,7 +39,7 @@ class DiscoveryReport:
                 "mismatches": [m.to_json() for m in self.mismatches]}
 
 
-def _read_endpoint(ctx: JobContext, client: TritonClient, known: set[ModelRef]
+def _read_endpoint(ctx: Context, client: TritonClient, known: set[ModelRef]
                    ) -> tuple[list[IndexEntry], dict[ModelRef, Deployment]]:
     """The index, and the deployment of each READY version to register (not the target of an
     active update job: that one is registered by the validation gate)."""
@@ -61,29 +62,27 @@ def _ref(entry: IndexEntry) -> ModelRef | None:
         return None
 
 
-def run_discovery(ctx: JobContext) -> DiscoveryReport:
+def run_discovery(ctx: Context) -> DiscoveryReport:
     """One discovery pass over every configured Triton endpoint."""
     report = DiscoveryReport()
     now = ctx.clock()
     statuses = ctx.store.statuses()
-    targets = _update_targets(ctx)
+    targets = jobs_by_target(ctx.store)
     known = set(statuses) | {ref for ref, job in targets.items() if job.active}
     observed: dict[str, list[IndexEntry]] = {}
     deployments: dict[ModelRef, Deployment] = {}
     for endpoint in ctx.settings.sources.triton:
-        try:
-            with TritonClient(endpoint) as client:
-                entries, found = _read_endpoint(ctx, client, known)
-        except SourceError as exc:
-            report.endpoints[endpoint.name] = ctx.source_down(f"triton:{endpoint.name}", exc, now)
+        with ctx.source(f"triton:{endpoint.name}") as call, ctx.triton(endpoint) as client:
+            entries, found = _read_endpoint(ctx, client, known)
+        report.endpoints[endpoint.name] = call.error or "up"
+        if call.failed:
             continue
         observed[endpoint.name] = entries
-        report.endpoints[endpoint.name] = "up"
         for ref, deployment in found.items():
             deployments.setdefault(ref, deployment)
     with ctx.store.write() as conn:
-        for name in observed:
-            record_source(conn, f"triton:{name}", ok=True, now=now)
+        if forget_endpoints(conn, [e.name for e in ctx.settings.sources.triton]):
+            log.info("forgot the serving states of Triton endpoints no longer configured")
         _register(ctx, conn, deployments, statuses, report, now, targets)
         _record_states(ctx, conn, observed, statuses, report, now)
     report.mismatches = find_mismatches(
@@ -92,13 +91,7 @@ def run_discovery(ctx: JobContext) -> DiscoveryReport:
     return report
 
 
-def _update_targets(ctx: JobContext) -> dict[ModelRef, Any]:
-    from lifecycled.jobs.updates import update_targets
-
-    return update_targets(ctx)
-
-
-def _register(ctx: JobContext, conn: Any, deployments: dict[ModelRef, Deployment],
+def _register(ctx: Context, conn: Any, deployments: dict[ModelRef, Deployment],
               statuses: dict[ModelRef, Status], report: DiscoveryReport, now: float,
               targets: dict[ModelRef, Any]) -> None:
     for ref, deployment in sorted(deployments.items()):
@@ -116,7 +109,7 @@ def _register(ctx: JobContext, conn: Any, deployments: dict[ModelRef, Deployment
         log.info("registered discovered model=%s status=%s", ref, initial.value)
 
 
-def _record_states(ctx: JobContext, conn: Any, observed: dict[str, list[IndexEntry]],
+def _record_states(ctx: Context, conn: Any, observed: dict[str, list[IndexEntry]],
                    statuses: dict[ModelRef, Status], report: DiscoveryReport, now: float) -> None:
     grace = ctx.settings.defaults.monitoring.unavailable_grace_passes
     worst: dict[ModelRef, list[tuple[str, str, int]]] = {}

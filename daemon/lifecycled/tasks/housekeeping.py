@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from lifecycled.jobs.context import JobContext
+from lifecycled.context import Context
 from lifecycled.store.serving import prune_snapshots
 
 log = logging.getLogger(__name__)
@@ -16,7 +16,7 @@ EVENT_RETENTION = 30 * 86400.0  # delivered webhook events are kept this long
 PROFILE_RETENTION = 30 * 86400.0  # cached reference profiles unused this long are deleted
 
 
-def run_housekeeping(ctx: JobContext) -> dict[str, Any]:
+def run_housekeeping(ctx: Context) -> dict[str, Any]:
     """Snapshot retention, delivered-event retention, backup retention, profile-cache retention."""
     from lifecycled.actions.backup import prune_backups
     from lifecycled.actions.retire import backup_root

@@ -8,14 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lifecycled.config import drift_settings_for
-from lifecycled.core.drift import DriftResult, DriftSettings, Severity, compare, result_to_json
+from lifecycled.context import Context
+from lifecycled.core.drift import DriftResult, compare, result_to_json
 from lifecycled.core.profile import ReferenceProfile, build_profile
-from lifecycled.domain import ModelRef, Status
-from lifecycled.errors import InputError, SourceError
-from lifecycled.jobs.context import JobContext
-from lifecycled.settings import DriftSettings as ConfigDrift
-from lifecycled.settings import DriftWeights as ConfigWeights
+from lifecycled.domain import DriftPolicy, ModelRef, Status
+from lifecycled.errors import InputError
 from lifecycled.sources.profiles import PROFILE_DIR, cached_profile
 from lifecycled.sources.samples import expand, read_sample, select
 from lifecycled.store.results import add_drift_result
@@ -46,7 +43,7 @@ class DriftCheck:
     profile_cached: bool
 
 
-def check_drift(inputs: DriftInputs, settings: DriftSettings, *, cache_dir: Path | None,
+def check_drift(inputs: DriftInputs, settings: DriftPolicy, *, cache_dir: Path | None,
                 now: float, progress: Progress | None = None) -> DriftCheck:
     """Run one drift check; raises SourceError when a sample cannot be read."""
     reference_files = expand(inputs.reference)
@@ -66,23 +63,11 @@ def check_drift(inputs: DriftInputs, settings: DriftSettings, *, cache_dir: Path
                       cached)
 
 
-def core_settings(config: ConfigDrift) -> DriftSettings:
-    """Translate the configured drift settings into the core's value type."""
-    weights = config.weights or ConfigWeights()
-    return DriftSettings(
-        bins=config.bins or 10,
-        min_samples=config.min_samples or 100,
-        weights=(weights.ks, weights.js, weights.psi),
-        alert_severity=Severity.parse(config.alert_severity or "medium"),
-        correction=config.correction or "none",
-    )
-
-
-def run_model_drift(ctx: JobContext, ref: ModelRef, *, now: float,
+def run_model_drift(ctx: Context, ref: ModelRef, *, now: float,
                     progress: Progress | None = None) -> tuple[DriftCheck, dict[str, Any]]:
     """Run the configured drift check of ``ref`` and store its result."""
     ctx.store.get(ref)
-    config = drift_settings_for(ctx.settings, ref.name)
+    config = ctx.settings.drift_config(ref.name)
     if not config.reference or not config.current:
         raise InputError(f"{ref}: no drift check configured (set models.{ref.name}.drift.reference "
                          "and .current)")
@@ -90,7 +75,7 @@ def run_model_drift(ctx: JobContext, ref: ModelRef, *, now: float,
                          features=config.features, categorical=config.categorical or (),
                          timestamp_column=config.timestamp_column, window=config.window,
                          newest_rows=config.newest_rows)
-    settings = core_settings(config)
+    settings = ctx.settings.drift_policy(ref.name)
     check = check_drift(inputs, settings, cache_dir=ctx.state_dir / PROFILE_DIR,
                         now=now, progress=progress)
     record = check_to_json(check, now=now)
@@ -108,29 +93,21 @@ def run_model_drift(ctx: JobContext, ref: ModelRef, *, now: float,
     return check, record
 
 
-def run_drift(ctx: JobContext) -> dict[str, Any]:
+def run_drift(ctx: Context) -> dict[str, Any]:
     """The scheduled drift job: every production model with a configured check.
 
     A model whose samples cannot be read is reported (and its source marked down); the others
     are still checked.
     """
-    from lifecycled.store.serving import record_source
-
     now = ctx.clock()
     done: dict[str, Any] = {}
     for ref, status in sorted(ctx.store.statuses().items()):
         config = ctx.settings.models.get(ref.name)
         if status != Status.PRODUCTION or config is None or not config.drift.reference:
             continue
-        source = f"samples:{ref.name}"
-        try:
+        with ctx.source(f"samples:{ref.name}") as call:
             _, record = run_model_drift(ctx, ref, now=now)
-        except SourceError as exc:
-            done[str(ref)] = {"error": ctx.source_down(source, exc, now)}
-            continue
-        with ctx.store.write() as conn:
-            record_source(conn, source, ok=True, now=now)
-        done[str(ref)] = {"severity": record["severity"]}
+        done[str(ref)] = {"error": call.error} if call.failed else {"severity": record["severity"]}
     return done
 
 

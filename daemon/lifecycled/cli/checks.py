@@ -1,5 +1,4 @@
-"""CLI commands for checks: discovery, collection, drift, quality, the performance report
-(part of the CLI; prints for people)."""
+"""Check commands: discover, collect, drift, quality and report."""
 
 from __future__ import annotations
 
@@ -10,12 +9,10 @@ from collections.abc import Callable
 from typing import Any
 
 from lifecycled import app
-from lifecycled.cli_actions import emit
-from lifecycled.domain import ModelRef, Status
+from lifecycled.cli.output import EXIT_OK, EXIT_PROBLEM, Formatter, emit
+from lifecycled.domain import SEVERITIES, DriftPolicy, ModelRef, Severity, Status
 from lifecycled.errors import InputError
 from lifecycled.render import ago, fmt, table
-
-EXIT_OK, EXIT_PROBLEM = 0, 1
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -49,11 +46,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def model_report(args: argparse.Namespace) -> int:
-    from lifecycled.jobs.report import performance_report
+    from lifecycled.performance import performance_summary
 
     ref = ModelRef.parse(args.model)
     with app.opened(args.config) as ctx:
-        data = performance_report(ctx.context(), ref, args.days)
+        data = performance_summary(ctx.context(), ref, args.days)
 
     def text() -> str:
         rows = [[name, m["count"], fmt(m["mean"]), fmt(m["std"]), fmt(m["min"]),
@@ -69,7 +66,7 @@ def model_report(args: argparse.Namespace) -> int:
 
 
 def cmd_discover(args: argparse.Namespace) -> int:
-    from lifecycled.jobs.discovery import run_discovery
+    from lifecycled.tasks.discovery import run_discovery
 
     with app.opened(args.config) as ctx:
         report = run_discovery(ctx.context())
@@ -97,8 +94,8 @@ def _discover_text(data: dict[str, Any]) -> str:
 def cmd_collect(args: argparse.Namespace) -> int:
     import threading
 
-    from lifecycled.jobs.collect import run_collect
     from lifecycled.store.serving import last_scrape
+    from lifecycled.tasks.collect import run_collect
     from lifecycled.units import parse_duration
 
     wait = parse_duration(args.wait)
@@ -122,7 +119,6 @@ def _collect_text(data: dict[str, Any]) -> str:
     lines.append(table(["MODEL", "REQ/S", "ERRORS", "MEAN S", "P99 S", "ACCURACY"], rows)
                  if rows else "no snapshots stored")
     lines += [f"no rate for {m}: {why}" for m, why in sorted(data["skipped"].items())]
-    lines += [f"quality not read for {m}: {why}" for m, why in sorted(data["quality_errors"].items())]
     return "\n".join(lines)
 
 
@@ -160,8 +156,6 @@ def _drift_text(record: dict[str, Any]) -> str:
 
 
 def _fail_on(args: argparse.Namespace, severity: str) -> int:
-    from lifecycled.core.drift import Severity
-
     if args.fail_on and Severity.parse(severity) >= Severity.parse(args.fail_on):
         return EXIT_PROBLEM
     return EXIT_OK
@@ -173,8 +167,7 @@ def _split(text: str | None) -> list[str] | None:
 
 def cmd_drift(args: argparse.Namespace) -> int:
     # Imported here so that registry commands start without numpy, scipy and pyarrow.
-    from lifecycled.core.drift import DriftSettings
-    from lifecycled.jobs.drift import DriftInputs, check_drift, check_to_json, run_model_drift
+    from lifecycled.tasks.drift import DriftInputs, check_drift, check_to_json, run_model_drift
 
     now = time.time()
     progress = _progress("drift")
@@ -189,7 +182,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
         inputs = DriftInputs(reference=args.reference, current=args.current,
                              features=_split(args.features),
                              categorical=_split(args.categorical) or ())
-        settings = DriftSettings(bins=args.bins, min_samples=args.min_samples,
+        settings = DriftPolicy(bins=args.bins, min_samples=args.min_samples,
                                  correction=args.correction)
         record = check_to_json(check_drift(inputs, settings, cache_dir=None, now=now,
                                            progress=progress), now=now)
@@ -223,7 +216,7 @@ def _quality_text(result: dict[str, Any]) -> str:
 
 
 def cmd_quality(args: argparse.Namespace) -> int:
-    from lifecycled.jobs.quality import OutcomeColumns, check_quality
+    from lifecycled.tasks.quality import OutcomeColumns, check_quality
 
     columns = OutcomeColumns(prediction=args.prediction_column, label=args.label_column,
                              score=args.score_column, timestamp=args.timestamp_column)
@@ -233,3 +226,52 @@ def cmd_quality(args: argparse.Namespace) -> int:
 
 
 # -- plumbing ------------------------------------------------------------------------------------
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser, as_json: argparse.ArgumentParser
+                ) -> None:
+    parents = [common, as_json]
+    p = sub.add_parser("discover", parents=parents, formatter_class=Formatter,
+                       help="one discovery pass now: new, changed and missing models")
+    p.set_defaults(func=cmd_discover)
+    p = sub.add_parser("collect", parents=parents, formatter_class=Formatter,
+                       help="one collect pass now (two scrapes if there is no previous one)")
+    p.add_argument("--wait", default="5s", help="gap between two scrapes when needed")
+    p.set_defaults(func=cmd_collect)
+
+    defaults = DriftPolicy()
+    p = sub.add_parser("drift", parents=parents, formatter_class=Formatter,
+                       help="data drift between a reference and a current sample")
+    p.add_argument("--model", metavar="NAME:VERSION", help="run the configured check and store it")
+    p.add_argument("--reference", metavar="FILE", help="CSV, Parquet or JSON Lines (or a glob)")
+    p.add_argument("--current", metavar="FILE", help="CSV, Parquet or JSON Lines (or a glob)")
+    p.add_argument("--features", metavar="a,b", help="the columns to judge (default: every "
+                                                     "column in both samples)")
+    p.add_argument("--categorical", metavar="c,d",
+                   help="columns judged as categories (default: the non-numeric columns)")
+    p.add_argument("--bins", type=int, default=defaults.bins, help="reference-quantile bins")
+    p.add_argument("--min-samples", type=int, default=defaults.min_samples,
+                   help="fewer values than this in either sample: not judged")
+    p.add_argument("--correction", choices=["none", "bonferroni", "bh"],
+                   default=defaults.correction, help="p-value correction across features")
+    p.add_argument("--fail-on", choices=[s for s in SEVERITIES if s != "low"],
+                   help="exit 1 when the model severity reaches this level")
+    p.set_defaults(func=cmd_drift)
+
+    p = sub.add_parser("quality", parents=parents, formatter_class=Formatter,
+                       help="quality metrics and concept drift from labelled outcomes")
+    p.add_argument("--outcomes", required=True, metavar="FILE",
+                   help="CSV, Parquet or JSON Lines (or a glob) with predictions and labels")
+    p.add_argument("--prediction-column", default="prediction", help="the predicted label")
+    p.add_argument("--label-column", default="label", help="the true label")
+    p.add_argument("--score-column", help="the score of the positive class (for ROC AUC)")
+    p.add_argument("--timestamp-column", help="orders the outcomes for concept drift")
+    p.add_argument("--positive-label", help="the positive class of a binary model")
+    p.set_defaults(func=cmd_quality)
+
+    p = sub.add_parser("report", parents=parents, formatter_class=Formatter,
+                       help="lifecycle overview, or --model: one version's performance summary")
+    p.add_argument("--model", metavar="NAME:VERSION", help="one version's performance summary")
+    p.add_argument("--days", type=float, default=7.0, help="the period the summary covers")
+    p.set_defaults(func=cmd_report)
+

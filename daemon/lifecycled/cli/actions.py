@@ -1,26 +1,17 @@
-"""CLI commands for actions: update jobs and webhooks (part of the CLI; prints for people)."""
+"""Action commands: update jobs, webhooks and retirement."""
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
 from typing import Any
 
 from lifecycled import app
+from lifecycled.cli.output import EXIT_OK, EXIT_PROBLEM, Formatter, add_actor, emit
 from lifecycled.domain import ModelRef
 from lifecycled.errors import InputError
 from lifecycled.render import table, utc
-
-EXIT_OK, EXIT_PROBLEM = 0, 1
-
-
-def emit(args: argparse.Namespace, payload: Any, text: Callable[[], str]) -> None:
-    if getattr(args, "json", False):
-        print(json.dumps(payload, indent=2, sort_keys=True))
-    else:
-        print(text())
-
+from lifecycled.store.updates import STATES
 
 # --- jobs ---------------------------------------------------------------------------------------
 
@@ -63,7 +54,7 @@ def cmd_jobs_show(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs_create(args: argparse.Namespace) -> int:
-    from lifecycled.jobs.updates import manual_job
+    from lifecycled.actions.updates import manual_job
     from lifecycled.store.updates import get
 
     ref = ModelRef.parse(args.model)
@@ -75,7 +66,7 @@ def cmd_jobs_create(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs_cancel(args: argparse.Namespace) -> int:
-    from lifecycled.jobs.updates import cancel_job
+    from lifecycled.actions.updates import cancel_job
 
     with app.opened(args.config) as a:
         job = cancel_job(a.context(), args.id, args.actor).to_json()
@@ -129,95 +120,86 @@ def cmd_webhooks_redeliver(args: argparse.Namespace) -> int:
                           now=a.context().clock())
     if count == 0:
         raise InputError(f"no dead letter {args.event_id}" if args.event_id else "no dead letters")
-    print(f"{count} delivery(ies) queued again; the deliver job sends them")
+    emit(args, {"queued": count},
+         lambda: f"{count} delivery(ies) queued again; the deliver task sends them")
     return EXIT_OK
 
 
 def cmd_webhooks_test(args: argparse.Namespace) -> int:
     """Send a signed ``ping`` to one endpoint now (not through the outbox)."""
-    import time
-
-    import requests
-
-    from lifecycled.actions.webhooks import headers, secret_key
-    from lifecycled.config import read_secret
+    from lifecycled.actions.webhooks import endpoint_key, ping
 
     with app.opened(args.config) as a:
         endpoint = a.settings.webhooks.get(args.endpoint)
         if endpoint is None:
             raise InputError(f"no webhook endpoint {args.endpoint}; configured: "
                              f"{', '.join(a.settings.webhooks) or 'none'}")
-    key = secret_key(read_secret(endpoint.secret_file, endpoint.secret_env,
-                                 what=f"webhooks.{args.endpoint}.secret"))
-    now = time.time()
-    body = json.dumps({"type": "ping", "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                  time.gmtime(now)),
-                       "data": {"endpoint": args.endpoint}}, separators=(",", ":"))
-    message_id = f"msg_ping_{int(now * 1000)}"
-    try:
-        response = requests.post(endpoint.url, data=body.encode(),
-                                 headers=headers(key, message_id, int(now), body),
-                                 timeout=endpoint.timeout, allow_redirects=False)
-    except requests.RequestException as exc:
-        print(f"{args.endpoint}: failed: {exc}")
-        return EXIT_PROBLEM
-    ok = 200 <= response.status_code < 300
-    print(f"{args.endpoint}: HTTP {response.status_code} ({'ok' if ok else 'not accepted'})")
-    return EXIT_OK if ok else EXIT_PROBLEM
+        ctx = a.context()
+        status, error = ping(ctx.session, args.endpoint, endpoint,
+                             endpoint_key(ctx, args.endpoint, endpoint), ctx.clock())
+    payload = {"endpoint": args.endpoint, "status": status, "ok": not error, "error": error}
+    emit(args, payload, lambda: f"{args.endpoint}: failed: {error}" if status is None else
+         f"{args.endpoint}: HTTP {status} ({'not accepted' if error else 'ok'})")
+    return EXIT_PROBLEM if error else EXIT_OK
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser, as_json: argparse.ArgumentParser
                 ) -> None:
+    parents = [common, as_json]
     jobs = sub.add_parser("jobs", help="model update jobs").add_subparsers(
         dest="jobs_command", required=True, metavar="SUBCOMMAND")
-    p = jobs.add_parser("list", parents=[common, as_json], help="list update jobs")
-    p.add_argument("--state")
+    p = jobs.add_parser("list", parents=parents, formatter_class=Formatter,
+                        help="list update jobs")
+    p.add_argument("--state", choices=STATES, help="only jobs in this state")
     p.set_defaults(func=cmd_jobs_list)
-    p = jobs.add_parser("show", parents=[common, as_json], help="one job in detail")
-    p.add_argument("id")
+    p = jobs.add_parser("show", parents=parents, formatter_class=Formatter,
+                        help="one job in detail")
+    p.add_argument("id", help="the job id")
     p.set_defaults(func=cmd_jobs_show)
-    p = jobs.add_parser("create", parents=[common, as_json], help="request an update now")
-    p.add_argument("model", metavar="NAME:VERSION")
-    p.add_argument("--reason", required=True)
-    p.add_argument("--actor", default="cli")
+    p = jobs.add_parser("create", parents=parents, formatter_class=Formatter,
+                        help="request an update now")
+    p.add_argument("model", metavar="NAME:VERSION", help="the model version to update")
+    p.add_argument("--reason", required=True, help="why (kept in the job and its event)")
+    add_actor(p)
     p.set_defaults(func=cmd_jobs_create)
-    p = jobs.add_parser("cancel", parents=[common, as_json],
+    p = jobs.add_parser("cancel", parents=parents, formatter_class=Formatter,
                         help="cancel a pending or dispatched job")
-    p.add_argument("id")
-    p.add_argument("--actor", default="cli")
+    p.add_argument("id", help="the job id")
+    add_actor(p)
     p.set_defaults(func=cmd_jobs_cancel)
 
     hooks = sub.add_parser("webhooks", help="webhook endpoints and the outbox").add_subparsers(
         dest="webhooks_command", required=True, metavar="SUBCOMMAND")
-    p = hooks.add_parser("list", parents=[common, as_json],
+    p = hooks.add_parser("list", parents=parents, formatter_class=Formatter,
                          help="endpoints, pending, dead letters, last success")
     p.set_defaults(func=cmd_webhooks_list)
-    p = hooks.add_parser("dead-letters", parents=[common, as_json], help="undeliverable events")
+    p = hooks.add_parser("dead-letters", parents=parents, formatter_class=Formatter,
+                         help="undeliverable events")
     p.set_defaults(func=cmd_webhooks_dead_letters)
-    p = hooks.add_parser("redeliver", parents=[common], help="queue dead letters again")
-    p.add_argument("event_id", nargs="?", metavar="EVENT_ID")
-    p.add_argument("--all-dead", action="store_true")
+    p = hooks.add_parser("redeliver", parents=parents, formatter_class=Formatter,
+                         help="queue dead letters again")
+    p.add_argument("event_id", nargs="?", metavar="EVENT_ID", help="one dead letter")
+    p.add_argument("--all-dead", action="store_true", help="every dead letter")
     p.set_defaults(func=cmd_webhooks_redeliver)
-    p = hooks.add_parser("test", parents=[common], help="send a signed ping to an endpoint")
-    p.add_argument("endpoint", metavar="ENDPOINT")
+    p = hooks.add_parser("test", parents=parents, formatter_class=Formatter,
+                         help="send a signed ping to an endpoint")
+    p.add_argument("endpoint", metavar="ENDPOINT", help="the configured endpoint's name")
     p.set_defaults(func=cmd_webhooks_test)
     add_retire_parser(sub, common, as_json)
 
 
-# --- retirement ---------------------------------------------------------------------------------
+
+def retire_shorthand(argv: list[str]) -> list[str]:
+    """``retire NAME:VERSION ...`` is short for ``retire version NAME:VERSION ...``."""
+    if argv[:1] == ["retire"] and len(argv) > 1 and not argv[1].startswith("-") \
+            and argv[1] not in RETIRE_SUBCOMMANDS:
+        return ["retire", "version", *argv[1:]]
+    return argv
 
 
 def cmd_retire(args: argparse.Namespace) -> int:
-    """``retire candidates`` | ``retire status NAME:VERSION`` | ``retire NAME:VERSION ...``."""
-    words = args.words
-    if words == ["candidates"]:
-        return _retire_candidates(args)
-    if len(words) == 2 and words[0] == "status":
-        return _retire_status(args, ModelRef.parse(words[1]))
-    if len(words) != 1:
-        raise InputError("usage: lifecycled retire candidates | status NAME:VERSION | "
-                         "NAME:VERSION --reason TEXT [--dry-run]")
-    ref = ModelRef.parse(words[0])
+    """``retire version NAME:VERSION --reason TEXT [--dry-run]``."""
+    ref = ModelRef.parse(args.model)
     from lifecycled.actions.retire import preview, retire
 
     with app.opened(args.config) as a:
@@ -249,10 +231,11 @@ def _plan_text(plan: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _retire_status(args: argparse.Namespace, ref: ModelRef) -> int:
+def cmd_retire_status(args: argparse.Namespace) -> int:
     from lifecycled.errors import NotFoundError
     from lifecycled.store.retirement import latest_plan
 
+    ref = ModelRef.parse(args.model)
     with app.opened(args.config) as a:
         a.store.get(ref)
         plan = latest_plan(a.store, ref)
@@ -263,7 +246,7 @@ def _retire_status(args: argparse.Namespace, ref: ModelRef) -> int:
     return EXIT_OK
 
 
-def _retire_candidates(args: argparse.Namespace) -> int:
+def cmd_retire_candidates(args: argparse.Namespace) -> int:
     import time
 
     from lifecycled.store.retirement import scores
@@ -289,13 +272,28 @@ def _retire_candidates(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+RETIRE_SUBCOMMANDS = ("candidates", "status", "version")
+
+
 def add_retire_parser(sub: Any, common: argparse.ArgumentParser,
                       as_json: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("retire", parents=[common, as_json],
-                       help="retirement: candidates | status NAME:VERSION | NAME:VERSION")
-    p.add_argument("words", nargs="+", metavar="candidates|status|NAME:VERSION")
-    p.add_argument("--reason")
-    p.add_argument("--actor", default="cli")
+    retire = sub.add_parser("retire", formatter_class=Formatter,
+                            help="retirement: candidates | status NAME:VERSION | NAME:VERSION",
+                            description="``retire NAME:VERSION`` is short for "
+                                        "``retire version NAME:VERSION``.")
+    words = retire.add_subparsers(dest="retire_command", required=True, metavar="SUBCOMMAND")
+    p = words.add_parser("candidates", parents=[common, as_json], formatter_class=Formatter,
+                         help="retirement scores, reasons, status and age, worst first")
+    p.set_defaults(func=cmd_retire_candidates)
+    p = words.add_parser("status", parents=[common, as_json], formatter_class=Formatter,
+                         help="the latest retirement plan of a version and each step's outcome")
+    p.add_argument("model", metavar="NAME:VERSION", help="the model version")
+    p.set_defaults(func=cmd_retire_status)
+    p = words.add_parser("version", parents=[common, as_json], formatter_class=Formatter,
+                         help="retire a version: stop traffic, back up, record every step")
+    p.add_argument("model", metavar="NAME:VERSION", help="the model version to retire")
+    p.add_argument("--reason", help="why (required unless --dry-run)")
+    add_actor(p)
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan and what blocks it; change nothing")
     p.set_defaults(func=cmd_retire)

@@ -1,0 +1,179 @@
+"""Update jobs, the action part: create and dispatch a job (``model.update_requested``), cancel
+it, apply the pipeline's progress reports, and run the validation gate that promotes the new
+version along the lifecycle graph (and deprecates the old one) or fails the job."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import replace
+
+from lifecycled.api import JobEvent
+from lifecycled.context import Context
+from lifecycled.core.lifecycle import next_version, promotion_path
+from lifecycled.core.triggers import Trigger
+from lifecycled.core.updates import describe, gate
+from lifecycled.domain import ModelRef, Status
+from lifecycled.errors import InputError, NotFoundError, TransitionError
+from lifecycled.store.updates import (
+    STATES,
+    UpdateJob,
+    active_for_in,
+    create_in,
+    get_in,
+    log_in,
+    update_in,
+)
+
+log = logging.getLogger(__name__)
+
+
+def callback_url(ctx: Context, job_id: str) -> str:
+    base = ctx.settings.daemon.public_url or f"http://{ctx.settings.daemon.listen}"
+    return f"{base.rstrip('/')}/api/v1/jobs/{job_id}/events"
+
+
+def create_job(ctx: Context, conn: sqlite3.Connection, ref: ModelRef, trigger: Trigger,
+               now: float) -> str:
+    """Create a job for ``ref`` and dispatch it (the event is written in the same transaction)."""
+    target = next_version(ref.version)
+    job_id = create_in(conn, ref, target, trigger.type, trigger.to_json(), "dispatched", now)
+    log_in(conn, job_id, now, f"created by trigger {trigger.type}: {describe(trigger)}",
+           "dispatched: model.update_requested written to the outbox")
+    ctx.store.emit_in(conn, "model.update_requested", ref, {
+        "job_id": job_id, "target_version": target, "trigger": trigger.to_json(),
+        "callback_url": callback_url(ctx, job_id)}, now)
+    return job_id
+
+
+def manual_job(ctx: Context, ref: ModelRef, reason: str, actor: str) -> str:
+    """``jobs create``: refused while the model has an active job; no cooldown (a person asked)."""
+    now = ctx.clock()
+    with ctx.store.write() as conn:
+        if ctx.store.get_in(conn, ref).status == Status.RETIRED:
+            raise InputError(f"{ref} is retired")
+        active = active_for_in(conn, ref.name)
+        if active is not None:
+            raise InputError(f"{ref.name} already has an active update job {active.id} "
+                             f"({active.state})")
+        return create_job(ctx, conn, ref, Trigger("manual", {"reason": reason, "actor": actor}),
+                          now)
+
+
+def cancel_job(ctx: Context, job_id: str, actor: str) -> UpdateJob:
+    """Cancel a job that is still pending or dispatched."""
+    now = ctx.clock()
+    with ctx.store.write() as conn:
+        job = get_in(conn, job_id)
+        if job.state not in ("pending", "dispatched"):
+            raise InputError(f"cannot cancel {job_id}: it is {job.state} (only pending or "
+                             "dispatched jobs can be cancelled)")
+        update_in(conn, job_id, now, state="cancelled", reason=f"cancelled by {actor}")
+        log_in(conn, job_id, now, f"cancelled by {actor}")
+        return get_in(conn, job_id)
+
+
+def fail_in(ctx: Context, conn: sqlite3.Connection, job: UpdateJob, reason: str,
+          now: float) -> None:
+    update_in(conn, job.id, now, state="failed", reason=reason)
+    log_in(conn, job.id, now, f"failed: {reason}")
+    ctx.store.emit_in(conn, "model.update_failed", job.ref, {
+        "job_id": job.id, "target_version": job.target_version, "reason": reason}, now)
+    log.warning("update job failed job=%s model=%s reason=%s", job.id, job.ref, reason)
+
+
+def finish(ctx: Context, job_id: str, why: str) -> str:
+    """Run the validation gate; promote the target version or fail the job. Returns the state."""
+    now = ctx.clock()
+    policy = ctx.settings.policies.updates
+    minimums = {"accuracy": policy.min_validation_accuracy, **policy.min_validation}
+    with ctx.store.write() as conn:
+        job = get_in(conn, job_id)
+        if not job.active:
+            return job.state
+        problems = gate(job.validation, minimums)
+        if problems:
+            fail_in(ctx, conn, job, "; ".join(problems), now)
+            return "failed"
+        _promote(ctx, conn, job, why, now)
+    if policy.load_in_triton:
+        _load(ctx, job)
+    return "completed"
+
+
+def _promote(ctx: Context, conn: sqlite3.Connection, job: UpdateJob, why: str,
+             now: float) -> None:
+    store = ctx.store
+    old = store.get_in(conn, job.ref)
+    target = ModelRef(job.ref.name, job.target_version)
+    evidence = {"job_id": job.id, "validation": dict(job.validation)}
+    try:
+        current = store.get_in(conn, target).status
+    except NotFoundError:
+        spec = replace(old.spec, ref=target,
+                       tags=tuple(dict.fromkeys((*old.spec.tags, "auto_updated"))))
+        store.register_in(conn, spec, Status.STAGING, actor="updates",
+                          reason=f"built by update job {job.id}", now=now)
+        current = Status.STAGING
+    for step in promotion_path(current, Status.PRODUCTION):
+        store.set_status_in(conn, target, step, actor="updates",
+                            reason=f"promoted by update job {job.id}: validation passed",
+                            evidence=evidence, now=now)
+    if old.status == Status.PRODUCTION:
+        store.set_status_in(conn, job.ref, Status.DEPRECATED, actor="updates",
+                            reason=f"superseded by {job.target_version}", evidence=evidence,
+                            now=now)
+    update_in(conn, job.id, now, state="completed", progress=100.0,
+              reason=f"{target} promoted; {job.ref} deprecated")
+    log_in(conn, job.id, now, f"validation passed ({why}); {target} promoted to production, "
+                              f"{job.ref} deprecated")
+    store.emit_in(conn, "model.update_completed", job.ref, {
+        "job_id": job.id, "target_version": job.target_version,
+        "validation": dict(job.validation)}, now)
+    log.info("update job completed job=%s promoted=%s", job.id, target)
+
+
+def _load(ctx: Context, job: UpdateJob) -> None:
+    for endpoint in ctx.settings.sources.triton:
+        if not endpoint.allow_model_control:
+            continue
+        with ctx.source(f"triton:{endpoint.name}") as call, ctx.triton(endpoint) as client:
+            client.load(job.ref.name)
+        line = (f"could not load {job.ref.name} on {endpoint.name}: {call.error}" if call.failed
+                else f"asked {endpoint.name} to load {job.ref.name}")
+        with ctx.store.write() as conn:
+            log_in(conn, job.id, ctx.clock(), line)
+
+
+def apply_job_event(ctx: Context, job_id: str, report: JobEvent) -> UpdateJob:
+    """Apply one progress report from the pipeline; no backwards moves, no moves after the end."""
+    now = ctx.clock()
+    finish_now = False
+    with ctx.store.write() as conn:
+        job = get_in(conn, job_id)
+        if not job.active:
+            raise TransitionError(f"job {job_id} is already {job.state}")
+        state = report.state
+        if state is not None and state not in ("failed",) and \
+                STATES.index(state) < STATES.index(job.state):
+            raise TransitionError(f"job {job_id} cannot move back from {job.state} to {state}")
+        if report.progress is not None and report.progress < job.progress:
+            raise TransitionError(f"progress cannot go down ({job.progress:g} -> "
+                                  f"{report.progress:g})")
+        metrics = {**job.validation, **report.validation_metrics} if report.validation_metrics else None
+        update_in(conn, job_id, now, progress=report.progress, validation=metrics,
+                  state=state if state in ("training", "validating", "deploying") else None)
+        lines = [f"pipeline: {line}" for line in report.log]
+        if state:
+            lines.append(f"pipeline reported {state}" + (f": {report.message}"
+                                                          if report.message else ""))
+        if lines:
+            log_in(conn, job_id, now, *lines)
+        if state == "failed":
+            fail_in(ctx, conn, get_in(conn, job_id),
+                  f"pipeline reported failure: {report.message or 'no message'}", now)
+        finish_now = state == "completed"
+    if finish_now:
+        finish(ctx, job_id, "the pipeline reported completion")
+    with ctx.store.read() as conn:
+        return get_in(conn, job_id)

@@ -1,0 +1,73 @@
+"""Every ``lifecycled`` command; the CLI is the only part of lifecycled that prints for people.
+
+Exit codes: 0 success, 1 a check found a problem (or the state store failed), 2 bad usage, bad
+configuration or bad input. Errors are one sentence on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from lifecycled import __version__
+from lifecycled.cli import actions, checks, registry
+from lifecycled.cli.output import EXIT_PROBLEM, EXIT_USAGE, Exit, Formatter, common_parents
+from lifecycled.errors import (
+    ConfigError,
+    InputError,
+    LifecycledError,
+    NotFoundError,
+    SourceError,
+    TransitionError,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common, as_json = common_parents()
+    parser = argparse.ArgumentParser(
+        prog="lifecycled", formatter_class=Formatter,
+        description="lifecycled: lifecycle of ML models served by NVIDIA Triton, for Prometheus")
+    parser.add_argument("--config", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--version", action="version", version=f"lifecycled {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (registry, checks, actions):
+        module.add_parsers(sub, common, as_json)
+    _complete(parser)
+    return parser
+
+
+def _complete(parser: argparse.ArgumentParser) -> None:
+    """Shell completion through argcomplete, when it is installed (see the README)."""
+    try:
+        import argcomplete
+    except ImportError:
+        return
+    argcomplete.autocomplete(parser)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command and return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(actions.retire_shorthand(list(sys.argv[1:] if argv is None else argv)))
+    if not hasattr(args, "config"):
+        args.config = None
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        return int(args.func(args))
+    except Exit as exc:
+        return exc.code
+    except (ConfigError, InputError, NotFoundError, TransitionError, SourceError) as exc:
+        print(f"lifecycled: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except LifecycledError as exc:  # StoreError and anything else lifecycled raises on purpose
+        print(f"lifecycled: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

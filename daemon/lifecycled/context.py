@@ -1,0 +1,105 @@
+"""What every task and action receives, built by the composition root (``lifecycled.app``): the
+settings, the store, the clock, the environment, an HTTP session and the client factories.
+
+No task or action constructs a client or reads ``os.environ``: they ask the context, so a test
+hands in its own clock, environment or clients. ``source(name)`` records a source's health once
+per call: up when the block ends normally, down (and logged) when it raises SourceError.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import requests
+
+from lifecycled.errors import ConfigError, SourceError
+from lifecycled.secrets import read_secret
+from lifecycled.settings import PrometheusSettings, Settings, TritonEndpoint
+from lifecycled.sources.prometheus import PrometheusSource
+from lifecycled.sources.triton import TritonClient
+from lifecycled.store import Store
+from lifecycled.store.serving import record_source
+
+log = logging.getLogger(__name__)
+
+TritonFactory = Callable[[TritonEndpoint], TritonClient]
+PrometheusFactory = Callable[[PrometheusSettings, "str | None"], PrometheusSource]
+
+
+class SourceCall:
+    """``with ctx.source("prometheus") as call:`` -- a SourceError inside the block is recorded
+    (source down), logged and swallowed; ``call.error`` then holds its text. A block that ends
+    normally records the source up. Other exceptions pass through unrecorded."""
+
+    def __init__(self, ctx: Context, name: str) -> None:
+        self.ctx, self.name = ctx, name
+        self.error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+    def __enter__(self) -> SourceCall:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool:
+        if exc is not None and not isinstance(exc, SourceError):
+            return False
+        now = self.ctx.clock()
+        if exc is not None:
+            self.error = str(exc)
+            log.warning("source down source=%s error=%s", self.name, exc)
+        with self.ctx.store.write() as conn:
+            record_source(conn, self.name, ok=exc is None, now=now, error=self.error or "")
+        return True
+
+
+@dataclass
+class Context:
+    settings: Settings
+    store: Store
+    clock: Callable[[], float] = time.time
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    session: requests.Session = field(default_factory=requests.Session)
+    jitter_source: random.Random = field(default_factory=random.Random)
+    triton_factory: TritonFactory = TritonClient
+    prometheus_factory: PrometheusFactory = PrometheusSource
+
+    @property
+    def state_dir(self) -> Path:
+        return self.store.path.parent
+
+    def source(self, name: str) -> SourceCall:
+        """A block that reads source ``name``; see SourceCall."""
+        return SourceCall(self, name)
+
+    def secret(self, file: str | None, env: str | None, what: str) -> str:
+        """A secret from its file or environment variable (ConfigError when unavailable)."""
+        return read_secret(file, env, self.environ, what=what)
+
+    def triton(self, endpoint: TritonEndpoint) -> TritonClient:
+        """A fresh KServe v2 client for ``endpoint`` (use it as a context manager)."""
+        return self.triton_factory(endpoint)
+
+    def prometheus(self) -> PrometheusSource:
+        """A Prometheus client for ``sources.prometheus`` (use it for one pass, then close it)."""
+        settings = self.settings.sources.prometheus
+        if settings is None:
+            raise SourceError("prometheus", "sources.prometheus is not configured")
+        password = None
+        if settings.basic_auth is not None:
+            try:
+                password = self.secret(settings.basic_auth.password_file,
+                                       settings.basic_auth.password_env,
+                                       "sources.prometheus.basic_auth.password")
+            except ConfigError as exc:
+                raise SourceError("prometheus", str(exc)) from exc
+        return self.prometheus_factory(settings, password)

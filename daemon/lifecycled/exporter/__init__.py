@@ -1,0 +1,47 @@
+"""The Prometheus exporter: one collector per subsystem (as node_exporter lays out one collector
+per file), composed here. It reads stored state only (a scrape never calls Triton, Prometheus or
+a file) and yields fresh metric families. The names are a contract (README "Metrics")."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+from prometheus_client.core import Metric
+
+from lifecycled.domain import Status
+from lifecycled.exporter import checks, daemon, quality, registry, retirement, serving, updates
+from lifecycled.exporter import webhooks as webhook_metrics
+from lifecycled.exporter.drift import DriftCollector
+from lifecycled.store import Store
+from lifecycled.store.results import Decoded
+
+
+class LifecycleCollector:
+    """A prometheus_client collector over the store."""
+
+    def __init__(self, store: Store,
+                 webhook_endpoints: Callable[[], Iterable[str]] = lambda: (),
+                 job_intervals: Callable[[], dict[str, float]] = dict) -> None:
+        self.store = store
+        self.webhook_endpoints = webhook_endpoints
+        self.job_intervals = job_intervals
+        self.drift = DriftCollector(store)
+        # decoded results by row id (rows never change): a scrape decodes only new results
+        self._quality: Decoded = {}
+        self._evaluations: Decoded = {}
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # nothing is read at registration time
+
+    def collect(self) -> Iterator[Metric]:
+        records = self.store.list_models()
+        live = {r.ref for r in records if r.status != Status.RETIRED}
+        yield from registry.collect(records)
+        yield from serving.collect(self.store, live)
+        yield from quality.collect(self.store, live, self._quality)
+        yield from checks.collect(self.store, live, self._evaluations)
+        yield from self.drift.collect(live)
+        yield from updates.collect(self.store, live)
+        yield from webhook_metrics.collect(self.store, list(self.webhook_endpoints()))
+        yield from retirement.collect(self.store, live)
+        yield from daemon.collect(self.store, self.job_intervals())

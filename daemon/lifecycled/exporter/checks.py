@@ -1,0 +1,38 @@
+"""Checks: the latest evaluation's threshold breaches (``domain.THRESHOLDS``), performance score
+and level."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import Metric
+
+from lifecycled.domain import THRESHOLDS, Level, ModelRef
+from lifecycled.exporter.families import MV, gauge
+from lifecycled.store import Store
+from lifecycled.store.results import Decoded, latest_evaluation
+
+
+def collect(store: Store, live: set[ModelRef], cache: Decoded) -> Iterator[Metric]:
+    breached = gauge("lifecycled_model_threshold_breached",
+                     "1 when the latest evaluation breaches the threshold, 0 when it passes; "
+                     "absent when the value is unknown.", [*MV, "threshold"])
+    score = gauge("lifecycled_model_performance_score",
+                  "Performance score 0-100 of the latest evaluation.", MV)
+    level = gauge("lifecycled_model_performance_level",
+                  "1 for the performance level of the latest evaluation.", [*MV, "level"])
+    for stored in latest_evaluation(store, cache=cache):
+        if stored.ref not in live:
+            continue
+        model, version = stored.ref.name, stored.ref.version
+        hit = {b["threshold"] for b in stored.result["breaches"]}
+        for threshold in THRESHOLDS:
+            if threshold.key in stored.result["checked"]:
+                breached.add({"model": model, "version": version, "threshold": threshold.key},
+                             1 if threshold.key in hit else 0)
+        if stored.result.get("score") is not None:
+            score.add_metric([model, version], stored.result["score"])
+        for lv in Level:
+            level.add({"model": model, "version": version, "level": lv.value},
+                      1 if lv.value == stored.result["level"] else 0)
+    yield from (breached, score, level)

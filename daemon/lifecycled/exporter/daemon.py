@@ -1,0 +1,44 @@
+"""The daemon itself: build info, source health, and each scheduled task's runs, failures,
+duration, last success and interval."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from prometheus_client.core import CounterMetricFamily, Metric
+
+from lifecycled import __version__
+from lifecycled.exporter.families import gauge
+from lifecycled.store import Store
+from lifecycled.store.serving import job_runs, source_health
+
+
+def collect(store: Store, intervals: Mapping[str, float]) -> Iterator[Metric]:
+    build = gauge("lifecycled_build_info", "lifecycled version (value 1).", ["version"])
+    build.add_metric([__version__], 1)
+    up = gauge("lifecycled_source_up", "1 when the source answered on its last attempt.",
+               ["source"])
+    last = gauge("lifecycled_source_last_success_timestamp_seconds",
+                 "Unix time the source last answered.", ["source"])
+    for h in source_health(store):
+        up.add_metric([h.source], 1 if h.up else 0)
+        if h.last_success is not None:
+            last.add_metric([h.source], h.last_success)
+    job_ok = gauge("lifecycled_job_last_success_timestamp_seconds",
+                   "Unix time the job last finished without error.", ["job"])
+    duration = gauge("lifecycled_job_duration_seconds", "Duration of the job's last run.", ["job"])
+    interval = gauge("lifecycled_job_interval_seconds",
+                     "Configured interval of the job (alert when a success is 3 late).", ["job"])
+    for job, seconds in sorted(intervals.items()):
+        interval.add_metric([job], seconds)
+    runs = CounterMetricFamily("lifecycled_job_runs", "Job runs.", labels=["job"])
+    failures = CounterMetricFamily("lifecycled_job_failures", "Job runs that raised.",
+                                   labels=["job"])
+    for j in job_runs(store):
+        if j.last_success is not None:
+            job_ok.add_metric([j.job], j.last_success)
+        if j.last_duration is not None:
+            duration.add_metric([j.job], j.last_duration)
+        runs.add_metric([j.job], j.runs)
+        failures.add_metric([j.job], j.failures)
+    yield from (build, up, last, job_ok, duration, interval, runs, failures)

@@ -1,0 +1,104 @@
+"""Data drift: the latest check per version (time, severity, drifted share) and its per-feature
+statistics. The per-feature samples are most of a scrape's series; they are built once per stored
+result and reused until a newer result replaces it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client.core import Metric
+from prometheus_client.samples import Sample
+
+from lifecycled.domain import SEVERITIES, ModelRef
+from lifecycled.exporter.families import MV, Gauge, gauge
+from lifecycled.store import Store
+from lifecycled.store.results import Decoded, StoredResult, latest_drift
+
+Feature = dict[str, Any]  # one feature's verdict as stored (core.drift.feature_to_json)
+AddSamples = Callable[[Gauge, dict[str, str], Feature], None]
+
+
+def _unjudged(family: Gauge, labels: dict[str, str], f: Feature) -> None:
+    if not f["judged"]:
+        family.add({**labels, "reason": f["reason"]}, 1)
+
+
+def _score(family: Gauge, labels: dict[str, str], f: Feature) -> None:
+    if f["judged"]:
+        family.add(labels, f["score"])
+
+
+def _statistic(family: Gauge, labels: dict[str, str], f: Feature) -> None:
+    if f["judged"]:
+        numeric = f["kind"] == "numeric"
+        family.add({**labels, "test": "ks" if numeric else "chi2"},
+                   f["statistic"] if numeric else f["chi2"])
+        family.add({**labels, "test": "js"}, f["js"])
+        labels["test"] = "psi"  # the last use of this mapping: no copy needed
+        family.add(labels, f["psi"])
+
+
+def _p_value(family: Gauge, labels: dict[str, str], f: Feature) -> None:
+    if f["judged"]:
+        family.add({**labels, "test": "ks" if f["kind"] == "numeric" else "chi2"}, f["p_value"])
+
+
+# name, help, extra labels, how one feature adds its samples
+PER_FEATURE: tuple[tuple[str, str, list[str], AddSamples], ...] = (
+    ("lifecycled_model_feature_unjudged",
+     "1 for a feature that could not be judged, labelled with the reason.", ["reason"], _unjudged),
+    ("lifecycled_model_drift_score",
+     "Composite drift score of a feature (0.4 D + 0.3 JS + 0.3 PSI).", [], _score),
+    ("lifecycled_model_drift_statistic",
+     "Drift statistic of a feature: ks (D), js (distance, base 2), psi, chi2.", ["test"],
+     _statistic),
+    ("lifecycled_model_drift_p_value",
+     "p-value of a feature's test (ks or chi2), before any correction.", ["test"], _p_value),
+)
+
+
+class DriftCollector:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.decoded: Decoded = {}  # decoded results by row id (rows never change)
+        self._samples: dict[tuple[str, int], list[Sample]] = {}  # (family, row id) -> samples
+
+    def collect(self, live: set[ModelRef]) -> Iterator[Metric]:
+        """Each family is yielded as soon as it is built, so a scrape holds one at a time."""
+        results = [r for r in latest_drift(self.store, cache=self.decoded) if r.ref in live]
+        checked = gauge("lifecycled_model_drift_check_timestamp_seconds",
+                        "Unix time of the latest drift check.", MV)
+        severity = gauge("lifecycled_model_drift_severity",
+                         "1 for the model-level data-drift severity of the latest check.",
+                         [*MV, "severity"])
+        share = gauge("lifecycled_model_drifted_features_ratio",
+                      "Share of judged features at or above the alert severity (0-1).", MV)
+        for stored in results:
+            mv = [stored.ref.name, stored.ref.version]
+            checked.add_metric(mv, stored.at)
+            for level in SEVERITIES:
+                severity.add_metric([*mv, level], 1 if level == stored.result["severity"] else 0)
+            if stored.result.get("drifted_share") is not None:
+                share.add_metric(mv, stored.result["drifted_share"])
+        yield from (checked, severity, share)
+        kept: dict[tuple[str, int], list[Sample]] = {}
+        for name, doc, extra, add in PER_FEATURE:
+            yield self._per_feature(results, name, doc, extra, add, kept)
+        self._samples = kept  # only the results still latest
+
+    def _per_feature(self, results: list[StoredResult], name: str, doc: str, extra: list[str],
+                     add: AddSamples, kept: dict[tuple[str, int], list[Sample]]) -> Metric:
+        family = gauge(name, doc, [*MV, "feature", *extra])
+        for stored in results:
+            key = (name, stored.row_id)
+            samples = self._samples.get(key)
+            if samples is None:
+                part = gauge(name, doc, [*MV, "feature", *extra])
+                model, version = stored.ref.name, stored.ref.version
+                for f in stored.result["features"]:
+                    add(part, {"model": model, "version": version, "feature": f["feature"]}, f)
+                samples = part.samples
+            kept[key] = samples
+            family.samples.extend(samples)
+        return family

@@ -1,0 +1,33 @@
+"""The registry: model info, the status of each version, registration and status-change times."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from prometheus_client.core import Metric
+
+from lifecycled.domain import ModelRecord, Status
+from lifecycled.exporter.families import MV, gauge
+
+
+def collect(records: Sequence[ModelRecord]) -> Iterator[Metric]:
+    info = gauge("lifecycled_model_info", "Model version metadata (value 1).",
+                 [*MV, "owner_team", "business_domain", "model_type", "framework"])
+    status = gauge("lifecycled_model_status",
+                   "1 for the model version's current lifecycle status, 0 for the others.",
+                   [*MV, "status"])
+    changed = gauge("lifecycled_model_status_change_timestamp_seconds",
+                    "Unix time of the last status change.", MV)
+    registered = gauge("lifecycled_model_registered_timestamp_seconds",
+                       "Unix time the model version was registered.", MV)
+    for r in records:
+        mv = [r.ref.name, r.ref.version]
+        spec = r.spec
+        info.add_metric([*mv, spec.owner_team, spec.business_domain, spec.model_type,
+                         spec.framework], 1)
+        for s in Status:
+            status.add({"model": mv[0], "version": mv[1], "status": s.value},
+                       1 if s == r.status else 0)
+        changed.add_metric(mv, r.status_changed_at)
+        registered.add_metric(mv, r.registered_at)
+    yield from (info, status, changed, registered)

@@ -1,0 +1,42 @@
+"""Serving: each version's last seen state per Triton endpoint and its latest snapshot's
+quantities (``domain.SERVING_QUANTITIES``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import Metric
+
+from lifecycled.domain import SERVING_QUANTITIES, ModelRef
+from lifecycled.exporter.families import MV, gauge
+from lifecycled.store import Store
+from lifecycled.store.serving import latest_snapshots, serving_states
+
+SERVING_STATES = ("ready", "loading", "unloading", "unavailable", "missing", "unknown")
+
+
+def collect(store: Store, live: set[ModelRef]) -> Iterator[Metric]:
+    state = gauge("lifecycled_model_serving_state",
+                  "1 for the model version's last seen state on a Triton endpoint.",
+                  [*MV, "endpoint", "state"])
+    for seen in serving_states(store):
+        if seen.ref in live:
+            for name in SERVING_STATES:
+                state.add({"model": seen.ref.name, "version": seen.ref.version,
+                           "endpoint": seen.endpoint, "state": name},
+                          1 if name == seen.state else 0)
+    yield state
+    families = {q.field: gauge(q.metric, q.help, MV) for q in SERVING_QUANTITIES}
+    taken = gauge("lifecycled_model_snapshot_timestamp_seconds",
+                  "Unix time of the latest serving snapshot.", MV)
+    for ref, snap in sorted(latest_snapshots(store).items()):
+        if ref not in live:
+            continue
+        mv = [ref.name, ref.version]
+        taken.add_metric(mv, snap.at)
+        for field, family in families.items():
+            value = snap.values.get(field)
+            if value is not None:
+                family.add_metric(mv, value)
+    yield from families.values()
+    yield taken

@@ -1,0 +1,114 @@
+"""Quality: every configured model's labelled outcomes (or the PromQL its config gives) become
+quality metrics and concept drift, stored as a quality result; collect puts the fresh result into
+the model's next snapshot. A source that cannot be read is marked down and yields no result."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lifecycled.context import Context
+from lifecycled.core.concept import concept_drift, concept_to_json
+from lifecycled.core.quality import evaluate_quality, quality_to_json
+from lifecycled.domain import QUALITY_METRICS, ModelRef, Status
+from lifecycled.errors import SourceError
+from lifecycled.settings import QualitySettings
+from lifecycled.sources.samples import read_sample
+from lifecycled.store.results import add_quality_result
+
+
+def run_quality(ctx: Context) -> dict[str, Any]:
+    """One quality pass: {model: "ok" or the error} for each model version with a quality source."""
+    done: dict[str, Any] = {}
+    now = ctx.clock()
+    for ref, status in sorted(ctx.store.statuses().items()):
+        if status == Status.RETIRED or ref.name not in ctx.settings.models:
+            continue
+        settings = ctx.settings.models[ref.name].quality
+        if not _applies(settings, ref, status):
+            continue
+        source = f"outcomes:{ref.name}" if settings.outcomes else "prometheus"
+        with ctx.source(source) as call:
+            result = (_from_outcomes(settings, ref) if settings.outcomes
+                      else _from_promql(ctx, ref, dict(settings.promql.items())))
+            add_quality_result(ctx.store, ref, result, now=now)
+        done[str(ref)] = call.error or "ok"
+    return done
+
+
+def _applies(settings: QualitySettings, ref: ModelRef, status: Status) -> bool:
+    """One outcome file (or query) per model describes its production version, unless it names
+    ``{version}``: then every version has its own."""
+    texts = [settings.outcomes] if settings.outcomes else list(settings.promql.values())
+    if not texts:
+        return False
+    return status == Status.PRODUCTION or any("{version}" in text for text in texts)
+
+
+def _from_outcomes(settings: QualitySettings, ref: ModelRef) -> dict[str, Any]:
+    assert settings.outcomes is not None
+    columns = OutcomeColumns(settings.prediction_column, settings.label_column,
+                             settings.score_column, settings.timestamp_column)
+    return check_quality(settings.outcomes.replace("{version}", ref.version), columns)
+
+
+def _from_promql(ctx: Context, ref: ModelRef, queries: Mapping[str, str]) -> dict[str, Any]:
+    """Quality metrics from the PromQL the user wrote for the model ({model}, {version})."""
+    result: dict[str, Any] = {"samples": 0, "source": "promql"}
+    with ctx.prometheus() as source:
+        for metric in QUALITY_METRICS:
+            if metric.name in queries:
+                expr = queries[metric.name].replace("{model}", ref.name).replace(
+                    "{version}", ref.version)
+                result[metric.name] = source.scalar(expr)
+    return result
+
+
+@dataclass(frozen=True)
+class OutcomeColumns:
+    prediction: str = "prediction"
+    label: str = "label"
+    score: str | None = None
+    timestamp: str | None = None
+
+
+def check_quality(pattern: str, columns: OutcomeColumns, *, positive_label: str | None = None,
+                  min_samples: int = 100) -> dict[str, Any]:
+    """Return quality metrics and concept drift (JSON form) for an outcomes file or glob."""
+    sample = read_sample(pattern, timestamp_column=columns.timestamp)
+    data = sample.columns
+    needed = [c for c in (columns.prediction, columns.label, columns.score) if c]
+    missing = [c for c in needed if c not in data]
+    if missing:
+        raise SourceError(pattern, f"missing column(s) {', '.join(missing)}; "
+                                   f"found {', '.join(data) or 'none'}")
+    predictions, labels = _labels(data[columns.prediction]), _labels(data[columns.label])
+    known = np.array([p is not None and t is not None for p, t in zip(predictions, labels,
+                                                                       strict=True)], dtype=bool)
+    scores = data[columns.score][known] if columns.score else None
+    if scores is not None and scores.dtype.kind != "f":
+        raise SourceError(pattern, f"score column {columns.score!r} is not numeric")
+    quality = evaluate_quality(predictions[known], labels[known], scores,
+                               positive_label=positive_label)
+    correct = predictions[known] == labels[known]
+    result = quality_to_json(quality)
+    result["unlabelled"] = int((~known).sum())
+    result["concept"] = concept_to_json(concept_drift(correct, min_samples=min_samples))
+    result["files"] = list(sample.files)
+    return result
+
+
+def _labels(values: np.ndarray) -> np.ndarray:
+    """Normalise labels to str: 1.0 -> '1'; NaN/None -> None."""
+    if values.dtype.kind == "f":
+        out = np.empty(values.size, dtype=object)
+        finite = np.isfinite(values)
+        whole = finite & (values == np.round(values))
+        out[whole] = values[whole].astype(np.int64).astype(str)
+        out[finite & ~whole] = values[finite & ~whole].astype(str)
+        out[~finite] = None
+        return out
+    return values.astype(object)
