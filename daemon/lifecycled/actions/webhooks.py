@@ -75,7 +75,7 @@ def retry_after(value: str | None, now: float) -> float | None:
 
 
 @dataclass
-class DeliverReport:
+class DeliverOutcome:
     delivered: int = 0
     retried: int = 0
     dead: int = 0
@@ -107,11 +107,11 @@ def endpoint_key(ctx: Context, name: str, endpoint: WebhookEndpoint) -> bytes:
 def deliver_once(store: Store, endpoints: Mapping[str, WebhookEndpoint],
                  session: requests.Session, *, key_for: KeyReader,
                  clock: Callable[[], float] = time.time, jitter_source: random.Random,
-                 batch: int = 200, budget_seconds: float = 60.0) -> DeliverReport:
+                 batch: int = 200, budget_seconds: float = 60.0) -> DeliverOutcome:
     """Send due deliveries until none is due or the time budget is spent. ``key_for(name,
     endpoint)`` returns an endpoint's HMAC key (ConfigError or InputError when it cannot)."""
     now_fn = clock
-    report = DeliverReport()
+    report = DeliverOutcome()
     keys: dict[str, bytes] = {}
     started = time.monotonic()
     while time.monotonic() - started < budget_seconds:
@@ -156,7 +156,7 @@ def ping(session: requests.Session, name: str, endpoint: WebhookEndpoint, key: b
 
 def _attempt(store: Store, endpoint: WebhookEndpoint, key: bytes, delivery: Delivery,
              session: requests.Session, now: float, jitter_source: random.Random,
-             report: DeliverReport) -> None:
+             report: DeliverOutcome) -> None:
     status: int | None = None
     wait: float | None = None
     try:

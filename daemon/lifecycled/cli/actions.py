@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from lifecycled import app
-from lifecycled.cli.output import EXIT_OK, EXIT_PROBLEM, Formatter, add_actor, emit
+from lifecycled.cli.output import EXIT_OK, EXIT_PROBLEM, Formatter, add_actor, show
 from lifecycled.domain import ModelRef
 from lifecycled.errors import InputError
 from lifecycled.render import table, utc
@@ -21,7 +21,7 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
 
     with app.opened(args.config) as a:
         jobs = list_jobs(a.store, state=args.state)
-    emit(args, {"jobs": [j.to_json() for j in jobs]}, lambda: table(
+    show(args, {"jobs": [j.to_json() for j in jobs]}, lambda: table(
         ["ID", "MODEL", "TARGET", "STATE", "PROGRESS", "TRIGGER", "CREATED"],
         [[j.id, str(j.ref), j.target_version, j.state, f"{j.progress:.0f}%", j.trigger_type,
           utc(j.created_at)] for j in jobs]) if jobs else "no update jobs")
@@ -49,7 +49,7 @@ def cmd_jobs_show(args: argparse.Namespace) -> int:
 
     with app.opened(args.config) as a:
         job = get(a.store, args.id).to_json()
-    emit(args, job, lambda: _job_text(job))
+    show(args, job, lambda: _job_text(job))
     return EXIT_OK
 
 
@@ -61,7 +61,7 @@ def cmd_jobs_create(args: argparse.Namespace) -> int:
     with app.opened(args.config) as a:
         job_id = manual_job(a.context(), ref, args.reason, args.actor)
         job = get(a.store, job_id).to_json()
-    emit(args, job, lambda: f"created {job_id}: {ref} -> {job['target_version']} (dispatched)")
+    show(args, job, lambda: f"created {job_id}: {ref} -> {job['target_version']} (dispatched)")
     return EXIT_OK
 
 
@@ -70,7 +70,7 @@ def cmd_jobs_cancel(args: argparse.Namespace) -> int:
 
     with app.opened(args.config) as a:
         job = cancel_job(a.context(), args.id, args.actor).to_json()
-    emit(args, job, lambda: f"cancelled {args.id}")
+    show(args, job, lambda: f"cancelled {args.id}")
     return EXIT_OK
 
 
@@ -89,7 +89,7 @@ def cmd_webhooks_list(args: argparse.Namespace) -> int:
         else [], "pending": s.pending, "dead_letters": s.dead, "delivered": s.delivered,
         "disabled": s.disabled, "disabled_reason": s.disabled_reason,
         "last_success": s.last_success} for s in summaries]}
-    emit(args, payload, lambda: table(
+    show(args, payload, lambda: table(
         ["ENDPOINT", "URL", "PENDING", "DEAD", "DELIVERED", "LAST SUCCESS", "DISABLED"],
         [[e["endpoint"], e["url"] or "(not configured)", e["pending"], e["dead_letters"],
           e["delivered"], utc(e["last_success"]) if e["last_success"] else "-",
@@ -103,7 +103,7 @@ def cmd_webhooks_dead_letters(args: argparse.Namespace) -> int:
 
     with app.opened(args.config) as a:
         dead = deliveries(a.store, state=DEAD)
-    emit(args, {"dead_letters": [d.to_json() for d in dead]}, lambda: table(
+    show(args, {"dead_letters": [d.to_json() for d in dead]}, lambda: table(
         ["EVENT", "ENDPOINT", "TYPE", "ATTEMPTS", "LAST ERROR", "CREATED"],
         [[d.event_id, d.endpoint, d.event_type, d.attempts, d.last_error, utc(d.created_at)]
          for d in dead]) if dead else "no dead letters")
@@ -120,7 +120,7 @@ def cmd_webhooks_redeliver(args: argparse.Namespace) -> int:
                           now=a.context().clock())
     if count == 0:
         raise InputError(f"no dead letter {args.event_id}" if args.event_id else "no dead letters")
-    emit(args, {"queued": count},
+    show(args, {"queued": count},
          lambda: f"{count} delivery(ies) queued again; the deliver task sends them")
     return EXIT_OK
 
@@ -138,7 +138,7 @@ def cmd_webhooks_test(args: argparse.Namespace) -> int:
         status, error = ping(ctx.session, args.endpoint, endpoint,
                              endpoint_key(ctx, args.endpoint, endpoint), ctx.clock())
     payload = {"endpoint": args.endpoint, "status": status, "ok": not error, "error": error}
-    emit(args, payload, lambda: f"{args.endpoint}: failed: {error}" if status is None else
+    show(args, payload, lambda: f"{args.endpoint}: failed: {error}" if status is None else
          f"{args.endpoint}: HTTP {status} ({'not accepted' if error else 'ok'})")
     return EXIT_PROBLEM if error else EXIT_OK
 
@@ -206,7 +206,7 @@ def cmd_retire(args: argparse.Namespace) -> int:
         ctx = a.context()
         if args.dry_run:
             plan = preview(ctx, ref)
-            emit(args, plan, lambda: "\n".join(
+            show(args, plan, lambda: "\n".join(
                 [f"would retire {ref} (now {plan['status']})"]
                 + [f"  blocked by: {', '.join(plan['blocked_by'])}"] * bool(plan["blocked_by"])
                 + ["  not retirable from this status"] * (not plan["retirable"])
@@ -216,7 +216,7 @@ def cmd_retire(args: argparse.Namespace) -> int:
         if not args.reason:
             raise InputError("a retirement needs --reason")
         result = retire(ctx, ref, reason=args.reason, actor=args.actor).to_json()
-    emit(args, result, lambda: _plan_text(result))
+    show(args, result, lambda: _plan_text(result))
     return EXIT_OK if result["state"] == "completed" else EXIT_PROBLEM
 
 
@@ -242,7 +242,7 @@ def cmd_retire_status(args: argparse.Namespace) -> int:
     if plan is None:
         raise NotFoundError(f"no retirement plan for {ref}")
     data = plan.to_json()
-    emit(args, data, lambda: _plan_text(data))
+    show(args, data, lambda: _plan_text(data))
     return EXIT_OK
 
 
@@ -263,7 +263,7 @@ def cmd_retire_candidates(args: argparse.Namespace) -> int:
         "status": records[ref].status.value,
         "age_days": (now - records[ref].registered_at) / 86400, "scored_at": s["at"],
         "components": s["components"]} for ref, s in rows]}
-    emit(args, payload, lambda: table(
+    show(args, payload, lambda: table(
         ["MODEL", "SCORE", "CANDIDATE", "STATUS", "AGE (DAYS)", "REASONS"],
         [[f"{c['model']}:{c['version']}", f"{c['score']:.2f}", "yes" if c["candidate"] else "no",
           c["status"], f"{c['age_days']:.0f}", "; ".join(c["reasons"]) or "-"]

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lifecycled import app
-from lifecycled.cli.output import EXIT_OK, EXIT_PROBLEM, Formatter, emit
+from lifecycled.cli.output import EXIT_OK, EXIT_PROBLEM, Formatter, show
 from lifecycled.domain import SEVERITIES, DriftPolicy, ModelRef, Severity, Status
 from lifecycled.errors import InputError
 from lifecycled.render import ago, fmt, table
@@ -34,7 +34,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                     "last_updated": r.last_updated, "age_seconds": now - r.last_updated}
                    for r in recent],
     }
-    emit(args, payload, lambda: "\n".join([
+    show(args, payload, lambda: "\n".join([
         f"Lifecycle overview ({payload['total']} model versions)", "",
         table(["STATUS", "COUNT"], [[s, n] for s, n in counts.items()]), "",
         table(["BUSINESS DOMAIN", "COUNT"], [[d, n] for d, n in by_domain.items()]), "",
@@ -61,7 +61,7 @@ def model_report(args: argparse.Namespace) -> int:
         lines += [f"health issue: {issue}" for issue in data["issues"]] or ["no health issues"]
         return "\n".join(lines)
 
-    emit(args, data, text)
+    show(args, data, text)
     return EXIT_PROBLEM if data["issues"] else EXIT_OK
 
 
@@ -71,7 +71,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
     with app.opened(args.config) as ctx:
         report = run_discovery(ctx.context())
     data = report.to_json()
-    emit(args, data, lambda: _discover_text(data))
+    show(args, data, lambda: _discover_text(data))
     return _all_down(data["endpoints"])
 
 
@@ -106,7 +106,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
             threading.Event().wait(wait)
         report = run_collect(job)
     data = report.to_json()
-    emit(args, data, lambda: _collect_text(data))
+    show(args, data, lambda: _collect_text(data))
     return _all_down(data["endpoints"])
 
 
@@ -186,7 +186,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
                                  correction=args.correction)
         record = check_to_json(check_drift(inputs, settings, cache_dir=None, now=now,
                                            progress=progress), now=now)
-    emit(args, record, lambda: _drift_text(record))
+    show(args, record, lambda: _drift_text(record))
     return _fail_on(args, record["severity"])
 
 
@@ -221,7 +221,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
     columns = OutcomeColumns(prediction=args.prediction_column, label=args.label_column,
                              score=args.score_column, timestamp=args.timestamp_column)
     result = check_quality(args.outcomes, columns, positive_label=args.positive_label)
-    emit(args, result, lambda: _quality_text(result))
+    show(args, result, lambda: _quality_text(result))
     return EXIT_OK
 
 

@@ -20,7 +20,7 @@ class Exit(Exception):
         self.code = code
 
 
-def emit(args: argparse.Namespace, payload: Any, text: Callable[[], str]) -> None:
+def show(args: argparse.Namespace, payload: Any, text: Callable[[], str]) -> None:
     """Print ``payload`` as stable JSON under ``--json``, else the text for people."""
     if getattr(args, "json", False):
         print(json.dumps(payload, indent=2, sort_keys=True))

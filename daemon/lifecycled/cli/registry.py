@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lifecycled import app
-from lifecycled.cli.output import EXIT_OK, Formatter, add_actor, emit
+from lifecycled.cli.output import EXIT_OK, Formatter, add_actor, show
 from lifecycled.config import read_yaml
 from lifecycled.domain import HistoryEntry, ModelRecord, ModelRef, Status
 from lifecycled.errors import InputError
@@ -42,7 +42,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
                "prometheus": settings.sources.prometheus is not None,
                "webhooks": len(settings.webhooks), "threshold_differences": differences,
                "notes": notes}
-    emit(args, payload, lambda: "\n".join([
+    show(args, payload, lambda: "\n".join([
         f"{path}: configuration is valid",
         f"  models configured: {len(settings.models)}; Triton endpoints: "
         f"{len(settings.sources.triton)}; Prometheus: "
@@ -69,7 +69,7 @@ def cmd_models_sync_thresholds(args: argparse.Namespace) -> int:
             a.store.register(spec, record.status, actor=args.actor, now=now,
                              reason=f"thresholds from the configuration: {args.reason}")
             synced.append(str(record.ref))
-    emit(args, {"synced": synced}, lambda: f"synced: {', '.join(synced)}" if synced
+    show(args, {"synced": synced}, lambda: f"synced: {', '.join(synced)}" if synced
          else "every version already has the configured thresholds")
     return EXIT_OK
 
@@ -78,7 +78,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     with app.opened(args.config) as ctx:
         records = ctx.store.list_models(status=Status(args.status) if args.status else None,
                                         domain=args.domain)
-    emit(args, {"models": [r.to_json() for r in records]}, lambda: table(
+    show(args, {"models": [r.to_json() for r in records]}, lambda: table(
         ["MODEL", "VERSION", "STATUS", "OWNER", "DOMAIN", "TYPE", "UPDATED"],
         [[r.ref.name, r.ref.version, r.status, r.spec.owner_team, r.spec.business_domain,
           r.spec.model_type, utc(r.last_updated)] for r in records],
@@ -98,7 +98,7 @@ def cmd_models_show(args: argparse.Namespace) -> int:
     payload = {"model": record.to_json(), "history": [h.to_json() for h in history],
                "serving": [s.to_json() for s in states],
                "latest_snapshot": latest[0].to_json() if latest else None}
-    emit(args, payload, lambda: _show_text(record, history, payload))
+    show(args, payload, lambda: _show_text(record, history, payload))
     return EXIT_OK
 
 
@@ -160,7 +160,7 @@ def cmd_models_register(args: argparse.Namespace) -> int:
             key = {"registered": "registered", "metadata_updated": "updated"}.get(
                 kind.value if kind else "", "unchanged")
             outcome[key].append(str(spec.ref))
-    emit(args, outcome, lambda: "\n".join(
+    show(args, outcome, lambda: "\n".join(
         f"{key}: {', '.join(refs)}" for key, refs in outcome.items() if refs))
     return EXIT_OK
 
@@ -173,7 +173,7 @@ def cmd_models_set_status(args: argparse.Namespace) -> int:
     with app.opened(args.config) as ctx:
         entry = ctx.store.set_status(ref, Status(args.status), actor=args.actor,
                                      reason=args.reason, now=time.time())
-    emit(args, entry.to_json(), lambda: f"{ref}: {entry.from_status} -> {entry.to_status}")
+    show(args, entry.to_json(), lambda: f"{ref}: {entry.from_status} -> {entry.to_status}")
     return EXIT_OK
 
 
@@ -181,7 +181,7 @@ def cmd_models_history(args: argparse.Namespace) -> int:
     ref = ModelRef.parse(args.model)
     with app.opened(args.config) as ctx:
         history = ctx.store.history(ref)
-    emit(args, {"model": str(ref), "history": [h.to_json() for h in history]},
+    show(args, {"model": str(ref), "history": [h.to_json() for h in history]},
           lambda: _history_table(history))
     return EXIT_OK
 

@@ -28,7 +28,7 @@ Serving = dict[ModelRef, tuple[dict[str, float | None], dict[str, Any]]]
 
 
 @dataclass
-class CollectReport:
+class CollectOutcome:
     endpoints: dict[str, str] = field(default_factory=dict)
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)  # model -> why no rate
@@ -45,10 +45,10 @@ def _scrape(ctx: Context, endpoint: Any, now: float
     return scrape, memory
 
 
-def run_collect(ctx: Context) -> CollectReport:
+def run_collect(ctx: Context) -> CollectOutcome:
     """One collect pass: serving numbers from Prometheus when configured (else, or as a
     configured fallback, straight from Triton), plus the fresh quality results."""
-    report = CollectReport()
+    report = CollectOutcome()
     now = ctx.clock()
     watched = {ref for ref, status in ctx.store.statuses().items() if status != Status.RETIRED}
     prometheus = ctx.settings.sources.prometheus
@@ -79,7 +79,7 @@ def _ref(name: str, version: str) -> ModelRef | None:
         return None
 
 
-def _from_prometheus(ctx: Context, watched: set[ModelRef], report: CollectReport
+def _from_prometheus(ctx: Context, watched: set[ModelRef], report: CollectOutcome
                      ) -> Serving | None:
     settings = ctx.settings.sources.prometheus
     assert settings is not None
@@ -104,7 +104,7 @@ def _from_prometheus(ctx: Context, watched: set[ModelRef], report: CollectReport
     return serving
 
 
-def _from_triton(ctx: Context, watched: set[ModelRef], report: CollectReport, now: float
+def _from_triton(ctx: Context, watched: set[ModelRef], report: CollectOutcome, now: float
                  ) -> tuple[Serving, dict[str, MetricsScrape]]:
     samples: dict[ModelRef, dict[str, ServingSample]] = {}
     cpu: dict[ModelRef, list[float]] = {}

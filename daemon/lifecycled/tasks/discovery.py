@@ -26,7 +26,7 @@ WATCHED = (Status.PRODUCTION, Status.STAGING)  # statuses that expect the model 
 
 
 @dataclass
-class DiscoveryReport:
+class DiscoveryOutcome:
     endpoints: dict[str, str] = field(default_factory=dict)  # name -> "up" or the error
     registered: list[str] = field(default_factory=list)
     changed: list[dict[str, Any]] = field(default_factory=list)
@@ -62,9 +62,9 @@ def _ref(entry: IndexEntry) -> ModelRef | None:
         return None
 
 
-def run_discovery(ctx: Context) -> DiscoveryReport:
+def run_discovery(ctx: Context) -> DiscoveryOutcome:
     """One discovery pass over every configured Triton endpoint."""
-    report = DiscoveryReport()
+    report = DiscoveryOutcome()
     now = ctx.clock()
     statuses = ctx.store.statuses()
     targets = jobs_by_target(ctx.store)
@@ -92,7 +92,7 @@ def run_discovery(ctx: Context) -> DiscoveryReport:
 
 
 def _register(ctx: Context, conn: Any, deployments: dict[ModelRef, Deployment],
-              statuses: dict[ModelRef, Status], report: DiscoveryReport, now: float,
+              statuses: dict[ModelRef, Status], report: DiscoveryOutcome, now: float,
               targets: dict[ModelRef, Any]) -> None:
     for ref, deployment in sorted(deployments.items()):
         initial, reason = ctx.settings.defaults.monitoring.initial_status, "found READY in Triton"
@@ -110,7 +110,7 @@ def _register(ctx: Context, conn: Any, deployments: dict[ModelRef, Deployment],
 
 
 def _record_states(ctx: Context, conn: Any, observed: dict[str, list[IndexEntry]],
-                   statuses: dict[ModelRef, Status], report: DiscoveryReport, now: float) -> None:
+                   statuses: dict[ModelRef, Status], report: DiscoveryOutcome, now: float) -> None:
     grace = ctx.settings.defaults.monitoring.unavailable_grace_passes
     worst: dict[ModelRef, list[tuple[str, str, int]]] = {}
     ready: set[ModelRef] = set()

@@ -1,0 +1,67 @@
+"""The quality task: labelled outcomes become a stored quality result and a source health row;
+collect carries the latest result into snapshots only while it is fresh."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lifecycled.config import parse_settings
+from lifecycled.context import Context
+from lifecycled.domain import ModelRef, ModelSpec, Status
+from lifecycled.store import open_store
+from lifecycled.store.results import latest_quality
+from lifecycled.store.serving import latest_snapshots, source_health
+from lifecycled.tasks.collect import run_collect
+from lifecycled.tasks.quality import run_quality
+
+from tests.integration.conftest import write_outcomes
+
+REF = ModelRef("credit_scoring", "1")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def context(tmp_path: Path, outcomes: Path, clock: Clock) -> Context:
+    settings = parse_settings({
+        "schedule": {"quality": "5m"},
+        "models": {REF.name: {"quality": {"outcomes": str(outcomes)}}}})
+    store = open_store("sqlite:///s.db", tmp_path)
+    store.register(ModelSpec(REF, owner_team="t", business_domain="d"), Status.PRODUCTION,
+                   actor="test", reason="r", now=clock())
+    return Context(settings, store, clock=clock, environ={})
+
+
+def test_outcomes_become_a_result_and_fresh_snapshots(tmp_path: Path) -> None:
+    outcomes, clock = tmp_path / "outcomes.csv", Clock()
+    write_outcomes(outcomes, accuracy=0.75)
+    ctx = context(tmp_path, outcomes, clock)
+    assert run_quality(ctx) == {str(REF): "ok"}
+    (stored,) = latest_quality(ctx.store)
+    assert stored.result["accuracy"] == 0.75
+    assert [(h.source, h.up) for h in source_health(ctx.store)] == [("outcomes:credit_scoring",
+                                                                      True)]
+    run_collect(ctx)  # no Triton configured: a snapshot of quality only
+    assert latest_snapshots(ctx.store)[REF].values["accuracy"] == 0.75
+    clock.now += 9 * 60  # within two quality intervals (10 min): still current
+    run_collect(ctx)
+    assert latest_snapshots(ctx.store)[REF].values["accuracy"] == 0.75
+    clock.now += 2 * 60  # 11 min old: the quality task has not renewed it
+    before = latest_snapshots(ctx.store)[REF].at
+    run_collect(ctx)
+    assert latest_snapshots(ctx.store)[REF].at == before  # nothing current to record
+
+
+def test_unreadable_outcomes_mark_the_source_down_and_store_nothing(tmp_path: Path) -> None:
+    clock = Clock()
+    ctx = context(tmp_path, tmp_path / "missing.csv", clock)
+    (error,) = run_quality(ctx).values()
+    assert "missing.csv" in error
+    assert latest_quality(ctx.store) == []
+    (health,) = source_health(ctx.store)
+    assert (health.source, health.up) == ("outcomes:credit_scoring", False)
