@@ -278,7 +278,7 @@ class Demo:
                                               "outcomes_credit_scoring_1.csv"),
                  "--score-column", "score")
 
-        say("Step 7: the degraded model triggers an update job; the pipeline retrains it")
+        say("Step 7: the drifted, decaying model triggers an update job; the pipeline retrains it")
         job = self.wait("an update job", lambda: self._jobs())
         print(f"update job {job['id']}: trigger {job['trigger_type']} "
               f"({job['trigger'].get('threshold', job['trigger'].get('severity'))})")

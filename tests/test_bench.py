@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
     ["bench/drift.py", "--quick", "--repeat", "1"],
     ["bench/fleet.py", "--sizes", "10,100", "--repeat", "1"],
     ["bench/outbox.py", "--events", "300"],
+    ["bench/drift_calibration.py", "--quick"],
 ])
 def test_benchmark_runs(argv: list[str]) -> None:
     proc = subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True,

@@ -47,4 +47,5 @@ def test_metric_names_follow_the_conventions() -> None:
 
 def test_the_severity_ladder_is_ordered() -> None:
     assert SEVERITIES == ("low", "medium", "high", "critical")
-    assert [Severity.parse(s) for s in SEVERITIES] == sorted(Severity)
+    assert [Severity.parse(s) for s in SEVERITIES] == sorted(Severity)[1:]
+    assert Severity.parse("unknown") < Severity.LOW  # never reaches an alert level

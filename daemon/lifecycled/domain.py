@@ -1,4 +1,7 @@
-"""Value types shared by every room of the package: statuses, model identities and records."""
+"""Value types shared by every room of the package: statuses and the lifecycle graph, model
+identities and records, and every vocabulary (severities, levels, thresholds, quantities, quality
+metrics, policies). Longer than most modules on purpose: each table is written here once, and
+settings, core, store, exporter, CLI and docs read it."""
 
 from __future__ import annotations
 
@@ -86,8 +89,11 @@ class ModelRef:
 
 
 class Severity(enum.IntEnum):
-    """Severity of a finding (drift, concept drift, a trigger), ordered so that max() is the worst."""
+    """Severity of a finding (drift, concept drift, a trigger), ordered so that max() is the worst.
+    UNKNOWN (nothing could be judged) sorts below LOW: it never reaches an alert level, and it is
+    reported as itself, never as low."""
 
+    UNKNOWN = -1
     LOW = 0
     MEDIUM = 1
     HIGH = 2
@@ -106,7 +112,8 @@ class Severity(enum.IntEnum):
                              ) from None
 
 
-SEVERITIES = tuple(s.label for s in Severity)
+SEVERITIES = tuple(s.label for s in Severity if s is not Severity.UNKNOWN)  # the ladder
+SEVERITY_STATES = ("unknown", *SEVERITIES)  # what a model-level verdict can be (exported)
 
 
 class Level(enum.StrEnum):
@@ -224,15 +231,53 @@ PROMQL_QUANTITIES = (*(q.field for q in SERVING_QUANTITIES if q.field != "memory
 
 
 @dataclass(frozen=True)
+class Tiers:
+    """Where an effect size becomes medium, high and critical."""
+
+    medium: float
+    high: float
+    critical: float
+
+    def of(self, value: float) -> Severity:
+        for limit, severity in ((self.critical, Severity.CRITICAL), (self.high, Severity.HIGH),
+                                (self.medium, Severity.MEDIUM)):
+            if value >= limit:
+                return severity
+        return Severity.LOW
+
+
+# The effect sizes of a feature: PSI and JS distance on bin (or category) shares, and the distance
+# D (KS statistic, numeric) or total variation distance (categorical).
+EFFECTS = ("psi", "js", "distance")
+DEFAULT_TIERS = {"psi": Tiers(0.10, 0.25, 1.0), "js": Tiers(0.10, 0.20, 0.40),
+                 "distance": Tiers(0.10, 0.20, 0.40)}
+PSI_TIERS = ((0.25, "significant"), (0.10, "moderate"), (0.0, "stable"))  # the PSI's own words
+
+
+@dataclass(frozen=True)
 class DriftPolicy:
-    """How data drift is judged (DESIGN.md section 6); the defaults are the documented ones."""
+    """How data drift is judged (DESIGN.md section 6); the defaults are the documented ones.
+
+    rule ``tiers``: a feature's severity is the highest tier reached by an effect whose test is
+    significant at ``alpha`` after ``correction`` across the model's features (D by the KS test;
+    PSI and JS by the chi-square test on the same bin counts; categoricals: the chi-square test
+    on category counts). Rule ``seed``: the seed's composite score with cut points 0.3/0.5/0.7.
+    """
 
     bins: int = 10
     min_samples: int = 100
     weights: tuple[float, float, float] = (0.4, 0.3, 0.3)  # ks (or tvd), js, psi
     alert_severity: Severity = Severity.MEDIUM
-    correction: Literal["none", "bonferroni", "bh"] = "none"
+    correction: Literal["none", "bonferroni", "bh"] = "bh"
     alpha: float = 0.05
+    rule: Literal["tiers", "seed"] = "tiers"
+    psi_tiers: Tiers = DEFAULT_TIERS["psi"]
+    js_tiers: Tiers = DEFAULT_TIERS["js"]
+    distance_tiers: Tiers = DEFAULT_TIERS["distance"]
+    schema_break: Severity = Severity.HIGH  # a column missing or of another type
+
+    def tiers(self, effect: str) -> Tiers:
+        return {"psi": self.psi_tiers, "js": self.js_tiers, "distance": self.distance_tiers}[effect]
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from lifecycled.domain import ModelRef
 from lifecycled.errors import InputError, LifecycledError, NotFoundError, TransitionError
+from lifecycled.render import finite_json
 from lifecycled.store import Store
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,8 @@ def make_handler(api: Api) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def _json(self, status: int, payload: Any) -> None:
-            self._reply(status, json.dumps(payload, sort_keys=True).encode(), "application/json")
+            body = json.dumps(finite_json(payload), sort_keys=True, allow_nan=False)
+            self._reply(status, body.encode(), "application/json")
 
         def _handle(self, method: str) -> None:
             path = urlsplit(self.path).path

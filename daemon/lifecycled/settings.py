@@ -1,4 +1,5 @@
-"""The configuration's sections as frozen pydantic models, rooted at Settings; unknown keys are
+"""The configuration's sections as frozen pydantic models, rooted at Settings (the whole schema in
+one module on purpose, so that it reads beside config/lifecycled.yaml); unknown keys are
 errors. ``lifecycled.config`` loads and validates files into them; the vocabularies (thresholds,
 severities, quantities) and the policy defaults come from ``lifecycled.domain``."""
 
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lifecycled.domain import (
+    DEFAULT_TIERS,
     PROMQL_QUANTITIES,
     THRESHOLDS,
     DriftPolicy,
@@ -19,6 +21,7 @@ from lifecycled.domain import (
     Severity,
     SeverityName,
     Status,
+    Tiers,
 )
 from lifecycled.units import Duration, Name, NonNegative, PositiveDuration, Ratio, Size
 
@@ -171,6 +174,34 @@ class DriftWeights(_Section):
     psi: NonNegative = DriftPolicy.weights[2]
 
 
+class TierSettings(_Section):
+    medium: NonNegative
+    high: NonNegative
+    critical: NonNegative
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TierSettings:
+        if not self.medium <= self.high <= self.critical:
+            raise ValueError("tiers must satisfy medium <= high <= critical")
+        return self
+
+    def value(self) -> Tiers:
+        return Tiers(self.medium, self.high, self.critical)
+
+
+def _tier_default(effect: str) -> TierSettings:
+    tiers = DEFAULT_TIERS[effect]
+    return TierSettings(medium=tiers.medium, high=tiers.high, critical=tiers.critical)
+
+
+class DriftTiers(_Section):
+    """Per effect size, where medium, high and critical start (README "Data drift")."""
+
+    psi: TierSettings = _tier_default("psi")
+    js: TierSettings = _tier_default("js")
+    distance: TierSettings = _tier_default("distance")  # KS D (numeric) / TVD (categorical)
+
+
 class DriftSettings(_Section):
     reference: str | None = None
     current: str | None = None
@@ -181,9 +212,14 @@ class DriftSettings(_Section):
     categorical: tuple[str, ...] | None = None
     bins: int | None = Field(default=None, ge=2, le=1000)
     min_samples: int | None = Field(default=None, ge=1)
+    exclude: tuple[str, ...] | None = None
     weights: DriftWeights | None = None
     alert_severity: SeverityName | None = None
     correction: Literal["none", "bonferroni", "bh"] | None = None
+    alpha: float | None = Field(default=None, gt=0, lt=1)
+    severity_rule: Literal["tiers", "seed"] | None = None
+    tiers: DriftTiers | None = None
+    schema_break_severity: SeverityName | None = None
 
 
 class QualitySettings(_Section):
@@ -191,6 +227,7 @@ class QualitySettings(_Section):
     prediction_column: str = "prediction"
     label_column: str = "label"
     score_column: str | None = None
+    score_columns: dict[str, str] = {}  # multiclass: class label -> its score column
     timestamp_column: str | None = None
     promql: dict[QualityName, str] = {}
 
@@ -209,6 +246,8 @@ class DefaultsSettings(_Section):
     drift: DriftSettings = DriftSettings(
         bins=DriftPolicy.bins, min_samples=DriftPolicy.min_samples, weights=DriftWeights(),
         alert_severity=DriftPolicy.alert_severity.label, correction=DriftPolicy.correction,
+        alpha=DriftPolicy.alpha, severity_rule=DriftPolicy.rule, tiers=DriftTiers(),
+        schema_break_severity=DriftPolicy.schema_break.label,
     )
 
     @model_validator(mode="after")
@@ -339,12 +378,19 @@ class Settings(_Section):
         """How drift of model ``name`` is judged, as core's value type."""
         config = self.drift_config(name)
         weights = config.weights or DriftWeights()
+        tiers = config.tiers or DriftTiers()
         return DriftPolicy(
             bins=config.bins or DriftPolicy.bins,
             min_samples=config.min_samples or DriftPolicy.min_samples,
             weights=(weights.ks, weights.js, weights.psi),
             alert_severity=Severity.parse(config.alert_severity or DriftPolicy.alert_severity.label),
             correction=config.correction or DriftPolicy.correction,
+            alpha=config.alpha or DriftPolicy.alpha,
+            rule=config.severity_rule or DriftPolicy.rule,
+            psi_tiers=tiers.psi.value(), js_tiers=tiers.js.value(),
+            distance_tiers=tiers.distance.value(),
+            schema_break=Severity.parse(config.schema_break_severity
+                                        or DriftPolicy.schema_break.label),
         )
 
     def subscriptions(self) -> dict[str, tuple[str, ...]]:

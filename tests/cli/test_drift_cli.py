@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -112,3 +113,40 @@ def test_quality_command(cli: Cli, tmp_path: Path) -> None:
     assert "accuracy" in text.out and "concept drift" in text.out
     bad = cli("quality", "--outcomes", str(path), "--label-column", "truth", config=None)
     assert bad.code == 2 and "missing column(s) truth" in bad.err
+
+
+def test_nothing_judged_is_unknown_and_fail_on_exits_3(cli: Cli, samples: tuple[Path, Path],
+                                                      tmp_path: Path) -> None:
+    ref, _ = samples
+    empty = tmp_path / "empty.csv"
+    empty.write_text("amount,age,channel\n")
+    result = cli("drift", "--reference", str(ref), "--current", str(empty), "--fail-on",
+                 "medium", "--json", config=None)
+    assert result.code == 3, result.err
+    record = json.loads(result.out, parse_constant=_no_constants)  # strict: no NaN in the JSON
+    assert record["severity"] == "unknown"
+    assert "Continue routine monitoring" not in record["recommendations"]
+    text = cli("drift", "--reference", str(ref), "--current", str(empty), config=None)
+    assert text.code == 0 and "model severity: unknown" in text.out
+
+
+def test_a_misspelled_feature_is_a_schema_break_not_an_all_clear(cli: Cli,
+                                                                 samples: tuple[Path, Path]) -> None:
+    ref, _ = samples
+    result = cli("drift", "--reference", str(ref), "--current", str(ref), "--features",
+                 "amount,agee", "--fail-on", "medium", config=None)
+    assert result.code == 1
+    assert "model severity: high (driven by agee)" in result.out
+    assert "missing_column" in result.out
+
+
+def test_the_text_table_names_tiers_and_drivers(cli: Cli, samples: tuple[Path, Path]) -> None:
+    ref, cur = samples
+    out = cli("drift", "--reference", str(ref), "--current", str(cur), config=None).out
+    assert "driven by amount" in out
+    assert "significant" in out  # the PSI tier of amount
+    assert "MISSING" in out and "0.0% -> 0.0%" in out
+
+
+def _no_constants(name: str) -> None:
+    raise AssertionError(f"invalid JSON constant {name}")

@@ -95,10 +95,41 @@ def test_edges_values_fall_in_the_lower_bin_and_outer_bins_are_open() -> None:
     assert list(bin_counts(np.array([-100.0, 1.0, 1.5, 2.0, 2.5, 1e9]), edges)) == [2, 2, 2]
 
 
-def test_duplicate_edges_are_removed() -> None:
+def test_duplicate_edges_are_removed_and_few_values_get_a_bin_each() -> None:
     reference = np.sort(np.array([0.0] * 80 + [1.0] * 20))
-    # deciles 0.1..0.7 are 0, 0.8 interpolates to 0.2, 0.9 is 1: nine quantiles, three edges
-    assert bin_edges(reference, 10) == pytest.approx([0.0, 0.2, 1.0])
+    # deciles 0.1..0.7 are 0, 0.8 interpolates to 0.2, 0.9 is 1: three edges after de-duplication,
+    # fewer than asked; two distinct values <= 10 bins: each value is a bin of its own
+    assert list(bin_edges(reference, 10)) == [0.0, 1.0]
+    assert list(bin_counts(reference, bin_edges(reference, 10))) == [80, 20, 0]
+
+
+def test_continuous_data_keep_the_quantile_edges() -> None:
+    rng = np.random.default_rng(3)
+    for values in (rng.normal(size=1000), rng.exponential(size=5000), rng.uniform(size=37)):
+        ordered = np.sort(values)
+        expected = np.unique(np.quantile(ordered, np.arange(1, 10) / 10))
+        assert np.array_equal(bin_edges(ordered, 10), expected)
+
+
+def test_a_heavy_value_among_many_gets_a_bin_of_its_own() -> None:
+    rng = np.random.default_rng(4)
+    reference = np.sort(np.concatenate([np.zeros(6000), rng.normal(size=4000)]))
+    edges = bin_edges(reference, 10)
+    counts = bin_counts(reference, edges)
+    zero_bin = int(np.searchsorted(edges, 0.0))  # the bin (nextafter(0, -inf), 0]
+    assert edges[zero_bin] == 0.0 and edges[zero_bin - 1] == np.nextafter(0.0, -np.inf)
+    assert counts[zero_bin] == 6000
+
+
+def test_a_shift_onto_a_majority_value_shows_in_psi_and_js() -> None:
+    """A 0/1 column whose share of 0 rises from 5 % to 30 % (issue: PSI = JS = 0 before)."""
+    rng = np.random.default_rng(5)
+    reference = (rng.random(10_000) >= 0.05).astype(float)
+    current = (rng.random(10_000) >= 0.30).astype(float)
+    (verdict,) = compare(build_profile({"x": reference}), {"x": current}, SETTINGS).features
+    assert verdict.psi is not None and verdict.psi > 0.25
+    assert verdict.js is not None and verdict.js > 0.2
+    assert verdict.severity is not None and verdict.severity >= Severity.HIGH
 
 
 def test_psi_floors_zero_shares() -> None:
@@ -108,14 +139,19 @@ def test_psi_floors_zero_shares() -> None:
 
 
 def test_seed_demo_case() -> None:
-    """Reference N(0, 1) vs current N(0.3, 1.2), 1000 each, seed 42: documented as low (0.13)."""
+    """Reference N(0, 1) vs current N(0.3, 1.2), 1000 each, seed 42: the seed's rule calls its
+    composite of 0.13 low; the tiers see D, PSI and JS all past 0.10 with p < 1e-6: medium."""
     rng = np.random.default_rng(42)
     reference, current = rng.normal(0, 1, 1000), rng.normal(0.3, 1.2, 1000)
-    verdict = judge(reference, current, min_samples=100)
-    assert verdict.statistic == pytest.approx(stats.ks_2samp(reference, current).statistic,
-                                              abs=1e-12)
-    assert verdict.severity == Severity.LOW
-    assert 0.12 < verdict.score < 0.14
+    seed = judge(reference, current, min_samples=100, rule="seed")
+    assert seed.statistic == pytest.approx(stats.ks_2samp(reference, current).statistic,
+                                           abs=1e-12)
+    assert seed.severity == Severity.LOW
+    assert 0.12 < seed.score < 0.14
+    tiers = judge(reference, current, min_samples=100)
+    assert tiers.severity == Severity.MEDIUM
+    assert set(tiers.counted) == {"D: medium", "PSI: medium", "JS: medium"}
+    assert tiers.score == seed.score
 
 
 def test_a_million_stationary_rows_stay_low_even_with_a_small_p_value() -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from lifecycled.core.concept import accuracy_trend, concept_drift, page_hinkley
-from lifecycled.core.drift import Severity
 from lifecycled.core.quality import evaluate_quality, roc_auc
+from lifecycled.domain import Severity
+from lifecycled.errors import InputError
 from scipy import stats
+from sklearn.metrics import roc_auc_score
 
 
 def test_binary_metrics_by_hand() -> None:
@@ -106,3 +108,54 @@ def test_page_hinkley_by_hand() -> None:
     values = m - np.minimum.accumulate(np.minimum(m, 0))
     assert ph.statistic == pytest.approx(values.max())
     assert ph.change_index == int(np.flatnonzero(values > 0.5)[0])
+
+
+@pytest.mark.parametrize(("predictions", "labels"), [
+    (np.array([0, 1, 1, 0]), np.array(["false", "true", "true", "true"])),
+    (np.array([False, True, True, False]), np.array([0.0, 1.0, 1.0, 1.0])),
+    (np.array(["0", "1", "1", "0"]), np.array(["False", "True", "True", "TRUE"])),
+    (np.array([0.0, 1.0, 1.0, 0.0]), np.array([False, True, True, True])),
+])
+def test_binary_spellings_are_one_vocabulary(predictions: np.ndarray, labels: np.ndarray) -> None:
+    q = evaluate_quality(predictions, labels)
+    assert q.accuracy == pytest.approx(0.75)
+    assert q.positive_label == "1" and q.average == "binary"
+    assert q.recall == pytest.approx(2 / 3)
+
+
+def test_value_sets_that_share_nothing_are_an_error_naming_both() -> None:
+    with pytest.raises(InputError, match=r"predictions \(0, 1\) and labels \(no, yes\)"):
+        evaluate_quality(np.array([0, 1]), np.array(["yes", "no"]))
+
+
+def test_missing_scores_are_left_out_of_roc_auc_and_counted() -> None:
+    labels = np.array([1, 0, 1, 0, 1, 0])
+    scores = np.array([0.9, 0.2, np.nan, 0.4, 0.8, np.inf])
+    q = evaluate_quality(labels, labels, scores)
+    assert q.scored == 4
+    assert q.roc_auc == pytest.approx(roc_auc_score([1, 0, 0, 1], [0.9, 0.2, 0.4, 0.8]))
+    assert any("2 outcome(s) without a finite score" in n for n in q.notes)
+    assert q.roc_auc is not None and np.isfinite(q.roc_auc)
+
+
+def test_multiclass_roc_auc_equals_scikit_learn_one_vs_rest() -> None:
+    rng = np.random.default_rng(2)
+    labels = rng.choice(["a", "b", "c"], 600)
+    raw = rng.random((600, 3)) + 0.8 * (labels[:, None] == np.array(["a", "b", "c"]))
+    probabilities = raw / raw.sum(axis=1, keepdims=True)
+    predictions = np.array(["a", "b", "c"])[probabilities.argmax(axis=1)]
+    q = evaluate_quality(predictions, labels, class_scores={
+        "a": probabilities[:, 0], "b": probabilities[:, 1], "c": probabilities[:, 2]})
+    expected = roc_auc_score(labels, probabilities, multi_class="ovr", average="macro",
+                             labels=["a", "b", "c"])
+    assert q.roc_auc == pytest.approx(expected, abs=1e-12)
+    assert q.scored == 600
+
+
+def test_a_single_class_outcome_set_says_what_is_undefined() -> None:
+    q = evaluate_quality(np.array([0, 0, 0]), np.array([0, 0, 0]), np.array([0.1, 0.2, 0.3]))
+    assert q.accuracy == 1.0
+    assert q.precision is None and q.recall is None and q.f1 is None
+    assert any("recall undefined" in n for n in q.notes)
+    assert any("precision undefined" in n for n in q.notes)
+    assert q.roc_auc is None

@@ -1,7 +1,8 @@
 """Every ``lifecycled`` command; the CLI is the only part of lifecycled that prints for people.
 
 Exit codes: 0 success, 1 a check found a problem (or the state store failed), 2 bad usage, bad
-configuration or bad input. Errors are one sentence on stderr, never a traceback.
+configuration or bad input, 3 a gate could not judge anything (``drift --fail-on``: unknown).
+Errors are one sentence on stderr, never a traceback.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lifecycled import app
-from lifecycled.cli.output import EXIT_OK, EXIT_PROBLEM, Formatter, show
+from lifecycled.cli.output import EXIT_OK, EXIT_PROBLEM, EXIT_UNKNOWN, Formatter, show
 from lifecycled.domain import SEVERITIES, DriftPolicy, ModelRef, Severity, Status
 from lifecycled.errors import InputError
 from lifecycled.render import ago, fmt, table
@@ -139,15 +139,39 @@ def _at_or_above(record: dict[str, Any]) -> str:
     return f" (at or above {level})" if level else ""
 
 
+def _missing_change(f: dict[str, Any]) -> str:
+    before, after = f["reference_missing_share"], f["current_missing_share"]
+    if before is None or after is None:
+        return "-"
+    return f"{before:.1%} -> {after:.1%}"
+
+
+def _verdict_cell(f: dict[str, Any]) -> str:
+    if not f["judged"]:
+        return f"{f['reason']}: {f['detail']}"
+    counted = f.get("counted") or []
+    return f["severity"] + (f" ({', '.join(counted)})" if counted else "")
+
+
+_ORDER = {name: rank for rank, name in enumerate(("critical", "high", "medium", "low"))}
+
+
 def _drift_text(record: dict[str, Any]) -> str:
-    rows = [[f["feature"], f["kind"], fmt(f["statistic"]), fmt(f["p_value"], ".3g"),
-             fmt(f["psi"]), fmt(f["js"]), fmt(f["score"]),
-             f["severity"] or f"{f['reason']}: {f['detail']}"] for f in record["features"]]
+    features = sorted(record["features"], key=lambda f: (
+        _ORDER.get(f["severity"] or "", -1 if f["reason"] in ("type_mismatch", "missing_column")
+                   else 5), f["feature"]))
+    rows = [[f["feature"], f["kind"], fmt(f["statistic"]),
+             fmt(f["adjusted_p_value"] if f["adjusted_p_value"] is not None else f["p_value"],
+                 ".3g"),
+             f"{fmt(f['psi'])} {f.get('psi_tier') or ''}".strip(), fmt(f["js"]),
+             _missing_change(f), _verdict_cell(f)] for f in features]
     share = record["drifted_share"]
-    lines = [table(["FEATURE", "KIND", "D/TVD", "P-VALUE", "PSI", "JS", "SCORE",
-                    "SEVERITY / REASON"], rows), "",
-             f"model severity: {record['severity']}; drifted features"
-             f"{_at_or_above(record)}: "
+    drivers = record.get("drivers") or []
+    lines = [table(["FEATURE", "KIND", "D/TVD", "P", "PSI", "JS", "MISSING", "SEVERITY / REASON"],
+                   rows), "",
+             f"model severity: {record['severity']}"
+             + (f" (driven by {', '.join(drivers)})" if drivers else "")
+             + f"; drifted features{_at_or_above(record)}: "
              f"{'-' if share is None else f'{share:.0%}'} of {record['judged']} judged"
              f" ({record['unjudged']} not judged); current rows: {record['current_rows']}",
              "recommendations:"]
@@ -156,9 +180,13 @@ def _drift_text(record: dict[str, Any]) -> str:
 
 
 def _fail_on(args: argparse.Namespace, severity: str) -> int:
-    if args.fail_on and Severity.parse(severity) >= Severity.parse(args.fail_on):
-        return EXIT_PROBLEM
-    return EXIT_OK
+    """--fail-on LEVEL: 1 at or above LEVEL, 3 when nothing could be judged (unknown)."""
+    if not args.fail_on:
+        return EXIT_OK
+    verdict = Severity.parse(severity)
+    if verdict == Severity.UNKNOWN:
+        return EXIT_UNKNOWN
+    return EXIT_PROBLEM if verdict >= Severity.parse(args.fail_on) else EXIT_OK
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -181,9 +209,10 @@ def cmd_drift(args: argparse.Namespace) -> int:
             raise InputError("give --model NAME:VERSION, or both --reference and --current")
         inputs = DriftInputs(reference=args.reference, current=args.current,
                              features=_split(args.features),
-                             categorical=_split(args.categorical) or ())
+                             categorical=_split(args.categorical) or (),
+                             exclude=_split(args.exclude) or ())
         settings = DriftPolicy(bins=args.bins, min_samples=args.min_samples,
-                                 correction=args.correction)
+                               correction=args.correction, alpha=args.alpha, rule=args.rule)
         record = check_to_json(check_drift(inputs, settings, cache_dir=None, now=now,
                                            progress=progress), now=now)
     show(args, record, lambda: _drift_text(record))
@@ -194,7 +223,7 @@ def _quality_text(result: dict[str, Any]) -> str:
     concept = result["concept"]
     lines = [table(["METRIC", "VALUE"], [[k, fmt(result[k])] for k in
                                          ("accuracy", "precision", "recall", "f1", "roc_auc")]),
-             f"samples: {result['samples']} ({result['average']}"
+             f"samples: {result['samples']} ({result['average']}; scored {result['scored']}"
              f"{', positive ' + result['positive_label'] if result['positive_label'] else ''})"
              f"; unlabelled: {result['unlabelled']}",
              table(["CLASS", "TP", "FP", "FN", "SUPPORT"],
@@ -215,11 +244,20 @@ def _quality_text(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _class_scores(text: str | None) -> dict[str, str] | None:
+    """``a,b,c`` (columns named after their class) or ``label:column,...``."""
+    if not text:
+        return None
+    pairs = [part.split(":", 1) if ":" in part else [part, part] for part in _split(text) or []]
+    return {label: column for label, column in pairs}
+
+
 def cmd_quality(args: argparse.Namespace) -> int:
     from lifecycled.tasks.quality import OutcomeColumns, check_quality
 
     columns = OutcomeColumns(prediction=args.prediction_column, label=args.label_column,
-                             score=args.score_column, timestamp=args.timestamp_column)
+                             score=args.score_column, timestamp=args.timestamp_column,
+                             class_scores=_class_scores(args.score_columns))
     result = check_quality(args.outcomes, columns, positive_label=args.positive_label)
     show(args, result, lambda: _quality_text(result))
     return EXIT_OK
@@ -252,10 +290,17 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, as_json: argparse.Arg
     p.add_argument("--bins", type=int, default=defaults.bins, help="reference-quantile bins")
     p.add_argument("--min-samples", type=int, default=defaults.min_samples,
                    help="fewer values than this in either sample: not judged")
+    p.add_argument("--exclude", metavar="e,f", help="columns not to judge")
     p.add_argument("--correction", choices=["none", "bonferroni", "bh"],
                    default=defaults.correction, help="p-value correction across features")
+    p.add_argument("--alpha", type=float, default=defaults.alpha,
+                   help="an effect counts only where its test is significant at this level")
+    p.add_argument("--rule", choices=["tiers", "seed"], default=defaults.rule,
+                   help="severity rule: effect-size tiers gated by significance, or the seed's "
+                        "composite cut points")
     p.add_argument("--fail-on", choices=[s for s in SEVERITIES if s != "low"],
-                   help="exit 1 when the model severity reaches this level")
+                   help="exit 1 when the model severity reaches this level, 3 when nothing "
+                        "could be judged")
     p.set_defaults(func=cmd_drift)
 
     p = sub.add_parser("quality", parents=parents, formatter_class=Formatter,
@@ -264,7 +309,10 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, as_json: argparse.Arg
                    help="CSV, Parquet or JSON Lines (or a glob) with predictions and labels")
     p.add_argument("--prediction-column", default="prediction", help="the predicted label")
     p.add_argument("--label-column", default="label", help="the true label")
-    p.add_argument("--score-column", help="the score of the positive class (for ROC AUC)")
+    p.add_argument("--score-column", help="the score of the positive class (binary ROC AUC)")
+    p.add_argument("--score-columns", metavar="a,b,c",
+                   help="one score column per class (multiclass one-vs-rest ROC AUC): columns "
+                        "named after their class, or LABEL:COLUMN pairs")
     p.add_argument("--timestamp-column", help="orders the outcomes for concept drift")
     p.add_argument("--positive-label", help="the positive class of a binary model")
     p.set_defaults(func=cmd_quality)

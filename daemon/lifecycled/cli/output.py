@@ -10,7 +10,9 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+from lifecycled.render import finite_json
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_UNKNOWN = 0, 1, 2, 3
 
 
 class Exit(Exception):
@@ -23,7 +25,7 @@ class Exit(Exception):
 def show(args: argparse.Namespace, payload: Any, text: Callable[[], str]) -> None:
     """Print ``payload`` as stable JSON under ``--json``, else the text for people."""
     if getattr(args, "json", False):
-        print(json.dumps(payload, indent=2, sort_keys=True))
+        print(json.dumps(finite_json(payload), indent=2, sort_keys=True, allow_nan=False))
     else:
         print(text())
 

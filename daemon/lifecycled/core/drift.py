@@ -1,5 +1,8 @@
-"""Data drift per feature: KS, PSI and Jensen-Shannon on reference-quantile bins; chi-square, PSI
-and JS on category shares; composite score, severity and recommendations (DESIGN.md section 6).
+"""Data drift per feature: KS, PSI and Jensen-Shannon on reference-quantile bins with the
+chi-square test on the same bin counts; chi-square, PSI and JS on category shares; the composite
+score; severity by effect-size tiers gated by significance (or the seed's rule); recommendations
+(DESIGN.md section 6). The statistics and the rule stay in one module (longer than most): the
+rule reads every field of a feature's verdict.
 
 The reference is summarised once into a ReferenceProfile (``lifecycled.core.profile``); each check
 then makes a few passes over the current window and sorts only the small part of it where the KS
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import stats
@@ -26,7 +29,7 @@ from lifecycled.core.profile import (
     finite,
     is_numeric,
 )
-from lifecycled.domain import DriftPolicy, Severity
+from lifecycled.domain import PSI_TIERS, DriftPolicy, Severity
 
 PSI_FLOOR = 1e-4
 
@@ -40,9 +43,17 @@ class Reason(enum.StrEnum):
     CONSTANT = "constant"
     TYPE_MISMATCH = "type_mismatch"
     MISSING_COLUMN = "missing_column"
+    HIGH_CARDINALITY = "high_cardinality"  # a text column with mostly distinct values (an id)
+
+
+SCHEMA_BREAKS = (Reason.TYPE_MISMATCH, Reason.MISSING_COLUMN)
 
 
 RECOMMENDATIONS: dict[Severity, tuple[str, ...]] = {
+    Severity.UNKNOWN: (
+        "No feature could be judged: check the reason of each feature and the current window",
+        "Do not read this check as an all-clear",
+    ),
     Severity.LOW: ("Continue routine monitoring",),
     Severity.MEDIUM: (
         "Increase the monitoring frequency",
@@ -79,12 +90,15 @@ class FeatureDrift:
     detail: str = ""
     statistic: float | None = None  # KS D (numeric) or total variation distance (categorical)
     p_value: float | None = None  # KS (numeric) or chi-square (categorical)
-    chi2: float | None = None
+    chi2: float | None = None  # chi-square statistic on the bin (or category) counts
+    chi2_p_value: float | None = None
     js: float | None = None
     psi: float | None = None
     score: float | None = None
     severity: Severity | None = None
-    adjusted_p_value: float | None = None
+    adjusted_p_value: float | None = None  # of p_value, after the correction
+    adjusted_chi2_p_value: float | None = None
+    counted: tuple[str, ...] = ()  # effects that set the severity, e.g. "psi: high"
 
     @property
     def judged(self) -> bool:
@@ -97,9 +111,11 @@ class DriftResult:
     severity: Severity
     drifted_share: float | None
     judged: int
-    significant: int  # features whose (corrected) p-value is below alpha; reported, not decisive
+    significant: int  # features whose (corrected) p-value is below alpha (0.0 included)
     recommendations: tuple[str, ...] = field(default=())
     alert_severity: Severity = Severity.MEDIUM  # what counts as drifted in drifted_share
+    rule: str = "tiers"
+    drivers: tuple[str, ...] = ()  # the features whose severity is the model's
 
     @property
     def worst(self) -> FeatureDrift | None:
@@ -108,7 +124,7 @@ class DriftResult:
 
 
 def severity_of(score: float) -> Severity:
-    """low <= 0.3 < medium <= 0.5 < high <= 0.7 < critical."""
+    """The seed's rule on the composite: low <= 0.3 < medium <= 0.5 < high <= 0.7 < critical."""
     if score <= 0.3:
         return Severity.LOW
     if score <= 0.5:
@@ -138,9 +154,19 @@ def _shares(counts: np.ndarray) -> np.ndarray:
 
 
 def _score(statistic: float, js: float, psi_value: float, weights: tuple[float, float, float]
-           ) -> tuple[float, Severity]:
-    score = weights[0] * statistic + weights[1] * js + weights[2] * psi_value
-    return score, severity_of(score)
+           ) -> float:
+    return weights[0] * statistic + weights[1] * js + weights[2] * psi_value
+
+
+def chi_square(reference_counts: np.ndarray, current_counts: np.ndarray) -> tuple[float, float]:
+    """The chi-square test of homogeneity on two count vectors (bins or categories empty in both
+    samples dropped); (0, 1) when fewer than two bins hold anything."""
+    table = np.vstack([reference_counts, current_counts]).astype(float)
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2:
+        return 0.0, 1.0
+    chi2, p, _, _ = stats.chi2_contingency(table, correction=False)
+    return float(chi2), float(p)
 
 
 def _base(name: str, kind: str, ref_rows: int, ref_missing: int, cur_rows: int,
@@ -181,12 +207,13 @@ def compare_numeric(name: str, profile: NumericProfile, current: np.ndarray,
         return FeatureDrift(**base, reason=problem[0], detail=problem[1])  # type: ignore[arg-type]
     window = window_statistics(profile.sorted_values, profile.grid, profile.edges, cur, scratch)
     d, p = ks_p_value(window.statistic, profile.sorted_values.size, cur.size)
-    r = _shares(profile.counts)
-    c = _shares(np.diff(window.at_most, prepend=0, append=cur.size))
+    current_counts = np.diff(window.at_most, prepend=0, append=cur.size)
+    r, c = _shares(profile.counts), _shares(current_counts)
     js, psi_value = js_distance(r, c), psi(r, c)
-    score, severity = _score(d, js, psi_value, settings.weights)
-    return FeatureDrift(**base, statistic=d, p_value=p, js=js, psi=psi_value,  # type: ignore[arg-type]
-                        score=score, severity=severity)
+    chi2, chi2_p = chi_square(profile.counts, current_counts)
+    return FeatureDrift(**base, statistic=d, p_value=p, chi2=chi2,  # type: ignore[arg-type]
+                        chi2_p_value=chi2_p, js=js, psi=psi_value,
+                        score=_score(d, js, psi_value, settings.weights))
 
 
 def compare_categorical(name: str, profile: CategoricalProfile, current: np.ndarray,
@@ -207,13 +234,13 @@ def compare_categorical(name: str, profile: CategoricalProfile, current: np.ndar
     cur_full = np.zeros(len(union))
     ref_counts[[index[c] for c in profile.categories]] = profile.counts
     cur_full[[index[str(c)] for c in cur_cats]] = cur_counts
-    chi2, p, _, _ = stats.chi2_contingency(np.vstack([ref_counts, cur_full]), correction=False)
+    chi2, p = chi_square(ref_counts, cur_full)
     r, c = _shares(ref_counts), _shares(cur_full)
     tvd = float(0.5 * np.abs(r - c).sum())
     js, psi_value = js_distance(r, c), psi(r, c)
-    score, severity = _score(tvd, js, psi_value, settings.weights)
-    return FeatureDrift(**base, statistic=tvd, p_value=float(p), chi2=float(chi2),  # type: ignore[arg-type]
-                        js=js, psi=psi_value, score=score, severity=severity)
+    return FeatureDrift(**base, statistic=tvd, p_value=p, chi2=chi2,  # type: ignore[arg-type]
+                        chi2_p_value=p, js=js, psi=psi_value,
+                        score=_score(tvd, js, psi_value, settings.weights))
 
 
 def _adjust(p_values: np.ndarray, method: str) -> np.ndarray:
@@ -226,28 +253,98 @@ def _adjust(p_values: np.ndarray, method: str) -> np.ndarray:
 
 def compare(profile: ReferenceProfile, current: Mapping[str, np.ndarray], settings: DriftPolicy,
             features: Sequence[str] | None = None, categorical: Sequence[str] = (),
-            progress: Callable[[int, int], None] | None = None) -> DriftResult:
-    """Judge every feature (default: those in both samples); one bad feature never stops the
-    others. ``progress(done, total)`` is called after each feature."""
+            progress: Callable[[int, int], None] | None = None,
+            exclude: Sequence[str] = ()) -> DriftResult:
+    """Judge every feature (default: those in both samples, less ``exclude``); one bad feature
+    never stops the others. ``progress(done, total)`` is called after each feature."""
     names = list(features) if features is not None else [
         name for name in profile.features if name in current]
+    names = [name for name in names if name not in exclude]
     verdicts: list[FeatureDrift] = []
     scratch = Scratch()
     for done, name in enumerate(names, start=1):
-        verdicts.append(_judge(name, profile, current, settings, categorical, scratch))
+        verdicts.append(_judge(name, profile, current, settings, categorical, scratch,
+                               explicit=features is not None))
         if progress is not None:
             progress(done, len(names))
+    verdicts = [_with_severity(v, settings) for v in _corrected(verdicts, settings.correction)]
+    return _verdict(verdicts, settings)
+
+
+def _corrected(verdicts: list[FeatureDrift], method: str) -> list[FeatureDrift]:
+    """Adjust each test's p-values across the judged features (KS: the numeric ones; chi-square:
+    all of them)."""
+    if method == "none":
+        return verdicts
+    adjusted: dict[str, dict[str, float]] = {}
+    for test, kind in (("p_value", "numeric"), ("chi2_p_value", None)):
+        family = [v for v in verdicts if v.judged and (kind is None or v.kind == kind)]
+        if family:
+            values = _adjust(np.array([getattr(v, test) for v in family], dtype=float), method)
+            for v, a in zip(family, values, strict=True):
+                adjusted.setdefault(v.feature, {})[test] = float(a)
+    out = []
+    for v in verdicts:
+        found = adjusted.get(v.feature)
+        if not found:
+            out.append(v)
+            continue
+        chi2 = found.get("chi2_p_value")
+        main = found.get("p_value", chi2) if v.kind == "numeric" else chi2
+        out.append(replace(v, adjusted_p_value=main, adjusted_chi2_p_value=chi2))
+    return out
+
+
+def _gate(verdict: FeatureDrift) -> tuple[float | None, float | None]:
+    """The p-values that gate the distance and the bin effects (adjusted where corrected)."""
+    chi2 = (verdict.adjusted_chi2_p_value if verdict.adjusted_chi2_p_value is not None
+            else verdict.chi2_p_value)
+    if verdict.kind != "numeric":
+        return chi2, chi2
+    ks = verdict.adjusted_p_value if verdict.adjusted_p_value is not None else verdict.p_value
+    return ks, chi2
+
+
+def _with_severity(verdict: FeatureDrift, settings: DriftPolicy) -> FeatureDrift:
+    if not verdict.judged:
+        return verdict
+    assert verdict.score is not None
+    if settings.rule == "seed":
+        return replace(verdict, severity=severity_of(verdict.score))
+    distance_p, bins_p = _gate(verdict)
+    counted: list[tuple[Severity, str]] = []
+    for effect, value, p in (("distance", verdict.statistic, distance_p),
+                             ("psi", verdict.psi, bins_p), ("js", verdict.js, bins_p)):
+        if value is None or p is None or p >= settings.alpha:
+            continue
+        tier = settings.tiers(effect).of(value)
+        if tier > Severity.LOW:
+            counted.append((tier, f"{_effect_name(effect, verdict.kind)}: {tier.label}"))
+    severity = max((tier for tier, _ in counted), default=Severity.LOW)
+    return replace(verdict, severity=severity,
+                   counted=tuple(text for tier, text in counted if tier == severity))
+
+
+def _effect_name(effect: str, kind: str) -> str:
+    if effect == "distance":
+        return "D" if kind == "numeric" else "TVD"
+    return effect.upper()
+
+
+def _verdict(verdicts: list[FeatureDrift], settings: DriftPolicy) -> DriftResult:
+    """The model-level verdict: the worst feature; a schema break counts as ``schema_break``;
+    nothing judged (and no schema break) is unknown, never low."""
     judged = [v for v in verdicts if v.judged]
-    if judged and settings.correction != "none":
-        adjusted = _adjust(np.array([v.p_value for v in judged], dtype=float), settings.correction)
-        replaced = {v.feature: float(a) for v, a in zip(judged, adjusted, strict=True)}
-        verdicts = [_with_adjusted(v, replaced.get(v.feature)) for v in verdicts]
-        judged = [v for v in verdicts if v.judged]
-    severity = max((v.severity for v in judged if v.severity is not None), default=Severity.LOW)
+    broken = [v for v in verdicts if v.reason in SCHEMA_BREAKS]
+    ranked = [(v.severity, v.feature) for v in judged if v.severity is not None]
+    ranked += [(settings.schema_break, v.feature) for v in broken]
+    severity = max((s for s, _ in ranked), default=Severity.UNKNOWN)
+    drivers = tuple(name for s, name in ranked if s == severity and s > Severity.LOW)
     drifted = sum(1 for v in judged if v.severity is not None
                   and v.severity >= settings.alert_severity)
-    significant = sum(1 for v in judged if (v.adjusted_p_value if v.adjusted_p_value is not None
-                                             else v.p_value or 1.0) < settings.alpha)
+    significant = sum(1 for v in judged if (p := (v.adjusted_p_value if v.adjusted_p_value
+                                                  is not None else v.p_value)) is not None
+                      and p < settings.alpha)
     return DriftResult(
         features=tuple(verdicts),
         severity=severity,
@@ -256,17 +353,15 @@ def compare(profile: ReferenceProfile, current: Mapping[str, np.ndarray], settin
         significant=significant,
         recommendations=RECOMMENDATIONS[severity],
         alert_severity=settings.alert_severity,
+        rule=settings.rule,
+        drivers=drivers,
     )
 
 
-def _with_adjusted(verdict: FeatureDrift, adjusted: float | None) -> FeatureDrift:
-    from dataclasses import replace
-
-    return replace(verdict, adjusted_p_value=adjusted) if adjusted is not None else verdict
-
-
 def _judge(name: str, profile: ReferenceProfile, current: Mapping[str, np.ndarray],
-           settings: DriftPolicy, categorical: Sequence[str], scratch: Scratch) -> FeatureDrift:
+           settings: DriftPolicy, categorical: Sequence[str], scratch: Scratch, *,
+           explicit: bool) -> FeatureDrift:
+    """``explicit``: the feature was named by the caller (a high-cardinality column is judged)."""
     feature = profile.features.get(name)
     values = current.get(name)
     if feature is None or values is None:
@@ -276,11 +371,20 @@ def _judge(name: str, profile: ReferenceProfile, current: Mapping[str, np.ndarra
                             None, None, reason=Reason.MISSING_COLUMN,
                             detail=f"no column {name!r} in the {where} data")
     if isinstance(feature, NumericProfile):
-        if not is_numeric(values):
+        if not is_numeric(values) and categories(values)[0].size:
             return _mismatch(name, feature.rows, values, "numeric", "non-numeric")
+        if not is_numeric(values):  # nothing but missing values: no type to compare
+            values = np.full(values.size, np.nan)
         return compare_numeric(name, feature, values, settings, scratch)
-    if is_numeric(values) and name not in categorical:
+    if is_numeric(values) and name not in categorical and np.isfinite(values).any():
         return _mismatch(name, feature.rows, values, "categorical", "numeric")
+    present = feature.rows - feature.missing
+    if not explicit and name not in categorical and 2 * len(feature.categories) > present > 0:
+        return FeatureDrift(name, "categorical", feature.rows, int(values.size), None, None,
+                            reason=Reason.HIGH_CARDINALITY,
+                            detail=f"{len(feature.categories)} distinct values in {present} "
+                                   "reference rows (an identifier?); name it in drift.features "
+                                   "to judge it")
     return compare_categorical(name, feature, values, settings)
 
 
@@ -301,15 +405,28 @@ def feature_to_json(verdict: FeatureDrift) -> dict[str, object]:
         "statistic": verdict.statistic,
         "statistic_name": "ks" if verdict.kind == "numeric" else "tvd",
         "p_value": verdict.p_value, "adjusted_p_value": verdict.adjusted_p_value,
-        "chi2": verdict.chi2, "js": verdict.js, "psi": verdict.psi, "score": verdict.score,
+        "chi2": verdict.chi2, "chi2_p_value": verdict.chi2_p_value,
+        "adjusted_chi2_p_value": verdict.adjusted_chi2_p_value,
+        "js": verdict.js, "psi": verdict.psi, "psi_tier": psi_tier(verdict.psi),
+        "score": verdict.score,
         "severity": verdict.severity.label if verdict.severity is not None else None,
+        "counted": list(verdict.counted),
     }
+
+
+def psi_tier(value: float | None) -> str | None:
+    """The PSI's own words: stable (< 0.1), moderate (0.1-0.25), significant (>= 0.25)."""
+    if value is None:
+        return None
+    return next(name for limit, name in PSI_TIERS if value >= limit)
 
 
 def result_to_json(result: DriftResult) -> dict[str, object]:
     """Stable JSON form of a model-level drift result."""
     return {
         "severity": result.severity.label,
+        "rule": result.rule,
+        "drivers": list(result.drivers),
         "drifted_share": result.drifted_share,
         "alert_severity": result.alert_severity.label,
         "judged": result.judged,

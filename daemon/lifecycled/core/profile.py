@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lifecycled.core.ecdf import Grid, grid_for
+from lifecycled.domain import DriftPolicy
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,13 @@ def is_numeric(values: np.ndarray) -> bool:
 
 
 def bin_edges(sorted_reference: np.ndarray, bins: int) -> np.ndarray:
-    """Interior edges: reference quantiles at k/B, k = 1..B-1 (numpy default), de-duplicated."""
+    """Interior edges: reference quantiles at k/B, k = 1..B-1 (numpy default), de-duplicated.
+
+    Ties: when de-duplication leaves fewer edges than asked, a reference with at most B distinct
+    values is binned on those values (each value a bin of its own), and otherwise every value
+    holding more than 1/B of the reference becomes a bin of its own (edges just below it and at
+    it), so a shift onto or off a majority value shows. Continuous data keep the quantile edges.
+    """
     if sorted_reference.size == 0:
         return np.empty(0)
     shares = np.arange(1, bins) / bins
@@ -53,7 +60,14 @@ def bin_edges(sorted_reference: np.ndarray, bins: int) -> np.ndarray:
         edges = np.quantile(sorted_reference, shares)
     if not np.isfinite(edges).all():  # interpolating between values near +-1.8e308 overflowed
         edges = np.quantile(sorted_reference, shares, method="lower")
-    return np.unique(edges)
+    edges = np.unique(edges)
+    if edges.size >= bins - 1:
+        return edges
+    values, counts = np.unique(sorted_reference, return_counts=True)
+    if values.size <= bins:
+        return values
+    heavy = values[counts * bins > sorted_reference.size]
+    return np.unique(np.concatenate((edges, heavy, np.nextafter(heavy, -np.inf))))
 
 
 def bin_counts(sorted_values: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -83,7 +97,7 @@ def profile_feature(values: np.ndarray, *, categorical: bool, bins: int) -> Prof
 
 
 def build_profile(reference: Mapping[str, np.ndarray], categorical: Sequence[str] = (), *,
-                  bins: int = 10) -> ReferenceProfile:
+                  bins: int = DriftPolicy.bins) -> ReferenceProfile:
     """Summarise every reference column; non-numeric columns are always categorical."""
     features = {
         name: profile_feature(values, categorical=name in categorical or not is_numeric(values),

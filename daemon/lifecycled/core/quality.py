@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
+
+from lifecycled.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class Quality:
     positive_label: str | None
     classes: tuple[ClassCounts, ...]
     notes: tuple[str, ...] = ()
+    scored: int = 0  # outcomes with a finite score (ROC AUC is computed on these)
 
 
 def _ratio(numerator: float, denominator: float) -> float:
@@ -47,7 +51,38 @@ def roc_auc(is_positive: np.ndarray, scores: np.ndarray) -> float | None:
                  / (positives * negatives))
 
 
+# How the two classes of a binary outcome may be written; each becomes "0" or "1".
+_BINARY = {"0": "0", "1": "1", "0.0": "0", "1.0": "1", "false": "0", "true": "1"}
+
+
+def normalise(predictions: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions and labels as comparable text: booleans, 0/1, "0"/"1", 1.0 and "true"/"false"
+    are one vocabulary ("0", "1") when a column uses only those; InputError when the two value
+    sets share nothing (they cannot be compared)."""
+    pred, true = _text(predictions), _text(labels)
+    pred_set, true_set = set(pred.tolist()), set(true.tolist())
+    if pred_set and true_set and not pred_set & true_set:
+        def show(values: set[str]) -> str:
+            return ", ".join(sorted(values)[:10]) + (" ..." if len(values) > 10 else "")
+        raise InputError(f"predictions ({show(pred_set)}) and labels ({show(true_set)}) share "
+                         "no value: they cannot be compared")
+    return pred, true
+
+
+def _text(values: np.ndarray) -> np.ndarray:
+    array = np.asarray(values)
+    if array.dtype.kind == "b":
+        return np.where(array, "1", "0").astype(object)
+    text = np.array([str(v) for v in array.tolist()], dtype=object)
+    lowered = [v.strip().lower() for v in text.tolist()]
+    if lowered and all(v in _BINARY for v in lowered):
+        return np.array([_BINARY[v] for v in lowered], dtype=object)
+    return text
+
+
 def _binary_positive(classes: list[str]) -> str | None:
+    if set(classes) <= {"0", "1"}:  # binary, possibly with one class absent
+        return "1"
     if len(classes) != 2:
         return None
     for candidate in ("1", "1.0", "true", "True", "yes", "positive"):
@@ -57,12 +92,17 @@ def _binary_positive(classes: list[str]) -> str | None:
 
 
 def evaluate_quality(predictions: np.ndarray, labels: np.ndarray, scores: np.ndarray | None = None,
-                     *, positive_label: str | None = None) -> Quality:
+                     *, positive_label: str | None = None,
+                     class_scores: Mapping[str, np.ndarray] | None = None) -> Quality:
     """Binary metrics when exactly two classes appear (positive: ``positive_label``, else 1/true,
     else the larger label); otherwise macro averages over every class seen in labels or predictions.
+    ROC AUC: binary from ``scores``; multiclass one-vs-rest macro from ``class_scores`` (class ->
+    scores). Outcomes without a finite score are left out of ROC AUC and counted (``scored``).
     """
-    pred = np.asarray(predictions).astype(str)
-    true = np.asarray(labels).astype(str)
+    pred, true = normalise(np.asarray(predictions), np.asarray(labels))
+    if positive_label is not None:
+        positive_label = _text(np.array([positive_label]))[0] if set(true.tolist()) <= {
+            "0", "1"} else positive_label
     n = int(true.size)
     if n == 0:
         return Quality(0, None, None, None, None, None, "binary", None, (), ("no outcomes",))
@@ -93,17 +133,69 @@ def evaluate_quality(predictions: np.ndarray, labels: np.ndarray, scores: np.nda
         f1 = float(np.mean([_ratio(2 * c.true_positive,
                                      2 * c.true_positive + c.false_positive + c.false_negative)
                             for c in counts]))
-    auc = None
+    auc, scored = None, 0
     if scores is not None and average == "binary":
-        auc = roc_auc(true == positive, np.asarray(scores, dtype=float))
+        values = np.asarray(scores, dtype=float)
+        keep = np.isfinite(values)
+        scored = int(keep.sum())
+        auc = roc_auc((true == positive)[keep], values[keep])
+        if scored < n:
+            notes.append(f"{n - scored} outcome(s) without a finite score left out of roc_auc")
         if auc is None:
-            notes.append("roc_auc needs both classes among the labels")
+            notes.append("roc_auc needs both classes among the scored labels")
+    elif class_scores:
+        auc, scored = _one_vs_rest(true, class_scores, notes)
     elif scores is not None:
-        notes.append("roc_auc is only computed for binary outcomes")
+        notes.append("roc_auc of multiclass outcomes needs one score column per class")
+    shown: tuple[float | None, float | None, float | None] = (precision, recall, f1)
+    if average == "binary":
+        shown = _defined(counts, positive, precision, recall, f1, notes)
     absent = [c.label for c in counts if c.support == 0]
     if absent:
         notes.append(f"classes never in the labels: {', '.join(absent)}")
-    return Quality(n, accuracy, precision, recall, f1, auc, average, positive, counts, tuple(notes))
+    return Quality(n, accuracy, *shown, auc, average, positive, counts, tuple(notes), scored)
+
+
+def _defined(counts: tuple[ClassCounts, ...], positive: str | None, precision: float,
+             recall: float, f1: float, notes: list[str]
+             ) -> tuple[float | None, float | None, float | None]:
+    """Binary precision and recall are undefined (None, with a note) when their denominator is 0:
+    no positive prediction, or no positive label (a single-class outcome set)."""
+    chosen = [c for c in counts if c.label == positive]
+    tp, fp, fn = ((chosen[0].true_positive, chosen[0].false_positive, chosen[0].false_negative)
+                  if chosen else (0, 0, 0))
+    out_p: float | None = precision
+    out_r: float | None = recall
+    if tp + fp == 0:
+        out_p = None
+        notes.append(f"precision undefined: no prediction of the positive class {positive}")
+    if tp + fn == 0:
+        out_r = None
+        notes.append(f"recall undefined: no label of the positive class {positive}")
+    return out_p, out_r, f1 if out_p is not None and out_r is not None else None
+
+
+def _one_vs_rest(true: np.ndarray, class_scores: Mapping[str, np.ndarray], notes: list[str]
+                 ) -> tuple[float | None, int]:
+    """Macro average of each class's ROC AUC against the rest (scikit-learn's multi_class="ovr")
+    over the outcomes whose every class score is finite."""
+    matrix = np.column_stack([np.asarray(v, dtype=float) for v in class_scores.values()])
+    keep = np.isfinite(matrix).all(axis=1)
+    scored = int(keep.sum())
+    if scored < true.size:
+        notes.append(f"{true.size - scored} outcome(s) without finite class scores left out of "
+                     "roc_auc")
+    missing = sorted(set(true[keep].tolist()) - set(class_scores))
+    if missing:
+        notes.append(f"roc_auc needs a score column for every class; none for {', '.join(missing)}")
+        return None, scored
+    areas = [roc_auc(true[keep] == label, matrix[keep, i])
+             for i, label in enumerate(class_scores)]
+    known = [a for a in areas if a is not None]
+    if len(known) < len(areas):
+        notes.append("roc_auc: a class without both positives and negatives among the labels is "
+                     "left out of the average")
+    return (float(np.mean(known)) if known else None), scored
 
 
 
@@ -113,6 +205,7 @@ def quality_to_json(quality: Quality) -> dict[str, object]:
         "samples": quality.samples, "accuracy": quality.accuracy, "precision": quality.precision,
         "recall": quality.recall, "f1": quality.f1, "roc_auc": quality.roc_auc,
         "average": quality.average, "positive_label": quality.positive_label,
+        "scored": quality.scored,
         "classes": [{"label": c.label, "true_positive": c.true_positive,
                      "false_positive": c.false_positive, "false_negative": c.false_negative,
                      "support": c.support} for c in quality.classes],

@@ -10,7 +10,7 @@ from typing import Any
 from prometheus_client.core import Metric
 from prometheus_client.samples import Sample
 
-from lifecycled.domain import SEVERITIES, ModelRef
+from lifecycled.domain import SEVERITY_STATES, ModelRef
 from lifecycled.exporter.families import MV, Gauge, gauge
 from lifecycled.store import Store
 from lifecycled.store.results import Decoded, StoredResult, latest_drift
@@ -70,14 +70,15 @@ class DriftCollector:
         checked = gauge("lifecycled_model_drift_check_timestamp_seconds",
                         "Unix time of the latest drift check.", MV)
         severity = gauge("lifecycled_model_drift_severity",
-                         "1 for the model-level data-drift severity of the latest check.",
+                         "1 for the model-level data-drift severity of the latest check (unknown: nothing "
+                         "could be judged).",
                          [*MV, "severity"])
         share = gauge("lifecycled_model_drifted_features_ratio",
                       "Share of judged features at or above the alert severity (0-1).", MV)
         for stored in results:
             mv = [stored.ref.name, stored.ref.version]
             checked.add_metric(mv, stored.at)
-            for level in SEVERITIES:
+            for level in SEVERITY_STATES:
                 severity.add_metric([*mv, level], 1 if level == stored.result["severity"] else 0)
             if stored.result.get("drifted_share") is not None:
                 share.add_metric(mv, stored.result["drifted_share"])

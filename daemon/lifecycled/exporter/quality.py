@@ -3,6 +3,7 @@ severity."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 from prometheus_client.core import Metric
@@ -23,8 +24,9 @@ def collect(store: Store, live: set[ModelRef], cache: Decoded) -> Iterator[Metri
             continue
         mv = [stored.ref.name, stored.ref.version]
         for name, family in families.items():
-            if stored.result.get(name) is not None:
-                family.add_metric(mv, stored.result[name])
+            value = stored.result.get(name)
+            if isinstance(value, int | float) and math.isfinite(value):  # unknown: absent
+                family.add_metric(mv, value)
         severity = (stored.result.get("concept") or {}).get("severity")
         if severity:
             for level in SEVERITIES:

@@ -18,7 +18,7 @@ from lifecycled.core.profile import CategoricalProfile, NumericProfile, Profile,
 
 log = logging.getLogger(__name__)
 PROFILE_DIR = "profiles"  # in the state directory
-FORMAT_VERSION = 2  # 2: numeric features carry their bucket grid
+FORMAT_VERSION = 3  # 2: numeric features carry their bucket grid; 3: tie-aware bin edges
 
 
 def cache_key(files: Sequence[Path], bins: int, categorical: Sequence[str]) -> str:

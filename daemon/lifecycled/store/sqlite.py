@@ -21,6 +21,7 @@ from lifecycled.domain import (
     check_transition,
 )
 from lifecycled.errors import InputError, NotFoundError, StoreError
+from lifecycled.render import finite_json
 from lifecycled.store.events import emit_in
 from lifecycled.store.migrations import MIGRATIONS
 
@@ -46,8 +47,8 @@ def open_store(url: str, base_dir: Path) -> Store:
 
 
 def dumps(value: Any) -> str:
-    """Canonical JSON text for a stored value."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    """Canonical JSON text for a stored value (NaN and infinities stored as null: valid JSON)."""
+    return json.dumps(finite_json(value), sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 class Store:

@@ -32,6 +32,7 @@ class DriftInputs:
     timestamp_column: str | None = None
     window: float | None = None
     newest_rows: int | None = None
+    exclude: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,8 @@ def check_drift(inputs: DriftInputs, settings: DriftPolicy, *, cache_dir: Path |
     current = read_sample(inputs.current, timestamp_column=inputs.timestamp_column,
                           window=inputs.window, newest_rows=inputs.newest_rows, now=now)
     result = compare(profile, select(current.columns, exclude), settings,
-                     features=inputs.features, categorical=inputs.categorical, progress=progress)
+                     features=inputs.features, categorical=inputs.categorical, progress=progress,
+                     exclude=inputs.exclude)
     return DriftCheck(result, tuple(str(f) for f in reference_files), current.files, current.rows,
                       cached)
 
@@ -74,7 +76,7 @@ def run_model_drift(ctx: Context, ref: ModelRef, *, now: float,
     inputs = DriftInputs(reference=config.reference, current=config.current,
                          features=config.features, categorical=config.categorical or (),
                          timestamp_column=config.timestamp_column, window=config.window,
-                         newest_rows=config.newest_rows)
+                         newest_rows=config.newest_rows, exclude=config.exclude or ())
     settings = ctx.settings.drift_policy(ref.name)
     check = check_drift(inputs, settings, cache_dir=ctx.state_dir / PROFILE_DIR,
                         now=now, progress=progress)

@@ -12,9 +12,9 @@ import numpy as np
 
 from lifecycled.context import Context
 from lifecycled.core.concept import concept_drift, concept_to_json
-from lifecycled.core.quality import evaluate_quality, quality_to_json
+from lifecycled.core.quality import evaluate_quality, normalise, quality_to_json
 from lifecycled.domain import QUALITY_METRICS, ModelRef, Status
-from lifecycled.errors import SourceError
+from lifecycled.errors import InputError, SourceError
 from lifecycled.settings import QualitySettings
 from lifecycled.sources.samples import read_sample
 from lifecycled.store.results import add_quality_result
@@ -51,7 +51,8 @@ def _applies(settings: QualitySettings, ref: ModelRef, status: Status) -> bool:
 def _from_outcomes(settings: QualitySettings, ref: ModelRef) -> dict[str, Any]:
     assert settings.outcomes is not None
     columns = OutcomeColumns(settings.prediction_column, settings.label_column,
-                             settings.score_column, settings.timestamp_column)
+                             settings.score_column, settings.timestamp_column,
+                             dict(settings.score_columns) or None)
     return check_quality(settings.outcomes.replace("{version}", ref.version), columns)
 
 
@@ -73,6 +74,7 @@ class OutcomeColumns:
     label: str = "label"
     score: str | None = None
     timestamp: str | None = None
+    class_scores: Mapping[str, str] | None = None  # class label -> its score column (multiclass)
 
 
 def check_quality(pattern: str, columns: OutcomeColumns, *, positive_label: str | None = None,
@@ -81,6 +83,7 @@ def check_quality(pattern: str, columns: OutcomeColumns, *, positive_label: str 
     sample = read_sample(pattern, timestamp_column=columns.timestamp)
     data = sample.columns
     needed = [c for c in (columns.prediction, columns.label, columns.score) if c]
+    needed += list((columns.class_scores or {}).values())
     missing = [c for c in needed if c not in data]
     if missing:
         raise SourceError(pattern, f"missing column(s) {', '.join(missing)}; "
@@ -88,17 +91,29 @@ def check_quality(pattern: str, columns: OutcomeColumns, *, positive_label: str 
     predictions, labels = _labels(data[columns.prediction]), _labels(data[columns.label])
     known = np.array([p is not None and t is not None for p, t in zip(predictions, labels,
                                                                        strict=True)], dtype=bool)
-    scores = data[columns.score][known] if columns.score else None
-    if scores is not None and scores.dtype.kind != "f":
-        raise SourceError(pattern, f"score column {columns.score!r} is not numeric")
-    quality = evaluate_quality(predictions[known], labels[known], scores,
-                               positive_label=positive_label)
-    correct = predictions[known] == labels[known]
+    scores = _numeric(pattern, data, columns.score, known) if columns.score else None
+    class_scores = {label: _numeric(pattern, data, column, known)
+                    for label, column in (columns.class_scores or {}).items()}
+    try:
+        quality = evaluate_quality(predictions[known], labels[known], scores,
+                                   positive_label=positive_label, class_scores=class_scores)
+        pred, true = normalise(predictions[known], labels[known])
+    except InputError as exc:
+        raise SourceError(pattern, str(exc)) from exc
+    correct = pred == true
     result = quality_to_json(quality)
     result["unlabelled"] = int((~known).sum())
     result["concept"] = concept_to_json(concept_drift(correct, min_samples=min_samples))
     result["files"] = list(sample.files)
     return result
+
+
+def _numeric(pattern: str, data: Mapping[str, np.ndarray], column: str, known: np.ndarray
+             ) -> np.ndarray:
+    values = data[column][known]
+    if values.dtype.kind not in "iuf":
+        raise SourceError(pattern, f"score column {column!r} is not numeric")
+    return values.astype(float)
 
 
 def _labels(values: np.ndarray) -> np.ndarray:
