@@ -273,7 +273,8 @@ class Demo:
             self.print_performance(model)
 
         say("Step 6: data drift injected into credit_scoring's features; concept drift")
-        self.cli("drift", "--model", "credit_scoring:1")
+        report = self.dir / "drift-report-credit_scoring-1.html"
+        self.cli("drift", "--model", "credit_scoring:1", "--html", str(report))
         self.cli("quality", "--outcomes", str(self.dir / "data" /
                                               "outcomes_credit_scoring_1.csv"),
                  "--score-column", "score")

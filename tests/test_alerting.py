@@ -46,7 +46,8 @@ def expressions() -> list[str]:
     for path in (ROOT / "grafana" / "dashboards").glob("*.json"):
         dashboard = json.loads(path.read_text())
         found += [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
-        found += [v["query"]["query"] for v in dashboard["templating"]["list"]]
+        found += [v["query"]["query"] for v in dashboard["templating"]["list"]
+                  if v["type"] == "query"]
     return found
 
 

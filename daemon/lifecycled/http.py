@@ -76,6 +76,28 @@ def model_detail(store: Store, ref: ModelRef) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class HtmlPage:
+    """A route's reply that is a page for people rather than JSON."""
+
+    text: str
+
+
+def drift_report_page(store: Store, ref: ModelRef) -> tuple[int, Any]:
+    """GET /api/v1/models/{name}/{version}/drift/report.html: the latest stored drift check."""
+    from lifecycled.drift_report import ReportUnavailable, render
+    from lifecycled.store.results import latest_drift
+
+    store.get(ref)
+    found = latest_drift(store, ref)
+    if not found:
+        raise NotFoundError(f"no drift check stored for {ref}")
+    try:
+        return 200, HtmlPage(render(found[0].result, f"Drift report: {ref}"))
+    except ReportUnavailable as exc:
+        return 501, {"error": str(exc)}
+
+
 def route(api: Api, request: Request) -> tuple[int, Any]:
     """Return (status, JSON body) for an API or health request."""
     parts = request.parts
@@ -89,6 +111,9 @@ def route(api: Api, request: Request) -> tuple[int, Any]:
             return 200, {"models": [r.to_json() for r in api.store.list_models()]}
         if len(parts) == 5 and parts[:3] == ["api", "v1", "models"]:
             return 200, model_detail(api.store, ModelRef(parts[3], parts[4]))
+        if len(parts) == 7 and parts[:3] == ["api", "v1", "models"] \
+                and parts[5:] == ["drift", "report.html"]:
+            return drift_report_page(api.store, ModelRef(parts[3], parts[4]))
     if request.method == "POST" and parts[:2] == ["api", "v1"] and len(parts) > 2:
         handler = api.posts.get(parts[2])
         if handler is not None:
@@ -147,6 +172,9 @@ def make_handler(api: Api) -> type[BaseHTTPRequestHandler]:
             except (LifecycledError, sqlite3.Error) as exc:
                 log.error("api request failed path=%s error=%s", path, exc)
                 status, payload = 500, {"error": str(exc)}
+            if isinstance(payload, HtmlPage):
+                self._reply(status, payload.text.encode(), "text/html; charset=utf-8")
+                return
             self._json(status, payload)
 
         def do_GET(self) -> None:

@@ -37,6 +37,8 @@ def test_the_demo_tells_the_whole_story(tmp_path: Path) -> None:
     # 7, 8: one job, triggered by the degradation (the drift of step 6 or the accuracy decay,
     # whichever the updates task sees first; the other is attached to the same job), completed by
     # the pipeline: 2 promoted, 1 deprecated then retired
+    report = (run / "drift-report-credit_scoring-1.html").read_text()  # 6: the HTML report
+    assert "Model severity" in report and 'data-feature="income"' in report
     (job,) = list_jobs(store)
     assert job.trigger_type in ("performance_degradation", "drift_detection")
     assert (job.state, job.target_version) == ("completed", "2")

@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from lifecycled import app
@@ -215,7 +216,13 @@ def cmd_drift(args: argparse.Namespace) -> int:
                                correction=args.correction, alpha=args.alpha, rule=args.rule)
         record = check_to_json(check_drift(inputs, settings, cache_dir=None, now=now,
                                            progress=progress), now=now)
-    show(args, record, lambda: _drift_text(record))
+    if args.html:
+        from lifecycled.drift_report import render
+
+        title = f"Drift report: {args.model}" if args.model else "Drift report"
+        Path(args.html).write_text(render(record, title), encoding="utf-8")
+    show(args, record, lambda: _drift_text(record)
+         + (f"\nHTML report: {args.html}" if args.html else ""))
     return _fail_on(args, record["severity"])
 
 
@@ -298,6 +305,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, as_json: argparse.Arg
     p.add_argument("--rule", choices=["tiers", "seed"], default=defaults.rule,
                    help="severity rule: effect-size tiers gated by significance, or the seed's "
                         "composite cut points")
+    p.add_argument("--html", metavar="FILE",
+                   help="also write a self-contained HTML report (needs the report extra)")
     p.add_argument("--fail-on", choices=[s for s in SEVERITIES if s != "low"],
                    help="exit 1 when the model severity reaches this level, 3 when nothing "
                         "could be judged")

@@ -12,6 +12,7 @@ statistic can be (``lifecycled.core.ecdf``); p-values as scipy's (``lifecycled.c
 from __future__ import annotations
 
 import enum
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -76,6 +77,44 @@ RECOMMENDATIONS: dict[Severity, tuple[str, ...]] = {
 # --- results ----------------------------------------------------------------------------------
 
 
+MAX_CATEGORIES_SHOWN = 40  # a report shows the largest categories; the rest as one "(other)"
+
+
+@dataclass(frozen=True)
+class Bins:
+    """The reference and current shares a feature's PSI and JS compare."""
+
+    labels: tuple[str, ...]
+    reference: tuple[float, ...]
+    current: tuple[float, ...]
+    edges: tuple[float, ...] = ()  # numeric: the interior bin edges
+
+    def to_json(self) -> dict[str, object]:
+        return {"labels": list(self.labels), "reference": list(self.reference),
+                "current": list(self.current), "edges": list(self.edges)}
+
+
+def numeric_bins(edges: np.ndarray, reference: np.ndarray, current: np.ndarray) -> Bins:
+    shown = [f"{e:.4g}" for e in edges]
+    labels = ([f"<= {shown[0]}"] if shown else ["all"]) + [
+        f"({a}, {b}]" for a, b in itertools.pairwise(shown)] + (
+        [f"> {shown[-1]}"] if shown else [])
+    return Bins(tuple(labels), tuple(map(float, reference)), tuple(map(float, current)),
+                tuple(map(float, edges)))
+
+
+def categorical_bins(names: Sequence[str], reference: np.ndarray, current: np.ndarray) -> Bins:
+    order = np.argsort(-np.maximum(reference, current), kind="stable")
+    keep, rest = order[:MAX_CATEGORIES_SHOWN], order[MAX_CATEGORIES_SHOWN:]
+    labels = [str(names[i]) for i in keep]
+    ref, cur = [float(reference[i]) for i in keep], [float(current[i]) for i in keep]
+    if rest.size:
+        labels.append(f"(other: {rest.size})")
+        ref.append(float(reference[rest].sum()))
+        cur.append(float(current[rest].sum()))
+    return Bins(tuple(labels), tuple(ref), tuple(cur))
+
+
 @dataclass(frozen=True)
 class FeatureDrift:
     """The verdict on one feature: statistics, or a reason and no numbers."""
@@ -99,6 +138,7 @@ class FeatureDrift:
     adjusted_p_value: float | None = None  # of p_value, after the correction
     adjusted_chi2_p_value: float | None = None
     counted: tuple[str, ...] = ()  # effects that set the severity, e.g. "psi: high"
+    bins: Bins | None = None  # the shares compared, for reports
 
     @property
     def judged(self) -> bool:
@@ -213,7 +253,8 @@ def compare_numeric(name: str, profile: NumericProfile, current: np.ndarray,
     chi2, chi2_p = chi_square(profile.counts, current_counts)
     return FeatureDrift(**base, statistic=d, p_value=p, chi2=chi2,  # type: ignore[arg-type]
                         chi2_p_value=chi2_p, js=js, psi=psi_value,
-                        score=_score(d, js, psi_value, settings.weights))
+                        score=_score(d, js, psi_value, settings.weights),
+                        bins=numeric_bins(profile.edges, r, c))
 
 
 def compare_categorical(name: str, profile: CategoricalProfile, current: np.ndarray,
@@ -240,7 +281,8 @@ def compare_categorical(name: str, profile: CategoricalProfile, current: np.ndar
     js, psi_value = js_distance(r, c), psi(r, c)
     return FeatureDrift(**base, statistic=tvd, p_value=p, chi2=chi2,  # type: ignore[arg-type]
                         chi2_p_value=p, js=js, psi=psi_value,
-                        score=_score(tvd, js, psi_value, settings.weights))
+                        score=_score(tvd, js, psi_value, settings.weights),
+                        bins=categorical_bins(union, r, c))
 
 
 def _adjust(p_values: np.ndarray, method: str) -> np.ndarray:
@@ -411,6 +453,7 @@ def feature_to_json(verdict: FeatureDrift) -> dict[str, object]:
         "score": verdict.score,
         "severity": verdict.severity.label if verdict.severity is not None else None,
         "counted": list(verdict.counted),
+        "bins": verdict.bins.to_json() if verdict.bins is not None else None,
     }
 
 

@@ -10,7 +10,8 @@ from prometheus_client.core import Metric
 from lifecycled.domain import THRESHOLDS, Level, ModelRef
 from lifecycled.exporter.families import MV, gauge
 from lifecycled.store import Store
-from lifecycled.store.results import Decoded, latest_evaluation
+from lifecycled.store.results import Decoded
+from lifecycled.store.views import evaluation_views
 
 
 def collect(store: Store, live: set[ModelRef], cache: Decoded) -> Iterator[Metric]:
@@ -21,18 +22,17 @@ def collect(store: Store, live: set[ModelRef], cache: Decoded) -> Iterator[Metri
                   "Performance score 0-100 of the latest evaluation.", MV)
     level = gauge("lifecycled_model_performance_level",
                   "1 for the performance level of the latest evaluation.", [*MV, "level"])
-    for stored in latest_evaluation(store, cache=cache):
-        if stored.ref not in live:
+    for view in evaluation_views(store, cache):
+        if view.ref not in live:
             continue
-        model, version = stored.ref.name, stored.ref.version
-        hit = {b["threshold"] for b in stored.result["breaches"]}
+        model, version = view.ref.name, view.ref.version
         for threshold in THRESHOLDS:
-            if threshold.key in stored.result["checked"]:
+            if threshold.key in view.checked:
                 breached.add({"model": model, "version": version, "threshold": threshold.key},
-                             1 if threshold.key in hit else 0)
-        if stored.result.get("score") is not None:
-            score.add_metric([model, version], stored.result["score"])
+                             1 if threshold.key in view.breached else 0)
+        if view.score is not None:
+            score.add_metric([model, version], view.score)
         for lv in Level:
             level.add({"model": model, "version": version, "level": lv.value},
-                      1 if lv.value == stored.result["level"] else 0)
+                      1 if lv.value == view.level else 0)
     yield from (breached, score, level)

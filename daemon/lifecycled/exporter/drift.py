@@ -5,7 +5,6 @@ result and reused until a newer result replaces it."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from prometheus_client.core import Metric
 from prometheus_client.samples import Sample
@@ -13,35 +12,40 @@ from prometheus_client.samples import Sample
 from lifecycled.domain import SEVERITY_STATES, ModelRef
 from lifecycled.exporter.families import MV, Gauge, gauge
 from lifecycled.store import Store
-from lifecycled.store.results import Decoded, StoredResult, latest_drift
+from lifecycled.store.results import Decoded
+from lifecycled.store.views import DriftView, FeatureView, drift_views
 
-Feature = dict[str, Any]  # one feature's verdict as stored (core.drift.feature_to_json)
-AddSamples = Callable[[Gauge, dict[str, str], Feature], None]
-
-
-def _unjudged(family: Gauge, labels: dict[str, str], f: Feature) -> None:
-    if not f["judged"]:
-        family.add({**labels, "reason": f["reason"]}, 1)
+AddSamples = Callable[[Gauge, dict[str, str], FeatureView], None]
 
 
-def _score(family: Gauge, labels: dict[str, str], f: Feature) -> None:
-    if f["judged"]:
-        family.add(labels, f["score"])
+def _add(family: Gauge, labels: dict[str, str], value: float | None) -> None:
+    if value is not None:  # unknown: absent
+        family.add(labels, value)
 
 
-def _statistic(family: Gauge, labels: dict[str, str], f: Feature) -> None:
-    if f["judged"]:
-        numeric = f["kind"] == "numeric"
-        family.add({**labels, "test": "ks" if numeric else "chi2"},
-                   f["statistic"] if numeric else f["chi2"])
-        family.add({**labels, "test": "js"}, f["js"])
+def _unjudged(family: Gauge, labels: dict[str, str], f: FeatureView) -> None:
+    if not f.judged:
+        family.add({**labels, "reason": str(f.reason)}, 1)
+
+
+def _score(family: Gauge, labels: dict[str, str], f: FeatureView) -> None:
+    if f.judged:
+        _add(family, labels, f.score)
+
+
+def _statistic(family: Gauge, labels: dict[str, str], f: FeatureView) -> None:
+    if f.judged:
+        numeric = f.kind == "numeric"
+        _add(family, {**labels, "test": "ks" if numeric else "chi2"},
+             f.statistic if numeric else f.chi2)
+        _add(family, {**labels, "test": "js"}, f.js)
         labels["test"] = "psi"  # the last use of this mapping: no copy needed
-        family.add(labels, f["psi"])
+        _add(family, labels, f.psi)
 
 
-def _p_value(family: Gauge, labels: dict[str, str], f: Feature) -> None:
-    if f["judged"]:
-        family.add({**labels, "test": "ks" if f["kind"] == "numeric" else "chi2"}, f["p_value"])
+def _p_value(family: Gauge, labels: dict[str, str], f: FeatureView) -> None:
+    if f.judged:
+        _add(family, {**labels, "test": "ks" if f.kind == "numeric" else "chi2"}, f.p_value)
 
 
 # name, help, extra labels, how one feature adds its samples
@@ -66,7 +70,7 @@ class DriftCollector:
 
     def collect(self, live: set[ModelRef]) -> Iterator[Metric]:
         """Each family is yielded as soon as it is built, so a scrape holds one at a time."""
-        results = [r for r in latest_drift(self.store, cache=self.decoded) if r.ref in live]
+        results = [r for r in drift_views(self.store, self.decoded) if r.ref in live]
         checked = gauge("lifecycled_model_drift_check_timestamp_seconds",
                         "Unix time of the latest drift check.", MV)
         severity = gauge("lifecycled_model_drift_severity",
@@ -79,16 +83,16 @@ class DriftCollector:
             mv = [stored.ref.name, stored.ref.version]
             checked.add_metric(mv, stored.at)
             for level in SEVERITY_STATES:
-                severity.add_metric([*mv, level], 1 if level == stored.result["severity"] else 0)
-            if stored.result.get("drifted_share") is not None:
-                share.add_metric(mv, stored.result["drifted_share"])
+                severity.add_metric([*mv, level], 1 if level == stored.severity else 0)
+            if stored.drifted_share is not None:
+                share.add_metric(mv, stored.drifted_share)
         yield from (checked, severity, share)
         kept: dict[tuple[str, int], list[Sample]] = {}
         for name, doc, extra, add in PER_FEATURE:
             yield self._per_feature(results, name, doc, extra, add, kept)
         self._samples = kept  # only the results still latest
 
-    def _per_feature(self, results: list[StoredResult], name: str, doc: str, extra: list[str],
+    def _per_feature(self, results: list[DriftView], name: str, doc: str, extra: list[str],
                      add: AddSamples, kept: dict[tuple[str, int], list[Sample]]) -> Metric:
         family = gauge(name, doc, [*MV, "feature", *extra])
         for stored in results:
@@ -97,8 +101,8 @@ class DriftCollector:
             if samples is None:
                 part = gauge(name, doc, [*MV, "feature", *extra])
                 model, version = stored.ref.name, stored.ref.version
-                for f in stored.result["features"]:
-                    add(part, {"model": model, "version": version, "feature": f["feature"]}, f)
+                for f in stored.features:
+                    add(part, {"model": model, "version": version, "feature": f.feature}, f)
                 samples = part.samples
             kept[key] = samples
             family.samples.extend(samples)

@@ -3,7 +3,6 @@ severity."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
 from prometheus_client.core import Metric
@@ -11,7 +10,8 @@ from prometheus_client.core import Metric
 from lifecycled.domain import QUALITY_METRICS, SEVERITIES, ModelRef
 from lifecycled.exporter.families import MV, gauge
 from lifecycled.store import Store
-from lifecycled.store.results import Decoded, latest_quality
+from lifecycled.store.results import Decoded
+from lifecycled.store.views import quality_views
 
 
 def collect(store: Store, live: set[ModelRef], cache: Decoded) -> Iterator[Metric]:
@@ -19,15 +19,15 @@ def collect(store: Store, live: set[ModelRef], cache: Decoded) -> Iterator[Metri
     concept = gauge("lifecycled_model_concept_drift_severity",
                     "1 for the concept-drift severity of the latest labelled outcomes.",
                     [*MV, "severity"])
-    for stored in latest_quality(store, cache=cache):
-        if stored.ref not in live:
+    for view in quality_views(store, cache):
+        if view.ref not in live:
             continue
-        mv = [stored.ref.name, stored.ref.version]
+        mv = [view.ref.name, view.ref.version]
         for name, family in families.items():
-            value = stored.result.get(name)
-            if isinstance(value, int | float) and math.isfinite(value):  # unknown: absent
+            value = view.metrics.get(name)
+            if value is not None:  # unknown: absent, never NaN
                 family.add_metric(mv, value)
-        severity = (stored.result.get("concept") or {}).get("severity")
+        severity = view.concept_severity
         if severity:
             for level in SEVERITIES:
                 concept.add_metric([*mv, level], 1 if level == severity else 0)

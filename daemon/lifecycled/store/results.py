@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,14 +48,14 @@ def add_quality_result(store: Store, ref: ModelRef, result: dict[str, Any], *, n
         )
 
 
-Decoded = dict[int, dict[str, Any]]
+Decoded = dict[int, Any]  # row id -> the decoded result
 
 
-def _latest(store: Store, table: str, ref: ModelRef | None,
-            cache: Decoded | None = None) -> list[StoredResult]:
-    """Newest row per model version. Rows never change once written, so a caller that reads
-    often (the exporter) may pass ``cache`` (row id -> decoded result); it is refreshed to hold
-    exactly the rows returned."""
+def latest(store: Store, table: str, ref: ModelRef | None, cache: Decoded | None = None,
+           decode: Callable[[str], Any] = json.loads) -> list[StoredResult]:
+    """Newest row per model version, its result decoded by ``decode``. Rows never change once
+    written, so a caller that reads often (the exporter) may pass ``cache``; it is refreshed to
+    hold exactly the rows returned."""
     where, params = ("WHERE name = ? AND version = ?", (ref.name, ref.version)) if ref else ("", ())
     with store.read() as conn:
         rows = conn.execute(
@@ -63,7 +63,7 @@ def _latest(store: Store, table: str, ref: ModelRef | None,
             f"(SELECT MAX(id) FROM {table} {where} GROUP BY name, version) ORDER BY name, version",
             params).fetchall()
     known = cache if cache is not None else {}
-    decoded = {r["id"]: known[r["id"]] if r["id"] in known else json.loads(r["result"])
+    decoded = {r["id"]: known[r["id"]] if r["id"] in known else decode(r["result"])
                for r in rows}
     if cache is not None:
         cache.clear()
@@ -75,13 +75,13 @@ def _latest(store: Store, table: str, ref: ModelRef | None,
 def latest_drift(store: Store, ref: ModelRef | None = None,
                  cache: Decoded | None = None) -> list[StoredResult]:
     """The newest drift result of ``ref`` (or of every model version)."""
-    return _latest(store, "drift_results", ref, cache)
+    return latest(store, "drift_results", ref, cache)
 
 
 def latest_quality(store: Store, ref: ModelRef | None = None,
                    cache: Decoded | None = None) -> list[StoredResult]:
     """The newest quality result of ``ref`` (or of every model version)."""
-    return _latest(store, "quality_results", ref, cache)
+    return latest(store, "quality_results", ref, cache)
 
 
 def add_evaluation(store: Store, ref: ModelRef, result: dict[str, Any], *, snapshot_id: int | None,
@@ -101,4 +101,4 @@ def add_evaluation(store: Store, ref: ModelRef, result: dict[str, Any], *, snaps
 def latest_evaluation(store: Store, ref: ModelRef | None = None,
                       cache: Decoded | None = None) -> list[StoredResult]:
     """The newest evaluation of ``ref`` (or of every model version)."""
-    return _latest(store, "evaluations", ref, cache)
+    return latest(store, "evaluations", ref, cache)

@@ -1,0 +1,108 @@
+"""The HTML drift report, from the CLI (`drift --html`) and the API (latest stored check), loaded in
+a real headless Chromium (Debian `chromium`): no console errors, nothing fetched from the
+network, a chart per judged feature, the reason of each unjudged one; a screenshot is kept under
+the test's temporary directory."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from lifecycled.core.drift import compare, result_to_json
+from lifecycled.core.profile import build_profile
+from lifecycled.domain import DriftPolicy, ModelRef, ModelSpec, Status
+from lifecycled.http import Api, HttpServer
+from lifecycled.store import open_store
+from lifecycled.store.results import add_drift_result
+from prometheus_client import CollectorRegistry
+
+from tests.cli.test_drift_cli import write_sample
+from tests.conftest import CliResult
+
+REF = ModelRef("credit_scoring", "1")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--enable-logging=stderr",
+                  "--v=0"]
+
+
+def chromium(url: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("chromium")
+    if binary is None:
+        pytest.fail("Debian's chromium is required (scripts/setup-system.sh installs it)")
+    profile = tmp_path / f"chromium-profile-{len(list(tmp_path.glob('chromium-profile-*')))}"
+    return subprocess.run([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *extra, url],
+                          capture_output=True, text=True, timeout=180)
+
+
+def check_in_browser(url: str, tmp_path: Path, judged: set[str], unjudged: set[str]) -> None:
+    dom = chromium(url, tmp_path, "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line
+               or "net::ERR" in line]
+    assert console == [], console
+    sections = dict(re.findall(r'<section class="feature" data-feature="([^"]+)">(.*?)</section>',
+                               dom.stdout, flags=re.S))
+    assert set(sections) == judged | unjudged
+    for name in judged:
+        assert "<svg" in sections[name], f"{name} has no chart"
+    for name in unjudged:
+        assert 'class="reason"' in sections[name]
+    for fetch in ('src="http', 'href="http', "@import", "url(http", "<script", "<link"):
+        assert fetch not in dom.stdout  # self-contained: nothing to fetch, nothing to run
+    shot = tmp_path / "report.png"
+    taken = chromium(url, tmp_path, f"--screenshot={shot}", "--window-size=1280,3000")
+    assert taken.returncode == 0 and shot.stat().st_size > 10_000, taken.stderr[-2000:]
+
+
+def drift_record() -> dict[str, object]:
+    rng = np.random.default_rng(0)
+    reference = {"amount": rng.lognormal(3, 1, 3000), "age": rng.normal(40, 10, 3000),
+                 "channel": rng.choice(["web", "pos", "atm"], 3000),
+                 "tiny": rng.normal(size=3000)}
+    current = {"amount": rng.lognormal(3, 1, 3000) * 1.8 + 10, "age": rng.normal(40, 10, 3000),
+               "channel": rng.choice(["web", "pos", "atm"], 3000, p=[0.6, 0.3, 0.1]),
+               "tiny": rng.normal(size=50)}
+    result = compare(build_profile(reference), current, DriftPolicy(), features=[
+        "amount", "age", "channel", "tiny", "gone"])
+    return result_to_json(result)
+
+
+def test_the_cli_writes_a_report_that_chromium_renders(cli: object, tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    ref = write_sample(tmp_path / "ref.csv", {"amount": rng.lognormal(3, 1, 2000),
+                                              "channel": rng.choice(["web", "pos"], 2000)})
+    cur = write_sample(tmp_path / "cur.csv", {"amount": rng.lognormal(3, 1, 2000) * 2,
+                                              "channel": rng.choice(["web", "pos"], 2000)})
+    report = tmp_path / "report.html"
+    run = cli("drift", "--reference", str(ref), "--current", str(cur), "--html", str(report),
+              config=None)  # type: ignore[operator]
+    assert isinstance(run, CliResult) and run.code == 0, run.err
+    assert f"HTML report: {report}" in run.out
+    check_in_browser(report.as_uri(), tmp_path, {"amount", "channel"}, set())
+
+
+def test_the_api_serves_the_latest_stored_check(tmp_path: Path) -> None:
+    store = open_store("sqlite:///s.db", tmp_path)
+    store.register(ModelSpec(REF, owner_team="t", business_domain="d"), Status.PRODUCTION,
+                   actor="test", reason="r", now=1.0)
+    server = HttpServer(Api(store, CollectorRegistry(), lambda: (True, {})), "127.0.0.1", 0)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{server.port}/api/v1/models/{REF.name}/{REF.version}/drift/report.html"
+        assert requests.get(url, timeout=10).status_code == 404  # no check stored yet
+        add_drift_result(store, REF, drift_record(), now=2.0)
+        page = requests.get(url, timeout=60)
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert "Model severity" in page.text
+        check_in_browser(url, tmp_path, {"amount", "age", "channel"}, {"tiny", "gone"})
+        assert (tmp_path / "report.png").exists()
+    finally:
+        server.stop()
+        store.close()
