@@ -49,8 +49,8 @@ def test_a_job_that_raises_is_counted_and_the_others_run(tmp_path: Path) -> None
     registry = CollectorRegistry()
     registry.register(LifecycleCollector(rt.ctx.store))
     text = generate_latest(registry).decode()
-    assert 'lifecycled_job_failures_total{job="discovery"} 2.0' in text
-    assert 'lifecycled_job_failures_total{job="collect"} 0.0' in text
+    assert 'lifecycled_task_failures_total{task="discovery"} 2.0' in text
+    assert 'lifecycled_task_failures_total{task="collect"} 0.0' in text
 
 
 def test_readiness_names_stale_jobs(tmp_path: Path) -> None:

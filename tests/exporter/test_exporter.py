@@ -172,3 +172,13 @@ def test_a_new_drift_result_replaces_the_reused_feature_samples(tmp_path: Path) 
     assert psi_of(first) != psi_of(second)
     assert 'feature="channel"' not in second  # the new result has no such feature
     assert len(collector.drift._samples) == 4  # one result, four per-feature families
+
+
+def test_no_label_clashes_with_a_scrape_or_an_alert(tmp_path: Path) -> None:
+    """A default scrape adds `job` and `instance`, and alerts carry `severity`: an exported label
+    of those names would be renamed `exported_job` or shadow the alert's own."""
+    text = render(fixed_store(tmp_path))
+    names = {name for family in text_string_to_metric_families(text)
+             for sample in family.samples for name in sample.labels}
+    assert {"task", "level"} <= names
+    assert not names & {"job", "instance", "severity"}

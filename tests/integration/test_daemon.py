@@ -115,7 +115,7 @@ def test_lifecycle_under_a_service_manager(tmp_path: Path, notify_socket: socket
         promtool = shutil.which("promtool")
         assert promtool, "promtool (Debian prometheus) is required"
         live = requests.get(daemon.url("/metrics"), timeout=5).text
-        assert 'lifecycled_job_runs_total{job="discovery"}' in live
+        assert 'lifecycled_task_runs_total{task="discovery"}' in live
         lint = subprocess.run([promtool, "check", "metrics"], input=live, capture_output=True,
                               text=True, timeout=60)
         assert lint.returncode == 0 and not (lint.stdout + lint.stderr).strip(), lint.stdout

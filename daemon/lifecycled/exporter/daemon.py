@@ -1,5 +1,5 @@
 """The daemon itself: build info, source health, and each scheduled task's runs, failures,
-duration, last success and interval."""
+duration, last success and interval (label ``task``: ``job`` is the scrape's own label)."""
 
 from __future__ import annotations
 
@@ -24,16 +24,16 @@ def collect(store: Store, intervals: Mapping[str, float]) -> Iterator[Metric]:
         up.add_metric([h.source], 1 if h.up else 0)
         if h.last_success is not None:
             last.add_metric([h.source], h.last_success)
-    job_ok = gauge("lifecycled_job_last_success_timestamp_seconds",
-                   "Unix time the job last finished without error.", ["job"])
-    duration = gauge("lifecycled_job_duration_seconds", "Duration of the job's last run.", ["job"])
-    interval = gauge("lifecycled_job_interval_seconds",
-                     "Configured interval of the job (alert when a success is 3 late).", ["job"])
+    job_ok = gauge("lifecycled_task_last_success_timestamp_seconds",
+                   "Unix time the scheduled task last finished without error.", ["task"])
+    duration = gauge("lifecycled_task_duration_seconds", "Duration of the task's last run.", ["task"])
+    interval = gauge("lifecycled_task_interval_seconds",
+                     "Configured interval of the task (alert when a success is 3 late).", ["task"])
     for job, seconds in sorted(intervals.items()):
         interval.add_metric([job], seconds)
-    runs = CounterMetricFamily("lifecycled_job_runs", "Job runs.", labels=["job"])
-    failures = CounterMetricFamily("lifecycled_job_failures", "Job runs that raised.",
-                                   labels=["job"])
+    runs = CounterMetricFamily("lifecycled_task_runs", "Runs of the scheduled task.", labels=["task"])
+    failures = CounterMetricFamily("lifecycled_task_failures", "Runs of the task that raised.",
+                                   labels=["task"])
     for j in job_runs(store):
         if j.last_success is not None:
             job_ok.add_metric([j.job], j.last_success)

@@ -76,7 +76,7 @@ class DriftCollector:
         severity = gauge("lifecycled_model_drift_severity",
                          "1 for the model-level data-drift severity of the latest check (unknown: nothing "
                          "could be judged).",
-                         [*MV, "severity"])
+                         [*MV, "level"])
         share = gauge("lifecycled_model_drifted_features_ratio",
                       "Share of judged features at or above the alert severity (0-1).", MV)
         for stored in results:

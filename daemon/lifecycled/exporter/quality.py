@@ -18,7 +18,7 @@ def collect(store: Store, live: set[ModelRef], cache: Decoded) -> Iterator[Metri
     families = {m.name: gauge(m.metric, m.help, MV) for m in QUALITY_METRICS}
     concept = gauge("lifecycled_model_concept_drift_severity",
                     "1 for the concept-drift severity of the latest labelled outcomes.",
-                    [*MV, "severity"])
+                    [*MV, "level"])
     for view in quality_views(store, cache):
         if view.ref not in live:
             continue
