@@ -77,6 +77,7 @@ def test_alerts_have_the_required_labels_and_annotations() -> None:
             continue
         names.add(rule["alert"])
         assert rule["labels"]["severity"] in ("critical", "warning", "info")
+        assert "for" in rule, f"{rule['alert']} has no for: (README: every alert has one)"
         annotations = rule["annotations"]
         assert {"summary", "description", "runbook_url"} <= set(annotations)
         anchor = str(annotations["runbook_url"]).split("#", 1)[1]

@@ -17,7 +17,7 @@ from lifecycled.domain import ModelRef, ModelSpec, Status
 from lifecycled.secrets import read_secret
 from lifecycled.settings import WebhookEndpoint
 from lifecycled.store import Store, open_store
-from lifecycled.store.outbox import DEAD, deliveries, endpoint_summaries, redeliver
+from lifecycled.store.outbox import DEAD, deliveries, enable_endpoint, endpoint_summaries, redeliver
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from devtools.receiver import Receiver
@@ -144,6 +144,9 @@ def test_410_gone_disables_the_endpoint(store: Store) -> None:
         assert len(receiver.attempts) == 1  # nothing more is sent to a disabled endpoint
         (summary,) = endpoint_summaries(store, ["ci"])
         assert summary.disabled and "410" in summary.disabled_reason and summary.pending == 2
+        enable_endpoint(store, "ci")  # `lifecycled webhooks enable ci`
+        (summary,) = endpoint_summaries(store, ["ci"])
+        assert not summary.disabled and summary.pending == 2
     finally:
         receiver.stop()
 

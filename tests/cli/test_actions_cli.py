@@ -56,6 +56,9 @@ def test_webhooks_commands(tmp_path: Path, cli: Any) -> None:
         assert cli("webhooks", "dead-letters", config=config).out.strip() == "no dead letters"
         nothing = cli("webhooks", "redeliver", "--all-dead", config=config)
         assert nothing.code == 2 and "no dead letters" in nothing.err
+        enabled = cli("webhooks", "enable", "ci", "--json", config=config).json()
+        assert enabled == {"endpoint": "ci", "disabled": False, "pending": 0}
+        assert cli("webhooks", "enable", "nope", config=config).code == 2
         unknown = cli("webhooks", "test", "nope", config=config)
         assert unknown.code == 2 and "no webhook endpoint nope" in unknown.err
         no_secret = cli("webhooks", "test", "ci", config=config)

@@ -125,6 +125,23 @@ def cmd_webhooks_redeliver(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_webhooks_enable(args: argparse.Namespace) -> int:
+    """Send to an endpoint disabled by 410 Gone again (after its receiver was fixed)."""
+    from lifecycled.store.outbox import enable_endpoint, endpoint_summaries
+
+    with app.opened(args.config) as a:
+        if args.endpoint not in a.settings.webhooks:
+            raise InputError(f"no webhook endpoint {args.endpoint}; configured: "
+                             f"{', '.join(a.settings.webhooks) or 'none'}")
+        enable_endpoint(a.store, args.endpoint)
+        (summary,) = endpoint_summaries(a.store, [args.endpoint])
+    show(args, {"endpoint": args.endpoint, "disabled": summary.disabled,
+                "pending": summary.pending},
+         lambda: f"{args.endpoint}: enabled; {summary.pending} pending event(s) go out with the "
+                 "next deliver pass")
+    return EXIT_OK
+
+
 def cmd_webhooks_test(args: argparse.Namespace) -> int:
     """Send a signed ``ping`` to one endpoint now (not through the outbox)."""
     from lifecycled.actions.webhooks import endpoint_key, ping
@@ -181,6 +198,10 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, as_json: argparse.Arg
     p.add_argument("event_id", nargs="?", metavar="EVENT_ID", help="one dead letter")
     p.add_argument("--all-dead", action="store_true", help="every dead letter")
     p.set_defaults(func=cmd_webhooks_redeliver)
+    p = hooks.add_parser("enable", parents=parents, formatter_class=Formatter,
+                         help="send again to an endpoint disabled by 410 Gone")
+    p.add_argument("endpoint", metavar="ENDPOINT", help="the configured endpoint's name")
+    p.set_defaults(func=cmd_webhooks_enable)
     p = hooks.add_parser("test", parents=parents, formatter_class=Formatter,
                          help="send a signed ping to an endpoint")
     p.add_argument("endpoint", metavar="ENDPOINT", help="the configured endpoint's name")
