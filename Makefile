@@ -33,6 +33,7 @@ test: $(VENV)/.installed $(TRITON)/.installed system
 lint: $(VENV)/.installed
 	$(BIN)/ruff check daemon tests bench scripts devtools
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) $(TRITON) demo-run lifecycled-state .pytest_cache .mypy_cache .ruff_cache

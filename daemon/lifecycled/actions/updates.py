@@ -145,7 +145,7 @@ def _load(ctx: Context, job: UpdateJob) -> None:
             log_in(conn, job.id, ctx.clock(), line)
 
 
-def apply_job_event(ctx: Context, job_id: str, report: JobEvent) -> UpdateJob:
+def apply_job_event(ctx: Context, job_id: str, event: JobEvent) -> UpdateJob:
     """Apply one progress report from the pipeline; no backwards moves, no moves after the end."""
     now = ctx.clock()
     finish_now = False
@@ -153,25 +153,26 @@ def apply_job_event(ctx: Context, job_id: str, report: JobEvent) -> UpdateJob:
         job = get_in(conn, job_id)
         if not job.active:
             raise TransitionError(f"job {job_id} is already {job.state}")
-        state = report.state
+        state = event.state
         if state is not None and state not in ("failed",) and \
                 STATES.index(state) < STATES.index(job.state):
             raise TransitionError(f"job {job_id} cannot move back from {job.state} to {state}")
-        if report.progress is not None and report.progress < job.progress:
+        if event.progress is not None and event.progress < job.progress:
             raise TransitionError(f"progress cannot go down ({job.progress:g} -> "
-                                  f"{report.progress:g})")
-        metrics = {**job.validation, **report.validation_metrics} if report.validation_metrics else None
-        update_in(conn, job_id, now, progress=report.progress, validation=metrics,
+                                  f"{event.progress:g})")
+        metrics = ({**job.validation, **event.validation_metrics} if event.validation_metrics
+                   else None)
+        update_in(conn, job_id, now, progress=event.progress, validation=metrics,
                   state=state if state in ("training", "validating", "deploying") else None)
-        lines = [f"pipeline: {line}" for line in report.log]
+        lines = [f"pipeline: {line}" for line in event.log]
         if state:
-            lines.append(f"pipeline reported {state}" + (f": {report.message}"
-                                                          if report.message else ""))
+            lines.append(f"pipeline reported {state}" + (f": {event.message}"
+                                                          if event.message else ""))
         if lines:
             log_in(conn, job_id, now, *lines)
         if state == "failed":
             fail_in(ctx, conn, get_in(conn, job_id),
-                  f"pipeline reported failure: {report.message or 'no message'}", now)
+                    f"pipeline reported failure: {event.message or 'no message'}", now)
         finish_now = state == "completed"
     if finish_now:
         finish(ctx, job_id, "the pipeline reported completion")
