@@ -49,6 +49,8 @@ class JobEvent(BaseModel):
             body = json.loads(raw or b"null")
         except ValueError as exc:
             raise InputError(f"the body is not valid JSON: {exc}") from exc
+        except RecursionError:  # nested deeper than the parser goes, within the size limit
+            raise InputError("the body is nested too deeply") from None
         if not isinstance(body, dict):
             raise InputError("the body must be a JSON object")
         try:

@@ -130,7 +130,12 @@ def run_daemon(config: str | None, *, once: bool = False,
                   lambda job_id, event: apply_job_event(runtime.ctx, job_id, event))})
     host, port = split_listen(app.settings.daemon.listen)
     tls = app.settings.daemon.tls
-    server = HttpServer(api, host, port, cert_file=tls.cert_file, key_file=tls.key_file)
+    try:
+        server = HttpServer(api, host, port, cert_file=tls.cert_file, key_file=tls.key_file)
+    except OSError as exc:  # a busy port, an address not on this host: one line, no traceback
+        app.close()
+        raise ConfigError([f"daemon.listen: cannot listen on {host}:{port}: "
+                           f"{exc.strerror or exc}"]) from exc
     runtime.install_signals()
     server.start()
     runtime.start_scheduler()

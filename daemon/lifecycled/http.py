@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hmac
 import json
 import logging
@@ -128,15 +129,37 @@ def make_handler(api: Api) -> type[BaseHTTPRequestHandler]:
         server_version = "lifecycled"
         protocol_version = "HTTP/1.1"
 
+        def version_string(self) -> str:
+            return self.server_version  # no Python version in the Server header
+
         def log_message(self, fmt: str, *args: Any) -> None:
             log.debug("http %s", fmt % args)
 
-        def _reply(self, status: int, body: bytes, content_type: str) -> None:
+        def _reply(self, status: int, body: bytes, content_type: str,
+                   headers: dict[str, str] | None = None) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(body)
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _length(self) -> int | None:
+            """The body's declared length; None (after a 400 reply) when it is not a
+            non-negative integer or exceeds the limit (413)."""
+            text = self.headers.get("Content-Length") or "0"
+            if not text.strip().isdigit():
+                self.close_connection = True
+                self._json(400, {"error": "Content-Length must be a non-negative integer"})
+                return None
+            length = int(text)
+            if length > MAX_BODY:
+                self.close_connection = True
+                self._json(413, {"error": f"body larger than {MAX_BODY} bytes"})
+                return None
+            return length
 
         def _json(self, status: int, payload: Any) -> None:
             body = json.dumps(finite_json(payload), sort_keys=True, allow_nan=False)
@@ -144,9 +167,8 @@ def make_handler(api: Api) -> type[BaseHTTPRequestHandler]:
 
         def _handle(self, method: str) -> None:
             path = urlsplit(self.path).path
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                self._json(413, {"error": f"body larger than {MAX_BODY} bytes"})
+            length = self._length()
+            if length is None:
                 return
             body = self.rfile.read(length) if length else b""
             if method == "GET" and path == "/metrics":
@@ -156,7 +178,10 @@ def make_handler(api: Api) -> type[BaseHTTPRequestHandler]:
                     log.error("metrics scrape failed error=%s", exc)
                     self._json(500, {"error": str(exc)})
                     return
-                self._reply(200, output, CONTENT_TYPE_LATEST)
+                headers = {"Vary": "Accept-Encoding"}
+                if "gzip" in self.headers.get("Accept-Encoding", ""):
+                    output, headers["Content-Encoding"] = gzip.compress(output, 6), "gzip"
+                self._reply(200, output, CONTENT_TYPE_LATEST, headers)
                 return
             parts = [unquote(p) for p in path.strip("/").split("/") if p]
             request = Request(method, path, parts, body,
@@ -180,8 +205,18 @@ def make_handler(api: Api) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             self._handle("GET")
 
+        def do_HEAD(self) -> None:
+            self._handle("GET")  # the same reply; _reply leaves out the body
+
         def do_POST(self) -> None:
             self._handle("POST")
+
+        def _not_allowed(self) -> None:
+            self.close_connection = True
+            self._reply(405, json.dumps({"error": f"method {self.command} not allowed"}).encode(),
+                        "application/json", {"Allow": "GET, HEAD, POST"})
+
+        do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _not_allowed
 
     return RequestHandler
 
