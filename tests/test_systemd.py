@@ -66,7 +66,11 @@ def test_the_readme_install_into_a_venv_gives_a_unit_that_verifies(tmp_path: Pat
         pytest.fail("Debian's /usr/bin/python3 is required (the README installs with it)")
     venv = tmp_path / "opt" / "lifecycled" / "venv"
     subprocess.run([str(python), "-m", "venv", str(venv)], check=True, timeout=300)
-    install = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", str(ROOT)],
+    source = tmp_path / "src"  # a copy: a build must not leave build/ in the checkout
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", ".triton", "build", "*.egg-info", "__pycache__", "demo-run",
+        "lifecycled-state", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis"))
+    install = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", str(source)],
                              capture_output=True, text=True, timeout=900)
     assert install.returncode == 0, install.stdout + install.stderr
     binary = venv / "bin" / "lifecycled"

@@ -134,19 +134,26 @@ def test_breach_alerts_route_to_slack_and_email_and_resolve(
             body = requests.get(f"{prometheus.url}/api/v1/query", params={"query": query},
                                 timeout=10).json()
             assert body["status"] == "success", (expr, body)
-        empty = []
-        for path in (ROOT / "grafana" / "dashboards").glob("*.json"):
-            for panel in json.loads(path.read_text())["panels"]:
-                results = []
-                for target in panel["targets"]:
-                    query = target["expr"].replace("$model", ".+").replace(
-                        "$version", ".+").replace("$__rate_interval", "1m")
-                    results += requests.get(f"{prometheus.url}/api/v1/query",
-                                            params={"query": query}, timeout=10).json()[
-                        "data"]["result"]
-                if not results:
-                    empty.append(panel["title"])
-        assert set(empty) <= MAY_BE_EMPTY, empty
+        def empty_panels() -> set[str]:
+            empty = set()
+            for path in (ROOT / "grafana" / "dashboards").glob("*.json"):
+                for panel in json.loads(path.read_text())["panels"]:
+                    results = []
+                    for target in panel["targets"]:
+                        query = target["expr"].replace("$model", ".+").replace(
+                            "$version", ".+").replace("$__rate_interval", "1m")
+                        results += requests.get(f"{prometheus.url}/api/v1/query",
+                                                params={"query": query}, timeout=10).json()[
+                            "data"]["result"]
+                    if not results:
+                        empty.add(panel["title"])
+            return empty
+
+        # a rate needs two scrapes of a counter that may have appeared a moment ago: poll
+        try:
+            wait_for(lambda: empty_panels() <= MAY_BE_EMPTY, "data in every panel", timeout=60)
+        except AssertionError:
+            raise AssertionError(f"panels without data: {sorted(empty_panels())}") from None
 
         write_outcomes(quality, accuracy=0.97)  # the fix: the labels now agree with the model
         wait_for(lambda: any("RESOLVED" in json.dumps(m) and "LifecycledModelAccuracyLow" in
