@@ -49,7 +49,8 @@ def test_a_chance_d_of_0_13_on_100_rows_is_low() -> None:
         (verdict,) = compare(profile, {"x": current}, POLICY).features
         if verdict.statistic is not None and 0.125 <= verdict.statistic <= 0.135:
             assert verdict.p_value is not None and verdict.p_value > 0.05
-            assert verdict.severity == Severity.LOW or verdict.counted  # only a significant bin effect
+            # D passes the 0.10 tier but its test is not significant: it never sets the severity
+            assert not any(c.startswith("D:") for c in verdict.counted)
             break
     else:
         pytest.fail("no window with D near 0.13 in 200 draws")

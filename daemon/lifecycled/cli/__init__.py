@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from lifecycled import __version__
 from lifecycled.cli import actions, checks, registry
-from lifecycled.cli.output import EXIT_PROBLEM, EXIT_USAGE, Exit, Formatter, common_parents
+from lifecycled.cli.output import EXIT_PROBLEM, EXIT_USAGE, Formatter, common_parents
 from lifecycled.errors import (
     ConfigError,
     InputError,
@@ -58,8 +58,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         return int(args.func(args))
-    except Exit as exc:
-        return exc.code
     except (ConfigError, InputError, NotFoundError, TransitionError, SourceError) as exc:
         print(f"lifecycled: {exc}", file=sys.stderr)
         return EXIT_USAGE

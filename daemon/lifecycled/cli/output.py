@@ -15,13 +15,6 @@ from lifecycled.render import finite_json
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_UNKNOWN = 0, 1, 2, 3
 
 
-class Exit(Exception):
-    """Raised by a command to end with a given exit code (after its output)."""
-
-    def __init__(self, code: int) -> None:
-        self.code = code
-
-
 def show(args: argparse.Namespace, payload: Any, text: Callable[[], str]) -> None:
     """Print ``payload`` as stable JSON under ``--json``, else the text for people."""
     if getattr(args, "json", False):
