@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -158,9 +159,7 @@ def start(repository: Path, workdir: Path, *, http_port: int | None = None,
     home = triton_home()
     backends = prepare_backends(workdir / "backends")
     ports = (http_port or free_port(), grpc_port or free_port(), metrics_port or free_port())
-    env = {**os.environ,
-           "LD_LIBRARY_PATH": str(WHEEL_DIR / "nvidia_pytriton.libs") + ":"
-           + os.environ.get("LD_LIBRARY_PATH", "")}
+    env = server_environment()
     loads = [f"--load-model={name}" for name in (load if load is not None else ("*",))]
     log_path = workdir / f"triton-{ports[0]}.log"
     argv = [str(home / "bin" / "tritonserver"), f"--model-repository={repository}",
@@ -178,13 +177,50 @@ def start(repository: Path, workdir: Path, *, http_port: int | None = None,
         if process.poll() is not None:
             raise RuntimeError(f"tritonserver exited with {process.returncode}:\n{server.log()[-3000:]}")
         try:
-            if requests.get(f"{server.url}/v2/health/ready", timeout=2).status_code == 200:
-                return server
+            ready = requests.get(f"{server.url}/v2/health/ready", timeout=2).status_code == 200
         except requests.RequestException:
-            pass
+            ready = False
+        if ready:
+            problem = inference_problem(server)
+            if problem is None:
+                return server
+            server.stop()
+            raise RuntimeError(f"tritonserver is ready but an inference fails: {problem}")
         time.sleep(0.2)
     server.stop()
     raise TimeoutError(f"tritonserver not ready after {ready_timeout}s:\n{server.log()[-3000:]}")
+
+
+def server_environment() -> dict[str, str]:
+    """The environment tritonserver runs with, built from nothing but what it needs. The Python
+    backend stub embeds Debian's Python and finds its prefix through PATH: with an activated
+    virtualenv (or conda, pyenv) first on the caller's PATH, models report READY but every
+    inference fails. So PATH is the system's, and no Python variable is passed on."""
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8",
+           "LD_LIBRARY_PATH": str(WHEEL_DIR / "nvidia_pytriton.libs")}
+    for name in ("HOME", "TMPDIR"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    return env
+
+
+def inference_problem(server: TritonServer) -> str | None:
+    """One inference of a zero row against the first READY model: None when it succeeds, else
+    one line naming the cause (None too when no model is loaded)."""
+    index = requests.post(f"{server.url}/v2/repository/index", json={}, timeout=10).json()
+    for entry in index:
+        if entry.get("state") != "READY":
+            continue
+        config = (server.repository / entry["name"] / "config.pbtxt").read_text()
+        match = re.search(r'name: "INPUT", data_type: TYPE_FP32, dims: \[ (\d+) \]', config)
+        if not match:
+            continue
+        reply = infer(server.url, entry["name"], [[0.0] * int(match.group(1))],
+                      version=entry.get("version"))
+        if reply.status_code == 200:
+            return None
+        return f"{entry['name']}: HTTP {reply.status_code} {reply.text[:300]}"
+    return None
 
 
 def infer(server_url: str, model: str, rows: list[list[float]], version: str | None = None,

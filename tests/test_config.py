@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,7 @@ from lifecycled.config import (
     ConfigError,
     load_settings,
     parse_settings,
+    parse_yaml,
     resolve_config_path,
 )
 from lifecycled.registration import parse_registrations
@@ -157,8 +160,20 @@ def test_secrets_come_from_files_or_environment(tmp_path: Path) -> None:
         read_secret(None, "SECRET", {})
 
 
+@pytest.mark.parametrize("written, read", [("1.10", "float 1.1"), ("0x1F", "int 31"),
+                                           ("yes", "bool True"), ("3", "int 3")])
+def test_an_unquoted_version_is_refused_not_changed(written: str, read: str) -> None:
+    document = parse_yaml(f"name: m\nversion: {written}\n", "f.yaml")
+    with pytest.raises(ConfigError) as info:
+        parse_registrations(document, "f.yaml")
+    assert info.value.problems == [f"version: quote it; YAML read the unquoted value as the "
+                                   f"{read} (1.10 reads as 1.1)"]
+    (one,) = parse_registrations(parse_yaml(f'name: m\nversion: "{written}"\n', "f"), "f")
+    assert one.version == written
+
+
 def test_registration_documents() -> None:
-    (one,) = parse_registrations({"name": "m", "version": 3, "owner_team": "t"}, "f")
+    (one,) = parse_registrations({"name": "m", "version": "3", "owner_team": "t"}, "f")
     assert one.version == "3"
     with pytest.raises(ConfigError) as info:
         parse_registrations([{"name": "m"}, "x", {"name": "n", "version": "1", "status": "gone"}],
@@ -189,3 +204,50 @@ def test_the_metrics_url_defaults_from_the_api_url() -> None:
 def test_quality_promql_without_prometheus_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"models m: quality\.promql needs sources\.prometheus"):
         parse_settings({"models": {"m": {"quality": {"promql": {"accuracy": "up"}}}}})
+
+
+BILLION_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi",
+                                                                     strict=True))
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("schedule: {collect: .inf}", "schedule.collect: must be a finite number, got inf"),
+    ("schedule: {collect: .nan}", "schedule.collect: must be a finite number, got nan"),
+    ("schedule: {collect: 99999999999999d}",
+     "schedule.collect: must be at most 3650d (ten years), got '99999999999999d'"),
+    ('daemon: {listen: "127.0.0.1:99999"}',
+     "daemon.listen: the port must be between 1 and 65535, got 99999"),
+    ('daemon: {listen: "no-such-host.invalid:9877"}',
+     "daemon.listen: cannot resolve the host 'no-such-host.invalid'"),
+    ("daemon: {tls: {cert_file: /nonexistent/c.pem, key_file: /nonexistent/k.pem}}",
+     "daemon.tls: cert_file: cannot read /nonexistent/c.pem"),
+    ("defaults: {monitoring: {max_snapshots: 1.0e+26}}", "defaults.monitoring.max_snapshots:"),
+    ("defaults: {monitoring: {max_snapshots: 100000000000}}",
+     "defaults.monitoring.max_snapshots: input should be less than or equal to 1000000000"),
+    ("webhooks: {a: {url: 'http://127.0.0.1:1/', secret_env: X, backoff_initial: .nan}}",
+     "webhooks.a.backoff_initial: must be a finite number, got nan"),
+    ("policies: {retirement: {max_age_days: .inf}}",
+     "policies.retirement.max_age_days: input should be a finite number"),
+    (BILLION_LAUGHS, "YAML aliases expand to more than 200,000 nodes"),
+    ("a: " + "[" * 5000 + "]" * 5000, "nested too deeply to read"),
+])
+def test_check_config_refuses_what_run_would_die_on(tmp_path: Path, text: str,
+                                                    problem: str) -> None:
+    """Each of these passed check-config before and then crashed (or hung) `run`; now it is one
+    line naming the key (or the file), exit 2, no traceback."""
+    config = tmp_path / "lifecycled.yaml"
+    config.write_text(text)
+    proc = subprocess.run([sys.executable, "-m", "lifecycled", "check-config", "--config",
+                           str(config)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert problem in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_config_that_is_not_utf8_names_the_byte(tmp_path: Path) -> None:
+    config = tmp_path / "lifecycled.yaml"
+    config.write_bytes(b"daemon:\n  listen: \"\xff\xfe\"\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    assert info.value.problems == [f"{config}: not UTF-8 text (byte 0xff at offset 19)"]

@@ -12,7 +12,7 @@ from pathlib import Path
 from lifecycled import __version__, logs
 from lifecycled.config import load_settings, resolve_config_path
 from lifecycled.context import Context
-from lifecycled.errors import ConfigError
+from lifecycled.errors import ConfigError, InputError
 from lifecycled.notify import Notifier
 from lifecycled.registration import warn_threshold_differences
 from lifecycled.secrets import read_secret
@@ -24,9 +24,17 @@ log = logging.getLogger(__name__)
 
 
 def state_base_dir(environ: Mapping[str, str]) -> Path:
-    """Directory that relative state paths resolve against: systemd's $STATE_DIRECTORY or cwd."""
+    """Directory that relative state paths resolve against: systemd's $STATE_DIRECTORY, else
+    $XDG_STATE_HOME/lifecycled, else ~/.local/state/lifecycled; never the working directory,
+    so every folder a command runs from sees the same registry."""
     state_dir = environ.get("STATE_DIRECTORY", "").split(":")[0]
-    return Path(state_dir) if state_dir else Path.cwd()
+    if state_dir:
+        return Path(state_dir)
+    xdg = environ.get("XDG_STATE_HOME", "")
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / "lifecycled"
+    home = environ.get("HOME") or str(Path.home())
+    return Path(home) / ".local" / "state" / "lifecycled"
 
 
 @dataclass
@@ -58,10 +66,17 @@ def load(config: str | None, environ: Mapping[str, str] | None = None) -> tuple[
     return load_settings(path), path
 
 
-def open_app(config: str | None, environ: Mapping[str, str] | None = None) -> App:
-    """Load the configuration and open the store it names."""
+def open_app(config: str | None, environ: Mapping[str, str] | None = None, *,
+             create: bool = True) -> App:
+    """Load the configuration and open the store it names; with ``create=False`` (commands that
+    only look) a store that does not exist yet is an InputError, not a new empty one."""
     environ = os.environ if environ is None else environ
     settings, path = load(config, environ)
+    if not create:
+        file = sqlite_path(settings.daemon.state_url, state_base_dir(environ))
+        if not file.exists():
+            raise InputError(f"no state store at {file} yet (daemon.state_url); `lifecycled run` "
+                             f"or a command that changes state creates it")
     store = open_store(settings.daemon.state_url, state_base_dir(environ))
     store.subscriptions = settings.subscriptions()
     return App(settings, path, store, environ)
@@ -75,9 +90,10 @@ def existing_store(settings: Settings, environ: Mapping[str, str] | None = None)
 
 
 @contextmanager
-def opened(config: str | None) -> Iterator[App]:
-    """Load the configuration and open the store for one command; close it afterwards."""
-    app = open_app(config)
+def opened(config: str | None, *, create: bool = True) -> Iterator[App]:
+    """Load the configuration and open the store for one command; close it afterwards.
+    Commands that only look pass ``create=False``."""
+    app = open_app(config, create=create)
     try:
         yield app
     finally:
@@ -106,8 +122,8 @@ def run_daemon(config: str | None, *, once: bool = False,
 
     from lifecycled.actions.updates import apply_job_event
     from lifecycled.api import job_events_handler
-    from lifecycled.exporter import LifecycleCollector
-    from lifecycled.http import Api, HttpServer, split_listen
+    from lifecycled.http import Api, split_listen
+    from lifecycled.listener import ListenerProcess
     from lifecycled.scheduler import Runtime
 
     environ = os.environ if environ is None else environ
@@ -121,21 +137,26 @@ def run_daemon(config: str | None, *, once: bool = False,
             return runtime.run_once()
         finally:
             app.close()
-    registry = CollectorRegistry()
-    registry.register(LifecycleCollector(
-        app.store, lambda: list(runtime.ctx.settings.webhooks),
-        lambda: {job: getattr(runtime.ctx.settings.schedule, job) for job in runtime.jobs}))
-    api = Api(app.store, registry, runtime.readiness, _token_reader(app.settings, environ),
+    api = Api(app.store, CollectorRegistry(), runtime.readiness,
+              _token_reader(app.settings, environ),
               posts={"jobs": job_events_handler(
                   lambda job_id, event: apply_job_event(runtime.ctx, job_id, event))})
     host, port = split_listen(app.settings.daemon.listen)
-    tls = app.settings.daemon.tls
+    daemon = app.settings.daemon
     try:
-        server = HttpServer(api, host, port, cert_file=tls.cert_file, key_file=tls.key_file)
+        server = ListenerProcess(
+            api, host, port, state_url=daemon.state_url, base_dir=state_base_dir(environ),
+            cert_file=daemon.tls.cert_file, key_file=daemon.tls.key_file,
+            endpoints=lambda: list(runtime.ctx.settings.webhooks),
+            intervals=lambda: {task: getattr(runtime.ctx.settings.schedule, task)
+                               for task in runtime.jobs},
+            store_writable=lambda: app.store.write_error is None,
+            log_level=daemon.log_level, log_format=daemon.log_format)
     except OSError as exc:  # a busy port, an address not on this host: one line, no traceback
         app.close()
         raise ConfigError([f"daemon.listen: cannot listen on {host}:{port}: "
                            f"{exc.strerror or exc}"]) from exc
+    runtime.after_run.append(server.invalidate)
     runtime.install_signals()
     server.start()
     runtime.start_scheduler()

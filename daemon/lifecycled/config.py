@@ -66,20 +66,69 @@ def parse_settings(data: Any) -> Settings:
 # --- files --------------------------------------------------------------------------------------
 
 
-def read_yaml(path: Path) -> Any:
-    """Read one YAML document with ``yaml.safe_load``; syntax errors name file, line and column."""
+MAX_DOCUMENT_BYTES = 4 * 2**20  # a configuration or registration file
+MAX_EXPANDED_NODES = 200_000  # YAML nodes once every alias is expanded (a "billion laughs" guard)
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """Nodes in ``node`` with aliases expanded; ``sizes`` memoises shared (aliased) nodes, so
+    this costs the number of distinct nodes, not the expanded size."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    if isinstance(node, yaml.MappingNode):
+        children: list[yaml.Node] = [part for pair in node.value for part in pair]
+    elif isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    else:
+        children = []
+    size = 1 + sum(_expanded_size(child, sizes) for child in children)
+    sizes[id(node)] = size
+    return size
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """One YAML document with the safe loader, refusing aliases that expand past
+    MAX_EXPANDED_NODES and nesting too deep to parse; every problem is a ConfigError."""
+    loader: yaml.SafeLoader | None = None
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([f"cannot read {path}: {exc.strerror or exc}"]) from exc
-    try:
-        return yaml.safe_load(text)
+        loader = yaml.SafeLoader(text)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}) > MAX_EXPANDED_NODES:
+            raise ConfigError([f"{where}: YAML aliases expand to more than "
+                               f"{MAX_EXPANDED_NODES:,} nodes; write the values out"])
+        return loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise ConfigError([f"{where}: YAML syntax error: {exc.problem or exc.context}"]) from exc
+        at = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark else where
+        raise ConfigError([f"{at}: YAML syntax error: {exc.problem or exc.context}"]) from exc
     except yaml.YAMLError as exc:
-        raise ConfigError([f"{path}: YAML error: {exc}"]) from exc
+        raise ConfigError([f"{where}: YAML error: {exc}"]) from exc
+    except RecursionError:
+        raise ConfigError([f"{where}: nested too deeply to read"]) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def read_yaml(path: Path) -> Any:
+    """Read one YAML file (UTF-8, at most MAX_DOCUMENT_BYTES) with ``parse_yaml``; every problem
+    names the file (and line and column for syntax errors)."""
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_DOCUMENT_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError([f"cannot read {path}: {exc.strerror or exc}"]) from exc
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise ConfigError([f"{path}: larger than {MAX_DOCUMENT_BYTES // 2**20} MiB"])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+                           f"{exc.start})"]) from None
+    return parse_yaml(text, str(path))
 
 
 def _merge_models_dir(data: dict[str, Any], directory: Path) -> list[str]:

@@ -20,6 +20,7 @@ from types import TracebackType
 import requests
 
 from lifecycled.errors import ConfigError, SourceError
+from lifecycled.net import DeadlineSession
 from lifecycled.secrets import read_secret
 from lifecycled.settings import PrometheusSettings, Settings, TritonEndpoint
 from lifecycled.sources.prometheus import PrometheusSource
@@ -68,7 +69,7 @@ class Context:
     store: Store
     clock: Callable[[], float] = time.time
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    session: requests.Session = field(default_factory=requests.Session)
+    session: requests.Session = field(default_factory=DeadlineSession)  # total deadlines
     jitter_source: random.Random = field(default_factory=random.Random)
     triton_factory: TritonFactory = TritonClient
     prometheus_factory: PrometheusFactory = PrometheusSource

@@ -50,7 +50,8 @@ class SourceError(LifecycledError):
 
     def __init__(self, source: str, message: str) -> None:
         self.source = source
-        super().__init__(f"{source}: {message}")
+        # a library's message may span lines (pyarrow's do): an error is one line
+        super().__init__(f"{source}: {' '.join(message.split())}")
 
 
 class ActionError(LifecycledError):

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hmac
 import json
 import logging
+import math
+import socket
 import sqlite3
 import ssl
 import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
+import uvicorn
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from lifecycled.domain import ModelRef
 from lifecycled.errors import InputError, LifecycledError, NotFoundError, TransitionError
@@ -24,7 +30,14 @@ from lifecycled.render import finite_json
 from lifecycled.store import Store
 
 log = logging.getLogger(__name__)
-MAX_BODY = 64 * 1024
+MAX_BODY = 64 * 1024  # bytes of a request body
+MAX_HEAD = 16 * 1024  # bytes of a request line and headers
+REQUEST_TIMEOUT = 10.0  # seconds to send a whole request head, and again its body
+KEEP_ALIVE = 5  # seconds an idle keep-alive connection is kept
+MAX_CONNECTIONS = 1024  # open connections before new ones get a 503
+WORKERS = 8  # threads that answer API requests and render /metrics
+EXPOSITION_MAX_AGE = 15.0  # seconds a rendered /metrics body is served without a state change
+FRESH_WAIT = 0.1  # seconds a scrape waits for a render in flight before serving the previous one
 
 Handler = Callable[["Request"], tuple[int, Any]]
 
@@ -124,128 +137,318 @@ def route(api: Api, request: Request) -> tuple[int, Any]:
     return 404, {"error": f"no route for {request.method} {request.path}"}
 
 
-def make_handler(api: Api) -> type[BaseHTTPRequestHandler]:
-    class RequestHandler(BaseHTTPRequestHandler):
-        server_version = "lifecycled"
-        protocol_version = "HTTP/1.1"
+def render_locally(registry: CollectorRegistry) -> Callable[[], tuple[bytes, bytes]]:
+    """Render ``registry`` in this process: (plain, gzip)."""
+    def render() -> tuple[bytes, bytes]:
+        plain = generate_latest(registry)
+        return plain, gzip.compress(plain, 6)
+    return render
 
-        def version_string(self) -> str:
-            return self.server_version  # no Python version in the Server header
 
-        def log_message(self, fmt: str, *args: Any) -> None:
-            log.debug("http %s", fmt % args)
+class Exposition:
+    """The /metrics body, shared by every scraper.
 
-        def _reply(self, status: int, body: bytes, content_type: str,
-                   headers: dict[str, str] | None = None) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
+    A scrape that finds it out of date (a state change announced by ``invalidate``, or older than
+    ``max_age`` seconds) starts one render in the background and waits for it at most
+    ``fresh_wait`` seconds, then serves the newest bytes there are; scrapes meanwhile are served
+    the previous render at once. So the cost of scraping does not grow with the number of
+    scrapers, a small fleet always sees the state of the moment, and a fleet whose render takes
+    seconds never holds a scrape for long. Only a scrape with nothing rendered yet, or after a
+    failed render, waits for the whole render (and a failure is a 500).
+    """
 
-        def _length(self) -> int | None:
-            """The body's declared length; None (after a 400 reply) when it is not a
-            non-negative integer or exceeds the limit (413)."""
-            text = self.headers.get("Content-Length") or "0"
-            if not text.strip().isdigit():
-                self.close_connection = True
-                self._json(400, {"error": "Content-Length must be a non-negative integer"})
-                return None
-            length = int(text)
-            if length > MAX_BODY:
-                self.close_connection = True
-                self._json(413, {"error": f"body larger than {MAX_BODY} bytes"})
-                return None
-            return length
+    def __init__(self, render: Callable[[], tuple[bytes, bytes]],
+                 max_age: float = EXPOSITION_MAX_AGE, fresh_wait: float = FRESH_WAIT,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.render = render
+        self.max_age = max_age
+        self.fresh_wait = fresh_wait
+        self.monotonic = monotonic
+        self.renders = 0  # renders finished, successful or not
+        self._changed = threading.Condition()
+        self._bodies: tuple[bytes, bytes] | None = None
+        self._error = "no exposition rendered yet"
+        self._dirty = True
+        self._rendering = False
+        self._at = -math.inf
 
-        def _json(self, status: int, payload: Any) -> None:
-            body = json.dumps(finite_json(payload), sort_keys=True, allow_nan=False)
-            self._reply(status, body.encode(), "application/json")
+    def invalidate(self) -> None:
+        with self._changed:
+            self._dirty = True
 
-        def _handle(self, method: str) -> None:
-            path = urlsplit(self.path).path
-            length = self._length()
-            if length is None:
-                return
-            body = self.rfile.read(length) if length else b""
-            if method == "GET" and path == "/metrics":
-                try:
-                    output = generate_latest(api.registry)
-                except (LifecycledError, sqlite3.Error) as exc:  # a failed scrape is a 500
-                    log.error("metrics scrape failed error=%s", exc)
-                    self._json(500, {"error": str(exc)})
-                    return
-                headers = {"Vary": "Accept-Encoding"}
-                if "gzip" in self.headers.get("Accept-Encoding", ""):
-                    output, headers["Content-Encoding"] = gzip.compress(output, 6), "gzip"
-                self._reply(200, output, CONTENT_TYPE_LATEST, headers)
-                return
-            parts = [unquote(p) for p in path.strip("/").split("/") if p]
-            request = Request(method, path, parts, body,
-                              {k.lower(): v for k, v in self.headers.items()})
-            try:
-                status, payload = route(api, request)
-            except NotFoundError as exc:
-                status, payload = 404, {"error": str(exc)}
-            except InputError as exc:
-                status, payload = 400, {"error": str(exc)}
-            except TransitionError as exc:
-                status, payload = 409, {"error": str(exc)}
-            except (LifecycledError, sqlite3.Error) as exc:
-                log.error("api request failed path=%s error=%s", path, exc)
-                status, payload = 500, {"error": str(exc)}
-            if isinstance(payload, HtmlPage):
-                self._reply(status, payload.text.encode(), "text/html; charset=utf-8")
-                return
-            self._json(status, payload)
+    def _stale(self) -> bool:
+        return self._dirty or self.monotonic() - self._at > self.max_age
 
-        def do_GET(self) -> None:
-            self._handle("GET")
+    def ready(self) -> tuple[bytes, bytes] | None:
+        """The bodies to serve without waiting: up to date, or the previous ones while another
+        scrape's render is in flight. None when this scrape must call ``bodies``."""
+        with self._changed:
+            if self._bodies is not None and (self._rendering or not self._stale()):
+                return self._bodies
+            return None
 
-        def do_HEAD(self) -> None:
-            self._handle("GET")  # the same reply; _reply leaves out the body
+    def bodies(self) -> tuple[bytes, bytes]:
+        """(plain, gzip) exposition; LifecycledError when the last render failed."""
+        with self._changed:
+            if not self._rendering and self._stale():
+                self._rendering, self._dirty = True, False  # a change meanwhile: dirty again
+                threading.Thread(target=self._render, name="exposition", daemon=True).start()
+            if self._rendering:
+                done = self.renders + 1
+                self._changed.wait_for(lambda: self.renders >= done,
+                                       None if self._bodies is None else self.fresh_wait)
+            if self._bodies is None:
+                raise LifecycledError(self._error)
+            return self._bodies
 
-        def do_POST(self) -> None:
-            self._handle("POST")
+    def _render(self) -> None:
+        bodies: tuple[bytes, bytes] | None = None
+        try:
+            bodies = self.render()
+        except (LifecycledError, sqlite3.Error) as exc:
+            error = str(exc)
+        except Exception as exc:  # a collector bug: logged with its traceback, a 500 until fixed
+            log.exception("rendering /metrics failed")
+            error = f"{type(exc).__name__}: {exc}"
+        with self._changed:
+            self._rendering = False
+            self.renders += 1
+            if bodies is None:
+                self._bodies, self._error, self._dirty = None, error, True
+            else:
+                self._bodies, self._at = bodies, self.monotonic()
+            self._changed.notify_all()
 
-        def _not_allowed(self) -> None:
-            self.close_connection = True
-            self._reply(405, json.dumps({"error": f"method {self.command} not allowed"}).encode(),
-                        "application/json", {"Allow": "GET, HEAD, POST"})
 
-        do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _not_allowed
+Reply = tuple[int, bytes, str, dict[str, str]]
 
-    return RequestHandler
+
+def _json_reply(status: int, payload: Any, headers: dict[str, str] | None = None) -> Reply:
+    body = json.dumps(finite_json(payload), sort_keys=True, allow_nan=False).encode()
+    return status, body, "application/json", headers or {}
+
+
+class _Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with a deadline for each request: a connection that has not
+    sent a complete request head within ``REQUEST_TIMEOUT`` seconds of opening (or of its last
+    reply) is closed, however slowly it drips bytes. Idle connections hold no thread."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline = self.loop.call_later(REQUEST_TIMEOUT, self._expire, self.cycle)
+
+    def _expire(self, waiting_since: object) -> None:
+        if self.cycle is waiting_since and not self.transport.is_closing():
+            log.debug("http request head not complete within %ss; closing", REQUEST_TIMEOUT)
+            self.transport.close()
+
+
+class Listener:
+    """The ASGI application: /metrics from the shared exposition, everything else through
+    ``route`` (``reply_for`` an Api, or a call to the process that has one) in a small thread
+    pool, so a slow store query never blocks the event loop."""
+
+    def __init__(self, route: Callable[[Request], Reply], exposition: Exposition) -> None:
+        self.route = route
+        self.exposition = exposition
+        self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="http")
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Any],
+                       send: Callable[[dict[str, Any]], Any]) -> None:
+        if scope["type"] != "http":
+            return
+        method = scope["method"]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        reply = await self._reply(method, raw_path.partition("?")[0], headers, receive)
+        status, body, content_type, extra = reply
+        out = [(b"server", b"lifecycled"), (b"content-type", content_type.encode()),
+               (b"content-length", str(len(body)).encode())]
+        out += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+        await send({"type": "http.response.start", "status": status, "headers": out})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+
+    async def _reply(self, method: str, path: str, headers: dict[str, str],
+                     receive: Callable[[], Any]) -> Reply:
+        if method not in ("GET", "HEAD", "POST"):
+            return _json_reply(405, {"error": f"method {method} not allowed"},
+                               {"Allow": "GET, HEAD, POST", "Connection": "close"})
+        length = headers.get("content-length", "0")
+        if not length.strip().isdigit():
+            return _json_reply(400, {"error": "Content-Length must be a non-negative integer"},
+                               {"Connection": "close"})
+        if int(length) > MAX_BODY:
+            return _json_reply(413, {"error": f"body larger than {MAX_BODY} bytes"},
+                               {"Connection": "close"})
+        try:
+            body = await asyncio.wait_for(self._body(receive), REQUEST_TIMEOUT)
+        except TooLarge:
+            return _json_reply(413, {"error": f"body larger than {MAX_BODY} bytes"},
+                               {"Connection": "close"})
+        except TimeoutError:
+            return _json_reply(408, {"error": f"body not received within {REQUEST_TIMEOUT} s"},
+                               {"Connection": "close"})
+        loop = asyncio.get_running_loop()
+        if path == "/metrics" and method in ("GET", "HEAD"):
+            ready = self.exposition.ready()
+            if ready is not None:  # the common case: answered here, no thread involved
+                return self._metrics(headers, ready)
+            return await loop.run_in_executor(self.pool, self._metrics, headers)
+        request = Request("GET" if method == "HEAD" else method, unquote(path),
+                          [unquote(p) for p in path.strip("/").split("/") if p], body, headers)
+        return await loop.run_in_executor(self.pool, self._route, request)
+
+    @staticmethod
+    async def _body(receive: Callable[[], Any]) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return b""
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise TooLarge
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+    def _metrics(self, headers: dict[str, str],
+                 bodies: tuple[bytes, bytes] | None = None) -> Reply:
+        try:
+            plain, zipped = bodies or self.exposition.bodies()
+        except (LifecycledError, sqlite3.Error) as exc:  # a failed scrape is a 500
+            log.error("metrics scrape failed error=%s", exc)
+            return _json_reply(500, {"error": str(exc)})
+        if "gzip" in headers.get("accept-encoding", ""):
+            return 200, zipped, CONTENT_TYPE_LATEST, {"Vary": "Accept-Encoding",
+                                                      "Content-Encoding": "gzip"}
+        return 200, plain, CONTENT_TYPE_LATEST, {"Vary": "Accept-Encoding"}
+
+    def _route(self, request: Request) -> Reply:
+        reply = self.route(request)
+        if request.method == "POST" and reply[0] < 400:
+            self.exposition.invalidate()  # a state change: the next scrape renders afresh
+        return reply
+
+
+def reply_for(api: Api, request: Request) -> Reply:
+    """The reply to one API or health request; errors become their status codes."""
+    try:
+        status, payload = route(api, request)
+    except NotFoundError as exc:
+        status, payload = 404, {"error": str(exc)}
+    except InputError as exc:
+        status, payload = 400, {"error": str(exc)}
+    except TransitionError as exc:
+        status, payload = 409, {"error": str(exc)}
+    except (LifecycledError, sqlite3.Error) as exc:
+        log.error("api request failed path=%s error=%s", request.path, exc)
+        status, payload = 500, {"error": str(exc)}
+    if isinstance(payload, HtmlPage):
+        return status, payload.text.encode(), "text/html; charset=utf-8", {}
+    return _json_reply(status, payload)
+
+
+class TooLarge(Exception):
+    """A request body past MAX_BODY."""
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket; OSError when the address is busy or not on this host."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class Uvicorn:
+    """uvicorn (HTTP/1.1, optional TLS, the limits above) serving ``listener`` on ``sock`` in a
+    background thread."""
+
+    def __init__(self, listener: Listener, sock: socket.socket, cert_file: str | None = None,
+                 key_file: str | None = None) -> None:
+        self.listener = listener
+        self.socket = sock
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # no start/stop chatter
+        tls = bool(cert_file and key_file)
+        config = uvicorn.Config(
+            listener, http=_Protocol, lifespan="off", log_config=None, access_log=False,
+            server_header=False, timeout_keep_alive=KEEP_ALIVE, limit_concurrency=MAX_CONNECTIONS,
+            timeout_graceful_shutdown=2, h11_max_incomplete_event_size=MAX_HEAD,
+            ssl_certfile=cert_file if tls else None, ssl_keyfile=key_file if tls else None)
+        if tls:
+            config.load()  # builds the TLS context now: a bad certificate fails at start
+            assert config.ssl is not None
+            config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]},
+                                       name="http", daemon=True)
+
+    def start(self, timeout: float = 10.0) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise LifecycledError("the HTTP listener did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.listener.pool.shutdown(wait=False, cancel_futures=True)
+        self.socket.close()
 
 
 class HttpServer:
-    """The listener in a background thread."""
+    """The listener in this process (tests, tools): ``api``'s routes and its registry's
+    exposition. The daemon runs it in a child process instead (``lifecycled.listener``). The
+    socket is bound in the constructor, so a busy port is an OSError there."""
 
     def __init__(self, api: Api, host: str, port: int, *, cert_file: str | None = None,
-                 key_file: str | None = None) -> None:
-        self.server = ThreadingHTTPServer((host, port), make_handler(api))
-        self.server.daemon_threads = True
-        if cert_file and key_file:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.minimum_version = ssl.TLSVersion.TLSv1_2
-            context.load_cert_chain(cert_file, key_file)
-            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-        self.thread = threading.Thread(target=self.server.serve_forever, name="http", daemon=True)
+                 key_file: str | None = None, exposition: Exposition | None = None) -> None:
+        self.exposition = exposition or Exposition(render_locally(api.registry))
+        listener = Listener(lambda request: reply_for(api, request), self.exposition)
+        self.socket = bind(host, port)
+        try:
+            self.uvicorn = Uvicorn(listener, self.socket, cert_file, key_file)
+        except BaseException:
+            self.socket.close()
+            raise
 
     @property
     def port(self) -> int:
-        return int(self.server.server_address[1])
+        return int(self.socket.getsockname()[1])
 
     def start(self) -> None:
-        self.thread.start()
+        self.uvicorn.start()
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=10)
+        self.uvicorn.stop()
 
 
 def split_listen(listen: str) -> tuple[str, int]:

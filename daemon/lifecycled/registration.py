@@ -31,9 +31,12 @@ class RegistrationEntry(ModelSettings):
 
     @model_validator(mode="before")
     @classmethod
-    def _version_as_text(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("version"), int | float):
-            data = {**data, "version": str(data["version"])}
+    def _version_is_text(cls, data: Any) -> Any:
+        # YAML reads 1.10 as 1.1, 0x1F as 31 and yes as True: a version must be quoted
+        if isinstance(data, dict) and "version" in data and not isinstance(data["version"], str):
+            value = data["version"]
+            raise ValueError(f"version: quote it; YAML read the unquoted value as the "
+                             f"{type(value).__name__} {value!r} (1.10 reads as 1.1)")
         return data
 
 

@@ -22,6 +22,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from lifecycled.config import load_settings
 from lifecycled.context import Context
 from lifecycled.errors import ConfigError, LifecycledError, StoreError
+from lifecycled.net import interrupt_all
 from lifecycled.notify import Notifier
 from lifecycled.registration import warn_threshold_differences
 from lifecycled.settings import Settings
@@ -52,6 +53,7 @@ class Runtime:
         self.last_beat = monotonic()
         self._running: dict[str, int] = {}
         self._running_lock = threading.Condition()
+        self.after_run: list[Callable[[], None]] = []  # called after each job run and reload
 
     # -- one run of one job -------------------------------------------------------------------
 
@@ -76,9 +78,16 @@ class Runtime:
         try:
             record_job_run(self.ctx.store, name, started=started,
                            duration=self.monotonic() - clock, error=error)
-        except Exception:  # a store failure is logged; the next run tries again
+        except StoreError as exc:  # a full disk, a read-only file: one line, the next run retries
+            log.error("cannot record job run job=%s error=%s", name, exc)
+        except Exception:  # a bug: logged with its traceback; the next run tries again
             log.exception("cannot record job run job=%s", name)
+        self._changed()
         return error is None
+
+    def _changed(self) -> None:
+        for listener in self.after_run:
+            listener()
 
     def run_once(self) -> int:
         """Each job once, in order: 0 when all succeeded, else 1."""
@@ -95,15 +104,19 @@ class Runtime:
         except (StoreError, sqlite3.Error) as exc:
             return False, {"store": f"unreachable: {exc}"}
         ok = True
+        if self.ctx.store.write_error:  # e.g. a full disk: reads work, nothing can be recorded
+            detail["store"] = f"not writable: {self.ctx.store.write_error}"
+            ok = False
         if self.scheduler is None or not self.scheduler.running:
             detail["scheduler"] = "not running"
             ok = False
         now = self.ctx.clock()
-        for name in self.jobs:
+        for offset, name in enumerate(self.jobs):
             limit = STALE_INTERVALS * getattr(self.ctx.settings.schedule, name)
             run = runs.get(name)
             last = run.last_success if run and run.last_success else None
-            reference = last if last is not None else self.started_at
+            # never run yet: counted from its first run, which starts are staggered by a second
+            reference = last if last is not None else self.started_at + offset
             if now - reference > limit:
                 detail["stale_jobs"][name] = {
                     "last_success": last, "limit_seconds": limit,
@@ -115,7 +128,7 @@ class Runtime:
 
     def _add_jobs(self, scheduler: BackgroundScheduler, settings: Settings) -> None:
         start = dt.datetime.now(dt.UTC)
-        for offset, name in enumerate(self.jobs):
+        for offset, name in enumerate(self.jobs):  # one second apart (readiness relies on it)
             interval = getattr(settings.schedule, name)
             scheduler.add_job(
                 self.run_job, "interval", args=[name], id=name, name=name, seconds=interval,
@@ -166,6 +179,10 @@ class Runtime:
             log.error("reload refused, keeping the running configuration: %s", exc)
             self.notifier.status("reload refused: configuration invalid")
             return False
+        except Exception:  # a bug in loading must not end the daemon that is running fine
+            log.exception("reload refused, keeping the running configuration")
+            self.notifier.status("reload refused: configuration unreadable")
+            return False
         old = self.ctx.settings
         for key in ("listen", "state_url", "tls"):
             if getattr(settings.daemon, key) != getattr(old.daemon, key):
@@ -181,6 +198,7 @@ class Runtime:
                                                   jitter=min(interval * 0.1, 30.0))
         log.info("configuration reloaded path=%s", self.config_path)
         self.notifier.status("running (configuration reloaded)")
+        self._changed()
         return True
 
     def shutdown(self, grace: float) -> bool:
@@ -188,6 +206,9 @@ class Runtime:
         self.notifier.stopping()
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.pause()
+        interrupted = interrupt_all()  # calls waiting on a slow server end now, not at the grace
+        if interrupted:
+            log.info("shutdown interrupted %d outbound call(s) in flight", interrupted)
         deadline = self.monotonic() + grace
         with self._running_lock:
             while any(self._running.values()):

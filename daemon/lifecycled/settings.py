@@ -6,6 +6,9 @@ severities, quantities) and the policy defaults come from ``lifecycled.domain``.
 from __future__ import annotations
 
 import dataclasses
+import os
+import socket
+import ssl
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -27,7 +30,10 @@ from lifecycled.units import Duration, Name, NonNegative, PositiveDuration, Rati
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+MAX_COUNT = 10**9  # the largest count a key takes (rows, samples, snapshots)
 
 
 # --- sections -----------------------------------------------------------------------------------
@@ -45,12 +51,16 @@ class TLSSettings(_Section):
     def _pair(self) -> TLSSettings:
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("cert_file and key_file must be given together")
+        for key in ("cert_file", "key_file", "ca_file"):
+            path = getattr(self, key)
+            if path is not None and not os.access(path, os.R_OK):
+                raise ValueError(f"{key}: cannot read {path}")
         return self
 
 
 class DaemonSettings(_Section):
     listen: str = Field(default="127.0.0.1:9877", pattern=r"^\[?[0-9A-Za-z.:\-]+\]?:\d{1,5}$")
-    state_url: str = Field(default="sqlite:///lifecycled-state/lifecycled.db", pattern=r"^\w+://")
+    state_url: str = Field(default="sqlite:///lifecycled.db", pattern=r"^\w+://")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
     public_url: str | None = Field(default=None, pattern=r"^https?://")
@@ -58,6 +68,28 @@ class DaemonSettings(_Section):
     api_token_env: str | None = None
     tls: TLSSettings = TLSSettings()
     shutdown_grace: Duration = 30.0
+
+    @field_validator("listen")
+    @classmethod
+    def _listenable(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not 1 <= int(port) <= 65535:
+            raise ValueError(f"the port must be between 1 and 65535, got {port}")
+        try:
+            socket.getaddrinfo(host.strip("[]"), int(port), type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise ValueError(f"cannot resolve the host {host!r}: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _certificate(self) -> DaemonSettings:
+        if self.tls.cert_file and self.tls.key_file:
+            try:
+                ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+                    self.tls.cert_file, self.tls.key_file)
+            except (ssl.SSLError, OSError) as exc:
+                raise ValueError(f"tls: cannot load the certificate and key: {exc}") from None
+        return self
 
 
 TRITON_METRICS_PORT = 8002  # Triton's default --metrics-port
@@ -207,11 +239,11 @@ class DriftSettings(_Section):
     current: str | None = None
     timestamp_column: str | None = None
     window: PositiveDuration | None = None
-    newest_rows: int | None = Field(default=None, gt=0)
+    newest_rows: int | None = Field(default=None, gt=0, le=MAX_COUNT)
     features: tuple[str, ...] | None = None
     categorical: tuple[str, ...] | None = None
     bins: int | None = Field(default=None, ge=2, le=1000)
-    min_samples: int | None = Field(default=None, ge=1)
+    min_samples: int | None = Field(default=None, ge=1, le=MAX_COUNT)
     exclude: tuple[str, ...] | None = None
     weights: DriftWeights | None = None
     alert_severity: SeverityName | None = None
@@ -235,9 +267,9 @@ class QualitySettings(_Section):
 class MonitoringSettings(_Section):
     auto_register: bool = True
     initial_status: Status = Status.PRODUCTION
-    unavailable_grace_passes: int = Field(default=3, ge=1)
+    unavailable_grace_passes: int = Field(default=3, ge=1, le=1000)
     snapshot_retention: PositiveDuration = 30 * 86400.0
-    max_snapshots: int = Field(default=1000, ge=1)
+    max_snapshots: int = Field(default=1000, ge=1, le=MAX_COUNT)
 
 
 class DefaultsSettings(_Section):

@@ -3,6 +3,7 @@ into base units (seconds, bytes, 0-1) by pydantic validators."""
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 
@@ -13,6 +14,7 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
 _DURATION_RE = re.compile(r"^\s*(?:\d+(?:\.\d+)?\s*(?:ms|s|m|h|d|w)\s*)+$")
 _DURATION_UNITS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 _DURATION_EXAMPLE = "a duration like 90s, 5m, 1h30m, 7d or 80ms"
+MAX_DURATION = 3650 * 86400.0  # ten years: longer is a typo, and overflows date arithmetic
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$")
 _SIZE_UNITS = {
     "B": 1.0, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
@@ -22,13 +24,16 @@ _SIZE_UNITS = {
 
 def _quantity(value: Any, pattern: re.Pattern[str], units: dict[str, float], example: str
               ) -> float:
-    """A bare number, or a number with one of ``units``, in base units; never negative."""
+    """A bare number, or a number with one of ``units``, in base units; finite, never
+    negative."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         amount = float(value)
     elif isinstance(value, str) and (match := pattern.match(value)):
         amount = float(match.group(1)) * units[match.group(2)]
     else:
         raise ValueError(f"expected {example}, got {value!r}")
+    if not math.isfinite(amount):
+        raise ValueError(f"must be a finite number, got {value!r}")
     if amount < 0:
         raise ValueError(f"must not be negative, got {value!r}")
     return amount
@@ -38,14 +43,18 @@ def parse_duration(value: Any) -> float:
     """Parse ``90s``, ``5m``, ``1h30m``, ``7d``, ``80ms`` (or a bare number of seconds) to
     seconds. Compound forms put the largest unit first and each unit at most once."""
     if not isinstance(value, str):
-        return _quantity(value, _DURATION_RE, {}, _DURATION_EXAMPLE)
-    if not _DURATION_RE.match(value):
+        seconds = _quantity(value, _DURATION_RE, {}, _DURATION_EXAMPLE)
+    elif not _DURATION_RE.match(value):
         raise ValueError(f"expected {_DURATION_EXAMPLE}, got {value!r}")
-    parts = _DURATION_PART.findall(value.strip())
-    order = [list(_DURATION_UNITS).index(unit) for _, unit in parts]
-    if order != sorted(set(order)):
-        raise ValueError(f"expected the largest unit first and each unit once, got {value!r}")
-    return sum(float(amount) * _DURATION_UNITS[unit] for amount, unit in parts)
+    else:
+        parts = _DURATION_PART.findall(value.strip())
+        order = [list(_DURATION_UNITS).index(unit) for _, unit in parts]
+        if order != sorted(set(order)):
+            raise ValueError(f"expected the largest unit first and each unit once, got {value!r}")
+        seconds = sum(float(amount) * _DURATION_UNITS[unit] for amount, unit in parts)
+    if seconds > MAX_DURATION:
+        raise ValueError(f"must be at most 3650d (ten years), got {value!r}")
+    return seconds
 
 
 def parse_size(value: Any) -> float:

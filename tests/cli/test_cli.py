@@ -205,3 +205,57 @@ def test_every_option_has_help_and_retire_has_real_subcommands(cli: Cli) -> None
     for word in ("candidates", "status", "version"):
         assert word in help_text
     assert "(default:" in cli("drift", "--help", config=None).out
+
+
+@pytest.mark.parametrize("argv, problem", [
+    (["drift", "--bins", "0"], "argument --bins: must be in [2, 1000], got 0"),
+    (["drift", "--bins", "-3"], "argument --bins: must be in [2, 1000], got -3"),
+    (["drift", "--bins", "100000000"], "argument --bins: must be in [2, 1000], got 100000000"),
+    (["drift", "--min-samples", "-1"], "argument --min-samples: must be in [1, 1e+09], got -1"),
+    (["drift", "--alpha", "nan"], "argument --alpha: must be in (0, 1), got nan"),
+    (["collect", "--wait", "abc"], "argument --wait: expected a duration like 90s"),
+    (["report", "--days", "-1"], "argument --days: must be in (0, 3650], got -1"),
+    (["report", "--days", "nan"], "argument --days: must be in (0, 3650], got nan"),
+    (["report", "--days", "inf"], "argument --days: must be in (0, 3650], got inf"),
+])
+def test_numbers_on_the_command_line_are_checked(cli: Cli, argv: list[str],
+                                                 problem: str) -> None:
+    """Each was accepted before (1e8 bins used 9.6 GB) or was a traceback."""
+    result = cli(*argv)
+    assert result.code == 2
+    assert problem in result.err
+    assert "Traceback" not in result.err
+
+
+def test_relative_state_is_per_user_never_the_cwd_and_private(tmp_path: Path) -> None:
+    """Before, `models list` created ./lifecycled-state/lifecycled.db wherever it ran (another
+    folder silently got another, empty registry) and the files were 0644."""
+    import os
+    import stat
+    import subprocess
+    import sys
+
+    home, first, second = tmp_path / "home", tmp_path / "a", tmp_path / "b"
+    for folder in (home, first, second):
+        folder.mkdir()
+    config = tmp_path / "lifecycled.yaml"
+    config.write_text("daemon: {state_url: 'sqlite:///lifecycled.db'}\n")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("STATE_DIRECTORY", "XDG_STATE_HOME", "LIFECYCLED_CONFIG")}
+    env["HOME"] = str(home)
+
+    def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "lifecycled", *args, "--config", str(config)],
+                              capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
+
+    state = home / ".local" / "state" / "lifecycled" / "lifecycled.db"
+    looked = run(first, "models", "list")
+    assert looked.returncode == 2 and f"no state store at {state} yet" in looked.stderr
+    assert not state.exists() and list(first.iterdir()) == []
+    entry = tmp_path / "m.yaml"
+    entry.write_text("name: credit_scoring\nversion: '1'\nowner_team: t\nbusiness_domain: d\n")
+    assert run(first, "models", "register", "--file", str(entry)).returncode == 0
+    assert list(first.iterdir()) == [] and state.exists()
+    assert "credit_scoring" in run(second, "models", "list").stdout  # the same registry
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    assert stat.S_IMODE(state.parent.stat().st_mode) == 0o700

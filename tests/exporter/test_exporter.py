@@ -96,7 +96,8 @@ def fixed_store(tmp_path: Path) -> Store:
 def render(store: Store) -> str:
     registry = CollectorRegistry()
     registry.register(LifecycleCollector(store, lambda: ["ci"],
-                                         lambda: {"collect": 300.0, "discovery": 60.0}))
+                                         lambda: {"collect": 300.0, "discovery": 60.0},
+                                         lambda: True))
     return generate_latest(registry).decode()
 
 

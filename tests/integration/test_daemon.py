@@ -125,6 +125,13 @@ def test_lifecycle_under_a_service_manager(tmp_path: Path, notify_socket: socket
         daemon.wait_until(lambda: "reload refused" in daemon.log(), "refused reload")
         assert "schedule.discovery" in daemon.log()
         assert daemon.ready()
+        for bad, reason in [(b"daemon: {listen: \"\xff\"}\n", "not UTF-8 text"),
+                            (b"a: " + b"[" * 5000 + b"]" * 5000, "nested too deeply")]:
+            config.write_bytes(bad)  # each killed the daemon before
+            daemon.process.send_signal(signal.SIGHUP)
+            daemon.wait_until(lambda reason=reason: reason in daemon.log(), reason)
+            reply = requests.get(daemon.url("/readyz"), timeout=5)
+            assert daemon.process.poll() is None and reply.status_code == 200, reply.text
         config.write_text(good.replace("discovery: 1s", "discovery: 2s"))
         daemon.process.send_signal(signal.SIGHUP)
         daemon.wait_until(lambda: "configuration reloaded" in daemon.log(), "reload")
@@ -142,11 +149,11 @@ def test_triton_down_keeps_the_daemon_up_and_shows_which_job_is_stale(tmp_path: 
     config = daemon_config(tmp_path / "cfg", sources={"triton": [dead]})
     daemon = Daemon(config, dict(os.environ), tmp_path / "daemon.log")
     try:
-        def stale() -> Any:
+        def stale() -> Any:  # each task is stale 3 intervals after its (staggered) first run
             response = requests.get(daemon.url("/readyz"), timeout=5)
-            return response.json() if response.status_code == 503 else None
+            body = response.json() if response.status_code == 503 else {}
+            return body if {"discovery", "collect"} <= set(body.get("stale_jobs", ())) else None
         body = daemon.wait_until(stale, "stale jobs")
-        assert {"discovery", "collect"} <= set(body["stale_jobs"])
         assert "no source answered: local: triton:local" in body["stale_jobs"]["discovery"]["last_error"]
         text = requests.get(daemon.url("/metrics"), timeout=5).text
         assert 'lifecycled_source_up{source="triton:local"} 0.0' in text
@@ -232,3 +239,55 @@ def test_kill_9_between_the_state_change_and_the_delivery(tmp_path: Path, cli: A
     finally:
         assert daemon.stop() == 0
         receiver.stop()
+
+
+def test_sigterm_interrupts_a_delivery_to_a_dripping_receiver(tmp_path: Path) -> None:
+    """A webhook receiver that drips one byte at a time held the deliver task past the whole
+    shutdown grace, and the daemon exited 1; now SIGTERM ends the call and the daemon exits 0."""
+    import base64
+    import threading
+
+    accepted = threading.Event()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+
+    def dripping() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.set()
+            with conn:
+                try:
+                    reply = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 100000
+                    for byte in reply:
+                        conn.sendall(bytes([byte]))
+                        time.sleep(0.2)
+                except OSError:
+                    pass
+
+    threading.Thread(target=dripping, daemon=True).start()
+    secret = "whsec_" + base64.b64encode(b"k" * 32).decode()
+    config = daemon_config(tmp_path / "cfg", webhooks={"slow": {
+        "url": f"http://127.0.0.1:{listener.getsockname()[1]}/hook", "secret_env": "HOOK_SECRET",
+        "timeout": "10m"}})
+    env = {**os.environ, "HOOK_SECRET": secret}
+    (tmp_path / "m.yaml").write_text("name: m\nversion: '1'\nowner_team: t\nbusiness_domain: d\n")
+    register = subprocess.run([sys.executable, "-m", "lifecycled", "models", "register", "--file",
+                               str(tmp_path / "m.yaml"), "--config", str(config)],
+                              capture_output=True, text=True, env=env, timeout=120)
+    assert register.returncode == 0, register.stderr
+    daemon = Daemon(config, env, tmp_path / "daemon.log")
+    try:
+        assert accepted.wait(60), daemon.log()  # the delivery is in flight, dripping
+        started = time.monotonic()
+        code = daemon.stop()
+        assert code == 0, daemon.log()[-2000:]
+        assert time.monotonic() - started < 15  # well inside the 20 s grace
+        assert "interrupted 1 outbound call" in daemon.log()
+    finally:
+        if daemon.process.poll() is None:
+            daemon.process.kill()
+        listener.close()

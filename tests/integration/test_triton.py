@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +185,15 @@ def test_two_endpoints_aggregate(triton_factory: Any, tmp_path: Path) -> None:
     p99 = [parse_metrics(t, 0).models[("credit_scoring", "1")].quantiles_us["0.99"] * 1e-6
            for t in text.values()]
     assert snap["latency_p99_seconds"] == pytest.approx(max(p99))
+
+
+def test_triton_serves_with_a_virtualenv_first_on_path(
+        triton_factory: Callable[..., triton.TritonServer], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Python backend stub finds its prefix through PATH: with a virtualenv activated (its
+    python first on PATH) models reported READY but every inference was HTTP 500. The helper
+    now starts tritonserver with an environment of its own, and checks an inference itself."""
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+    monkeypatch.setenv("VIRTUAL_ENV", sys.prefix)
+    server = triton_factory()
+    reply = triton.infer(server.url, "credit_scoring", [[0.1, 0.2, 0.3, 0.4]])
+    assert reply.status_code == 200, reply.text

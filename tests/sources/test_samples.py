@@ -113,3 +113,52 @@ def test_profiles_unused_for_the_retention_are_pruned_and_a_hit_keeps_one(tmp_pa
     assert prune_profiles(cache, older_than=time.time() - 30 * 86400) == 1
     assert used.exists() and not unused.exists()
     assert prune_profiles(tmp_path / "absent", older_than=time.time()) == 0
+
+
+def _write_unsupported(folder: Path) -> dict[str, tuple[Path, str]]:
+    """Files that were tracebacks (or a segfault) before, with the one line each must give."""
+    files = {}
+    path = folder / "list.parquet"
+    pq.write_table(pa.table({"a": [1.0, 2.0], "l": [[1], [2]]}), path)
+    files["list"] = (path, "column 'l' holds nested values (list<element: int64>)")
+    path = folder / "struct.parquet"
+    pq.write_table(pa.table({"a": [1.0, 2.0], "s": [{"x": 1}, {"x": 2}]}), path)
+    files["struct"] = (path, "column 's' holds nested values (struct<x: int64>)")
+    path = folder / "binary.parquet"
+    pq.write_table(pa.table({"a": [1.0, 2.0], "b": pa.array([b"ok", b"\xff"], pa.binary())}), path)
+    files["binary"] = (path, "column 'b' row 2 is not UTF-8 text")
+    path = folder / "latin1.csv"
+    path.write_bytes(b"a,b\n1,x\n2,caf\xe9\n")
+    files["latin1"] = (path, "column 'b' row 2 is not UTF-8 text")
+    path = folder / "nested.jsonl"
+    path.write_text('{"a": 1, "b": {"c": 2}}\n')
+    files["nested"] = (path, "column 'b' holds nested values (struct<c: int64>)")
+    path = folder / "deep.jsonl"
+    path.write_text('{"a": 1}\n{"a": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    files["deep"] = (path, "line 2 has more than 32 opening brackets: nested values are not "
+                           "supported")
+    return files
+
+
+@pytest.mark.parametrize("kind", ["list", "struct", "binary", "latin1", "nested", "deep"])
+def test_unsupported_values_are_one_line_naming_file_column_and_row(tmp_path: Path,
+                                                                     kind: str) -> None:
+    path, message = _write_unsupported(tmp_path)[kind]
+    with pytest.raises(SourceError) as info:
+        read_sample(str(path))
+    assert str(info.value) == f"{path}: {message}" or message in str(info.value)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_drift_command_reports_a_deep_jsonl_file_in_one_line(tmp_path: Path) -> None:
+    """A deeply nested JSON Lines file segfaulted the process (exit 139) in pyarrow's reader."""
+    import subprocess
+    import sys
+
+    path, message = _write_unsupported(tmp_path)["deep"]
+    proc = subprocess.run([sys.executable, "-m", "lifecycled", "drift", "--reference", str(path),
+                           "--current", str(path)], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, env={**os.environ, "HOME": str(tmp_path)})
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

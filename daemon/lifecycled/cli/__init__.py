@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -56,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.config = None
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    os.umask(0o077)  # state, backups, caches and reports we write are the invoking user's only
     try:
         return int(args.func(args))
     except (ConfigError, InputError, NotFoundError, TransitionError, SourceError) as exc:

@@ -19,7 +19,7 @@ from lifecycled.store.updates import STATES
 def cmd_jobs_list(args: argparse.Namespace) -> int:
     from lifecycled.store.updates import list_jobs
 
-    with app.opened(args.config) as a:
+    with app.opened(args.config, create=False) as a:
         jobs = list_jobs(a.store, state=args.state)
     show(args, {"jobs": [j.to_json() for j in jobs]}, lambda: table(
         ["ID", "MODEL", "TARGET", "STATE", "PROGRESS", "TRIGGER", "CREATED"],
@@ -47,7 +47,7 @@ def _job_text(job: dict[str, Any]) -> str:
 def cmd_jobs_show(args: argparse.Namespace) -> int:
     from lifecycled.store.updates import get
 
-    with app.opened(args.config) as a:
+    with app.opened(args.config, create=False) as a:
         job = get(a.store, args.id).to_json()
     show(args, job, lambda: _job_text(job))
     return EXIT_OK
@@ -80,7 +80,7 @@ def cmd_jobs_cancel(args: argparse.Namespace) -> int:
 def cmd_webhooks_list(args: argparse.Namespace) -> int:
     from lifecycled.store.outbox import endpoint_summaries
 
-    with app.opened(args.config) as a:
+    with app.opened(args.config, create=False) as a:
         configured = a.settings.webhooks
         summaries = endpoint_summaries(a.store, list(configured))
     payload: dict[str, list[dict[str, Any]]] = {"endpoints": [{
@@ -101,7 +101,7 @@ def cmd_webhooks_list(args: argparse.Namespace) -> int:
 def cmd_webhooks_dead_letters(args: argparse.Namespace) -> int:
     from lifecycled.store.outbox import DEAD, deliveries
 
-    with app.opened(args.config) as a:
+    with app.opened(args.config, create=False) as a:
         dead = deliveries(a.store, state=DEAD)
     show(args, {"dead_letters": [d.to_json() for d in dead]}, lambda: table(
         ["EVENT", "ENDPOINT", "TYPE", "ATTEMPTS", "LAST ERROR", "CREATED"],
@@ -257,7 +257,7 @@ def cmd_retire_status(args: argparse.Namespace) -> int:
     from lifecycled.store.retirement import latest_plan
 
     ref = ModelRef.parse(args.model)
-    with app.opened(args.config) as a:
+    with app.opened(args.config, create=False) as a:
         a.store.get(ref)
         plan = latest_plan(a.store, ref)
     if plan is None:
@@ -273,7 +273,7 @@ def cmd_retire_candidates(args: argparse.Namespace) -> int:
     from lifecycled.store.retirement import scores
 
     now = time.time()
-    with app.opened(args.config) as a:
+    with app.opened(args.config, create=False) as a:
         records = {r.ref: r for r in a.store.list_models()}
         known = scores(a.store)
     rows = sorted(((ref, s) for ref, s in known.items() if ref in records),

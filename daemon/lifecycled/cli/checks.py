@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from lifecycled import app
-from lifecycled.cli.output import EXIT_OK, EXIT_PROBLEM, EXIT_UNKNOWN, Formatter, show
+from lifecycled.cli.output import EXIT_OK, EXIT_PROBLEM, EXIT_UNKNOWN, Formatter, duration, number, show
 from lifecycled.domain import SEVERITIES, DriftPolicy, ModelRef, Severity, Status
 from lifecycled.errors import InputError
 from lifecycled.render import ago, fmt, table
+from lifecycled.settings import MAX_COUNT
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -21,7 +22,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.model:
         return model_report(args)
     now = time.time()
-    with app.opened(args.config) as ctx:
+    with app.opened(args.config, create=False) as ctx:
         by_status = ctx.store.counts("status")
         by_domain = ctx.store.counts("business_domain")
         recent = ctx.store.recently_changed(5)
@@ -50,7 +51,7 @@ def model_report(args: argparse.Namespace) -> int:
     from lifecycled.performance import performance_summary
 
     ref = ModelRef.parse(args.model)
-    with app.opened(args.config) as ctx:
+    with app.opened(args.config, create=False) as ctx:
         data = performance_summary(ctx.context(), ref, args.days)
 
     def text() -> str:
@@ -97,9 +98,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
     from lifecycled.store.serving import last_scrape
     from lifecycled.tasks.collect import run_collect
-    from lifecycled.units import parse_duration
 
-    wait = parse_duration(args.wait)
+    wait = args.wait
     with app.opened(args.config) as ctx:
         job = ctx.context()
         if any(last_scrape(ctx.store, e.name) is None for e in ctx.settings.sources.triton):
@@ -281,7 +281,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, as_json: argparse.Arg
     p.set_defaults(func=cmd_discover)
     p = sub.add_parser("collect", parents=parents, formatter_class=Formatter,
                        help="one collect pass now (two scrapes if there is no previous one)")
-    p.add_argument("--wait", default="5s", help="gap between two scrapes when needed")
+    p.add_argument("--wait", type=duration, default="5s",
+                   help="gap between two scrapes when needed")
     p.set_defaults(func=cmd_collect)
 
     defaults = DriftPolicy()
@@ -294,13 +295,16 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, as_json: argparse.Arg
                                                      "column in both samples)")
     p.add_argument("--categorical", metavar="c,d",
                    help="columns judged as categories (default: the non-numeric columns)")
-    p.add_argument("--bins", type=int, default=defaults.bins, help="reference-quantile bins")
-    p.add_argument("--min-samples", type=int, default=defaults.min_samples,
+    p.add_argument("--bins", type=number(int, 2, 1000), default=defaults.bins,
+                   help="reference-quantile bins (2 to 1000)")
+    p.add_argument("--min-samples", type=number(int, 1, MAX_COUNT),
+                   default=defaults.min_samples,
                    help="fewer values than this in either sample: not judged")
     p.add_argument("--exclude", metavar="e,f", help="columns not to judge")
     p.add_argument("--correction", choices=["none", "bonferroni", "bh"],
                    default=defaults.correction, help="p-value correction across features")
-    p.add_argument("--alpha", type=float, default=defaults.alpha,
+    p.add_argument("--alpha", type=number(float, 0, 1, low_open=True, high_open=True),
+                   default=defaults.alpha,
                    help="an effect counts only where its test is significant at this level")
     p.add_argument("--rule", choices=["tiers", "seed"], default=defaults.rule,
                    help="severity rule: effect-size tiers gated by significance, or the seed's "
@@ -329,6 +333,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, as_json: argparse.Arg
     p = sub.add_parser("report", parents=parents, formatter_class=Formatter,
                        help="lifecycle overview, or --model: one version's performance summary")
     p.add_argument("--model", metavar="NAME:VERSION", help="one version's performance summary")
-    p.add_argument("--days", type=float, default=7.0, help="the period the summary covers")
+    p.add_argument("--days", type=number(float, 0, 3650, low_open=True), default=7.0,
+                   help="the period the summary covers")
     p.set_defaults(func=cmd_report)
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import math
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from lifecycled.render import finite_json
+from lifecycled.units import parse_duration
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_UNKNOWN = 0, 1, 2, 3
 
@@ -52,3 +54,30 @@ def common_parents() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     as_json = argparse.ArgumentParser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print stable JSON")
     return common, as_json
+
+
+def number(kind: type[int] | type[float], low: float, high: float, *, low_open: bool = False,
+           high_open: bool = False) -> Callable[[str], int | float]:
+    """An argparse type: a finite ``kind`` within [low, high] (an open end excludes its bound);
+    anything else is argparse's one-line usage error, exit 2."""
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}"
+                                             f", got {text!r}") from None
+        if not math.isfinite(value) or value < low or value > high \
+                or (low_open and value == low) or (high_open and value == high):
+            raise argparse.ArgumentTypeError(
+                f"must be in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+                f", got {text}")
+        return value
+    return parse
+
+
+def duration(text: str) -> float:
+    """An argparse type: a duration (90s, 5m, 1h30m) in seconds."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -75,7 +75,7 @@ def cmd_models_sync_thresholds(args: argparse.Namespace) -> int:
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
-    with app.opened(args.config) as ctx:
+    with app.opened(args.config, create=False) as ctx:
         records = ctx.store.list_models(status=Status(args.status) if args.status else None,
                                         domain=args.domain)
     show(args, {"models": [r.to_json() for r in records]}, lambda: table(
@@ -90,7 +90,7 @@ def cmd_models_show(args: argparse.Namespace) -> int:
     from lifecycled.store.serving import serving_states, snapshots
 
     ref = ModelRef.parse(args.model)
-    with app.opened(args.config) as ctx:
+    with app.opened(args.config, create=False) as ctx:
         record = ctx.store.get(ref)
         history = ctx.store.history(ref)
         states = serving_states(ctx.store, ref)
@@ -179,7 +179,7 @@ def cmd_models_set_status(args: argparse.Namespace) -> int:
 
 def cmd_models_history(args: argparse.Namespace) -> int:
     ref = ModelRef.parse(args.model)
-    with app.opened(args.config) as ctx:
+    with app.opened(args.config, create=False) as ctx:
         history = ctx.store.history(ref)
     show(args, {"model": str(ref), "history": [h.to_json() for h in history]},
           lambda: _history_table(history))

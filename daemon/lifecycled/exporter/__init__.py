@@ -21,10 +21,12 @@ class LifecycleCollector:
 
     def __init__(self, store: Store,
                  webhook_endpoints: Callable[[], Iterable[str]] = lambda: (),
-                 job_intervals: Callable[[], dict[str, float]] = dict) -> None:
+                 job_intervals: Callable[[], dict[str, float]] = dict,
+                 store_writable: Callable[[], bool | None] = lambda: None) -> None:
         self.store = store
         self.webhook_endpoints = webhook_endpoints
         self.job_intervals = job_intervals
+        self.store_writable = store_writable  # the daemon's view (None: not exported)
         self.drift = DriftCollector(store)
         # decoded results by row id (rows never change): a scrape decodes only new results
         self._quality: Decoded = {}
@@ -44,4 +46,4 @@ class LifecycleCollector:
         yield from updates.collect(self.store, live)
         yield from webhook_metrics.collect(self.store, list(self.webhook_endpoints()))
         yield from retirement.collect(self.store, live)
-        yield from daemon.collect(self.store, self.job_intervals())
+        yield from daemon.collect(self.store, self.job_intervals(), self.store_writable())

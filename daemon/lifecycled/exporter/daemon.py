@@ -13,9 +13,16 @@ from lifecycled.store import Store
 from lifecycled.store.serving import job_runs, source_health
 
 
-def collect(store: Store, intervals: Mapping[str, float]) -> Iterator[Metric]:
+def collect(store: Store, intervals: Mapping[str, float],
+            store_writable: bool | None = None) -> Iterator[Metric]:
     build = gauge("lifecycled_build_info", "lifecycled version (value 1).", ["version"])
     build.add_metric([__version__], 1)
+    if store_writable is not None:
+        writable = gauge("lifecycled_state_store_writable",
+                         "1 when the daemon's last write to the state store succeeded, 0 while "
+                         "writes fail (a full disk, a read-only file).", [])
+        writable.add_metric([], 1 if store_writable else 0)
+        yield writable
     up = gauge("lifecycled_source_up", "1 when the source answered on its last attempt.",
                ["source"])
     last = gauge("lifecycled_source_last_success_timestamp_seconds",

@@ -12,6 +12,7 @@ import requests
 
 from lifecycled.domain import PROMQL_QUANTITIES
 from lifecycled.errors import SourceError
+from lifecycled.net import DeadlineAdapter, DeadlineSession
 from lifecycled.settings import PrometheusSettings
 
 SOURCE = "prometheus"
@@ -93,11 +94,16 @@ class PrometheusSource:
             if password is None:
                 raise SourceError(SOURCE, "sources.prometheus.basic_auth: no password given")
             auth = (settings.basic_auth.username, password)
+        retry = Retry(total=2, backoff_factor=0.2, status_forcelist=[502, 503, 504],
+                      allowed_methods=["GET"])
+        session = DeadlineSession(default_timeout=settings.timeout)
+        session.verify = settings.tls.verify
         self.client = PrometheusConnect(
             url=settings.url, headers=dict(settings.headers) or None,
-            disable_ssl=not settings.tls.verify, auth=auth,
-            retry=Retry(total=2, backoff_factor=0.2, status_forcelist=[502, 503, 504],
-                        allowed_methods=["GET"]))
+            disable_ssl=not settings.tls.verify, auth=auth, retry=retry, session=session)
+        # the client mounts a plain adapter for its URL: ours keeps the retries inside the
+        # call's deadline (the configured timeout bounds the whole query, retries included)
+        session.mount(settings.url, DeadlineAdapter(max_retries=retry))
         if settings.tls.ca_file:
             self.client._session.verify = settings.tls.ca_file
 

@@ -42,16 +42,82 @@ def read_table(path: Path) -> pa.Table:
         raise SourceError(str(path), f"unknown file type {path.suffix!r}: use .csv, .parquet or .jsonl")
     try:
         if kind == "csv":
-            return pa_csv.read_csv(path)
-        if kind == "parquet":
-            return pa_parquet.read_table(path)
-        return pa_json.read_json(path)
+            table = pa_csv.read_csv(path)
+        elif kind == "parquet":
+            table = pa_parquet.read_table(path)
+        else:
+            data = path.read_bytes()
+            _check_flat_lines(path, data)  # pyarrow's JSON reader crashes on deep nesting
+            table = pa_json.read_json(pa.BufferReader(data))
     except FileNotFoundError as exc:
         raise SourceError(str(path), "file not found") from exc
     except (OSError, pa.ArrowException) as exc:
         where = _bad_csv_line(path) if kind == "csv" else None
         at = f" (line {where})" if where else ""
         raise SourceError(str(path), f"cannot read {kind}{at}: {exc}") from exc
+    return _plain_columns(path, table)
+
+
+MAX_BRACKETS_PER_LINE = 32
+
+
+def _check_flat_lines(path: Path, data: bytes) -> None:
+    """Refuse a JSON Lines file with a line of more than MAX_BRACKETS_PER_LINE opening brackets
+    (a bound on its nesting depth), counted for the whole file at once."""
+    raw = np.frombuffer(data, dtype=np.uint8)
+    opens = (raw == ord("{")) | (raw == ord("["))
+    if not opens.any():
+        return
+    line_of = np.cumsum(raw == ord("\n")) - (raw == ord("\n"))
+    per_line = np.bincount(line_of[opens])
+    if per_line.max() > MAX_BRACKETS_PER_LINE:
+        line = int(np.argmax(per_line > MAX_BRACKETS_PER_LINE)) + 1
+        raise SourceError(str(path), f"line {line} has more than {MAX_BRACKETS_PER_LINE} opening "
+                                     f"brackets: nested values are not supported (one flat "
+                                     f"object per line)")
+
+
+def _plain_columns(path: Path, table: pa.Table) -> pa.Table:
+    """Binary columns as UTF-8 text; SourceError naming the column (and row) for nested values
+    and for bytes that are not UTF-8."""
+    try:
+        names = table.column_names
+    except UnicodeDecodeError:
+        raise SourceError(str(path), "a column name is not UTF-8 text") from None
+    for index, (name, column) in enumerate(zip(names, table.columns, strict=True)):
+        kind = column.type
+        if pa.types.is_nested(kind) or (pa.types.is_dictionary(kind)
+                                        and pa.types.is_nested(kind.value_type)):
+            raise SourceError(str(path), f"column {name!r} holds nested values ({kind}); only "
+                                         f"numbers, text, booleans and times are supported")
+        if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) \
+                or pa.types.is_fixed_size_binary(kind):
+            try:
+                text = column.cast(pa.string())
+            except pa.ArrowException:
+                raise _not_utf8(path, name, column) from None
+            table = table.set_column(index, name, text)
+        elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            try:
+                column.validate(full=True)  # readers may pass invalid UTF-8 through
+            except pa.ArrowException:
+                raise _not_utf8(path, name, column.cast(pa.binary())) from None
+    return table
+
+
+def _not_utf8(path: Path, name: str, raw: pa.ChunkedArray) -> SourceError:
+    row = next((i for i, value in enumerate(raw.to_pylist())
+                if value is not None and not _is_utf8(value)), None)
+    at = f" row {row + 1}" if row is not None else ""
+    return SourceError(str(path), f"column {name!r}{at} is not UTF-8 text")
+
+
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _bad_csv_line(path: Path) -> int | None:

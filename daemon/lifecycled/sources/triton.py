@@ -221,8 +221,17 @@ class TritonClient:
 
     @contextmanager
     def _call(self, what: str) -> Iterator[None]:
+        """One call with a total deadline of the endpoint's timeout (tritonclient's own timeouts
+        bound each socket operation, which a server dripping bytes never exceeds)."""
+        import gevent
+
+        seconds = self.endpoint.timeout
         try:
-            yield
+            with gevent.Timeout(seconds):
+                yield
+        except gevent.Timeout as exc:
+            raise SourceError(self.source, f"{what}: no complete reply within {seconds:g} s") \
+                from exc
         except self._errors as exc:
             raise SourceError(self.source, f"{what}: {exc}") from exc
 

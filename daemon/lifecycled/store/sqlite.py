@@ -58,6 +58,7 @@ class Store:
         self.path = path
         # webhook endpoint -> event types it wants; set by the app from the configuration
         self.subscriptions: Mapping[str, Sequence[str]] = {}
+        self.write_error: str | None = None  # the last write's failure, until one succeeds
         self._lock = threading.RLock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,32 +83,42 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """Run the block as one immediate write transaction."""
+        """Run the block as one immediate write transaction. A database error (a full disk, a
+        read-only file) is a StoreError naming the cause, remembered in ``write_error`` until a
+        write succeeds again."""
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._rollback()
+                    raise
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot start a write transaction: {exc}") from exc
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            try:
-                self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._conn.execute("ROLLBACK")
-                raise StoreError(f"cannot commit: {exc}") from exc
+                self.write_error = f"cannot write the state store {self.path}: {exc}"
+                raise StoreError(self.write_error) from exc
+            self.write_error = None
+
+    def _rollback(self) -> None:
+        # SQLite has already rolled back after some errors (SQLITE_FULL, SQLITE_IOERR): a second
+        # ROLLBACK would fail with "no transaction is active" and hide the cause
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
         """Run the block as one read transaction (a consistent snapshot)."""
         with self._lock:
-            self._conn.execute("BEGIN")
             try:
-                yield self._conn
-            finally:
-                self._conn.execute("COMMIT")
+                self._conn.execute("BEGIN")
+                try:
+                    yield self._conn
+                finally:
+                    if self._conn.in_transaction:
+                        self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read the state store {self.path}: {exc}") from exc
 
     def _migrate(self) -> None:
         with self.write() as conn:

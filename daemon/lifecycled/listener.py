@@ -1,0 +1,206 @@
+"""The daemon's listener in a child process.
+
+Rendering a big fleet's exposition is seconds of pure Python (3,000 models with 20 drift features
+each are about 460,000 lines), and answering scrapes is Python too. In the daemon's own process
+both would hold the interpreter lock away from the scheduled tasks. So a child process (niced, so
+it yields the CPU to the tasks) owns the socket, renders /metrics from its own connection to the
+state store and answers scrapes; every other request (health, readiness, the API) is handed to
+the daemon over a pipe and answered there by ``http.reply_for``. The child exits as soon as the
+daemon closes the pipe or dies, which frees the port.
+
+Messages, daemon -> child (control pipe): ("invalidate", webhook endpoints, task intervals,
+whether the daemon's last write to the store succeeded), ("stop",).
+Child -> daemon (control pipe): ("started",) or ("failed", reason). Request pipe: the child sends
+a ``Request`` and receives its ``Reply``.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable, Iterable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from lifecycled import logs
+from lifecycled.errors import LifecycledError
+from lifecycled.http import (
+    Api,
+    Exposition,
+    Listener,
+    Reply,
+    Request,
+    Uvicorn,
+    _json_reply,
+    bind,
+    render_locally,
+    reply_for,
+)
+
+log = logging.getLogger(__name__)
+NICE = 10  # the child's niceness: serving and rendering metrics give way to the tasks
+START_TIMEOUT = 60.0
+
+
+def _child(sock: Any, requests: Connection, control: Connection, state_url: str, base_dir: str,
+           cert_file: str | None, key_file: str | None, log_level: str, log_format: str) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from lifecycled.exporter import LifecycleCollector
+    from lifecycled.store import open_store
+
+    try:
+        os.nice(NICE)
+        logs.configure(log_level, log_format)
+        store = open_store(state_url, Path(base_dir))
+        endpoints: list[str] = []
+        intervals: dict[str, float] = {}
+        writable: list[bool | None] = [None]
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(LifecycleCollector(store, lambda: endpoints, lambda: intervals,
+                                             lambda: writable[0]))
+        lock = threading.Lock()
+
+        def forward(request: Request) -> Reply:
+            with lock:
+                try:
+                    requests.send(request)
+                    reply: Reply = requests.recv()
+                except (EOFError, OSError):
+                    return _json_reply(503, {"error": "the daemon is stopping"})
+            return reply
+
+        exposition = Exposition(render_locally(registry))
+        server = Uvicorn(Listener(forward, exposition), sock, cert_file, key_file)
+        server.start()
+    except Exception as exc:  # reported to the daemon, which says it in one line
+        control.send(("failed", f"{type(exc).__name__}: {exc}"))
+        return
+    control.send(("started",))
+    while True:
+        try:
+            message = control.recv()
+        except (EOFError, OSError):
+            os._exit(0)  # the daemon died: free the port at once
+        if message[0] == "invalidate":
+            endpoints[:] = message[1]
+            intervals.clear()
+            intervals.update(message[2])
+            writable[0] = message[3]
+            exposition.invalidate()
+        elif message[0] == "stop":
+            server.stop()
+            store.close()
+            return
+
+
+class ListenerProcess:
+    """Binds in the constructor (a busy port is an OSError there), serves from a child process
+    after ``start``; ``invalidate`` after each state change; ``stop`` at shutdown."""
+
+    def __init__(self, api: Api, host: str, port: int, *, state_url: str, base_dir: Path,
+                 cert_file: str | None = None, key_file: str | None = None,
+                 endpoints: Callable[[], Iterable[str]] = lambda: (),
+                 intervals: Callable[[], dict[str, float]] = dict,
+                 store_writable: Callable[[], bool | None] = lambda: None,
+                 log_level: str = "INFO", log_format: str = "text") -> None:
+        self.api = api
+        self.socket = bind(host, port)
+        self.options = (state_url, str(base_dir), cert_file, key_file, log_level, log_format)
+        self.endpoints = endpoints
+        self.intervals = intervals
+        self.store_writable = store_writable
+        self._send_lock = threading.Lock()
+        self._process: Any = None
+        self._control: Connection | None = None
+        self._requests: Connection | None = None
+        self._stopping = False
+
+    @property
+    def port(self) -> int:
+        return int(self.socket.getsockname()[1])
+
+    def start(self) -> None:
+        self._spawn()
+        threading.Thread(target=self._answer, name="api", daemon=True).start()
+
+    def _spawn(self) -> None:
+        context = multiprocessing.get_context("spawn")  # no copy of the daemon's threads
+        self._requests, requests = context.Pipe()
+        self._control, control = context.Pipe()
+        self._process = context.Process(
+            target=_child, name="lifecycled-listener",
+            args=(self.socket, requests, control, *self.options), daemon=True)
+        self._process.start()
+        requests.close()
+        control.close()
+        try:
+            message = self._control.recv() if self._control.poll(START_TIMEOUT) \
+                else ("failed", f"no word within {START_TIMEOUT:.0f} s")
+        except (EOFError, OSError):
+            message = ("failed", f"it exited with code {self._process.exitcode}")
+        if message[0] != "started":
+            self.stop()
+            raise LifecycledError(f"the HTTP listener did not start: {message[1]}")
+        self.invalidate()
+
+    def _answer(self) -> None:
+        """Answer the child's requests; start a new child if this one dies."""
+        while not self._stopping:
+            assert self._requests is not None
+            try:
+                request = self._requests.recv()
+            except (EOFError, OSError):
+                if self._stopping:
+                    return
+                log.error("the HTTP listener process exited code=%s; starting another",
+                          self._process.exitcode if self._process else None)
+                try:
+                    self._spawn()
+                except LifecycledError as exc:
+                    log.error("%s", exc)
+                    return
+                continue
+            try:
+                reply = reply_for(self.api, request)
+            except Exception as exc:  # a bug in a route: logged, a 500, the daemon runs on
+                log.exception("api request failed path=%s", request.path)
+                reply = _json_reply(500, {"error": f"{type(exc).__name__}: {exc}"})
+            try:
+                self._requests.send(reply)
+            except (EOFError, OSError):
+                continue  # the child is gone; the next recv notices
+
+    def invalidate(self) -> None:
+        """A state change: the child renders /metrics afresh for the next scrape."""
+        self._send(("invalidate", list(self.endpoints()), dict(self.intervals()),
+                    self.store_writable()))
+
+    def _send(self, message: tuple[Any, ...]) -> None:
+        with self._send_lock:
+            if self._control is None:
+                return
+            try:
+                self._control.send(message)
+            except (EOFError, OSError) as exc:
+                log.error("the HTTP listener process is gone: %s", exc)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping = True
+        self._send(("stop",))
+        if self._process is not None:
+            self._process.join(timeout)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join(5)
+        for conn in (self._control, self._requests):
+            if conn is not None:
+                conn.close()
+        self._control = self._requests = None
+        self.socket.close()
+
+    def alive(self) -> bool:
+        return self._process is not None and self._process.is_alive()
