@@ -2,8 +2,9 @@
 # Install the Debian packages that the real-server tests and the demo use, if they are missing:
 # prometheus (with promtool), prometheus-alertmanager (with amtool), and python3-numpy for the
 # Python 3.11 that Triton's Python backend embeds, and python3-venv for the systemd install
-# (README "Running under systemd": a venv under /opt/lifecycled), and chromium, the headless
-# browser the HTML drift report is tested in.
+# (README "Running under systemd": a venv under /opt/lifecycled), chromium, the headless
+# browser the HTML drift report is tested in, and openssl, which makes the listener's test
+# certificate.
 set -euo pipefail
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
@@ -12,6 +13,7 @@ command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 /usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

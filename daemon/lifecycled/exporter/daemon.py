@@ -10,7 +10,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from lifecycled import __version__
 from lifecycled.exporter.families import gauge
 from lifecycled.store import Store
-from lifecycled.store.serving import job_runs, source_health
+from lifecycled.store.serving import job_runs, source_health, unmanaged_models
 
 
 def collect(store: Store, intervals: Mapping[str, float],
@@ -48,4 +48,10 @@ def collect(store: Store, intervals: Mapping[str, float],
             duration.add_metric([j.job], j.last_duration)
         runs.add_metric([j.job], j.runs)
         failures.add_metric([j.job], j.failures)
-    yield from (build, up, last, job_ok, duration, interval, runs, failures)
+    unmanaged = gauge("lifecycled_unmanaged_model",
+                      "A version Triton serves under a name or version the registry cannot hold "
+                      "(value 1): not discovered, collected or checked.",
+                      ["endpoint", "model", "version", "reason"])
+    for u in unmanaged_models(store):
+        unmanaged.add_metric([u.endpoint, u.name, u.version, u.reason], 1)
+    yield from (build, up, last, job_ok, duration, interval, runs, failures, unmanaged)

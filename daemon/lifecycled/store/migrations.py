@@ -234,4 +234,15 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX retirement_plans_model ON retirement_plans (name, version, created_at);
     """,
+    # 7: models Triton serves under names or versions the registry cannot hold
+    """
+    CREATE TABLE unmanaged_models (
+        endpoint   TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        version    TEXT NOT NULL,
+        reason     TEXT NOT NULL,
+        first_seen REAL NOT NULL,
+        PRIMARY KEY (endpoint, name, version)
+    );
+    """,
 )

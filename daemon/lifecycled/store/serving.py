@@ -167,14 +167,19 @@ def latest_snapshots(store: Store) -> dict[ModelRef, Snapshot]:
 
 
 def prune_snapshots(store: Store, *, older_than: float, keep: int) -> int:
-    """Delete snapshots older than ``older_than`` and beyond the newest ``keep`` per version."""
+    """Delete snapshots, and evaluations (one per snapshot since collect evaluates), older than
+    ``older_than`` and beyond the newest ``keep`` per version; return the snapshots deleted."""
+    deleted = 0
     with store.write() as conn:
-        aged = conn.execute("DELETE FROM snapshots WHERE at < ?", (older_than,)).rowcount
-        excess = conn.execute(
-            "DELETE FROM snapshots WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER "
-            "(PARTITION BY name, version ORDER BY id DESC) AS n FROM snapshots) WHERE n > ?)",
-            (keep,)).rowcount
-    return int(aged + excess)
+        for table in ("snapshots", "evaluations"):
+            aged = conn.execute(f"DELETE FROM {table} WHERE at < ?", (older_than,)).rowcount
+            excess = conn.execute(
+                f"DELETE FROM {table} WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER "
+                f"(PARTITION BY name, version ORDER BY id DESC) AS n FROM {table}) WHERE n > ?)",
+                (keep,)).rowcount
+            if table == "snapshots":
+                deleted = aged + excess
+    return int(deleted)
 
 
 # --- sources and jobs ---------------------------------------------------------------------------
@@ -220,6 +225,44 @@ def job_runs(store: Store) -> list[JobRun]:
                    r["last_duration"], r["last_error"]) for r in rows]
 
 
+@dataclass(frozen=True)
+class Unmanaged:
+    """A model Triton serves under a name or version the registry cannot hold."""
+
+    endpoint: str
+    name: str
+    version: str
+    reason: str
+    first_seen: float
+
+
+def put_unmanaged(conn: sqlite3.Connection, endpoint: str,
+                  found: Iterable[tuple[str, str, str]], now: float
+                  ) -> list[tuple[str, str, str]]:
+    """Replace ``endpoint``'s unmanaged models with ``found`` (name, version, reason); return
+    those not seen there before."""
+    found = list(found)
+    before = {(r["name"], r["version"]) for r in conn.execute(
+        "SELECT name, version FROM unmanaged_models WHERE endpoint = ?", (endpoint,))}
+    gone = before - {(name, version) for name, version, _ in found}
+    conn.executemany("DELETE FROM unmanaged_models WHERE endpoint = ? AND name = ? AND version = ?",
+                     [(endpoint, name, version) for name, version in gone])
+    conn.executemany(  # first_seen stays that of the first pass that saw it
+        "INSERT INTO unmanaged_models (endpoint, name, version, reason, first_seen) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (endpoint, name, version) "
+        "DO UPDATE SET reason = excluded.reason",
+        [(endpoint, name, version, reason, now) for name, version, reason in found])
+    return [item for item in found if item[:2] not in before]
+
+
+def unmanaged_models(store: Store) -> list[Unmanaged]:
+    with store.read() as conn:
+        rows = conn.execute("SELECT endpoint, name, version, reason, first_seen "
+                            "FROM unmanaged_models ORDER BY endpoint, name, version").fetchall()
+    return [Unmanaged(r["endpoint"], r["name"], r["version"], r["reason"], r["first_seen"])
+            for r in rows]
+
+
 def forget_endpoints(conn: sqlite3.Connection, keep: Iterable[str]) -> int:
     """Drop what is kept of Triton endpoints no longer configured: their serving states (which
     feed mismatch checks and metrics), their last scrape and their source health. Returns the
@@ -229,6 +272,7 @@ def forget_endpoints(conn: sqlite3.Connection, keep: Iterable[str]) -> int:
     dropped = conn.execute(f"DELETE FROM serving_state WHERE endpoint NOT IN ({marks})",
                            names).rowcount
     conn.execute(f"DELETE FROM scrapes WHERE endpoint NOT IN ({marks})", names)
+    conn.execute(f"DELETE FROM unmanaged_models WHERE endpoint NOT IN ({marks})", names)
     conn.execute(f"DELETE FROM sources WHERE source LIKE 'triton:%' AND source NOT IN ({marks})",
                  [f"triton:{name}" for name in names])
     return int(dropped)

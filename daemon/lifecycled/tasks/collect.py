@@ -22,6 +22,7 @@ from lifecycled.sources.triton import (
 )
 from lifecycled.store.results import latest_quality
 from lifecycled.store.serving import add_snapshot, last_scrape, put_scrape
+from lifecycled.tasks.evaluate import evaluate_versions
 
 log = logging.getLogger(__name__)
 Serving = dict[ModelRef, tuple[dict[str, float | None], dict[str, Any]]]
@@ -32,9 +33,11 @@ class CollectOutcome:
     endpoints: dict[str, str] = field(default_factory=dict)
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)  # model -> why no rate
+    evaluated: list[str] = field(default_factory=list)  # production versions checked
 
     def to_json(self) -> dict[str, Any]:
-        return {"endpoints": self.endpoints, "snapshots": self.snapshots, "skipped": self.skipped}
+        return {"endpoints": self.endpoints, "snapshots": self.snapshots, "skipped": self.skipped,
+                "evaluated": self.evaluated}
 
 
 def _scrape(ctx: Context, endpoint: Any, now: float
@@ -68,6 +71,8 @@ def run_collect(ctx: Context) -> CollectOutcome:
             _add_quality(values, detail, quality.get(ref))
             add_snapshot(conn, ref, now, values, detail)
             report.snapshots[str(ref)] = {**values, **detail}
+    # fresh breaches: the thresholds of what was just measured, not an evaluate interval later
+    report.evaluated = sorted(evaluate_versions(ctx, set(serving or {}) | set(quality), now))
     return report
 
 

@@ -18,7 +18,7 @@ from lifecycled.domain import ModelRef, Status
 from lifecycled.errors import InputError
 from lifecycled.registration import build_spec
 from lifecycled.sources.triton import Deployment, IndexEntry, TritonClient
-from lifecycled.store.serving import forget_endpoints, put_serving_state, serving_states
+from lifecycled.store.serving import forget_endpoints, put_serving_state, put_unmanaged, serving_states
 from lifecycled.store.updates import jobs_by_target
 
 log = logging.getLogger(__name__)
@@ -32,11 +32,13 @@ class DiscoveryOutcome:
     changed: list[dict[str, Any]] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     mismatches: list[Mismatch] = field(default_factory=list)
+    unmanaged: list[str] = field(default_factory=list)  # "endpoint: name:version"
 
     def to_json(self) -> dict[str, Any]:
         return {"endpoints": self.endpoints, "registered": self.registered,
                 "changed": self.changed, "failed": self.failed,
-                "mismatches": [m.to_json() for m in self.mismatches]}
+                "mismatches": [m.to_json() for m in self.mismatches],
+                "unmanaged": self.unmanaged}
 
 
 def _read_endpoint(ctx: Context, client: TritonClient, known: set[ModelRef]
@@ -62,6 +64,20 @@ def _ref(entry: IndexEntry) -> ModelRef | None:
         return None
 
 
+def _unmanaged(entries: list[IndexEntry]) -> list[tuple[str, str, str]]:
+    """(name, version, why) of the served versions whose name or version the registry refuses
+    (Triton allows names such as ``_shadow``): skipped, never failing the rest of the fleet."""
+    found = []
+    for entry in entries:
+        if entry.version is None:
+            continue  # not loaded: Triton lists the model without a version
+        try:
+            ModelRef(entry.name, entry.version)
+        except InputError as exc:
+            found.append((entry.name, entry.version, str(exc)))
+    return found
+
+
 def run_discovery(ctx: Context) -> DiscoveryOutcome:
     """One discovery pass over every configured Triton endpoint."""
     report = DiscoveryOutcome()
@@ -85,6 +101,13 @@ def run_discovery(ctx: Context) -> DiscoveryOutcome:
             log.info("forgot the serving states of Triton endpoints no longer configured")
         _register(ctx, conn, deployments, statuses, report, now, targets)
         _record_states(ctx, conn, observed, statuses, report, now)
+        for served_by, entries in observed.items():
+            unmanaged = _unmanaged(entries)
+            report.unmanaged.extend(f"{served_by}: {name}:{version}"
+                                    for name, version, _ in unmanaged)
+            for name, version, why in put_unmanaged(conn, served_by, unmanaged, now):
+                log.warning("not managing a model Triton serves endpoint=%s model=%s version=%s "
+                            "reason=%s", served_by, name, version, why)
     report.mismatches = find_mismatches(
         statuses,
         [(s.ref, s.endpoint, s.state) for s in serving_states(ctx.store)])

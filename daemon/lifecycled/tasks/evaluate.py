@@ -4,11 +4,12 @@ snapshot, stored with the snapshot they came from."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from typing import Any
 
 from lifecycled.context import Context
 from lifecycled.core.thresholds import evaluate, evaluation_to_json
-from lifecycled.domain import Status
+from lifecycled.domain import ModelRef, Status
 from lifecycled.store.results import add_evaluation, latest_evaluation
 from lifecycled.store.serving import latest_snapshots
 
@@ -17,10 +18,19 @@ log = logging.getLogger(__name__)
 
 def run_evaluate(ctx: Context) -> dict[str, Any]:
     """One evaluation pass; returns {model: evaluation} for the models evaluated."""
-    now = ctx.clock()
+    return evaluate_versions(ctx, None, ctx.clock())
+
+
+def evaluate_versions(ctx: Context, refs: Collection[ModelRef] | None, now: float
+                      ) -> dict[str, Any]:
+    """Evaluate the latest snapshot of each production version in ``refs`` (None: all of them).
+    Collect calls this for the versions it has just measured, so a breach is never older than
+    one collect interval; the evaluate task covers every production version."""
     latest = latest_snapshots(ctx.store)
     done: dict[str, Any] = {}
     for record in ctx.store.list_models(status=Status.PRODUCTION):
+        if refs is not None and record.ref not in refs:
+            continue
         snapshot = latest.get(record.ref)
         values = dict(snapshot.values) if snapshot else {}
         result = evaluation_to_json(evaluate(values, record.spec.thresholds))
