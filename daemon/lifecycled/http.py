@@ -223,7 +223,7 @@ class Exposition:
 Reply = tuple[int, bytes, str, dict[str, str]]
 
 
-def _json_reply(status: int, payload: Any, headers: dict[str, str] | None = None) -> Reply:
+def json_reply(status: int, payload: Any, headers: dict[str, str] | None = None) -> Reply:
     body = json.dumps(finite_json(payload), sort_keys=True, allow_nan=False).encode()
     return status, body, "application/json", headers or {}
 
@@ -289,22 +289,22 @@ class Listener:
     async def _reply(self, method: str, path: str, headers: dict[str, str],
                      receive: Callable[[], Any]) -> Reply:
         if method not in ("GET", "HEAD", "POST"):
-            return _json_reply(405, {"error": f"method {method} not allowed"},
+            return json_reply(405, {"error": f"method {method} not allowed"},
                                {"Allow": "GET, HEAD, POST", "Connection": "close"})
         length = headers.get("content-length", "0")
         if not length.strip().isdigit():
-            return _json_reply(400, {"error": "Content-Length must be a non-negative integer"},
+            return json_reply(400, {"error": "Content-Length must be a non-negative integer"},
                                {"Connection": "close"})
         if int(length) > MAX_BODY:
-            return _json_reply(413, {"error": f"body larger than {MAX_BODY} bytes"},
+            return json_reply(413, {"error": f"body larger than {MAX_BODY} bytes"},
                                {"Connection": "close"})
         try:
             body = await asyncio.wait_for(self._body(receive), REQUEST_TIMEOUT)
         except TooLarge:
-            return _json_reply(413, {"error": f"body larger than {MAX_BODY} bytes"},
+            return json_reply(413, {"error": f"body larger than {MAX_BODY} bytes"},
                                {"Connection": "close"})
         except TimeoutError:
-            return _json_reply(408, {"error": f"body not received within {REQUEST_TIMEOUT} s"},
+            return json_reply(408, {"error": f"body not received within {REQUEST_TIMEOUT} s"},
                                {"Connection": "close"})
         loop = asyncio.get_running_loop()
         if path == "/metrics" and method in ("GET", "HEAD"):
@@ -338,7 +338,7 @@ class Listener:
             plain, zipped = bodies or self.exposition.bodies()
         except (LifecycledError, sqlite3.Error) as exc:  # a failed scrape is a 500
             log.error("metrics scrape failed error=%s", exc)
-            return _json_reply(500, {"error": str(exc)})
+            return json_reply(500, {"error": str(exc)})
         if "gzip" in headers.get("accept-encoding", ""):
             return 200, zipped, CONTENT_TYPE_LATEST, {"Vary": "Accept-Encoding",
                                                       "Content-Encoding": "gzip"}
@@ -366,7 +366,7 @@ def reply_for(api: Api, request: Request) -> Reply:
         status, payload = 500, {"error": str(exc)}
     if isinstance(payload, HtmlPage):
         return status, payload.text.encode(), "text/html; charset=utf-8", {}
-    return _json_reply(status, payload)
+    return json_reply(status, payload)
 
 
 class TooLarge(Exception):

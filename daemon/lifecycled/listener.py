@@ -34,7 +34,7 @@ from lifecycled.http import (
     Reply,
     Request,
     Uvicorn,
-    _json_reply,
+    json_reply,
     bind,
     render_locally,
     reply_for,
@@ -70,7 +70,7 @@ def _child(sock: Any, requests: Connection, control: Connection, state_url: str,
                     requests.send(request)
                     reply: Reply = requests.recv()
                 except (EOFError, OSError):
-                    return _json_reply(503, {"error": "the daemon is stopping"})
+                    return json_reply(503, {"error": "the daemon is stopping"})
             return reply
 
         exposition = Exposition(render_locally(registry))
@@ -168,7 +168,7 @@ class ListenerProcess:
                 reply = reply_for(self.api, request)
             except Exception as exc:  # a bug in a route: logged, a 500, the daemon runs on
                 log.exception("api request failed path=%s", request.path)
-                reply = _json_reply(500, {"error": f"{type(exc).__name__}: {exc}"})
+                reply = json_reply(500, {"error": f"{type(exc).__name__}: {exc}"})
             try:
                 self._requests.send(reply)
             except (EOFError, OSError):
