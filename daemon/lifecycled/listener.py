@@ -34,8 +34,8 @@ from lifecycled.http import (
     Reply,
     Request,
     Uvicorn,
-    json_reply,
     bind,
+    json_reply,
     render_locally,
     reply_for,
 )
