@@ -100,14 +100,17 @@ def test_alertmanager_config_and_routes() -> None:
     assert check.returncode == 0, check.stdout + check.stderr
     text = ALERTMANAGER.read_text()
     assert not re.search(r"^\s*(api_url|auth_password|smtp_auth_password):", text, re.MULTILINE)
-    cases = [
-        (["severity=critical", "owner_team=risk_ml"], "ml-oncall-email,risk-ml-slack"),
+    cases = [  # every route, and a critical alert that no team owns
+        (["severity=critical", "owner_team=risk_ml"], "ml-oncall,risk-ml-slack"),
         (["severity=warning", "owner_team=risk_ml"], "risk-ml-slack"),
         (["severity=warning", "owner_team=fraud_ml"], "fraud-ml-slack"),
-        (["severity=critical", "owner_team=fraud_ml"], "ml-oncall-email,fraud-ml-slack"),
+        (["severity=critical", "owner_team=fraud_ml"], "ml-oncall,fraud-ml-slack"),
         (["severity=warning", "owner_team=auto_discovery", "business_domain=credit_risk"],
          "risk-ml-slack"),
         (["severity=warning", "owner_team=someone"], "ml-platform-slack"),
+        (["severity=critical", "alertname=LifecycledStateStoreNotWritable"],
+         "ml-oncall,ml-platform-slack"),
+        (["severity=critical", "owner_team=someone"], "ml-oncall,ml-platform-slack"),
         (["severity=info", "owner_team=risk_ml"], "blackhole"),
     ]
     for labels, receivers in cases:
@@ -117,6 +120,24 @@ def test_alertmanager_config_and_routes() -> None:
     config = yaml.safe_load(text)
     (inhibit,) = config["inhibit_rules"]
     assert inhibit["equal"] == ["model", "version", "category"]
+    # one set of texts: every receiver's text fields call the shared templates
+    for receiver in config["receivers"]:
+        for kind, configs in receiver.items():
+            for item in configs if isinstance(configs, list) else []:
+                for key in ("title", "text", "description"):
+                    if key in item:
+                        assert item[key].startswith('{{ template "lifecycled.'), (kind, key)
+                assert not any(k in item for k in ("api_url", "routing_key", "service_key"))
+
+
+def test_the_notification_template_carries_runbook_and_dashboard_links() -> None:
+    amtool = tool("amtool")
+    rendered = run(amtool, "template", "render",
+                   f"--template.glob={ROOT / 'alerting' / 'templates' / '*.tmpl'}",
+                   "--template.text", '{{ template "lifecycled.text" . }}')
+    assert rendered.returncode == 0, rendered.stderr
+    assert "Runbook: " in rendered.stdout
+    assert "Dashboard: https://grafana.example.org/d/lifecycled-overview/" in rendered.stdout
 
 
 def test_dashboards_use_the_provisioned_datasource() -> None:

@@ -183,3 +183,15 @@ def test_no_label_clashes_with_a_scrape_or_an_alert(tmp_path: Path) -> None:
              for sample in family.samples for name in sample.labels}
     assert {"task", "level"} <= names
     assert not names & {"job", "instance", "severity"}
+
+
+def test_a_retired_version_still_served_is_exported(tmp_path: Path) -> None:
+    """Retired versions kept only status and info, so nothing could alert on one that Triton
+    still serves (the retirement only asked its pipeline to unload it, or it was reloaded)."""
+    store = fixed_store(tmp_path)
+    legacy = ModelRef("legacy_score", "1")
+    assert "lifecycled_model_retired_but_serving{" not in render(store)  # unavailable: fine
+    with store.write() as conn:
+        put_serving_state(conn, legacy, "local", "ready", "", T0 + 60)
+    assert ('lifecycled_model_retired_but_serving{endpoint="local",model="legacy_score",'
+            'version="1"} 1.0') in render(store)

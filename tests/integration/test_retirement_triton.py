@@ -147,3 +147,38 @@ def test_kill_9_after_the_unload_before_it_is_recorded_then_rerun(triton_factory
     finally:
         store.close()
     assert index(server)[("credit_scoring", "1")]["state"] == "READY"
+
+
+def test_a_requested_unload_waits_until_triton_stops_serving(triton_factory: Any,
+                                                             tmp_path: Path) -> None:
+    """Without model control the plan asks the owning pipeline (model.unload_requested) and
+    waits; before, the CLI reported stop_traffic done while Triton still served the version."""
+    server = triton_factory()
+    receiver = Receiver(SECRET)
+    try:
+        ctx = context(tmp_path, [endpoint("local", server)],  # no model control
+                      environ={"RET_SECRET": SECRET},
+                      webhooks={"pipeline": {"url": receiver.url, "secret_env": "RET_SECRET",
+                                             "events": ["model.unload_requested"]}})
+        run_discovery(ctx)
+        plan = retire(ctx, FRAUD, reason="replaced by the new fraud model", actor="alice")
+        assert plan.state == "waiting_for_unload"
+        assert plan.steps[0]["state"] == "waiting"
+        assert "waiting until Triton no longer serves it" in plan.steps[0]["detail"]
+        assert ctx.store.get(FRAUD).status == Status.PRODUCTION
+        assert run_discovery(ctx).retirements == {}  # still served: still waiting
+        assert retire(ctx, FRAUD, reason="again", actor="alice").state == "waiting_for_unload"
+        run_deliver(ctx)
+        asked = [e for e in receiver.unique().values()
+                 if e.body["type"] == "model.unload_requested"]
+        assert len(asked) == 1  # asked once, however often it is checked
+        reply = requests.post(f"{server.url}/v2/repository/models/fraud_detection/unload",
+                              timeout=60)  # the pipeline does as asked
+        assert reply.status_code == 200, reply.text
+        wait_for(lambda: index(server)[("fraud_detection", "2")].get("state") == "UNAVAILABLE",
+                 "unloaded")
+        assert run_discovery(ctx).retirements == {"fraud_detection:2": "completed"}
+        assert ctx.store.get(FRAUD).status == Status.RETIRED
+        assert latest_plan(ctx.store, FRAUD).steps[0]["detail"] == "local: not serving it"
+    finally:
+        receiver.stop()

@@ -26,6 +26,7 @@ from lifecycled.store.retirement import (
     mark_step_in,
     prune_version_in,
     release,
+    resume_waiting_in,
     retry_plan_in,
 )
 
@@ -127,6 +128,9 @@ def run_plan(ctx: Context, plan: Plan) -> Plan:
     a lease on the plan, so no step is done twice. A runner that died loses its lease when it
     runs out, or at once when it died on this host (killed, say)."""
     owner = runner_token()
+    if plan.state == "waiting_for_unload":
+        with ctx.store.write() as conn:
+            plan = resume_waiting_in(conn, plan, ctx.clock())
     try:
         while (step := plan.next_step()) is not None and plan.state == "running":
             if not claim(ctx.store, plan.id, owner, ctx.clock(), LEASE_SECONDS, runner_alive):
@@ -146,7 +150,8 @@ def run_plan(ctx: Context, plan: Plan) -> Plan:
                 log.error("retirement step failed model=%s step=%s error=%s", plan.ref,
                           step["name"], exc)
                 break
-            log.info("retirement step done model=%s step=%s", plan.ref, step["name"])
+            log.info("retirement step %s model=%s step=%s", _step(plan, step["name"])["state"],
+                     plan.ref, step["name"])
     finally:
         release(ctx.store, plan.id, owner)
     with ctx.store.read() as conn:
@@ -154,8 +159,12 @@ def run_plan(ctx: Context, plan: Plan) -> Plan:
 
 
 def _stop_traffic(ctx: Context, plan: Plan) -> Plan:
+    """Unload the version where lifecycled has model control; elsewhere ask the owning pipeline
+    (model.unload_requested, once) and wait: the step is done only when no endpoint serves it."""
     ref, policy = plan.ref, ctx.settings.policies.retirement
+    asked_before = _step(plan, "stop_traffic")["state"] == "waiting"
     done: list[str] = []
+    asked: list[str] = []
     for endpoint in ctx.settings.sources.triton:
         with ctx.triton(endpoint) as client:
             ready = {e.version for e in client.index() if e.name == ref.name
@@ -164,11 +173,12 @@ def _stop_traffic(ctx: Context, plan: Plan) -> Plan:
                 done.append(f"{endpoint.name}: not serving it")
                 continue
             if not (endpoint.allow_model_control and policy.unload_from_triton):
-                with ctx.store.write() as conn:
-                    ctx.store.emit_in(conn, "model.unload_requested", ref, {
-                        "endpoint": endpoint.name, "plan_id": plan.id,
-                        "reason": plan.reason}, ctx.clock())
-                done.append(f"{endpoint.name}: asked the owning pipeline (model.unload_requested)")
+                if not asked_before:
+                    with ctx.store.write() as conn:
+                        ctx.store.emit_in(conn, "model.unload_requested", ref, {
+                            "endpoint": endpoint.name, "plan_id": plan.id,
+                            "reason": plan.reason}, ctx.clock())
+                asked.append(endpoint.name)
                 continue
             others = sorted(ready - {ref.version}, key=lambda v: (len(v), v))
             if others:  # keep the other versions: reload with an explicit version policy
@@ -179,6 +189,12 @@ def _stop_traffic(ctx: Context, plan: Plan) -> Plan:
             else:
                 client.unload(ref.name)
                 done.append(f"{endpoint.name}: unloaded")
+    if asked:
+        with ctx.store.write() as conn:
+            return mark_step_in(
+                conn, get_plan_in(conn, plan.id), "stop_traffic", "waiting",
+                f"asked the owning pipeline to stop serving it (model.unload_requested) on "
+                f"{', '.join(asked)}; waiting until Triton no longer serves it", ctx.clock())
     return _done(ctx, plan, "stop_traffic", "; ".join(done) or "no Triton endpoint configured")
 
 

@@ -249,6 +249,9 @@ def _plan_text(plan: dict[str, Any]) -> str:
         lines.append("  run the same command again to retry from the failed step")
     elif plan["state"] == "running":
         lines.append("  another process is running it; `lifecycled retire status` follows it")
+    elif plan["state"] == "waiting_for_unload":
+        lines.append("  the daemon goes on once discovery sees Triton no longer serving it "
+                     "(or run the same command again)")
     return "\n".join(lines)
 
 

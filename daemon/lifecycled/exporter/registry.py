@@ -1,4 +1,6 @@
-"""The registry: model info, the status of each version, registration and status-change times."""
+"""The registry: model info, the status of each version, registration and status-change times,
+and each live version's threshold limits (so Prometheus rules can compare Triton's own counters
+with them)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from collections.abc import Iterator, Sequence
 
 from prometheus_client.core import Metric
 
-from lifecycled.domain import ModelRecord, Status
+from lifecycled.domain import THRESHOLDS, ModelRecord, Status
 from lifecycled.exporter.families import MV, gauge
 
 
@@ -20,6 +22,9 @@ def collect(records: Sequence[ModelRecord]) -> Iterator[Metric]:
                     "Unix time of the last status change.", MV)
     registered = gauge("lifecycled_model_registered_timestamp_seconds",
                        "Unix time the model version was registered.", MV)
+    limit = gauge("lifecycled_model_threshold_limit",
+                  "The version's threshold limit in base units (ratio, seconds, requests per "
+                  "second, bytes).", [*MV, "threshold"])
     for r in records:
         mv = [r.ref.name, r.ref.version]
         spec = r.spec
@@ -30,4 +35,10 @@ def collect(records: Sequence[ModelRecord]) -> Iterator[Metric]:
                        1 if s == r.status else 0)
         changed.add_metric(mv, r.status_changed_at)
         registered.add_metric(mv, r.registered_at)
-    yield from (info, status, changed, registered)
+        if r.status != Status.RETIRED:
+            for threshold in THRESHOLDS:
+                value = spec.thresholds.get(threshold.key)
+                if value is not None:
+                    limit.add({"model": mv[0], "version": mv[1], "threshold": threshold.key},
+                              value)
+    yield from (info, status, changed, registered, limit)

@@ -19,13 +19,20 @@ def collect(store: Store, live: set[ModelRef]) -> Iterator[Metric]:
     state = gauge("lifecycled_model_serving_state",
                   "1 for the model version's last seen state on a Triton endpoint.",
                   [*MV, "endpoint", "state"])
+    retired_serving = gauge("lifecycled_model_retired_but_serving",
+                            "1 while a retired model version is still ready (or loading) on a "
+                            "Triton endpoint, as discovery last saw it.", [*MV, "endpoint"])
     for seen in serving_states(store):
         if seen.ref in live:
             for name in SERVING_STATES:
                 state.add({"model": seen.ref.name, "version": seen.ref.version,
                            "endpoint": seen.endpoint, "state": name},
                           1 if name == seen.state else 0)
+        elif seen.state in ("ready", "loading"):  # retired, yet Triton still serves it
+            retired_serving.add({"model": seen.ref.name, "version": seen.ref.version,
+                                 "endpoint": seen.endpoint}, 1)
     yield state
+    yield retired_serving
     families = {q.field: gauge(q.metric, q.help, MV) for q in SERVING_QUANTITIES}
     taken = gauge("lifecycled_model_snapshot_timestamp_seconds",
                   "Unix time of the latest serving snapshot.", MV)

@@ -97,13 +97,16 @@ def latest_plan(store: Store, ref: ModelRef) -> Plan | None:
 
 
 def unfinished_plans(store: Store) -> list[Plan]:
+    """Plans to resume: running (a runner stopped) or waiting for Triton to stop serving."""
     with store.read() as conn:
-        rows = conn.execute("SELECT * FROM retirement_plans WHERE state = 'running' "
-                            "ORDER BY created_at").fetchall()
+        rows = conn.execute("SELECT * FROM retirement_plans WHERE state IN "
+                            "('running', 'waiting_for_unload') ORDER BY created_at").fetchall()
     return [_plan(r) for r in rows]
 
 
-PLAN_STATES = ("running", "failed", "completed")
+# waiting_for_unload: the owning pipeline was asked to stop traffic (model.unload_requested) and
+# Triton still serves the version; the plan goes on once discovery sees it no longer served
+PLAN_STATES = ("running", "waiting_for_unload", "failed", "completed")
 
 
 def plan_counts(store: Store) -> dict[str, int]:
@@ -119,7 +122,8 @@ def mark_step_in(conn: sqlite3.Connection, plan: Plan, step: str, state: str, de
         if s["name"] == step:
             s.update(state=state, at=now, detail=detail)
     finished = all(s["state"] == "done" for s in steps)
-    plan_state = "failed" if state == "failed" else ("completed" if finished else "running")
+    plan_state = {"failed": "failed", "waiting": "waiting_for_unload"}.get(
+        state, "completed" if finished else "running")
     conn.execute("UPDATE retirement_plans SET steps = ?, state = ?, error = ?, updated_at = ? "
                  "WHERE id = ?", (dumps(steps), plan_state, detail if state == "failed" else "",
                                   now, plan.id))
@@ -147,6 +151,13 @@ def release(store: Store, plan_id: str, owner: str) -> None:
     with store.write() as conn:
         conn.execute("UPDATE retirement_plans SET owner = NULL, lease_until = NULL "
                      "WHERE id = ? AND owner = ?", (plan_id, owner))
+
+
+def resume_waiting_in(conn: sqlite3.Connection, plan: Plan, now: float) -> Plan:
+    """A plan waiting for an unload runs again (its step re-checks Triton)."""
+    conn.execute("UPDATE retirement_plans SET state = 'running', updated_at = ? "
+                 "WHERE id = ? AND state = 'waiting_for_unload'", (now, plan.id))
+    return get_plan_in(conn, plan.id)
 
 
 def retry_plan_in(conn: sqlite3.Connection, plan: Plan, now: float) -> Plan:

@@ -12,12 +12,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from lifecycled.actions.retire import run_plan
 from lifecycled.context import Context
 from lifecycled.core.reconcile import Mismatch, find_mismatches
 from lifecycled.domain import ModelRef, Status
 from lifecycled.errors import InputError
 from lifecycled.registration import build_spec
 from lifecycled.sources.triton import Deployment, IndexEntry, TritonClient
+from lifecycled.store.retirement import unfinished_plans
 from lifecycled.store.serving import forget_endpoints, put_serving_state, put_unmanaged, serving_states
 from lifecycled.store.updates import jobs_by_target
 
@@ -33,12 +35,13 @@ class DiscoveryOutcome:
     failed: list[str] = field(default_factory=list)
     mismatches: list[Mismatch] = field(default_factory=list)
     unmanaged: list[str] = field(default_factory=list)  # "endpoint: name:version"
+    retirements: dict[str, str] = field(default_factory=dict)  # resumed plans: model -> state
 
     def to_json(self) -> dict[str, Any]:
         return {"endpoints": self.endpoints, "registered": self.registered,
                 "changed": self.changed, "failed": self.failed,
                 "mismatches": [m.to_json() for m in self.mismatches],
-                "unmanaged": self.unmanaged}
+                "unmanaged": self.unmanaged, "retirements": self.retirements}
 
 
 def _read_endpoint(ctx: Context, client: TritonClient, known: set[ModelRef]
@@ -111,7 +114,23 @@ def run_discovery(ctx: Context) -> DiscoveryOutcome:
     report.mismatches = find_mismatches(
         statuses,
         [(s.ref, s.endpoint, s.state) for s in serving_states(ctx.store)])
+    if len(observed) == len(ctx.settings.sources.triton):  # every endpoint answered
+        _resume_unloaded(ctx, observed, report)
     return report
+
+
+def _resume_unloaded(ctx: Context, observed: dict[str, list[IndexEntry]],
+                     report: DiscoveryOutcome) -> None:
+    """Retirement plans waiting for their pipeline to unload a version go on once no endpoint
+    serves it any more."""
+    served = {ref for entries in observed.values() for entry in entries
+              if entry.state in ("READY", "LOADING") and (ref := _ref(entry)) is not None}
+    for plan in unfinished_plans(ctx.store):
+        if plan.state == "waiting_for_unload" and plan.ref not in served:
+            result = run_plan(ctx, plan)
+            report.retirements[str(plan.ref)] = result.state
+            log.info("retirement resumed: Triton no longer serves it model=%s state=%s",
+                     plan.ref, result.state)
 
 
 def _register(ctx: Context, conn: Any, deployments: dict[ModelRef, Deployment],
