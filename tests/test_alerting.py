@@ -140,7 +140,10 @@ def test_the_notification_template_carries_runbook_and_dashboard_links() -> None
     assert "Dashboard: https://grafana.example.org/d/lifecycled-overview/" in rendered.stdout
 
 
-def test_dashboards_use_the_provisioned_datasource() -> None:
+def test_dashboards_take_their_datasource_from_a_variable() -> None:
+    """Bound to one fixed datasource uid, every panel broke when imported into a Grafana whose
+    Prometheus (or Mimir, Thanos) has another uid; now a `datasource` variable chooses it,
+    defaulting to the provisioned one."""
     provisioned = yaml.safe_load((ROOT / "grafana" / "provisioning" / "datasources" /
                                   "lifecycled-prometheus.yaml").read_text())
     uid = provisioned["datasources"][0]["uid"]
@@ -149,7 +152,14 @@ def test_dashboards_use_the_provisioned_datasource() -> None:
         dashboard = json.loads(path.read_text())
         titles.add(dashboard["title"])
         assert dashboard["uid"] and dashboard["id"] is None
+        variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+        chooser = variables["datasource"]
+        assert (chooser["type"], chooser["query"], chooser["current"]["value"]) == (
+            "datasource", "prometheus", uid)
+        queries = [v for v in variables.values() if v["type"] == "query"]
+        for item in [*dashboard["panels"], *queries]:
+            assert item["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, path
         for panel in dashboard["panels"]:
-            assert panel["datasource"]["uid"] == uid
-            assert all(t["datasource"]["uid"] == uid for t in panel["targets"])
+            assert all(t["datasource"]["uid"] == "${datasource}" for t in panel["targets"])
+        assert uid not in path.read_text().replace(f'"value": "{uid}"', "")
     assert len(titles) == 3
