@@ -1,11 +1,15 @@
-"""Local stand-ins for Slack and the mail relay: an HTTP sink and a minimal SMTP sink, both on
-127.0.0.1, recording what Alertmanager sends them."""
+"""Local stand-ins on 127.0.0.1: for Slack and the mail relay (an HTTP sink and a minimal SMTP
+sink recording what Alertmanager sends them), and misbehaving servers (a reply dripped a byte at a
+time, or none at all) for the outbound deadlines."""
 
 from __future__ import annotations
 
 import json
+import socket
 import socketserver
 import threading
+import time
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -89,3 +93,43 @@ class SmtpSink:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def serve(reply: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A TCP server on 127.0.0.1 answering each connection with ``reply`` in its own thread."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=_answer, args=(conn,), daemon=True).start()
+
+    def _answer(conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                reply(conn)
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    finally:  # also when the caller closes the generator
+        stop.set()
+        listener.close()
+
+
+def drip(head: bytes, body: bytes) -> Callable[[socket.socket], None]:
+    def reply(conn: socket.socket) -> None:
+        for byte in head + body:
+            conn.sendall(bytes([byte]))
+            time.sleep(0.1)  # the server's pace: ten bytes a second
+    return reply

@@ -2,52 +2,15 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import requests
 from lifecycled.net import DeadlineExceeded, DeadlineSession, interrupt_all
 
-
-def serve(reply: Callable[[socket.socket], None]) -> Iterator[str]:
-    """A TCP server on 127.0.0.1 answering each connection with ``reply`` in its own thread."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=_answer, args=(conn,), daemon=True).start()
-
-    def _answer(conn: socket.socket) -> None:
-        with conn:
-            try:
-                conn.recv(65536)
-                reply(conn)
-            except OSError:
-                pass
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
-    stop.set()
-    listener.close()
-
-
-def drip(head: bytes, body: bytes) -> Callable[[socket.socket], None]:
-    def reply(conn: socket.socket) -> None:
-        for byte in head + body:
-            conn.sendall(bytes([byte]))
-            time.sleep(0.1)  # the server's pace: ten bytes a second
-    return reply
+from tests.sinks import drip, serve
 
 
 @pytest.fixture

@@ -247,31 +247,20 @@ def test_sigterm_interrupts_a_delivery_to_a_dripping_receiver(tmp_path: Path) ->
     import base64
     import threading
 
+    from tests.sinks import drip, serve
+
     accepted = threading.Event()
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(4)
+    dripping = drip(b"", b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 100000)
 
-    def dripping() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            accepted.set()
-            with conn:
-                try:
-                    reply = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 100000
-                    for byte in reply:
-                        conn.sendall(bytes([byte]))
-                        time.sleep(0.2)
-                except OSError:
-                    pass
+    def reply(conn: socket.socket) -> None:
+        accepted.set()
+        dripping(conn)
 
-    threading.Thread(target=dripping, daemon=True).start()
+    receiver = serve(reply)
+    url = next(receiver)
     secret = "whsec_" + base64.b64encode(b"k" * 32).decode()
     config = daemon_config(tmp_path / "cfg", webhooks={"slow": {
-        "url": f"http://127.0.0.1:{listener.getsockname()[1]}/hook", "secret_env": "HOOK_SECRET",
+        "url": f"{url}hook", "secret_env": "HOOK_SECRET",
         "timeout": "10m"}})
     env = {**os.environ, "HOOK_SECRET": secret}
     (tmp_path / "m.yaml").write_text("name: m\nversion: '1'\nowner_team: t\nbusiness_domain: d\n")
@@ -290,4 +279,4 @@ def test_sigterm_interrupts_a_delivery_to_a_dripping_receiver(tmp_path: Path) ->
     finally:
         if daemon.process.poll() is None:
             daemon.process.kill()
-        listener.close()
+        receiver.close()
