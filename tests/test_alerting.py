@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,87 @@ def test_dashboards_take_their_datasource_from_a_variable() -> None:
             assert all(t["datasource"]["uid"] == "${datasource}" for t in panel["targets"])
         assert uid not in path.read_text().replace(f'"value": "{uid}"', "")
     assert len(titles) == 3
+
+
+def lifecycled(*argv: str) -> subprocess.CompletedProcess[str]:
+    return run(sys.executable, "-m", "lifecycled", *argv)
+
+
+def test_the_shipped_rules_are_the_default_render() -> None:
+    """One source of truth: alerting/rules/lifecycled.yml is `lifecycled alerting render`'s
+    output with the defaults (render again after editing daemon/lifecycled/alerting/rules.yml),
+    and promtool finds nothing to lint in it."""
+    rendered = lifecycled("alerting", "render")
+    assert rendered.returncode == 0, rendered.stderr
+    assert rendered.stdout == RULES.read_text(), (
+        "alerting/rules/lifecycled.yml is not current: python -m lifecycled alerting render "
+        "--out alerting/rules")
+    check = run(tool("promtool"), "check", "rules", "--lint=all", str(RULES))
+    assert check.returncode == 0 and "SUCCESS" in check.stdout, check.stdout + check.stderr
+    assert "warning" not in (check.stdout + check.stderr).lower()
+
+
+def selectors_of(expr: str, prefix: str) -> list[str]:
+    return re.findall(rf"(?<![\w:]){prefix}[a-z0-9_]+(\{{[^}}]*\}})?", expr)
+
+
+def test_render_puts_the_selectors_on_every_series_and_the_runbook_pattern_on_every_alert(
+        tmp_path: Path) -> None:
+    """Rules without a job selector summed every job's nv_inference_* series and read any
+    lifecycled_* series; rendered for an environment, each series carries its selector (merged
+    with its own matchers) and each alert its runbook link."""
+    ours, theirs = 'job="ml-lifecycled",env=~"prod|dr"', 'namespace="triton"'
+    rendered = lifecycled("alerting", "render", "--selector", ours, "--triton-selector", theirs,
+                          "--runbook-url-pattern", "https://wiki.example.org/runbooks/%s",
+                          "--out", str(tmp_path))
+    assert rendered.returncode == 0, rendered.stderr
+    path = tmp_path / "lifecycled.yml"
+    check = run(tool("promtool"), "check", "rules", "--lint=all", str(path))
+    assert check.returncode == 0, check.stdout + check.stderr
+    rules = [r for g in yaml.safe_load(path.read_text())["groups"] for r in g["rules"]]
+    seen = 0
+    for rule in rules:
+        expr = str(rule["expr"])
+        for prefix, selector in (("lifecycled_", ours), ("nv_", theirs)):
+            for matchers in selectors_of(expr, prefix):
+                assert matchers.startswith("{" + selector), (rule, matchers)
+                seen += 1
+        if "alert" in rule:
+            assert rule["annotations"]["runbook_url"] == \
+                f"https://wiki.example.org/runbooks/{rule['alert']}"
+    assert seen > len(rules)  # every rule names at least one series, most two or more
+    breached = next(r for r in rules if r.get("alert") == "LifecycledModelAccuracyLow")
+    assert ('lifecycled_model_threshold_breached{job="ml-lifecycled",env=~"prod|dr", '
+            'threshold="min_accuracy"}') in breached["expr"]
+
+
+def test_render_a_prometheus_operator_manifest(tmp_path: Path) -> None:
+    rendered = lifecycled("alerting", "render", "--format", "prometheusrule", "--out",
+                          str(tmp_path))
+    assert rendered.returncode == 0, rendered.stderr
+    manifest = yaml.safe_load((tmp_path / "lifecycled-prometheusrule.yaml").read_text())
+    assert (manifest["apiVersion"], manifest["kind"]) == ("monitoring.coreos.com/v1",
+                                                          "PrometheusRule")
+    assert manifest["metadata"]["name"] == "lifecycled"
+    assert manifest["spec"] == yaml.safe_load(RULES.read_text())
+
+
+@pytest.mark.parametrize(("argv", "named"), [
+    (["--selector", "job=lifecycled"], "--selector"),
+    (["--triton-selector", 'job="a"}) or vector(1'], "--triton-selector"),
+    (["--runbook-url-pattern", "https://wiki/runbooks"], "--runbook-url-pattern"),
+    (["--out", "/nonexistent/dir"], "--out"),
+])
+def test_render_refuses_bad_options_in_one_line(argv: list[str], named: str) -> None:
+    rendered = lifecycled("alerting", "render", *argv)
+    assert rendered.returncode == 2, rendered
+    assert rendered.stdout == ""
+    assert rendered.stderr.startswith("lifecycled: ") and named in rendered.stderr
+    assert rendered.stderr.count("\n") == 1
+
+
+def test_the_readme_time_to_alert_table_is_current() -> None:
+    from lifecycled.alerting import time_to_alert_table
+    from lifecycled.settings import ScheduleSettings
+    table = time_to_alert_table(ScheduleSettings().model_dump())
+    assert table in (ROOT / "README.md").read_text(), "README's time-to-alert table:\n" + table
