@@ -43,12 +43,14 @@ def free_port() -> int:
 
 MODEL_PY = '''
 import json
+import time
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
 
 class TritonPythonModel:
-    """A logistic model over the input features; a value beyond +-1e6 fails that request."""
+    """A logistic model over the input features; a value beyond +-1e6 fails that request, and a
+    first feature of exactly 4242 makes it take 0.3 s (a slow request)."""
 
     def initialize(self, args):
         config = json.loads(args["model_config"])
@@ -60,6 +62,8 @@ class TritonPythonModel:
         responses = []
         for request in requests:
             x = pb_utils.get_input_tensor_by_name(request, "INPUT").as_numpy()
+            if x[0, 0] == 4242:
+                time.sleep(0.3)
             if np.abs(x).max() > 1e6:
                 # Raising fails the request in Triton's own counters (reason BACKEND).
                 raise pb_utils.TritonModelException("input out of range")

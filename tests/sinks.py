@@ -15,10 +15,13 @@ from typing import Any
 
 
 class HttpSink:
-    """Accepts POSTs (Slack's incoming-webhook format) and keeps the JSON bodies."""
+    """Accepts POSTs (Slack's incoming-webhook format) and keeps the JSON bodies, each with the
+    monotonic time it arrived; answers ``status`` (200, or 410 to play a receiver that is gone)."""
 
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
+        self.arrivals: list[tuple[float, int, dict[str, Any]]] = []  # (time, answered, body)
+        self.status = 200
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -28,9 +31,12 @@ class HttpSink:
                 pass
 
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                sink.received.append(json.loads(body or b"{}"))
-                self.send_response(200)
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                                  or b"{}")
+                status = sink.status
+                sink.received.append(body)
+                sink.arrivals.append((time.monotonic(), status, body))
+                self.send_response(status)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")

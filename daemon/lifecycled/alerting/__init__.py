@@ -130,7 +130,8 @@ def render(env: Environment | None = None, fmt: str = "rules") -> str:
 class TimeToAlert:
     alert: str
     fed_by: str
-    seconds: float
+    seconds: float  # the worst case
+    hold: float  # the alert's for (scaled): no sooner than this after the fault
 
 
 def time_to_alert(intervals: Mapping[str, float], scrape: float = 60.0,
@@ -146,9 +147,10 @@ def time_to_alert(intervals: Mapping[str, float], scrape: float = 60.0,
                 continue
             feed = rule["time_to_alert"]
             passes = sum(n * intervals[task] for task, n in feed["passes"].items())
-            hold = math.ceil(_for_seconds(rule["for"]) * for_scale / evaluation) * evaluation
-            seconds = passes + feed.get("scrapes", 1) * scrape + evaluation + hold
-            found.append(TimeToAlert(rule["alert"], feed["fed_by"], seconds))
+            hold = _for_seconds(rule["for"]) * for_scale
+            seconds = (passes + feed.get("scrapes", 1) * scrape + evaluation
+                       + math.ceil(hold / evaluation) * evaluation)
+            found.append(TimeToAlert(rule["alert"], feed["fed_by"], seconds, hold))
     return found
 
 
