@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -49,7 +50,13 @@ def expressions() -> list[str]:
         found += [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
         found += [v["query"]["query"] for v in dashboard["templating"]["list"]
                   if v["type"] == "query"]
+        found += [a["expr"] for a in dashboard["annotations"]["list"] if "expr" in a]
     return found
+
+
+def dashboards() -> dict[str, dict[str, Any]]:
+    return {path.stem: json.loads(path.read_text())
+            for path in sorted((ROOT / "grafana" / "dashboards").glob("*.json"))}
 
 
 def test_rules_are_valid_and_their_unit_tests_pass() -> None:
@@ -248,3 +255,79 @@ def test_the_readme_time_to_alert_table_is_current() -> None:
     from lifecycled.settings import ScheduleSettings
     table = time_to_alert_table(ScheduleSettings().model_dump())
     assert table in (ROOT / "README.md").read_text(), "README's time-to-alert table:\n" + table
+
+
+SCRAPE_SELECTOR = '{job=~"$job", instance=~"$instance"'
+
+
+def test_every_dashboard_query_follows_the_job_and_instance_variables() -> None:
+    """Without a job/instance variable, dev and prod (or two replicas) were summed together:
+    every lifecycled series in every panel, annotation and variable query now carries
+    job=~"$job", instance=~"$instance"; model and version are multi-select with All."""
+    for name, dashboard in dashboards().items():
+        variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+        assert variables["job"]["query"]["query"] == "label_values(lifecycled_build_info, job)"
+        assert variables["instance"]["query"]["query"] == \
+            'label_values(lifecycled_build_info{job=~"$job"}, instance)'
+        assert variables["instance"]["multi"] and variables["instance"]["includeAll"]
+        queries = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+        queries += [a["expr"] for a in dashboard["annotations"]["list"] if "expr" in a]
+        queries += [v["query"]["query"] for k, v in variables.items()
+                    if v["type"] == "query" and k not in ("job", "instance")]
+        for query in queries:
+            found = selectors_of(query, "lifecycled_")
+            assert found, (name, query)
+            assert all(m.startswith(SCRAPE_SELECTOR) for m in found), (name, query)
+        for key in ("model", "version"):
+            if key in variables:
+                chooser = variables[key]
+                assert chooser["multi"] and chooser["includeAll"] and chooser["allValue"] == ".*"
+
+
+def test_dashboards_have_descriptions_links_annotations_thresholds_and_mappings() -> None:
+    boards = dashboards()
+    for name, dashboard in boards.items():
+        assert all(p.get("description") for p in dashboard["panels"]), name
+        assert {"type": "dashboards", "tags": ["lifecycled"]}.items() <= \
+            dashboard["links"][0].items(), name  # every dashboard links to the others
+        for panel in dashboard["panels"]:
+            if panel["type"] != "table":  # a table's rows are not legends
+                assert all(t.get("legendFormat") for t in panel["targets"]), (name, panel)
+    model, overview, daemon = (boards[f"lifecycled-{n}"] for n in ("model", "overview", "self"))
+    for board in (model, overview):
+        names = {a["name"] for a in board["annotations"]["list"]}
+        assert {"Status changes", "Update jobs", "Retirements"} <= names
+    panels = {p["title"]: p for p in model["panels"]}
+    for title, threshold in (("Throughput", "min_throughput_rps"),
+                             ("Latency", "max_latency_p99_seconds"),
+                             ("Error ratio", "max_error_ratio"), ("Quality", "min_accuracy")):
+        limits = [t for t in panels[title]["targets"]
+                  if f'threshold="{threshold}"' in t["expr"]]
+        assert limits and "lifecycled_model_threshold_limit" in limits[0]["expr"], title
+    steps = panels["Performance score and level"]["fieldConfig"]["defaults"]["thresholds"]
+    assert [s["value"] for s in steps["steps"]] == [None, 50, 70, 80, 90]  # core/thresholds.py
+    breach = panels["Thresholds (1 = breached)"]["fieldConfig"]["defaults"]["mappings"][0]
+    assert breach["options"]["1"]["text"] == "BREACHED"
+    report = [link["url"] for link in model["links"] if "drift/report.html" in link.get("url", "")]
+    assert report, "the model dashboard links to the drift report"
+    by_title = {p["title"]: p for p in overview["panels"]}
+    for title in ("Recent status changes", "Retirement candidates"):
+        (link,) = by_title[title]["fieldConfig"]["defaults"]["links"]
+        assert link["url"].startswith("/d/lifecycled-model/") and "${__data.fields.model}" in \
+            link["url"]
+    statuses = by_title["Status over time"]["fieldConfig"]["defaults"]["mappings"][0]["options"]
+    from lifecycled.domain import Status
+    assert {m["text"] for m in statuses.values()} == {s.value for s in Status}
+    up = {p["title"]: p for p in daemon["panels"]}["Sources up"]["fieldConfig"]["defaults"]
+    assert up["mappings"][0]["options"]["0"]["text"] == "DOWN"
+
+
+def test_the_import_dashboards_ask_for_their_datasource_and_are_current() -> None:
+    check = run(sys.executable, "-m", "devtools.dashboards", "--check")
+    assert check.returncode == 0, check.stderr
+    for path in (ROOT / "grafana" / "import").glob("*.json"):
+        board = json.loads(path.read_text())
+        (ask,) = board["__inputs"]
+        assert (ask["type"], ask["pluginId"]) == ("datasource", "prometheus")
+        chooser = next(v for v in board["templating"]["list"] if v["type"] == "datasource")
+        assert chooser["current"]["value"] == "${" + ask["name"] + "}"

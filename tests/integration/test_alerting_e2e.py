@@ -42,6 +42,15 @@ def sample(path: Path, shift: float) -> str:
 
 
 
+def as_grafana_would(expr: str) -> str:
+    """A dashboard query with its variables set: this run's scrape job, every instance, model
+    and version (All), and a rate interval."""
+    for variable, value in (("$job", "lifecycled"), ("$instance", ".*"), ("$model", ".+"),
+                            ("$version", ".+"), ("$__rate_interval", "1m")):
+        expr = expr.replace(variable, value)
+    return expr
+
+
 def alertmanager_config(slack_url_file: Path, smtp: str, password_file: Path) -> dict[str, Any]:
     """The shipped routing, with its sinks and timings made local and fast."""
     config = yaml.safe_load((ROOT / "alerting" / "alertmanager.yml").read_text())
@@ -128,26 +137,35 @@ def test_breach_alerts_route_to_slack_and_email_and_resolve(
                    json.dumps(m) for m in slack.received)
         assert not any("LifecycledModelAccuracyLow" in m for m in mail.messages)  # warning: Slack
 
-        for expr in expressions():  # valid everywhere, and data wherever the run has some
-            query = expr.replace("$model", ".+").replace("$version", ".+").replace(
-                "$__rate_interval", "1m")
-            grafana = re.fullmatch(r"label_values\((.+), \w+\)", query)  # Grafana, not PromQL
-            query = grafana.group(1) if grafana else query
-            body = requests.get(f"{prometheus.url}/api/v1/query", params={"query": query},
-                                timeout=10).json()
+        def run_query(expr: str) -> list[dict[str, Any]]:
+            body = requests.get(f"{prometheus.url}/api/v1/query",
+                                params={"query": as_grafana_would(expr)}, timeout=10).json()
             assert body["status"] == "success", (expr, body)
+            return list(body["data"]["result"])
+
+        for expr in expressions():  # valid everywhere, and data wherever the run has some
+            grafana = re.fullmatch(r"label_values\((.+), \w+\)", expr)  # Grafana, not PromQL
+            run_query(grafana.group(1) if grafana else expr)
+
+        # every variable resolves: the default scrape's job and the daemon's instance among them
+        for path in (ROOT / "grafana" / "dashboards").glob("*.json"):
+            for variable in json.loads(path.read_text())["templating"]["list"]:
+                if variable["type"] != "query":
+                    continue
+                series, label = re.fullmatch(r"label_values\((.+), (\w+)\)",
+                                             variable["query"]["query"]).groups()
+                values = {r["metric"].get(label) for r in run_query(series)} - {None}
+                assert values, (path.name, variable["name"])
+                if label == "job":
+                    assert "lifecycled" in values
+                if label == "instance":
+                    assert f"127.0.0.1:{daemon.port}" in values
+
         def empty_panels() -> set[str]:
             empty = set()
             for path in (ROOT / "grafana" / "dashboards").glob("*.json"):
                 for panel in json.loads(path.read_text())["panels"]:
-                    results = []
-                    for target in panel["targets"]:
-                        query = target["expr"].replace("$model", ".+").replace(
-                            "$version", ".+").replace("$__rate_interval", "1m")
-                        results += requests.get(f"{prometheus.url}/api/v1/query",
-                                                params={"query": query}, timeout=10).json()[
-                            "data"]["result"]
-                    if not results:
+                    if not any(run_query(t["expr"]) for t in panel["targets"]):
                         empty.add(panel["title"])
             return empty
 
