@@ -37,6 +37,7 @@ FOR_SCALE = 1 / 60  # for: 5m becomes 5s
 # Beyond the formula: Triton refreshes its metrics every 2 s, a task pass and the exposition
 # render take their time, and Alertmanager waits group_wait (1 s here) before the first message.
 ALLOWANCE = 6.0
+INFO = {"LifecycledUnmanagedModel"}  # routed to no receiver: timed at Alertmanager
 
 MODELS = (*triton.SEED_MODELS,
           triton.ModelSpec("churn", "1", 4, (0.1, 0.1, 0.1, 0.1)),
@@ -68,17 +69,19 @@ def scaled_rules(path: Path) -> Path:
 def test_each_fault_reaches_slack_within_its_worst_case(
         triton_factory: Any, servers: Any, cli: Any, tmp_path: Path) -> None:
     main, edge = triton_factory("t1", MODELS), triton_factory("t2", EDGE)
-    slack, hook = HttpSink(), HttpSink()
+    slack, hook, audit = HttpSink(), HttpSink(), HttpSink()
     stop = threading.Event()
     faults = {"errors": threading.Event(), "slow": threading.Event()}
     (tmp_path / "slack_url").write_text(slack.url)
     (tmp_path / "smtp_password").write_text("unused")
     alertmanager = servers("alertmanager", alertmanager_config(
         tmp_path / "slack_url", "127.0.0.1:9", tmp_path / "smtp_password"))
-    outcomes, reference, current = (tmp_path / n for n in ("outcomes.csv", "r.csv", "c.csv"))
+    outcomes, reference, current, fraud_current = (
+        tmp_path / n for n in ("outcomes.csv", "r.csv", "c.csv", "fraud.csv"))
     write_outcomes(outcomes, accuracy=0.97)
     sample(reference, 0.0, 1)
     sample(current, 0.0, 2)
+    sample(fraud_current, 0.0, 4)
     quiet = {"thresholds": {"min_throughput": 0}}  # the test sends little traffic
     config = daemon_config(
         tmp_path / "daemon", models_d=False, schedule=SCHEDULE,
@@ -88,8 +91,12 @@ def test_each_fault_reaches_slack_within_its_worst_case(
                 "credit_scoring": {**quiet, "owner_team": "risk_ml",
                                    "quality": {"outcomes": str(outcomes)},
                                    "drift": {"reference": str(reference),
-                                             "current": str(current)}}},
-        webhooks={"ops": {"url": hook.url, "secret_env": "OPS_SECRET"}})
+                                             "current": str(current)}},
+                "fraud_detection": {**quiet, "owner_team": "fraud_ml",
+                                    "drift": {"reference": str(reference),
+                                              "current": str(fraud_current)}}},
+        webhooks={"ops": {"url": hook.url, "secret_env": "OPS_SECRET"},
+                  "audit": {"url": audit.url, "secret_env": "OPS_SECRET", "max_attempts": 1}})
     secret = "whsec_" + base64.b64encode(b"t" * 32).decode()
     daemon = Daemon(config, {**os.environ, "OPS_SECRET": secret}, tmp_path / "daemon.log")
     prometheus = servers("prometheus", {
@@ -126,14 +133,31 @@ def test_each_fault_reaches_slack_within_its_worst_case(
         alerts = requests.get(f"{prometheus.url}/api/v1/alerts", timeout=10).json()
         return {a["labels"]["alertname"] for a in alerts["data"]["alerts"]}
 
+    seen_by_alertmanager: dict[str, float] = {}
+
+    def watch_alertmanager() -> None:  # info alerts notify nobody: time their arrival there
+        while not stop.is_set():
+            try:
+                alerts = requests.get(f"{alertmanager.url}/api/v2/alerts", timeout=5).json()
+            except requests.RequestException:
+                alerts = []
+            for alert in alerts:
+                seen_by_alertmanager.setdefault(json.dumps(alert["labels"], sort_keys=True),
+                                                time.monotonic())
+            stop.wait(0.1)
+
     def arrived(alert: str, key: str) -> float | None:
         for when, _, body in slack.arrivals:
             text = json.dumps(body)
             if "FIRING" in text and alert in text and key in text:
                 return when
+        if alert in INFO:
+            return next((when for labels, when in seen_by_alertmanager.items()
+                         if alert in labels and key in labels), None)
         return None
 
-    threads = [threading.Thread(target=f, daemon=True) for f in (traffic, slow_traffic)]
+    threads = [threading.Thread(target=f, daemon=True)
+               for f in (traffic, slow_traffic, watch_alertmanager)]
     for thread in threads:
         thread.start()
     try:
@@ -143,8 +167,8 @@ def test_each_fault_reaches_slack_within_its_worst_case(
                  "seven versions in Prometheus", timeout=60)
         wait_for(lambda: query('model_version:nv_inference_request_success:rate5m'
                                '{model="fraud_detection"} > 0'), "Triton's rates", timeout=60)
-        wait_for(lambda: query('lifecycled_model_drift_severity{level="low"} == 1'),
-                 "a first drift check", timeout=60)
+        wait_for(lambda: len(query('lifecycled_model_drift_severity{level="low"} == 1')) == 2,
+                 "a first drift check of both models", timeout=60)
         wait_for(lambda: query('lifecycled_model_latency_p99_seconds{model="risk_assessment"}'),
                  "a latency for risk_assessment", timeout=60)
         retired = cli("retire", "legacy:1", "--reason", "replaced", config=config)
@@ -156,7 +180,8 @@ def test_each_fault_reaches_slack_within_its_worst_case(
             "LifecycledModelLatencyP99High", "LifecycledModelAccuracyLow",
             "LifecycledModelFailed", "LifecycledRetiredModelServing", "LifecycledSourceDown",
             "LifecycledWebhookEndpointDisabled", "LifecycledModelDataDriftCritical",
-            "LifecycledAbsent"}
+            "LifecycledAbsent", "LifecycledModelDriftUnknown", "LifecycledWebhookDeadLetters",
+            "LifecycledUnmanagedModel"}
         before = active_alerts() & measured_alerts
         assert not before, f"already pending or firing before any fault: {before}"
 
@@ -177,6 +202,16 @@ def test_each_fault_reaches_slack_within_its_worst_case(
                lambda: write_outcomes(outcomes, accuracy=0.60))
         inject("drift critical", "LifecycledModelDataDriftCritical", "credit_scoring:1",
                lambda: sample(current, 3.0, 3))
+        inject("empty sample window", "LifecycledModelDriftUnknown", "fraud_detection:2",
+               lambda: fraud_current.write_text("x\n"))  # the sample pipeline wrote nothing
+
+        def shadow() -> None:  # a name Triton allows and the registry cannot hold
+            triton.write_model(main.repository, triton.ModelSpec("_shadow", "1", 4, (0.1,) * 4))
+            loaded = requests.post(f"{main.url}/v2/repository/models/_shadow/load", json={},
+                                   timeout=60)
+            assert loaded.status_code == 200, loaded.text
+
+        inject("unmanaged model", "LifecycledUnmanagedModel", '"_shadow"', shadow)
         inject("model unloaded", "LifecycledModelFailed", "churn:1", lambda: requests.post(
             f"{main.url}/v2/repository/models/churn/unload", json={}, timeout=30))
 
@@ -190,6 +225,7 @@ def test_each_fault_reaches_slack_within_its_worst_case(
         inject("model failed", "LifecycledModelFailed", "pricing:1", failed_deploy)
         inject("source down", "LifecycledSourceDown", "triton:edge", edge.stop)
         hook.status = 410  # the receiver is gone; the status changes above send it events
+        audit.status = 500  # and this one fails (one attempt allowed: a dead letter at once)
 
         inject("retired but serving", "LifecycledRetiredModelServing", "legacy:1",
                lambda: requests.post(f"{main.url}/v2/repository/models/legacy/load", json={},
@@ -198,6 +234,10 @@ def test_each_fault_reaches_slack_within_its_worst_case(
                         "a delivery answered 410", timeout=30)
         injected["webhook 410"] = gone
         cases.append(("webhook 410", "LifecycledWebhookEndpointDisabled", "Endpoint ops"))
+        injected["webhook 500"] = wait_for(
+            lambda: next((w for w, s, _ in audit.arrivals if s == 500), None),
+            "a delivery answered 500", timeout=30)
+        cases.append(("webhook 500", "LifecycledWebhookDeadLetters", "endpoint audit"))
 
         expected = time_to_alert(ScheduleSettings.model_validate(SCHEDULE).model_dump(),
                                  SCRAPE, EVALUATION, FOR_SCALE)
@@ -232,5 +272,5 @@ def test_each_fault_reaches_slack_within_its_worst_case(
         stop.set()
         if daemon.process.poll() is None:
             daemon.stop()
-        slack.stop()
-        hook.stop()
+        for sink in (slack, hook, audit):
+            sink.stop()
