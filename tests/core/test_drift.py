@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from lifecycled.core.drift import Reason, compare, js_distance, psi, severity_of
+from lifecycled.core.drift import Reason, chi_square, compare, js_distance, psi, severity_of
 from lifecycled.core.kstest import ks_two_sample
 from lifecycled.core.profile import bin_counts, bin_edges, build_profile
 from lifecycled.domain import DriftPolicy, Severity
@@ -297,3 +297,21 @@ def test_model_level_severity_share_and_corrections() -> None:
     assert [f.adjusted_p_value for f in bh.features] == pytest.approx(
         stats.false_discovery_control(raw, method="bh"))
     assert bonf.severity == plain.severity  # corrections never change the severity
+
+
+@settings(max_examples=200, deadline=None)
+@given(counts=st.lists(st.tuples(st.integers(0, 5000), st.integers(0, 5000)), min_size=1,
+                       max_size=40))
+def test_chi_square_equals_scipy_chi2_contingency(counts: list[tuple[int, int]]) -> None:
+    reference = np.array([r for r, _ in counts], dtype=float)
+    current = np.array([c for _, c in counts], dtype=float)
+    table = np.vstack([reference, current])
+    table = table[:, table.sum(axis=0) > 0]
+    assume(reference.sum() > 0 and current.sum() > 0)  # the engine never compares an empty side
+    chi2, p = chi_square(reference, current)
+    if table.shape[1] < 2:  # one bin holds everything: nothing to compare
+        assert (chi2, p) == (0.0, 1.0)
+        return
+    expected_chi2, expected_p, _, _ = stats.chi2_contingency(table, correction=False)
+    assert chi2 == pytest.approx(expected_chi2, rel=1e-12, abs=1e-12)
+    assert p == pytest.approx(expected_p, rel=1e-9, abs=1e-12)

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from lifecycled.core.ecdf import Scratch, grid_for, window_statistics
-from lifecycled.core.kstest import kolmogorov_sf, smirnov_sf
+from lifecycled.core.kstest import kolmogorov_sf, ks_two_sample, prob_outside_square, smirnov_sf
 from lifecycled.core.profile import bin_edges
 from scipy import special, stats
 
@@ -134,3 +134,23 @@ def test_values_near_the_float_limit_give_no_warning() -> None:
         warnings.simplefilter("error")
         check(reference, current)
         check(reference, current, 3)
+
+
+@settings(max_examples=400, deadline=None)
+@given(n=st.integers(1, 10_000), share=st.floats(0.0, 1.0))
+def test_exact_equal_size_tail_agrees_with_scipy(n: int, share: float) -> None:
+    """ks_2samp's exact p-value for equal sizes, the same formula evaluated faster."""
+    from scipy.stats._stats_py import _compute_prob_outside_square
+    h = max(1, round(share * share * n))  # small h (p near 1) as often as large
+    assert abs(prob_outside_square(n, h) - _compute_prob_outside_square(n, h)) <= 1e-9
+
+
+@pytest.mark.parametrize(("n", "shift"), [(10_000, 0.0), (10_000, 0.02), (10_000, 0.3),
+                                          (3001, 0.05), (17, 0.5)])
+def test_equal_size_p_values_equal_ks_2samp(n: int, shift: float) -> None:
+    rng = np.random.default_rng(n)
+    reference, current = rng.normal(0, 1, n), rng.normal(shift, 1, n)
+    expected = stats.ks_2samp(reference, current)
+    d, p = ks_two_sample(np.sort(reference), np.sort(current))
+    assert d == expected.statistic
+    assert abs(p - expected.pvalue) <= 1e-9

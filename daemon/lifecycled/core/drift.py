@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 from scipy.spatial.distance import jensenshannon
 
 from lifecycled.core.ecdf import Scratch, window_statistics
@@ -202,11 +202,15 @@ def chi_square(reference_counts: np.ndarray, current_counts: np.ndarray) -> tupl
     """The chi-square test of homogeneity on two count vectors (bins or categories empty in both
     samples dropped); (0, 1) when fewer than two bins hold anything."""
     table = np.vstack([reference_counts, current_counts]).astype(float)
-    table = table[:, table.sum(axis=0) > 0]
+    columns = table.sum(axis=0)
+    table, columns = table[:, columns > 0], columns[columns > 0]
     if table.shape[1] < 2:
         return 0.0, 1.0
-    chi2, p, _, _ = stats.chi2_contingency(table, correction=False)
-    return float(chi2), float(p)
+    # scipy's chi2_contingency(table, correction=False) computes the same Pearson statistic and
+    # tail (tested to agree); its argument handling costs ~1 ms per call, more than the test
+    expected = np.outer(table.sum(axis=1), columns) / columns.sum()
+    chi2 = float(((table - expected) ** 2 / expected).sum())
+    return chi2, float(special.chdtrc(table.shape[1] - 1, chi2))
 
 
 def _base(name: str, kind: str, ref_rows: int, ref_missing: int, cur_rows: int,
