@@ -61,7 +61,8 @@ class Receiver:
     def _handle(self, raw: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
         with self.lock:
             self.attempts.append(headers)
-            status, extra = self.respond(len(self.attempts), headers)
+            number = len(self.attempts)
+        status, extra = self.respond(number, headers)  # outside the lock: it may take its time
         if status >= 300:
             return status, extra
         try:

@@ -328,6 +328,7 @@ class WebhookEndpoint(_Section):
     events: tuple[Literal[EVENT_TYPES], ...] = EVENT_TYPES  # type: ignore[valid-type]
     timeout: PositiveDuration = 10.0
     max_attempts: int = Field(default=8, ge=1, le=100)
+    concurrency: int = Field(default=8, ge=1, le=64)  # requests in flight to the endpoint
     backoff_initial: PositiveDuration = 10.0
     backoff_max: PositiveDuration = 3600.0
 

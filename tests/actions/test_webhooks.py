@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import json
 import random
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from lifecycled.domain import ModelRef, ModelSpec, Status
 from lifecycled.secrets import read_secret
 from lifecycled.settings import WebhookEndpoint
 from lifecycled.store import Store, open_store
+from lifecycled.store.events import emit_in
 from lifecycled.store.outbox import DEAD, deliveries, enable_endpoint, endpoint_summaries, redeliver
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
@@ -203,3 +206,62 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
     assert retry_after("30", 0) == 30
     assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412480 - 60) == 60
     assert retry_after("soon", 0) is None
+
+
+class Overlap:
+    """A receiver's answer that takes 50 ms and counts the requests in flight at once."""
+
+    def __init__(self, status: int) -> None:
+        self.status, self.now, self.most = status, 0, 0
+        self.lock = threading.Lock()
+
+    def __call__(self, _n: int, _headers: dict[str, str]) -> tuple[int, dict[str, str]]:
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        time.sleep(0.05)
+        with self.lock:
+            self.now -= 1
+        return self.status, {}
+
+
+def queue(store: Store, count: int, now: float) -> None:
+    with store.write() as conn:
+        for i in range(count):
+            emit_in(conn, store.subscriptions, "model.status_changed",
+                    {"model": "m", "version": str(i)}, now)
+
+
+def test_deliveries_go_out_side_by_side_up_to_the_endpoint_concurrency(store: Store) -> None:
+    """One request at a time gave a receiver 50 ms away 20 events a second; now up to
+    ``concurrency`` are in flight to an endpoint, never more, and each event arrives once."""
+    overlap = Overlap(200)
+    receiver = Receiver(SECRET, respond=overlap)
+    clock = Clock()
+    queue(store, 23, clock.now)
+    try:
+        report = deliver(store, endpoint(receiver.url, concurrency=4), clock)
+        assert report.delivered == 24  # type: ignore[attr-defined]  # with the registration
+        assert 2 <= overlap.most <= 4
+        assert len(receiver.unique()) == len(receiver.attempts) == 24
+        (summary,) = endpoint_summaries(store, ["ci"])
+        assert (summary.pending, summary.delivered) == (0, 24)
+    finally:
+        receiver.stop()
+
+
+def test_after_a_410_only_the_requests_already_in_flight_are_answered(store: Store) -> None:
+    overlap = Overlap(410)
+    receiver = Receiver(SECRET, respond=overlap)
+    clock = Clock()
+    queue(store, 23, clock.now)
+    try:
+        report = deliver(store, endpoint(receiver.url, concurrency=4), clock)
+        assert report.disabled == ["ci"]  # type: ignore[attr-defined]
+        assert 1 <= len(receiver.attempts) <= 4  # those in flight when the first 410 came
+        (summary,) = endpoint_summaries(store, ["ci"])
+        assert summary.disabled and summary.pending == 24  # nothing lost, nothing dead
+        tried = [d for d in deliveries(store) if d.attempts]
+        assert len(tried) == len(receiver.attempts)  # every answer recorded, the rest untouched
+    finally:
+        receiver.stop()

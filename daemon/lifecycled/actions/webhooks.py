@@ -1,6 +1,11 @@
 """Standard Webhooks v1 signing and delivery of the outbox, with backoff, jitter, Retry-After,
 410 Gone and dead letters. Secrets are read at each pass (rotation needs no restart) and never
-logged."""
+logged.
+
+Each endpoint gets up to ``concurrency`` requests at a time; the attempts of a batch are recorded
+in one transaction once they have all answered. Delivery is at least once: a crash between a
+receiver's 2xx and that commit sends the event again with the same ``webhook-id`` (receivers
+de-duplicate on it), and nothing is ever lost."""
 
 from __future__ import annotations
 
@@ -11,8 +16,10 @@ import hmac
 import json
 import logging
 import random
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import requests
@@ -22,7 +29,7 @@ from lifecycled.context import Context
 from lifecycled.errors import ConfigError, InputError
 from lifecycled.settings import WebhookEndpoint
 from lifecycled.store import Store
-from lifecycled.store.outbox import Delivery, due, record_attempt
+from lifecycled.store.outbox import Attempt, Delivery, due, record_attempts
 
 log = logging.getLogger(__name__)
 MAX_RETRY_AFTER = 86400.0
@@ -110,32 +117,78 @@ def deliver_once(store: Store, endpoints: Mapping[str, WebhookEndpoint],
                  batch: int = 200, budget_seconds: float = 60.0) -> DeliverOutcome:
     """Send due deliveries until none is due or the time budget is spent. ``key_for(name,
     endpoint)`` returns an endpoint's HMAC key (ConfigError or InputError when it cannot)."""
-    now_fn = clock
     report = DeliverOutcome()
     keys: dict[str, bytes] = {}
     started = time.monotonic()
-    while time.monotonic() - started < budget_seconds:
-        batch_rows = [d for d in due(store, now_fn(), batch) if d.endpoint not in report.skipped]
-        if not batch_rows:
-            break
-        for delivery in batch_rows:
-            endpoint = endpoints.get(delivery.endpoint)
-            if endpoint is None:
-                report.skipped[delivery.endpoint] = "endpoint no longer configured"
-                continue
-            if delivery.endpoint not in keys:
-                try:
-                    keys[delivery.endpoint] = key_for(delivery.endpoint, endpoint)
-                except (ConfigError, InputError) as exc:
-                    report.skipped[delivery.endpoint] = str(exc)
-                    log.error("webhook endpoint skipped endpoint=%s error=%s",
-                              delivery.endpoint, exc)
+    workers = max((e.concurrency for e in endpoints.values()), default=1)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
+        while time.monotonic() - started < budget_seconds:
+            rows = [d for d in due(store, clock(), batch) if d.endpoint not in report.skipped]
+            if not rows:
+                break
+            by_endpoint: dict[str, list[Delivery]] = {}
+            for delivery in rows:
+                by_endpoint.setdefault(delivery.endpoint, []).append(delivery)
+            for name, items in by_endpoint.items():
+                endpoint = endpoints.get(name)
+                if endpoint is None:
+                    report.skipped[name] = "endpoint no longer configured"
                     continue
-            _attempt(store, endpoint, keys[delivery.endpoint], delivery, session, now_fn(),
-                     jitter_source, report)
-            if delivery.endpoint in report.disabled:
-                report.skipped[delivery.endpoint] = "disabled (410 Gone)"
+                if name not in keys:
+                    try:
+                        keys[name] = key_for(name, endpoint)
+                    except (ConfigError, InputError) as exc:
+                        report.skipped[name] = str(exc)
+                        log.error("webhook endpoint skipped endpoint=%s error=%s", name, exc)
+                        continue
+                _deliver_batch(store, pool, session, endpoint, keys[name], items, clock,
+                               jitter_source, report)
+                if name in report.disabled:
+                    report.skipped[name] = "disabled (410 Gone)"
     return report
+
+
+@dataclass(frozen=True)
+class _Answer:
+    delivery: Delivery
+    sent_at: float
+    status: int | None
+    error: str
+    wait: float | None  # Retry-After, seconds
+
+
+def _deliver_batch(store: Store, pool: ThreadPoolExecutor, session: requests.Session,
+                   endpoint: WebhookEndpoint, key: bytes, items: Sequence[Delivery],
+                   clock: Callable[[], float], jitter_source: random.Random,
+                   report: DeliverOutcome) -> None:
+    """Send ``items`` to one endpoint, ``endpoint.concurrency`` at a time; after a 410 nothing
+    more is sent (only requests already in flight answer). Then record every answer at once."""
+    gone = threading.Event()
+    slots = threading.BoundedSemaphore(endpoint.concurrency)
+
+    def attempt(delivery: Delivery) -> _Answer | None:
+        with slots:
+            if gone.is_set():
+                return None  # not sent: stays pending, untouched
+            answer = _send(session, endpoint, key, delivery, clock())
+            if answer.status == 410:
+                gone.set()
+            return answer
+
+    answers = [a for a in pool.map(attempt, items) if a is not None]
+    record_attempts(store, [_judge(endpoint, a, jitter_source, report) for a in answers])
+
+
+def _send(session: requests.Session, endpoint: WebhookEndpoint, key: bytes, delivery: Delivery,
+          now: float) -> _Answer:
+    try:
+        response = send(session, endpoint, key, delivery.event_id, delivery.body, now)
+    except requests.RequestException as exc:
+        return _Answer(delivery, now, None, f"{type(exc).__name__}: {exc}", None)
+    status = response.status_code
+    wait = retry_after(response.headers.get("Retry-After"), now)
+    response.close()
+    return _Answer(delivery, now, status, "" if 200 <= status < 300 else f"HTTP {status}", wait)
 
 
 def ping(session: requests.Session, name: str, endpoint: WebhookEndpoint, key: bytes,
@@ -154,40 +207,29 @@ def ping(session: requests.Session, name: str, endpoint: WebhookEndpoint, key: b
     return response.status_code, "" if ok else f"HTTP {response.status_code}"
 
 
-def _attempt(store: Store, endpoint: WebhookEndpoint, key: bytes, delivery: Delivery,
-             session: requests.Session, now: float, jitter_source: random.Random,
-             report: DeliverOutcome) -> None:
-    status: int | None = None
-    wait: float | None = None
-    try:
-        response = send(session, endpoint, key, delivery.event_id, delivery.body, now)
-        status = response.status_code
-        error = "" if 200 <= status < 300 else f"HTTP {status}"
-        wait = retry_after(response.headers.get("Retry-After"), now)
-        response.close()
-    except requests.RequestException as exc:
-        error = f"{type(exc).__name__}: {exc}"
+def _judge(endpoint: WebhookEndpoint, answer: _Answer, jitter_source: random.Random,
+           report: DeliverOutcome) -> Attempt:
+    """What an answer means for its delivery: delivered, disabled (410), dead, or a retry after
+    the backoff (or the receiver's Retry-After, when longer)."""
+    delivery, now, status, error = answer.delivery, answer.sent_at, answer.status, answer.error
     attempts = delivery.attempts + 1
     if status is not None and 200 <= status < 300:
-        record_attempt(store, delivery, now=now, status=status, error="", outcome="delivered")
         report.delivered += 1
-        return
+        return Attempt(delivery, now, status, "", "delivered")
     if status == 410:
         reason = f"410 Gone at {delivery.event_id}"
-        record_attempt(store, delivery, now=now, status=status, error=error, outcome="disabled",
-                       disable_reason=reason)
-        report.disabled.append(delivery.endpoint)
-        log.error("webhook endpoint disabled endpoint=%s reason=%s", delivery.endpoint, reason)
-        return
+        if delivery.endpoint not in report.disabled:
+            report.disabled.append(delivery.endpoint)
+            log.error("webhook endpoint disabled endpoint=%s reason=%s", delivery.endpoint,
+                      reason)
+        return Attempt(delivery, now, status, error, "disabled", disable_reason=reason)
     if attempts >= endpoint.max_attempts:
-        record_attempt(store, delivery, now=now, status=status, error=error, outcome="dead")
         report.dead += 1
         log.error("webhook dead letter endpoint=%s event=%s attempts=%d error=%s",
                   delivery.endpoint, delivery.event_id, attempts, error)
-        return
-    delay = max(backoff(attempts, endpoint, jitter_source.random()), wait or 0.0)
-    record_attempt(store, delivery, now=now, status=status, error=error, outcome="retry",
-                   next_attempt_at=now + delay)
+        return Attempt(delivery, now, status, error, "dead")
+    delay = max(backoff(attempts, endpoint, jitter_source.random()), answer.wait or 0.0)
     report.retried += 1
     log.warning("webhook attempt failed endpoint=%s event=%s attempt=%d error=%s retry_in=%.1fs",
                 delivery.endpoint, delivery.event_id, attempts, error, delay)
+    return Attempt(delivery, now, status, error, "retry", next_attempt_at=now + delay)

@@ -68,34 +68,62 @@ def deliveries(store: Store, *, state: str | None = None, event_id: str | None =
     return [_delivery(r) for r in rows]
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """What one attempt came to: outcome is delivered, retry, dead or disabled (410 Gone)."""
+
+    delivery: Delivery
+    now: float
+    status: int | None
+    error: str
+    outcome: str
+    next_attempt_at: float | None = None
+    disable_reason: str = ""
+
+
 def record_attempt(store: Store, delivery: Delivery, *, now: float, status: int | None,
                    error: str, outcome: str, next_attempt_at: float | None = None,
                    disable_reason: str = "") -> None:
     """Record one attempt: outcome is delivered, retry, dead or disabled (410 Gone)."""
-    state = {"delivered": DELIVERED, "dead": DEAD}.get(outcome, PENDING)
+    record_attempts(store, [Attempt(delivery, now, status, error, outcome, next_attempt_at,
+                                    disable_reason)])
+
+
+def record_attempts(store: Store, attempts: Sequence[Attempt]) -> None:
+    """Record attempts in one transaction (a batch sent side by side commits once)."""
+    if not attempts:
+        return
     with store.write() as conn:
-        conn.execute(
-            "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_attempt_at = ?, "
-            "last_status = ?, last_error = ?, next_attempt_at = COALESCE(?, next_attempt_at), "
-            "delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END "
-            "WHERE event_id = ? AND endpoint = ?",
-            (state, now, status, error, next_attempt_at, state, now, delivery.event_id,
-             delivery.endpoint))
-        ok = outcome == "delivered"
-        conn.execute(
-            "INSERT INTO webhook_counts (endpoint, event_type, deliveries, failures) VALUES "
-            "(?, ?, 1, ?) ON CONFLICT(endpoint, event_type) DO UPDATE SET "
-            "deliveries = deliveries + 1, failures = failures + excluded.failures",
-            (delivery.endpoint, delivery.event_type, 0 if ok else 1))
-        conn.execute(
-            "INSERT INTO webhook_endpoints (endpoint, disabled, disabled_reason, last_success) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT(endpoint) DO UPDATE SET "
-            "disabled = MAX(disabled, excluded.disabled), "
-            "disabled_reason = CASE WHEN excluded.disabled = 1 THEN excluded.disabled_reason "
-            "ELSE disabled_reason END, "
-            "last_success = COALESCE(excluded.last_success, last_success)",
-            (delivery.endpoint, 1 if outcome == "disabled" else 0, disable_reason,
-             now if ok else None))
+        for attempt in attempts:
+            _record_in(conn, attempt)
+
+
+def _record_in(conn: sqlite3.Connection, attempt: Attempt) -> None:
+    delivery, now, status, error, outcome = (attempt.delivery, attempt.now, attempt.status,
+                                             attempt.error, attempt.outcome)
+    state = {"delivered": DELIVERED, "dead": DEAD}.get(outcome, PENDING)
+    conn.execute(
+        "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_attempt_at = ?, "
+        "last_status = ?, last_error = ?, next_attempt_at = COALESCE(?, next_attempt_at), "
+        "delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END "
+        "WHERE event_id = ? AND endpoint = ?",
+        (state, now, status, error, attempt.next_attempt_at, state, now, delivery.event_id,
+         delivery.endpoint))
+    ok = outcome == "delivered"
+    conn.execute(
+        "INSERT INTO webhook_counts (endpoint, event_type, deliveries, failures) VALUES "
+        "(?, ?, 1, ?) ON CONFLICT(endpoint, event_type) DO UPDATE SET "
+        "deliveries = deliveries + 1, failures = failures + excluded.failures",
+        (delivery.endpoint, delivery.event_type, 0 if ok else 1))
+    conn.execute(
+        "INSERT INTO webhook_endpoints (endpoint, disabled, disabled_reason, last_success) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT(endpoint) DO UPDATE SET "
+        "disabled = MAX(disabled, excluded.disabled), "
+        "disabled_reason = CASE WHEN excluded.disabled = 1 THEN excluded.disabled_reason "
+        "ELSE disabled_reason END, "
+        "last_success = COALESCE(excluded.last_success, last_success)",
+        (delivery.endpoint, 1 if outcome == "disabled" else 0, attempt.disable_reason,
+         now if ok else None))
 
 
 def redeliver(store: Store, *, event_id: str | None, all_dead: bool, now: float) -> int:
