@@ -47,6 +47,14 @@ def write_config(directory: Path, extra: dict[str, Any] | None = None,
     return path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Caches commands keep for the user (``lifecycled drift``'s reference profiles) go to a
+    directory of this run, never the real home; subprocesses inherit it."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    os.environ.pop("CACHE_DIRECTORY", None)
+
+
 @pytest.fixture
 def config_path(tmp_path: Path) -> Path:
     return write_config(tmp_path / "cfg")

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
     ["bench/drift.py", "--quick", "--repeat", "1"],
     ["bench/fleet.py", "--sizes", "10,100", "--repeat", "1"],
     ["bench/outbox.py", "--events", "300"],
+    ["bench/cli_drift.py", "--rows", "20000", "--repeat", "1"],
     ["bench/drift_calibration.py", "--quick"],
 ])
 def test_benchmark_runs(argv: list[str]) -> None:

@@ -37,6 +37,19 @@ def state_base_dir(environ: Mapping[str, str]) -> Path:
     return Path(home) / ".local" / "state" / "lifecycled"
 
 
+def cache_base_dir(environ: Mapping[str, str]) -> Path:
+    """Where commands keep caches (reference profiles of ``lifecycled drift``): systemd's
+    $CACHE_DIRECTORY, else $XDG_CACHE_HOME/lifecycled, else ~/.cache/lifecycled."""
+    cache_dir = environ.get("CACHE_DIRECTORY", "").split(":")[0]
+    if cache_dir:
+        return Path(cache_dir)
+    xdg = environ.get("XDG_CACHE_HOME", "")
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / "lifecycled"
+    home = environ.get("HOME") or str(Path.home())
+    return Path(home) / ".cache" / "lifecycled"
+
+
 @dataclass
 class App:
     """What a command or the daemon needs: the settings, where they came from, the store."""

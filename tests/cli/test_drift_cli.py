@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -150,3 +151,30 @@ def test_the_text_table_names_tiers_and_drivers(cli: Cli, samples: tuple[Path, P
 
 def _no_constants(name: str) -> None:
     raise AssertionError(f"invalid JSON constant {name}")
+
+
+def test_ad_hoc_drift_reuses_the_reference_profile_by_content(
+        cli: Cli, samples: tuple[Path, Path], tmp_path: Path) -> None:
+    """The CLI built the reference profile afresh on every run; now it is cached like the
+    daemon's, keyed by the reference's bytes and the binning, and gives the same verdicts."""
+    ref, cur = samples
+    cache = tmp_path / "profiles"
+    argv = ["drift", "--reference", str(ref), "--current", str(cur), "--json",
+            "--cache-dir", str(cache)]
+    first, second = cli(*argv, config=None), cli(*argv, config=None)
+    assert first.code == second.code == 0, first.err + second.err
+    assert (first.json()["profile_cached"], second.json()["profile_cached"]) == (False, True)
+    assert [f["p_value"] for f in first.json()["features"]] == \
+        [f["p_value"] for f in second.json()["features"]]
+    assert len(list(cache.glob("*.npz"))) == 1
+    assert cli(*argv, "--bins", "20", config=None).json()["profile_cached"] is False  # binning
+    ref.write_text(ref.read_text().replace("web", "app"))  # new content: a new profile
+    assert cli(*argv, config=None).json()["profile_cached"] is False
+    fresh = cli("drift", "--reference", str(ref), "--current", str(cur), "--json", "--no-cache",
+                "--cache-dir", str(tmp_path / "unused"), config=None)
+    assert fresh.json()["profile_cached"] is False and not (tmp_path / "unused").exists()
+    default = ["drift", "--reference", str(ref), "--current", str(cur), "--json"]
+    assert cli(*default, config=None).json()["profile_cached"] is False
+    assert cli(*default, config=None).json()["profile_cached"] is True
+    user_cache = Path(os.environ["XDG_CACHE_HOME"]) / "lifecycled" / "profiles"
+    assert list(user_cache.glob("*.npz"))  # $XDG_CACHE_HOME/lifecycled/profiles

@@ -42,7 +42,8 @@ INFO = {"LifecycledUnmanagedModel"}  # routed to no receiver: timed at Alertmana
 MODELS = (*triton.SEED_MODELS,
           triton.ModelSpec("churn", "1", 4, (0.1, 0.1, 0.1, 0.1)),
           triton.ModelSpec("pricing", "1", 4, (0.2, 0.2, 0.2, 0.2)),
-          triton.ModelSpec("legacy", "1", 4, (0.3, 0.3, 0.3, 0.3)))
+          triton.ModelSpec("legacy", "1", 4, (0.3, 0.3, 0.3, 0.3)),
+          triton.ModelSpec("batch_scoring", "1", 4, (0.5, 0.5, 0.5, 0.5)))
 EDGE = (triton.ModelSpec("edge_scoring", "1", 4, (0.4, 0.4, 0.4, 0.4)),)
 
 
@@ -71,7 +72,8 @@ def test_each_fault_reaches_slack_within_its_worst_case(
     main, edge = triton_factory("t1", MODELS), triton_factory("t2", EDGE)
     slack, hook, audit = HttpSink(), HttpSink(), HttpSink()
     stop = threading.Event()
-    faults = {"errors": threading.Event(), "slow": threading.Event()}
+    faults = {"errors": threading.Event(), "slow": threading.Event(),
+              "no traffic": threading.Event()}
     (tmp_path / "slack_url").write_text(slack.url)
     (tmp_path / "smtp_password").write_text("unused")
     alertmanager = servers("alertmanager", alertmanager_config(
@@ -92,6 +94,7 @@ def test_each_fault_reaches_slack_within_its_worst_case(
                                    "quality": {"outcomes": str(outcomes)},
                                    "drift": {"reference": str(reference),
                                              "current": str(current)}},
+                "batch_scoring": {"thresholds": {"min_throughput": 2}, "owner_team": "risk_ml"},
                 "fraud_detection": {**quiet, "owner_team": "fraud_ml",
                                     "drift": {"reference": str(reference),
                                               "current": str(fraud_current)}}},
@@ -116,6 +119,8 @@ def test_each_fault_reaches_slack_within_its_worst_case(
                 triton.infer(main.url, model, [[0.1, 0.2, 0.3, 0.4]])
             if faults["errors"].is_set():
                 triton.infer(main.url, "fraud_detection", [[9e6, 0, 0, 0]])
+            if not faults["no traffic"].is_set():  # its clients are gone after the fault
+                triton.infer(main.url, "batch_scoring", [[0.1, 0.2, 0.3, 0.4]])
             stop.wait(0.05)
 
     def slow_traffic() -> None:
@@ -146,14 +151,16 @@ def test_each_fault_reaches_slack_within_its_worst_case(
                                                 time.monotonic())
             stop.wait(0.1)
 
-    def arrived(alert: str, key: str) -> float | None:
+    def arrived(alert: str, key: str, after: float) -> float | None:
+        """When the alert first reached its sink after the fault (a daemon slow to start, say,
+        may have fired LifecycledAbsent before any fault)."""
         for when, _, body in slack.arrivals:
             text = json.dumps(body)
-            if "FIRING" in text and alert in text and key in text:
+            if when >= after and "FIRING" in text and alert in text and key in text:
                 return when
         if alert in INFO:
             return next((when for labels, when in seen_by_alertmanager.items()
-                         if alert in labels and key in labels), None)
+                         if when >= after and alert in labels and key in labels), None)
         return None
 
     threads = [threading.Thread(target=f, daemon=True)
@@ -163,8 +170,11 @@ def test_each_fault_reaches_slack_within_its_worst_case(
     try:
         daemon.wait_until(daemon.ready, "readyz")
         # warm: every version known to Prometheus, Triton's rates flowing, a first drift check
-        wait_for(lambda: len(query('lifecycled_model_info{job="lifecycled"}')) == 7,
-                 "seven versions in Prometheus", timeout=60)
+        wait_for(lambda: len(query('lifecycled_model_info{job="lifecycled"}')) == 8,
+                 "eight versions in Prometheus", timeout=60)
+        wait_for(lambda: query('lifecycled_model_throughput_requests_per_second'
+                               '{model="batch_scoring"} > 2'), "batch_scoring's traffic",
+                 timeout=60)
         wait_for(lambda: query('model_version:nv_inference_request_success:rate5m'
                                '{model="fraud_detection"} > 0'), "Triton's rates", timeout=60)
         wait_for(lambda: len(query('lifecycled_model_drift_severity{level="low"} == 1')) == 2,
@@ -181,7 +191,7 @@ def test_each_fault_reaches_slack_within_its_worst_case(
             "LifecycledModelFailed", "LifecycledRetiredModelServing", "LifecycledSourceDown",
             "LifecycledWebhookEndpointDisabled", "LifecycledModelDataDriftCritical",
             "LifecycledAbsent", "LifecycledModelDriftUnknown", "LifecycledWebhookDeadLetters",
-            "LifecycledUnmanagedModel"}
+            "LifecycledUnmanagedModel", "LifecycledModelThroughputLow"}
         before = active_alerts() & measured_alerts
         assert not before, f"already pending or firing before any fault: {before}"
 
@@ -198,6 +208,8 @@ def test_each_fault_reaches_slack_within_its_worst_case(
         cases.append(("error burst", "LifecycledModelErrorRatioHigh", "fraud_detection:2"))
         inject("latency", "LifecycledModelLatencyP99High", "risk_assessment:3",
                faults["slow"].set)
+        inject("traffic stops", "LifecycledModelThroughputLow", "batch_scoring:1",
+               faults["no traffic"].set)
         inject("accuracy drop", "LifecycledModelAccuracyLow", "credit_scoring:1",
                lambda: write_outcomes(outcomes, accuracy=0.60))
         inject("drift critical", "LifecycledModelDataDriftCritical", "credit_scoring:1",
@@ -245,22 +257,23 @@ def test_each_fault_reaches_slack_within_its_worst_case(
         fors = {t.alert: t.hold for t in expected}
         longest = max(worst[alert] for _, alert, _ in cases) + ALLOWANCE
         try:
-            wait_for(lambda: all(arrived(a, k) for _, a, k in cases), "every alert in Slack",
-                     timeout=longest + 30)
+            wait_for(lambda: all(arrived(a, k, injected[f]) for f, a, k in cases),
+                     "every alert in Slack", timeout=longest + 30)
         except AssertionError:
-            missing = [(f, a) for f, a, k in cases if not arrived(a, k)]
+            missing = [(f, a) for f, a, k in cases if not arrived(a, k, injected[f])]
             raise AssertionError(f"no Slack message for {missing}; Prometheus has "
                                  f"{sorted(active_alerts())}\n{daemon.log()[-3000:]}") from None
 
         injected["daemon down"] = time.monotonic()
         daemon.process.kill()
         cases.append(("daemon down", "LifecycledAbsent", "LifecycledAbsent"))
-        wait_for(lambda: arrived("LifecycledAbsent", ""), "the absent alert",
+        wait_for(lambda: arrived("LifecycledAbsent", "", injected["daemon down"]),
+                 "the absent alert",
                  timeout=worst["LifecycledAbsent"] + ALLOWANCE + 30)
 
         rows = []
         for fault, alert, key in cases:
-            took = float(arrived(alert, key) or 0) - injected[fault]
+            took = float(arrived(alert, key, injected[fault]) or 0) - injected[fault]
             rows.append((fault, alert, took, fors[alert], worst[alert]))
         print("\n" + "\n".join(f"{f:22} {a:36} {t:6.1f} s (for {h:.0f} s, worst {w:.0f} s)"
                                for f, a, t, h, w in rows))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -214,7 +215,8 @@ def cmd_drift(args: argparse.Namespace) -> int:
                              exclude=_split(args.exclude) or ())
         settings = DriftPolicy(bins=args.bins, min_samples=args.min_samples,
                                correction=args.correction, alpha=args.alpha, rule=args.rule)
-        record = check_to_json(check_drift(inputs, settings, cache_dir=None, now=now,
+        cache = None if args.no_cache else _profile_cache(args.cache_dir, now)
+        record = check_to_json(check_drift(inputs, settings, cache_dir=cache, now=now,
                                            progress=progress), now=now)
     if args.html:
         from lifecycled.drift_report import render
@@ -224,6 +226,19 @@ def cmd_drift(args: argparse.Namespace) -> int:
     show(args, record, lambda: _drift_text(record)
          + (f"\nHTML report: {args.html}" if args.html else ""))
     return _fail_on(args, record["severity"])
+
+
+PROFILE_CACHE_DAYS = 30
+
+
+def _profile_cache(directory: str | None, now: float) -> Path:
+    """The reference-profile cache of ad-hoc checks (keyed by the reference's content, as the
+    daemon's); profiles unused for 30 days are removed."""
+    from lifecycled.sources.profiles import PROFILE_DIR, prune_profiles
+
+    cache = Path(directory) if directory else app.cache_base_dir(os.environ) / PROFILE_DIR
+    prune_profiles(cache, older_than=now - PROFILE_CACHE_DAYS * 86400)
+    return cache
 
 
 def _quality_text(result: dict[str, Any]) -> str:
@@ -309,6 +324,11 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, as_json: argparse.Arg
     p.add_argument("--rule", choices=["tiers", "seed"], default=defaults.rule,
                    help="severity rule: effect-size tiers gated by significance, or the seed's "
                         "composite cut points")
+    p.add_argument("--cache-dir", metavar="DIR",
+                   help="where the reference profiles of --reference files are kept, keyed by "
+                        "their content (default: $XDG_CACHE_HOME/lifecycled/profiles)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="build the reference profile afresh and keep nothing")
     p.add_argument("--html", metavar="FILE",
                    help="also write a self-contained HTML report (needs the report extra)")
     p.add_argument("--fail-on", choices=[s for s in SEVERITIES if s != "low"],

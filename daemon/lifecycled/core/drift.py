@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 from scipy.spatial.distance import jensenshannon
 
 from lifecycled.core.ecdf import Scratch, window_statistics
@@ -293,6 +293,8 @@ def _adjust(p_values: np.ndarray, method: str) -> np.ndarray:
     if method == "bonferroni":
         return np.minimum(p_values * p_values.size, 1.0)
     if method == "bh":
+        from scipy import stats  # imported when needed: scipy.stats is slow to import
+
         return np.asarray(stats.false_discovery_control(p_values, method="bh"))
     return p_values
 

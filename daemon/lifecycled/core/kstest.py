@@ -5,18 +5,16 @@ the same formula, ``prob_outside_square``), else the Kolmogorov distribution of
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from lifecycled.core.ecdf import ks_statistic
-
-try:  # the routine ks_2samp itself uses for its exact p-value
-    from scipy.stats._stats_py import _attempt_exact_2kssamp
-except ImportError:  # pragma: no cover
-    _attempt_exact_2kssamp = None
 
 EXACT_KS_MAX_N = 10_000  # scipy's ks_2samp 'auto' switches to the asymptotic p-value above this
 
@@ -25,6 +23,18 @@ def ks_two_sample(sorted_ref: np.ndarray, sorted_cur: np.ndarray) -> tuple[float
     """Two-sided two-sample KS statistic and p-value, as ``scipy.stats.ks_2samp`` (method auto):
     exact up to 10,000 values per sample, else the asymptotic Kolmogorov distribution."""
     return ks_p_value(ks_statistic(sorted_ref, sorted_cur), sorted_ref.size, sorted_cur.size)
+
+
+@functools.cache
+def _scipy_exact() -> Callable[..., Any] | None:
+    """The routine ks_2samp itself uses for its exact p-value of unequal sizes. Imported on
+    first use: scipy.stats takes about half a second to import, which every ``lifecycled drift``
+    paid before its first unequal-size check, if any."""
+    try:
+        from scipy.stats._stats_py import _attempt_exact_2kssamp
+    except ImportError:  # pragma: no cover
+        return None
+    return _attempt_exact_2kssamp
 
 
 def ks_p_value(d: float, n1: int, n2: int) -> tuple[float, float]:
@@ -38,10 +48,11 @@ def ks_p_value(d: float, n1: int, n2: int) -> tuple[float, float]:
         if 0.0 <= p <= 1.0:  # else (rounding above 1) scipy, too, falls back to asymptotic
             return d_exact, p
         return d_exact, kolmogorov_sf(d_exact, int(np.round(n1 / 2)))
-    if max(n1, n2) <= EXACT_KS_MAX_N and _attempt_exact_2kssamp is not None:
+    exact = _scipy_exact() if max(n1, n2) <= EXACT_KS_MAX_N else None
+    if exact is not None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ok, d_exact, p = _attempt_exact_2kssamp(n1, n2, math.gcd(n1, n2), d, "two-sided")
+            ok, d_exact, p = exact(n1, n2, math.gcd(n1, n2), d, "two-sided")
         if ok:  # otherwise scipy, too, falls back to the asymptotic p-value
             return float(d_exact), float(np.clip(p, 0.0, 1.0))
     m, n = sorted([float(n1), float(n2)], reverse=True)
@@ -103,8 +114,13 @@ def kolmogorov_sf(d: float, n: int) -> float:
     """``scipy.stats.kstwo.sf(d, n)``, the two-sided one-sample KS tail ks_2samp uses for its
     asymptotic p-value. In the range where scipy answers with 2 * smirnov(n, d) (n > 140,
     2.2 <= n d^2 < 370, d < 0.5; Simard and L'Ecuyer's choice), that is computed with
-    ``smirnov_sf``; elsewhere scipy is called."""
+    ``smirnov_sf``; beyond it (n d^2 >= 370) scipy answers 0, and so does this; elsewhere scipy
+    is called."""
     t = n * d * d
-    if n > 140 and 2.2 <= t < 370.0 and d < 0.5 and 1.0 < n * d < n - 1:
+    if n > 140 and t >= 2.2 and d < 0.5 and 1.0 < n * d < n - 1:
+        if t >= 370.0:  # scipy's answer there: 0 (the tail is below 2 exp(-740))
+            return 0.0
         return min(max(2.0 * smirnov_sf(n, d), 0.0), 1.0)
+    from scipy import stats  # only outside the Smirnov range: imported when needed
+
     return float(np.clip(stats.kstwo.sf(d, n), 0.0, 1.0))

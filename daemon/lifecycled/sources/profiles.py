@@ -94,7 +94,10 @@ def cached_profile(cache_dir: Path | None, files: Sequence[Path], bins: int,
     """Return the cached profile of ``files`` (True) or build, store and return it (False)."""
     if cache_dir is None:
         return build(), False
-    path = cache_dir / f"{cache_key(files, bins, categorical)}.npz"
+    try:
+        path = cache_dir / f"{cache_key(files, bins, categorical)}.npz"
+    except OSError:  # unreadable reference: reading it says why, in its words
+        return build(), False
     if path.exists():
         try:
             profile = load_profile(path)
