@@ -17,8 +17,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -29,16 +27,7 @@ from lifecycled.core.profile import build_profile
 from lifecycled.domain import DriftPolicy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from drift import make_data  # the same data as the engine benchmark
-
-
-def best_of(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from drift import best_of, make_data  # the same data and timing as the engine benchmark
 
 
 def read(fmt: str, path: Path) -> pa.Table:

@@ -67,3 +67,19 @@ def test_the_prometheus_password_comes_from_the_context_environment(tmp_path: Pa
 def test_no_prometheus_configured_is_a_source_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match=r"sources\.prometheus is not configured"):
         context(tmp_path).prometheus()
+
+
+def test_state_and_cache_directories_follow_systemd_then_xdg_then_home() -> None:
+    from lifecycled.app import cache_base_dir, state_base_dir
+    home = {"HOME": "/home/u"}
+    assert state_base_dir(home) == Path("/home/u/.local/state/lifecycled")
+    assert cache_base_dir(home) == Path("/home/u/.cache/lifecycled")
+    xdg = {**home, "XDG_STATE_HOME": "/x/state", "XDG_CACHE_HOME": "/x/cache"}
+    assert state_base_dir(xdg) == Path("/x/state/lifecycled")
+    assert cache_base_dir(xdg) == Path("/x/cache/lifecycled")
+    relative = {**home, "XDG_STATE_HOME": "state", "XDG_CACHE_HOME": "cache"}  # ignored (spec)
+    assert cache_base_dir(relative) == Path("/home/u/.cache/lifecycled")
+    systemd = {**xdg, "STATE_DIRECTORY": "/var/lib/lifecycled:/other",
+               "CACHE_DIRECTORY": "/var/cache/lifecycled"}
+    assert state_base_dir(systemd) == Path("/var/lib/lifecycled")
+    assert cache_base_dir(systemd) == Path("/var/cache/lifecycled")

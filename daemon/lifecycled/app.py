@@ -27,27 +27,25 @@ def state_base_dir(environ: Mapping[str, str]) -> Path:
     """Directory that relative state paths resolve against: systemd's $STATE_DIRECTORY, else
     $XDG_STATE_HOME/lifecycled, else ~/.local/state/lifecycled; never the working directory,
     so every folder a command runs from sees the same registry."""
-    state_dir = environ.get("STATE_DIRECTORY", "").split(":")[0]
-    if state_dir:
-        return Path(state_dir)
-    xdg = environ.get("XDG_STATE_HOME", "")
-    if xdg and Path(xdg).is_absolute():
-        return Path(xdg) / "lifecycled"
-    home = environ.get("HOME") or str(Path.home())
-    return Path(home) / ".local" / "state" / "lifecycled"
+    return _base_dir(environ, "STATE_DIRECTORY", "XDG_STATE_HOME", (".local", "state"))
 
 
 def cache_base_dir(environ: Mapping[str, str]) -> Path:
     """Where commands keep caches (reference profiles of ``lifecycled drift``): systemd's
     $CACHE_DIRECTORY, else $XDG_CACHE_HOME/lifecycled, else ~/.cache/lifecycled."""
-    cache_dir = environ.get("CACHE_DIRECTORY", "").split(":")[0]
-    if cache_dir:
-        return Path(cache_dir)
-    xdg = environ.get("XDG_CACHE_HOME", "")
-    if xdg and Path(xdg).is_absolute():
-        return Path(xdg) / "lifecycled"
+    return _base_dir(environ, "CACHE_DIRECTORY", "XDG_CACHE_HOME", (".cache",))
+
+
+def _base_dir(environ: Mapping[str, str], systemd: str, xdg: str, home_parts: tuple[str, ...]
+              ) -> Path:
+    given = environ.get(systemd, "").split(":")[0]
+    if given:
+        return Path(given)
+    base = environ.get(xdg, "")
+    if base and Path(base).is_absolute():
+        return Path(base) / "lifecycled"
     home = environ.get("HOME") or str(Path.home())
-    return Path(home) / ".cache" / "lifecycled"
+    return Path(home).joinpath(*home_parts, "lifecycled")
 
 
 @dataclass
