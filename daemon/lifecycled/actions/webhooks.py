@@ -2,10 +2,10 @@
 410 Gone and dead letters. Secrets are read at each pass (rotation needs no restart) and never
 logged.
 
-Each endpoint gets up to ``concurrency`` requests at a time; the attempts of a batch are recorded
-in one transaction once they have all answered. Delivery is at least once: a crash between a
-receiver's 2xx and that commit sends the event again with the same ``webhook-id`` (receivers
-de-duplicate on it), and nothing is ever lost."""
+Each endpoint gets up to ``concurrency`` requests at a time; their answers are recorded in one
+transaction per few rounds of requests. Delivery is at least once: a crash between a receiver's
+2xx and that commit sends the event again with the same ``webhook-id`` (receivers de-duplicate on
+it), and nothing is ever lost."""
 
 from __future__ import annotations
 
@@ -162,9 +162,11 @@ def _deliver_batch(store: Store, pool: ThreadPoolExecutor, session: requests.Ses
                    clock: Callable[[], float], jitter_source: random.Random,
                    report: DeliverOutcome) -> None:
     """Send ``items`` to one endpoint, ``endpoint.concurrency`` at a time; after a 410 nothing
-    more is sent (only requests already in flight answer). Then record every answer at once."""
+    more is sent (only requests already in flight answer). The answers are recorded a few rounds
+    of requests at a time, so a crash repeats at most that many deliveries."""
     gone = threading.Event()
     slots = threading.BoundedSemaphore(endpoint.concurrency)
+    rounds = 4 * endpoint.concurrency
 
     def attempt(delivery: Delivery) -> _Answer | None:
         with slots:
@@ -175,8 +177,11 @@ def _deliver_batch(store: Store, pool: ThreadPoolExecutor, session: requests.Ses
                 gone.set()
             return answer
 
-    answers = [a for a in pool.map(attempt, items) if a is not None]
-    record_attempts(store, [_judge(endpoint, a, jitter_source, report) for a in answers])
+    for start in range(0, len(items), rounds):
+        answers = [a for a in pool.map(attempt, items[start:start + rounds]) if a is not None]
+        record_attempts(store, [_judge(endpoint, a, jitter_source, report) for a in answers])
+        if gone.is_set():
+            return
 
 
 def _send(session: requests.Session, endpoint: WebhookEndpoint, key: bytes, delivery: Delivery,
