@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import requests
-import yaml
 
 from devtools import triton
 from tests.conftest import ROOT
-from tests.integration.conftest import endpoint, wait_for, write_outcomes
+from tests.integration.conftest import alertmanager_config, endpoint, wait_for, write_outcomes
 from tests.integration.test_daemon import Daemon, daemon_config
 from tests.sinks import HttpSink, SmtpSink
 from tests.test_alerting import expressions
@@ -49,20 +48,6 @@ def as_grafana_would(expr: str) -> str:
                             ("$version", ".+"), ("$__rate_interval", "1m")):
         expr = expr.replace(variable, value)
     return expr
-
-
-def alertmanager_config(slack_url_file: Path, smtp: str, password_file: Path) -> dict[str, Any]:
-    """The shipped routing, with its sinks and timings made local and fast."""
-    config = yaml.safe_load((ROOT / "alerting" / "alertmanager.yml").read_text())
-    config["global"].update({"smtp_smarthost": smtp, "smtp_require_tls": False,
-                             "smtp_auth_password_file": str(password_file)})
-    config["route"].update({"group_wait": "1s", "group_interval": "2s", "repeat_interval": "1h"})
-    config["templates"] = [str(ROOT / "alerting" / "templates" / "*.tmpl")]  # the config moves
-    for receiver in config["receivers"]:
-        for slack in receiver.get("slack_configs", []):
-            slack["api_url_file"] = str(slack_url_file)
-        receiver.pop("pagerduty_configs", None)  # no PagerDuty here; amtool checks its route
-    return config
 
 
 def test_breach_alerts_route_to_slack_and_email_and_resolve(
