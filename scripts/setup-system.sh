@@ -4,7 +4,8 @@
 # Python 3.11 that Triton's Python backend embeds, and python3-venv for the systemd install
 # (README "Running under systemd": a venv under /opt/lifecycled), chromium, the headless
 # browser the HTML drift report is tested in, and openssl, which makes the listener's test
-# certificate.
+# certificate, and postgresql, the server the state store tests and the replica tests run on
+# (started by the tests themselves, in a temporary folder).
 set -euo pipefail
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
@@ -14,6 +15,7 @@ command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
@@ -25,6 +27,6 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${need[@]}"
 # The Debian packages start their services; the tests start their own instances on free ports.
-for svc in prometheus prometheus-alertmanager prometheus-node-exporter; do
+for svc in prometheus prometheus-alertmanager prometheus-node-exporter postgresql; do
   if command -v systemctl >/dev/null 2>&1; then systemctl stop "$svc" >/dev/null 2>&1 || true; fi
 done

@@ -1,18 +1,25 @@
-"""Shared fixtures: a configuration in a temporary directory and a CLI runner (real subprocess)."""
+"""Shared fixtures: a configuration in a temporary directory, a CLI runner (real subprocess), and
+a real PostgreSQL server (one per run) beside SQLite for every test that takes ``state_url``."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from devtools.postgres import Postgres, start_postgres
+from tests.stores import ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,6 +60,46 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     directory of this run, never the real home; subprocesses inherit it."""
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
     os.environ.pop("CACHE_DIRECTORY", None)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """A real PostgreSQL server for the run (Debian's binaries; as the ``postgres`` user when the
+    tests run as root). Its password is in PGPASSWORD, which libpq reads, for the tests'
+    processes and the daemons they start."""
+    # not under pytest's temporary folder: that is private to the user running the tests
+    folder = Path(tempfile.mkdtemp(prefix="lifecycled-pg-"))
+    server = start_postgres(folder)
+    os.environ["PGPASSWORD"] = server.password
+    yield server
+    server.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+_databases = itertools.count()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A state store URL: a SQLite file in the test's folder, or a fresh PostgreSQL database
+    (dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state' / 'lifecycled.db'}"
+        return
+    server: Postgres = request.getfixturevalue("postgres")
+    name = f"test_{os.getpid()}_{next(_databases)}"
+    yield server.create_database(name)
+    server.sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def both_engines(state_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test once on SQLite and once on PostgreSQL (tests/stores.py)."""
+    if not state_url.startswith("sqlite"):
+        monkeypatch.setenv(ENV, state_url)
+    else:
+        monkeypatch.delenv(ENV, raising=False)
+    return state_url
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from lifecycled.registration import warn_threshold_differences
 from lifecycled.secrets import read_secret
 from lifecycled.settings import Settings
 from lifecycled.store import Store, open_store
-from lifecycled.store.sqlite import sqlite_path
+from lifecycled.store.engine import is_sqlite, sqlite_path
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class App:
     @property
     def state_dir(self) -> Path:
         """Folder of the state file: profile caches and backups live beside it."""
-        return self.store.path.parent
+        return self.store.folder
 
     def context(self) -> Context:
         """The context tasks and actions run with (real clock, clients and environment)."""
@@ -77,27 +77,52 @@ def load(config: str | None, environ: Mapping[str, str] | None = None) -> tuple[
     return load_settings(path), path
 
 
+def store_password(settings: Settings, environ: Mapping[str, str]) -> str | None:
+    """The PostgreSQL password from daemon.state_password_file/_env (None: libpq finds it, in
+    PGPASSWORD, ~/.pgpass or a service file, or the server needs none)."""
+    daemon = settings.daemon
+    if not (daemon.state_password_file or daemon.state_password_env):
+        return None
+    return read_secret(daemon.state_password_file, daemon.state_password_env, environ,
+                       what="daemon.state_password")
+
+
+def open_configured_store(settings: Settings, environ: Mapping[str, str]) -> Store:
+    """Open (creating and migrating if needed) the store the configuration names."""
+    daemon = settings.daemon
+    store = open_store(daemon.state_url, state_base_dir(environ),
+                       password=store_password(settings, environ),
+                       pool_size=daemon.state_pool_size)
+    store.subscriptions = settings.subscriptions()
+    return store
+
+
+def _sqlite_file(settings: Settings, environ: Mapping[str, str]) -> Path | None:
+    url = settings.daemon.state_url
+    return sqlite_path(url, state_base_dir(environ)) if is_sqlite(url) else None
+
+
 def open_app(config: str | None, environ: Mapping[str, str] | None = None, *,
              create: bool = True) -> App:
     """Load the configuration and open the store it names; with ``create=False`` (commands that
-    only look) a store that does not exist yet is an InputError, not a new empty one."""
+    only look) a SQLite store that does not exist yet is an InputError, not a new empty one."""
     environ = os.environ if environ is None else environ
     settings, path = load(config, environ)
-    if not create:
-        file = sqlite_path(settings.daemon.state_url, state_base_dir(environ))
-        if not file.exists():
-            raise InputError(f"no state store at {file} yet (daemon.state_url); `lifecycled run` "
-                             f"or a command that changes state creates it")
-    store = open_store(settings.daemon.state_url, state_base_dir(environ))
-    store.subscriptions = settings.subscriptions()
-    return App(settings, path, store, environ)
+    file = _sqlite_file(settings, environ)
+    if not create and file is not None and not file.exists():
+        raise InputError(f"no state store at {file} yet (daemon.state_url); `lifecycled run` "
+                         f"or a command that changes state creates it")
+    return App(settings, path, open_configured_store(settings, environ), environ)
 
 
 def existing_store(settings: Settings, environ: Mapping[str, str] | None = None) -> Store | None:
-    """The state store if its file exists (commands that only look must not create one)."""
+    """The state store if it exists (commands that only look must not create a SQLite file; a
+    PostgreSQL store is opened, so an unreachable server is a StoreError)."""
     environ = os.environ if environ is None else environ
-    path = sqlite_path(settings.daemon.state_url, state_base_dir(environ))
-    return open_store(settings.daemon.state_url, state_base_dir(environ)) if path.exists() else None
+    file = _sqlite_file(settings, environ)
+    if file is not None and not file.exists():
+        return None
+    return open_configured_store(settings, environ)
 
 
 @contextmanager
@@ -157,6 +182,7 @@ def run_daemon(config: str | None, *, once: bool = False,
     try:
         server = ListenerProcess(
             api, host, port, state_url=daemon.state_url, base_dir=state_base_dir(environ),
+            state_password=store_password(app.settings, environ),
             cert_file=daemon.tls.cert_file, key_file=daemon.tls.key_file,
             endpoints=lambda: list(runtime.ctx.settings.webhooks),
             intervals=lambda: {task: getattr(runtime.ctx.settings.schedule, task)
@@ -172,7 +198,7 @@ def run_daemon(config: str | None, *, once: bool = False,
     server.start()
     runtime.start_scheduler()
     log.info("lifecycled %s running listen=%s:%d state=%s", __version__, host, server.port,
-             app.store.path)
+             app.store.location)
     notifier.ready(f"running; listening on {host}:{server.port}")
     try:
         runtime.wait()

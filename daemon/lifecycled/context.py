@@ -76,7 +76,7 @@ class Context:
 
     @property
     def state_dir(self) -> Path:
-        return self.store.path.parent
+        return self.store.folder
 
     def source(self, name: str) -> SourceCall:
         """A block that reads source ``name``; see SourceCall."""

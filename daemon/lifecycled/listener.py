@@ -46,7 +46,8 @@ START_TIMEOUT = 60.0
 
 
 def _child(sock: Any, requests: Connection, control: Connection, state_url: str, base_dir: str,
-           cert_file: str | None, key_file: str | None, log_level: str, log_format: str) -> None:
+           state_password: str | None, cert_file: str | None, key_file: str | None,
+           log_level: str, log_format: str) -> None:
     from prometheus_client import CollectorRegistry
 
     from lifecycled.exporter import LifecycleCollector
@@ -55,7 +56,7 @@ def _child(sock: Any, requests: Connection, control: Connection, state_url: str,
     try:
         os.nice(NICE)
         logs.configure(log_level, log_format)
-        store = open_store(state_url, Path(base_dir))
+        store = open_store(state_url, Path(base_dir), password=state_password, pool_size=2)
         endpoints: list[str] = []
         intervals: dict[str, float] = {}
         writable: list[bool | None] = [None]
@@ -102,14 +103,15 @@ class ListenerProcess:
     after ``start``; ``invalidate`` after each state change; ``stop`` at shutdown."""
 
     def __init__(self, api: Api, host: str, port: int, *, state_url: str, base_dir: Path,
-                 cert_file: str | None = None, key_file: str | None = None,
+                 state_password: str | None = None, cert_file: str | None = None, key_file: str | None = None,
                  endpoints: Callable[[], Iterable[str]] = lambda: (),
                  intervals: Callable[[], dict[str, float]] = dict,
                  store_writable: Callable[[], bool | None] = lambda: None,
                  log_level: str = "INFO", log_format: str = "text") -> None:
         self.api = api
         self.socket = bind(host, port)
-        self.options = (state_url, str(base_dir), cert_file, key_file, log_level, log_format)
+        self.options = (state_url, str(base_dir), state_password, cert_file, key_file, log_level,
+                        log_format)
         self.endpoints = endpoints
         self.intervals = intervals
         self.store_writable = store_writable

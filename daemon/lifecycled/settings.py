@@ -68,6 +68,35 @@ class DaemonSettings(_Section):
     api_token_env: str | None = None
     tls: TLSSettings = TLSSettings()
     shutdown_grace: Duration = 30.0
+    # PostgreSQL: the password comes from a file, the environment or libpq (~/.pgpass, a
+    # service file), never from the URL in this file
+    state_password_file: str | None = None
+    state_password_env: str | None = None
+    state_pool_size: int = Field(default=8, ge=1, le=64)
+    # several replicas on one PostgreSQL store: this daemon's name (default: host name and
+    # process id) and how long the leader lease lasts without being renewed
+    replica: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}$")
+    leader_lease: PositiveDuration = 15.0
+
+    @field_validator("state_url")
+    @classmethod
+    def _state_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        scheme = parts.scheme.lower()
+        if scheme not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError(f"unsupported scheme {scheme!r}: use sqlite:///FILE or "
+                             f"postgresql://USER@HOST:PORT/DATABASE")
+        if scheme == "sqlite" and not value.startswith("sqlite:///"):
+            raise ValueError("a SQLite URL is sqlite:///relative/file or sqlite:////absolute/file")
+        if scheme != "sqlite":
+            if parts.password is not None:
+                raise ValueError("a password may not be written in the URL; use "
+                                 "daemon.state_password_file or daemon.state_password_env")
+            try:
+                parts.port  # noqa: B018  (raises on a port that is not a number)
+            except ValueError:
+                raise ValueError("the port is not a number") from None
+        return value
 
     @field_validator("listen")
     @classmethod
@@ -80,6 +109,16 @@ class DaemonSettings(_Section):
         except (socket.gaierror, UnicodeError) as exc:
             raise ValueError(f"cannot resolve the host {host!r}: {exc}") from None
         return value
+
+    @model_validator(mode="after")
+    def _state_password(self) -> DaemonSettings:
+        if self.state_password_file and self.state_password_env:
+            raise ValueError("state_password_file and state_password_env: give one, not both")
+        if (self.state_password_file or self.state_password_env) and self.state_url.startswith(
+                "sqlite"):
+            raise ValueError("state_password_file/state_password_env: only a PostgreSQL "
+                             "state_url takes a password")
+        return self
 
     @model_validator(mode="after")
     def _certificate(self) -> DaemonSettings:

@@ -6,20 +6,24 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import pytest
 from lifecycled.config import parse_settings
 from lifecycled.context import Context
 from lifecycled.domain import ModelRef, ModelSpec, Status
-from lifecycled.store import open_store
 from lifecycled.store.outbox import deliveries, event_body
 from lifecycled.store.serving import add_snapshot
 from lifecycled.tasks.drift import run_model_drift
 from lifecycled.tasks.evaluate import run_evaluate
 
+from tests.stores import open_test_store
+
 REF = ModelRef("credit_scoring", "1")
+
+pytestmark = pytest.mark.usefixtures("both_engines")
 
 
 def context(tmp_path: Path, **config: object) -> Context:
-    store = open_store("sqlite:///s.db", tmp_path)
+    store = open_test_store(tmp_path)
     store.subscriptions = {"ci": ("model.threshold_breached", "model.drift_detected")}
     store.register(ModelSpec(REF, owner_team="t", business_domain="d", thresholds={
         "min_accuracy": 0.85, "max_error_ratio": 0.01}), Status.PRODUCTION, actor="t",

@@ -17,18 +17,21 @@ from lifecycled.config import parse_settings
 from lifecycled.context import Context
 from lifecycled.domain import HistoryKind, ModelRef, ModelSpec, Status
 from lifecycled.errors import InputError
-from lifecycled.store import open_store
 from lifecycled.store.outbox import deliveries, event_body
 from lifecycled.store.retirement import create_plan_in, latest_plan, scores
 from lifecycled.store.serving import add_snapshot, snapshots
 from lifecycled.tasks.retirement import run_retirement
 
+from tests.stores import open_test_store
+
 OLD = ModelRef("credit_scoring", "1")
 DEPENDENT = ModelRef("risk_assessment", "3")
 
+pytestmark = pytest.mark.usefixtures("both_engines")
+
 
 def context(tmp_path: Path, **config: Any) -> Context:
-    store = open_store("sqlite:///s.db", tmp_path)
+    store = open_test_store(tmp_path)
     store.subscriptions = {"ci": ("model.retired", "model.retirement_candidate")}
     now = time.time()
     store.register(ModelSpec(OLD, owner_team="risk_ml", business_domain="credit_risk"),

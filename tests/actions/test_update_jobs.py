@@ -16,15 +16,18 @@ from lifecycled.config import parse_settings
 from lifecycled.context import Context
 from lifecycled.domain import HistoryKind, ModelRef, ModelSpec, Status
 from lifecycled.http import Api, HttpServer
-from lifecycled.store import open_store
 from lifecycled.store.outbox import deliveries, event_body
 from lifecycled.store.serving import add_snapshot
 from lifecycled.store.updates import get, list_jobs
 from lifecycled.tasks.updates import run_updates
 from prometheus_client import CollectorRegistry
 
+from tests.stores import open_test_store
+
 REF = ModelRef("credit_scoring", "1")
 TOKEN = "s3cret-token"
+
+pytestmark = pytest.mark.usefixtures("both_engines")
 
 
 class Clock:
@@ -42,7 +45,7 @@ def env(tmp_path: Path) -> Iterator[dict[str, Any]]:
         "daemon": {"api_token_file": str(tmp_path / "token")},
         "webhooks": {"ci": {"url": "http://127.0.0.1:9/hook", "secret_env": "X"}},
         "policies": {"updates": {"cooldown": "1h", "job_timeout": "2h"}}})
-    store = open_store("sqlite:///s.db", tmp_path)
+    store = open_test_store(tmp_path)
     store.subscriptions = {"ci": ("model.update_requested", "model.update_completed",
                                   "model.update_failed")}
     clock = Clock()

@@ -18,16 +18,19 @@ from lifecycled.actions.webhooks import backoff, deliver_once, headers, retry_af
 from lifecycled.domain import ModelRef, ModelSpec, Status
 from lifecycled.secrets import read_secret
 from lifecycled.settings import WebhookEndpoint
-from lifecycled.store import Store, open_store
+from lifecycled.store import Store
 from lifecycled.store.events import emit_in
 from lifecycled.store.outbox import DEAD, deliveries, enable_endpoint, endpoint_summaries, redeliver
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from devtools.receiver import Receiver
+from tests.stores import open_test_store
 
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 ENV = {"HOOK_SECRET": SECRET}
 REF = ModelRef("credit_scoring", "1")
+
+pytestmark = pytest.mark.usefixtures("both_engines")
 
 
 class Clock:
@@ -51,7 +54,7 @@ STEP = 61  # past any backoff
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    s = open_store("sqlite:///s.db", tmp_path)
+    s = open_test_store(tmp_path)
     s.subscriptions = {"ci": ("model.registered", "model.status_changed", "model.retired")}
     s.register(ModelSpec(REF, owner_team="t", business_domain="d"), Status.PRODUCTION,
                actor="test", reason="r", now=Clock().now - 1)

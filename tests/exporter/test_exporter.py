@@ -20,7 +20,7 @@ from lifecycled.core.profile import build_profile
 from lifecycled.core.thresholds import evaluate, evaluation_to_json
 from lifecycled.domain import DriftPolicy, ModelRef, ModelSpec, Status
 from lifecycled.exporter import LifecycleCollector
-from lifecycled.store import Store, open_store
+from lifecycled.store import Store
 from lifecycled.store.outbox import due, record_attempt
 from lifecycled.store.results import add_drift_result, add_evaluation, add_quality_result
 from lifecycled.store.retirement import put_scores
@@ -29,14 +29,18 @@ from lifecycled.store.updates import create_in
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.stores import open_test_store
+
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "fixtures" / "expected_metrics.txt"
 T0 = 1_790_000_000.0
 
+pytestmark = pytest.mark.usefixtures("both_engines")
+
 
 def fixed_store(tmp_path: Path) -> Store:
     """A small, fully deterministic state: every family has at least one series."""
-    store = open_store("sqlite:///golden.db", tmp_path)
+    store = open_test_store(tmp_path, "golden.db")
     thresholds = {"min_accuracy": 0.85, "max_latency_p99_seconds": 0.1, "min_throughput_rps": 10.0,
                   "max_error_ratio": 0.01, "max_memory_bytes": 2.0**31, "max_cpu_ratio": 0.8}
     for name, version, status in (("credit_scoring", "1", Status.PRODUCTION),

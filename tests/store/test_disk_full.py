@@ -7,6 +7,7 @@ the file's size): the errors are SQLite's real SQLITE_FULL, without filling a re
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lifecycled.cli import main
@@ -30,7 +31,7 @@ def spec(name: str, description: str = "") -> ModelSpec:
 def fill_up(store: Store) -> None:
     with store.read() as conn:
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
-    store._conn.execute(f"PRAGMA max_page_count = {pages}")
+    store.engine._conn.execute(f"PRAGMA max_page_count = {pages}")
 
 
 def test_a_full_disk_is_one_line_naming_the_cause_and_visible(tmp_path: Path) -> None:
@@ -51,7 +52,7 @@ def test_a_full_disk_is_one_line_naming_the_cause_and_visible(tmp_path: Path) ->
     registry.register(LifecycleCollector(store, store_writable=lambda: store.write_error is None))
     assert b"lifecycled_state_store_writable 0.0" in generate_latest(registry)
 
-    store._conn.execute("PRAGMA max_page_count = 1073741823")  # space again
+    store.engine._conn.execute("PRAGMA max_page_count = 1073741823")  # space again
     store.register(spec("after", BIG), Status.PRODUCTION, actor="t", reason="r", now=3.0)
     assert store.write_error is None
     assert b"lifecycled_state_store_writable 1.0" in generate_latest(registry)
@@ -69,8 +70,8 @@ def test_the_cli_on_a_full_disk_says_so_in_one_line(tmp_path: Path,
                         f"description: {BIG}\n")
     opened = Store.__init__
 
-    def full(self: Store, path: Path) -> None:
-        opened(self, path)
+    def full(self: Store, engine: Any, **kw: Any) -> None:
+        opened(self, engine, **kw)
         fill_up(self)
 
     monkeypatch.setattr(Store, "__init__", full)

@@ -1,9 +1,11 @@
-"""The SQLite registry: registration, metadata updates, status moves, history, concurrent writers."""
+"""The registry on SQLite and PostgreSQL: registration, metadata, status moves, history, writers."""
 
 from __future__ import annotations
 
 import itertools
 import multiprocessing
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,8 @@ from lifecycled.domain import HistoryKind, ModelRef, ModelSpec, Status
 from lifecycled.errors import InputError, NotFoundError, StoreError, TransitionError
 from lifecycled.store import Store, open_store
 from lifecycled.store.migrations import MIGRATIONS
+
+from devtools.postgres import Postgres
 
 
 def spec(name: str = "credit_scoring", version: str = "1", **kw: object) -> ModelSpec:
@@ -21,15 +25,18 @@ def spec(name: str = "credit_scoring", version: str = "1", **kw: object) -> Mode
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = open_store("sqlite:///state.db", tmp_path)
+def store(state_url: str, tmp_path: Path) -> Iterator[Store]:
+    s = open_store(state_url, tmp_path)
     yield s
     s.close()
 
 
 def test_schema_is_migrated_and_wal(store: Store, tmp_path: Path) -> None:
     assert store.schema_version() == len(MIGRATIONS)
-    assert (tmp_path / "state.db").exists()
+    if store.path is None:  # PostgreSQL
+        assert "schema_version" in store.engine.tables()
+        return
+    assert store.path.exists()
     with store.read() as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
@@ -111,22 +118,54 @@ def test_queries_and_counts(store: Store) -> None:
     assert [str(r.ref) for r in store.recently_changed(2)] == ["c:1", "b:1"]
 
 
-def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
-    store = open_store("sqlite:///s.db", tmp_path)
+def test_a_newer_schema_is_refused(state_url: str, tmp_path: Path) -> None:
+    store = open_store(state_url, tmp_path)
+    newer = len(MIGRATIONS) + 1
     with store.write() as conn:
-        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+        if store.path is None:
+            conn.execute("UPDATE schema_version SET version = ?", (newer,))
+        else:
+            conn.execute(f"PRAGMA user_version = {newer}")
     store.close()
-    with pytest.raises(StoreError, match="newer than this lifecycled"):
-        open_store("sqlite:///s.db", tmp_path)
+    with pytest.raises(StoreError, match=f"schema version {newer}, newer than this lifecycled"):
+        open_store(state_url, tmp_path)
 
 
-def test_only_sqlite_urls(tmp_path: Path) -> None:
-    with pytest.raises(StoreError, match="postgresql"):
-        open_store("postgresql://db/lifecycled", tmp_path)
+def test_unknown_schemes_and_unreachable_servers_are_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="unsupported state_url scheme 'mysql'"):
+        open_store("mysql://db/lifecycled", tmp_path)
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"postgresql://lifecycled:hunter2@127.0.0.1:{port}/lifecycled"
+    with pytest.raises(StoreError) as caught:
+        open_store(url, tmp_path)
+    message = str(caught.value)
+    assert f"cannot connect to the state store postgresql://lifecycled:***@127.0.0.1:{port}" in message
+    assert "hunter2" not in message and "\n" not in message
 
 
-def _writer(path: str, worker: int, count: int) -> None:
-    store = Store(Path(path))
+def test_concurrent_first_starts_migrate_once(postgres: Postgres) -> None:
+    """Four processes open a new PostgreSQL database at once: one migrates, all agree."""
+    url = postgres.create_database("first_start")
+    ctx = multiprocessing.get_context("spawn")
+    workers = [ctx.Process(target=_open_and_close, args=(url,)) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+        assert w.exitcode == 0
+    assert postgres.sql("SELECT COUNT(*), MAX(version) FROM schema_version", "first_start") == [
+        (1, len(MIGRATIONS))]
+    postgres.sql("DROP DATABASE first_start WITH (FORCE)")
+
+
+def _open_and_close(url: str) -> None:
+    open_store(url, Path.cwd()).close()
+
+
+def _writer(url: str, worker: int, count: int, marks: str) -> None:
+    store = open_store(url, Path(marks))
     shared = ModelRef("shared", "1")
     flips = 0
     for i in range(count):
@@ -141,17 +180,17 @@ def _writer(path: str, worker: int, count: int) -> None:
             flips += 1
         except TransitionError:
             pass
-    Path(f"{path}.w{worker}").write_text(str(flips))
+    (Path(marks) / f"w{worker}").write_text(str(flips))
     store.close()
 
 
-def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
-    store = Store(path)
+def test_two_processes_writing_at_once_lose_nothing(state_url: str, tmp_path: Path) -> None:
+    store = open_store(state_url, tmp_path)
     store.register(spec("shared"), Status.DEVELOPING, actor="t", reason="r", now=0.0)
     count = 60
     ctx = multiprocessing.get_context("spawn")
-    workers = [ctx.Process(target=_writer, args=(str(path), w, count)) for w in range(2)]
+    workers = [ctx.Process(target=_writer, args=(state_url, w, count, str(tmp_path)))
+               for w in range(2)]
     for w in workers:
         w.start()
     for w in workers:
@@ -164,7 +203,7 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
             history = store.history(ModelRef(f"w{w}_m{i}", "1"))
             assert [h.to_status for h in history] == [Status.DEVELOPING, Status.TESTING]
     shared = store.history(ModelRef("shared", "1"))
-    flips = sum(int(Path(f"{path}.w{w}").read_text()) for w in range(2))
+    flips = sum(int((tmp_path / f"w{w}").read_text()) for w in range(2))
     assert flips >= 1
     assert len(shared) == 1 + flips
     # every flip saw the status the previous flip left: the chain is unbroken

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from lifecycled.domain import ModelRef
-from lifecycled.store import open_store
 from lifecycled.store.serving import (
     forget_endpoints,
     last_scrape,
@@ -16,11 +16,15 @@ from lifecycled.store.serving import (
     source_health,
 )
 
+from tests.stores import open_test_store
+
 REF = ModelRef("credit_scoring", "1")
+
+pytestmark = pytest.mark.usefixtures("both_engines")
 
 
 def test_forgetting_removed_endpoints_keeps_the_configured_ones(tmp_path: Path) -> None:
-    store = open_store("sqlite:///s.db", tmp_path)
+    store = open_test_store(tmp_path)
     with store.write() as conn:
         for endpoint in ("a", "old"):
             put_serving_state(conn, REF, endpoint, "ready", "", 1.0)

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from lifecycled.config import parse_settings
 from lifecycled.context import Context
 from lifecycled.domain import ModelRef, ModelSpec, Status
-from lifecycled.store import open_store
 from lifecycled.store.results import latest_quality
 from lifecycled.store.serving import latest_snapshots, source_health
 from lifecycled.tasks.collect import run_collect
 from lifecycled.tasks.quality import run_quality
 
 from tests.integration.conftest import write_outcomes
+from tests.stores import open_test_store
 
 REF = ModelRef("credit_scoring", "1")
+
+pytestmark = pytest.mark.usefixtures("both_engines")
 
 
 class Clock:
@@ -31,7 +34,7 @@ def context(tmp_path: Path, outcomes: Path, clock: Clock) -> Context:
     settings = parse_settings({
         "schedule": {"quality": "5m"},
         "models": {REF.name: {"quality": {"outcomes": str(outcomes)}}}})
-    store = open_store("sqlite:///s.db", tmp_path)
+    store = open_test_store(tmp_path)
     store.register(ModelSpec(REF, owner_team="t", business_domain="d"), Status.PRODUCTION,
                    actor="test", reason="r", now=clock())
     return Context(settings, store, clock=clock, environ={})

@@ -5,7 +5,6 @@ version along the lifecycle graph (and deprecates the old one) or fails the job.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import replace
 
 from lifecycled.api import JobEvent
@@ -15,6 +14,7 @@ from lifecycled.core.triggers import Trigger
 from lifecycled.core.updates import describe, gate
 from lifecycled.domain import ModelRef, Status
 from lifecycled.errors import InputError, NotFoundError, TransitionError
+from lifecycled.store.core import Connection
 from lifecycled.store.updates import (
     STATES,
     UpdateJob,
@@ -33,7 +33,7 @@ def callback_url(ctx: Context, job_id: str) -> str:
     return f"{base.rstrip('/')}/api/v1/jobs/{job_id}/events"
 
 
-def create_job(ctx: Context, conn: sqlite3.Connection, ref: ModelRef, trigger: Trigger,
+def create_job(ctx: Context, conn: Connection, ref: ModelRef, trigger: Trigger,
                now: float) -> str:
     """Create a job for ``ref`` and dispatch it (the event is written in the same transaction)."""
     target = next_version(ref.version)
@@ -73,7 +73,7 @@ def cancel_job(ctx: Context, job_id: str, actor: str) -> UpdateJob:
         return get_in(conn, job_id)
 
 
-def fail_in(ctx: Context, conn: sqlite3.Connection, job: UpdateJob, reason: str,
+def fail_in(ctx: Context, conn: Connection, job: UpdateJob, reason: str,
           now: float) -> None:
     update_in(conn, job.id, now, state="failed", reason=reason)
     log_in(conn, job.id, now, f"failed: {reason}")
@@ -101,7 +101,7 @@ def finish(ctx: Context, job_id: str, why: str) -> str:
     return "completed"
 
 
-def _promote(ctx: Context, conn: sqlite3.Connection, job: UpdateJob, why: str,
+def _promote(ctx: Context, conn: Connection, job: UpdateJob, why: str,
              now: float) -> None:
     store = ctx.store
     old = store.get_in(conn, job.ref)

@@ -21,6 +21,7 @@ from lifecycled.registration import (
     threshold_differences,
 )
 from lifecycled.render import fmt, table, utc
+from lifecycled.store.engine import redact
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -30,9 +31,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if not settings.sources.triton and settings.sources.prometheus is None:
         notes.append("no sources configured: discovery and collection will have nothing to read")
     differences: list[dict[str, Any]] = []
+    # a PostgreSQL store is connected to (an unreachable server or a wrong password is exit 1,
+    # naming the cause); a SQLite file that does not exist yet is created by `run`
     store = app.existing_store(settings)
+    state = {"url": redact(settings.daemon.state_url), "exists": store is not None}
     if store is not None:
         try:
+            state["schema_version"] = store.schema_version()
             differences = threshold_differences(settings, store.list_models())
         finally:
             store.close()
@@ -40,13 +45,15 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     payload = {"config": str(path), "valid": True, "models": len(settings.models),
                "triton_endpoints": len(settings.sources.triton),
                "prometheus": settings.sources.prometheus is not None,
-               "webhooks": len(settings.webhooks), "threshold_differences": differences,
-               "notes": notes}
+               "webhooks": len(settings.webhooks), "state": state,
+               "threshold_differences": differences, "notes": notes}
     show(args, payload, lambda: "\n".join([
         f"{path}: configuration is valid",
         f"  models configured: {len(settings.models)}; Triton endpoints: "
         f"{len(settings.sources.triton)}; Prometheus: "
         f"{'yes' if settings.sources.prometheus else 'no'}; webhooks: {len(settings.webhooks)}",
+        f"  state: {state['url']} "
+        f"({'schema version ' + str(state['schema_version']) if store else 'not created yet'})",
         *(f"  note: {note}" for note in notes)]))
     return EXIT_OK
 

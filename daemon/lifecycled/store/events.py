@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from lifecycled.store.engine import Connection
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 
@@ -16,7 +17,7 @@ def iso(timestamp: float) -> str:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-def emit_in(conn: sqlite3.Connection, subscriptions: Mapping[str, Sequence[str]], event_type: str,
+def emit_in(conn: Connection, subscriptions: Mapping[str, Sequence[str]], event_type: str,
             data: Mapping[str, Any], now: float) -> str:
     """Write an event (and its deliveries) inside the caller's transaction; return its id."""
     event_id = f"msg_{uuid.uuid4().hex}"

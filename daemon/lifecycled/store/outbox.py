@@ -4,13 +4,12 @@ delivery row per subscribed endpoint, and what the deliver job records about eac
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lifecycled.store.core import Connection, Store
 from lifecycled.store.events import DEAD, DELIVERED, PENDING
-from lifecycled.store.sqlite import Store
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,7 @@ class Delivery:
                 "last_error": self.last_error, "created_at": self.created_at}
 
 
-def _delivery(row: sqlite3.Row) -> Delivery:
+def _delivery(row: Any) -> Delivery:
     return Delivery(row["event_id"], row["endpoint"], row["type"], row["body"], row["attempts"],
                     row["state"], row["next_attempt_at"], row["last_status"], row["last_error"],
                     row["created_at"])
@@ -98,7 +97,7 @@ def record_attempts(store: Store, attempts: Sequence[Attempt]) -> None:
             _record_in(conn, attempt)
 
 
-def _record_in(conn: sqlite3.Connection, attempt: Attempt) -> None:
+def _record_in(conn: Connection, attempt: Attempt) -> None:
     delivery, now, status, error, outcome = (attempt.delivery, attempt.now, attempt.status,
                                              attempt.error, attempt.outcome)
     state = {"delivered": DELIVERED, "dead": DEAD}.get(outcome, PENDING)
@@ -113,15 +112,16 @@ def _record_in(conn: sqlite3.Connection, attempt: Attempt) -> None:
     conn.execute(
         "INSERT INTO webhook_counts (endpoint, event_type, deliveries, failures) VALUES "
         "(?, ?, 1, ?) ON CONFLICT(endpoint, event_type) DO UPDATE SET "
-        "deliveries = deliveries + 1, failures = failures + excluded.failures",
+        "deliveries = webhook_counts.deliveries + 1, "
+        "failures = webhook_counts.failures + excluded.failures",
         (delivery.endpoint, delivery.event_type, 0 if ok else 1))
     conn.execute(
         "INSERT INTO webhook_endpoints (endpoint, disabled, disabled_reason, last_success) "
         "VALUES (?, ?, ?, ?) ON CONFLICT(endpoint) DO UPDATE SET "
-        "disabled = MAX(disabled, excluded.disabled), "
+        "disabled = CASE WHEN excluded.disabled = 1 THEN 1 ELSE webhook_endpoints.disabled END, "
         "disabled_reason = CASE WHEN excluded.disabled = 1 THEN excluded.disabled_reason "
-        "ELSE disabled_reason END, "
-        "last_success = COALESCE(excluded.last_success, last_success)",
+        "ELSE webhook_endpoints.disabled_reason END, "
+        "last_success = COALESCE(excluded.last_success, webhook_endpoints.last_success)",
         (delivery.endpoint, 1 if outcome == "disabled" else 0, attempt.disable_reason,
          now if ok else None))
 

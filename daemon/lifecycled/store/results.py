@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lifecycled.domain import ModelRef
-from lifecycled.store.sqlite import Store, dumps
+from lifecycled.store.core import Store, dumps
 
 
 @dataclass(frozen=True)

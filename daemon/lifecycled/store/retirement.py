@@ -4,7 +4,6 @@ a retired version's results once the backup is verified."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from typing import Any
 
 from lifecycled.domain import ModelRef
 from lifecycled.errors import NotFoundError
-from lifecycled.store.sqlite import Store, dumps
+from lifecycled.store.core import Connection, Store, dumps
 
 STEPS = ("stop_traffic", "backup", "set_retired", "cleanup", "notify")
 RESULT_TABLES = ("snapshots", "drift_results", "quality_results", "evaluations")
@@ -40,7 +39,7 @@ class Plan:
                 "created_at": self.created_at, "updated_at": self.updated_at}
 
 
-def _plan(row: sqlite3.Row) -> Plan:
+def _plan(row: Any) -> Plan:
     return Plan(row["id"], ModelRef(row["name"], row["version"]), row["state"], row["actor"],
                 row["reason"], tuple(json.loads(row["steps"])), row["error"], row["created_at"],
                 row["updated_at"])
@@ -67,7 +66,7 @@ def scores(store: Store) -> dict[ModelRef, dict[str, Any]]:
             for r in rows}
 
 
-def create_plan_in(conn: sqlite3.Connection, ref: ModelRef, actor: str, reason: str,
+def create_plan_in(conn: Connection, ref: ModelRef, actor: str, reason: str,
                    now: float) -> Plan:
     plan_id = f"ret_{uuid.uuid4().hex[:16]}"
     steps = [{"name": name, "state": "pending", "at": None, "detail": ""} for name in STEPS]
@@ -77,14 +76,14 @@ def create_plan_in(conn: sqlite3.Connection, ref: ModelRef, actor: str, reason: 
     return get_plan_in(conn, plan_id)
 
 
-def get_plan_in(conn: sqlite3.Connection, plan_id: str) -> Plan:
+def get_plan_in(conn: Connection, plan_id: str) -> Plan:
     row = conn.execute("SELECT * FROM retirement_plans WHERE id = ?", (plan_id,)).fetchone()
     if row is None:
         raise NotFoundError(f"no retirement plan {plan_id}")
     return _plan(row)
 
 
-def latest_plan_in(conn: sqlite3.Connection, ref: ModelRef) -> Plan | None:
+def latest_plan_in(conn: Connection, ref: ModelRef) -> Plan | None:
     row = conn.execute("SELECT * FROM retirement_plans WHERE name = ? AND version = ? "
                        "ORDER BY created_at DESC, rowid DESC LIMIT 1",
                        (ref.name, ref.version)).fetchone()
@@ -115,7 +114,7 @@ def plan_counts(store: Store) -> dict[str, int]:
             "SELECT state, COUNT(*) FROM retirement_plans GROUP BY state")}
 
 
-def mark_step_in(conn: sqlite3.Connection, plan: Plan, step: str, state: str, detail: str,
+def mark_step_in(conn: Connection, plan: Plan, step: str, state: str, detail: str,
                  now: float) -> Plan:
     steps = [dict(s) for s in plan.steps]
     for s in steps:
@@ -153,14 +152,14 @@ def release(store: Store, plan_id: str, owner: str) -> None:
                      "WHERE id = ? AND owner = ?", (plan_id, owner))
 
 
-def resume_waiting_in(conn: sqlite3.Connection, plan: Plan, now: float) -> Plan:
+def resume_waiting_in(conn: Connection, plan: Plan, now: float) -> Plan:
     """A plan waiting for an unload runs again (its step re-checks Triton)."""
     conn.execute("UPDATE retirement_plans SET state = 'running', updated_at = ? "
                  "WHERE id = ? AND state = 'waiting_for_unload'", (now, plan.id))
     return get_plan_in(conn, plan.id)
 
 
-def retry_plan_in(conn: sqlite3.Connection, plan: Plan, now: float) -> Plan:
+def retry_plan_in(conn: Connection, plan: Plan, now: float) -> Plan:
     steps = [dict(s, state="pending") if s["state"] == "failed" else dict(s) for s in plan.steps]
     conn.execute("UPDATE retirement_plans SET steps = ?, state = 'running', error = '', "
                  "updated_at = ? WHERE id = ?", (dumps(steps), now, plan.id))
@@ -187,7 +186,7 @@ def export_version(store: Store, ref: ModelRef) -> dict[str, Any]:
     return data
 
 
-def prune_version_in(conn: sqlite3.Connection, ref: ModelRef) -> int:
+def prune_version_in(conn: Connection, ref: ModelRef) -> int:
     """Delete ``ref``'s snapshots, results and serving state (history and jobs stay)."""
     removed = 0
     for table in (*RESULT_TABLES, "serving_state", "retirement_scores"):

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from lifecycled.domain import ModelRef
-from lifecycled.store.sqlite import Store, dumps
+from lifecycled.store.core import Connection, Store, dumps
 
 SNAPSHOT_FIELDS = (
     "interval_seconds", "requests_per_second", "inferences_per_second", "error_ratio",
@@ -79,12 +78,12 @@ def serving_states(store: Store, ref: ModelRef | None = None) -> list[ServingSta
     return [_state(row) for row in rows]
 
 
-def _state(row: sqlite3.Row) -> ServingState:
+def _state(row: Any) -> ServingState:
     return ServingState(ModelRef(row["name"], row["version"]), row["endpoint"], row["state"],
                         row["reason"], row["since"], row["updated_at"], row["unavailable_passes"])
 
 
-def put_serving_state(conn: sqlite3.Connection, ref: ModelRef, endpoint: str, state: str,
+def put_serving_state(conn: Connection, ref: ModelRef, endpoint: str, state: str,
                       reason: str, now: float) -> tuple[str | None, int]:
     """Record one observation; return the previous state and the consecutive unavailable passes."""
     row = conn.execute("SELECT state, unavailable_passes FROM serving_state WHERE name = ? AND "
@@ -115,7 +114,7 @@ def last_scrape(store: Store, endpoint: str) -> tuple[float, Any] | None:
     return (row["at"], json.loads(row["payload"])) if row else None
 
 
-def put_scrape(conn: sqlite3.Connection, endpoint: str, at: float, payload: Any) -> None:
+def put_scrape(conn: Connection, endpoint: str, at: float, payload: Any) -> None:
     conn.execute("INSERT INTO scrapes (endpoint, at, payload) VALUES (?, ?, ?) ON CONFLICT(endpoint)"
                  " DO UPDATE SET at = excluded.at, payload = excluded.payload",
                  (endpoint, at, dumps(payload)))
@@ -124,7 +123,7 @@ def put_scrape(conn: sqlite3.Connection, endpoint: str, at: float, payload: Any)
 # --- snapshots ----------------------------------------------------------------------------------
 
 
-def add_snapshot(conn: sqlite3.Connection, ref: ModelRef, at: float,
+def add_snapshot(conn: Connection, ref: ModelRef, at: float,
                  values: Mapping[str, float | None], detail: Mapping[str, Any]) -> int:
     unknown = set(values) - set(SNAPSHOT_FIELDS)
     if unknown:
@@ -132,12 +131,12 @@ def add_snapshot(conn: sqlite3.Connection, ref: ModelRef, at: float,
     columns = list(values)
     cursor = conn.execute(
         f"INSERT INTO snapshots (name, version, at, {', '.join(columns)}, detail) VALUES "
-        f"(?, ?, ?, {', '.join('?' * len(columns))}, ?)",
+        f"(?, ?, ?, {', '.join('?' * len(columns))}, ?) RETURNING id",
         (ref.name, ref.version, at, *values.values(), dumps(dict(detail))))
-    return int(cursor.lastrowid or 0)
+    return int(cursor.fetchone()[0])
 
 
-def _snapshot(row: sqlite3.Row) -> Snapshot:
+def _snapshot(row: Any) -> Snapshot:
     return Snapshot(row["id"], ModelRef(row["name"], row["version"]), row["at"],
                     {f: row[f] for f in SNAPSHOT_FIELDS}, json.loads(row["detail"]))
 
@@ -175,7 +174,7 @@ def prune_snapshots(store: Store, *, older_than: float, keep: int) -> int:
             aged = conn.execute(f"DELETE FROM {table} WHERE at < ?", (older_than,)).rowcount
             excess = conn.execute(
                 f"DELETE FROM {table} WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER "
-                f"(PARTITION BY name, version ORDER BY id DESC) AS n FROM {table}) WHERE n > ?)",
+                f"(PARTITION BY name, version ORDER BY id DESC) AS n FROM {table}) AS ranked WHERE n > ?)",
                 (keep,)).rowcount
             if table == "snapshots":
                 deleted = aged + excess
@@ -185,7 +184,7 @@ def prune_snapshots(store: Store, *, older_than: float, keep: int) -> int:
 # --- sources and jobs ---------------------------------------------------------------------------
 
 
-def record_source(conn: sqlite3.Connection, source: str, *, ok: bool, now: float,
+def record_source(conn: Connection, source: str, *, ok: bool, now: float,
                   error: str = "") -> None:
     conn.execute(
         "INSERT INTO sources (source, up, last_attempt, last_success, last_error) "
@@ -236,7 +235,7 @@ class Unmanaged:
     first_seen: float
 
 
-def put_unmanaged(conn: sqlite3.Connection, endpoint: str,
+def put_unmanaged(conn: Connection, endpoint: str,
                   found: Iterable[tuple[str, str, str]], now: float
                   ) -> list[tuple[str, str, str]]:
     """Replace ``endpoint``'s unmanaged models with ``found`` (name, version, reason); return
@@ -263,7 +262,7 @@ def unmanaged_models(store: Store) -> list[Unmanaged]:
             for r in rows]
 
 
-def forget_endpoints(conn: sqlite3.Connection, keep: Iterable[str]) -> int:
+def forget_endpoints(conn: Connection, keep: Iterable[str]) -> int:
     """Drop what is kept of Triton endpoints no longer configured: their serving states (which
     feed mismatch checks and metrics), their last scrape and their source health. Returns the
     number of serving-state rows dropped."""

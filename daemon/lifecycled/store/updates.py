@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -11,7 +10,7 @@ from typing import Any
 
 from lifecycled.domain import ModelRef
 from lifecycled.errors import NotFoundError
-from lifecycled.store.sqlite import Store, dumps
+from lifecycled.store.core import Connection, Store, dumps
 
 STATES = ("pending", "dispatched", "training", "validating", "deploying", "completed", "failed",
           "cancelled")
@@ -49,14 +48,14 @@ class UpdateJob:
                 "log": [{"at": at, "line": line} for at, line in self.log]}
 
 
-def _job(row: sqlite3.Row, log: Sequence[tuple[float, str]] = ()) -> UpdateJob:
+def _job(row: Any, log: Sequence[tuple[float, str]] = ()) -> UpdateJob:
     return UpdateJob(row["id"], ModelRef(row["name"], row["version"]), row["target_version"],
                      row["trigger_type"], json.loads(row["trigger"]), row["state"],
                      row["progress"], json.loads(row["validation"]), row["reason"],
                      row["created_at"], row["updated_at"], row["finished_at"], tuple(log))
 
 
-def create_in(conn: sqlite3.Connection, ref: ModelRef, target: str, trigger_type: str,
+def create_in(conn: Connection, ref: ModelRef, target: str, trigger_type: str,
               trigger: Mapping[str, Any], state: str, now: float) -> str:
     job_id = f"job_{uuid.uuid4().hex[:16]}"
     conn.execute("INSERT INTO update_jobs (id, name, version, target_version, trigger_type, "
@@ -66,7 +65,7 @@ def create_in(conn: sqlite3.Connection, ref: ModelRef, target: str, trigger_type
     return job_id
 
 
-def get_in(conn: sqlite3.Connection, job_id: str) -> UpdateJob:
+def get_in(conn: Connection, job_id: str) -> UpdateJob:
     row = conn.execute("SELECT * FROM update_jobs WHERE id = ?", (job_id,)).fetchone()
     if row is None:
         raise NotFoundError(f"no update job {job_id}")
@@ -96,7 +95,7 @@ def list_jobs(store: Store, *, state: str | None = None, ref: ModelRef | None = 
     return [_job(r) for r in rows]
 
 
-def active_for_in(conn: sqlite3.Connection, name: str) -> UpdateJob | None:
+def active_for_in(conn: Connection, name: str) -> UpdateJob | None:
     """The active job of any version of model ``name`` (at most one exists)."""
     row = conn.execute(f"SELECT * FROM update_jobs WHERE name = ? AND state IN "
                        f"({', '.join('?' * len(ACTIVE))}) ORDER BY created_at DESC LIMIT 1",
@@ -104,13 +103,13 @@ def active_for_in(conn: sqlite3.Connection, name: str) -> UpdateJob | None:
     return _job(row) if row else None
 
 
-def last_created_in(conn: sqlite3.Connection, name: str) -> float | None:
+def last_created_in(conn: Connection, name: str) -> float | None:
     row = conn.execute("SELECT MAX(created_at) FROM update_jobs WHERE name = ?",
                        (name,)).fetchone()
     return row[0] if row and row[0] is not None else None
 
 
-def update_in(conn: sqlite3.Connection, job_id: str, now: float, *, state: str | None = None,
+def update_in(conn: Connection, job_id: str, now: float, *, state: str | None = None,
               progress: float | None = None, validation: Mapping[str, float] | None = None,
               reason: str | None = None) -> None:
     sets: list[str] = ["updated_at = ?"]
@@ -133,7 +132,7 @@ def update_in(conn: sqlite3.Connection, job_id: str, now: float, *, state: str |
     conn.execute(f"UPDATE update_jobs SET {', '.join(sets)} WHERE id = ?", (*params, job_id))
 
 
-def log_in(conn: sqlite3.Connection, job_id: str, now: float, *lines: str) -> None:
+def log_in(conn: Connection, job_id: str, now: float, *lines: str) -> None:
     conn.executemany("INSERT INTO update_job_log (job_id, at, line) VALUES (?, ?, ?)",
                      [(job_id, now, line) for line in lines])
 

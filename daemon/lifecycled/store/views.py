@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from lifecycled.domain import QUALITY_METRICS, ModelRef
+from lifecycled.store.core import Store
 from lifecycled.store.results import Decoded, latest
-from lifecycled.store.sqlite import Store
 
 
 def _number(value: Any) -> float | None:

@@ -1,10 +1,9 @@
-"""SQLite state store: WAL, busy timeout, migrations on ``PRAGMA user_version``, short write
-transactions taken with ``BEGIN IMMEDIATE`` so that concurrent writers queue instead of failing."""
+"""The state store: registry and history, and the plumbing every store module shares (one
+transaction per public method, on SQLite or PostgreSQL through ``lifecycled.store.engine``)."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -22,28 +21,24 @@ from lifecycled.domain import (
 )
 from lifecycled.errors import InputError, NotFoundError, StoreError
 from lifecycled.render import finite_json
+from lifecycled.store.engine import (
+    Connection,
+    Engine,
+    SQLiteEngine,
+    open_engine,
+    sqlite_path,
+)
 from lifecycled.store.events import emit_in
 from lifecycled.store.migrations import MIGRATIONS
 
-BUSY_TIMEOUT_MS = 30_000
+__all__ = ["Connection", "Store", "dumps", "open_store", "sqlite_path"]
 
 
-def sqlite_path(url: str, base_dir: Path) -> Path:
-    """Return the file of a ``sqlite:///relative`` or ``sqlite:////absolute`` URL."""
-    prefix = "sqlite:///"
-    if not url.startswith(prefix):
-        scheme = url.split("://", 1)[0]
-        raise StoreError(f"unsupported state_url scheme {scheme!r}: only sqlite:/// is available")
-    rest = url[len(prefix):]
-    if not rest:
-        raise StoreError("state_url names no file")
-    path = Path(rest)
-    return path if path.is_absolute() else base_dir / path
-
-
-def open_store(url: str, base_dir: Path) -> Store:
+def open_store(url: str, base_dir: Path, *, password: str | None = None,
+               pool_size: int = 8) -> Store:
     """Open (creating and migrating if needed) the store at ``url``."""
-    return Store(sqlite_path(url, base_dir))
+    return Store(open_engine(url, base_dir, password=password, pool_size=pool_size),
+                 folder=base_dir)
 
 
 def dumps(value: Any) -> str:
@@ -51,96 +46,109 @@ def dumps(value: Any) -> str:
     return json.dumps(finite_json(value), sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
-class Store:
-    """Registry, history and (later) results; every public method is one transaction."""
+class Fenced(StoreError):
+    """A write of a fleet-wide task was refused: this replica no longer holds the leader lease."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+
+class Store:
+    """Registry, history and results; every public method is one transaction."""
+
+    def __init__(self, engine: Engine | Path, *, folder: Path | None = None) -> None:
+        self.engine = engine if isinstance(engine, Engine) else SQLiteEngine(engine)
+        # the file of a SQLite store (None on PostgreSQL)
+        self.path: Path | None = getattr(self.engine, "path", None)
+        # where files that belong with the state live (profile caches, backups): beside a SQLite
+        # file, else the state directory
+        self.folder = self.path.parent if self.path is not None else (folder or Path.cwd())
         # webhook endpoint -> event types it wants; set by the app from the configuration
         self.subscriptions: Mapping[str, Sequence[str]] = {}
         self.write_error: str | None = None  # the last write's failure, until one succeeds
-        self._lock = threading.RLock()
+        # the fence a thread's writes must pass (``fenced``): (replica, epoch)
+        self._fence = threading.local()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
-                str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                check_same_thread=False,
-            )
-            self._conn.row_factory = sqlite3.Row
-            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._conn.execute("PRAGMA foreign_keys = ON")
-            self._migrate()
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open state store {path}: {exc}") from exc
+            self.engine.migrate(MIGRATIONS)
+        except self.engine.errors as exc:
+            self.engine.close()
+            raise StoreError(f"cannot open state store {self.location}: {exc}") from exc
+        except StoreError:
+            self.engine.close()
+            raise
 
     # -- plumbing ---------------------------------------------------------------------------------
 
+    @property
+    def location(self) -> str:
+        """The file or the URL (without password) of the store, for messages."""
+        return self.engine.location
+
+    @property
+    def several_replicas(self) -> bool:
+        """Whether several daemons may share this store (PostgreSQL) or only one (SQLite)."""
+        return self.engine.several_replicas
+
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self.engine.close()
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """Run the block as one immediate write transaction. A database error (a full disk, a
-        read-only file) is a StoreError naming the cause, remembered in ``write_error`` until a
-        write succeeds again."""
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._conn
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._rollback()
-                    raise
-            except sqlite3.Error as exc:
-                self.write_error = f"cannot write the state store {self.path}: {exc}"
-                raise StoreError(self.write_error) from exc
-            self.write_error = None
-
-    def _rollback(self) -> None:
-        # SQLite has already rolled back after some errors (SQLITE_FULL, SQLITE_IOERR): a second
-        # ROLLBACK would fail with "no transaction is active" and hide the cause
-        if self._conn.in_transaction:
-            self._conn.execute("ROLLBACK")
+    def fenced(self, replica: str, epoch: int) -> Iterator[None]:
+        """Every write this thread makes inside the block first checks, in its own transaction,
+        that ``replica`` still holds the leader lease at ``epoch``; if not, the write is refused
+        with ``Fenced`` and nothing of it is kept."""
+        previous = getattr(self._fence, "value", None)
+        self._fence.value = (replica, epoch)
+        try:
+            yield
+        finally:
+            self._fence.value = previous
 
     @contextmanager
-    def read(self) -> Iterator[sqlite3.Connection]:
+    def write(self) -> Iterator[Connection]:
+        """Run the block as one write transaction (writers queue, on one machine or several). A
+        database error (a full disk, a read-only file, a lost server) is a StoreError naming the
+        cause, remembered in ``write_error`` until a write succeeds again."""
+        try:
+            with self.engine.transaction(write=True) as conn:
+                fence = getattr(self._fence, "value", None)
+                if fence is not None:
+                    self._check_fence(conn, *fence)
+                yield conn
+        except self.engine.errors as exc:
+            self.write_error = f"cannot write the state store {self.location}: {exc}"
+            raise StoreError(self.write_error) from exc
+        self.write_error = None
+
+    def _check_fence(self, conn: Connection, replica: str, epoch: int) -> None:
+        row = conn.execute("SELECT holder, epoch FROM leases WHERE name = 'leader'").fetchone()
+        if row is None or row[0] != replica or int(row[1]) != epoch:
+            holder = f"{row[0]} at epoch {row[1]}" if row is not None else "nobody"
+            raise Fenced(f"{replica} lost the leader lease (epoch {epoch}; now held by "
+                         f"{holder}): write refused")
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
         """Run the block as one read transaction (a consistent snapshot)."""
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN")
-                try:
-                    yield self._conn
-                finally:
-                    if self._conn.in_transaction:
-                        self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot read the state store {self.path}: {exc}") from exc
+        try:
+            with self.engine.transaction(write=False) as conn:
+                yield conn
+        except self.engine.errors as exc:
+            raise StoreError(f"cannot read the state store {self.location}: {exc}") from exc
 
-    def _migrate(self) -> None:
-        with self.write() as conn:
-            current = conn.execute("PRAGMA user_version").fetchone()[0]
-            if current > len(MIGRATIONS):
-                raise StoreError(
-                    f"{self.path} has schema version {current}, newer than this lifecycled "
-                    f"({len(MIGRATIONS)}); upgrade lifecycled"
-                )
-            for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
-                for statement in script.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {number}")
+    def database_time(self) -> float:
+        """The database's clock (seconds since the epoch): what leases are timed by."""
+        with self.read() as conn:
+            return float(conn.execute(f"SELECT {self.engine.now_sql}").fetchone()[0])
 
     def schema_version(self) -> int:
-        with self.read() as conn:
-            return int(conn.execute("PRAGMA user_version").fetchone()[0])
+        try:
+            return self.engine.schema_version()
+        except self.engine.errors as exc:
+            raise StoreError(f"cannot read the state store {self.location}: {exc}") from exc
 
     def integrity_check(self) -> str:
-        with self.read() as conn:
-            return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+        try:
+            return self.engine.integrity_check()
+        except self.engine.errors as exc:
+            raise StoreError(f"cannot read the state store {self.location}: {exc}") from exc
 
     # -- registry ---------------------------------------------------------------------------------
 
@@ -155,7 +163,7 @@ class Store:
             kind = self.register_in(conn, spec, status, actor=actor, reason=reason, now=now)
             return self.get_in(conn, spec.ref), kind
 
-    def register_in(self, conn: sqlite3.Connection, spec: ModelSpec, status: Status, *,
+    def register_in(self, conn: Connection, spec: ModelSpec, status: Status, *,
                     actor: str, reason: str, now: float) -> HistoryKind | None:
         """Register inside an open write transaction (for callers that add more to it)."""
         ref = spec.ref
@@ -199,7 +207,7 @@ class Store:
             return self.set_status_in(conn, ref, target, actor=actor, reason=reason,
                                       evidence=evidence, now=now)
 
-    def set_status_in(self, conn: sqlite3.Connection, ref: ModelRef, target: Status, *,
+    def set_status_in(self, conn: Connection, ref: ModelRef, target: Status, *,
                       actor: str, reason: str, evidence: Mapping[str, Any] | None = None,
                       now: float) -> HistoryEntry:
         """Change status inside an open write transaction."""
@@ -219,23 +227,23 @@ class Store:
         self.emit_in(conn, "model.status_changed", ref, data, now)
         return entry
 
-    def emit_in(self, conn: sqlite3.Connection, event_type: str, ref: ModelRef,
+    def emit_in(self, conn: Connection, event_type: str, ref: ModelRef,
                 data: Mapping[str, Any], now: float) -> str:
         """Add a webhook event about ``ref`` to the outbox inside an open transaction."""
         body = {"model": ref.name, "version": ref.version, **data,
                 "links": {"model": f"/api/v1/models/{ref.name}/{ref.version}"}}
         return emit_in(conn, self.subscriptions, event_type, body, now)
 
-    def _append_history(self, conn: sqlite3.Connection, ref: ModelRef, kind: HistoryKind,
+    def _append_history(self, conn: Connection, ref: ModelRef, kind: HistoryKind,
                         from_status: Status | None, to_status: Status, actor: str, reason: str,
                         evidence: Mapping[str, Any], now: float) -> HistoryEntry:
         cursor = conn.execute(
             "INSERT INTO history (name, version, kind, from_status, to_status, actor, reason,"
-            " evidence, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " evidence, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (ref.name, ref.version, kind.value, from_status.value if from_status else None,
              to_status.value, actor, reason, dumps(dict(evidence)), now),
         )
-        return HistoryEntry(int(cursor.lastrowid or 0), ref, kind, from_status, to_status, actor,
+        return HistoryEntry(int(cursor.fetchone()[0]), ref, kind, from_status, to_status, actor,
                             reason, dict(evidence), now)
 
     def get(self, ref: ModelRef) -> ModelRecord:
@@ -243,7 +251,7 @@ class Store:
         with self.read() as conn:
             return self.get_in(conn, ref)
 
-    def get_in(self, conn: sqlite3.Connection, ref: ModelRef) -> ModelRecord:
+    def get_in(self, conn: Connection, ref: ModelRef) -> ModelRecord:
         """Return the record of ``ref`` inside an open transaction."""
         row = conn.execute("SELECT * FROM models WHERE name = ? AND version = ?",
                            (ref.name, ref.version)).fetchone()
@@ -304,7 +312,7 @@ class Store:
         return [_record_from_row(row) for row in rows]
 
 
-def _record_from_row(row: sqlite3.Row) -> ModelRecord:
+def _record_from_row(row: Any) -> ModelRecord:
     spec = ModelSpec(
         ref=ModelRef(row["name"], row["version"]),
         owner_team=row["owner_team"],
@@ -323,7 +331,7 @@ def _record_from_row(row: sqlite3.Row) -> ModelRecord:
                        row["status_changed_at"])
 
 
-def _history_from_row(row: sqlite3.Row) -> HistoryEntry:
+def _history_from_row(row: Any) -> HistoryEntry:
     return HistoryEntry(
         id=row["id"],
         ref=ModelRef(row["name"], row["version"]),

@@ -1,0 +1,110 @@
+"""Run a real PostgreSQL server for the tests and the demo: Debian's ``postgresql`` binaries,
+``initdb`` and ``pg_ctl`` in a temporary folder, on a free port on 127.0.0.1, with password
+(SCRAM) authentication. PostgreSQL refuses to run as root, so as root the server runs as the
+``postgres`` user that the Debian package creates.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+USER = "lifecycled"
+
+
+def pg_bin(program: str) -> str:
+    """Path of a PostgreSQL server program (Debian keeps them out of PATH), or FileNotFoundError
+    saying how to get them."""
+    found = shutil.which(program)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{program}"))
+    if not candidates:
+        raise FileNotFoundError(f"no {program}: install Debian's postgresql (apt-get install "
+                                f"postgresql) or run `make system`")
+    return candidates[-1]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _as_server_user(argv: list[str]) -> list[str]:
+    if os.geteuid() != 0:
+        return argv
+    return ["runuser", "-u", "postgres", "--", *argv]
+
+
+@dataclass
+class Postgres:
+    """A running server: ``url(db)`` has no password; ``password`` is the role's."""
+
+    folder: Path
+    port: int
+    password: str
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://{USER}@127.0.0.1:{self.port}/{database}"
+
+    def sql(self, statement: str, database: str = "postgres") -> list[tuple[object, ...]]:
+        import psycopg
+
+        with psycopg.connect(self.url(database), password=self.password, autocommit=True) as conn:
+            cursor = conn.execute(statement)
+            return cursor.fetchall() if cursor.description else []
+
+    def create_database(self, name: str, template: str | None = None) -> str:
+        clause = f" TEMPLATE {template}" if template else ""
+        self.sql(f"CREATE DATABASE {name}{clause}")
+        return self.url(name)
+
+    def stop(self) -> None:
+        subprocess.run(_as_server_user([pg_bin("pg_ctl"), "stop", "-D", str(self.folder / "data"),
+                                        "-m", "immediate", "-w"]),
+                       capture_output=True, check=False)
+
+
+def start_postgres(folder: Path, *, timeout: float = 60.0) -> Postgres:
+    """initdb + pg_ctl start in ``folder`` (created); returns once it accepts connections."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / "data"
+    password = secrets.token_urlsafe(16)
+    pwfile = folder / "pwfile"
+    pwfile.write_text(password + "\n")
+    if os.geteuid() == 0:
+        entry = pwd.getpwnam("postgres")
+        for path in (folder, pwfile):
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+    pwfile.chmod(0o600)
+    port = _free_port()
+    subprocess.run(_as_server_user([
+        pg_bin("initdb"), "-D", str(data), "-U", USER, "--auth=scram-sha-256",
+        f"--pwfile={pwfile}", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"]),
+        check=True, capture_output=True)
+    options = (f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={folder} "
+               "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+               "-c max_connections=300 -c shared_buffers=64MB")
+    subprocess.run(_as_server_user([pg_bin("pg_ctl"), "start", "-D", str(data), "-w",
+                                    "-t", str(int(timeout)), "-l", str(folder / "server.log"),
+                                    "-o", options]), check=True, capture_output=True)
+    server = Postgres(folder, port, password)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            server.sql("SELECT 1")
+            return server
+        except Exception:
+            if time.monotonic() > deadline:
+                log = (folder / "server.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"PostgreSQL did not start: {log}") from None
+            time.sleep(0.1)
