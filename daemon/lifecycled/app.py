@@ -12,7 +12,7 @@ from pathlib import Path
 from lifecycled import __version__, logs
 from lifecycled.config import load_settings, resolve_config_path
 from lifecycled.context import Context
-from lifecycled.errors import ConfigError, InputError
+from lifecycled.errors import ConfigError, InputError, LifecycledError
 from lifecycled.notify import Notifier
 from lifecycled.registration import warn_threshold_differences
 from lifecycled.secrets import read_secret
@@ -168,10 +168,16 @@ def run_daemon(config: str | None, *, once: bool = False,
     notifier = Notifier(environ)
     warn_threshold_differences(app.settings, app.store)
     runtime = Runtime(app.context(), app.config_path, notifier)
+    try:
+        runtime.replication.start()  # SQLite: refused if another daemon runs on the file
+    except LifecycledError:
+        app.close()
+        raise
     if once:
         try:
             return runtime.run_once()
         finally:
+            runtime.replication.stop()
             app.close()
     api = Api(app.store, CollectorRegistry(), runtime.readiness,
               _token_reader(app.settings, environ),
@@ -188,14 +194,18 @@ def run_daemon(config: str | None, *, once: bool = False,
             intervals=lambda: {task: getattr(runtime.ctx.settings.schedule, task)
                                for task in runtime.jobs},
             store_writable=lambda: app.store.write_error is None,
+            replica=runtime.replication.state,
             log_level=daemon.log_level, log_format=daemon.log_format)
     except OSError as exc:  # a busy port, an address not on this host: one line, no traceback
+        runtime.replication.stop()
         app.close()
         raise ConfigError([f"daemon.listen: cannot listen on {host}:{port}: "
                            f"{exc.strerror or exc}"]) from exc
     runtime.after_run.append(server.invalidate)
+    runtime.replication.on_change.append(server.invalidate)
     runtime.install_signals()
     server.start()
+    server.invalidate()  # the listener learns this replica's role before its first scrape
     runtime.start_scheduler()
     log.info("lifecycled %s running listen=%s:%d state=%s", __version__, host, server.port,
              app.store.location)
@@ -204,6 +214,7 @@ def run_daemon(config: str | None, *, once: bool = False,
         runtime.wait()
     finally:
         clean = runtime.shutdown(app.settings.daemon.shutdown_grace)
+        runtime.replication.stop()  # after the tasks: the next leader starts where they ended
         server.stop()
         if clean:
             app.close()

@@ -73,6 +73,8 @@ class Context:
     jitter_source: random.Random = field(default_factory=random.Random)
     triton_factory: TritonFactory = TritonClient
     prometheus_factory: PrometheusFactory = PrometheusSource
+    # several replicas: the name this daemon claims outbox deliveries under (None: one daemon)
+    claim_as: str | None = None
 
     @property
     def state_dir(self) -> Path:

@@ -9,7 +9,7 @@ the daemon over a pipe and answered there by ``http.reply_for``. The child exits
 daemon closes the pipe or dies, which frees the port.
 
 Messages, daemon -> child (control pipe): ("invalidate", webhook endpoints, task intervals,
-whether the daemon's last write to the store succeeded), ("stop",).
+whether the daemon's last write to the store succeeded, this replica's state or None), ("stop",).
 Child -> daemon (control pipe): ("started",) or ("failed", reason). Request pipe: the child sends
 a ``Request`` and receives its ``Reply``.
 """
@@ -60,9 +60,10 @@ def _child(sock: Any, requests: Connection, control: Connection, state_url: str,
         endpoints: list[str] = []
         intervals: dict[str, float] = {}
         writable: list[bool | None] = [None]
+        replica: list[dict[str, Any] | None] = [None]
         registry = CollectorRegistry(auto_describe=False)
         registry.register(LifecycleCollector(store, lambda: endpoints, lambda: intervals,
-                                             lambda: writable[0]))
+                                             lambda: writable[0], lambda: replica[0]))
         lock = threading.Lock()
 
         def forward(request: Request) -> Reply:
@@ -91,6 +92,7 @@ def _child(sock: Any, requests: Connection, control: Connection, state_url: str,
             intervals.clear()
             intervals.update(message[2])
             writable[0] = message[3]
+            replica[0] = message[4]
             exposition.invalidate()
         elif message[0] == "stop":
             server.stop()
@@ -107,6 +109,7 @@ class ListenerProcess:
                  endpoints: Callable[[], Iterable[str]] = lambda: (),
                  intervals: Callable[[], dict[str, float]] = dict,
                  store_writable: Callable[[], bool | None] = lambda: None,
+                 replica: Callable[[], dict[str, Any] | None] = lambda: None,
                  log_level: str = "INFO", log_format: str = "text") -> None:
         self.api = api
         self.socket = bind(host, port)
@@ -115,6 +118,7 @@ class ListenerProcess:
         self.endpoints = endpoints
         self.intervals = intervals
         self.store_writable = store_writable
+        self.replica = replica
         self._send_lock = threading.Lock()
         self._process: Any = None
         self._control: Connection | None = None
@@ -179,7 +183,7 @@ class ListenerProcess:
     def invalidate(self) -> None:
         """A state change: the child renders /metrics afresh for the next scrape."""
         self._send(("invalidate", list(self.endpoints()), dict(self.intervals()),
-                    self.store_writable()))
+                    self.store_writable(), self.replica()))
 
     def _send(self, message: tuple[Any, ...]) -> None:
         with self._send_lock:

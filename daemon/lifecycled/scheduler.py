@@ -25,6 +25,7 @@ from lifecycled.errors import ConfigError, LifecycledError, StoreError
 from lifecycled.net import interrupt_all
 from lifecycled.notify import Notifier
 from lifecycled.registration import warn_threshold_differences
+from lifecycled.replica import Replication
 from lifecycled.settings import Settings
 from lifecycled.store.serving import job_runs, record_job_run
 from lifecycled.tasks.registry import TASKS, Task
@@ -40,8 +41,11 @@ class Runtime:
     def __init__(self, ctx: Context, config_path: Path | None = None,
                  notifier: Notifier | None = None,
                  monotonic: Callable[[], float] = time.monotonic,
-                 jobs: Mapping[str, Task] = TASKS) -> None:
+                 jobs: Mapping[str, Task] = TASKS,
+                 replication: Replication | None = None) -> None:
         self.ctx = ctx
+        self.replication = replication or Replication(ctx.store, ctx.settings)
+        ctx.claim_as = self.replication.claim()
         self.jobs = jobs
         self.config_path = config_path
         self.notifier = notifier or Notifier({})
@@ -58,13 +62,19 @@ class Runtime:
     # -- one run of one job -------------------------------------------------------------------
 
     def run_job(self, name: str) -> bool:
-        """Run job ``name``; a job that raises is logged once with its traceback and counted."""
+        """Run job ``name``; a job that raises is logged once with its traceback and counted.
+        Among several replicas a fleet-wide job runs on the leader only, under its lease."""
+        if not self.replication.runs(name):
+            return True  # a standby: the leader runs it
         with self._running_lock:
             self._running[name] = self._running.get(name, 0) + 1
         started, clock = self.ctx.clock(), self.monotonic()
         error: str | None = None
         try:
-            self.jobs[name](self.ctx)
+            with self.replication.fence(name):
+                report = self.jobs[name](self.ctx)
+            if isinstance(report, dict) and report.get("taken_over"):
+                self.replication.claims_taken_over += int(report["taken_over"])
         except LifecycledError as exc:  # an expected failure (a source down): no traceback
             error = str(exc)
             log.error("job failed job=%s error=%s", name, exc)
@@ -110,8 +120,14 @@ class Runtime:
         if self.scheduler is None or not self.scheduler.running:
             detail["scheduler"] = "not running"
             ok = False
+        if self.replication.clustered:
+            detail["role"] = "leader" if self.replication.is_leader() else "standby"
+            if self.replication.last_error:
+                detail["lease"] = f"cannot renew: {self.replication.last_error}"
         now = self.ctx.clock()
         for offset, name in enumerate(self.jobs):
+            if not self.replication.runs(name):
+                continue  # the leader's to run; its staleness shows on the leader
             limit = STALE_INTERVALS * getattr(self.ctx.settings.schedule, name)
             run = runs.get(name)
             last = run.last_success if run and run.last_success else None

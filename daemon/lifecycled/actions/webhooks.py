@@ -29,7 +29,7 @@ from lifecycled.context import Context
 from lifecycled.errors import ConfigError, InputError
 from lifecycled.settings import WebhookEndpoint
 from lifecycled.store import Store
-from lifecycled.store.outbox import Attempt, Delivery, due, record_attempts
+from lifecycled.store.outbox import Attempt, Delivery, claim_due, due, record_attempts
 
 log = logging.getLogger(__name__)
 MAX_RETRY_AFTER = 86400.0
@@ -88,10 +88,12 @@ class DeliverOutcome:
     dead: int = 0
     disabled: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # endpoint -> why nothing was sent
+    taken_over: int = 0  # deliveries claimed by another replica whose claim had run out
 
     def to_json(self) -> dict[str, object]:
         return {"delivered": self.delivered, "retried": self.retried, "dead": self.dead,
-                "disabled": self.disabled, "skipped": self.skipped}
+                "disabled": self.disabled, "skipped": self.skipped,
+                "taken_over": self.taken_over}
 
 
 def send(session: requests.Session, endpoint: WebhookEndpoint, key: bytes, message_id: str,
@@ -114,16 +116,27 @@ def endpoint_key(ctx: Context, name: str, endpoint: WebhookEndpoint) -> bytes:
 def deliver_once(store: Store, endpoints: Mapping[str, WebhookEndpoint],
                  session: requests.Session, *, key_for: KeyReader,
                  clock: Callable[[], float] = time.time, jitter_source: random.Random,
-                 batch: int = 200, budget_seconds: float = 60.0) -> DeliverOutcome:
+                 batch: int = 200, budget_seconds: float = 60.0,
+                 claim_as: str | None = None) -> DeliverOutcome:
     """Send due deliveries until none is due or the time budget is spent. ``key_for(name,
-    endpoint)`` returns an endpoint's HMAC key (ConfigError or InputError when it cannot)."""
+    endpoint)`` returns an endpoint's HMAC key (ConfigError or InputError when it cannot).
+    With ``claim_as`` (several replicas), each batch is claimed under that name first, so no two
+    replicas send a delivery at once; a claim lasts long enough for the batch to be sent."""
     report = DeliverOutcome()
     keys: dict[str, bytes] = {}
     started = time.monotonic()
     workers = max((e.concurrency for e in endpoints.values()), default=1)
+    slowest = max((e.timeout for e in endpoints.values()), default=10.0)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
         while time.monotonic() - started < budget_seconds:
-            rows = [d for d in due(store, clock(), batch) if d.endpoint not in report.skipped]
+            if claim_as is None:
+                batch_rows = due(store, clock(), batch)
+            else:
+                claimed = claim_due(store, claim_as, clock(), batch,
+                                    ttl=2 * budget_seconds + 2 * slowest)
+                batch_rows = claimed.deliveries
+                report.taken_over += claimed.taken_over
+            rows = [d for d in batch_rows if d.endpoint not in report.skipped]
             if not rows:
                 break
             by_endpoint: dict[str, list[Delivery]] = {}

@@ -5,11 +5,21 @@ a file) and yields fresh metric families. The names are a contract (README "Metr
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from prometheus_client.core import Metric
 
 from lifecycled.domain import Status
-from lifecycled.exporter import checks, daemon, quality, registry, retirement, serving, updates
+from lifecycled.exporter import (
+    checks,
+    cluster,
+    daemon,
+    quality,
+    registry,
+    retirement,
+    serving,
+    updates,
+)
 from lifecycled.exporter import webhooks as webhook_metrics
 from lifecycled.exporter.drift import DriftCollector
 from lifecycled.store import Store
@@ -22,8 +32,10 @@ class LifecycleCollector:
     def __init__(self, store: Store,
                  webhook_endpoints: Callable[[], Iterable[str]] = lambda: (),
                  job_intervals: Callable[[], dict[str, float]] = dict,
-                 store_writable: Callable[[], bool | None] = lambda: None) -> None:
+                 store_writable: Callable[[], bool | None] = lambda: None,
+                 replica: Callable[[], dict[str, Any] | None] = lambda: None) -> None:
         self.store = store
+        self.replica = replica  # this replica's state among several (None: the only daemon)
         self.webhook_endpoints = webhook_endpoints
         self.job_intervals = job_intervals
         self.store_writable = store_writable  # the daemon's view (None: not exported)
@@ -36,6 +48,15 @@ class LifecycleCollector:
         return []  # nothing is read at registration time
 
     def collect(self) -> Iterator[Metric]:
+        replica = self.replica()
+        yield from daemon.collect_process(self.job_intervals(), self.store_writable())
+        if replica is not None:
+            yield from cluster.collect(self.store, replica)
+            if not replica["leader"]:
+                return  # the fleet's state is the leader's to export: once, not once per replica
+        yield from self._fleet()
+
+    def _fleet(self) -> Iterator[Metric]:
         records = self.store.list_models()
         live = {r.ref for r in records if r.status != Status.RETIRED}
         yield from registry.collect(records)
@@ -46,4 +67,4 @@ class LifecycleCollector:
         yield from updates.collect(self.store, live)
         yield from webhook_metrics.collect(self.store, list(self.webhook_endpoints()))
         yield from retirement.collect(self.store, live)
-        yield from daemon.collect(self.store, self.job_intervals(), self.store_writable())
+        yield from daemon.collect(self.store)

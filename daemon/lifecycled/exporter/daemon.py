@@ -13,16 +13,27 @@ from lifecycled.store import Store
 from lifecycled.store.serving import job_runs, source_health, unmanaged_models
 
 
-def collect(store: Store, intervals: Mapping[str, float],
-            store_writable: bool | None = None) -> Iterator[Metric]:
+def collect_process(intervals: Mapping[str, float],
+                    store_writable: bool | None = None) -> Iterator[Metric]:
+    """What every daemon exports of itself: version, store writability, task intervals."""
     build = gauge("lifecycled_build_info", "lifecycled version (value 1).", ["version"])
     build.add_metric([__version__], 1)
+    yield build
     if store_writable is not None:
         writable = gauge("lifecycled_state_store_writable",
                          "1 when the daemon's last write to the state store succeeded, 0 while "
                          "writes fail (a full disk, a read-only file).", [])
         writable.add_metric([], 1 if store_writable else 0)
         yield writable
+    interval = gauge("lifecycled_task_interval_seconds",
+                     "Configured interval of the task (alert when a success is 3 late).", ["task"])
+    for job, seconds in sorted(intervals.items()):
+        interval.add_metric([job], seconds)
+    yield interval
+
+
+def collect(store: Store) -> Iterator[Metric]:
+    """The fleet's view of its sources and tasks (from the store)."""
     up = gauge("lifecycled_source_up", "1 when the source answered on its last attempt.",
                ["source"])
     last = gauge("lifecycled_source_last_success_timestamp_seconds",
@@ -34,10 +45,6 @@ def collect(store: Store, intervals: Mapping[str, float],
     job_ok = gauge("lifecycled_task_last_success_timestamp_seconds",
                    "Unix time the scheduled task last finished without error.", ["task"])
     duration = gauge("lifecycled_task_duration_seconds", "Duration of the task's last run.", ["task"])
-    interval = gauge("lifecycled_task_interval_seconds",
-                     "Configured interval of the task (alert when a success is 3 late).", ["task"])
-    for job, seconds in sorted(intervals.items()):
-        interval.add_metric([job], seconds)
     runs = CounterMetricFamily("lifecycled_task_runs", "Runs of the scheduled task.", labels=["task"])
     failures = CounterMetricFamily("lifecycled_task_failures", "Runs of the task that raised.",
                                    labels=["task"])
@@ -54,4 +61,4 @@ def collect(store: Store, intervals: Mapping[str, float],
                       ["endpoint", "model", "version", "reason"])
     for u in unmanaged_models(store):
         unmanaged.add_metric([u.endpoint, u.name, u.version, u.reason], 1)
-    yield from (build, up, last, job_ok, duration, interval, runs, failures, unmanaged)
+    yield from (up, last, job_ok, duration, runs, failures, unmanaged)

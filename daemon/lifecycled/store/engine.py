@@ -15,7 +15,7 @@ with ``ON CONFLICT``, ``RETURNING``, window functions). What differs lives here:
   in ``PRAGMA user_version`` on SQLite and in a ``schema_version`` table on PostgreSQL, and
   concurrent first starts on PostgreSQL migrate once under an advisory lock;
 - the database clock (leases are timed by the database, not by each machine's clock) and the row
-  locking clause of a claim (``FOR UPDATE SKIP LOCKED``; nothing on SQLite, whose writers are
+  locking clause of a claim (``FOR UPDATE … SKIP LOCKED``; nothing on SQLite, whose writers are
   already serialised).
 """
 
@@ -62,7 +62,6 @@ class Engine:
 
     name = ""
     location = ""  # what messages call it (a file, or a URL without password)
-    claim_lock = ""  # appended to a claim's SELECT
     now_sql = ""  # the database's clock in seconds since the epoch
     errors: tuple[type[BaseException], ...] = ()
     several_replicas = False
@@ -71,6 +70,11 @@ class Engine:
     def transaction(self, *, write: bool) -> Iterator[Connection]:
         raise NotImplementedError
         yield  # pragma: no cover
+
+    def lock_rows(self, table: str) -> str:
+        """The clause a claim's SELECT ends with: lock the rows of ``table`` it returns, skipping
+        rows another transaction holds (nothing on SQLite, whose writers are serialised)."""
+        return ""
 
     def migrate(self, migrations: Sequence[str]) -> None:
         raise NotImplementedError
@@ -102,7 +106,6 @@ def statements(script: str) -> list[str]:
 
 class SQLiteEngine(Engine):
     name = "sqlite"
-    claim_lock = ""
     now_sql = "((julianday('now') - 2440587.5) * 86400.0)"
     errors = (sqlite3.Error,)
 
@@ -258,9 +261,11 @@ def postgres_ddl(statement: str) -> str:
 
 class PostgresEngine(Engine):
     name = "postgresql"
-    claim_lock = " FOR UPDATE SKIP LOCKED"
     now_sql = "(EXTRACT(EPOCH FROM clock_timestamp())::DOUBLE PRECISION)"
     several_replicas = True
+
+    def lock_rows(self, table: str) -> str:
+        return f" FOR UPDATE OF {table} SKIP LOCKED"
 
     def __init__(self, url: str, *, password: str | None = None, pool_size: int = 8,
                  connect_timeout: float = 10.0, idle_in_transaction: float = 30.0) -> None:

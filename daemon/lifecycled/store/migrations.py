@@ -1,7 +1,7 @@
-"""Schema migrations, applied in order and keyed on ``PRAGMA user_version``.
+"""Schema migrations, applied in order and keyed on ``PRAGMA user_version`` (SQLite) or the
+``schema_version`` table (PostgreSQL, which gets them translated by ``store.engine``).
 
-Append new steps; never edit a released one. SQL stays portable (no SQLite-only types) so a
-PostgreSQL store can follow.
+Append new steps; never edit a released one. SQL stays portable (no SQLite-only types).
 """
 
 from __future__ import annotations
@@ -244,5 +244,30 @@ MIGRATIONS: tuple[str, ...] = (
         first_seen REAL NOT NULL,
         PRIMARY KEY (endpoint, name, version)
     );
+    """,
+    # 8: several replicas: the leader lease (with its fencing epoch), the replicas seen, and
+    # claims on outbox deliveries
+    """
+    CREATE TABLE leases (
+        name        TEXT PRIMARY KEY,
+        holder      TEXT NOT NULL DEFAULT '',
+        epoch       INTEGER NOT NULL DEFAULT 0,
+        acquired_at REAL,
+        renewed_at  REAL,
+        until       REAL NOT NULL DEFAULT 0
+    );
+    INSERT INTO leases (name) VALUES ('leader');
+    CREATE TABLE replicas (
+        holder     TEXT PRIMARY KEY,
+        replica    TEXT NOT NULL,
+        host       TEXT NOT NULL,
+        pid        INTEGER NOT NULL,
+        version    TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        seen_at    REAL NOT NULL,
+        stopped_at REAL
+    );
+    ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;
+    ALTER TABLE deliveries ADD COLUMN claim_until REAL;
     """,
 )

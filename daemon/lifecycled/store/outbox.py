@@ -52,6 +52,32 @@ def due(store: Store, now: float, limit: int) -> list[Delivery]:
     return [_delivery(r) for r in rows]
 
 
+@dataclass(frozen=True)
+class Claimed:
+    deliveries: list[Delivery]
+    taken_over: int  # of them, claims another holder had let run out
+
+
+def claim_due(store: Store, holder: str, now: float, limit: int, ttl: float) -> Claimed:
+    """Claim the due deliveries no other replica has claimed (or whose claim has run out) for
+    ``ttl`` seconds of database time; rows another replica is claiming at this moment are
+    skipped, not waited for. The claim ends when the attempt is recorded."""
+    db_now = store.engine.now_sql
+    with store.write() as conn:
+        rows = conn.execute(
+            f"{_SELECT} LEFT JOIN webhook_endpoints w ON w.endpoint = d.endpoint "
+            "WHERE d.state = ? AND d.next_attempt_at <= ? AND COALESCE(w.disabled, 0) = 0 "
+            f"AND (d.claimed_by IS NULL OR d.claim_until < {db_now}) "
+            "ORDER BY d.next_attempt_at, e.created_at LIMIT ?" + store.engine.lock_rows("d"),
+            (PENDING, now, limit)).fetchall()
+        conn.executemany(
+            f"UPDATE deliveries SET claimed_by = ?, claim_until = {db_now} + ? "
+            "WHERE event_id = ? AND endpoint = ?",
+            [(holder, ttl, r["event_id"], r["endpoint"]) for r in rows])
+    taken = sum(1 for r in rows if r["claimed_by"] not in (None, holder))
+    return Claimed([_delivery(r) for r in rows], taken)
+
+
 def deliveries(store: Store, *, state: str | None = None, event_id: str | None = None
                ) -> list[Delivery]:
     clauses, params = [], []
@@ -104,6 +130,7 @@ def _record_in(conn: Connection, attempt: Attempt) -> None:
     conn.execute(
         "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_attempt_at = ?, "
         "last_status = ?, last_error = ?, next_attempt_at = COALESCE(?, next_attempt_at), "
+        "claimed_by = NULL, claim_until = NULL, "
         "delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END "
         "WHERE event_id = ? AND endpoint = ?",
         (state, now, status, error, attempt.next_attempt_at, state, now, delivery.event_id,

@@ -1,0 +1,129 @@
+"""Several replicas on one store: the leader lease, its fencing epoch, outbox claims (on SQLite
+and PostgreSQL), and one daemon per SQLite file."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from lifecycled.config import parse_settings
+from lifecycled.domain import ModelRef, ModelSpec, Status
+from lifecycled.errors import StoreError
+from lifecycled.replica import Replication
+from lifecycled.store import Store
+from lifecycled.store.cluster import acquire, leases, release
+from lifecycled.store.core import Fenced
+from lifecycled.store.events import emit_in
+from lifecycled.store.outbox import Attempt, claim_due, deliveries, record_attempts
+
+from tests.stores import open_test_store
+
+pytestmark = pytest.mark.usefixtures("both_engines")
+REF = ModelRef("credit_scoring", "1")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = open_test_store(tmp_path)
+    yield s
+    s.close()
+
+
+def until(check: Callable[[], object], timeout: float = 10.0) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def test_one_holder_at_a_time_and_the_epoch_grows_at_each_change(store: Store) -> None:
+    first = acquire(store, "a", ttl=0.5)
+    assert first is not None and first.taken_from == ""
+    assert acquire(store, "b", ttl=0.5) is None  # held
+    renewed = acquire(store, "a", ttl=0.5)
+    assert renewed is not None and renewed.epoch == first.epoch  # a renewal is no change
+    # b takes it once a's lease has run out (database time), and says from whom
+    taken = until(lambda: acquire(store, "b", ttl=30))
+    assert taken.epoch == first.epoch + 1 and taken.taken_from == "a"  # type: ignore[attr-defined]
+    assert acquire(store, "a", ttl=0.5) is None
+    (lease,) = leases(store)
+    assert (lease.holder, lease.epoch) == ("b", first.epoch + 1)
+    # a clean release hands over at once, and is not a takeover
+    assert release(store, "b")
+    after = acquire(store, "a", ttl=30)
+    assert after is not None and after.taken_from == "" and after.epoch == first.epoch + 2
+
+
+def test_a_replica_that_lost_the_lease_cannot_write(store: Store) -> None:
+    old = acquire(store, "a", ttl=0.3)
+    assert old is not None
+    with store.fenced("a", old.epoch):
+        store.register(ModelSpec(REF, owner_team="t", business_domain="d"), Status.PRODUCTION,
+                       actor="a", reason="r", now=1.0)
+    new = until(lambda: acquire(store, "b", ttl=30))
+    with store.fenced("a", old.epoch), pytest.raises(Fenced, match="a lost the leader lease"):
+        store.set_status(REF, Status.DEPRECATED, actor="a", reason="late", now=2.0)
+    assert store.get(REF).status == Status.PRODUCTION  # nothing of the refused write was kept
+    assert len(store.history(REF)) == 1
+    with store.fenced("b", new.epoch):  # type: ignore[attr-defined]
+        store.set_status(REF, Status.DEPRECATED, actor="b", reason="leader", now=3.0)
+    assert store.get(REF).status == Status.DEPRECATED
+    # writes outside a fence (the API, deliveries) are not checked
+    store.set_status(REF, Status.PRODUCTION, actor="api", reason="r", now=4.0)
+
+
+def test_claims_share_the_outbox_and_run_out(store: Store) -> None:
+    with store.write() as conn:
+        for _ in range(4):
+            emit_in(conn, {"ci": ("model.registered",)}, "model.registered",
+                    {"model": REF.name, "version": REF.version}, 1.0)
+    mine = claim_due(store, "a", 10.0, limit=3, ttl=0.3)
+    assert len(mine.deliveries) == 3 and mine.taken_over == 0
+    rest = claim_due(store, "b", 10.0, limit=10, ttl=30)
+    assert len(rest.deliveries) == 1  # a's three are not offered to b
+    assert {d.event_id for d in rest.deliveries}.isdisjoint(d.event_id for d in mine.deliveries)
+    # a answers one; its other two claims run out and b takes them over
+    record_attempts(store, [Attempt(mine.deliveries[0], 11.0, 200, "", "delivered")])
+    taken = until(lambda: claim_due(store, "b", 10.0, limit=10, ttl=30).deliveries)
+    assert {d.event_id for d in taken} == {d.event_id for d in mine.deliveries[1:]}  # type: ignore[attr-defined]
+    states = sorted(d.state for d in deliveries(store))
+    assert states == ["delivered", "pending", "pending", "pending"]
+
+
+def test_the_claim_counts_takeovers(store: Store) -> None:
+    with store.write() as conn:
+        emit_in(conn, {"ci": ("model.registered",)}, "model.registered",
+                {"model": REF.name, "version": REF.version}, 1.0)
+    claim_due(store, "a", 10.0, limit=1, ttl=0.2)
+    taken = until(lambda: claim_due(store, "b", 10.0, limit=1, ttl=30).taken_over)
+    assert taken == 1
+
+
+def test_a_second_daemon_on_one_sqlite_file_is_refused(tmp_path: Path, store: Store) -> None:
+    settings = parse_settings({})
+    first = Replication(store, settings)
+    if store.several_replicas:  # PostgreSQL: any number may start; one leads
+        second = Replication(store, parse_settings({"daemon": {"replica": "two"}}))
+        first.start()
+        second.start()
+        try:
+            assert [first.is_leader(), second.is_leader()] == [True, False]
+        finally:
+            first.stop()
+            second.stop()
+        return
+    first.start()
+    other = Store(store.path)  # type: ignore[arg-type]
+    with pytest.raises(StoreError, match="a SQLite state store serves one daemon; for several "
+                                         "replicas use a PostgreSQL state_url"):
+        Replication(other, settings).start()
+    first.stop()
+    again = Replication(other, settings)
+    again.start()  # the lock went with the first daemon
+    again.stop()
+    other.close()
