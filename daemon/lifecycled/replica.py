@@ -55,6 +55,7 @@ class Replication:
         self.takeovers = 0  # of those, from a replica whose lease had run out
         self.claims_taken_over = 0  # outbox claims of another replica taken once they ran out
         self.last_error = ""
+        self._leading = False  # as of the last tick
         self._valid_until = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -119,7 +120,7 @@ class Replication:
 
     def tick(self) -> None:
         """Announce this replica and take or renew the lease; never raises."""
-        was = self.is_leader()
+        was = self._leading
         started = self.monotonic()
         try:
             heartbeat(self.store, Replica(self.holder, self.name, socket.gethostname(),
@@ -145,7 +146,7 @@ class Replication:
             self.epoch = got.epoch
             # counted from before the call: the database's ``until`` is at least this late
             self._valid_until = started + self.ttl
-        now = self.is_leader()
+        now = self._leading = self.is_leader()
         if was and not now:
             log.warning("leader lease lost replica=%s", self.name)
         if was != now:
