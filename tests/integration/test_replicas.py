@@ -210,7 +210,7 @@ def test_kill_9_of_leaders_and_standbys_loses_nothing_and_acts_once(
 
 @pytest.mark.slow
 def test_a_replica_paused_past_its_lease_does_not_act_when_it_wakes(
-        tmp_path: Path, triton_factory: Any, postgres: Postgres,
+        tmp_path: Path, triton_factory: Any, cli: Any, postgres: Postgres,
         database: tuple[str, Path]) -> None:
     url, password_file = database
     db = url.rsplit("/", 1)[1]
@@ -232,6 +232,14 @@ def test_a_replica_paused_past_its_lease_does_not_act_when_it_wakes(
         holder, epoch_b = postgres.sql("SELECT holder, epoch FROM leases WHERE name = 'leader'",
                                        db)[0]
         assert holder.startswith("b/") and epoch_b == epoch_a + 1
+        status = cli("cluster", "status", "--json", config=cluster.config("b"))
+        assert status.code == 0, status.err
+        shown = status.json()
+        assert shown["leader"]["holder"] == holder and shown["leader"]["epoch"] == epoch_b
+        roles = {r["replica"]: r["leader"] for r in shown["replicas"]}
+        assert roles == {"a": False, "b": True}
+        text = cli("cluster", "status", config=cluster.config("b")).out
+        assert f"leader: {holder} (epoch {epoch_b}" in text and "standby" in text
         runs_before = dict(postgres.sql("SELECT job, runs FROM job_runs", db))
         first.process.send_signal(signal.SIGCONT)  # wakes with work it thinks it may do
         first.wait_until(lambda: leader_value(first) == 0.0, "a knows it lost the lease",

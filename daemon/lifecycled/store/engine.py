@@ -71,6 +71,9 @@ class Engine:
         raise NotImplementedError
         yield  # pragma: no cover
 
+    def after_copy(self, conn: Connection, table: str, columns: Sequence[str]) -> None:
+        """After rows were copied in with their ids: make new rows continue after them."""
+
     def lock_rows(self, table: str) -> str:
         """The clause a claim's SELECT ends with: lock the rows of ``table`` it returns, skipping
         rows another transaction holds (nothing on SQLite, whose writers are serialised)."""
@@ -266,6 +269,14 @@ class PostgresEngine(Engine):
 
     def lock_rows(self, table: str) -> str:
         return f" FOR UPDATE OF {table} SKIP LOCKED"
+
+    def after_copy(self, conn: Connection, table: str, columns: Sequence[str]) -> None:
+        for column in columns:
+            sequence = conn.execute("SELECT pg_get_serial_sequence(?, ?)",
+                                    (table, column)).fetchone()[0]
+            if sequence:
+                conn.execute(f"SELECT setval(?, (SELECT COALESCE(MAX({column}), 0) + 1 FROM "
+                             f"{table}), false)", (sequence,))
 
     def __init__(self, url: str, *, password: str | None = None, pool_size: int = 8,
                  connect_timeout: float = 10.0, idle_in_transaction: float = 30.0) -> None:
