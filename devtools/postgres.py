@@ -69,13 +69,21 @@ class Postgres:
         return self.url(name)
 
     def stop(self) -> None:
+        """Stop at once (as a crash would: no checkpoint); ``start`` brings it back."""
         subprocess.run(_as_server_user([pg_bin("pg_ctl"), "stop", "-D", str(self.folder / "data"),
                                         "-m", "immediate", "-w"]),
                        capture_output=True, check=False)
 
+    def start(self, timeout: float = 60.0) -> None:
+        """Start the stopped server again, on the same port, and wait until it answers."""
+        _pg_ctl_start(self.folder, self.port, timeout)
+        _wait_until_up(self, timeout)
+
 
 def start_postgres(folder: Path, *, timeout: float = 60.0) -> Postgres:
-    """initdb + pg_ctl start in ``folder`` (created); returns once it accepts connections."""
+    """initdb + pg_ctl start in ``folder`` (created); returns once it accepts connections. As
+    root, the ``postgres`` user must be able to reach ``folder`` (a fresh ``tempfile.mkdtemp()``
+    folder, which is then handed to it, does)."""
     folder.mkdir(parents=True, exist_ok=True)
     data = folder / "data"
     password = secrets.token_urlsafe(16)
@@ -87,22 +95,34 @@ def start_postgres(folder: Path, *, timeout: float = 60.0) -> Postgres:
             os.chown(path, entry.pw_uid, entry.pw_gid)
     pwfile.chmod(0o600)
     port = _free_port()
-    subprocess.run(_as_server_user([
+    done = subprocess.run(_as_server_user([
         pg_bin("initdb"), "-D", str(data), "-U", USER, "--auth=scram-sha-256",
         f"--pwfile={pwfile}", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"]),
-        check=True, capture_output=True)
+        capture_output=True, text=True)
+    if done.returncode != 0:  # e.g. a folder the postgres user cannot reach
+        raise RuntimeError(f"initdb failed in {folder}: {done.stderr.strip()}")
+    _pg_ctl_start(folder, port, timeout)
+    server = Postgres(folder, port, password)
+    _wait_until_up(server, timeout)
+    return server
+
+
+def _pg_ctl_start(folder: Path, port: int, timeout: float) -> None:
     options = (f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={folder} "
                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
                "-c max_connections=300 -c shared_buffers=64MB")
-    subprocess.run(_as_server_user([pg_bin("pg_ctl"), "start", "-D", str(data), "-w",
+    subprocess.run(_as_server_user([pg_bin("pg_ctl"), "start", "-D", str(folder / "data"), "-w",
                                     "-t", str(int(timeout)), "-l", str(folder / "server.log"),
                                     "-o", options]), check=True, capture_output=True)
-    server = Postgres(folder, port, password)
+
+
+def _wait_until_up(server: Postgres, timeout: float) -> None:
+    folder = server.folder
     deadline = time.monotonic() + timeout
     while True:
         try:
             server.sql("SELECT 1")
-            return server
+            return
         except Exception:
             if time.monotonic() > deadline:
                 log = (folder / "server.log").read_text(errors="replace")[-2000:]

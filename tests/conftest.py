@@ -111,12 +111,18 @@ def config_path(tmp_path: Path) -> Path:
 def cli(config_path: Path) -> Callable[..., CliResult]:
     """Run ``lifecycled`` as a subprocess against the temporary config."""
 
-    def run(*args: str, config: Path | None = config_path, stdin: str | None = None) -> CliResult:
+    def run(*args: str, config: Path | None = config_path, stdin: str | None = None,
+            env: dict[str, str] | None = None) -> CliResult:
+        """``env`` adds to (or, with an empty value, removes from) the test's environment."""
         argv = [sys.executable, "-m", "lifecycled", *args]
         if config is not None:
             argv += ["--config", str(config)]
+        changes = env or {}
         env = {k: v for k, v in os.environ.items() if k not in ("LIFECYCLED_CONFIG",
                                                                  "STATE_DIRECTORY")}
+        env.update({k: v for k, v in changes.items() if v})
+        for key in (k for k, v in changes.items() if not v):
+            env.pop(key, None)
         proc = subprocess.run(argv, capture_output=True, text=True, input=stdin, env=env,
                               cwd=config_path.parent, timeout=120)
         return CliResult(proc.returncode, proc.stdout, proc.stderr)

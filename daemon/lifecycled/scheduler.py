@@ -101,6 +101,9 @@ class Runtime:
 
     def run_once(self) -> int:
         """Each job once, in order: 0 when all succeeded, else 1."""
+        if not self.replication.is_leader():
+            log.warning("another replica holds the leader lease: only %s run here",
+                        ", ".join(sorted(n for n in self.jobs if self.replication.runs(n))))
         results = [self.run_job(name) for name in self.jobs]
         return 0 if all(results) else 1
 
@@ -109,6 +112,9 @@ class Runtime:
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Store reachable, scheduler running, each job succeeded within 3 of its intervals."""
         detail: dict[str, Any] = {"store": "ok", "scheduler": "running", "stale_jobs": {}}
+        problem = self.ctx.store.unreachable()
+        if problem is not None:  # a stopped database: say so now, not after the pool's wait
+            return False, {"store": f"unreachable: {problem}"}
         try:
             runs = {j.job: j for j in job_runs(self.ctx.store)}
         except (StoreError, sqlite3.Error) as exc:
@@ -200,7 +206,8 @@ class Runtime:
             self.notifier.status("reload refused: configuration unreadable")
             return False
         old = self.ctx.settings
-        for key in ("listen", "state_url", "tls"):
+        for key in ("listen", "state_url", "tls", "state_password_file", "state_password_env",
+                    "state_pool_size", "replica", "leader_lease"):
             if getattr(settings.daemon, key) != getattr(old.daemon, key):
                 log.warning("reload: daemon.%s changed; it applies after a restart", key)
         self.ctx.settings = settings

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -97,12 +98,17 @@ def fixed_store(tmp_path: Path) -> Store:
     return store
 
 
-def render(store: Store) -> str:
+def render(store: Store, replica: dict[str, Any] | None = None) -> str:
     registry = CollectorRegistry()
     registry.register(LifecycleCollector(store, lambda: ["ci"],
                                          lambda: {"collect": 300.0, "discovery": 60.0},
-                                         lambda: True))
+                                         lambda: True, lambda: replica))
     return generate_latest(registry).decode()
+
+
+def replica_state(leader: bool) -> dict[str, Any]:
+    return {"replica": "a", "holder": "a/1/x", "leader": leader, "epoch": 3 if leader else None,
+            "acquisitions": 2, "takeovers": 1, "claims_taken_over": 4}
 
 
 def test_golden_exposition(tmp_path: Path) -> None:
@@ -135,8 +141,30 @@ def readme_names() -> set[str]:
     return set(re.findall(r"^\| `(lifecycled_[a-z0-9_]+)`", section, re.MULTILINE))
 
 
-def test_readme_table_lists_exactly_the_exported_metrics() -> None:
-    assert readme_names() == exported_names(GOLDEN.read_text())
+def test_readme_table_lists_exactly_the_exported_metrics(tmp_path: Path) -> None:
+    clustered = render(fixed_store(tmp_path), replica_state(leader=True))
+    assert readme_names() == exported_names(GOLDEN.read_text()) | exported_names(clustered)
+
+
+def test_a_standby_exports_itself_and_not_the_fleet(tmp_path: Path) -> None:
+    """Among replicas the leader exports the fleet's state once; a standby only its own."""
+    store = fixed_store(tmp_path)
+    leader = render(store, replica_state(leader=True))
+    standby = render(store, replica_state(leader=False))
+    alone = render(store)
+    fleet = exported_names(alone) - {"lifecycled_build_info", "lifecycled_state_store_writable",
+                                     "lifecycled_task_interval_seconds"}
+    assert fleet <= exported_names(leader) and not fleet & exported_names(standby)
+    assert "lifecycled_leader 1.0" in leader and "lifecycled_leader 0.0" in standby
+    assert "lifecycled_leader_epoch 3.0" in leader and "lifecycled_leader_epoch" not in standby
+    assert 'lifecycled_replica_info{holder="a/1/x",replica="a"} 1.0' in standby
+    assert "lifecycled_claims_taken_over_total 4.0" in standby
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool (Debian prometheus) is required"
+    for text in (leader, standby):
+        proc = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                              text=True, timeout=60)
+        assert proc.returncode == 0 and not (proc.stdout + proc.stderr).strip(), proc.stdout
 
 
 def test_unknown_values_are_absent_and_retired_models_drop_out(tmp_path: Path) -> None:

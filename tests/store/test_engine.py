@@ -3,12 +3,19 @@ and the configuration keys of a PostgreSQL store."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from lifecycled.config import parse_settings
 from lifecycled.errors import ConfigError
 from lifecycled.store.engine import postgres_ddl, redact, to_pyformat
+from lifecycled.store.migrations import MIGRATIONS
+
+from devtools.postgres import Postgres
+from tests.conftest import write_config
 
 
 def test_placeholders_become_pyformat_outside_quotes_and_percent_is_doubled() -> None:
@@ -60,3 +67,25 @@ def test_bad_state_settings_name_the_key(daemon: dict[str, object], message: str
         parse_settings({"daemon": daemon})
     text = str(caught.value)
     assert message in text and "s3cret" not in text
+
+
+def test_check_config_connects_to_postgresql_and_names_why_it_cannot(
+        cli: Any, postgres: Postgres, tmp_path: Path) -> None:
+    url = postgres.create_database("check_config")
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.write_text(postgres.password + "\n")
+    bad.write_text("not-the-password\n")
+    for name, file in (("ok", good), ("wrong", bad)):
+        write_config(tmp_path / name, {"daemon": {"state_url": url,
+                                                  "state_password_file": str(file)}})
+    env_free = {"PGPASSWORD": ""}
+    done = cli("check-config", "--json", config=tmp_path / "ok" / "lifecycled.yaml",
+               env=env_free)
+    assert done.code == 0, done.err
+    assert done.json()["state"] == {"url": url, "exists": True, "schema_version": len(MIGRATIONS)}
+    refused = cli("check-config", config=tmp_path / "wrong" / "lifecycled.yaml", env=env_free)
+    assert refused.code == 1
+    assert "cannot connect to the state store" in refused.err
+    assert "password authentication failed" in refused.err
+    assert "not-the-password" not in refused.err and len(refused.err.strip().splitlines()) == 1
+    postgres.sql("DROP DATABASE check_config WITH (FORCE)")

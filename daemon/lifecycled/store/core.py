@@ -113,7 +113,8 @@ class Store:
                     self._check_fence(conn, *fence)
                 yield conn
         except self.engine.errors as exc:
-            self.write_error = f"cannot write the state store {self.location}: {exc}"
+            self.write_error = (f"cannot write the state store {self.location}: "
+                                f"{self.engine.describe(exc)}")
             raise StoreError(self.write_error) from exc
         self.write_error = None
 
@@ -131,7 +132,13 @@ class Store:
             with self.engine.transaction(write=False) as conn:
                 yield conn
         except self.engine.errors as exc:
-            raise StoreError(f"cannot read the state store {self.location}: {exc}") from exc
+            raise StoreError(f"cannot read the state store {self.location}: "
+                             f"{self.engine.describe(exc)}") from exc
+
+    def unreachable(self, timeout: float = 1.0) -> str | None:
+        """Why the store's database cannot be reached now (None: it can), within ``timeout``
+        seconds: what a readiness probe asks, which must answer fast."""
+        return self.engine.unreachable(timeout)
 
     def database_time(self) -> float:
         """The database's clock (seconds since the epoch): what leases are timed by."""

@@ -21,6 +21,9 @@ with ``ON CONFLICT``, ``RETURNING``, window functions). What differs lives here:
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import logging
 import re
 import sqlite3
 import threading
@@ -73,6 +76,15 @@ class Engine:
 
     def after_copy(self, conn: Connection, table: str, columns: Sequence[str]) -> None:
         """After rows were copied in with their ids: make new rows continue after them."""
+
+    def describe(self, exc: BaseException) -> str:
+        """One line saying what went wrong (the cause, not the pool's wait for it)."""
+        return _first_line(exc)
+
+    def unreachable(self, timeout: float) -> str | None:
+        """Why the database cannot be reached within ``timeout`` seconds, or None when it can
+        (a file always can: its errors show when it is used)."""
+        return None
 
     def lock_rows(self, table: str) -> str:
         """The clause a claim's SELECT ends with: lock the rows of ``table`` it returns, skipping
@@ -191,13 +203,13 @@ class Row(tuple[Any, ...]):
         return list(self.names)
 
 
-def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], Row]:
-    names = {column.name: i for i, column in enumerate(cursor.description or ())}
-    row_type = type("Row", (Row,), {"names": names, "__slots__": ()})
+@functools.lru_cache(maxsize=512)
+def _row_type(names: tuple[str, ...]) -> Callable[[Sequence[Any]], Row]:
+    return type("Row", (Row,), {"names": {n: i for i, n in enumerate(names)}, "__slots__": ()})
 
-    def make(values: Sequence[Any]) -> Row:
-        return row_type(values)
-    return make
+
+def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], Row]:
+    return _row_type(tuple(column.name for column in cursor.description or ()))
 
 
 _QUOTED_OR_MARK = re.compile(r"'(?:[^']|'')*'|\?|%")
@@ -217,29 +229,25 @@ def _value(value: Any) -> Any:
     return int(value) if isinstance(value, bool) else value
 
 
+_translate = functools.lru_cache(maxsize=2048)(lambda sql: to_pyformat(sql))
+
+
 class PgConnection:
     """A psycopg connection speaking the store's dialect."""
 
     def __init__(self, conn: Any) -> None:
         self.raw = conn
-        self._sql: dict[str, str] = {}
-
-    def _translate(self, sql: str) -> str:
-        text = self._sql.get(sql)
-        if text is None:
-            text = self._sql[sql] = to_pyformat(sql)
-        return text
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Any:
         cursor = self.raw.cursor()
-        cursor.execute(self._translate(sql), [_value(v) for v in parameters])
+        cursor.execute(_translate(sql), [_value(v) for v in parameters])
         return cursor
 
     def executemany(self, sql: str, seq_of_parameters: Iterable[Sequence[Any]], /) -> Any:
         cursor = self.raw.cursor()
         rows = [[_value(v) for v in row] for row in seq_of_parameters]
         if rows:
-            cursor.executemany(self._translate(sql), rows)
+            cursor.executemany(_translate(sql), rows)
         return cursor
 
 
@@ -285,13 +293,24 @@ class PostgresEngine(Engine):
 
         self.errors = (psycopg.Error, psycopg_pool.PoolTimeout)
         self.location = redact(url)
-        self.idle_in_transaction = idle_in_transaction
+        idle = f"SET LOCAL idle_in_transaction_session_timeout = {int(idle_in_transaction * 1000)}"
+        self._begin_read = f"BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; {idle}"
+        # writers queue on one advisory lock, as SQLite's on its file lock
+        self._begin_write = (f"BEGIN; {idle}; SET LOCAL lock_timeout = {BUSY_TIMEOUT_MS}; "
+                             f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
         kwargs: dict[str, Any] = {"autocommit": True, "prepare_threshold": None,
                                   "cursor_factory": psycopg.ClientCursor,
                                   "row_factory": _row_factory,
                                   "connect_timeout": max(1, int(connect_timeout))}
         if password is not None:
             kwargs["password"] = password
+        self._url, self._kwargs, self._connect_timeout = url, kwargs, connect_timeout
+        # the pool's own reconnection warnings span lines and repeat; the store reports the
+        # cause once per failed call instead (``describe``)
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+        problem = self._cannot_connect(connect_timeout)  # a refused password says so at once
+        if problem is not None:
+            raise StoreError(f"cannot connect to the state store {self.location}: {problem}")
         self._pool = psycopg_pool.ConnectionPool(
             url, kwargs=kwargs, min_size=1, max_size=max(1, pool_size), open=False,
             timeout=connect_timeout, name="lifecycled")
@@ -306,19 +325,50 @@ class PostgresEngine(Engine):
     def transaction(self, *, write: bool) -> Iterator[Connection]:
         with self._pool.connection() as raw:
             conn = PgConnection(raw)
-            raw.execute("BEGIN" if write else "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            # one round trip (the simple query protocol takes several statements at once)
+            raw.execute(self._begin_write if write else self._begin_read)
             try:
-                raw.execute(f"SET LOCAL idle_in_transaction_session_timeout = "
-                            f"{int(self.idle_in_transaction * 1000)}")
-                if write:
-                    raw.execute(f"SET LOCAL lock_timeout = {BUSY_TIMEOUT_MS}")
-                    raw.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
                 yield conn
             except BaseException:
-                if not raw.closed:
-                    raw.execute("ROLLBACK")
+                self._rollback(raw)
                 raise
             raw.execute("COMMIT")
+
+    def describe(self, exc: BaseException) -> str:
+        import psycopg_pool
+
+        if not isinstance(exc, psycopg_pool.PoolTimeout):
+            return _first_line(exc)
+        # no connection came in time: say why a fresh one cannot be made (a stopped server, a
+        # refused password), else that every connection is busy
+        return self._cannot_connect(self._connect_timeout) or (
+            f"all {self._pool.max_size} connections busy: {_first_line(exc)}")
+
+    def unreachable(self, timeout: float) -> str | None:
+        try:  # a pooled connection answers in a round trip; a new one costs a server process
+            with self._pool.connection(timeout=timeout) as raw:
+                raw.execute("SELECT 1")
+            return None
+        except self.errors:
+            return self._cannot_connect(timeout)
+
+    def _cannot_connect(self, timeout: float) -> str | None:
+        import psycopg
+
+        try:
+            psycopg.connect(self._url, **{**self._kwargs,
+                                          "connect_timeout": max(1, int(timeout))}).close()
+        except psycopg.Error as exc:
+            return _first_line(exc)
+        return None
+
+    def _rollback(self, raw: Any) -> None:
+        # a lost server fails the ROLLBACK too: the cause is the first error, not this one (the
+        # pool drops the broken connection)
+        if raw.closed:
+            return
+        with contextlib.suppress(*self.errors):
+            raw.execute("ROLLBACK")
 
     def migrate(self, migrations: Sequence[str]) -> None:
         with self._pool.connection() as raw:
@@ -336,8 +386,7 @@ class PostgresEngine(Engine):
                     raw.execute("DELETE FROM schema_version")
                     raw.execute("INSERT INTO schema_version (version) VALUES (%s)", [number])
             except BaseException:
-                if not raw.closed:
-                    raw.execute("ROLLBACK")
+                self._rollback(raw)
                 raise
             raw.execute("COMMIT")
 
