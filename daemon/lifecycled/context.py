@@ -8,14 +8,16 @@ per call: up when the block ends normally, down (and logged) when it raises Sour
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 import requests
 
@@ -26,11 +28,16 @@ from lifecycled.settings import PrometheusSettings, Settings, TritonEndpoint
 from lifecycled.sources.prometheus import PrometheusSource
 from lifecycled.sources.triton import TritonClient
 from lifecycled.store import Store
+from lifecycled.store.cluster import check_item, claim_item, finish_item, replicas
 from lifecycled.store.serving import record_source
 
 log = logging.getLogger(__name__)
 
 TritonFactory = Callable[[TritonEndpoint], TritonClient]
+ItemT = TypeVar("ItemT")
+# how long a replica may work on one claimed item (a model's drift check) before another may take
+# it over, in leader leases: a dead replica's items are retried after this
+WORK_LEASES = 10
 PrometheusFactory = Callable[[PrometheusSettings, "str | None"], PrometheusSource]
 
 
@@ -83,6 +90,36 @@ class Context:
     def source(self, name: str) -> SourceCall:
         """A block that reads source ``name``; see SourceCall."""
         return SourceCall(self, name)
+
+    def share(self, task: str, items: Sequence[ItemT], *, hold: float) -> Iterator[ItemT]:
+        """The items of ``task`` this daemon works on in this pass, each while the caller's loop
+        body runs. Alone: every item. Among replicas: the items it claims, at most its fair
+        share (the items over the replicas alive), each worked on under a fence on its claim
+        and marked done afterwards, which holds it for ``hold`` seconds (the task's interval,
+        less a margin); so across replicas each item is done once per interval, the replicas
+        split the work, and the items of a replica that died are taken over when its claim runs
+        out."""
+        holder = self.claim_as
+        if holder is None:
+            yield from items
+            return
+        lease = self.settings.daemon.leader_lease
+        alive = max(1, len(replicas(self.store, seen_within=3 * lease)))
+        share = -(-len(items) // alive)
+        taken = 0
+        for item in items:
+            if taken >= share:
+                return
+            claim = claim_item(self.store, task, str(item), holder, ttl=WORK_LEASES * lease)
+            if not claim.mine:
+                continue
+            taken += 1
+            if claim.taken_from:
+                log.info("took over task=%s item=%s from=%s", task, item, claim.taken_from)
+            with self.store.fenced(functools.partial(check_item, task=task, item=str(item),
+                                                     holder=holder)):
+                yield item
+            finish_item(self.store, task, str(item), holder, hold=hold)
 
     def secret(self, file: str | None, env: str | None, what: str) -> str:
         """A secret from its file or environment variable (ConfigError when unavailable)."""

@@ -1,11 +1,12 @@
 """This daemon's part among replicas sharing one store.
 
 On PostgreSQL any number of daemons may share the store. One of them holds the leader lease
-(``store.cluster``) and runs the fleet-wide tasks (discovery, collect, quality, evaluate, drift,
-updates, retirement, housekeeping), each under the lease's fencing epoch; the others stand by,
-renewing nothing, ready to take the lease when it runs out. Every replica delivers webhooks,
-claiming each due delivery for itself first, so a delivery is sent by one replica at a time and a
-dead replica's claims are taken over when they run out.
+(``store.cluster``) and runs the fleet-wide tasks (discovery, collect, evaluate, updates,
+retirement, housekeeping), each under the lease's fencing epoch; the others stand by, ready to
+take the lease when it runs out. Every replica delivers webhooks, claiming each due delivery for
+itself first, and runs the per-model drift and quality checks, claiming each model for itself
+(``Context.share``), so the replicas share that work and a dead replica's claims are taken over
+when they run out.
 
 On SQLite there is one daemon per state file: a second one is refused at start (an exclusive lock
 on a file beside the database), because WAL does not work over network filesystems and two
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 import secrets
@@ -29,10 +31,12 @@ from lifecycled import __version__
 from lifecycled.errors import StoreError
 from lifecycled.settings import Settings
 from lifecycled.store import Store
-from lifecycled.store.cluster import Replica, acquire, heartbeat, release, stopped
+from lifecycled.store.cluster import Replica, acquire, check_leader, heartbeat, release, stopped
 
 log = logging.getLogger(__name__)
-EVERY_REPLICA = frozenset({"deliver"})  # every other task runs on the leader only
+# tasks every replica runs: webhook delivery (each delivery claimed), and the per-model checks
+# (each model claimed, ``Context.share``); every other task runs on the leader only
+EVERY_REPLICA = frozenset({"deliver", "drift", "quality"})
 
 
 class Replication:
@@ -170,7 +174,7 @@ class Replication:
         if not self.clustered or task in EVERY_REPLICA or epoch is None:
             yield
             return
-        with self.store.fenced(self.holder, epoch):
+        with self.store.fenced(functools.partial(check_leader, holder=self.holder, epoch=epoch)):
             yield
 
     def claim(self) -> str | None:

@@ -82,6 +82,7 @@ class Runtime:
             error = f"{type(exc).__name__}: {exc}"
             log.exception("job failed job=%s", name)
         finally:
+            self.ctx.store.unfence()
             with self._running_lock:
                 self._running[name] -= 1
                 self._running_lock.notify_all()

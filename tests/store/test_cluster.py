@@ -3,6 +3,8 @@ and PostgreSQL), and one daemon per SQLite file."""
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,7 +15,16 @@ from lifecycled.domain import ModelRef, ModelSpec, Status
 from lifecycled.errors import StoreError
 from lifecycled.replica import Replication
 from lifecycled.store import Store
-from lifecycled.store.cluster import acquire, leases, release
+from lifecycled.store.cluster import (
+    acquire,
+    check_item,
+    check_leader,
+    claim_item,
+    finish_item,
+    leases,
+    release,
+    running_items,
+)
 from lifecycled.store.core import Fenced
 from lifecycled.store.events import emit_in
 from lifecycled.store.outbox import Attempt, claim_due, deliveries, record_attempts
@@ -62,15 +73,17 @@ def test_one_holder_at_a_time_and_the_epoch_grows_at_each_change(store: Store) -
 def test_a_replica_that_lost_the_lease_cannot_write(store: Store) -> None:
     old = acquire(store, "a", ttl=0.3)
     assert old is not None
-    with store.fenced("a", old.epoch):
+    with store.fenced(functools.partial(check_leader, holder="a", epoch=old.epoch)):
         store.register(ModelSpec(REF, owner_team="t", business_domain="d"), Status.PRODUCTION,
                        actor="a", reason="r", now=1.0)
     new = until(lambda: acquire(store, "b", ttl=30))
-    with store.fenced("a", old.epoch), pytest.raises(Fenced, match="a lost the leader lease"):
+    with (store.fenced(functools.partial(check_leader, holder="a", epoch=old.epoch)),
+          pytest.raises(Fenced, match="a lost the leader lease")):
         store.set_status(REF, Status.DEPRECATED, actor="a", reason="late", now=2.0)
     assert store.get(REF).status == Status.PRODUCTION  # nothing of the refused write was kept
     assert len(store.history(REF)) == 1
-    with store.fenced("b", new.epoch):  # type: ignore[attr-defined]
+    with store.fenced(functools.partial(check_leader, holder="b",
+                                        epoch=new.epoch)):  # type: ignore[attr-defined]
         store.set_status(REF, Status.DEPRECATED, actor="b", reason="leader", now=3.0)
     assert store.get(REF).status == Status.DEPRECATED
     # writes outside a fence (the API, deliveries) are not checked
@@ -127,3 +140,74 @@ def test_a_second_daemon_on_one_sqlite_file_is_refused(tmp_path: Path, store: St
     again.start()  # the lock went with the first daemon
     again.stop()
     other.close()
+
+
+def test_an_item_is_claimed_once_then_held_and_a_dead_claim_is_taken_over(store: Store) -> None:
+    first = claim_item(store, "drift", "m:1", "a", ttl=0.3)
+    assert first.mine and first.taken_from == ""
+    assert not claim_item(store, "drift", "m:1", "b", ttl=30).mine  # a works on it
+    check_item_in(store, "drift", "m:1", "a")  # a's writes pass its fence
+    # a dies before finishing: b takes the item over once a's claim runs out, and a is fenced
+    taken = until(lambda: claim_item(store, "drift", "m:1", "b", ttl=30).mine)
+    assert taken
+    with pytest.raises(Fenced, match="a lost its claim on drift m:1"):
+        check_item_in(store, "drift", "m:1", "a")
+    finish_item(store, "drift", "m:1", "b", hold=30)
+    assert not claim_item(store, "drift", "m:1", "a", ttl=30).mine  # done, held for the interval
+    assert running_items(store) == {}
+
+
+def check_item_in(store: Store, task: str, item: str, holder: str) -> None:
+    with store.write() as conn:
+        check_item(conn, task, item, holder)
+
+
+def test_two_replicas_racing_for_items_claim_each_once(tmp_path: Path, store: Store) -> None:
+    other = open_test_store(tmp_path)  # a second connection, as a second replica has
+    won: dict[str, list[str]] = {"a": [], "b": []}
+
+    def race(who: str, on: Store) -> None:
+        for i in range(40):
+            if claim_item(on, "quality", f"m{i}:1", who, ttl=30).mine:
+                won[who].append(f"m{i}:1")
+    threads = [threading.Thread(target=race, args=("a", store)),
+               threading.Thread(target=race, args=("b", other))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(won["a"] + won["b"]) == sorted(f"m{i}:1" for i in range(40))
+    other.close()
+
+
+def test_replicas_share_the_quality_checks_each_model_once_per_interval(
+        tmp_path: Path, store: Store) -> None:
+    from lifecycled.context import Context
+    from lifecycled.store.cluster import Replica, heartbeat
+    from lifecycled.store.results import latest_quality
+    from lifecycled.tasks.quality import run_quality
+
+    from tests.integration.conftest import write_outcomes
+
+    refs = [ModelRef(f"model_{i}", "1") for i in range(6)]
+    models = {}
+    for ref in refs:
+        outcomes = tmp_path / f"{ref.name}.csv"
+        write_outcomes(outcomes, accuracy=0.9)
+        models[ref.name] = {"quality": {"outcomes": str(outcomes)}}
+        store.register(ModelSpec(ref, owner_team="t", business_domain="d"), Status.PRODUCTION,
+                       actor="t", reason="r", now=1.0)
+    settings = parse_settings({"daemon": {"leader_lease": "100ms"},
+                               "schedule": {"quality": "1h"}, "models": models})
+    contexts = {}
+    for who in ("a", "b"):
+        heartbeat(store, Replica(who, who, "host", 1, "0", 0.0, 0.0, None))
+        contexts[who] = Context(settings, store, clock=lambda: 100.0, environ={}, claim_as=who)
+    done = {who: run_quality(ctx) for who, ctx in contexts.items()}
+    assert len(done["a"]) == 3 and len(done["b"]) == 3  # the fair share: 6 models, 2 alive
+    assert set(done["a"]).isdisjoint(done["b"])
+    assert all(latest_quality(store, ref) is not None for ref in refs)
+    # a second pass within the interval finds every model held: nothing is checked twice
+    assert run_quality(contexts["a"]) == {} and run_quality(contexts["b"]) == {}
+    # alone (no claims), the same task checks every model
+    assert len(run_quality(Context(settings, store, clock=lambda: 100.0, environ={}))) == 6

@@ -1,4 +1,5 @@
-"""``lifecycled cluster status`` (replicas, the leader lease, claims) and ``lifecycled state
+"""``lifecycled cluster status`` (replicas, the leader lease, outbox claims and the model checks
+each replica is running) and ``lifecycled state
 migrate`` (copy a whole store, SQLite to PostgreSQL or back, verified)."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from lifecycled.errors import InputError
 from lifecycled.render import table, utc
 from lifecycled.secrets import read_secret
 from lifecycled.store import Store, open_store
-from lifecycled.store.cluster import claims, leases, replicas
+from lifecycled.store.cluster import claims, leases, replicas, running_items
 from lifecycled.store.copy import copy_store
 from lifecycled.store.engine import redact
 
@@ -25,18 +26,20 @@ def cmd_cluster_status(args: argparse.Namespace) -> int:
         lease = {item.name: item for item in leases(store)}.get("leader")
         seen = replicas(store)
         held = claims(store)
+        working = running_items(store)
     live_lease = lease is not None and lease.until > now and lease.holder != ""
     leader = lease.holder if lease is not None and live_lease else ""
     rows = [{**r.to_json(), "leader": r.holder == leader,
              "alive": r.stopped_at is None and now - r.seen_at <= 3 * opened.settings.daemon.leader_lease,
-             "claims_held": held.get(r.holder, 0)} for r in seen]
+             "claims_held": held.get(r.holder, 0),
+             "items_running": working.get(r.holder, 0)} for r in seen]
     payload: dict[str, Any] = {
         "state": store.location, "several_replicas": store.several_replicas,
         "database_time": now,
         "leader": ({**lease.to_json(), "expires_in_seconds": lease.until - now}
                    if lease is not None and live_lease else None),
         "last_epoch": lease.epoch if lease is not None else 0,
-        "replicas": rows, "claims": held}
+        "replicas": rows, "claims": held, "items_running": working}
 
     def text() -> str:
         lines = [f"state: {store.location}"]
@@ -48,12 +51,12 @@ def cmd_cluster_status(args: argparse.Namespace) -> int:
                          f"the lease on its next try")
         lines.append(table(
             ["REPLICA", "HOLDER", "HOST", "PID", "VERSION", "STARTED", "LAST SEEN", "ROLE",
-             "CLAIMS"],
+             "CLAIMS", "CHECKS"],
             [[r["replica"], r["holder"], r["host"], r["pid"], r["version"],
               utc(r["started_at"]), f"{now - r['seen_at']:.1f}s ago",
               "leader" if r["leader"] else ("standby" if r["alive"] else
                                             "stopped" if r["stopped_at"] else "gone"),
-              r["claims_held"]] for r in rows]))
+              r["claims_held"], r["items_running"]] for r in rows]))
         return "\n".join(lines)
     show(args, payload, text)
     return EXIT_OK

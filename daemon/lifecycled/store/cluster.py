@@ -7,9 +7,14 @@ when it is free or expired, and keeps it by renewing it before it ends:
     WHERE name = 'leader' AND (holder = me OR until < now()) RETURNING epoch
 
 Each time the lease changes hands its epoch grows. The fleet-wide tasks run under
-``Store.fenced(holder, epoch)``: each of their writes checks, in its own transaction, that the
+``Store.fenced(check_leader)``: each of their writes checks, in its own transaction, that the
 lease is still held at that epoch, so a replica that lost the lease (paused, cut off from the
 database) cannot act late, even if it does not know yet that it lost it.
+
+Per-item work (each model's drift and quality check) is shared instead: every replica claims
+items for itself (``claim_item``), works on each under a fence on its claim (``check_item``), and
+marks it done (``finish_item``), which holds it for the task's interval; a claim whose replica
+died runs out and another replica takes the item over.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from lifecycled.store.core import Store
+from lifecycled.store.core import Connection, Fenced, Store
 
 LEADER = "leader"
 
@@ -140,4 +145,68 @@ def claims(store: Store) -> dict[str, int]:
         rows = conn.execute(
             f"SELECT claimed_by, COUNT(*) FROM deliveries WHERE claimed_by IS NOT NULL AND "
             f"claim_until >= {store.engine.now_sql} GROUP BY claimed_by").fetchall()
+    return {r[0]: int(r[1]) for r in rows}
+
+
+def check_leader(conn: Connection, holder: str, epoch: int) -> None:
+    """Refuse (Fenced) unless ``holder`` still holds the leader lease at ``epoch``."""
+    row = conn.execute("SELECT holder, epoch FROM leases WHERE name = ?", (LEADER,)).fetchone()
+    if row is None or row[0] != holder or int(row[1]) != epoch:
+        now_held = f"{row[0]} at epoch {row[1]}" if row is not None else "nobody"
+        raise Fenced(f"{holder} lost the leader lease (epoch {epoch}; now held by {now_held}): "
+                     f"write refused")
+
+
+# --- per-item work: each model's drift or quality check, once per interval across replicas -----
+
+
+@dataclass(frozen=True)
+class Claim:
+    mine: bool
+    taken_from: str = ""  # a holder whose claim ran out before it finished
+
+
+def claim_item(store: Store, task: str, item: str, holder: str, ttl: float) -> Claim:
+    """Claim ``item`` of ``task`` for ``ttl`` seconds of database time, unless another claim
+    (running, or finished and still holding) has not run out."""
+    now = store.engine.now_sql
+    with store.write() as conn:
+        before = conn.execute("SELECT holder, done_at FROM work_claims WHERE task = ? AND item = ?",
+                              (task, item)).fetchone()
+        row = conn.execute(
+            "INSERT INTO work_claims (task, item, holder, claimed_at, until) "
+            f"VALUES (?, ?, ?, {now}, {now} + ?) ON CONFLICT (task, item) DO UPDATE SET "
+            "holder = excluded.holder, claimed_at = excluded.claimed_at, "
+            f"until = excluded.until, done_at = NULL WHERE work_claims.until < {now} "
+            "RETURNING holder", (task, item, holder, ttl)).fetchone()
+    if row is None:
+        return Claim(False)
+    taken = before[0] if before is not None and before[1] is None and before[0] != holder else ""
+    return Claim(True, taken)
+
+
+def finish_item(store: Store, task: str, item: str, holder: str, hold: float) -> None:
+    """Mark the claimed item done; no replica takes it again for ``hold`` seconds after the
+    claim began (the task's interval, less a margin)."""
+    with store.write() as conn:
+        conn.execute(f"UPDATE work_claims SET done_at = {store.engine.now_sql}, "
+                     "until = claimed_at + ? WHERE task = ? AND item = ? AND holder = ?",
+                     (hold, task, item, holder))
+
+
+def check_item(conn: Connection, task: str, item: str, holder: str) -> None:
+    """Refuse (Fenced) unless ``holder`` still holds the claim on ``item``."""
+    row = conn.execute("SELECT holder FROM work_claims WHERE task = ? AND item = ?",
+                       (task, item)).fetchone()
+    if row is None or row[0] != holder:
+        raise Fenced(f"{holder} lost its claim on {task} {item} (now held by "
+                     f"{row[0] if row else 'nobody'}): write refused")
+
+
+def running_items(store: Store) -> dict[str, int]:
+    """Items being worked on now (claimed, not finished, not run out), per holder."""
+    with store.read() as conn:
+        rows = conn.execute(
+            f"SELECT holder, COUNT(*) FROM work_claims WHERE done_at IS NULL AND "
+            f"until >= {store.engine.now_sql} GROUP BY holder").fetchall()
     return {r[0]: int(r[1]) for r in rows}

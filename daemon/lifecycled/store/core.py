@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -63,7 +63,7 @@ class Store:
         # webhook endpoint -> event types it wants; set by the app from the configuration
         self.subscriptions: Mapping[str, Sequence[str]] = {}
         self.write_error: str | None = None  # the last write's failure, until one succeeds
-        # the fence a thread's writes must pass (``fenced``): (replica, epoch)
+        # the check a thread's writes must pass (``fenced``)
         self._fence = threading.local()
         try:
             self.engine.migrate(MIGRATIONS)
@@ -90,16 +90,20 @@ class Store:
         self.engine.close()
 
     @contextmanager
-    def fenced(self, replica: str, epoch: int) -> Iterator[None]:
-        """Every write this thread makes inside the block first checks, in its own transaction,
-        that ``replica`` still holds the leader lease at ``epoch``; if not, the write is refused
-        with ``Fenced`` and nothing of it is kept."""
+    def fenced(self, check: Callable[[Connection], None]) -> Iterator[None]:
+        """Every write this thread makes inside the block first runs ``check`` in its own
+        transaction (does this replica still hold the leader lease, or its claim?); when the
+        check raises ``Fenced`` the write is refused and nothing of it is kept."""
         previous = getattr(self._fence, "value", None)
-        self._fence.value = (replica, epoch)
+        self._fence.value = check
         try:
             yield
         finally:
             self._fence.value = previous
+
+    def unfence(self) -> None:
+        """Drop this thread's fence (after a task, whatever state its loops were left in)."""
+        self._fence.value = None
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -110,20 +114,13 @@ class Store:
             with self.engine.transaction(write=True) as conn:
                 fence = getattr(self._fence, "value", None)
                 if fence is not None:
-                    self._check_fence(conn, *fence)
+                    fence(conn)
                 yield conn
         except self.engine.errors as exc:
             self.write_error = (f"cannot write the state store {self.location}: "
                                 f"{self.engine.describe(exc)}")
             raise StoreError(self.write_error) from exc
         self.write_error = None
-
-    def _check_fence(self, conn: Connection, replica: str, epoch: int) -> None:
-        row = conn.execute("SELECT holder, epoch FROM leases WHERE name = 'leader'").fetchone()
-        if row is None or row[0] != replica or int(row[1]) != epoch:
-            holder = f"{row[0]} at epoch {row[1]}" if row is not None else "nobody"
-            raise Fenced(f"{replica} lost the leader lease (epoch {epoch}; now held by "
-                         f"{holder}): write refused")
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

@@ -270,4 +270,16 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;
     ALTER TABLE deliveries ADD COLUMN claim_until REAL;
     """,
+    # 9: per-item work shared by replicas (each model's drift or quality check, once per interval)
+    """
+    CREATE TABLE work_claims (
+        task       TEXT NOT NULL,
+        item       TEXT NOT NULL,
+        holder     TEXT NOT NULL,
+        claimed_at REAL NOT NULL,
+        until      REAL NOT NULL,
+        done_at    REAL,
+        PRIMARY KEY (task, item)
+    );
+    """,
 )

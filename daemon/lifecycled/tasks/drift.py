@@ -96,17 +96,18 @@ def run_model_drift(ctx: Context, ref: ModelRef, *, now: float,
 
 
 def run_drift(ctx: Context) -> dict[str, Any]:
-    """The scheduled drift job: every production model with a configured check.
+    """The scheduled drift job: every production model with a configured check (among
+    replicas, the models this replica claims: ``Context.share``).
 
     A model whose samples cannot be read is reported (and its source marked down); the others
     are still checked.
     """
     now = ctx.clock()
     done: dict[str, Any] = {}
-    for ref, status in sorted(ctx.store.statuses().items()):
-        config = ctx.settings.models.get(ref.name)
-        if status != Status.PRODUCTION or config is None or not config.drift.reference:
-            continue
+    due = [ref for ref, status in sorted(ctx.store.statuses().items())
+           if status == Status.PRODUCTION and ref.name in ctx.settings.models
+           and ctx.settings.models[ref.name].drift.reference]
+    for ref in ctx.share("drift", due, hold=0.9 * ctx.settings.schedule.drift):
         with ctx.source(f"samples:{ref.name}") as call:
             _, record = run_model_drift(ctx, ref, now=now)
         done[str(ref)] = {"error": call.error} if call.failed else {"severity": record["severity"]}

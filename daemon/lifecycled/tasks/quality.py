@@ -21,15 +21,15 @@ from lifecycled.store.results import add_quality_result
 
 
 def run_quality(ctx: Context) -> dict[str, Any]:
-    """One quality pass: {model: "ok" or the error} for each model version with a quality source."""
+    """One quality pass: {model: "ok" or the error} for each model version with a quality source
+    (among replicas, those this replica claims: ``Context.share``)."""
     done: dict[str, Any] = {}
     now = ctx.clock()
-    for ref, status in sorted(ctx.store.statuses().items()):
-        if status == Status.RETIRED or ref.name not in ctx.settings.models:
-            continue
+    due = [ref for ref, status in sorted(ctx.store.statuses().items())
+           if status != Status.RETIRED and ref.name in ctx.settings.models
+           and _applies(ctx.settings.models[ref.name].quality, ref, status)]
+    for ref in ctx.share("quality", due, hold=0.9 * ctx.settings.schedule.quality):
         settings = ctx.settings.models[ref.name].quality
-        if not _applies(settings, ref, status):
-            continue
         source = f"outcomes:{ref.name}" if settings.outcomes else "prometheus"
         with ctx.source(source) as call:
             result = (_from_outcomes(settings, ref) if settings.outcomes
