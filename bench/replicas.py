@@ -14,6 +14,7 @@ divided by the models).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shutil
@@ -37,7 +38,7 @@ from lifecycled.store import open_store  # noqa: E402
 from lifecycled.store.copy import copy_store  # noqa: E402
 from lifecycled.tasks.registry import TASKS  # noqa: E402
 
-from devtools.postgres import start_postgres  # noqa: E402
+from devtools.postgres import temporary_postgres  # noqa: E402
 
 PASS = ("collect", "evaluate")
 
@@ -141,8 +142,8 @@ def main() -> int:
     assert set(PASS) <= set(TASKS)
     logging.getLogger("lifecycled").setLevel(logging.ERROR)  # 3,000 breaches are logged
     work = Path(tempfile.mkdtemp(prefix="lifecycled-bench-replicas-"))
-    pg_folder = Path(tempfile.mkdtemp(prefix="lifecycled-bench-pg-"))
-    server = start_postgres(pg_folder)
+    stack = contextlib.ExitStack()
+    server = stack.enter_context(temporary_postgres())
     os.environ["PGPASSWORD"] = server.password
     names = [(f"model_{i:05d}", "1") for i in range(args.models)]
     fakes = [FakeTriton(names[e::ENDPOINTS]) for e in range(ENDPOINTS)]
@@ -168,9 +169,8 @@ def main() -> int:
     finally:
         for fake in fakes:
             fake.stop()
-        server.stop()
+        stack.close()
         shutil.rmtree(work, ignore_errors=True)
-        shutil.rmtree(pg_folder, ignore_errors=True)
     return 0
 
 

@@ -15,6 +15,7 @@ SQLite's (the baseline of the same run). PostgreSQL runs in a temporary folder o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
@@ -32,7 +33,7 @@ from lifecycled.store.events import emit_in  # noqa: E402
 from lifecycled.store.outbox import Attempt, claim_due, record_attempts  # noqa: E402
 from lifecycled.store.serving import add_snapshot  # noqa: E402
 
-from devtools.postgres import start_postgres  # noqa: E402
+from devtools.postgres import temporary_postgres  # noqa: E402
 
 VALUES = {"interval_seconds": 300.0, "requests_per_second": 12.5, "error_ratio": 0.01,
           "latency_p99_seconds": 0.05, "accuracy": 0.9}
@@ -80,8 +81,8 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=200)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="lifecycled-bench-store-"))
-    pg_folder = Path(tempfile.mkdtemp(prefix="lifecycled-bench-pg-"))
-    server = start_postgres(pg_folder)
+    stack = contextlib.ExitStack()
+    server = stack.enter_context(temporary_postgres())
     os.environ["PGPASSWORD"] = server.password
     cases: list[tuple[str, Callable[[Store, int, int], float], int]] = [
         ("snapshot insert", snapshots, args.rows), ("outbox claim + mark", outbox, args.rows),
@@ -100,9 +101,8 @@ def main() -> int:
             print(f"{name:38} {rows / seconds['sqlite']:13,.0f} {rows / seconds['pg']:17,.0f} "
                   f"{seconds['pg'] / seconds['sqlite']:16.2f}x")
     finally:
-        server.stop()
+        stack.close()
         shutil.rmtree(work, ignore_errors=True)
-        shutil.rmtree(pg_folder, ignore_errors=True)
     return 0
 
 

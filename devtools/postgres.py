@@ -13,7 +13,10 @@ import secrets
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +81,21 @@ class Postgres:
         """Start the stopped server again, on the same port, and wait until it answers."""
         _pg_ctl_start(self.folder, self.port, timeout)
         _wait_until_up(self, timeout)
+
+
+@contextmanager
+def temporary_postgres(prefix: str = "lifecycled-pg-") -> Iterator[Postgres]:
+    """A server in a new temporary folder (not under pytest's, which is private to the user
+    running the tests), stopped and removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        server = start_postgres(folder)
+        try:
+            yield server
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def start_postgres(folder: Path, *, timeout: float = 60.0) -> Postgres:

@@ -6,10 +6,8 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from devtools.postgres import Postgres, start_postgres
+from devtools.postgres import Postgres, temporary_postgres
 from tests.stores import ENV
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,13 +65,9 @@ def postgres() -> Iterator[Postgres]:
     """A real PostgreSQL server for the run (Debian's binaries; as the ``postgres`` user when the
     tests run as root). Its password is in PGPASSWORD, which libpq reads, for the tests'
     processes and the daemons they start."""
-    # not under pytest's temporary folder: that is private to the user running the tests
-    folder = Path(tempfile.mkdtemp(prefix="lifecycled-pg-"))
-    server = start_postgres(folder)
-    os.environ["PGPASSWORD"] = server.password
-    yield server
-    server.stop()
-    shutil.rmtree(folder, ignore_errors=True)
+    with temporary_postgres() as server:
+        os.environ["PGPASSWORD"] = server.password
+        yield server
 
 
 _databases = itertools.count()

@@ -391,14 +391,9 @@ def test_a_postgresql_outage_leaves_the_daemon_running_and_it_carries_on(
     """The database stops (as in a crash) and comes back: the replica stays up, says so in
     /readyz and its log, and leads again afterwards. (A server of its own: the run's shared one
     must not stop.)"""
-    import shutil
-    import tempfile
+    from devtools.postgres import temporary_postgres
 
-    from devtools.postgres import start_postgres
-
-    folder = Path(tempfile.mkdtemp(prefix="lifecycled-pg-outage-"))
-    own = start_postgres(folder)
-    try:
+    with temporary_postgres() as own:
         url = own.create_database("outage")
         password = tmp_path / "pw"
         password.write_text(own.password)
@@ -434,6 +429,3 @@ def test_a_postgresql_outage_leaves_the_daemon_running_and_it_carries_on(
             assert "Traceback" not in log, log[-3000:]
         finally:
             cluster.stop()
-    finally:
-        own.stop()
-        shutil.rmtree(folder, ignore_errors=True)
