@@ -45,7 +45,8 @@ def _free_port() -> int:
 def _as_server_user(argv: list[str]) -> list[str]:
     if os.geteuid() != 0:
         return argv
-    return ["runuser", "-u", "postgres", "--", *argv]
+    runuser = shutil.which("runuser", path="/usr/sbin:/usr/bin:/sbin:/bin") or "runuser"
+    return [runuser, "-u", "postgres", "--", *argv]
 
 
 @dataclass
