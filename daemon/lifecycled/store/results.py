@@ -84,18 +84,36 @@ def latest_quality(store: Store, ref: ModelRef | None = None,
     return latest(store, "quality_results", ref, cache)
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """An evaluation (core.thresholds.evaluation_to_json) of a snapshot and the events it causes."""
+
+    ref: ModelRef
+    result: dict[str, Any]
+    snapshot_id: int | None
+    events: Sequence[tuple[str, dict[str, Any]]] = ()
+
+
 def add_evaluation(store: Store, ref: ModelRef, result: dict[str, Any], *, snapshot_id: int | None,
                    now: float, events: Sequence[tuple[str, dict[str, Any]]] = ()) -> None:
-    """Append an evaluation (core.thresholds.evaluation_to_json) of a snapshot, and the events
-    it causes, in one transaction."""
+    """Append an evaluation of a snapshot, and the events it causes, in one transaction."""
+    add_evaluations(store, [Evaluation(ref, result, snapshot_id, events)], now=now)
+
+
+def add_evaluations(store: Store, evaluations: Sequence[Evaluation], *, now: float) -> None:
+    """Append a pass's evaluations and their events in one transaction (one round trip each,
+    not a transaction each: what a pass over thousands of models costs on PostgreSQL)."""
+    if not evaluations:
+        return
     with store.write() as conn:
-        for event_type, data in events:
-            store.emit_in(conn, event_type, ref, data, now)
-        conn.execute(
+        for evaluation in evaluations:
+            for event_type, data in evaluation.events:
+                store.emit_in(conn, event_type, evaluation.ref, data, now)
+        conn.executemany(
             "INSERT INTO evaluations (name, version, at, snapshot_id, score, level, result)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (ref.name, ref.version, now, snapshot_id, result.get("score"), result["level"],
-             dumps(result)))
+            [(e.ref.name, e.ref.version, now, e.snapshot_id, e.result.get("score"),
+              e.result["level"], dumps(e.result)) for e in evaluations])
 
 
 def latest_evaluation(store: Store, ref: ModelRef | None = None,

@@ -10,7 +10,7 @@ from typing import Any
 from lifecycled.context import Context
 from lifecycled.core.thresholds import evaluate, evaluation_to_json
 from lifecycled.domain import ModelRef, Status
-from lifecycled.store.results import add_evaluation, latest_evaluation
+from lifecycled.store.results import Evaluation, add_evaluations, latest_evaluation
 from lifecycled.store.serving import latest_snapshots
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,9 @@ def evaluate_versions(ctx: Context, refs: Collection[ModelRef] | None, now: floa
     Collect calls this for the versions it has just measured, so a breach is never older than
     one collect interval; the evaluate task covers every production version."""
     latest = latest_snapshots(ctx.store)
+    previous = {e.ref: e for e in latest_evaluation(ctx.store)}
     done: dict[str, Any] = {}
+    evaluations, breached = [], []
     for record in ctx.store.list_models(status=Status.PRODUCTION):
         if refs is not None and record.ref not in refs:
             continue
@@ -35,16 +37,18 @@ def evaluate_versions(ctx: Context, refs: Collection[ModelRef] | None, now: floa
         values = dict(snapshot.values) if snapshot else {}
         result = evaluation_to_json(evaluate(values, record.spec.thresholds))
         result["snapshot_at"] = snapshot.at if snapshot else None
-        previous = latest_evaluation(ctx.store, record.ref)
-        before = {b["threshold"] for b in previous[0].result["breaches"]} if previous else set()
+        last = previous.get(record.ref)
+        before = {b["threshold"] for b in last.result["breaches"]} if last else set()
         new = [b for b in result["breaches"] if b["threshold"] not in before]
-        add_evaluation(ctx.store, record.ref, result,
-                       snapshot_id=snapshot.id if snapshot else None, now=now,
-                       events=[("model.threshold_breached", {
-                           "breaches": new, "score": result["score"], "level": result["level"],
-                           "snapshot_at": result["snapshot_at"]})] if new else [])
-        for breach in new:
-            log.warning("threshold breached model=%s threshold=%s value=%.6g limit=%.6g",
-                        record.ref, breach["threshold"], breach["value"], breach["limit"])
+        evaluations.append(Evaluation(
+            record.ref, result, snapshot.id if snapshot else None,
+            [("model.threshold_breached", {
+                "breaches": new, "score": result["score"], "level": result["level"],
+                "snapshot_at": result["snapshot_at"]})] if new else []))
+        breached += [(record.ref, b) for b in new]
         done[str(record.ref)] = result
+    add_evaluations(ctx.store, evaluations, now=now)  # the pass in one transaction
+    for ref, breach in breached:
+        log.warning("threshold breached model=%s threshold=%s value=%.6g limit=%.6g",
+                    ref, breach["threshold"], breach["value"], breach["limit"])
     return done
