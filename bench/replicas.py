@@ -5,8 +5,8 @@ the prepared state copied to each store (``state migrate``'s copy, a PostgreSQL 
 
 Every replica is asked to run each task, as its scheduler would; only the lease holder runs it.
 For each replica count the script prints the pass time, the duplicate work (task runs beyond one
-per pass: must be 0) and the database round trips per model (statements sent by the pass,
-divided by the models).
+per pass: must be 0) and the database round trips per model (statements sent by the pass, a
+batch of ``executemany`` counted once since psycopg pipelines it, divided by the models).
 
     python bench/replicas.py [--models 3000] [--repeat 2]
 """
@@ -158,7 +158,7 @@ def main() -> int:
         base, _, base_trips = measure(sqlite_url, 1, fakes, args.models, args.repeat, work)
         print(f"{args.models} models, a collect + evaluate pass")
         print(f"{'store':24} {'pass s':>8} {'vs SQLite':>10} {'duplicate runs':>15} "
-              f"{'statements/model':>17}")
+              f"{'round trips/model':>17}")
         print(f"{'SQLite, one daemon':24} {base:8.2f} {1.0:9.2f}x {0:15d} {base_trips:17.1f}")
         for replicas in (1, 2, 3):
             url = server.create_database(f"replicas{replicas}", template="prepared")
