@@ -230,3 +230,40 @@ def test_a_slow_render_serves_the_previous_body_and_a_failed_one_is_an_error() -
             break
         assert time.monotonic() < deadline
         time.sleep(0.01)
+
+
+def test_the_listener_dies_with_a_killed_daemon_and_frees_its_port(tmp_path: Path) -> None:
+    """kill -9 of the daemon: its listener child ends too (the kernel's parent-death signal, or
+    the closed pipe), so the port is free for the daemon that replaces it."""
+    import signal as signals
+    import subprocess
+    import sys
+
+    from devtools import triton
+    from tests.conftest import write_config
+
+    port = triton.free_port()
+    config = write_config(tmp_path / "cfg", {"daemon": {
+        "listen": f"127.0.0.1:{port}", "state_url": f"sqlite:///{tmp_path / 's.db'}"}})
+    daemon = subprocess.Popen([sys.executable, "-m", "lifecycled", "run", "--config",
+                               str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).ok:
+                break
+        except requests.RequestException:
+            pass
+        assert time.monotonic() < deadline and daemon.poll() is None, "the daemon did not start"
+        time.sleep(0.1)
+    children = subprocess.run(["pgrep", "-P", str(daemon.pid)], capture_output=True,
+                              text=True).stdout.split()
+    assert children, "no listener child"
+    daemon.send_signal(signals.SIGKILL)
+    daemon.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() and "zombie" not in
+              Path(f"/proc/{pid}/status").read_text(errors="replace").lower()
+              for pid in children):
+        assert time.monotonic() < deadline, "the listener outlived the daemon"
+        time.sleep(0.05)

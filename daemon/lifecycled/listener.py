@@ -16,9 +16,12 @@ a ``Request`` and receives its ``Reply``.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Callable, Iterable
 from multiprocessing.connection import Connection
@@ -42,12 +45,14 @@ from lifecycled.http import (
 
 log = logging.getLogger(__name__)
 NICE = 10  # the child's niceness: serving and rendering metrics give way to the tasks
+PR_SET_PDEATHSIG = 1  # prctl(2)
 START_TIMEOUT = 60.0
 
 
 def _child(sock: Any, requests: Connection, control: Connection, state_url: str, base_dir: str,
            state_password: str | None, cert_file: str | None, key_file: str | None,
            log_level: str, log_format: str) -> None:
+    _die_with_parent()
     from prometheus_client import CollectorRegistry
 
     from lifecycled.exporter import LifecycleCollector
@@ -79,9 +84,9 @@ def _child(sock: Any, requests: Connection, control: Connection, state_url: str,
         server = Uvicorn(Listener(forward, exposition), sock, cert_file, key_file)
         server.start()
     except Exception as exc:  # reported to the daemon, which says it in one line
-        control.send(("failed", f"{type(exc).__name__}: {exc}"))
+        _tell(control, ("failed", f"{type(exc).__name__}: {exc}"))
         return
-    control.send(("started",))
+    _tell(control, ("started",))
     while True:
         try:
             message = control.recv()
@@ -98,6 +103,26 @@ def _child(sock: Any, requests: Connection, control: Connection, state_url: str,
             server.stop()
             store.close()
             return
+
+
+def _tell(control: Connection, message: tuple[Any, ...]) -> None:
+    try:
+        control.send(message)
+    except (EOFError, OSError):
+        os._exit(0)  # the daemon died while this process started: free the port at once
+
+
+def _die_with_parent() -> None:
+    """Have the kernel end this process when the daemon dies (Linux ``PR_SET_PDEATHSIG``), so
+    that a daemon killed with -9 frees its port at once for the one that replaces it."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the pipe's end still stops the process
+        return
+    if os.getppid() != parent:  # the daemon died before the signal was asked for
+        os._exit(0)
 
 
 class ListenerProcess:

@@ -32,6 +32,7 @@ from lifecycled.errors import StoreError
 from lifecycled.settings import Settings
 from lifecycled.store import Store
 from lifecycled.store.cluster import Replica, acquire, check_leader, heartbeat, release, stopped
+from lifecycled.store.core import Fenced
 
 log = logging.getLogger(__name__)
 # tasks every replica runs: webhook delivery (each delivery claimed), and the per-model checks
@@ -171,9 +172,11 @@ class Replication:
         """Run a fleet-wide task's writes under the lease's epoch (nothing to fence on SQLite or
         for tasks every replica runs)."""
         epoch = self.epoch
-        if not self.clustered or task in EVERY_REPLICA or epoch is None:
+        if not self.clustered or task in EVERY_REPLICA:
             yield
             return
+        if epoch is None:  # lost between the check and the start: nothing may run unfenced
+            raise Fenced(f"{self.holder} lost the leader lease before {task} started")
         with self.store.fenced(functools.partial(check_leader, holder=self.holder, epoch=epoch)):
             yield
 

@@ -43,6 +43,19 @@ def leader_value(daemon: Daemon) -> float | None:
     return float(found.group(1)) if found else None
 
 
+def port_free(port: int) -> bool:
+    """Whether a new daemon could listen on ``port`` (the killed one's listener is gone)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the daemon binds
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 class Cluster:
     """Replicas r0, r1, ... of one configuration, each on its own port."""
 
@@ -162,6 +175,8 @@ def test_kill_9_of_leaders_and_standbys_loses_nothing_and_acts_once(
             rows = history(postgres, url)
             assert rows[: len(seen)] == seen, f"history changed after the kill in cycle {cycle}"
             seen = rows
+            wait_for(lambda v=victim: port_free(cluster.daemons[v].port),
+                     f"{victim}'s port free again", timeout=30)
             cluster.start(victim)
         for daemon in cluster.alive().values():
             daemon.wait_until(daemon.ready, "readyz", timeout=90)

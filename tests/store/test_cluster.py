@@ -211,3 +211,25 @@ def test_replicas_share_the_quality_checks_each_model_once_per_interval(
     assert run_quality(contexts["a"]) == {} and run_quality(contexts["b"]) == {}
     # alone (no claims), the same task checks every model
     assert len(run_quality(Context(settings, store, clock=lambda: 100.0, environ={}))) == 6
+
+
+def test_a_leader_task_without_the_lease_does_not_run_unfenced(store: Store) -> None:
+    replication = Replication(store, parse_settings({}))
+    if not replication.clustered:
+        return  # SQLite: one daemon, nothing to fence
+    with pytest.raises(Fenced, match="lost the leader lease before collect started"), \
+            replication.fence("collect"):
+        pytest.fail("the task ran without the lease")
+    with replication.fence("drift"):  # every replica's task: fenced by its own claims
+        pass
+
+
+def test_replicas_not_seen_for_long_are_forgotten(store: Store) -> None:
+    from lifecycled.store.cluster import Replica, forget_replicas, heartbeat, replicas
+
+    heartbeat(store, Replica("old/1/x", "old", "h", 1, "0", 0.0, 0.0, None))
+    with store.write() as conn:
+        conn.execute("UPDATE replicas SET seen_at = seen_at - 8 * 86400")
+    heartbeat(store, Replica("new/2/y", "new", "h", 2, "0", 0.0, 0.0, None))
+    assert forget_replicas(store, older_than=7 * 86400) == 1
+    assert [r.replica for r in replicas(store)] == ["new"]

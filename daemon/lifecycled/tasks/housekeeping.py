@@ -1,5 +1,5 @@
-"""Housekeeping: retention of snapshots, delivered webhook events, backups and cached reference
-profiles."""
+"""Housekeeping: retention of snapshots, delivered webhook events, backups, cached reference
+profiles and the replicas seen."""
 
 from __future__ import annotations
 
@@ -14,13 +14,16 @@ log = logging.getLogger(__name__)
 
 EVENT_RETENTION = 30 * 86400.0  # delivered webhook events are kept this long
 PROFILE_RETENTION = 30 * 86400.0  # cached reference profiles unused this long are deleted
+REPLICA_RETENTION = 7 * 86400.0  # replicas not seen this long leave `cluster status`
 
 
 def run_housekeeping(ctx: Context) -> dict[str, Any]:
-    """Snapshot retention, delivered-event retention, backup retention, profile-cache retention."""
+    """Snapshot retention, delivered-event retention, backup retention, profile-cache retention,
+    and replicas not seen for a week forgotten."""
     from lifecycled.actions.backup import prune_backups
     from lifecycled.actions.retire import backup_root
     from lifecycled.sources.profiles import PROFILE_DIR, prune_profiles
+    from lifecycled.store.cluster import forget_replicas
     from lifecycled.store.outbox import prune_events
 
     now = ctx.clock()
@@ -31,8 +34,10 @@ def run_housekeeping(ctx: Context) -> dict[str, Any]:
     retention = ctx.settings.policies.retirement.backup_retention_days * 86400.0
     backups = prune_backups(backup_root(ctx), older_than=now - retention)
     profiles = prune_profiles(ctx.state_dir / PROFILE_DIR, older_than=now - PROFILE_RETENTION)
-    if removed or events or backups or profiles:
-        log.info("housekeeping snapshots=%d events=%d backups=%d profiles=%d", removed, events,
-                 len(backups), profiles)
+    replicas = forget_replicas(ctx.store, older_than=REPLICA_RETENTION)
+    if removed or events or backups or profiles or replicas:
+        log.info("housekeeping snapshots=%d events=%d backups=%d profiles=%d replicas=%d",
+                 removed, events, len(backups), profiles, replicas)
     return {"snapshots_pruned": removed, "events_pruned": events,
-            "backups_deleted": [str(b) for b in backups], "profiles_deleted": profiles}
+            "backups_deleted": [str(b) for b in backups], "profiles_deleted": profiles,
+            "replicas_forgotten": replicas}
