@@ -417,10 +417,6 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def has_password(url: str) -> bool:
-    return urlsplit(url).password is not None
-
-
 def open_engine(url: str, base_dir: Path, *, password: str | None = None,
                 pool_size: int = 8) -> Engine:
     """The engine of a ``sqlite:///file`` or ``postgresql://…`` state URL."""
