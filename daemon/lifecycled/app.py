@@ -87,12 +87,20 @@ def store_password(settings: Settings, environ: Mapping[str, str]) -> str | None
                        what="daemon.state_password")
 
 
+def idle_limit(lease: float) -> float:
+    """How long the database lets a transaction sit idle before ending it: a replica paused or
+    cut off inside a write holds its locks no longer than half a leader lease, so the others'
+    writes and a takeover go on within the lease."""
+    return min(30.0, max(1.0, lease / 2))
+
+
 def open_configured_store(settings: Settings, environ: Mapping[str, str]) -> Store:
     """Open (creating and migrating if needed) the store the configuration names."""
     daemon = settings.daemon
     store = open_store(daemon.state_url, state_base_dir(environ),
                        password=store_password(settings, environ),
-                       pool_size=daemon.state_pool_size)
+                       pool_size=daemon.state_pool_size,
+                       idle_in_transaction=idle_limit(daemon.leader_lease))
     store.subscriptions = settings.subscriptions()
     return store
 

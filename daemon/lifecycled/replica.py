@@ -177,7 +177,8 @@ class Replication:
             return
         if epoch is None:  # lost between the check and the start: nothing may run unfenced
             raise Fenced(f"{self.holder} lost the leader lease before {task} started")
-        with self.store.fenced(functools.partial(check_leader, holder=self.holder, epoch=epoch)):
+        with self.store.fenced(functools.partial(check_leader, holder=self.holder, epoch=epoch,
+                                                 share=self.store.engine.share_rows)):
             yield
 
     def claim(self) -> str | None:

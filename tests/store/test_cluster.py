@@ -10,17 +10,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from lifecycled.app import idle_limit
 from lifecycled.config import parse_settings
 from lifecycled.domain import ModelRef, ModelSpec, Status
 from lifecycled.errors import StoreError
 from lifecycled.replica import Replication
-from lifecycled.store import Store
+from lifecycled.store import Store, open_store
 from lifecycled.store.cluster import (
+    Replica,
     acquire,
     check_item,
     check_leader,
     claim_item,
     finish_item,
+    heartbeat,
     leases,
     release,
     running_items,
@@ -29,7 +32,7 @@ from lifecycled.store.core import Fenced
 from lifecycled.store.events import emit_in
 from lifecycled.store.outbox import Attempt, claim_due, deliveries, record_attempts
 
-from tests.stores import open_test_store
+from tests.stores import open_test_store, store_url
 
 pytestmark = pytest.mark.usefixtures("both_engines")
 REF = ModelRef("credit_scoring", "1")
@@ -225,7 +228,7 @@ def test_a_leader_task_without_the_lease_does_not_run_unfenced(store: Store) -> 
 
 
 def test_replicas_not_seen_for_long_are_forgotten(store: Store) -> None:
-    from lifecycled.store.cluster import Replica, forget_replicas, heartbeat, replicas
+    from lifecycled.store.cluster import forget_replicas, replicas
 
     heartbeat(store, Replica("old/1/x", "old", "h", 1, "0", 0.0, 0.0, None))
     with store.write() as conn:
@@ -233,3 +236,82 @@ def test_replicas_not_seen_for_long_are_forgotten(store: Store) -> None:
     heartbeat(store, Replica("new/2/y", "new", "h", 2, "0", 0.0, 0.0, None))
     assert forget_replicas(store, older_than=7 * 86400) == 1
     assert [r.replica for r in replicas(store)] == ["new"]
+
+
+# --- PostgreSQL: replicas on other machines, each with its own connections ----------------------
+
+
+@pytest.fixture
+def other(tmp_path: Path, store: Store) -> Iterator[Store]:
+    """A second replica's store on the same PostgreSQL database (SQLite serialises every write
+    on its one file lock, and holds one daemon per file: nothing of this applies there)."""
+    if store.engine.name != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite runs one daemon per file")
+    s = open_store(store_url(tmp_path), tmp_path)
+    yield s
+    s.close()
+
+
+def run_out(store: Store) -> None:
+    lease = leases(store)[0]
+    until(lambda: store.database_time() > lease.until)
+
+
+def test_a_replica_paused_inside_a_write_does_not_hold_up_a_takeover(
+        store: Store, other: Store) -> None:
+    """A replica stopped (SIGSTOP, a long pause) inside an ordinary write holds the writers'
+    queue; the lease's writes do not wait in it, so another replica takes the lease once it runs
+    out, and says it is alive."""
+    assert acquire(store, "a", ttl=0.2) is not None
+    run_out(store)
+    with store.write() as conn:  # a is paused here, holding the writers' queue
+        conn.execute("SELECT 1")
+        heartbeat(other, Replica("b/2/y", "b", "h", 2, "0", 0.0, 0.0, None))
+        taken = acquire(other, "b", ttl=30)
+        assert taken is not None and taken.taken_from == "a"
+    assert leases(other)[0].holder == "b"
+
+
+def test_a_takeover_waits_for_the_fenced_write_in_flight_and_fences_the_next(
+        store: Store, other: Store) -> None:
+    """The lease's writes do not queue behind the other writers, so the fence holds the lease
+    row: a leader's write that began under the lease commits before the takeover, and its next
+    write is refused."""
+    got = acquire(store, "a", ttl=0.2)
+    assert got is not None
+    fence = functools.partial(check_leader, holder="a", epoch=got.epoch,
+                              share=store.engine.share_rows)
+    taken: list[object] = []
+    taker = threading.Thread(target=lambda: taken.append(acquire(other, "b", ttl=30)))
+    with store.fenced(fence):
+        with store.write() as conn:
+            run_out(other)
+            taker.start()
+            until(lambda: other_waits(other))  # b's takeover waits on a's write
+            assert not taken
+            emit_in(conn, {"ci": ("model.registered",)}, "model.registered",
+                    {"model": "m", "version": "1"}, now=1.0)
+        taker.join(timeout=30)
+        assert taken and taken[0] is not None
+        with pytest.raises(Fenced, match="a lost the leader lease"), store.write():
+            pytest.fail("a wrote after the takeover")
+
+
+def other_waits(store: Store) -> bool:
+    with store.read() as conn:
+        return bool(conn.execute("SELECT COUNT(*) FROM pg_locks WHERE NOT granted").fetchone()[0])
+
+
+def test_a_write_left_idle_is_ended_by_the_server(tmp_path: Path, other: Store) -> None:
+    """A replica paused inside a write holds its locks only until the database ends its idle
+    transaction (half a leader lease, ``app.idle_limit``): the other replicas' writes go on."""
+    paused = open_store(store_url(tmp_path), tmp_path, idle_in_transaction=idle_limit(2.0))
+    try:
+        with pytest.raises(StoreError), paused.write() as conn:
+            assert conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()[0] == "1s"
+            with other.write() as theirs:  # waits in the queue until the server ends a's write
+                theirs.execute("SELECT 1")
+            conn.execute("SELECT 1")  # a wakes: its transaction is gone
+        assert paused.write_error is not None
+    finally:
+        paused.close()

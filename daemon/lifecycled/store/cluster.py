@@ -51,7 +51,7 @@ class Acquired:
 def acquire(store: Store, holder: str, ttl: float) -> Acquired | None:
     """Take or renew the leader lease for ``ttl`` seconds; None when another replica holds it."""
     now = store.engine.now_sql
-    with store.write() as conn:
+    with store.write(queue=False) as conn:
         before = conn.execute("SELECT holder, until, " + now + " FROM leases WHERE name = ?",
                               (LEADER,)).fetchone()
         row = conn.execute(
@@ -71,7 +71,7 @@ def acquire(store: Store, holder: str, ttl: float) -> Acquired | None:
 
 def release(store: Store, holder: str) -> bool:
     """Give the lease up at once (a clean shutdown), so another replica need not wait it out."""
-    with store.write() as conn:
+    with store.write(queue=False) as conn:
         cursor = conn.execute("UPDATE leases SET until = 0 WHERE name = ? AND holder = ?",
                               (LEADER, holder))
         return bool(cursor.rowcount)
@@ -104,7 +104,7 @@ class Replica:
 def heartbeat(store: Store, replica: Replica) -> None:
     """Record that ``replica`` is alive now (database time)."""
     now = store.engine.now_sql
-    with store.write() as conn:
+    with store.write(queue=False) as conn:
         conn.execute(
             "INSERT INTO replicas (holder, replica, host, pid, version, started_at, seen_at) "
             f"VALUES (?, ?, ?, ?, ?, {now}, {now}) ON CONFLICT (holder) DO UPDATE SET "
@@ -113,7 +113,7 @@ def heartbeat(store: Store, replica: Replica) -> None:
 
 
 def stopped(store: Store, holder: str) -> None:
-    with store.write() as conn:
+    with store.write(queue=False) as conn:
         conn.execute(f"UPDATE replicas SET stopped_at = {store.engine.now_sql} WHERE holder = ?",
                      (holder,))
 
@@ -148,9 +148,12 @@ def claims(store: Store) -> dict[str, int]:
     return {r[0]: int(r[1]) for r in rows}
 
 
-def check_leader(conn: Connection, holder: str, epoch: int) -> None:
-    """Refuse (Fenced) unless ``holder`` still holds the leader lease at ``epoch``."""
-    row = conn.execute("SELECT holder, epoch FROM leases WHERE name = ?", (LEADER,)).fetchone()
+def check_leader(conn: Connection, holder: str, epoch: int, share: str = "") -> None:
+    """Refuse (Fenced) unless ``holder`` still holds the leader lease at ``epoch``. ``share``
+    (the engine's ``share_rows``) holds the lease row until the write commits: the lease's own
+    writes do not queue behind the other writers, so a takeover waits for this write instead."""
+    row = conn.execute("SELECT holder, epoch FROM leases WHERE name = ?" + share,
+                       (LEADER,)).fetchone()
     if row is None or row[0] != holder or int(row[1]) != epoch:
         now_held = f"{row[0]} at epoch {row[1]}" if row is not None else "nobody"
         raise Fenced(f"{holder} lost the leader lease (epoch {epoch}; now held by {now_held}): "

@@ -35,10 +35,10 @@ __all__ = ["Connection", "Store", "dumps", "open_store", "sqlite_path"]
 
 
 def open_store(url: str, base_dir: Path, *, password: str | None = None,
-               pool_size: int = 8) -> Store:
+               pool_size: int = 8, idle_in_transaction: float = 30.0) -> Store:
     """Open (creating and migrating if needed) the store at ``url``."""
-    return Store(open_engine(url, base_dir, password=password, pool_size=pool_size),
-                 folder=base_dir)
+    return Store(open_engine(url, base_dir, password=password, pool_size=pool_size,
+                             idle_in_transaction=idle_in_transaction), folder=base_dir)
 
 
 def dumps(value: Any) -> str:
@@ -106,12 +106,13 @@ class Store:
         self._fence.value = None
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """Run the block as one write transaction (writers queue, on one machine or several). A
-        database error (a full disk, a read-only file, a lost server) is a StoreError naming the
-        cause, remembered in ``write_error`` until a write succeeds again."""
+    def write(self, *, queue: bool = True) -> Iterator[Connection]:
+        """Run the block as one write transaction (writers queue, on one machine or several; the
+        leader lease's writes pass with ``queue=False`` where the engine can). A database error
+        (a full disk, a read-only file, a lost server) is a StoreError naming the cause,
+        remembered in ``write_error`` until a write succeeds again."""
         try:
-            with self.engine.transaction(write=True) as conn:
+            with self.engine.transaction(write=True, queue=queue) as conn:
                 fence = getattr(self._fence, "value", None)
                 if fence is not None:
                     fence(conn)

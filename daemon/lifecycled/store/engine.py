@@ -69,8 +69,12 @@ class Engine:
     errors: tuple[type[BaseException], ...] = ()
     several_replicas = False
 
+    share_rows = ""  # what a read ends with to hold its rows until commit (SQLite: nothing)
+
     @contextmanager
-    def transaction(self, *, write: bool) -> Iterator[Connection]:
+    def transaction(self, *, write: bool, queue: bool = True) -> Iterator[Connection]:
+        """A transaction; a write with ``queue=False`` does not wait behind the other writers
+        (where the engine can tell them apart: it then relies on its row locks alone)."""
         raise NotImplementedError
         yield  # pragma: no cover
 
@@ -143,7 +147,7 @@ class SQLiteEngine(Engine):
             raise StoreError(f"cannot open state store {path}: {exc}") from exc
 
     @contextmanager
-    def transaction(self, *, write: bool) -> Iterator[Connection]:
+    def transaction(self, *, write: bool, queue: bool = True) -> Iterator[Connection]:
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
@@ -274,6 +278,7 @@ class PostgresEngine(Engine):
     name = "postgresql"
     now_sql = "(EXTRACT(EPOCH FROM clock_timestamp())::DOUBLE PRECISION)"
     several_replicas = True
+    share_rows = " FOR SHARE"
 
     def lock_rows(self, table: str) -> str:
         return f" FOR UPDATE OF {table} SKIP LOCKED"
@@ -295,8 +300,10 @@ class PostgresEngine(Engine):
         self.location = redact(url)
         idle = f"SET LOCAL idle_in_transaction_session_timeout = {int(idle_in_transaction * 1000)}"
         self._begin_read = f"BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; {idle}"
-        # writers queue on one advisory lock, as SQLite's on its file lock
-        self._begin_write = (f"BEGIN; {idle}; SET LOCAL lock_timeout = {BUSY_TIMEOUT_MS}; "
+        # writers queue on one advisory lock, as SQLite's on its file lock; the lease's own
+        # writes do not (a replica paused inside a write must not hold up a takeover)
+        self._begin_unqueued = f"BEGIN; {idle}; SET LOCAL lock_timeout = {BUSY_TIMEOUT_MS}"
+        self._begin_write = (f"{self._begin_unqueued}; "
                              f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
         kwargs: dict[str, Any] = {"autocommit": True, "prepare_threshold": None,
                                   "cursor_factory": psycopg.ClientCursor,
@@ -322,11 +329,13 @@ class PostgresEngine(Engine):
                              f"{_first_line(exc)}") from exc
 
     @contextmanager
-    def transaction(self, *, write: bool) -> Iterator[Connection]:
+    def transaction(self, *, write: bool, queue: bool = True) -> Iterator[Connection]:
+        begin = ((self._begin_write if queue else self._begin_unqueued) if write
+                 else self._begin_read)
         with self._pool.connection() as raw:
             conn = PgConnection(raw)
             # one round trip (the simple query protocol takes several statements at once)
-            raw.execute(self._begin_write if write else self._begin_read)
+            raw.execute(begin)
             try:
                 yield conn
             except BaseException:
@@ -418,13 +427,16 @@ def _first_line(exc: BaseException) -> str:
 
 
 def open_engine(url: str, base_dir: Path, *, password: str | None = None,
-                pool_size: int = 8) -> Engine:
-    """The engine of a ``sqlite:///file`` or ``postgresql://…`` state URL."""
+                pool_size: int = 8, idle_in_transaction: float = 30.0) -> Engine:
+    """The engine of a ``sqlite:///file`` or ``postgresql://…`` state URL. On PostgreSQL the
+    server ends a transaction left idle for ``idle_in_transaction`` seconds (its client paused or
+    cut off), releasing its locks."""
     scheme = url.split("://", 1)[0].lower()
     if scheme == "sqlite":
         return SQLiteEngine(sqlite_path(url, base_dir))
     if scheme in ("postgresql", "postgres"):
-        return PostgresEngine(url, password=password, pool_size=pool_size)
+        return PostgresEngine(url, password=password, pool_size=pool_size,
+                              idle_in_transaction=idle_in_transaction)
     raise StoreError(f"unsupported state_url scheme {scheme!r}: use sqlite:///FILE or "
                      f"postgresql://HOST/DATABASE")
 
