@@ -110,11 +110,36 @@ class Demo:
                    "channel": rng.choice(["branch", "web", "mobile"], n_cur, p=[.15, .35, .5])}
         self.write_csv("credit_reference.csv", reference)
         self.write_csv("credit_current.csv", current)
-        # outcomes: credit_scoring v1 decays from 92 % to 62 % (concept drift); the others hold
+        # outcomes: credit_scoring v1 decays from 92 % to 62 % (concept drift); fraud holds
         for name, start, end, seed in (("credit_scoring_1", 0.92, 0.62, 1),
-                                       ("fraud_detection_2", 0.95, 0.95, 2),
-                                       ("risk_assessment_3", 0.9, 0.9, 3)):
+                                       ("fraud_detection_2", 0.95, 0.95, 2)):
             self.write_outcomes(f"outcomes_{name}.csv", start, end, seed)
+        self.make_late_labels()
+
+    def make_late_labels(self) -> None:
+        """risk_assessment's prediction log (120 days of it) and its outcomes, which are known
+        10 to 70 days after each prediction: three batches, as they would have arrived 40 and
+        20 days ago and today."""
+        rng = np.random.default_rng(3)
+        n, day, now = 3000, 86400.0, time.time()
+        at = np.sort(now - rng.uniform(0, 120 * day, n))
+        labels = rng.integers(0, 2, n)
+        predictions = np.where(rng.random(n) < 0.9, labels, 1 - labels)
+        scores = np.clip(np.where(labels == 1, 0.7, 0.3) + rng.normal(0, 0.15, n), 0, 1)
+        known = at + rng.uniform(10 * day, 70 * day, n)
+        ids = np.array([f"ra-{i:05d}" for i in range(n)])
+        (self.dir / "data" / "risk_predictions").mkdir()
+        (self.dir / "data" / "risk_labels").mkdir()
+        self.write_csv("risk_predictions/log.csv", {
+            "id": ids, "timestamp": np.round(at, 3), "prediction": predictions,
+            "score": np.round(scores, 4)})
+        self.label_batches = []
+        for start, end in ((-np.inf, now - 40 * day), (now - 40 * day, now - 20 * day),
+                           (now - 20 * day, now)):
+            rows = (known > start) & (known <= end)
+            self.label_batches.append({"id": ids[rows], "label": labels[rows],
+                                       "known_at": np.round(known[rows], 3)})
+        self.write_csv("risk_labels/batch-1.csv", self.label_batches[0])
 
     def write_csv(self, name: str, columns: dict[str, Any]) -> None:
         with (self.dir / "data" / name).open("w", newline="") as handle:
@@ -155,8 +180,12 @@ class Demo:
                                            "score_column": "score"}},
             "fraud_detection": {"quality": {"outcomes": str(data_dir / "outcomes_fraud_detection_"
                                                                        "{version}.csv")}},
-            "risk_assessment": {"quality": {"outcomes": str(data_dir / "outcomes_risk_assessment_"
-                                                                       "{version}.csv")}},
+            "risk_assessment": {"quality": {  # outcomes arrive weeks late: joined by id
+                "predictions": {"path": str(data_dir / "risk_predictions" / "*.csv")},
+                "labels": {"path": str(data_dir / "risk_labels" / "*.csv"),
+                           "timestamp_column": "known_at"},
+                "score_column": "score", "maturity": "45d", "window": "60d",
+                "min_coverage": 0.8}},
         }
         for name, extra in monitoring.items():  # into each model's own models.d file
             path = self.dir / "config" / "models.d" / f"{name}.yaml"
@@ -305,6 +334,16 @@ class Demo:
         served = sorted(f"{e['name']}:{e.get('version')} {e.get('state')}" for e in index)
         print("Triton now serves: " + ", ".join(served))
         self.cli("webhooks", "list")
+
+        say("Step 11: risk_assessment's outcomes arrive weeks late: coverage climbs, and its "
+            "accuracy counts only once 80 % of the matured predictions have their label")
+        self.show_labels("first batch (the outcomes known 40 days ago)", 0.0)
+        since = time.time()
+        self.write_csv("risk_labels/batch-2.csv", self.label_batches[1])
+        self.show_labels("second batch, written to the labels folder", since)
+        since = time.time()
+        self.push_labels(self.label_batches[2])
+        self.show_labels("third batch, pushed over the API", since)
         print(f"\nState, configuration, data, backups and logs are in {self.dir}")
         if keep:
             pids = " ".join(str(p.pid) for p in self.processes)
@@ -313,6 +352,37 @@ class Demo:
                   + (f"; Prometheus {self.prometheus_url}" if self.prometheus_url else "")
                   + f"; stop them with: kill {pids} {self.triton.process.pid}")
         return 0
+
+    def show_labels(self, what: str, since: float) -> None:
+        """Print the first quality result of a pass that began after ``since``."""
+        def after() -> dict[str, Any] | None:
+            quality = self.api("/api/v1/models/risk_assessment/3").get("latest_quality") or {}
+            return quality if quality.get("at", 0) > since and "labels" in quality else None
+
+        quality = self.wait(f"the quality pass after the {what}", after)
+        labels = quality["labels"]
+        accuracy = (f"accuracy {quality['accuracy']:.3f} (counts)" if labels["judged"] else
+                    f"accuracy {labels['provisional']['accuracy']:.3f} provisional: "
+                    f"{labels['reason']}")
+        print(f"{what}: {labels['labelled']} of {labels['predictions']} matured predictions "
+              f"labelled, coverage {labels['coverage']:.0%}, label lag p50 "
+              f"{labels['lag_p50_seconds'] / 86400:.0f} d, p95 "
+              f"{labels['lag_p95_seconds'] / 86400:.0f} d; {accuracy}")
+
+    def push_labels(self, batch: dict[str, Any]) -> None:
+        body = "".join(json.dumps({"id": str(i), "label": int(v), "known_at": float(t)}) + "\n"
+                       for i, v, t in zip(batch["id"], batch["label"], batch["known_at"],
+                                          strict=True))
+        print(f"\n$ curl -X POST -H 'Authorization: Bearer …' -H 'Content-Type: "
+              f"application/x-ndjson' --data-binary @labels.jsonl "
+              f"http://127.0.0.1:{self.port}/api/v1/models/risk_assessment/3/labels")
+        reply = requests.post(f"http://127.0.0.1:{self.port}/api/v1/models/risk_assessment/3/"
+                              f"labels", data=body.encode(), timeout=60, headers={
+                                  "Authorization": f"Bearer {self.token}",
+                                  "Content-Type": "application/x-ndjson"})
+        print(reply.text)
+        if reply.status_code != 200:
+            raise SystemExit(f"demo stopped: the labels push failed: {reply.text}")
 
     def _ready(self) -> bool:
         try:

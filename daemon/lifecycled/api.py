@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from lifecycled.config import format_error
+from lifecycled.domain import ModelRef
 from lifecycled.errors import InputError
 
 MAX_LOG_LINES, MAX_LINE = 100, 2000
@@ -58,6 +59,24 @@ class JobEvent(BaseModel):
         except ValidationError as exc:
             raise InputError("; ".join(format_error(e) for e in exc.errors(include_url=False))
                              ) from exc
+
+
+Push = Callable[[ModelRef, str, bytes, str], dict[str, Any]]  # (ref, kind, body, content type)
+
+
+def push_handler(push: Push) -> Callable[[Any], tuple[int, Any]]:
+    """POST /api/v1/models/{name}/{version}/predictions (or /labels): a batch of rows, JSON
+    Lines or Arrow IPC, stored by id (``push``: the composition root passes the stream action;
+    sending a batch again changes nothing)."""
+
+    def handle(request: Any) -> tuple[int, Any]:
+        parts = request.parts
+        if len(parts) != 6 or parts[5] not in ("predictions", "labels"):
+            return 404, {"error": f"no route for POST {request.path}"}
+        kind_of_body = request.headers.get("content-type", "application/x-ndjson")
+        return 200, push(ModelRef(parts[3], parts[4]), parts[5], request.body, kind_of_body)
+
+    return handle
 
 
 ApplyJobEvent = Callable[[str, JobEvent], Any]  # (job id, event) -> the job (with to_json())

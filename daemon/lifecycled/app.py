@@ -187,10 +187,15 @@ def run_daemon(config: str | None, *, once: bool = False,
         finally:
             runtime.replication.stop()
             app.close()
+    from lifecycled.api import push_handler
+    from lifecycled.tasks.streams import push
+
     api = Api(app.store, CollectorRegistry(), runtime.readiness,
               _token_reader(app.settings, environ),
               posts={"jobs": job_events_handler(
-                  lambda job_id, event: apply_job_event(runtime.ctx, job_id, event))})
+                  lambda job_id, event: apply_job_event(runtime.ctx, job_id, event)),
+                     "models": push_handler(lambda ref, kind, body, kind_of_body: push(
+                         runtime.ctx, ref, kind, body, kind_of_body))})
     host, port = split_listen(app.settings.daemon.listen)
     daemon = app.settings.daemon
     try:
@@ -203,7 +208,8 @@ def run_daemon(config: str | None, *, once: bool = False,
                                for task in runtime.jobs},
             store_writable=lambda: app.store.write_error is None,
             replica=runtime.replication.state,
-            log_level=daemon.log_level, log_format=daemon.log_format)
+            log_level=daemon.log_level, log_format=daemon.log_format,
+            push_limit=int(daemon.push_max_body))
     except OSError as exc:  # a busy port, an address not on this host: one line, no traceback
         runtime.replication.stop()
         app.close()

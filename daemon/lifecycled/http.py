@@ -112,6 +112,13 @@ def drift_report_page(store: Store, ref: ModelRef) -> tuple[int, Any]:
         return 501, {"error": str(exc)}
 
 
+def is_push(path: str) -> bool:
+    """POST /api/v1/models/{name}/{version}/predictions or …/labels: a batch of rows."""
+    parts = path.strip("/").split("/")
+    return len(parts) == 6 and parts[:3] == ["api", "v1", "models"] \
+        and parts[5] in ("predictions", "labels")
+
+
 def route(api: Api, request: Request) -> tuple[int, Any]:
     """Return (status, JSON body) for an API or health request."""
     parts = request.parts
@@ -266,9 +273,11 @@ class Listener:
     ``route`` (``reply_for`` an Api, or a call to the process that has one) in a small thread
     pool, so a slow store query never blocks the event loop."""
 
-    def __init__(self, route: Callable[[Request], Reply], exposition: Exposition) -> None:
+    def __init__(self, route: Callable[[Request], Reply], exposition: Exposition,
+                 push_limit: int = MAX_BODY) -> None:
         self.route = route
         self.exposition = exposition
+        self.push_limit = push_limit  # the body limit of a prediction or label push
         self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="http")
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[[], Any],
@@ -295,13 +304,14 @@ class Listener:
         if not length.strip().isdigit():
             return json_reply(400, {"error": "Content-Length must be a non-negative integer"},
                                {"Connection": "close"})
-        if int(length) > MAX_BODY:
-            return json_reply(413, {"error": f"body larger than {MAX_BODY} bytes"},
+        limit = self.push_limit if method == "POST" and is_push(path) else MAX_BODY
+        if int(length) > limit:
+            return json_reply(413, {"error": f"body larger than {limit} bytes"},
                                {"Connection": "close"})
         try:
-            body = await asyncio.wait_for(self._body(receive), REQUEST_TIMEOUT)
+            body = await asyncio.wait_for(self._body(receive, limit), REQUEST_TIMEOUT)
         except TooLarge:
-            return json_reply(413, {"error": f"body larger than {MAX_BODY} bytes"},
+            return json_reply(413, {"error": f"body larger than {limit} bytes"},
                                {"Connection": "close"})
         except TimeoutError:
             return json_reply(408, {"error": f"body not received within {REQUEST_TIMEOUT} s"},
@@ -317,7 +327,7 @@ class Listener:
         return await loop.run_in_executor(self.pool, self._route, request)
 
     @staticmethod
-    async def _body(receive: Callable[[], Any]) -> bytes:
+    async def _body(receive: Callable[[], Any], limit: int) -> bytes:
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -326,7 +336,7 @@ class Listener:
                 return b""
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > MAX_BODY:
+            if size > limit:
                 raise TooLarge
             chunks.append(chunk)
             if not message.get("more_body"):
@@ -430,9 +440,10 @@ class HttpServer:
     socket is bound in the constructor, so a busy port is an OSError there."""
 
     def __init__(self, api: Api, host: str, port: int, *, cert_file: str | None = None,
-                 key_file: str | None = None, exposition: Exposition | None = None) -> None:
+                 key_file: str | None = None, exposition: Exposition | None = None,
+                 push_limit: int = 64 * 2**20) -> None:
         self.exposition = exposition or Exposition(render_locally(api.registry))
-        listener = Listener(lambda request: reply_for(api, request), self.exposition)
+        listener = Listener(lambda request: reply_for(api, request), self.exposition, push_limit)
         self.socket = bind(host, port)
         try:
             self.uvicorn = Uvicorn(listener, self.socket, cert_file, key_file)

@@ -51,7 +51,7 @@ START_TIMEOUT = 60.0
 
 def _child(sock: Any, requests: Connection, control: Connection, state_url: str, base_dir: str,
            state_password: str | None, cert_file: str | None, key_file: str | None,
-           log_level: str, log_format: str) -> None:
+           log_level: str, log_format: str, push_limit: int) -> None:
     _die_with_parent()
     from prometheus_client import CollectorRegistry
 
@@ -81,7 +81,7 @@ def _child(sock: Any, requests: Connection, control: Connection, state_url: str,
             return reply
 
         exposition = Exposition(render_locally(registry))
-        server = Uvicorn(Listener(forward, exposition), sock, cert_file, key_file)
+        server = Uvicorn(Listener(forward, exposition, push_limit), sock, cert_file, key_file)
         server.start()
     except Exception as exc:  # reported to the daemon, which says it in one line
         _tell(control, ("failed", f"{type(exc).__name__}: {exc}"))
@@ -135,11 +135,12 @@ class ListenerProcess:
                  intervals: Callable[[], dict[str, float]] = dict,
                  store_writable: Callable[[], bool | None] = lambda: None,
                  replica: Callable[[], dict[str, Any] | None] = lambda: None,
-                 log_level: str = "INFO", log_format: str = "text") -> None:
+                 log_level: str = "INFO", log_format: str = "text",
+                 push_limit: int = 64 * 2**20) -> None:
         self.api = api
         self.socket = bind(host, port)
         self.options = (state_url, str(base_dir), state_password, cert_file, key_file, log_level,
-                        log_format)
+                        log_format, push_limit)
         self.endpoints = endpoints
         self.intervals = intervals
         self.store_writable = store_writable

@@ -77,6 +77,8 @@ class DaemonSettings(_Section):
     # process id) and how long the leader lease lasts without being renewed
     replica: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}$")
     leader_lease: PositiveDuration = 15.0
+    # the largest body of a prediction or label push (POST /api/v1/models/…/predictions)
+    push_max_body: Size = Field(default=64 * 2**20, ge=2**16, le=2**31)
 
     @field_validator("state_url")
     @classmethod
@@ -187,9 +189,15 @@ class PrometheusSettings(_Section):
         return value
 
 
+class FilesSettings(_Section):
+    """Data files (references, samples, outcomes), local or behind a URL."""
+    timeout: PositiveDuration = 30.0  # each file operation on an object store, retries included
+
+
 class SourcesSettings(_Section):
     triton: tuple[TritonEndpoint, ...] = ()
     prometheus: PrometheusSettings | None = None
+    files: FilesSettings = FilesSettings()
 
     @field_validator("triton")
     @classmethod
@@ -293,6 +301,22 @@ class DriftSettings(_Section):
     schema_break_severity: SeverityName | None = None
 
 
+class PredictionStream(_Section):
+    """The prediction log: one row per prediction, joined with the labels by ``id_column``."""
+    path: str  # a file, glob or URL; {version} is the model version
+    id_column: str = "id"
+    timestamp_column: str = "timestamp"
+    version_column: str | None = None  # rows of other versions are skipped
+
+
+class LabelStream(_Section):
+    """The labels, arriving later: one row per labelled prediction id."""
+    path: str  # a file, glob or URL
+    id_column: str = "id"
+    label_column: str = "label"
+    timestamp_column: str | None = None  # when the outcome was known (else: when it was read)
+
+
 class QualitySettings(_Section):
     outcomes: str | None = None
     prediction_column: str = "prediction"
@@ -301,6 +325,22 @@ class QualitySettings(_Section):
     score_columns: dict[str, str] = {}  # multiclass: class label -> its score column
     timestamp_column: str | None = None
     promql: dict[QualityName, str] = {}
+    predictions: PredictionStream | None = None
+    labels: LabelStream | None = None
+    maturity: Duration = 0.0  # a prediction is judged once it is this old
+    window: PositiveDuration = 30 * 86400.0  # the matured predictions judged in one pass
+    min_coverage: Ratio = 0.8  # labelled share of matured predictions before metrics count
+
+    @model_validator(mode="after")
+    def _one_source(self) -> QualitySettings:
+        if (self.predictions is None) != (self.labels is None):
+            raise ValueError("predictions and labels go together: set both, or neither")
+        if self.predictions is not None and self.outcomes:
+            raise ValueError("set outcomes (predictions and labels in one file) or predictions "
+                             "and labels (joined by id), not both")
+        if self.maturity < 0:
+            raise ValueError("maturity must not be negative")
+        return self
 
 
 class MonitoringSettings(_Section):

@@ -22,6 +22,7 @@ from lifecycled.core.thresholds import evaluate, evaluation_to_json
 from lifecycled.domain import DriftPolicy, ModelRef, ModelSpec, Status
 from lifecycled.exporter import LifecycleCollector
 from lifecycled.store import Store
+from lifecycled.store.labels import Label, Prediction, add_labels_in, add_predictions_in
 from lifecycled.store.outbox import due, record_attempt
 from lifecycled.store.results import add_drift_result, add_evaluation, add_quality_result
 from lifecycled.store.retirement import put_scores
@@ -83,6 +84,19 @@ def fixed_store(tmp_path: Path) -> Store:
     add_quality_result(store, credit, {"samples": 1000, "accuracy": 0.8, "precision": 0.75,
                                        "recall": 0.7, "f1": 0.72, "roc_auc": 0.81,
                                        "concept": {"severity": "medium"}}, now=T0 + 300)
+    fraud = ModelRef("fraud_detection", "2")  # a prediction log, its labels not all in yet
+    with store.write() as conn:
+        add_predictions_in(conn, fraud, [Prediction(str(i), T0 + i, "1", None)
+                                         for i in range(4)], T0 + 300)
+        add_labels_in(conn, fraud.name, [Label("0", "1", T0 + 90), Label("1", "0", T0 + 191)],
+                      T0 + 300)
+    add_quality_result(store, fraud, {"samples": 2, "source": "predictions and labels",
+                                      "labels": {"predictions": 4, "labelled": 2,
+                                                 "coverage": 0.5, "min_coverage": 0.8,
+                                                 "lag_p50_seconds": 140.5,
+                                                 "lag_p95_seconds": 185.05, "judged": False,
+                                                 "provisional": {"accuracy": 0.5}}},
+                       now=T0 + 300)
     store.subscriptions = {"ci": ("model.update_requested",)}
     with store.write() as conn:
         job_id = create_in(conn, credit, "2", "performance_degradation", {"severity": "high"},

@@ -57,6 +57,16 @@ def test_the_demo_tells_the_whole_story(tmp_path: Path) -> None:
     assert drifts and drifts[-1]["result"]["severity"] in ("medium", "high", "critical")
     qualities = json.loads((backup / "quality_results.json").read_text())
     assert qualities[-1]["result"]["concept"]["severity"] == "high"
+    # 11: risk_assessment's late labels: provisional while too few are in, then judged
+    risk = ModelRef("risk_assessment", "3")
+    with store.read() as conn:
+        results = [json.loads(r[0]) for r in conn.execute(
+            "SELECT result FROM quality_results WHERE name = ? AND version = ? ORDER BY id",
+            (risk.name, risk.version))]
+    coverage = [r["labels"]["coverage"] for r in results]
+    assert coverage[0] < 0.8 <= coverage[-1]
+    assert results[0]["labels"]["judged"] is False and results[0].get("accuracy") is None
+    assert results[-1]["labels"]["judged"] is True and 0.8 < results[-1]["accuracy"] < 0.95
     sent = {event_body(store, d.event_id)["type"] for d in deliveries(store, state="delivered")}
     assert {"model.update_requested", "model.update_completed"} <= sent
     store.close()

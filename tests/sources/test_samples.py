@@ -15,6 +15,7 @@ from lifecycled.core.drift import compare
 from lifecycled.core.profile import build_profile
 from lifecycled.domain import DriftPolicy
 from lifecycled.errors import SourceError
+from lifecycled.sources.files import expand
 from lifecycled.sources.profiles import (
     cache_key,
     cached_profile,
@@ -89,12 +90,12 @@ def test_profile_round_trip_and_cache(tmp_path: Path) -> None:
         built.append(1)
         return profile
 
-    _first, hit1 = cached_profile(tmp_path / "cache", [ref_file], 10, [], build)  # type: ignore[arg-type]
-    _second, hit2 = cached_profile(tmp_path / "cache", [ref_file], 10, [], build)  # type: ignore[arg-type]
+    _first, hit1 = cached_profile(tmp_path / "cache", expand(str(ref_file)), 10, [], build)  # type: ignore[arg-type]
+    _second, hit2 = cached_profile(tmp_path / "cache", expand(str(ref_file)), 10, [], build)  # type: ignore[arg-type]
     assert (hit1, hit2, len(built)) == (False, True, 1)
-    assert cache_key([ref_file], 10, []) != cache_key([ref_file], 20, [])
+    assert cache_key(expand(str(ref_file)), 10, []) != cache_key(expand(str(ref_file)), 20, [])
     ref_file.write_text("x\n1\n2\n")
-    assert cache_key([ref_file], 10, []) != next((tmp_path / "cache").glob("*.npz")).stem
+    assert cache_key(expand(str(ref_file)), 10, []) != next((tmp_path / "cache").glob("*.npz")).stem
 
 
 def test_profiles_unused_for_the_retention_are_pruned_and_a_hit_keeps_one(tmp_path: Path) -> None:
@@ -103,12 +104,12 @@ def test_profiles_unused_for_the_retention_are_pruned_and_a_hit_keeps_one(tmp_pa
     cache = tmp_path / "profiles"
     files = [write_csv(tmp_path / f"ref{i}.csv", "x", [str(i), "1", "2"]) for i in range(2)]
     for file in files:
-        cached_profile(cache, [file], 10, [], lambda: profile)
-    (used, unused) = (cache / f"{cache_key([f], 10, [])}.npz" for f in files)
+        cached_profile(cache, expand(str(file)), 10, [], lambda: profile)
+    (used, unused) = (cache / f"{cache_key(expand(str(f)), 10, [])}.npz" for f in files)
     long_ago = time.time() - 40 * 86400
     for path in (used, unused):
         os.utime(path, (long_ago, long_ago))
-    _profile, hit = cached_profile(cache, [files[0]], 10, [], lambda: profile)
+    _profile, hit = cached_profile(cache, expand(str(files[0])), 10, [], lambda: profile)
     assert hit  # read from the cache, which marks it as in use
     assert prune_profiles(cache, older_than=time.time() - 30 * 86400) == 1
     assert used.exists() and not unused.exists()

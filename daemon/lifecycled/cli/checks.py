@@ -212,7 +212,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
         inputs = DriftInputs(reference=args.reference, current=args.current,
                              features=_split(args.features),
                              categorical=_split(args.categorical) or (),
-                             exclude=_split(args.exclude) or ())
+                             exclude=_split(args.exclude) or (), timeout=args.timeout)
         settings = DriftPolicy(bins=args.bins, min_samples=args.min_samples,
                                correction=args.correction, alpha=args.alpha, rule=args.rule)
         cache = None if args.no_cache else _profile_cache(args.cache_dir, now)
@@ -280,7 +280,8 @@ def cmd_quality(args: argparse.Namespace) -> int:
     columns = OutcomeColumns(prediction=args.prediction_column, label=args.label_column,
                              score=args.score_column, timestamp=args.timestamp_column,
                              class_scores=_class_scores(args.score_columns))
-    result = check_quality(args.outcomes, columns, positive_label=args.positive_label)
+    result = check_quality(args.outcomes, columns, positive_label=args.positive_label,
+                           timeout=args.timeout)
     show(args, result, lambda: _quality_text(result))
     return EXIT_OK
 
@@ -304,8 +305,12 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, as_json: argparse.Arg
     p = sub.add_parser("drift", parents=parents, formatter_class=Formatter,
                        help="data drift between a reference and a current sample")
     p.add_argument("--model", metavar="NAME:VERSION", help="run the configured check and store it")
-    p.add_argument("--reference", metavar="FILE", help="CSV, Parquet or JSON Lines (or a glob)")
-    p.add_argument("--current", metavar="FILE", help="CSV, Parquet or JSON Lines (or a glob)")
+    p.add_argument("--reference", metavar="FILE",
+                   help="CSV, Parquet or JSON Lines: a path, a glob or a URL (s3://, gs://, ...)")
+    p.add_argument("--current", metavar="FILE",
+                   help="CSV, Parquet or JSON Lines: a path, a glob or a URL (s3://, gs://, ...)")
+    p.add_argument("--timeout", type=duration, default="30s",
+                   help="deadline of each file operation on an object store")
     p.add_argument("--features", metavar="a,b", help="the columns to judge (default: every "
                                                      "column in both samples)")
     p.add_argument("--categorical", metavar="c,d",
@@ -339,7 +344,10 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, as_json: argparse.Arg
     p = sub.add_parser("quality", parents=parents, formatter_class=Formatter,
                        help="quality metrics and concept drift from labelled outcomes")
     p.add_argument("--outcomes", required=True, metavar="FILE",
-                   help="CSV, Parquet or JSON Lines (or a glob) with predictions and labels")
+                   help="CSV, Parquet or JSON Lines with predictions and labels: a path, a glob "
+                        "or a URL (s3://, gs://, ...)")
+    p.add_argument("--timeout", type=duration, default="30s",
+                   help="deadline of each file operation on an object store")
     p.add_argument("--prediction-column", default="prediction", help="the predicted label")
     p.add_argument("--label-column", default="label", help="the true label")
     p.add_argument("--score-column", help="the score of the positive class (binary ROC AUC)")

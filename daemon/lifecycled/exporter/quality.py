@@ -1,15 +1,16 @@
 """Quality: the latest quality result's metrics (``domain.QUALITY_METRICS``) and its concept-drift
-severity."""
+severity; for a prediction log with late labels, its coverage, label lag and rows received."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client.core import Metric
+from prometheus_client.core import CounterMetricFamily, Metric
 
 from lifecycled.domain import QUALITY_METRICS, SEVERITIES, ModelRef
 from lifecycled.exporter.families import MV, gauge
 from lifecycled.store import Store
+from lifecycled.store.labels import received
 from lifecycled.store.results import Decoded
 from lifecycled.store.views import quality_views
 
@@ -19,10 +20,20 @@ def collect(store: Store, live: set[ModelRef], cache: Decoded) -> Iterator[Metri
     concept = gauge("lifecycled_model_concept_drift_severity",
                     "1 for the concept-drift severity of the latest labelled outcomes.",
                     [*MV, "level"])
+    streams = {key: gauge(name, doc, MV) for key, name, doc in LABEL_GAUGES}
+    judged = gauge("lifecycled_model_quality_judged",
+                   "1 when the quality metrics of the matured window count (coverage at least "
+                   "min_coverage), 0 while they are provisional.", MV)
     for view in quality_views(store, cache):
         if view.ref not in live:
             continue
         mv = [view.ref.name, view.ref.version]
+        if view.labels is not None:
+            for key, family in streams.items():
+                value = view.labels.get(key)
+                if isinstance(value, (int, float)):
+                    family.add_metric(mv, float(value))
+            judged.add_metric(mv, 1.0 if view.labels.get("judged") else 0.0)
         for name, family in families.items():
             value = view.metrics.get(name)
             if value is not None:  # unknown: absent, never NaN
@@ -33,3 +44,36 @@ def collect(store: Store, live: set[ModelRef], cache: Decoded) -> Iterator[Metri
                 concept.add_metric([*mv, level], 1 if level == severity else 0)
     yield from families.values()
     yield concept
+    yield from streams.values()
+    yield judged
+    yield from _received(store, live)
+
+
+LABEL_GAUGES = (
+    ("coverage", "lifecycled_model_label_coverage_ratio",
+     "Labelled share of the predictions in the matured window (older than maturity)."),
+    ("lag_p50_seconds", "lifecycled_model_label_lag_p50_seconds",
+     "Median time from a prediction to its label, in the matured window."),
+    ("lag_p95_seconds", "lifecycled_model_label_lag_p95_seconds",
+     "95th percentile of the time from a prediction to its label, in the matured window."),
+    ("predictions", "lifecycled_model_matured_predictions",
+     "Predictions in the matured window."),
+    ("labelled", "lifecycled_model_labelled_predictions",
+     "Predictions in the matured window that have their label."),
+)
+
+
+def _received(store: Store, live: set[ModelRef]) -> Iterator[Metric]:
+    predictions = CounterMetricFamily("lifecycled_model_predictions_received",
+                                      "Predictions stored from the prediction log (new ids).",
+                                      labels=MV)
+    labels = CounterMetricFamily("lifecycled_model_labels_received",
+                                 "Labels stored (new ids), per model.", labels=["model"])
+    names = {ref.name for ref in live}
+    for name, version, kind, count in received(store):
+        if kind == "predictions" and ModelRef(name, version) in live:
+            predictions.add_metric([name, version], count)
+        elif kind == "labels" and name in names:
+            labels.add_metric([name], count)
+    yield predictions
+    yield labels

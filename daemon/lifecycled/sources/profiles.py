@@ -12,22 +12,23 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from lifecycled.core.ecdf import Grid
 from lifecycled.core.profile import CategoricalProfile, NumericProfile, Profile, ReferenceProfile
+from lifecycled.sources.files import DataFile
 
 log = logging.getLogger(__name__)
 PROFILE_DIR = "profiles"  # in the state directory
 FORMAT_VERSION = 3  # 2: numeric features carry their bucket grid; 3: tie-aware bin edges
 
 
-def cache_key(files: Sequence[Path], bins: int, categorical: Sequence[str]) -> str:
-    """Hash of the files' bytes, the bin count and the categorical columns."""
+def cache_key(files: Sequence[DataFile], bins: int, categorical: Sequence[str]) -> str:
+    """Hash of the files' bytes (local or behind a URL), the bin count and the categorical
+    columns."""
     digest = hashlib.sha256()
-    for path in files:
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+    for file in files:
+        digest.update(file.fingerprint().encode())
     digest.update(json.dumps({"v": FORMAT_VERSION, "bins": bins,
                               "categorical": sorted(categorical)}).encode())
     return digest.hexdigest()
@@ -88,7 +89,7 @@ def _grid(numbers: list[float], cumulative: np.ndarray) -> Grid:
     return Grid(minimum, maximum, center, spread, low, scale, cumulative)
 
 
-def cached_profile(cache_dir: Path | None, files: Sequence[Path], bins: int,
+def cached_profile(cache_dir: Path | None, files: Sequence[DataFile], bins: int,
                    categorical: Sequence[str], build: Callable[[], ReferenceProfile]
                    ) -> tuple[ReferenceProfile, bool]:
     """Return the cached profile of ``files`` (True) or build, store and return it (False)."""
@@ -96,7 +97,7 @@ def cached_profile(cache_dir: Path | None, files: Sequence[Path], bins: int,
         return build(), False
     try:
         path = cache_dir / f"{cache_key(files, bins, categorical)}.npz"
-    except OSError:  # unreadable reference: reading it says why, in its words
+    except (OSError, pa.ArrowException):  # unreadable reference: reading it says why
         return build(), False
     if path.exists():
         try:

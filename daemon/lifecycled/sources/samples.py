@@ -1,4 +1,5 @@
-"""Reference and current feature samples and labelled outcomes from CSV, Parquet or JSON Lines.
+"""Reference and current feature samples and labelled outcomes from CSV, Parquet or JSON Lines,
+on local disk or behind a URL (``sources.files``).
 
 A file becomes a mapping of column name -> numpy array: numbers as float64 (missing -> NaN),
 everything else as an object array of str (missing -> None).
@@ -7,10 +8,9 @@ everything else as an object array of str (missing -> None).
 from __future__ import annotations
 
 import csv
-import glob
+import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -20,6 +20,7 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pa_parquet
 
 from lifecycled.errors import SourceError
+from lifecycled.sources.files import DEFAULT_TIMEOUT, DataFile, expand
 
 Columns = dict[str, np.ndarray]
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl",
@@ -35,33 +36,53 @@ class Sample:
     rows: int
 
 
-def read_table(path: Path) -> pa.Table:
+def read_table(file: DataFile) -> pa.Table:
     """Read one file into an Arrow table; every failure is a SourceError naming the file."""
-    kind = FORMATS.get(path.suffix.lower())
+    kind = FORMATS.get(file.suffix.lower())
     if kind is None:
-        raise SourceError(str(path), f"unknown file type {path.suffix!r}: use .csv, .parquet or .jsonl")
+        raise SourceError(str(file), f"unknown file type {file.suffix!r}: use .csv, .parquet or "
+                                     f".jsonl")
     try:
-        if kind == "csv":
-            table = pa_csv.read_csv(path)
-        elif kind == "parquet":
-            table = pa_parquet.read_table(path)
+        if kind == "parquet":
+            table = pa_parquet.read_table(file.path, filesystem=file.fs)
+        elif kind == "csv":
+            if file.local:
+                table = pa_csv.read_csv(file.path)
+            else:
+                with file.fs.open_input_stream(file.path) as stream:
+                    table = pa_csv.read_csv(stream)
         else:
-            data = path.read_bytes()
-            _check_flat_lines(path, data)  # pyarrow's JSON reader crashes on deep nesting
+            data = file.read_bytes()
+            check_flat_lines(file, data)  # pyarrow's JSON reader crashes on deep nesting
             table = pa_json.read_json(pa.BufferReader(data))
     except FileNotFoundError as exc:
-        raise SourceError(str(path), "file not found") from exc
+        raise SourceError(str(file), "file not found") from exc
     except (OSError, pa.ArrowException) as exc:
-        where = _bad_csv_line(path) if kind == "csv" else None
+        if _missing(exc):
+            raise SourceError(str(file), "file not found") from exc
+        if "ACCESS_DENIED" in str(exc):
+            raise SourceError(str(file), f"access denied (check the credentials the environment "
+                                         f"gives): {_first_line(exc)}") from exc
+        where = _bad_csv_line(file) if kind == "csv" else None
         at = f" (line {where})" if where else ""
-        raise SourceError(str(path), f"cannot read {kind}{at}: {exc}") from exc
-    return _plain_columns(path, table)
+        raise SourceError(str(file), f"cannot read {kind}{at}: {_first_line(exc)}") from exc
+    return plain_columns(file, table)
+
+
+def _missing(exc: BaseException) -> bool:
+    text = str(exc)
+    return "Path does not exist" in text or "NoSuchKey" in text or "NOT_FOUND" in text
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 MAX_BRACKETS_PER_LINE = 32
 
 
-def _check_flat_lines(path: Path, data: bytes) -> None:
+def check_flat_lines(path: DataFile | str, data: bytes) -> None:
     """Refuse a JSON Lines file with a line of more than MAX_BRACKETS_PER_LINE opening brackets
     (a bound on its nesting depth), counted for the whole file at once."""
     raw = np.frombuffer(data, dtype=np.uint8)
@@ -77,7 +98,7 @@ def _check_flat_lines(path: Path, data: bytes) -> None:
                                      f"object per line)")
 
 
-def _plain_columns(path: Path, table: pa.Table) -> pa.Table:
+def plain_columns(path: DataFile | str, table: pa.Table) -> pa.Table:
     """Binary columns as UTF-8 text; SourceError naming the column (and row) for nested values
     and for bytes that are not UTF-8."""
     try:
@@ -105,7 +126,7 @@ def _plain_columns(path: Path, table: pa.Table) -> pa.Table:
     return table
 
 
-def _not_utf8(path: Path, name: str, raw: pa.ChunkedArray) -> SourceError:
+def _not_utf8(path: DataFile | str, name: str, raw: pa.ChunkedArray) -> SourceError:
     row = next((i for i, value in enumerate(raw.to_pylist())
                 if value is not None and not _is_utf8(value)), None)
     at = f" row {row + 1}" if row is not None else ""
@@ -120,18 +141,21 @@ def _is_utf8(value: bytes) -> bool:
     return True
 
 
-def _bad_csv_line(path: Path) -> int | None:
+def _bad_csv_line(file: DataFile) -> int | None:
     """Return the first line whose field count differs from the header's (for error messages)."""
     try:
-        with path.open(newline="", encoding="utf-8", errors="replace") as handle:
-            rows = csv.reader(handle)
-            header = next(rows, None)
-            if header is None:
-                return None
-            for row in rows:
-                if row and len(row) != len(header):
-                    return rows.line_num
-    except (OSError, csv.Error):
+        text = file.read_bytes().decode("utf-8", errors="replace")
+    except (OSError, pa.ArrowException):
+        return None
+    try:
+        rows = csv.reader(io.StringIO(text, newline=""))
+        header = next(rows, None)
+        if header is None:
+            return None
+        for row in rows:
+            if row and len(row) != len(header):
+                return rows.line_num
+    except csv.Error:
         return None
     return None
 
@@ -153,21 +177,12 @@ def table_to_columns(table: pa.Table) -> Columns:
     return columns
 
 
-def expand(pattern: str) -> list[Path]:
-    """Return the files a path or glob names (sorted); SourceError when there are none."""
-    if any(ch in pattern for ch in "*?["):
-        found = sorted(Path(p) for p in glob.glob(pattern))
-        if not found:
-            raise SourceError(pattern, "no file matches this pattern")
-        return found
-    return [Path(pattern)]
-
-
 def read_sample(pattern: str, *, timestamp_column: str | None = None, window: float | None = None,
-                newest_rows: int | None = None, now: float | None = None) -> Sample:
-    """Read a file or glob; optionally keep the rows of the last ``window`` seconds before ``now``
-    (by ``timestamp_column``) or else the newest ``newest_rows`` rows."""
-    files = expand(pattern)
+                newest_rows: int | None = None, now: float | None = None,
+                timeout: float = DEFAULT_TIMEOUT) -> Sample:
+    """Read a file, URL or glob; optionally keep the rows of the last ``window`` seconds before
+    ``now`` (by ``timestamp_column``) or else the newest ``newest_rows`` rows."""
+    files = expand(pattern, timeout=timeout)
     tables = [read_table(path) for path in files]
     try:
         table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]

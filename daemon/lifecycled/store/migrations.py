@@ -282,4 +282,41 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (task, item)
     );
     """,
+    # 10: prediction logs and late labels, joined by id; what each stream has read
+    """
+    CREATE TABLE predictions (
+        name        TEXT NOT NULL,
+        version     TEXT NOT NULL,
+        id          TEXT NOT NULL,
+        at          REAL NOT NULL,
+        prediction  TEXT,
+        scores      TEXT,
+        received_at REAL NOT NULL,
+        PRIMARY KEY (name, version, id)
+    );
+    CREATE INDEX predictions_at ON predictions (name, version, at);
+    CREATE TABLE labels (
+        name        TEXT NOT NULL,
+        id          TEXT NOT NULL,
+        label       TEXT,
+        at          REAL NOT NULL,
+        received_at REAL NOT NULL,
+        PRIMARY KEY (name, id)
+    );
+    CREATE TABLE stream_files (
+        stream  TEXT NOT NULL,
+        file    TEXT NOT NULL,
+        version TEXT NOT NULL,
+        rows    INTEGER NOT NULL,
+        read_at REAL NOT NULL,
+        PRIMARY KEY (stream, file)
+    );
+    CREATE TABLE stream_counts (
+        name     TEXT NOT NULL,
+        version  TEXT NOT NULL,
+        kind     TEXT NOT NULL,
+        received INTEGER NOT NULL,
+        PRIMARY KEY (name, version, kind)
+    );
+    """,
 )

@@ -57,6 +57,7 @@ class QualityView:
     at: float
     metrics: Mapping[str, float | None]  # by domain.QUALITY_METRICS name
     concept_severity: str | None
+    labels: Mapping[str, Any] | None = None  # a prediction log's coverage and label lag
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,8 @@ def _drift(text: str) -> dict[str, Any]:
 def _quality(text: str) -> dict[str, Any]:
     data = json.loads(text)
     return {"metrics": {m.name: _number(data.get(m.name)) for m in QUALITY_METRICS},
-            "concept_severity": (data.get("concept") or {}).get("severity")}
+            "concept_severity": (data.get("concept") or {}).get("severity"),
+            "labels": data.get("labels")}
 
 
 def _evaluation(text: str) -> dict[str, Any]:

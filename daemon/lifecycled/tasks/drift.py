@@ -13,8 +13,9 @@ from lifecycled.core.drift import DriftResult, compare, result_to_json
 from lifecycled.core.profile import ReferenceProfile, build_profile
 from lifecycled.domain import DriftPolicy, ModelRef, Status
 from lifecycled.errors import InputError
+from lifecycled.sources.files import DEFAULT_TIMEOUT, expand
 from lifecycled.sources.profiles import PROFILE_DIR, cached_profile
-from lifecycled.sources.samples import expand, read_sample, select
+from lifecycled.sources.samples import read_sample, select
 from lifecycled.store.results import add_drift_result
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class DriftInputs:
     window: float | None = None
     newest_rows: int | None = None
     exclude: Sequence[str] = ()
+    timeout: float = DEFAULT_TIMEOUT  # each file operation on an object store
 
 
 @dataclass(frozen=True)
@@ -47,17 +49,18 @@ class DriftCheck:
 def check_drift(inputs: DriftInputs, settings: DriftPolicy, *, cache_dir: Path | None,
                 now: float, progress: Progress | None = None) -> DriftCheck:
     """Run one drift check; raises SourceError when a sample cannot be read."""
-    reference_files = expand(inputs.reference)
+    reference_files = expand(inputs.reference, timeout=inputs.timeout)
     exclude = [inputs.timestamp_column] if inputs.timestamp_column else []
 
     def build() -> ReferenceProfile:
-        columns = read_sample(inputs.reference).columns
+        columns = read_sample(inputs.reference, timeout=inputs.timeout).columns
         return build_profile(select(columns, exclude), inputs.categorical, bins=settings.bins)
 
     profile, cached = cached_profile(cache_dir, reference_files, settings.bins,
                                      inputs.categorical, build)
     current = read_sample(inputs.current, timestamp_column=inputs.timestamp_column,
-                          window=inputs.window, newest_rows=inputs.newest_rows, now=now)
+                          window=inputs.window, newest_rows=inputs.newest_rows, now=now,
+                          timeout=inputs.timeout)
     result = compare(profile, select(current.columns, exclude), settings,
                      features=inputs.features, categorical=inputs.categorical, progress=progress,
                      exclude=inputs.exclude)
@@ -76,7 +79,8 @@ def run_model_drift(ctx: Context, ref: ModelRef, *, now: float,
     inputs = DriftInputs(reference=config.reference, current=config.current,
                          features=config.features, categorical=config.categorical or (),
                          timestamp_column=config.timestamp_column, window=config.window,
-                         newest_rows=config.newest_rows, exclude=config.exclude or ())
+                         newest_rows=config.newest_rows, exclude=config.exclude or (),
+                         timeout=ctx.settings.sources.files.timeout)
     settings = ctx.settings.drift_policy(ref.name)
     check = check_drift(inputs, settings, cache_dir=ctx.state_dir / PROFILE_DIR,
                         now=now, progress=progress)

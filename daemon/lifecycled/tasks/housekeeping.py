@@ -35,9 +35,28 @@ def run_housekeeping(ctx: Context) -> dict[str, Any]:
     backups = prune_backups(backup_root(ctx), older_than=now - retention)
     profiles = prune_profiles(ctx.state_dir / PROFILE_DIR, older_than=now - PROFILE_RETENTION)
     replicas = forget_replicas(ctx.store, older_than=REPLICA_RETENTION)
-    if removed or events or backups or profiles or replicas:
-        log.info("housekeeping snapshots=%d events=%d backups=%d profiles=%d replicas=%d",
-                 removed, events, len(backups), profiles, replicas)
+    streamed = _prune_streams(ctx, now)
+    if removed or events or backups or profiles or replicas or streamed:
+        log.info("housekeeping snapshots=%d events=%d backups=%d profiles=%d replicas=%d "
+                 "predictions_and_labels=%d", removed, events, len(backups), profiles, replicas,
+                 streamed)
     return {"snapshots_pruned": removed, "events_pruned": events,
             "backups_deleted": [str(b) for b in backups], "profiles_deleted": profiles,
-            "replicas_forgotten": replicas}
+            "replicas_forgotten": replicas, "predictions_and_labels_pruned": streamed}
+
+
+def _prune_streams(ctx: Context, now: float) -> int:
+    """Forget predictions and labels older than every window still to judge (a day's margin)."""
+    from lifecycled.store.labels import prune_labels_in, prune_predictions_in
+
+    pruned = 0
+    for ref in ctx.store.statuses():
+        model = ctx.settings.models.get(ref.name)
+        quality = model.quality if model is not None else None
+        if quality is None or quality.predictions is None:
+            continue
+        cutoff = now - quality.maturity - quality.window - 86400.0
+        with ctx.store.write() as conn:
+            pruned += prune_predictions_in(conn, ref, older_than=cutoff)
+            pruned += prune_labels_in(conn, ref.name, older_than=cutoff)
+    return pruned

@@ -16,6 +16,7 @@ from lifecycled.core.quality import evaluate_quality, normalise, quality_to_json
 from lifecycled.domain import QUALITY_METRICS, ModelRef, Status
 from lifecycled.errors import InputError, SourceError
 from lifecycled.settings import QualitySettings
+from lifecycled.sources.files import DEFAULT_TIMEOUT
 from lifecycled.sources.samples import read_sample
 from lifecycled.store.results import add_quality_result
 
@@ -30,10 +31,18 @@ def run_quality(ctx: Context) -> dict[str, Any]:
            and _applies(ctx.settings.models[ref.name].quality, ref, status)]
     for ref in ctx.share("quality", due, hold=0.9 * ctx.settings.schedule.quality):
         settings = ctx.settings.models[ref.name].quality
-        source = f"outcomes:{ref.name}" if settings.outcomes else "prometheus"
+        source = (f"outcomes:{ref.name}" if settings.outcomes else
+                  f"predictions:{ref.name}" if settings.predictions else "prometheus")
         with ctx.source(source) as call:
-            result = (_from_outcomes(settings, ref) if settings.outcomes
-                      else _from_promql(ctx, ref, dict(settings.promql.items())))
+            if settings.outcomes:
+                result = _from_outcomes(settings, ref, ctx.settings.sources.files.timeout)
+            elif settings.predictions:
+                from lifecycled.tasks.streams import ingest, judge
+
+                ingest(ctx, ref, settings, now)
+                result = judge(ctx, ref, settings, now)
+            else:
+                result = _from_promql(ctx, ref, dict(settings.promql.items()))
             add_quality_result(ctx.store, ref, result, now=now)
         done[str(ref)] = call.error or "ok"
     return done
@@ -42,18 +51,21 @@ def run_quality(ctx: Context) -> dict[str, Any]:
 def _applies(settings: QualitySettings, ref: ModelRef, status: Status) -> bool:
     """One outcome file (or query) per model describes its production version, unless it names
     ``{version}``: then every version has its own."""
-    texts = [settings.outcomes] if settings.outcomes else list(settings.promql.values())
+    texts = ([settings.outcomes] if settings.outcomes else
+             [settings.predictions.path] if settings.predictions else
+             list(settings.promql.values()))
     if not texts:
         return False
     return status == Status.PRODUCTION or any("{version}" in text for text in texts)
 
 
-def _from_outcomes(settings: QualitySettings, ref: ModelRef) -> dict[str, Any]:
+def _from_outcomes(settings: QualitySettings, ref: ModelRef, timeout: float) -> dict[str, Any]:
     assert settings.outcomes is not None
     columns = OutcomeColumns(settings.prediction_column, settings.label_column,
                              settings.score_column, settings.timestamp_column,
                              dict(settings.score_columns) or None)
-    return check_quality(settings.outcomes.replace("{version}", ref.version), columns)
+    return check_quality(settings.outcomes.replace("{version}", ref.version), columns,
+                         timeout=timeout)
 
 
 def _from_promql(ctx: Context, ref: ModelRef, queries: Mapping[str, str]) -> dict[str, Any]:
@@ -78,17 +90,27 @@ class OutcomeColumns:
 
 
 def check_quality(pattern: str, columns: OutcomeColumns, *, positive_label: str | None = None,
-                  min_samples: int = 100) -> dict[str, Any]:
-    """Return quality metrics and concept drift (JSON form) for an outcomes file or glob."""
-    sample = read_sample(pattern, timestamp_column=columns.timestamp)
-    data = sample.columns
+                  min_samples: int = 100, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+    """Return quality metrics and concept drift (JSON form) for an outcomes file, URL or glob."""
+    sample = read_sample(pattern, timestamp_column=columns.timestamp, timeout=timeout)
+    result = quality_of(pattern, sample.columns, columns, positive_label=positive_label,
+                        min_samples=min_samples)
+    result["files"] = list(sample.files)
+    return result
+
+
+def quality_of(where: str, data: Mapping[str, np.ndarray], columns: OutcomeColumns, *,
+               positive_label: str | None = None, min_samples: int = 100) -> dict[str, Any]:
+    """Quality metrics and concept drift (JSON form) of predictions beside their labels, in the
+    order they were made; ``where`` names their source in errors."""
+    pattern = where
     needed = [c for c in (columns.prediction, columns.label, columns.score) if c]
     needed += list((columns.class_scores or {}).values())
     missing = [c for c in needed if c not in data]
     if missing:
         raise SourceError(pattern, f"missing column(s) {', '.join(missing)}; "
                                    f"found {', '.join(data) or 'none'}")
-    predictions, labels = _labels(data[columns.prediction]), _labels(data[columns.label])
+    predictions, labels = label_text(data[columns.prediction]), label_text(data[columns.label])
     known = np.array([p is not None and t is not None for p, t in zip(predictions, labels,
                                                                        strict=True)], dtype=bool)
     scores = _numeric(pattern, data, columns.score, known) if columns.score else None
@@ -104,7 +126,6 @@ def check_quality(pattern: str, columns: OutcomeColumns, *, positive_label: str 
     result = quality_to_json(quality)
     result["unlabelled"] = int((~known).sum())
     result["concept"] = concept_to_json(concept_drift(correct, min_samples=min_samples))
-    result["files"] = list(sample.files)
     return result
 
 
@@ -116,7 +137,7 @@ def _numeric(pattern: str, data: Mapping[str, np.ndarray], column: str, known: n
     return values.astype(float)
 
 
-def _labels(values: np.ndarray) -> np.ndarray:
+def label_text(values: np.ndarray) -> np.ndarray:
     """Normalise labels to str: 1.0 -> '1'; NaN/None -> None."""
     if values.dtype.kind == "f":
         out = np.empty(values.size, dtype=object)

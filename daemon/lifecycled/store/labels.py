@@ -1,0 +1,153 @@
+"""Prediction logs and late labels: stored as they arrive, idempotent by id, joined by id.
+
+A prediction is keyed by (model, version, id), a label by (model, id): a label may arrive before
+or after its prediction, and sending either again changes nothing (the first row stays). Each
+stream records the files it has read (``stream_files``), so a pass reads only new files, and
+counts the rows it received (``stream_counts``, exported as counters)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lifecycled.domain import ModelRef
+from lifecycled.store.core import Connection, Store
+
+BATCH = 5000  # rows per statement
+
+
+@dataclass(frozen=True)
+class Prediction:
+    id: str
+    at: float
+    prediction: str | None
+    scores: str | None  # JSON: a number (binary score) or an object (class -> score)
+
+
+@dataclass(frozen=True)
+class Label:
+    id: str
+    label: str | None
+    at: float
+
+
+def _count(conn: Connection, name: str, version: str, kind: str, added: int) -> None:
+    if added:
+        conn.execute("INSERT INTO stream_counts (name, version, kind, received) VALUES "
+                     "(?, ?, ?, ?) ON CONFLICT (name, version, kind) DO UPDATE SET received = "
+                     "stream_counts.received + excluded.received", (name, version, kind, added))
+
+
+def add_predictions_in(conn: Connection, ref: ModelRef, rows: Sequence[Prediction],
+                       now: float) -> int:
+    """Store predictions not seen before; return how many were new."""
+    added = 0
+    for start in range(0, len(rows), BATCH):
+        chunk = rows[start:start + BATCH]
+        before = _known(conn, "predictions", "name = ? AND version = ?",
+                        (ref.name, ref.version), [r.id for r in chunk])
+        fresh = {r.id: r for r in chunk if r.id not in before}  # the first of an id wins
+        conn.executemany(
+            "INSERT INTO predictions (name, version, id, at, prediction, scores, received_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name, version, id) DO NOTHING",
+            [(ref.name, ref.version, r.id, r.at, r.prediction, r.scores, now)
+             for r in fresh.values()])
+        added += len(fresh)
+    _count(conn, ref.name, ref.version, "predictions", added)
+    return added
+
+
+def add_labels_in(conn: Connection, name: str, rows: Sequence[Label], now: float) -> int:
+    """Store labels not seen before; return how many were new."""
+    added = 0
+    for start in range(0, len(rows), BATCH):
+        chunk = rows[start:start + BATCH]
+        before = _known(conn, "labels", "name = ?", (name,), [r.id for r in chunk])
+        fresh = {r.id: r for r in chunk if r.id not in before}
+        conn.executemany(
+            "INSERT INTO labels (name, id, label, at, received_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (name, id) DO NOTHING",
+            [(name, r.id, r.label, r.at, now) for r in fresh.values()])
+        added += len(fresh)
+    _count(conn, name, "", "labels", added)
+    return added
+
+
+def _known(conn: Connection, table: str, where: str, params: tuple[Any, ...],
+           ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        part = ids[start:start + 500]
+        marks = ", ".join("?" * len(part))
+        found.update(r[0] for r in conn.execute(
+            f"SELECT id FROM {table} WHERE {where} AND id IN ({marks})", (*params, *part)))
+    return found
+
+
+def files_read(store: Store, stream: str) -> dict[str, str]:
+    """The files a stream has read: file -> the version (size and modification time) read."""
+    with store.read() as conn:
+        return {r[0]: r[1] for r in conn.execute(
+            "SELECT file, version FROM stream_files WHERE stream = ?", (stream,))}
+
+
+def mark_read_in(conn: Connection, stream: str, file: str, version: str, rows: int,
+                 now: float) -> None:
+    conn.execute("INSERT INTO stream_files (stream, file, version, rows, read_at) VALUES "
+                 "(?, ?, ?, ?, ?) ON CONFLICT (stream, file) DO UPDATE SET version = "
+                 "excluded.version, rows = excluded.rows, read_at = excluded.read_at",
+                 (stream, file, version, rows, now))
+
+
+def received(store: Store) -> list[tuple[str, str, str, int]]:
+    """(model, version, kind, rows received) for every stream; labels have version ''."""
+    with store.read() as conn:
+        return [(r[0], r[1], r[2], int(r[3])) for r in conn.execute(
+            "SELECT name, version, kind, received FROM stream_counts ORDER BY name, version, "
+            "kind")]
+
+
+@dataclass(frozen=True)
+class Matured:
+    """The predictions of one window old enough to be judged, with the labels they have."""
+
+    predictions: int  # in the window
+    ids: list[str]
+    prediction: np.ndarray  # object (str or None), labelled rows only
+    scores: list[str | None]
+    label: np.ndarray  # object
+    lag: np.ndarray  # seconds from prediction to label, labelled rows only
+
+    @property
+    def labelled(self) -> int:
+        return len(self.ids)
+
+
+def matured(store: Store, ref: ModelRef, *, since: float, until: float) -> Matured:
+    """Predictions made in (since, until], and the labels of those that have one."""
+    with store.read() as conn:
+        total = int(conn.execute(
+            "SELECT COUNT(*) FROM predictions WHERE name = ? AND version = ? AND at > ? AND "
+            "at <= ?", (ref.name, ref.version, since, until)).fetchone()[0])
+        rows = conn.execute(
+            "SELECT p.id, p.prediction, p.scores, l.label, l.at - p.at FROM predictions p "
+            "JOIN labels l ON l.name = p.name AND l.id = p.id WHERE p.name = ? AND "
+            "p.version = ? AND p.at > ? AND p.at <= ? ORDER BY p.at, p.id",
+            (ref.name, ref.version, since, until)).fetchall()
+    return Matured(total, [r[0] for r in rows], np.array([r[1] for r in rows], dtype=object),
+                   [r[2] for r in rows], np.array([r[3] for r in rows], dtype=object),
+                   np.array([float(r[4]) for r in rows], dtype=float))
+
+
+def prune_predictions_in(conn: Connection, ref: ModelRef, *, older_than: float) -> int:
+    """Forget predictions made before ``older_than`` (no window judges them again)."""
+    return int(conn.execute("DELETE FROM predictions WHERE name = ? AND version = ? AND at < ?",
+                            (ref.name, ref.version, older_than)).rowcount)
+
+
+def prune_labels_in(conn: Connection, name: str, *, older_than: float) -> int:
+    return int(conn.execute("DELETE FROM labels WHERE name = ? AND at < ?",
+                            (name, older_than)).rowcount)

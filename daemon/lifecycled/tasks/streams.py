@@ -1,0 +1,236 @@
+"""Quality from a prediction log and late labels: read what is new in each stream, store it by
+id, then judge the predictions old enough to have their labels (``maturity``).
+
+Each pass reads only the files a stream has not read yet (or that changed since: a file is read
+whole and its rows already held are skipped by id), so the daemon never re-reads old data and
+holds one file at a time. The window judged is the predictions made in
+``(now - maturity - window, now - maturity]``; its **coverage** is the labelled share of them. The
+metrics count only when the coverage reaches ``min_coverage``: below it they are reported as
+provisional and the thresholds see them as unknown, never as a verdict on a 5 % sample.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from lifecycled.context import Context
+from lifecycled.domain import ModelRef
+from lifecycled.errors import InputError, SourceError
+from lifecycled.settings import LabelStream, PredictionStream, QualitySettings
+from lifecycled.sources.files import DataFile, expand
+from lifecycled.sources.samples import check_flat_lines, plain_columns, read_table, table_to_columns
+from lifecycled.store.labels import (
+    Label,
+    Prediction,
+    add_labels_in,
+    add_predictions_in,
+    files_read,
+    mark_read_in,
+    matured,
+)
+from lifecycled.tasks.quality import OutcomeColumns, label_text, quality_of
+
+METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+
+
+def _columns(file: str, data: dict[str, np.ndarray], needed: list[str]) -> None:
+    missing = [c for c in needed if c not in data]
+    if missing:
+        raise SourceError(file, f"missing column(s) {', '.join(missing)}; found "
+                                f"{', '.join(data) or 'none'}")
+
+
+def _times(file: str, data: dict[str, np.ndarray], column: str) -> np.ndarray:
+    values = data[column]
+    if values.dtype.kind != "f":
+        raise SourceError(file, f"timestamp column {column!r} is not numeric or a time")
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise SourceError(file, f"timestamp column {column!r} row {int(np.argmax(bad)) + 1} "
+                                f"has no time")
+    return values
+
+
+def _ids(file: str, data: dict[str, np.ndarray], column: str) -> list[str]:
+    ids = label_text(data[column])
+    missing = np.array([i is None for i in ids], dtype=bool)
+    if missing.any():
+        raise SourceError(file, f"id column {column!r} row {int(np.argmax(missing)) + 1} is "
+                                f"empty")
+    return [str(i) for i in ids]
+
+
+def _prediction_rows(file: str, data: dict[str, np.ndarray], ref: ModelRef,
+                     stream: PredictionStream, quality: QualitySettings) -> list[Prediction]:
+    needed = [stream.id_column, stream.timestamp_column, quality.prediction_column]
+    needed += [quality.score_column] if quality.score_column else []
+    needed += list(quality.score_columns.values())
+    needed += [stream.version_column] if stream.version_column else []
+    _columns(file, data, needed)
+    keep = np.ones(len(data[stream.id_column]), dtype=bool)
+    if stream.version_column:
+        keep = label_text(data[stream.version_column]) == ref.version
+    data = {k: v[keep] for k, v in data.items()}
+    ids, at = _ids(file, data, stream.id_column), _times(file, data, stream.timestamp_column)
+    predicted = label_text(data[quality.prediction_column])
+    scores: list[str | None] = [None] * len(ids)
+    if quality.score_column:
+        scores = [None if not np.isfinite(v) else json.dumps(float(v))
+                  for v in _numeric(file, data, quality.score_column)]
+    elif quality.score_columns:
+        per_class = {label: _numeric(file, data, column)
+                     for label, column in quality.score_columns.items()}
+        scores = [json.dumps({label: float(v[i]) for label, v in per_class.items()})
+                  for i in range(len(ids))]
+    return [Prediction(i, float(t), p, s) for i, t, p, s in zip(ids, at, predicted, scores,
+                                                                 strict=True)]
+
+
+def _numeric(file: str, data: dict[str, np.ndarray], column: str) -> np.ndarray:
+    values = data[column]
+    if values.dtype.kind != "f":
+        raise SourceError(file, f"score column {column!r} is not numeric")
+    return values
+
+
+def _label_rows(file: str, data: dict[str, np.ndarray], stream: LabelStream,
+                now: float) -> list[Label]:
+    needed = [stream.id_column, stream.label_column]
+    needed += [stream.timestamp_column] if stream.timestamp_column else []
+    _columns(file, data, needed)
+    ids = _ids(file, data, stream.id_column)
+    at = (_times(file, data, stream.timestamp_column) if stream.timestamp_column
+          else np.full(len(ids), now))
+    return [Label(i, v, float(t)) for i, v, t in zip(ids, label_text(data[stream.label_column]),
+                                                     at, strict=True)]
+
+
+def ingest(ctx: Context, ref: ModelRef, quality: QualitySettings, now: float) -> dict[str, int]:
+    """Read what is new in the model's prediction log and labels; return the rows added."""
+    predictions, labels = quality.predictions, quality.labels
+    assert predictions is not None and labels is not None
+    added = {"predictions": 0, "labels": 0}
+    for file, data, stamp in _new_files(ctx, f"predictions:{ref}",
+                                        predictions.path.replace("{version}", ref.version)):
+        rows = _prediction_rows(str(file), data, ref, predictions, quality)
+        with ctx.store.write() as conn:
+            added["predictions"] += add_predictions_in(conn, ref, rows, now)
+            mark_read_in(conn, f"predictions:{ref}", str(file), stamp, len(rows), now)
+    for file, data, stamp in _new_files(ctx, f"labels:{ref.name}", labels.path):
+        rows_of_labels = _label_rows(str(file), data, labels, now)
+        with ctx.store.write() as conn:
+            added["labels"] += add_labels_in(conn, ref.name, rows_of_labels, now)
+            mark_read_in(conn, f"labels:{ref.name}", str(file), stamp, len(rows_of_labels), now)
+    return added
+
+
+def _new_files(ctx: Context, stream: str, pattern: str
+               ) -> Iterator[tuple[DataFile, dict[str, np.ndarray], str]]:
+    """Each file of ``pattern`` the stream has not read in this version, read, one at a time."""
+    seen = files_read(ctx.store, stream)
+    for file in expand(pattern, timeout=ctx.settings.sources.files.timeout, allow_empty=True):
+        try:
+            stamp = file.stamp()
+        except (OSError, pa.ArrowException) as exc:
+            raise SourceError(str(file), "file not found" if isinstance(exc, FileNotFoundError)
+                              else f"cannot read: {exc}") from exc
+        if seen.get(str(file)) != stamp:
+            yield file, table_to_columns(read_table(file)), stamp
+
+
+JSON_LINES = ("application/x-ndjson", "application/jsonl", "application/json-lines",
+              "application/json")
+ARROW_STREAM, ARROW_FILE = "application/vnd.apache.arrow.stream", "application/vnd.apache.arrow.file"
+
+
+def push(ctx: Context, ref: ModelRef, kind: str, body: bytes, content_type: str
+         ) -> dict[str, Any]:
+    """Store a pushed batch of predictions or labels (JSON Lines or Arrow IPC) by id; the
+    columns are the model's stream columns (the defaults when it has no stream configured)."""
+    ctx.store.get(ref)  # an unknown version is a 404
+    model = ctx.settings.models.get(ref.name)
+    quality = model.quality if model is not None else QualitySettings()
+    where = f"POST {kind} of {ref}"
+    try:
+        data = table_to_columns(plain_columns(where, _body_table(where, body, content_type)))
+        now = ctx.clock()
+        if kind == "predictions":
+            rows = _prediction_rows(where, data, ref, quality.predictions
+                                    or PredictionStream(path=""), quality)
+            with ctx.store.write() as conn:
+                added = add_predictions_in(conn, ref, rows, now)
+            count = len(rows)
+        else:
+            labels = _label_rows(where, data, quality.labels or LabelStream(path=""), now)
+            with ctx.store.write() as conn:
+                added = add_labels_in(conn, ref.name, labels, now)
+            count = len(labels)
+    except SourceError as exc:  # the sender's rows: a 400 naming the column and row
+        raise InputError(str(exc)) from exc
+    return {"model": str(ref), "kind": kind, "rows": count, "new": added}
+
+
+def _body_table(where: str, body: bytes, content_type: str) -> pa.Table:
+    import pyarrow.ipc as ipc
+    import pyarrow.json as pa_json
+
+    media = content_type.split(";", 1)[0].strip().lower()
+    try:
+        if media in JSON_LINES:
+            check_flat_lines(where, body)  # pyarrow's JSON reader crashes on deep nesting
+            return pa_json.read_json(pa.BufferReader(body))
+        if media == ARROW_STREAM:
+            return ipc.open_stream(pa.BufferReader(body)).read_all()
+        if media == ARROW_FILE:
+            return ipc.open_file(pa.BufferReader(body)).read_all()
+    except (pa.ArrowException, OSError) as exc:
+        raise SourceError(where, f"cannot read the body: {exc}") from exc
+    raise SourceError(where, f"Content-Type {media!r}: send JSON Lines (application/x-ndjson) "
+                             f"or Arrow IPC ({ARROW_STREAM})")
+
+
+def judge(ctx: Context, ref: ModelRef, quality: QualitySettings, now: float) -> dict[str, Any]:
+    """The quality result of the matured window, with its coverage and label lag."""
+    until = now - quality.maturity
+    since = until - quality.window
+    window = matured(ctx.store, ref, since=since, until=until)
+    coverage = window.labelled / window.predictions if window.predictions else None
+    labels: dict[str, Any] = {
+        "window_start": since, "window_end": until, "predictions": window.predictions,
+        "labelled": window.labelled, "coverage": coverage, "min_coverage": quality.min_coverage,
+        "lag_p50_seconds": float(np.percentile(window.lag, 50)) if window.labelled else None,
+        "lag_p95_seconds": float(np.percentile(window.lag, 95)) if window.labelled else None}
+    result: dict[str, Any] = {"samples": window.labelled, "source": "predictions and labels"}
+    if window.labelled:
+        data: dict[str, np.ndarray] = {"prediction": window.prediction, "label": window.label}
+        columns = OutcomeColumns("prediction", "label")
+        decoded: list[Any] = [json.loads(s) if s is not None else None for s in window.scores]
+        if quality.score_column and all(isinstance(s, float) for s in decoded):
+            data["score"] = np.array(decoded, dtype=float)
+            columns = OutcomeColumns("prediction", "label", score="score")
+        elif quality.score_columns and all(isinstance(s, dict) for s in decoded):
+            for label in quality.score_columns:
+                data[f"score:{label}"] = np.array([s[label] for s in decoded], dtype=float)
+            columns = OutcomeColumns("prediction", "label", class_scores={
+                label: f"score:{label}" for label in quality.score_columns})
+        measured = quality_of(f"{ref} predictions and labels", data, columns)
+        judged = coverage is not None and coverage >= quality.min_coverage
+        labels["judged"] = judged
+        if judged:
+            result.update(measured)
+        else:  # too few labels yet: shown, never judged
+            labels["provisional"] = {k: measured.get(k) for k in METRICS}
+            labels["reason"] = (f"coverage {coverage:.1%} below min_coverage "
+                                f"{quality.min_coverage:.0%}")
+            result["samples"] = window.labelled
+    else:
+        labels["judged"] = False
+        labels["reason"] = ("no predictions in the matured window" if not window.predictions
+                            else "no labels yet for the matured window")
+    result["labels"] = labels
+    return result

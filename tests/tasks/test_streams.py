@@ -1,0 +1,209 @@
+"""Quality from a prediction log and late labels: the join by id, incremental reads, coverage and
+label lag on known data, and metrics gated on coverage (unknown, never a verdict on a few
+labels)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from lifecycled.config import parse_settings
+from lifecycled.context import Context
+from lifecycled.domain import ModelRef, ModelSpec, Status
+from lifecycled.errors import ConfigError
+from lifecycled.store.labels import received
+from lifecycled.store.results import latest_quality
+from lifecycled.tasks.evaluate import run_evaluate
+from lifecycled.tasks.quality import run_quality
+from prometheus_client import CollectorRegistry, generate_latest
+
+from tests.stores import open_test_store
+
+pytestmark = pytest.mark.usefixtures("both_engines")
+REF = ModelRef("credit_scoring", "1")
+DAY = 86400.0
+NOW = 1_000 * DAY
+
+
+def write(path: Path, header: list[str], rows: list[list[Any]]) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+class World:
+    """2,000 predictions over 40 days; a label arrives lag days after its prediction, for the
+    predictions the test says, and each label is right with a known probability."""
+
+    def __init__(self, tmp_path: Path, seed: int = 7) -> None:
+        rng = np.random.default_rng(seed)
+        self.n = 2000
+        self.at = NOW - 40 * DAY + np.sort(rng.uniform(0, 40 * DAY, self.n))
+        self.score = rng.uniform(0, 1, self.n)
+        self.truth = (rng.uniform(0, 1, self.n) < self.score).astype(int)  # calibrated scores
+        self.predicted = (self.score >= 0.5).astype(int)
+        self.lag = rng.uniform(5 * DAY, 25 * DAY, self.n)
+        self.folder = tmp_path / "streams"
+        (self.folder / "predictions").mkdir(parents=True)
+        (self.folder / "labels").mkdir()
+
+    def predictions(self, name: str, rows: np.ndarray) -> None:
+        write(self.folder / "predictions" / name, ["id", "timestamp", "prediction", "score"],
+              [[f"p{i}", self.at[i], self.predicted[i], self.score[i]] for i in rows])
+
+    def labels(self, name: str, rows: np.ndarray) -> None:
+        write(self.folder / "labels" / name, ["id", "label", "labelled_at"],
+              [[f"p{i}", self.truth[i], self.at[i] + self.lag[i]] for i in rows])
+
+    def context(self, tmp_path: Path, **quality: Any) -> Context:
+        settings = parse_settings({
+            "schedule": {"quality": "1h"},
+            "models": {REF.name: {"thresholds": {"min_accuracy": 0.99}, "quality": {
+                "predictions": {"path": str(self.folder / "predictions" / "*.csv")},
+                "labels": {"path": str(self.folder / "labels" / "*.csv"),
+                           "timestamp_column": "labelled_at"},
+                "score_column": "score", "maturity": "10d", "window": "20d", **quality}}}})
+        store = open_test_store(tmp_path)
+        store.register(ModelSpec(REF, owner_team="t", business_domain="d"), Status.PRODUCTION,
+                       actor="test", reason="r", now=NOW - 50 * DAY)
+        return Context(settings, store, clock=lambda: NOW, environ={})
+
+
+def window_rows(world: World, labelled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of the matured window (made 30 to 10 days ago) and which of them are labelled."""
+    inside = (world.at > NOW - 30 * DAY) & (world.at <= NOW - 10 * DAY)
+    return inside, inside & labelled
+
+
+def test_the_join_measures_coverage_lag_and_quality_of_the_matured_window(
+        tmp_path: Path) -> None:
+    world = World(tmp_path)
+    everything = np.arange(world.n)
+    arrived = world.at + world.lag <= NOW  # the labels known by now
+    world.predictions("day1.csv", everything[: world.n // 2])
+    world.predictions("day2.csv", everything[world.n // 2:])
+    world.labels("batch1.csv", everything[arrived])
+    ctx = world.context(tmp_path, min_coverage=0.5)
+    assert run_quality(ctx) == {str(REF): "ok"}
+    (stored,) = latest_quality(ctx.store)
+    inside, judged = window_rows(world, arrived)
+    labels = stored.result["labels"]
+    assert labels["predictions"] == int(inside.sum())
+    assert labels["labelled"] == int(judged.sum())
+    assert labels["coverage"] == pytest.approx(judged.sum() / inside.sum(), abs=1e-12)
+    assert labels["lag_p50_seconds"] == pytest.approx(np.percentile(world.lag[judged], 50))
+    assert labels["lag_p95_seconds"] == pytest.approx(np.percentile(world.lag[judged], 95))
+    assert labels["judged"] is True
+    from sklearn.metrics import accuracy_score, roc_auc_score
+    assert stored.result["samples"] == int(judged.sum())
+    assert stored.result["accuracy"] == pytest.approx(
+        accuracy_score(world.truth[judged], world.predicted[judged]), abs=1e-12)
+    assert stored.result["roc_auc"] == pytest.approx(
+        roc_auc_score(world.truth[judged], world.score[judged]), abs=1e-9)
+    assert {(r[0], r[2]): r[3] for r in received(ctx.store)} == {
+        (REF.name, "labels"): int(arrived.sum()), (REF.name, "predictions"): world.n}
+
+
+def test_each_pass_reads_only_new_files_and_a_resent_batch_changes_nothing(
+        tmp_path: Path) -> None:
+    world = World(tmp_path)
+    first = np.arange(0, 1000)
+    world.predictions("day1.csv", first)
+    world.labels("batch1.csv", first[::2])
+    ctx = world.context(tmp_path, min_coverage=0.1)
+    from lifecycled.tasks.streams import ingest
+    quality = ctx.settings.models[REF.name].quality
+    assert ingest(ctx, REF, quality, NOW) == {"predictions": 1000, "labels": 500}
+    assert ingest(ctx, REF, quality, NOW) == {"predictions": 0, "labels": 0}  # nothing new
+    world.predictions("day1-again.csv", first)  # the same batch sent twice: same ids
+    world.labels("batch1-again.csv", first[::2])
+    world.labels("batch2.csv", first[1::2][:100])
+    assert ingest(ctx, REF, quality, NOW) == {"predictions": 0, "labels": 100}
+    counts = {(r[0], r[2]): r[3] for r in received(ctx.store)}
+    assert counts == {(REF.name, "predictions"): 1000, (REF.name, "labels"): 600}
+
+
+def test_labels_that_arrive_before_their_predictions_join_when_these_come(
+        tmp_path: Path) -> None:
+    world = World(tmp_path)
+    rows = np.arange(world.n)
+    world.labels("early.csv", rows)
+    ctx = world.context(tmp_path, min_coverage=0.9)
+    run_quality(ctx)
+    (first,) = latest_quality(ctx.store)
+    assert first.result["labels"]["predictions"] == 0
+    assert first.result["labels"]["judged"] is False
+    assert first.result.get("accuracy") is None
+    world.predictions("late.csv", rows)
+    run_quality(ctx)
+    second = latest_quality(ctx.store)[0]
+    assert second.result["labels"]["coverage"] == 1.0 and second.result["labels"]["judged"]
+
+
+def render(ctx: Context) -> str:
+    from lifecycled.exporter import LifecycleCollector
+
+    registry = CollectorRegistry()
+    registry.register(LifecycleCollector(ctx.store, lambda: [], lambda: {}, lambda: True,
+                                         lambda: None))
+    return generate_latest(registry).decode()
+
+
+def test_below_min_coverage_the_metrics_are_provisional_and_the_threshold_unknown(
+        tmp_path: Path) -> None:
+    world = World(tmp_path)
+    rows = np.arange(world.n)
+    world.predictions("all.csv", rows)
+    world.labels("few.csv", rows[::20])  # 5 % labelled
+    ctx = world.context(tmp_path, min_coverage=0.8)
+    run_quality(ctx)
+    (stored,) = latest_quality(ctx.store)
+    labels = stored.result["labels"]
+    assert labels["judged"] is False and labels["coverage"] < 0.1
+    assert "below min_coverage 80%" in labels["reason"]
+    assert stored.result.get("accuracy") is None  # unknown, never a verdict on 5 %
+    assert labels["provisional"]["accuracy"] is not None
+    text = render(ctx)
+    assert f'lifecycled_model_label_coverage_ratio{{model="{REF.name}",version="1"}}' in text
+    assert 'lifecycled_model_quality_judged{model="credit_scoring",version="1"} 0.0' in text
+    assert "lifecycled_model_accuracy_ratio{" not in text
+    from lifecycled.tasks.collect import run_collect
+    run_collect(ctx)
+    run_evaluate(ctx)
+    text = render(ctx)
+    assert 'threshold="min_accuracy"' not in text  # the threshold is not judged: unknown
+
+
+def test_predictions_without_labels_is_a_clear_config_error() -> None:
+    with pytest.raises(ConfigError, match="predictions and labels go together"):
+        parse_settings({"models": {"m": {"quality": {"predictions": {"path": "p.csv"}}}}})
+    with pytest.raises(ConfigError, match="not both"):
+        parse_settings({"models": {"m": {"quality": {
+            "outcomes": "o.csv", "predictions": {"path": "p.csv"},
+            "labels": {"path": "l.csv"}}}}})
+
+
+def test_housekeeping_forgets_predictions_no_window_will_judge(tmp_path: Path) -> None:
+    from lifecycled.tasks.housekeeping import run_housekeeping
+
+    world = World(tmp_path)
+    rows = np.arange(world.n)
+    world.predictions("all.csv", rows)
+    world.labels("all.csv", rows)
+    ctx = world.context(tmp_path, min_coverage=0.5)
+    run_quality(ctx)
+    # the oldest window still to judge begins maturity + window ago (10 + 20 days), less a day
+    cutoff = NOW - 10 * DAY - 20 * DAY - DAY
+    old = int((world.at < cutoff).sum())
+    old_labels = int((world.at + world.lag < cutoff).sum())
+    assert old and old_labels
+    assert run_housekeeping(ctx)["predictions_and_labels_pruned"] == old + old_labels
+    assert run_housekeeping(ctx)["predictions_and_labels_pruned"] == 0
+    run_quality(ctx)  # the window judged is unchanged
+    inside, _ = window_rows(world, np.ones(world.n, dtype=bool))
+    assert latest_quality(ctx.store)[0].result["labels"]["predictions"] == int(inside.sum())

@@ -1,0 +1,139 @@
+"""Pushing predictions and labels over HTTP: a real listener on 127.0.0.1, a real store; batches
+of 10,000 rows in JSON Lines and Arrow IPC, idempotent by id, behind the bearer token, and joined
+by the quality task like the files are."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pytest
+import requests
+from lifecycled.api import push_handler
+from lifecycled.config import parse_settings
+from lifecycled.context import Context
+from lifecycled.domain import ModelRef, ModelSpec, Status
+from lifecycled.http import Api, HttpServer
+from lifecycled.store.labels import received
+from lifecycled.store.results import latest_quality
+from lifecycled.tasks.quality import run_quality
+from lifecycled.tasks.streams import push
+from prometheus_client import CollectorRegistry
+
+from tests.stores import open_test_store
+
+pytestmark = pytest.mark.usefixtures("both_engines")
+TOKEN = "push-t0ken"
+REF = ModelRef("fraud_detection", "2")
+NOW = 2_000_000_000.0
+LIMIT = 8 * 2**20
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, Context]]:
+    settings = parse_settings({"models": {REF.name: {"quality": {
+        "predictions": {"path": str(tmp_path / "none" / "*.jsonl")},
+        "labels": {"path": str(tmp_path / "none" / "*.jsonl")},
+        "score_column": "score", "maturity": "1d", "window": "30d", "min_coverage": 0.5}}}})
+    store = open_test_store(tmp_path)
+    store.register(ModelSpec(REF, owner_team="t", business_domain="d"), Status.PRODUCTION,
+                   actor="test", reason="r", now=NOW - 60 * 86400)
+    ctx = Context(settings, store, clock=lambda: NOW, environ={})
+    api = Api(store, CollectorRegistry(), lambda: (True, {}), lambda: TOKEN,
+              posts={"models": push_handler(lambda ref, kind, body, media: push(
+                  ctx, ref, kind, body, media))})
+    server = HttpServer(api, "127.0.0.1", 0, push_limit=LIMIT)
+    server.start()
+    yield f"http://127.0.0.1:{server.port}/api/v1/models/{REF.name}/{REF.version}", ctx
+    server.stop()
+    store.close()
+
+
+def batch(n: int, seed: int = 3) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    score = rng.uniform(0, 1, n)
+    return {"id": np.array([f"tx-{i:06d}" for i in range(n)]),
+            "timestamp": NOW - 10 * 86400 + rng.uniform(0, 86400, n),
+            "prediction": (score >= 0.5).astype(int), "score": score,
+            "label": (rng.uniform(0, 1, n) < score).astype(int),
+            "merchant": np.array([f"merchant-{i % 977:04d}-{'x' * 200}" for i in range(n)])}
+
+
+def jsonl(data: dict[str, np.ndarray], columns: list[str]) -> bytes:
+    n = len(data["id"])
+    return "".join(json.dumps({c: data[c][i].item() for c in columns}) + "\n"
+                   for i in range(n)).encode()
+
+
+def arrow(data: dict[str, np.ndarray], columns: list[str]) -> bytes:
+    table = pa.table({c: data[c] for c in columns})
+    sink = pa.BufferOutputStream()
+    with ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def post(url: str, body: bytes, media: str = "application/x-ndjson",
+         token: str | None = TOKEN) -> requests.Response:
+    headers = {"Content-Type": media}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return requests.post(url, data=body, headers=headers, timeout=120)
+
+
+def test_batches_of_ten_thousand_rows_are_stored_once_and_joined(
+        served: tuple[str, Context]) -> None:
+    url, ctx = served
+    data = batch(10_000)
+    body = jsonl(data, ["id", "timestamp", "prediction", "score", "merchant"])
+    assert len(body) > 2 * 2**20  # several MB
+    first = post(f"{url}/predictions", body)
+    assert first.status_code == 200, first.text
+    assert first.json() == {"model": str(REF), "kind": "predictions", "rows": 10_000,
+                            "new": 10_000}
+    again = post(f"{url}/predictions", body)
+    assert again.status_code == 200 and again.json()["new"] == 0  # idempotent by id
+    labels = post(f"{url}/labels", arrow(data, ["id", "label"]),
+                  "application/vnd.apache.arrow.stream")
+    assert labels.status_code == 200 and labels.json()["new"] == 10_000, labels.text
+    assert {(r[0], r[2]): r[3] for r in received(ctx.store)} == {
+        (REF.name, "predictions"): 10_000, (REF.name, "labels"): 10_000}
+    assert run_quality(ctx) == {str(REF): "ok"}
+    (stored,) = latest_quality(ctx.store)
+    assert stored.result["labels"]["coverage"] == 1.0
+    expected = float(np.mean(data["prediction"] == data["label"]))
+    assert stored.result["accuracy"] == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize(("path", "body", "media", "token", "status", "says"), [
+    ("/predictions", b'{"id": "a"}\n', "application/x-ndjson", None, 401, "bearer token"),
+    ("/predictions", b'{"id": "a"}\n', "text/csv", TOKEN, 400, "Content-Type 'text/csv'"),
+    ("/predictions", b'{"id": "a", "timestamp": 1}\n', "application/x-ndjson", TOKEN, 400,
+     "missing column(s) prediction"),
+    ("/predictions", b'{"id": null, "timestamp": 1, "prediction": 1, "score": 0.5}\n',
+     "application/x-ndjson", TOKEN, 400, "id column 'id' row 1 is empty"),
+    ("/labels", b'{"id": "a", "label": ' + b"[" * 40 + b"]" * 40 + b"}\n",
+     "application/x-ndjson", TOKEN, 400, "opening brackets"),
+    ("/labels", b"not arrow", "application/vnd.apache.arrow.stream", TOKEN, 400,
+     "cannot read the body"),
+    ("/labels", b"x" * (LIMIT + 1), "application/x-ndjson", TOKEN, 413, "body larger than"),
+])
+def test_a_bad_push_is_one_clear_error_and_stores_nothing(
+        served: tuple[str, Context], path: str, body: bytes, media: str, token: str | None,
+        status: int, says: str) -> None:
+    url, ctx = served
+    reply = post(url + path, body, media, token)
+    assert reply.status_code == status, reply.text
+    assert says in reply.json()["error"]
+    assert received(ctx.store) == []
+
+
+def test_an_unknown_model_version_is_a_404(served: tuple[str, Context]) -> None:
+    url, _ = served
+    reply: Any = post(url.replace("/2", "/9") + "/labels", b'{"id": "a", "label": 1}\n')
+    assert reply.status_code == 404 and "fraud_detection:9" in reply.json()["error"]
