@@ -124,8 +124,8 @@ class Demo:
         n, day, now = 3000, 86400.0, time.time()
         at = np.sort(now - rng.uniform(0, 120 * day, n))
         labels = rng.integers(0, 2, n)
-        predictions = np.where(rng.random(n) < 0.9, labels, 1 - labels)
         scores = np.clip(np.where(labels == 1, 0.7, 0.3) + rng.normal(0, 0.15, n), 0, 1)
+        predictions = (scores >= 0.5).astype(int)  # the decision is the score's threshold
         known = at + rng.uniform(10 * day, 70 * day, n)
         ids = np.array([f"ra-{i:05d}" for i in range(n)])
         (self.dir / "data" / "risk_predictions").mkdir()
@@ -368,6 +368,11 @@ class Demo:
               f"labelled, coverage {labels['coverage']:.0%}, label lag p50 "
               f"{labels['lag_p50_seconds'] / 86400:.0f} d, p95 "
               f"{labels['lag_p95_seconds'] / 86400:.0f} d; {accuracy}")
+        estimate = quality.get("estimate") or {}
+        if estimate.get("accuracy") is not None:
+            print(f"  estimated before their labels (CBPE), the {estimate['n']} newest "
+                  f"predictions: accuracy {estimate['accuracy']:.3f} "
+                  f"[{estimate['accuracy_lower']:.3f}, {estimate['accuracy_upper']:.3f}]")
 
     def push_labels(self, batch: dict[str, Any]) -> None:
         body = "".join(json.dumps({"id": str(i), "label": int(v), "known_at": float(t)}) + "\n"

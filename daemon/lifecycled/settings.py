@@ -330,6 +330,7 @@ class QualitySettings(_Section):
     maturity: Duration = 0.0  # a prediction is judged once it is this old
     window: PositiveDuration = 30 * 86400.0  # the matured predictions judged in one pass
     min_coverage: Ratio = 0.8  # labelled share of matured predictions before metrics count
+    estimate: bool = True  # estimate the newest predictions' metrics before their labels (CBPE)
 
     @model_validator(mode="after")
     def _one_source(self) -> QualitySettings:

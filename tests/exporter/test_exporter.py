@@ -95,7 +95,11 @@ def fixed_store(tmp_path: Path) -> Store:
                                                  "coverage": 0.5, "min_coverage": 0.8,
                                                  "lag_p50_seconds": 140.5,
                                                  "lag_p95_seconds": 185.05, "judged": False,
-                                                 "provisional": {"accuracy": 0.5}}},
+                                                 "provisional": {"accuracy": 0.5}},
+                                      "estimate": {"n": 2, "trusted": True, "accuracy": 0.7,
+                                                   "accuracy_lower": 0.6,
+                                                   "accuracy_upper": 0.8},
+                                      "estimation": {"error": {"accuracy": -0.05}}},
                        now=T0 + 300)
     store.subscriptions = {"ci": ("model.update_requested",)}
     with store.write() as conn:

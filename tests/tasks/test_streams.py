@@ -207,3 +207,111 @@ def test_housekeeping_forgets_predictions_no_window_will_judge(tmp_path: Path) -
     run_quality(ctx)  # the window judged is unchanged
     inside, _ = window_rows(world, np.ones(world.n, dtype=bool))
     assert latest_quality(ctx.store)[0].result["labels"]["predictions"] == int(inside.sum())
+
+
+def test_the_newest_predictions_get_an_estimate_before_their_labels(tmp_path: Path) -> None:
+    """CBPE on the predictions newer than the matured window, calibrated on the labelled ones:
+    its interval holds the accuracy their labels will show."""
+    world = World(tmp_path)
+    rows = np.arange(world.n)
+    world.predictions("all.csv", rows)
+    matured_rows = world.at <= NOW - 10 * DAY
+    world.labels("matured.csv", rows[matured_rows])  # the newest have no label yet
+    ctx = world.context(tmp_path, min_coverage=0.5)
+    run_quality(ctx)
+    (stored,) = latest_quality(ctx.store)
+    found = stored.result["estimate"]
+    newest = ~matured_rows
+    assert found["n"] == int(newest.sum()) and found["trusted"] is True
+    actual = float(np.mean(world.predicted[newest] == world.truth[newest]))
+    assert found["accuracy_lower"] <= actual <= found["accuracy_upper"], (found, actual)
+    assert found["reference"] == stored.result["labels"]["labelled"]
+    text = render(ctx)
+    assert ('lifecycled_model_estimated_accuracy_ratio{bound="estimate",model="credit_scoring",'
+            'version="1"}') in text
+    assert 'lifecycled_model_estimate_trusted{model="credit_scoring",version="1"} 1.0' in text
+
+
+def test_concept_drift_in_the_labelled_window_marks_the_estimate_untrusted(
+        tmp_path: Path) -> None:
+    world = World(tmp_path)
+    order = np.argsort(world.at)
+    decay = np.linspace(0.95, 0.3, world.n)  # P(correct) falls through the log
+    correct = np.random.default_rng(1).random(world.n) < decay
+    world.truth[order] = np.where(correct, world.predicted[order], 1 - world.predicted[order])
+    rows = np.arange(world.n)
+    world.predictions("all.csv", rows)
+    world.labels("all.csv", rows[world.at <= NOW - 10 * DAY])
+    ctx = world.context(tmp_path, min_coverage=0.5)
+    run_quality(ctx)
+    (stored,) = latest_quality(ctx.store)
+    assert stored.result["concept"]["severity"] in ("medium", "high", "critical")
+    assert stored.result["estimate"]["trusted"] is False
+    assert "concept drift" in stored.result["estimate"]["reason"]
+    assert 'lifecycled_model_estimate_trusted{model="credit_scoring",version="1"} 0.0' in \
+        render(ctx)
+
+
+def test_when_the_labels_of_an_estimated_window_arrive_the_error_is_stored(
+        tmp_path: Path) -> None:
+    world = World(tmp_path)
+    rows = np.arange(world.n)
+    world.predictions("all.csv", rows)
+    estimated_rows = world.at > NOW - 10 * DAY  # no label yet at NOW
+    world.labels("old.csv", rows[~estimated_rows])
+    ctx = world.context(tmp_path, min_coverage=0.5)
+    run_quality(ctx)
+    (first,) = latest_quality(ctx.store)
+    estimate = first.result["estimate"]
+    assert "estimation" not in first.result  # nothing to compare yet
+    world.labels("new.csv", rows[estimated_rows])  # their labels come in
+    later = Context(ctx.settings, ctx.store, clock=lambda: NOW + 11 * DAY, environ={})
+    run_quality(later)
+    stored = latest_quality(ctx.store)[0].result["estimation"]
+    actual = float(np.mean(world.predicted[estimated_rows] == world.truth[estimated_rows]))
+    assert stored["window_end"] == estimate["window_end"] == NOW
+    assert stored["realized"]["accuracy"] == pytest.approx(actual, abs=1e-12)
+    assert stored["error"]["accuracy"] == pytest.approx(actual - estimate["accuracy"], abs=1e-12)
+    assert 'lifecycled_model_estimation_error_ratio{metric="accuracy",model="credit_scoring"' \
+        in render(later)
+
+
+def test_predictions_not_made_from_the_score_mark_the_estimate_untrusted(
+        tmp_path: Path) -> None:
+    world = World(tmp_path)
+    flip = np.random.default_rng(2).random(world.n) < 0.1  # a tenth decided otherwise
+    world.predicted = np.where(flip, 1 - world.predicted, world.predicted)
+    rows = np.arange(world.n)
+    world.predictions("all.csv", rows)
+    world.labels("all.csv", rows[world.at <= NOW - 10 * DAY])
+    ctx = world.context(tmp_path, min_coverage=0.5)
+    run_quality(ctx)
+    found = latest_quality(ctx.store)[0].result["estimate"]
+    assert found["trusted"] is False and "not a threshold of the score" in found["reason"]
+
+
+def test_the_newest_matured_estimate_is_compared_and_older_ones_are_superseded(
+        tmp_path: Path) -> None:
+    from lifecycled.store.labels import (
+        add_estimate_in,
+        latest_realized,
+        pending_estimate,
+        realize_in,
+    )
+
+    store = open_test_store(tmp_path)
+    with store.write() as conn:
+        for end in (10.0, 20.0, 30.0):
+            add_estimate_in(conn, REF, {"window_start": end - 10, "window_end": end,
+                                        "accuracy": end / 100}, end)
+    assert pending_estimate(store, REF, matured_by=5.0) is None
+    newest = pending_estimate(store, REF, matured_by=25.0)
+    assert newest is not None and newest.window_end == 20.0
+    with store.write() as conn:
+        realize_in(conn, newest.id, {"accuracy": 0.25}, 40.0, supersede_before=20.0)
+    found = latest_realized(store, REF)
+    assert found is not None and (found.window_end, found.realized) == (20.0, {"accuracy": 0.25})
+    assert pending_estimate(store, REF, matured_by=25.0) is None  # the older one superseded
+    later = pending_estimate(store, REF, matured_by=35.0)
+    assert later is not None and later.window_end == 30.0
+    store.close()

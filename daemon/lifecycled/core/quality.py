@@ -69,6 +69,11 @@ def normalise(predictions: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, 
     return pred, true
 
 
+def comparable(values: np.ndarray) -> np.ndarray:
+    """One column as ``normalise`` makes it comparable (the binary vocabulary as "0"/"1")."""
+    return _text(values)
+
+
 def _text(values: np.ndarray) -> np.ndarray:
     array = np.asarray(values)
     if array.dtype.kind == "b":

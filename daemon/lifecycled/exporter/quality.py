@@ -21,6 +21,17 @@ def collect(store: Store, live: set[ModelRef], cache: Decoded) -> Iterator[Metri
                     "1 for the concept-drift severity of the latest labelled outcomes.",
                     [*MV, "level"])
     streams = {key: gauge(name, doc, MV) for key, name, doc in LABEL_GAUGES}
+    estimated = {m: gauge(f"lifecycled_model_estimated_{m}_ratio",
+                          f"Estimated {m.replace('_', ' ')} of the predictions newer than the "
+                          f"matured window, before their labels (CBPE), with its 95 % interval "
+                          f"(bound: estimate, lower, upper).", [*MV, "bound"])
+                 for m in ("accuracy", "precision", "recall", "f1", "roc_auc")}
+    trusted = gauge("lifecycled_model_estimate_trusted",
+                    "1 when the performance estimate's assumption holds (no concept drift in "
+                    "the labelled window, a binary model, enough labels to calibrate on).", MV)
+    error = gauge("lifecycled_model_estimation_error_ratio",
+                  "Realized minus estimated, for the newest estimate whose predictions have "
+                  "since got their labels.", [*MV, "metric"])
     judged = gauge("lifecycled_model_quality_judged",
                    "1 when the quality metrics of the matured window count (coverage at least "
                    "min_coverage), 0 while they are provisional.", MV)
@@ -34,6 +45,16 @@ def collect(store: Store, live: set[ModelRef], cache: Decoded) -> Iterator[Metri
                 if isinstance(value, (int, float)):
                     family.add_metric(mv, float(value))
             judged.add_metric(mv, 1.0 if view.labels.get("judged") else 0.0)
+        if view.estimate is not None:
+            for name, family in estimated.items():
+                for bound in ("", "_lower", "_upper"):
+                    value = view.estimate.get(name + bound)
+                    if isinstance(value, (int, float)):
+                        family.add_metric([*mv, bound.lstrip("_") or "estimate"], float(value))
+            trusted.add_metric(mv, 1.0 if view.estimate.get("trusted") else 0.0)
+        if view.estimation is not None:
+            for metric, value in sorted((view.estimation.get("error") or {}).items()):
+                error.add_metric([*mv, metric], float(value))
         for name, family in families.items():
             value = view.metrics.get(name)
             if value is not None:  # unknown: absent, never NaN
@@ -46,6 +67,9 @@ def collect(store: Store, live: set[ModelRef], cache: Decoded) -> Iterator[Metri
     yield concept
     yield from streams.values()
     yield judged
+    yield from estimated.values()
+    yield trusted
+    yield error
     yield from _received(store, live)
 
 

@@ -7,6 +7,7 @@ counts the rows it received (``stream_counts``, exported as counters)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,9 +15,10 @@ from typing import Any
 import numpy as np
 
 from lifecycled.domain import ModelRef
-from lifecycled.store.core import Connection, Store
+from lifecycled.store.core import Connection, Store, dumps
 
 BATCH = 5000  # rows per statement
+SUPERSEDED = '{"superseded":true}'  # an estimate a newer one was compared in place of
 
 
 @dataclass(frozen=True)
@@ -151,3 +153,76 @@ def prune_predictions_in(conn: Connection, ref: ModelRef, *, older_than: float) 
 def prune_labels_in(conn: Connection, name: str, *, older_than: float) -> int:
     return int(conn.execute("DELETE FROM labels WHERE name = ? AND at < ?",
                             (name, older_than)).rowcount)
+
+
+def recent(store: Store, ref: ModelRef, *, since: float, until: float
+           ) -> tuple[np.ndarray, list[str | None]]:
+    """The predictions and scores made in (since, until], labelled or not."""
+    with store.read() as conn:
+        rows = conn.execute(
+            "SELECT prediction, scores FROM predictions WHERE name = ? AND version = ? AND "
+            "at > ? AND at <= ? ORDER BY at, id", (ref.name, ref.version, since, until)).fetchall()
+    return np.array([r[0] for r in rows], dtype=object), [r[1] for r in rows]
+
+
+@dataclass(frozen=True)
+class StoredEstimate:
+    id: int
+    at: float
+    window_start: float
+    window_end: float
+    estimate: dict[str, Any]
+    realized: dict[str, Any]
+
+
+def add_estimate_in(conn: Connection, ref: ModelRef, estimate: dict[str, Any],
+                    now: float) -> None:
+    conn.execute("INSERT INTO estimates (name, version, at, window_start, window_end, estimate) "
+                 "VALUES (?, ?, ?, ?, ?, ?)",
+                 (ref.name, ref.version, now, estimate["window_start"], estimate["window_end"],
+                  dumps(estimate)))
+
+
+def _estimates(rows: Any) -> list[StoredEstimate]:
+    return [StoredEstimate(int(r[0]), float(r[1]), float(r[2]), float(r[3]), json.loads(r[4]),
+                           json.loads(r[5]) if r[5] else {}) for r in rows]
+
+
+def _newest_estimate(store: Store, ref: ModelRef, where: str, params: tuple[Any, ...]
+                     ) -> StoredEstimate | None:
+    with store.read() as conn:
+        found = _estimates(conn.execute(
+            "SELECT id, at, window_start, window_end, estimate, realized FROM estimates WHERE "
+            f"name = ? AND version = ? AND {where} ORDER BY window_end DESC, id DESC LIMIT 1",
+            (ref.name, ref.version, *params)))
+    return found[0] if found else None
+
+
+def pending_estimate(store: Store, ref: ModelRef, *, matured_by: float
+                     ) -> StoredEstimate | None:
+    """The newest estimate whose window has matured and whose labels have not been compared
+    with it yet."""
+    return _newest_estimate(store, ref, "realized IS NULL AND window_end <= ?", (matured_by,))
+
+
+def realize_in(conn: Connection, estimate_id: int, realized: dict[str, Any], now: float, *,
+               supersede_before: float) -> None:
+    """Store the realized values beside an estimate; older estimates still waiting will not be
+    compared (one per window end is enough, and the newest is the one shown)."""
+    row = conn.execute("SELECT name, version FROM estimates WHERE id = ?",
+                       (estimate_id,)).fetchone()
+    conn.execute("UPDATE estimates SET realized = ?, realized_at = ? WHERE id = ?",
+                 (dumps(realized), now, estimate_id))
+    conn.execute("UPDATE estimates SET realized = ?, realized_at = ? WHERE name = ? AND "
+                 "version = ? AND realized IS NULL AND window_end < ?",
+                 (SUPERSEDED, now, row[0], row[1], supersede_before))
+
+
+def latest_realized(store: Store, ref: ModelRef) -> StoredEstimate | None:
+    """The newest estimate compared with its labels."""
+    return _newest_estimate(store, ref, "realized IS NOT NULL AND realized != ?", (SUPERSEDED,))
+
+
+def prune_estimates_in(conn: Connection, ref: ModelRef, *, older_than: float) -> int:
+    return int(conn.execute("DELETE FROM estimates WHERE name = ? AND version = ? AND "
+                            "window_end < ?", (ref.name, ref.version, older_than)).rowcount)

@@ -282,7 +282,8 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (task, item)
     );
     """,
-    # 10: prediction logs and late labels, joined by id; what each stream has read
+    # 10: prediction logs and late labels, joined by id; what each stream has read; the
+    # performance estimates made before the labels, and what the labels showed
     """
     CREATE TABLE predictions (
         name        TEXT NOT NULL,
@@ -318,5 +319,17 @@ MIGRATIONS: tuple[str, ...] = (
         received INTEGER NOT NULL,
         PRIMARY KEY (name, version, kind)
     );
+    CREATE TABLE estimates (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        name         TEXT NOT NULL,
+        version      TEXT NOT NULL,
+        at           REAL NOT NULL,
+        window_start REAL NOT NULL,
+        window_end   REAL NOT NULL,
+        estimate     TEXT NOT NULL,
+        realized     TEXT,
+        realized_at  REAL
+    );
+    CREATE INDEX estimates_model ON estimates (name, version, window_end);
     """,
 )

@@ -58,6 +58,8 @@ class QualityView:
     metrics: Mapping[str, float | None]  # by domain.QUALITY_METRICS name
     concept_severity: str | None
     labels: Mapping[str, Any] | None = None  # a prediction log's coverage and label lag
+    estimate: Mapping[str, Any] | None = None  # CBPE of the newest, unlabelled predictions
+    estimation: Mapping[str, Any] | None = None  # an earlier estimate beside what labels showed
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,8 @@ def _quality(text: str) -> dict[str, Any]:
     data = json.loads(text)
     return {"metrics": {m.name: _number(data.get(m.name)) for m in QUALITY_METRICS},
             "concept_severity": (data.get("concept") or {}).get("severity"),
-            "labels": data.get("labels")}
+            "labels": data.get("labels"), "estimate": data.get("estimate"),
+            "estimation": data.get("estimation")}
 
 
 def _evaluation(text: str) -> dict[str, Any]:

@@ -47,7 +47,7 @@ def run_housekeeping(ctx: Context) -> dict[str, Any]:
 
 def _prune_streams(ctx: Context, now: float) -> int:
     """Forget predictions and labels older than every window still to judge (a day's margin)."""
-    from lifecycled.store.labels import prune_labels_in, prune_predictions_in
+    from lifecycled.store.labels import prune_estimates_in, prune_labels_in, prune_predictions_in
 
     pruned = 0
     for ref in ctx.store.statuses():
@@ -59,4 +59,5 @@ def _prune_streams(ctx: Context, now: float) -> int:
         with ctx.store.write() as conn:
             pruned += prune_predictions_in(conn, ref, older_than=cutoff)
             pruned += prune_labels_in(conn, ref.name, older_than=cutoff)
+            prune_estimates_in(conn, ref, older_than=cutoff)
     return pruned

@@ -26,12 +26,18 @@ from lifecycled.sources.files import DataFile, expand
 from lifecycled.sources.samples import check_flat_lines, plain_columns, read_table, table_to_columns
 from lifecycled.store.labels import (
     Label,
+    Matured,
     Prediction,
+    add_estimate_in,
     add_labels_in,
     add_predictions_in,
     files_read,
+    latest_realized,
     mark_read_in,
     matured,
+    pending_estimate,
+    realize_in,
+    recent,
 )
 from lifecycled.tasks.quality import OutcomeColumns, label_text, quality_of
 
@@ -206,19 +212,13 @@ def judge(ctx: Context, ref: ModelRef, quality: QualitySettings, now: float) -> 
         "lag_p50_seconds": float(np.percentile(window.lag, 50)) if window.labelled else None,
         "lag_p95_seconds": float(np.percentile(window.lag, 95)) if window.labelled else None}
     result: dict[str, Any] = {"samples": window.labelled, "source": "predictions and labels"}
+    concept = None
     if window.labelled:
-        data: dict[str, np.ndarray] = {"prediction": window.prediction, "label": window.label}
-        columns = OutcomeColumns("prediction", "label")
-        decoded: list[Any] = [json.loads(s) if s is not None else None for s in window.scores]
-        if quality.score_column and all(isinstance(s, float) for s in decoded):
-            data["score"] = np.array(decoded, dtype=float)
-            columns = OutcomeColumns("prediction", "label", score="score")
-        elif quality.score_columns and all(isinstance(s, dict) for s in decoded):
-            for label in quality.score_columns:
-                data[f"score:{label}"] = np.array([s[label] for s in decoded], dtype=float)
-            columns = OutcomeColumns("prediction", "label", class_scores={
-                label: f"score:{label}" for label in quality.score_columns})
+        data, columns = _window_data(window, quality)
         measured = quality_of(f"{ref} predictions and labels", data, columns)
+        concept = (measured.get("concept") or {}).get("severity")
+        if quality.estimate and "score" in data:
+            result["estimate"] = _estimate(ctx, ref, measured, data, since=until, until=now)
         judged = coverage is not None and coverage >= quality.min_coverage
         labels["judged"] = judged
         if judged:
@@ -233,4 +233,109 @@ def judge(ctx: Context, ref: ModelRef, quality: QualitySettings, now: float) -> 
         labels["reason"] = ("no predictions in the matured window" if not window.predictions
                             else "no labels yet for the matured window")
     result["labels"] = labels
+    if "estimate" in result and concept in ("medium", "high", "critical"):
+        result["estimate"]["trusted"] = False
+        result["estimate"]["reason"] = (f"concept drift ({concept}) in the labelled window: "
+                                        f"P(label | score) changed, the calibration no longer "
+                                        f"holds")
+    if quality.estimate:
+        realized = _realize(ctx, ref, quality, until=until, now=now)
+        if "estimate" in result and result["estimate"].get("n"):
+            with ctx.store.write() as conn:
+                add_estimate_in(conn, ref, result["estimate"], now)
+        if realized is not None:
+            result["estimation"] = realized
     return result
+
+
+MIN_AGREEMENT = 0.99  # share of predictions a threshold of the score must reproduce
+
+
+def _threshold_agreement(scores: np.ndarray, positive: np.ndarray) -> float:
+    """The largest share of predictions that "positive when the score is at least t" gives
+    right, over every t: 1.0 when the predictions are a threshold of the score."""
+    order = np.argsort(scores, kind="stable")
+    flags = positive[order].astype(bool)
+    negatives_below = np.concatenate([[0], np.cumsum(~flags)])
+    positives_from = flags.sum() - np.concatenate([[0], np.cumsum(flags)])
+    return float(np.max(negatives_below + positives_from) / max(1, flags.size))
+
+
+def _window_data(window: Matured, quality: QualitySettings
+                 ) -> tuple[dict[str, np.ndarray], OutcomeColumns]:
+    """The labelled predictions of a window as columns ``quality_of`` judges."""
+    data: dict[str, np.ndarray] = {"prediction": window.prediction, "label": window.label}
+    columns = OutcomeColumns("prediction", "label")
+    decoded: list[Any] = [json.loads(s) if s is not None else None for s in window.scores]
+    if quality.score_column and all(isinstance(s, float) for s in decoded):
+        data["score"] = np.array(decoded, dtype=float)
+        columns = OutcomeColumns("prediction", "label", score="score")
+    elif quality.score_columns and all(isinstance(s, dict) for s in decoded):
+        for label in quality.score_columns:
+            data[f"score:{label}"] = np.array([s[label] for s in decoded], dtype=float)
+        columns = OutcomeColumns("prediction", "label", class_scores={
+            label: f"score:{label}" for label in quality.score_columns})
+    return data, columns
+
+
+def _realize(ctx: Context, ref: ModelRef, quality: QualitySettings, *, until: float,
+             now: float) -> dict[str, Any] | None:
+    """Once the window of an earlier estimate has matured with enough labels, store what its
+    labels show beside it (the newest such estimate; older ones waiting are superseded), and
+    return the newest estimate with its realized values and the error (realized - estimated)."""
+    from lifecycled.core.cbpe import METRICS as ESTIMATED
+
+    row = pending_estimate(ctx.store, ref, matured_by=until)
+    window = matured(ctx.store, ref, since=row.window_start, until=row.window_end) \
+        if row is not None else None
+    # the newest matured estimate only, once enough of its labels are in (else next pass)
+    if row is not None and window is not None and window.labelled \
+            and window.labelled / window.predictions >= quality.min_coverage:
+        data, columns = _window_data(window, quality)
+        measured = quality_of(f"{ref} predictions and labels", data, columns)
+        realized = {m: measured.get(m) for m in ESTIMATED}
+        realized["coverage"] = window.labelled / window.predictions
+        with ctx.store.write() as conn:
+            realize_in(conn, row.id, realized, now, supersede_before=row.window_end)
+    found = latest_realized(ctx.store, ref)
+    if found is None:
+        return None
+    error = {m: found.realized[m] - found.estimate[m] for m in ESTIMATED
+             if isinstance(found.realized.get(m), (int, float))
+             and isinstance(found.estimate.get(m), (int, float))}
+    return {"window_start": found.window_start, "window_end": found.window_end,
+            "estimated_at": found.at, "estimated": {m: found.estimate.get(m) for m in ESTIMATED},
+            "realized": found.realized, "error": error}
+
+
+def _estimate(ctx: Context, ref: ModelRef, measured: dict[str, Any],
+              reference: dict[str, np.ndarray], *, since: float, until: float
+              ) -> dict[str, Any]:
+    """CBPE on the predictions newer than the matured window (their labels not in yet), with
+    the labelled matured window as the reference it is calibrated on (binary models)."""
+    from lifecycled.core.cbpe import MIN_REFERENCE, estimate
+    from lifecycled.core.quality import comparable, normalise
+
+    found: dict[str, Any] = {"window_start": since, "window_end": until, "trusted": True}
+    positive = measured.get("positive_label")
+    if positive is None:
+        return {**found, "trusted": False, "reason": "only binary classifiers are estimated"}
+    _, labels = normalise(reference["prediction"], reference["label"])
+    if labels.size < MIN_REFERENCE:
+        return {**found, "trusted": False,
+                "reason": f"{labels.size} labelled predictions to calibrate on, fewer than "
+                          f"{MIN_REFERENCE}"}
+    agreement = _threshold_agreement(reference["score"], comparable(reference["prediction"])
+                                     == positive)
+    if agreement < MIN_AGREEMENT:
+        return {**found, "trusted": False,
+                "reason": f"the predictions are not a threshold of the score (the best "
+                          f"threshold agrees with {agreement:.1%} of them): the estimate "
+                          f"assumes they are"}
+    newest, scores = recent(ctx.store, ref, since=since, until=until)
+    usable = [i for i, s in enumerate(scores) if s is not None]
+    values = np.array([float(json.loads(str(scores[i]))) for i in usable])
+    flags = comparable(newest[usable]) == positive if usable else np.zeros(0, dtype=bool)
+    found.update(estimate(reference["score"], (labels == positive).astype(int), values, flags),
+                 reference=int(labels.size))
+    return found

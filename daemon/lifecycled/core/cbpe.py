@@ -1,0 +1,162 @@
+"""Label-free performance estimation for binary classifiers (confidence-based performance
+estimation, CBPE).
+
+From a labelled reference the scores are calibrated (isotonic regression, by pool-adjacent-
+violators), so that a calibrated score is the probability that the label is positive. For a
+window without labels, each prediction's label is then a Bernoulli draw with that probability:
+the expected confusion matrix gives the estimates, and the interval joins the spread of the
+metrics over draws of the labels (the sampling error of a window of that size) with the spread
+over resamples of the reference (the calibration's own error).
+
+The assumption: P(label | score) is the same in the window as in the reference (covariate shift
+is allowed, concept drift is not), so a concept-drift finding marks the estimate untrusted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+DRAWS = 200  # draws of the window's labels for the interval
+BOOTSTRAPS = 40  # resamples of the reference for the calibration's part of the interval
+MIN_REFERENCE = 100  # labelled predictions needed to calibrate
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A non-decreasing map from score to P(positive): linear between the points ``x`` (each
+    block's lowest and highest score) and their ``y``, constant beyond them."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __call__(self, scores: np.ndarray) -> np.ndarray:
+        return np.interp(scores, self.x, self.y)
+
+
+def calibrate(scores: np.ndarray, labels: np.ndarray) -> Calibration:
+    """Isotonic regression of the 0/1 ``labels`` on ``scores`` (pool-adjacent-violators on the
+    scores' distinct values, weighted by their counts), as scikit-learn's
+    ``IsotonicRegression(out_of_bounds="clip")`` fits and predicts it."""
+    order = np.argsort(scores, kind="stable")
+    s, y = scores[order], labels[order].astype(float)
+    distinct, start = np.unique(s, return_index=True)
+    sums = np.add.reduceat(y, start)
+    weights = np.diff(np.append(start, s.size)).astype(float)
+    means: list[float] = []  # a stack of blocks: mean, weight, first distinct index
+    sizes: list[float] = []
+    firsts: list[int] = []
+    for i in range(distinct.size):
+        mean, weight, first = sums[i] / weights[i], weights[i], i
+        while means and means[-1] >= mean:
+            previous, size = means.pop(), sizes.pop()
+            first = firsts.pop()
+            mean = (previous * size + mean * weight) / (size + weight)
+            weight += size
+        means.append(mean)
+        sizes.append(weight)
+        firsts.append(first)
+    lasts = [*(f - 1 for f in firsts[1:]), distinct.size - 1]
+    x = np.ravel([(distinct[f], distinct[last]) for f, last in zip(firsts, lasts, strict=True)])
+    return Calibration(x, np.repeat(np.array(means), 2))
+
+
+def _auc(scores: np.ndarray, positive: np.ndarray) -> float | None:
+    """ROC AUC of ``scores`` for 0/1 labels ``positive`` (Mann-Whitney, ties averaged)."""
+    n1 = int(positive.sum())
+    n0 = positive.size - n1
+    if n1 == 0 or n0 == 0:
+        return None
+    from scipy.stats import rankdata
+
+    ranks = rankdata(scores)
+    return float((ranks[positive.astype(bool)].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def _metrics(predicted: np.ndarray, positive: np.ndarray, scores: np.ndarray
+             ) -> dict[str, float | None]:
+    tp = float(np.sum(predicted & positive))
+    fp = float(np.sum(predicted & ~positive))
+    fn = float(np.sum(~predicted & positive))
+    n = predicted.size
+    return {"accuracy": (n - fp - fn) / n if n else None,
+            "precision": tp / (tp + fp) if tp + fp else None,
+            "recall": tp / (tp + fn) if tp + fn else None,
+            "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None,
+            "roc_auc": _auc(scores, positive)}
+
+
+def _soft_auc(scores: np.ndarray, p: np.ndarray) -> float | None:
+    """The expected ROC AUC when each label is positive with probability ``p``: pairs of a
+    positive and a negative weighted by p_i (1 - p_j), ties counted half."""
+    order = np.argsort(scores, kind="stable")
+    s, q = scores[order], p[order]
+    negative = 1 - q
+    _, start = np.unique(s, return_index=True)
+    pos_sum, neg_sum = np.add.reduceat(q, start), np.add.reduceat(negative, start)
+    below = np.cumsum(neg_sum) - neg_sum  # negative weight strictly below each distinct score
+    pairs = float(np.sum(pos_sum * below) + 0.5 * np.sum(pos_sum * neg_sum))
+    pairs -= 0.5 * float(np.sum(q * negative))  # a prediction is not paired with itself
+    total = float(q.sum() * negative.sum() - np.sum(q * negative))
+    return pairs / total if total > 0 else None
+
+
+def _point(p: np.ndarray, hits: np.ndarray, scores: np.ndarray) -> dict[str, float | None]:
+    n = p.size
+    tp, fp, fn = float(np.sum(p[hits])), float(np.sum(1 - p[hits])), float(np.sum(p[~hits]))
+    return {"accuracy": (n - fp - fn) / n,
+            "precision": tp / (tp + fp) if tp + fp > 0 else None,
+            "recall": tp / (tp + fn) if tp + fn > 0 else None,
+            "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn > 0 else None,
+            "roc_auc": _soft_auc(scores, p)}
+
+
+def estimate(reference_scores: np.ndarray, reference_labels: np.ndarray, scores: np.ndarray,
+             predicted: np.ndarray, *, level: float = 0.95, seed: int = 0) -> dict[str, Any]:
+    """The estimated metrics of a window (``scores``: its raw scores, ``predicted``: its 0/1
+    predictions) from a labelled reference, with their ``level`` interval; JSON form.
+
+    The interval joins two sources of error in quadrature: the window's labels are a draw (the
+    spread of the metrics over draws of labels with the calibrated probabilities), and so is the
+    reference the calibration was fitted on (the spread of the estimates over bootstrap
+    resamples of it)."""
+    from scipy.stats import norm
+
+    n = int(scores.size)
+    if n == 0:
+        return {"n": 0, "level": level, **{m: None for m in METRICS}}
+    hits = predicted.astype(bool)
+    p = calibrate(reference_scores, reference_labels)(scores)
+    point = _point(p, hits, scores)
+    rng = np.random.default_rng(seed)
+    sampled: dict[str, list[float]] = {m: [] for m in METRICS}
+    for _ in range(DRAWS):
+        for name, value in _metrics(hits, rng.random(n) < p, scores).items():
+            if value is not None:
+                sampled[name].append(value)
+    fitted: dict[str, list[float]] = {m: [] for m in METRICS}
+    for _ in range(BOOTSTRAPS):
+        pick = rng.integers(0, reference_scores.size, reference_scores.size)
+        again = _point(calibrate(reference_scores[pick], reference_labels[pick])(scores), hits,
+                       scores)
+        for name, value in again.items():
+            if value is not None:
+                fitted[name].append(value)
+    z = float(norm.ppf(0.5 + level / 2))
+    result: dict[str, Any] = {"n": n, "level": level}
+    for name in METRICS:
+        value = point[name]
+        result[name] = value
+        known = value is not None and len(sampled[name]) > DRAWS // 2 \
+            and len(fitted[name]) > BOOTSTRAPS // 2
+        spread = float(np.hypot(np.std(sampled[name]), np.std(fitted[name]))) if known else 0.0
+        result[f"{name}_lower"] = max(0.0, value - z * spread) if known and value is not None \
+            else None
+        result[f"{name}_upper"] = min(1.0, value + z * spread) if known and value is not None \
+            else None
+    return result
+
+
