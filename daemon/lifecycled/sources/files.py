@@ -6,7 +6,8 @@ environment (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOK
 ``AWS_PROFILE``), its files (``~/.aws``) or the instance's role, as every AWS tool does; GCS and
 HDFS from their own default chains. An S3-compatible endpoint is named in the URL's query
 (``s3://bucket/ref.parquet?endpoint_override=minio:9000&scheme=http``) or by
-``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``. Every request has a deadline (``timeout``), retries included.
+``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``. Every S3 request has a deadline (``timeout``)
+and one attempt, so a hung store costs one deadline.
 """
 
 from __future__ import annotations
