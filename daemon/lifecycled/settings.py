@@ -331,6 +331,9 @@ class QualitySettings(_Section):
     window: PositiveDuration = 30 * 86400.0  # the matured predictions judged in one pass
     min_coverage: Ratio = 0.8  # labelled share of matured predictions before metrics count
     estimate: bool = True  # estimate the newest predictions' metrics before their labels (CBPE)
+    # while the matured window lacks min_coverage, let thresholds and update triggers judge the
+    # (trusted) estimate instead of nothing
+    use_estimate: bool = False
 
     @model_validator(mode="after")
     def _one_source(self) -> QualitySettings:

@@ -69,7 +69,8 @@ class World:
                            "timestamp_column": "labelled_at"},
                 "score_column": "score", "maturity": "10d", "window": "20d", **quality}}}})
         store = open_test_store(tmp_path)
-        store.register(ModelSpec(REF, owner_team="t", business_domain="d"), Status.PRODUCTION,
+        store.register(ModelSpec(REF, owner_team="t", business_domain="d",
+                                 thresholds={"min_accuracy": 0.99}), Status.PRODUCTION,
                        actor="test", reason="r", now=NOW - 50 * DAY)
         return Context(settings, store, clock=lambda: NOW, environ={})
 
@@ -176,7 +177,10 @@ def test_below_min_coverage_the_metrics_are_provisional_and_the_threshold_unknow
     run_collect(ctx)
     run_evaluate(ctx)
     text = render(ctx)
-    assert 'threshold="min_accuracy"' not in text  # the threshold is not judged: unknown
+    assert 'lifecycled_model_threshold_limit{model="credit_scoring",threshold="min_accuracy"' \
+        in text  # the threshold is configured, and not judged: unknown, no breached series
+    assert 'lifecycled_model_threshold_breached{model="credit_scoring",threshold="min_accuracy"' \
+        not in text
 
 
 def test_predictions_without_labels_is_a_clear_config_error() -> None:
@@ -315,3 +319,31 @@ def test_the_newest_matured_estimate_is_compared_and_older_ones_are_superseded(
     later = pending_estimate(store, REF, matured_by=35.0)
     assert later is not None and later.window_end == 30.0
     store.close()
+
+
+def test_with_use_estimate_the_thresholds_and_triggers_judge_the_estimate_and_say_so(
+        tmp_path: Path) -> None:
+    from lifecycled.tasks.collect import run_collect
+    from lifecycled.tasks.updates import _triggers
+
+    world = World(tmp_path)
+    rows = np.arange(world.n)
+    world.predictions("all.csv", rows)
+    world.labels("some.csv", rows[(world.at <= NOW - 10 * DAY) & (rows % 6 == 0)])  # ~17 %
+    ctx = world.context(tmp_path, min_coverage=0.8, use_estimate=True)
+    run_quality(ctx)
+    (stored,) = latest_quality(ctx.store)
+    estimate = stored.result["estimate"]
+    assert stored.result["labels"]["judged"] is False and estimate["trusted"] is True
+    assert stored.result["estimated"] is True
+    assert stored.result["accuracy"] == estimate["accuracy"]
+    for minute in range(5):  # the triggers look at five snapshots or more
+        run_collect(Context(ctx.settings, ctx.store, clock=lambda m=minute: NOW + 60 * m,
+                            environ={}))
+    run_evaluate(ctx)
+    assert ('lifecycled_model_threshold_breached{model="credit_scoring",threshold="min_accuracy",'
+            'version="1"} 1.0') in render(ctx)  # judged on the estimate, not unknown
+    record = ctx.store.get(REF)
+    (trigger,) = [t for t in _triggers(ctx, REF, {"min_accuracy": 0.99}, record.registered_at,
+                                       None, NOW) if t.type == "performance_degradation"]
+    assert trigger.detail["accuracy_estimated"] is True

@@ -238,6 +238,13 @@ def judge(ctx: Context, ref: ModelRef, quality: QualitySettings, now: float) -> 
         result["estimate"]["reason"] = (f"concept drift ({concept}) in the labelled window: "
                                         f"P(label | score) changed, the calibration no longer "
                                         f"holds")
+    estimate = result.get("estimate") or {}
+    if quality.use_estimate and not labels.get("judged") and estimate.get("trusted") \
+            and estimate.get("accuracy") is not None:
+        # labels not mature: thresholds and triggers judge the estimate, and say so
+        result.update({m: estimate.get(m) for m in METRICS})
+        result["estimated"] = True
+        result["samples"] = int(estimate["n"])
     if quality.estimate:
         realized = _realize(ctx, ref, quality, until=until, now=now)
         if "estimate" in result and result["estimate"].get("n"):

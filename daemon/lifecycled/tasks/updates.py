@@ -35,8 +35,11 @@ def _scheduled(ctx: Context, since: float, now: float) -> Trigger | None:
 
 def _triggers(ctx: Context, ref: ModelRef, thresholds: Mapping[str, float],
               registered_at: float, last: float | None, now: float) -> list[Trigger]:
-    found = performance_triggers([s.values for s in snapshots(ctx.store, ref, limit=10)],
-                                 thresholds)
+    recent = snapshots(ctx.store, ref, limit=10)
+    found = performance_triggers([s.values for s in recent], thresholds)
+    if any(s.detail.get("quality_estimated") for s in recent):  # say what the accuracy was
+        found = [Trigger(t.type, {**t.detail, "accuracy_estimated": True})
+                 if t.detail.get("threshold") == "min_accuracy" else t for t in found]
     drift = latest_drift(ctx.store, ref)
     if drift:
         at_least = ctx.settings.drift_policy(ref.name).alert_severity.label
