@@ -56,3 +56,10 @@ class SourceError(LifecycledError):
 
 class ActionError(LifecycledError):
     """An action (webhook delivery, Triton control, backup) failed."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type when it has none): what a one-line
+    error shows of a foreign exception."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from lifecycled.core.quality import roc_auc
+
 METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 DRAWS = 200  # draws of the window's labels for the interval
 BOOTSTRAPS = 40  # resamples of the reference for the calibration's part of the interval
@@ -64,18 +66,6 @@ def calibrate(scores: np.ndarray, labels: np.ndarray) -> Calibration:
     return Calibration(x, np.repeat(np.array(means), 2))
 
 
-def _auc(scores: np.ndarray, positive: np.ndarray) -> float | None:
-    """ROC AUC of ``scores`` for 0/1 labels ``positive`` (Mann-Whitney, ties averaged)."""
-    n1 = int(positive.sum())
-    n0 = positive.size - n1
-    if n1 == 0 or n0 == 0:
-        return None
-    from scipy.stats import rankdata
-
-    ranks = rankdata(scores)
-    return float((ranks[positive.astype(bool)].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
-
-
 def _metrics(predicted: np.ndarray, positive: np.ndarray, scores: np.ndarray
              ) -> dict[str, float | None]:
     tp = float(np.sum(predicted & positive))
@@ -86,7 +76,7 @@ def _metrics(predicted: np.ndarray, positive: np.ndarray, scores: np.ndarray
             "precision": tp / (tp + fp) if tp + fp else None,
             "recall": tp / (tp + fn) if tp + fn else None,
             "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None,
-            "roc_auc": _auc(scores, positive)}
+            "roc_auc": roc_auc(positive, scores)}
 
 
 def _soft_auc(scores: np.ndarray, p: np.ndarray) -> float | None:

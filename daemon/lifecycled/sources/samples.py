@@ -19,7 +19,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 import pyarrow.parquet as pa_parquet
 
-from lifecycled.errors import SourceError
+from lifecycled.errors import SourceError, first_line
 from lifecycled.sources.files import DEFAULT_TIMEOUT, DataFile, expand
 
 Columns = dict[str, np.ndarray]
@@ -62,21 +62,16 @@ def read_table(file: DataFile) -> pa.Table:
             raise SourceError(str(file), "file not found") from exc
         if "ACCESS_DENIED" in str(exc):
             raise SourceError(str(file), f"access denied (check the credentials the environment "
-                                         f"gives): {_first_line(exc)}") from exc
+                                         f"gives): {first_line(exc)}") from exc
         where = _bad_csv_line(file) if kind == "csv" else None
         at = f" (line {where})" if where else ""
-        raise SourceError(str(file), f"cannot read {kind}{at}: {_first_line(exc)}") from exc
+        raise SourceError(str(file), f"cannot read {kind}{at}: {first_line(exc)}") from exc
     return plain_columns(file, table)
 
 
 def _missing(exc: BaseException) -> bool:
     text = str(exc)
     return "Path does not exist" in text or "NoSuchKey" in text or "NOT_FOUND" in text
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 MAX_BRACKETS_PER_LINE = 32

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from lifecycled.errors import StoreError
+from lifecycled.errors import StoreError, first_line
 
 BUSY_TIMEOUT_MS = 30_000
 # pg_advisory_xact_lock keys (any two bigints unlikely to collide with an operator's own)
@@ -83,7 +83,7 @@ class Engine:
 
     def describe(self, exc: BaseException) -> str:
         """One line saying what went wrong (the cause, not the pool's wait for it)."""
-        return _first_line(exc)
+        return first_line(exc)
 
     def unreachable(self, timeout: float) -> str | None:
         """Why the database cannot be reached within ``timeout`` seconds, or None when it can
@@ -326,7 +326,7 @@ class PostgresEngine(Engine):
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             self._pool.close()
             raise StoreError(f"cannot connect to the state store {self.location}: "
-                             f"{_first_line(exc)}") from exc
+                             f"{first_line(exc)}") from exc
 
     @contextmanager
     def transaction(self, *, write: bool, queue: bool = True) -> Iterator[Connection]:
@@ -347,11 +347,11 @@ class PostgresEngine(Engine):
         import psycopg_pool
 
         if not isinstance(exc, psycopg_pool.PoolTimeout):
-            return _first_line(exc)
+            return first_line(exc)
         # no connection came in time: say why a fresh one cannot be made (a stopped server, a
         # refused password), else that every connection is busy
         return self._cannot_connect(self._connect_timeout) or (
-            f"all {self._pool.max_size} connections busy: {_first_line(exc)}")
+            f"all {self._pool.max_size} connections busy: {first_line(exc)}")
 
     def unreachable(self, timeout: float) -> str | None:
         try:  # a pooled connection answers in a round trip; a new one costs a server process
@@ -368,7 +368,7 @@ class PostgresEngine(Engine):
             psycopg.connect(self._url, **{**self._kwargs,
                                           "connect_timeout": max(1, int(timeout))}).close()
         except psycopg.Error as exc:
-            return _first_line(exc)
+            return first_line(exc)
         return None
 
     def _rollback(self, raw: Any) -> None:
@@ -419,11 +419,6 @@ class PostgresEngine(Engine):
 
     def close(self) -> None:
         self._pool.close()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def open_engine(url: str, base_dir: Path, *, password: str | None = None,

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from lifecycled.context import Context
+from lifecycled.core.cbpe import METRICS
 from lifecycled.domain import ModelRef
 from lifecycled.errors import InputError, SourceError
 from lifecycled.settings import LabelStream, PredictionStream, QualitySettings
@@ -40,8 +41,6 @@ from lifecycled.store.labels import (
     recent,
 )
 from lifecycled.tasks.quality import OutcomeColumns, label_text, quality_of
-
-METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 
 
 def _columns(file: str, data: dict[str, np.ndarray], needed: list[str]) -> None:
@@ -227,7 +226,6 @@ def judge(ctx: Context, ref: ModelRef, quality: QualitySettings, now: float) -> 
             labels["provisional"] = {k: measured.get(k) for k in METRICS}
             labels["reason"] = (f"coverage {coverage:.1%} below min_coverage "
                                 f"{quality.min_coverage:.0%}")
-            result["samples"] = window.labelled
     else:
         labels["judged"] = False
         labels["reason"] = ("no predictions in the matured window" if not window.predictions
@@ -290,8 +288,6 @@ def _realize(ctx: Context, ref: ModelRef, quality: QualitySettings, *, until: fl
     """Once the window of an earlier estimate has matured with enough labels, store what its
     labels show beside it (the newest such estimate; older ones waiting are superseded), and
     return the newest estimate with its realized values and the error (realized - estimated)."""
-    from lifecycled.core.cbpe import METRICS as ESTIMATED
-
     row = pending_estimate(ctx.store, ref, matured_by=until)
     window = matured(ctx.store, ref, since=row.window_start, until=row.window_end) \
         if row is not None else None
@@ -300,18 +296,18 @@ def _realize(ctx: Context, ref: ModelRef, quality: QualitySettings, *, until: fl
             and window.labelled / window.predictions >= quality.min_coverage:
         data, columns = _window_data(window, quality)
         measured = quality_of(f"{ref} predictions and labels", data, columns)
-        realized = {m: measured.get(m) for m in ESTIMATED}
+        realized = {m: measured.get(m) for m in METRICS}
         realized["coverage"] = window.labelled / window.predictions
         with ctx.store.write() as conn:
             realize_in(conn, row.id, realized, now, supersede_before=row.window_end)
     found = latest_realized(ctx.store, ref)
     if found is None:
         return None
-    error = {m: found.realized[m] - found.estimate[m] for m in ESTIMATED
+    error = {m: found.realized[m] - found.estimate[m] for m in METRICS
              if isinstance(found.realized.get(m), (int, float))
              and isinstance(found.estimate.get(m), (int, float))}
     return {"window_start": found.window_start, "window_end": found.window_end,
-            "estimated_at": found.at, "estimated": {m: found.estimate.get(m) for m in ESTIMATED},
+            "estimated_at": found.at, "estimated": {m: found.estimate.get(m) for m in METRICS},
             "realized": found.realized, "error": error}
 
 
