@@ -197,6 +197,31 @@ def test_concurrent_scrapes_share_one_render_and_a_change_renders_afresh() -> No
     assert exposition.renders == 3
 
 
+def test_renders_take_at_most_half_the_time_however_often_the_state_changes() -> None:
+    """A render of 2 s (on the exposition's clock): a change 1 s after it ended is served the
+    previous body without a new render; 2 s after, it is rendered afresh."""
+    now = [0.0]
+    calls: list[float] = []
+
+    def render() -> tuple[bytes, bytes]:
+        calls.append(now[0])
+        now[0] += 2.0
+        return f"body {len(calls)}".encode(), b""
+
+    exposition = http.Exposition(render, fresh_wait=0.05, monotonic=lambda: now[0])
+    assert exposition.bodies()[0] == b"body 1" and now[0] == 2.0
+    now[0] = 3.0
+    exposition.invalidate()
+    assert exposition.ready() is not None and exposition.bodies()[0] == b"body 1"
+    assert exposition.renders == 1  # too soon: no render started
+    now[0] = 4.0
+    assert exposition.ready() is None
+    deadline = time.monotonic() + 10
+    while exposition.bodies()[0] != b"body 2":
+        assert time.monotonic() < deadline
+    assert calls == [0.0, 4.0]
+
+
 def test_a_slow_render_serves_the_previous_body_and_a_failed_one_is_an_error() -> None:
     release = threading.Event()
     calls: list[str] = []

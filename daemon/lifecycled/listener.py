@@ -1,17 +1,23 @@
-"""The daemon's listener in a child process.
+"""The daemon's listener in child processes.
 
 Rendering a big fleet's exposition is seconds of pure Python (3,000 models with 20 drift features
 each are about 460,000 lines), and answering scrapes is Python too. In the daemon's own process
-both would hold the interpreter lock away from the scheduled tasks. So a child process (niced, so
-it yields the CPU to the tasks) owns the socket, renders /metrics from its own connection to the
-state store and answers scrapes; every other request (health, readiness, the API) is handed to
-the daemon over a pipe and answered there by ``http.reply_for``. The child exits as soon as the
-daemon closes the pipe or dies, which frees the port.
+both would hold the interpreter lock away from the scheduled tasks, and in one process together
+a render would hold it away from the scrapes being answered. So two child processes, both niced
+so that they yield the CPU to the tasks: the listener owns the socket and answers scrapes with the
+bytes of the last render; the renderer holds its own connection to the state store and renders
+/metrics when the listener asks (after a state change, or when the last render is old). Every
+other request (health, readiness, the API) is handed to the daemon over a pipe and answered there
+by ``http.reply_for``. Both children exit as soon as the daemon closes its pipes or dies, which
+frees the port; a listener whose renderer died exits too, and the daemon starts both again.
 
-Messages, daemon -> child (control pipe): ("invalidate", webhook endpoints, task intervals,
+Messages, daemon -> listener (control pipe): ("invalidate", webhook endpoints, task intervals,
 whether the daemon's last write to the store succeeded, this replica's state or None), ("stop",).
-Child -> daemon (control pipe): ("started",) or ("failed", reason). Request pipe: the child sends
-a ``Request`` and receives its ``Reply``.
+Listener -> daemon (control pipe): ("started",) or ("failed", reason). Request pipe: the listener
+sends a ``Request`` and receives its ``Reply``. Render pipe: the renderer first says ("started",)
+or ("failed", reason); then the listener sends ("render", endpoints, intervals, writable,
+replica) and receives ("ok",) and the plain and gzip bodies as two byte messages, or
+("error", reason).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 from multiprocessing.connection import Connection
@@ -49,26 +56,62 @@ PR_SET_PDEATHSIG = 1  # prctl(2)
 START_TIMEOUT = 60.0
 
 
-def _child(sock: Any, requests: Connection, control: Connection, state_url: str, base_dir: str,
-           state_password: str | None, cert_file: str | None, key_file: str | None,
-           log_level: str, log_format: str, push_limit: int) -> None:
+def _renderer(render: Connection, state_url: str, base_dir: str, state_password: str | None,
+              log_level: str, log_format: str) -> None:
     _die_with_parent()
     from prometheus_client import CollectorRegistry
 
     from lifecycled.exporter import LifecycleCollector
     from lifecycled.store import open_store
 
+    state: list[Any] = [[], {}, None, None]  # endpoints, intervals, writable, replica
     try:
         os.nice(NICE)
         logs.configure(log_level, log_format)
         store = open_store(state_url, Path(base_dir), password=state_password, pool_size=2)
-        endpoints: list[str] = []
-        intervals: dict[str, float] = {}
-        writable: list[bool | None] = [None]
-        replica: list[dict[str, Any] | None] = [None]
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(LifecycleCollector(store, lambda: endpoints, lambda: intervals,
-                                             lambda: writable[0], lambda: replica[0]))
+        registry.register(LifecycleCollector(store, lambda: state[0], lambda: state[1],
+                                             lambda: state[2], lambda: state[3]))
+        rendering = render_locally(registry)
+    except Exception as exc:  # reported to the listener, which tells the daemon
+        _tell(render, ("failed", f"{type(exc).__name__}: {exc}"))
+        return
+    _tell(render, ("started",))
+    while True:
+        try:
+            message = render.recv()
+        except (EOFError, OSError):
+            os._exit(0)  # the listener is gone
+        state[:] = message[1:]
+        try:
+            plain, zipped = rendering()
+        except (LifecycledError, sqlite3.Error) as exc:
+            _tell(render, ("error", str(exc)))
+            continue
+        except Exception as exc:  # a collector bug: logged with its traceback, a 500 until fixed
+            log.exception("rendering /metrics failed")
+            _tell(render, ("error", f"{type(exc).__name__}: {exc}"))
+            continue
+        try:
+            render.send(("ok",))
+            render.send_bytes(plain)
+            render.send_bytes(zipped)
+        except (EOFError, OSError):
+            os._exit(0)
+
+
+def _child(sock: Any, requests: Connection, control: Connection, render: Connection,
+           cert_file: str | None, key_file: str | None, log_level: str, log_format: str,
+           push_limit: int) -> None:
+    _die_with_parent()
+    try:
+        os.nice(NICE)
+        logs.configure(log_level, log_format)
+        state: list[Any] = [[], {}, None, None]  # endpoints, intervals, writable, replica
+        word = render.recv() if render.poll(START_TIMEOUT) \
+            else ("failed", f"no word from the renderer within {START_TIMEOUT:.0f} s")
+        if word[0] != "started":
+            raise LifecycledError(f"the metrics renderer did not start: {word[1]}")
         lock = threading.Lock()
 
         def forward(request: Request) -> Reply:
@@ -80,7 +123,18 @@ def _child(sock: Any, requests: Connection, control: Connection, state_url: str,
                     return json_reply(503, {"error": "the daemon is stopping"})
             return reply
 
-        exposition = Exposition(render_locally(registry))
+        def rendered() -> tuple[bytes, bytes]:
+            try:
+                render.send(("render", *state))
+                answer = render.recv()
+                if answer[0] != "ok":
+                    raise LifecycledError(answer[1])
+                return render.recv_bytes(), render.recv_bytes()
+            except (EOFError, OSError):
+                log.error("the metrics renderer exited; the listener exits to be started again")
+                os._exit(1)
+
+        exposition = Exposition(rendered)
         server = Uvicorn(Listener(forward, exposition, push_limit), sock, cert_file, key_file)
         server.start()
     except Exception as exc:  # reported to the daemon, which says it in one line
@@ -93,15 +147,10 @@ def _child(sock: Any, requests: Connection, control: Connection, state_url: str,
         except (EOFError, OSError):
             os._exit(0)  # the daemon died: free the port at once
         if message[0] == "invalidate":
-            endpoints[:] = message[1]
-            intervals.clear()
-            intervals.update(message[2])
-            writable[0] = message[3]
-            replica[0] = message[4]
+            state[:] = message[1:]
             exposition.invalidate()
         elif message[0] == "stop":
             server.stop()
-            store.close()
             return
 
 
@@ -139,14 +188,15 @@ class ListenerProcess:
                  push_limit: int = 64 * 2**20) -> None:
         self.api = api
         self.socket = bind(host, port)
-        self.options = (state_url, str(base_dir), state_password, cert_file, key_file, log_level,
-                        log_format, push_limit)
+        self.store_options = (state_url, str(base_dir), state_password, log_level, log_format)
+        self.options = (cert_file, key_file, log_level, log_format, push_limit)
         self.endpoints = endpoints
         self.intervals = intervals
         self.store_writable = store_writable
         self.replica = replica
         self._send_lock = threading.Lock()
         self._process: Any = None
+        self._renderer: Any = None
         self._control: Connection | None = None
         self._requests: Connection | None = None
         self._stopping = False
@@ -161,14 +211,22 @@ class ListenerProcess:
 
     def _spawn(self) -> None:
         context = multiprocessing.get_context("spawn")  # no copy of the daemon's threads
+        if self._renderer is not None:  # the renderer of a listener that died
+            self._renderer.kill()
+            self._renderer.join(5)
         self._requests, requests = context.Pipe()
         self._control, control = context.Pipe()
+        render, rendering = context.Pipe()
+        self._renderer = context.Process(
+            target=_renderer, name="lifecycled-renderer", args=(rendering, *self.store_options),
+            daemon=True)
+        self._renderer.start()
         self._process = context.Process(
             target=_child, name="lifecycled-listener",
-            args=(self.socket, requests, control, *self.options), daemon=True)
+            args=(self.socket, requests, control, render, *self.options), daemon=True)
         self._process.start()
-        requests.close()
-        control.close()
+        for end in (requests, control, render, rendering):
+            end.close()
         try:
             message = self._control.recv() if self._control.poll(START_TIMEOUT) \
                 else ("failed", f"no word within {START_TIMEOUT:.0f} s")
@@ -223,11 +281,12 @@ class ListenerProcess:
     def stop(self, timeout: float = 10.0) -> None:
         self._stopping = True
         self._send(("stop",))
-        if self._process is not None:
-            self._process.join(timeout)
-            if self._process.is_alive():
-                self._process.kill()
-                self._process.join(5)
+        for process in (self._process, self._renderer):
+            if process is not None:
+                process.join(timeout)
+                if process.is_alive():
+                    process.kill()
+                    process.join(5)
         for conn in (self._control, self._requests):
             if conn is not None:
                 conn.close()

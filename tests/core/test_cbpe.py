@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lifecycled.core.cbpe import METRICS, calibrate, estimate
+from lifecycled.core.cbpe import METRICS, calibrate, estimate, estimate_classes
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
@@ -80,3 +80,105 @@ def test_an_empty_window_estimates_nothing() -> None:
                      np.zeros(0))
     assert found["n"] == 0 and all(found[m] is None for m in METRICS)
 
+
+
+CLASSES = 3
+
+
+def class_truth(x: np.ndarray) -> np.ndarray:
+    """P(class | x) of a three-class problem on one feature: softmax of (-2x, 0, 2x)."""
+    logits = np.column_stack([-2 * x, np.zeros_like(x), 2 * x])
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def class_scores(x: np.ndarray) -> np.ndarray:
+    """The model's scores: monotone in the true class probabilities but not them (sharpened and
+    renormalised), so the estimate stands only if the calibration is right."""
+    s = class_truth(x) ** 3
+    return s / s.sum(axis=1, keepdims=True)
+
+
+def draw_classes(rng: np.random.Generator, p: np.ndarray) -> np.ndarray:
+    return (rng.random(len(p))[:, None] > np.cumsum(p, axis=1)).sum(axis=1)
+
+
+def realized_classes(labels: np.ndarray, predicted: np.ndarray, scores: np.ndarray
+                     ) -> dict[str, float]:
+    everything = list(range(CLASSES))
+    return {"accuracy": accuracy_score(labels, predicted),
+            "precision": precision_score(labels, predicted, average="macro", labels=everything,
+                                         zero_division=0),
+            "recall": recall_score(labels, predicted, average="macro", labels=everything,
+                                   zero_division=0),
+            "f1": f1_score(labels, predicted, average="macro", labels=everything,
+                           zero_division=0),
+            # scikit-learn's multi_class="ovr" macro average, without its check that the
+            # (rounded) scores sum to 1
+            "roc_auc": float(np.mean([roc_auc_score(labels == j, scores[:, j])
+                                      for j in everything]))}
+
+
+def test_multiclass_intervals_cover_the_realized_metrics_under_covariate_shift() -> None:
+    rng = np.random.default_rng(23)
+    x = rng.normal(0, 1.2, 6000)
+    reference_scores = np.round(class_scores(x), 4)
+    reference_labels = draw_classes(rng, class_truth(x))
+    covered = dict.fromkeys(METRICS, 0)
+    windows = 100
+    for window in range(windows):
+        shifted = rng.normal(0.4 * (window % 4 - 1.5), 1.0, 1000)  # the feature shifts
+        scores = np.round(class_scores(shifted), 4)
+        labels = draw_classes(rng, class_truth(shifted))  # P(y | x) holds
+        predicted = scores.argmax(axis=1)
+        found = estimate_classes(reference_scores, reference_labels, scores, predicted,
+                                 seed=window)
+        for metric, value in realized_classes(labels, predicted, scores).items():
+            covered[metric] += found[f"{metric}_lower"] <= value <= found[f"{metric}_upper"]
+    share = {metric: count / windows for metric, count in covered.items()}
+    print(f"\nmulticlass interval coverage over {windows} windows (nominal 95 %): {share}")
+    assert min(share.values()) >= 0.9, share
+
+
+def test_the_multiclass_estimate_follows_a_known_drop() -> None:
+    """The feature moves towards the boundaries between classes: accuracy falls, and the
+    estimate, from the scores alone, falls with it."""
+    rng = np.random.default_rng(8)
+    x = rng.normal(0, 1.5, 6000)
+    reference_scores, reference_labels = class_scores(x), draw_classes(rng, class_truth(x))
+    estimated, actual = [], []
+    for spread in (1.5, 0.8, 0.3):
+        shifted = rng.normal(0, spread, 2000)
+        scores = class_scores(shifted)
+        labels = draw_classes(rng, class_truth(shifted))
+        predicted = scores.argmax(axis=1)
+        found = estimate_classes(reference_scores, reference_labels, scores, predicted)
+        estimated.append(found["accuracy"])
+        actual.append(accuracy_score(labels, predicted))
+        assert found["accuracy_lower"] <= actual[-1] <= found["accuracy_upper"]
+    assert estimated[0] > estimated[1] > estimated[2]
+    assert estimated[0] - estimated[2] == pytest.approx(actual[0] - actual[2], abs=0.05)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(30, 300), st.sampled_from([2, 3]))
+def test_two_classes_estimate_as_the_binary_estimate_does(seed: int, n: int,
+                                                          decimals: int) -> None:
+    """A binary model given as two class scores (1 - s, s): the multiclass estimate's accuracy
+    and ROC AUC are the binary estimate's (calibrating "class 0" on 1 - s is 1 minus
+    calibrating "class 1" on s), and every interval holds its point."""
+    rng = np.random.default_rng(seed)
+    reference = np.round(rng.uniform(0, 1, 500), decimals)
+    reference_labels = (rng.random(reference.size) < truth(reference)).astype(int)
+    scores = np.round(rng.uniform(0, 1, n), decimals)
+    predicted = (scores >= 0.5).astype(int)
+    binary = estimate(reference, reference_labels, scores, predicted)
+    both = estimate_classes(np.column_stack([1 - reference, reference]), reference_labels,
+                            np.column_stack([1 - scores, scores]), predicted)
+    assert both["accuracy"] == pytest.approx(binary["accuracy"], abs=1e-9)
+    assert (both["roc_auc"] is None) == (binary["roc_auc"] is None)
+    if binary["roc_auc"] is not None:
+        assert both["roc_auc"] == pytest.approx(binary["roc_auc"], abs=1e-9)
+    for metric in METRICS:
+        if both[metric] is not None and both[f"{metric}_lower"] is not None:
+            assert both[f"{metric}_lower"] <= both[metric] <= both[f"{metric}_upper"]

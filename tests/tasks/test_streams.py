@@ -236,6 +236,41 @@ def test_the_newest_predictions_get_an_estimate_before_their_labels(tmp_path: Pa
     assert 'lifecycled_model_estimate_trusted{model="credit_scoring",version="1"} 1.0' in text
 
 
+def test_a_multiclass_model_is_estimated_from_its_score_per_class(tmp_path: Path) -> None:
+    """Three classes, a score column per class (calibrated: each label is a draw from the
+    scores): the estimate of the predictions newer than the matured window holds the macro
+    metrics their labels will show."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    world = World(tmp_path)
+    rng = np.random.default_rng(3)
+    classes = ["low", "mid", "high"]
+    scores = rng.dirichlet([0.3, 0.3, 0.3], world.n)  # confident: accuracy about 0.85
+    truth = (rng.random(world.n)[:, None] > np.cumsum(scores, axis=1)).sum(axis=1)
+    predicted = scores.argmax(axis=1)
+    rows = np.arange(world.n)
+    write(world.folder / "predictions" / "all.csv",
+          ["id", "timestamp", "prediction", *(f"score_{c}" for c in classes)],
+          [[f"p{i}", world.at[i], classes[predicted[i]], *scores[i]] for i in rows])
+    matured_rows = world.at <= NOW - 10 * DAY
+    write(world.folder / "labels" / "matured.csv", ["id", "label", "labelled_at"],
+          [[f"p{i}", classes[truth[i]], world.at[i] + world.lag[i]] for i in rows[matured_rows]])
+    ctx = world.context(tmp_path, min_coverage=0.5, score_column=None,
+                        score_columns={c: f"score_{c}" for c in classes})
+    assert run_quality(ctx) == {str(REF): "ok"}
+    found = latest_quality(ctx.store)[0].result["estimate"]
+    newest = ~matured_rows
+    assert found["trusted"] is True and found["n"] == int(newest.sum()), found.get("reason")
+    assert found["classes"] == classes
+    actual = {"accuracy": accuracy_score(truth[newest], predicted[newest]),
+              "f1": f1_score(truth[newest], predicted[newest], average="macro")}
+    for metric, value in actual.items():
+        assert found[f"{metric}_lower"] <= value <= found[f"{metric}_upper"], (metric, found)
+    text = render(ctx)
+    assert ('lifecycled_model_estimated_f1_ratio{bound="estimate",model="credit_scoring",'
+            'version="1"}') in text
+
+
 def test_concept_drift_in_the_labelled_window_marks_the_estimate_untrusted(
         tmp_path: Path) -> None:
     world = World(tmp_path)

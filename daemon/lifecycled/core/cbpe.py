@@ -1,5 +1,5 @@
-"""Label-free performance estimation for binary classifiers (confidence-based performance
-estimation, CBPE).
+"""Label-free performance estimation for classifiers (confidence-based performance estimation,
+CBPE).
 
 From a labelled reference the scores are calibrated (isotonic regression, by pool-adjacent-
 violators), so that a calibrated score is the probability that the label is positive. For a
@@ -7,6 +7,11 @@ window without labels, each prediction's label is then a Bernoulli draw with tha
 the expected confusion matrix gives the estimates, and the interval joins the spread of the
 metrics over draws of the labels (the sampling error of a window of that size) with the spread
 over resamples of the reference (the calibration's own error).
+
+A multiclass model's score of each class is calibrated against "the label is that class" (one
+against the rest) and the calibrated scores of a prediction are scaled to sum to 1: the label is
+then a draw from those class probabilities. Precision, recall and F1 are macro averages over
+the classes and ROC AUC the macro one-against-the-rest average, as the realized metrics are.
 
 The assumption: P(label | score) is the same in the window as in the reference (covariate shift
 is allowed, concept drift is not), so a concept-drift finding marks the estimate untrusted.
@@ -106,47 +111,119 @@ def _point(p: np.ndarray, hits: np.ndarray, scores: np.ndarray) -> dict[str, flo
 
 def estimate(reference_scores: np.ndarray, reference_labels: np.ndarray, scores: np.ndarray,
              predicted: np.ndarray, *, level: float = 0.95, seed: int = 0) -> dict[str, Any]:
-    """The estimated metrics of a window (``scores``: its raw scores, ``predicted``: its 0/1
-    predictions) from a labelled reference, with their ``level`` interval; JSON form.
+    """The estimated metrics of a binary model's window (``scores``: its raw scores,
+    ``predicted``: its 0/1 predictions) from a labelled reference, with their ``level``
+    interval; JSON form.
 
     The interval joins two sources of error in quadrature: the window's labels are a draw (the
     spread of the metrics over draws of labels with the calibrated probabilities), and so is the
     reference the calibration was fitted on (the spread of the estimates over bootstrap
     resamples of it)."""
-    from scipy.stats import norm
-
     n = int(scores.size)
     if n == 0:
         return {"n": 0, "level": level, **{m: None for m in METRICS}}
     hits = predicted.astype(bool)
     p = calibrate(reference_scores, reference_labels)(scores)
-    point = _point(p, hits, scores)
     rng = np.random.default_rng(seed)
-    sampled: dict[str, list[float]] = {m: [] for m in METRICS}
-    for _ in range(DRAWS):
-        for name, value in _metrics(hits, rng.random(n) < p, scores).items():
-            if value is not None:
-                sampled[name].append(value)
-    fitted: dict[str, list[float]] = {m: [] for m in METRICS}
+    sampled = [_metrics(hits, rng.random(n) < p, scores) for _ in range(DRAWS)]
+    fitted = []
     for _ in range(BOOTSTRAPS):
         pick = rng.integers(0, reference_scores.size, reference_scores.size)
-        again = _point(calibrate(reference_scores[pick], reference_labels[pick])(scores), hits,
-                       scores)
-        for name, value in again.items():
-            if value is not None:
-                fitted[name].append(value)
+        fitted.append(_point(calibrate(reference_scores[pick], reference_labels[pick])(scores),
+                             hits, scores))
+    return _with_interval(n, level, _point(p, hits, scores), sampled, fitted)
+
+
+def estimate_classes(reference_scores: np.ndarray, reference_labels: np.ndarray,
+                     scores: np.ndarray, predicted: np.ndarray, *, level: float = 0.95,
+                     seed: int = 0) -> dict[str, Any]:
+    """The estimated metrics of a multiclass model's window: ``scores`` (n by k, one column per
+    class), ``predicted`` (the class index of each prediction), from a labelled reference
+    (``reference_labels``: class indexes), with their ``level`` interval as ``estimate`` gives
+    it."""
+    n, k = scores.shape
+    if n == 0:
+        return {"n": 0, "level": level, **{m: None for m in METRICS}}
+    predicted = predicted.astype(int)
+    p = _class_probabilities(reference_scores, reference_labels, scores)
+    rng = np.random.default_rng(seed)
+    cumulative = np.cumsum(p, axis=1)
+    sampled = []
+    for _ in range(DRAWS):
+        drawn = np.minimum((rng.random((n, 1)) > cumulative).sum(axis=1), k - 1)
+        sampled.append(_class_metrics(predicted, drawn, scores))
+    fitted = []
+    for _ in range(BOOTSTRAPS):
+        pick = rng.integers(0, reference_labels.size, reference_labels.size)
+        fitted.append(_class_point(_class_probabilities(
+            reference_scores[pick], reference_labels[pick], scores), predicted, scores))
+    return _with_interval(n, level, _class_point(p, predicted, scores), sampled, fitted)
+
+
+def _class_probabilities(reference_scores: np.ndarray, reference_labels: np.ndarray,
+                         scores: np.ndarray) -> np.ndarray:
+    """Each class's score calibrated one against the rest, each row scaled to sum to 1 (a row
+    calibrated to all zeros: every class equally likely)."""
+    k = scores.shape[1]
+    calibrated = np.column_stack([
+        calibrate(reference_scores[:, j], (reference_labels == j).astype(int))(scores[:, j])
+        for j in range(k)])
+    total = calibrated.sum(axis=1, keepdims=True)
+    return np.where(total > 0, calibrated / np.where(total > 0, total, 1), 1 / k)
+
+
+def _macro(tp: np.ndarray, predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
+    """Macro precision, recall and F1 from each class's (expected) true positives, predictions
+    and labels; an empty denominator counts as 0, as in the realized metrics."""
+    def ratio(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.mean(np.divide(a, b, out=np.zeros_like(a), where=b > 0)))
+    return {"precision": ratio(tp, predicted), "recall": ratio(tp, actual),
+            "f1": ratio(2 * tp, predicted + actual)}
+
+
+def _mean_known(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return float(np.mean(known)) if known else None
+
+
+def _class_point(p: np.ndarray, predicted: np.ndarray, scores: np.ndarray
+                 ) -> dict[str, float | None]:
+    n, k = p.shape
+    tp = np.bincount(predicted, weights=p[np.arange(n), predicted], minlength=k)
+    counts = np.bincount(predicted, minlength=k).astype(float)
+    return {"accuracy": float(tp.sum() / n), **_macro(tp, counts, p.sum(axis=0)),
+            "roc_auc": _mean_known([_soft_auc(scores[:, j], p[:, j]) for j in range(k)])}
+
+
+def _class_metrics(predicted: np.ndarray, labels: np.ndarray, scores: np.ndarray
+                   ) -> dict[str, float | None]:
+    k = scores.shape[1]
+    right = predicted == labels
+    tp = np.bincount(predicted[right], minlength=k).astype(float)
+    counts = np.bincount(predicted, minlength=k).astype(float)
+    actual = np.bincount(labels, minlength=k).astype(float)
+    return {"accuracy": float(right.mean()), **_macro(tp, counts, actual),
+            "roc_auc": _mean_known([roc_auc(labels == j, scores[:, j]) for j in range(k)])}
+
+
+def _with_interval(n: int, level: float, point: dict[str, float | None],
+                   sampled: list[dict[str, float | None]], fitted: list[dict[str, float | None]]
+                   ) -> dict[str, Any]:
+    """The point estimates with their interval: the spread over the draws of labels and the
+    spread over the calibrations refitted on resamples, joined in quadrature."""
+    from scipy.stats import norm
+
     z = float(norm.ppf(0.5 + level / 2))
     result: dict[str, Any] = {"n": n, "level": level}
     for name in METRICS:
         value = point[name]
+        drawn = [v for d in sampled if (v := d[name]) is not None]
+        refitted = [v for f in fitted if (v := f[name]) is not None]
+        known = value is not None and len(drawn) > DRAWS // 2 and len(refitted) > BOOTSTRAPS // 2
+        spread = float(np.hypot(np.std(drawn), np.std(refitted))) if known else 0.0
         result[name] = value
-        known = value is not None and len(sampled[name]) > DRAWS // 2 \
-            and len(fitted[name]) > BOOTSTRAPS // 2
-        spread = float(np.hypot(np.std(sampled[name]), np.std(fitted[name]))) if known else 0.0
         result[f"{name}_lower"] = max(0.0, value - z * spread) if known and value is not None \
             else None
         result[f"{name}_upper"] = min(1.0, value + z * spread) if known and value is not None \
             else None
     return result
-
-

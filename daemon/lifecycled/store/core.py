@@ -348,3 +348,11 @@ def _history_from_row(row: Any) -> HistoryEntry:
         evidence=json.loads(row["evidence"]),
         at=row["at"],
     )
+
+
+def newest_join(table: str) -> str:
+    """``models m`` joined with the newest row ``t`` of ``table`` per model version: one lookup
+    in the table's (name, version, id) index per version (results exist only for registered
+    versions), where ``MAX(id) ... GROUP BY`` would read every row of the history."""
+    return (f"models m JOIN {table} t ON t.id = (SELECT MAX(id) FROM {table} "
+            f"WHERE name = m.name AND version = m.version)")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lifecycled.domain import ModelRef
-from lifecycled.store.core import Store, dumps
+from lifecycled.store.core import Store, dumps, newest_join
 
 
 @dataclass(frozen=True)
@@ -56,12 +56,12 @@ def latest(store: Store, table: str, ref: ModelRef | None, cache: Decoded | None
     """Newest row per model version, its result decoded by ``decode``. Rows never change once
     written, so a caller that reads often (the exporter) may pass ``cache``; it is refreshed to
     hold exactly the rows returned."""
-    where, params = ("WHERE name = ? AND version = ?", (ref.name, ref.version)) if ref else ("", ())
+    where, params = ("WHERE m.name = ? AND m.version = ?", (ref.name, ref.version)) if ref \
+        else ("", ())
     with store.read() as conn:
         rows = conn.execute(
-            f"SELECT id, name, version, at, result FROM {table} WHERE id IN "
-            f"(SELECT MAX(id) FROM {table} {where} GROUP BY name, version) ORDER BY name, version",
-            params).fetchall()
+            f"SELECT t.id, t.name, t.version, t.at, t.result FROM {newest_join(table)} {where} "
+            f"ORDER BY t.name, t.version", params).fetchall()
     known = cache if cache is not None else {}
     decoded = {r["id"]: known[r["id"]] if r["id"] in known else decode(r["result"])
                for r in rows}

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lifecycled.domain import ModelRef
-from lifecycled.store.core import Connection, Store, dumps
+from lifecycled.store.core import Connection, Store, dumps, newest_join
 
 SNAPSHOT_FIELDS = (
     "interval_seconds", "requests_per_second", "inferences_per_second", "error_ratio",
@@ -160,8 +160,7 @@ def snapshots(store: Store, ref: ModelRef, *, limit: int | None = None,
 def latest_snapshots(store: Store) -> dict[ModelRef, Snapshot]:
     """The newest snapshot of every model version."""
     with store.read() as conn:
-        rows = conn.execute("SELECT * FROM snapshots WHERE id IN (SELECT MAX(id) FROM snapshots "
-                            "GROUP BY name, version)").fetchall()
+        rows = conn.execute(f"SELECT t.* FROM {newest_join('snapshots')}").fetchall()
     return {snap.ref: snap for snap in map(_snapshot, rows)}
 
 

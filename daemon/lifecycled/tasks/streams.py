@@ -216,8 +216,9 @@ def judge(ctx: Context, ref: ModelRef, quality: QualitySettings, now: float) -> 
         data, columns = _window_data(window, quality)
         measured = quality_of(f"{ref} predictions and labels", data, columns)
         concept = (measured.get("concept") or {}).get("severity")
-        if quality.estimate and "score" in data:
-            result["estimate"] = _estimate(ctx, ref, measured, data, since=until, until=now)
+        if quality.estimate and (quality.score_column or quality.score_columns):
+            result["estimate"] = _estimate(ctx, ref, measured, data, quality, since=until,
+                                           until=now)
         judged = coverage is not None and coverage >= quality.min_coverage
         labels["judged"] = judged
         if judged:
@@ -312,33 +313,64 @@ def _realize(ctx: Context, ref: ModelRef, quality: QualitySettings, *, until: fl
 
 
 def _estimate(ctx: Context, ref: ModelRef, measured: dict[str, Any],
-              reference: dict[str, np.ndarray], *, since: float, until: float
-              ) -> dict[str, Any]:
+              reference: dict[str, np.ndarray], quality: QualitySettings, *, since: float,
+              until: float) -> dict[str, Any]:
     """CBPE on the predictions newer than the matured window (their labels not in yet), with
-    the labelled matured window as the reference it is calibrated on (binary models)."""
-    from lifecycled.core.cbpe import MIN_REFERENCE, estimate
+    the labelled matured window as the reference it is calibrated on: binary models from their
+    score, multiclass models from their score per class."""
+    from lifecycled.core.cbpe import MIN_REFERENCE, estimate, estimate_classes
     from lifecycled.core.quality import comparable, normalise
 
     found: dict[str, Any] = {"window_start": since, "window_end": until, "trusted": True}
+
+    def untrusted(reason: str) -> dict[str, Any]:
+        return {**found, "trusted": False, "reason": reason}
+
     positive = measured.get("positive_label")
-    if positive is None:
-        return {**found, "trusted": False, "reason": "only binary classifiers are estimated"}
+    classes = list(quality.score_columns)
+    if positive is not None and "score" not in reference:
+        return untrusted("a binary model is estimated from its score (score_column)")
+    if positive is None and not (classes and all(f"score:{c}" in reference for c in classes)):
+        return untrusted("a multiclass model is estimated from a score per class "
+                         "(score_columns)")
     _, labels = normalise(reference["prediction"], reference["label"])
     if labels.size < MIN_REFERENCE:
-        return {**found, "trusted": False,
-                "reason": f"{labels.size} labelled predictions to calibrate on, fewer than "
-                          f"{MIN_REFERENCE}"}
-    agreement = _threshold_agreement(reference["score"], comparable(reference["prediction"])
-                                     == positive)
+        return untrusted(f"{labels.size} labelled predictions to calibrate on, fewer than "
+                         f"{MIN_REFERENCE}")
+    newest, stored = recent(ctx.store, ref, since=since, until=until)
+    if positive is not None:
+        agreement = _threshold_agreement(reference["score"],
+                                         comparable(reference["prediction"]) == positive)
+        if agreement < MIN_AGREEMENT:
+            return untrusted(f"the predictions are not a threshold of the score (the best "
+                             f"threshold agrees with {agreement:.1%} of them): the estimate "
+                             f"assumes they are")
+        usable = [i for i, s in enumerate(stored) if s is not None]
+        values = np.array([float(json.loads(str(stored[i]))) for i in usable])
+        flags = comparable(newest[usable]) == positive if usable else np.zeros(0, dtype=bool)
+        found.update(estimate(reference["score"], (labels == positive).astype(int), values,
+                              flags), reference=int(labels.size))
+        return found
+    unknown = sorted(set(labels.tolist()) - set(classes))
+    if unknown:
+        return untrusted(f"labels without a score column: {', '.join(unknown)}")
+    matrix = np.column_stack([reference[f"score:{c}"] for c in classes])
+    agreement = float(np.mean(comparable(reference["prediction"])
+                              == np.array(classes, dtype=object)[matrix.argmax(axis=1)]))
     if agreement < MIN_AGREEMENT:
-        return {**found, "trusted": False,
-                "reason": f"the predictions are not a threshold of the score (the best "
-                          f"threshold agrees with {agreement:.1%} of them): the estimate "
-                          f"assumes they are"}
-    newest, scores = recent(ctx.store, ref, since=since, until=until)
-    usable = [i for i, s in enumerate(scores) if s is not None]
-    values = np.array([float(json.loads(str(scores[i]))) for i in usable])
-    flags = comparable(newest[usable]) == positive if usable else np.zeros(0, dtype=bool)
-    found.update(estimate(reference["score"], (labels == positive).astype(int), values, flags),
-                 reference=int(labels.size))
+        return untrusted(f"the predictions are not the class of the highest score ({agreement:.1%} "
+                         f"of them are): the estimate assumes they are")
+    index = {c: i for i, c in enumerate(classes)}
+    decoded: list[Any] = [json.loads(s) if s is not None else None for s in stored]
+    usable = [i for i, d in enumerate(decoded) if isinstance(d, dict)
+              and all(isinstance(d.get(c), (int, float)) for c in classes)]
+    predicted = comparable(newest[usable]) if usable else np.zeros(0, dtype=object)
+    outside = sorted({str(c) for c in predicted.tolist()} - set(classes))
+    if outside:
+        return untrusted(f"predictions of classes without a score column: {', '.join(outside)}")
+    window = np.array([[float(decoded[i][c]) for c in classes] for i in usable]).reshape(
+        len(usable), len(classes))
+    found.update(estimate_classes(matrix, np.array([index[c] for c in labels.tolist()]), window,
+                                  np.array([index[c] for c in predicted.tolist()], dtype=int)),
+                 reference=int(labels.size), classes=classes)
     return found
