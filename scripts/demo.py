@@ -114,31 +114,36 @@ class Demo:
         for name, start, end, seed in (("credit_scoring_1", 0.92, 0.62, 1),
                                        ("fraud_detection_2", 0.95, 0.95, 2)):
             self.write_outcomes(f"outcomes_{name}.csv", start, end, seed)
-        self.make_late_labels()
+        for folder in ("risk_predictions", "risk_labels"):  # filled in step 11
+            (self.dir / "data" / folder).mkdir()
 
     def make_late_labels(self) -> None:
-        """risk_assessment's prediction log (120 days of it) and its outcomes, which are known
-        10 to 70 days after each prediction: three batches, as they would have arrived 40 and
-        20 days ago and today."""
+        """risk_assessment's prediction log and its outcomes, a second standing for a day: 2,400
+        predictions over the last 105 s, each outcome known 10 to 40 s after its prediction. The
+        scores are the probability of a default (P(label | score) holds throughout); in the last
+        35 s the applicants are harder to call (scores nearer 0.5), so accuracy falls from about
+        0.93 to 0.86 without any change in what a score means. Three batches of labels: those
+        known 28 s ago, those known by now, and those of the newest predictions, known only after
+        they matured."""
         rng = np.random.default_rng(3)
-        n, day, now = 3000, 86400.0, time.time()
-        at = np.sort(now - rng.uniform(0, 120 * day, n))
-        labels = rng.integers(0, 2, n)
-        scores = np.clip(np.where(labels == 1, 0.7, 0.3) + rng.normal(0, 0.15, n), 0, 1)
+        n, now = 2400, time.time()
+        self.late_start = now
+        at = np.sort(now - rng.uniform(0, 105, n))
+        harder = at > now - 35
+        scores = np.where(harder, rng.beta(0.3, 0.3, n), rng.beta(0.12, 0.12, n))
+        labels = (rng.random(n) < scores).astype(int)
         predictions = (scores >= 0.5).astype(int)  # the decision is the score's threshold
-        known = at + rng.uniform(10 * day, 70 * day, n)
+        known = at + rng.uniform(10, 40, n)
         ids = np.array([f"ra-{i:05d}" for i in range(n)])
-        (self.dir / "data" / "risk_predictions").mkdir()
-        (self.dir / "data" / "risk_labels").mkdir()
         self.write_csv("risk_predictions/log.csv", {
             "id": ids, "timestamp": np.round(at, 3), "prediction": predictions,
             "score": np.round(scores, 4)})
         self.label_batches = []
-        for start, end in ((-np.inf, now - 40 * day), (now - 40 * day, now - 20 * day),
-                           (now - 20 * day, now)):
+        for start, end in ((-np.inf, now - 28), (now - 28, now), (now, np.inf)):
             rows = (known > start) & (known <= end)
             self.label_batches.append({"id": ids[rows], "label": labels[rows],
                                        "known_at": np.round(known[rows], 3)})
+        self.late_truth = {"before": float(np.mean(predictions[~harder] == labels[~harder]))}
         self.write_csv("risk_labels/batch-1.csv", self.label_batches[0])
 
     def write_csv(self, name: str, columns: dict[str, Any]) -> None:
@@ -184,8 +189,8 @@ class Demo:
                 "predictions": {"path": str(data_dir / "risk_predictions" / "*.csv")},
                 "labels": {"path": str(data_dir / "risk_labels" / "*.csv"),
                            "timestamp_column": "known_at"},
-                "score_column": "score", "maturity": "45d", "window": "60d",
-                "min_coverage": 0.8}},
+                "score_column": "score", "maturity": "45s", "window": "30s",
+                "min_coverage": 0.8}},  # step 11 runs a second to a day
         }
         for name, extra in monitoring.items():  # into each model's own models.d file
             path = self.dir / "config" / "models.d" / f"{name}.yaml"
@@ -335,15 +340,29 @@ class Demo:
         print("Triton now serves: " + ", ".join(served))
         self.cli("webhooks", "list")
 
-        say("Step 11: risk_assessment's outcomes arrive weeks late: coverage climbs, and its "
-            "accuracy counts only once 80 % of the matured predictions have their label")
-        self.show_labels("first batch (the outcomes known 40 days ago)", 0.0)
+        say("Step 11: risk_assessment's outcomes arrive 10 to 40 days late (here a second "
+            "stands for a day; maturity 45 d, window 30 d): coverage climbs, the estimate shows "
+            "a decay before any label of it, and the labels confirm it once they are in")
+        self.make_late_labels()
+        self.show_labels("first batch (the outcomes known 28 days ago)", self.late_start)
         since = time.time()
         self.write_csv("risk_labels/batch-2.csv", self.label_batches[1])
-        self.show_labels("second batch, written to the labels folder", since)
+        self.show_labels("second batch (known by today), written to the labels folder", since)
+        matured = self.late_start + 46
+        print(f"\n(the newest predictions mature in {max(0.0, matured - time.time()):.0f} "
+              f"days: waiting)")
+        time.sleep(max(0.0, matured - time.time()))
         since = time.time()
         self.push_labels(self.label_batches[2])
-        self.show_labels("third batch, pushed over the API", since)
+        quality = self.show_labels("third batch (the newest predictions' outcomes), pushed over "
+                                   "the API", since, confirmed=True)
+        estimation = quality["estimation"]
+        print(f"  the estimate made before their labels, beside what the labels show now: "
+              f"accuracy estimated "
+              f"{estimation['estimated']['accuracy']:.3f}, realized "
+              f"{estimation['realized']['accuracy']:.3f} (error "
+              f"{estimation['error']['accuracy']:+.3f}); before the decay the labels showed "
+              f"{self.late_truth['before']:.3f}")
         print(f"\nState, configuration, data, backups and logs are in {self.dir}")
         if keep:
             pids = " ".join(str(p.pid) for p in self.processes)
@@ -353,11 +372,14 @@ class Demo:
                   + f"; stop them with: kill {pids} {self.triton.process.pid}")
         return 0
 
-    def show_labels(self, what: str, since: float) -> None:
-        """Print the first quality result of a pass that began after ``since``."""
+    def show_labels(self, what: str, since: float, confirmed: bool = False) -> dict[str, Any]:
+        """Print the first quality result of a pass that began after ``since`` (with
+        ``confirmed``: the first with an estimate compared with its labels)."""
         def after() -> dict[str, Any] | None:
             quality = self.api("/api/v1/models/risk_assessment/3").get("latest_quality") or {}
-            return quality if quality.get("at", 0) > since and "labels" in quality else None
+            found = quality.get("at", 0) > since and (quality.get("labels") or {}).get(
+                "labelled")
+            return quality if found and (not confirmed or "estimation" in quality) else None
 
         quality = self.wait(f"the quality pass after the {what}", after)
         labels = quality["labels"]
@@ -366,13 +388,15 @@ class Demo:
                     f"{labels['reason']}")
         print(f"{what}: {labels['labelled']} of {labels['predictions']} matured predictions "
               f"labelled, coverage {labels['coverage']:.0%}, label lag p50 "
-              f"{labels['lag_p50_seconds'] / 86400:.0f} d, p95 "
-              f"{labels['lag_p95_seconds'] / 86400:.0f} d; {accuracy}")
+              f"{labels['lag_p50_seconds']:.0f} d, p95 {labels['lag_p95_seconds']:.0f} d; "
+              f"{accuracy}")
         estimate = quality.get("estimate") or {}
         if estimate.get("accuracy") is not None:
             print(f"  estimated before their labels (CBPE), the {estimate['n']} newest "
                   f"predictions: accuracy {estimate['accuracy']:.3f} "
-                  f"[{estimate['accuracy_lower']:.3f}, {estimate['accuracy_upper']:.3f}]")
+                  f"[{estimate['accuracy_lower']:.3f}, {estimate['accuracy_upper']:.3f}]"
+                  + ("" if estimate.get("trusted") else f" untrusted: {estimate.get('reason')}"))
+        return quality
 
     def push_labels(self, batch: dict[str, Any]) -> None:
         body = "".join(json.dumps({"id": str(i), "label": int(v), "known_at": float(t)}) + "\n"

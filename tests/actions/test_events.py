@@ -73,3 +73,50 @@ def test_drift_detected_at_the_alert_severity(tmp_path: Path) -> None:
         if found:
             assert found[0]["data"]["severity"] == "critical"
             assert found[0]["data"]["worst_features"][0]["feature"] == "x"
+
+
+def test_the_drift_task_reads_only_files_that_changed(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pass whose reference and current files are unchanged reads neither and stores the last
+    result again (unchanged, no second event); a rewritten current file (even with its old
+    modification time put back) is checked afresh; a window of time is always checked."""
+    import os
+
+    import lifecycled.sources.files as files
+    import lifecycled.tasks.drift as drift
+    from lifecycled.store.results import latest_drift
+
+    rng = np.random.default_rng(1)
+    reference = write(tmp_path / "ref.csv", rng.integers(0, 5, 1000))
+    current = write(tmp_path / "cur.csv", rng.integers(5, 10, 1000))  # one digit a row
+    ctx = context(tmp_path / "state", models={"credit_scoring": {"drift": {
+        "reference": reference, "current": current}}})
+    reads: list[str] = []
+    read_sample, digest = drift.read_sample, files.DataFile._digest
+    monkeypatch.setattr(drift, "read_sample", lambda path, **k: reads.append(path) or
+                        read_sample(path, **k))
+    monkeypatch.setattr(files.DataFile, "_digest", lambda self: reads.append(self.uri) or
+                        digest(self))
+    assert drift.run_drift(ctx) == {str(REF): {"severity": "critical"}}
+    assert reference in reads and current in reads
+    reads.clear()
+    drift.run_drift(ctx)
+    assert reads == []  # nothing changed: nothing read
+    (stored,) = latest_drift(ctx.store, REF)
+    assert stored.result["unchanged"] is True and stored.result["severity"] == "critical"
+    assert len([e for e in events(ctx) if e["type"] == "model.drift_detected"]) == 1
+    before = os.stat(current)
+    write(tmp_path / "cur.csv", rng.integers(0, 5, 1000))  # rewritten, same size ...
+    os.utime(current, ns=(before.st_atime_ns, before.st_mtime_ns))  # ... and old time put back
+    assert os.stat(current).st_size == before.st_size
+    assert drift.run_drift(ctx) == {str(REF): {"severity": "low"}}
+    assert reads == [current]
+    (stored,) = latest_drift(ctx.store, REF)
+    assert "unchanged" not in stored.result
+    windowed = context(tmp_path / "windowed", models={"credit_scoring": {"drift": {
+        "reference": reference, "current": current, "timestamp_column": "x",
+        "window": "1d"}}})
+    reads.clear()
+    drift.run_drift(windowed)
+    drift.run_drift(windowed)
+    assert reads.count(current) == 2

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lifecycled.core.concept import accuracy_trend, concept_drift, page_hinkley
 from lifecycled.core.quality import evaluate_quality, roc_auc
 from lifecycled.domain import Severity
@@ -159,3 +161,48 @@ def test_a_single_class_outcome_set_says_what_is_undefined() -> None:
     assert any("recall undefined" in n for n in q.notes)
     assert any("precision undefined" in n for n in q.notes)
     assert q.roc_auc is None
+
+
+@pytest.mark.parametrize("accuracy", [0.65, 0.8, 0.92])
+def test_stable_accuracy_is_rarely_read_as_drift(accuracy: float) -> None:
+    """Outcomes right with a constant probability (no drift): over 300 samples of 600 outcomes,
+    the trend calls it medium or worse in at most 15 % of them (each indicator must be beyond
+    the windows' sampling noise, p < 0.05)."""
+    rng = np.random.default_rng(int(accuracy * 100))
+    flagged = sum(accuracy_trend(rng.random(600) < accuracy).severity != Severity.LOW
+                  for _ in range(300))
+    assert flagged / 300 <= 0.15, flagged / 300
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0.3, 0.99), st.floats(0.3, 0.99))
+def test_the_indicators_p_values_are_scipys_chi_square(seed: int, before: float,
+                                                        after: float) -> None:
+    """The spread's p-value is chi2_contingency's on the right/wrong counts of every window, and
+    the drop's is half of its p-value on the first and second half of the windows (one-sided
+    z-test, z² = chi²) when the second is lower."""
+    from scipy.stats import chi2_contingency
+
+    rng = np.random.default_rng(seed)
+    correct = np.concatenate([rng.random(300) < before, rng.random(300) < after])
+    trend = accuracy_trend(correct)
+    assert trend is not None
+    right = np.array(trend.accuracies) * trend.window_size
+    table = np.array([right, trend.window_size - right])
+    if table.min(axis=1).max() > 0 and table.sum(axis=1).min() > 0:
+        expected = chi2_contingency(table, correction=False).pvalue
+        assert trend.spread_p_value == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    half = trend.windows // 2
+    pair = np.column_stack([table[:, :half].sum(axis=1), table[:, -half:].sum(axis=1)])
+    if trend.drop > 0 and pair.sum(axis=1).min() > 0:
+        expected = chi2_contingency(pair, correction=False).pvalue / 2
+        assert trend.drop_p_value == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_a_ten_point_fall_is_found() -> None:
+    """The first 300 outcomes right 93 % of the time, the next 300 83 %: the drop indicator
+    fires in at least 90 % of 200 samples."""
+    rng = np.random.default_rng(4)
+    found = sum("accuracy_drop" in accuracy_trend(np.concatenate(
+        [rng.random(300) < 0.93, rng.random(300) < 0.83])).indicators for _ in range(200))
+    assert found / 200 >= 0.9, found / 200

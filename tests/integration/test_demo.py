@@ -57,16 +57,26 @@ def test_the_demo_tells_the_whole_story(tmp_path: Path) -> None:
     assert drifts and drifts[-1]["result"]["severity"] in ("medium", "high", "critical")
     qualities = json.loads((backup / "quality_results.json").read_text())
     assert qualities[-1]["result"]["concept"]["severity"] == "high"
-    # 11: risk_assessment's late labels: provisional while too few are in, then judged
+    # 11: risk_assessment's late labels: provisional while too few are in, then judged; the
+    # estimate shows the decay of the newest predictions before their labels, which confirm it
     risk = ModelRef("risk_assessment", "3")
     with store.read() as conn:
         results = [json.loads(r[0]) for r in conn.execute(
             "SELECT result FROM quality_results WHERE name = ? AND version = ? ORDER BY id",
             (risk.name, risk.version))]
+    results = [r for r in results if r["labels"]["labelled"]]
     coverage = [r["labels"]["coverage"] for r in results]
-    assert coverage[0] < 0.8 <= coverage[-1]
+    assert coverage[0] < 0.8 <= max(coverage)
     assert results[0]["labels"]["judged"] is False and results[0].get("accuracy") is None
-    assert results[-1]["labels"]["judged"] is True and 0.8 < results[-1]["accuracy"] < 0.95
+    before = next(r for r in results if r["labels"]["judged"])
+    assert before["accuracy"] > 0.9
+    assert before["estimate"]["trusted"] is True
+    assert before["estimate"]["accuracy_upper"] < before["accuracy"]  # the decay, before labels
+    confirmed = next(r for r in results if "estimation" in r)
+    estimation = confirmed["estimation"]
+    assert estimation["realized"]["accuracy"] < before["accuracy"] - 0.04
+    assert abs(estimation["error"]["accuracy"]) < 0.05
+    assert 0.8 < confirmed["accuracy"] < before["accuracy"]
     sent = {event_body(store, d.event_id)["type"] for d in deliveries(store, state="delivered")}
     assert {"model.update_requested", "model.update_completed"} <= sent
     store.close()

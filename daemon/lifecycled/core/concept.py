@@ -9,10 +9,12 @@ from scipy import stats
 
 from lifecycled.domain import Severity
 
-# Indicator limits of the windowed-accuracy trend.
-SLOPE_LIMIT = -0.01  # accuracy lost per window, with p < 0.05
+# Indicator limits of the windowed-accuracy trend; each also needs p < SIGNIFICANCE, so that the
+# sampling noise of windows of 100 outcomes is never read as drift.
+SLOPE_LIMIT = -0.01  # accuracy lost per window
 CV_LIMIT = 0.1  # coefficient of variation of window accuracies
-DROP_LIMIT = 0.05  # first window's accuracy minus the last's
+DROP_LIMIT = 0.05  # the first half's accuracy minus the second half's (whole windows each)
+SIGNIFICANCE = 0.05
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,8 @@ class AccuracyTrend:
     drop: float
     indicators: tuple[str, ...]
     severity: Severity
+    spread_p_value: float = 1.0  # the windows' accuracies differ by more than chance
+    drop_p_value: float = 1.0  # the second half is below the first by more than chance
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,8 @@ class ConceptDrift:
 
 
 def accuracy_trend(correct: np.ndarray) -> AccuracyTrend | None:
-    """Window = min(100, n // 4); at least 3 windows; slope, CV and first-to-last drop."""
+    """Window = min(100, n // 4); at least 3 windows; slope, CV and the drop from the first half
+    of the windows to the second (the middle window of an odd count in neither)."""
     n = int(correct.size)
     window = min(100, n // 4)
     if window < 1 or n // window < 3:
@@ -57,18 +62,42 @@ def accuracy_trend(correct: np.ndarray) -> AccuracyTrend | None:
     fit = stats.linregress(np.arange(count, dtype=float), accuracies)
     mean = float(accuracies.mean())
     cv = float(accuracies.std() / mean) if mean > 0 else float("inf")
-    drop = float(accuracies[0] - accuracies[-1])
+    half = count // 2
+    first, second = float(accuracies[:half].mean()), float(accuracies[-half:].mean())
+    drop = first - second
     slope = float(fit.slope)
     p_value = float(fit.pvalue) if np.isfinite(fit.pvalue) else 1.0
+    spread_p, drop_p = _spread_p_value(accuracies, window), _drop_p_value(first, second, half * window)
     indicators = tuple(name for name, hit in (
-        ("declining_trend", slope < SLOPE_LIMIT and p_value < 0.05),
-        ("unstable_accuracy", cv > CV_LIMIT),
-        ("accuracy_drop", drop > DROP_LIMIT),
+        ("declining_trend", slope < SLOPE_LIMIT and p_value < SIGNIFICANCE),
+        ("unstable_accuracy", cv > CV_LIMIT and spread_p < SIGNIFICANCE),
+        ("accuracy_drop", drop > DROP_LIMIT and drop_p < SIGNIFICANCE),
     ) if hit)
     severity = (Severity.HIGH if len(indicators) >= 2 else
                 Severity.MEDIUM if indicators else Severity.LOW)
     return AccuracyTrend(count, window, tuple(float(a) for a in accuracies), slope, p_value, cv,
-                         drop, indicators, severity)
+                         drop, indicators, severity, spread_p, drop_p)
+
+
+def _spread_p_value(accuracies: np.ndarray, window: int) -> float:
+    """Pearson's chi-square test that every window has the same accuracy (the 2 x windows table
+    of right and wrong counts, as ``scipy.stats.chi2_contingency`` without continuity
+    correction): the chance of a spread this wide from noise alone."""
+    pooled = float(accuracies.mean())
+    if pooled in (0.0, 1.0):
+        return 1.0
+    statistic = float(np.sum(window * (accuracies - pooled) ** 2) / (pooled * (1 - pooled)))
+    return float(stats.chi2.sf(statistic, accuracies.size - 1))
+
+
+def _drop_p_value(first: float, second: float, size: int) -> float:
+    """One-sided two-proportion z-test that the second half's accuracy is below the first's
+    (``size`` outcomes each)."""
+    pooled = (first + second) / 2
+    if pooled in (0.0, 1.0):
+        return 1.0
+    z = (first - second) / np.sqrt(pooled * (1 - pooled) * 2 / size)
+    return float(stats.norm.sf(z))
 
 
 def page_hinkley(errors: np.ndarray, *, delta: float = 0.005, threshold: float = 50.0
@@ -111,7 +140,8 @@ def concept_to_json(result: ConceptDrift) -> dict[str, object]:
             "windows": trend.windows, "window_size": trend.window_size,
             "accuracies": list(trend.accuracies), "slope": trend.slope,
             "p_value": trend.p_value, "coefficient_of_variation": trend.coefficient_of_variation,
-            "drop": trend.drop, "indicators": list(trend.indicators),
+            "drop": trend.drop, "spread_p_value": trend.spread_p_value,
+            "drop_p_value": trend.drop_p_value, "indicators": list(trend.indicators),
             "severity": trend.severity.label,
         },
         "page_hinkley": None if ph is None else {

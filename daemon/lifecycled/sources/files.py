@@ -31,6 +31,8 @@ REMOTE_SCHEMES = ("s3", "gs", "gcs", "hdfs", "viewfs")
 S3_OPTIONS = {"region", "scheme", "endpoint_override", "force_virtual_addressing"}
 SECRET_OPTIONS = {"access_key", "secret_key", "session_token", "password"}
 _WILDCARD = re.compile(r"[*?\[]")
+_MEMO_LIMIT = 10_000  # local files whose hash is remembered (by their signature)
+_fingerprints: dict[str, tuple[str, str]] = {}  # local path -> (signature, hash)
 
 
 @dataclass(frozen=True)
@@ -69,9 +71,33 @@ class DataFile:
             raise FileNotFoundError(self.uri)
         return f"{info.size}:{info.mtime_ns}"
 
+    def signature(self) -> str | None:
+        """What changes whenever a local file's bytes may have: device, inode, size, and the
+        modification and change times in nanoseconds (the change time cannot be set back, as
+        ``touch -d`` or ``rsync -t`` set the modification time). None for a file behind a URL:
+        an object store's times have a resolution of a second."""
+        if not self.local:
+            return None
+        info = os.stat(self.path)
+        return (f"{info.st_dev}:{info.st_ino}:{info.st_size}:{info.st_mtime_ns}:"
+                f"{info.st_ctime_ns}")
+
     def fingerprint(self) -> str:
-        """The hash of the file's bytes (an object store's modification time has a resolution of
-        a second: it would miss a rewrite of the same size within it)."""
+        """The hash of the file's bytes; for a local file remembered while its ``signature``
+        holds, so a pass over hundreds of unchanged references does not read them all."""
+        signature = self.signature()
+        if signature is not None:
+            known = _fingerprints.get(self.path)
+            if known is not None and known[0] == signature:
+                return known[1]
+        found = self._digest()
+        if signature is not None:
+            if len(_fingerprints) >= _MEMO_LIMIT:
+                _fingerprints.clear()
+            _fingerprints[self.path] = (signature, found)
+        return found
+
+    def _digest(self) -> str:
         digest = hashlib.sha256()
         with self.fs.open_input_stream(self.path) as stream:
             for block in iter(lambda: stream.read(1 << 20), b""):

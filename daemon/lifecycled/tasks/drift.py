@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ from lifecycled.errors import InputError
 from lifecycled.sources.files import DEFAULT_TIMEOUT, expand
 from lifecycled.sources.profiles import PROFILE_DIR, cached_profile
 from lifecycled.sources.samples import read_sample, select
-from lifecycled.store.results import add_drift_result
+from lifecycled.store.results import add_drift_result, latest_drift
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
@@ -68,9 +70,26 @@ def check_drift(inputs: DriftInputs, settings: DriftPolicy, *, cache_dir: Path |
                       cached)
 
 
-def run_model_drift(ctx: Context, ref: ModelRef, *, now: float,
-                    progress: Progress | None = None) -> tuple[DriftCheck, dict[str, Any]]:
-    """Run the configured drift check of ``ref`` and store its result."""
+def inputs_key(inputs: DriftInputs, settings: DriftPolicy) -> str | None:
+    """What a check's result depends on: the reference's content, the current files' local
+    signatures, the columns and the policy. None when it also depends on the time (a window) or
+    on files behind a URL, whose changes only their bytes tell."""
+    if inputs.window is not None:
+        return None
+    current = [f.signature() for f in expand(inputs.current, timeout=inputs.timeout)]
+    if any(c is None for c in current):
+        return None
+    reference = [f.fingerprint() for f in expand(inputs.reference, timeout=inputs.timeout)]
+    return hashlib.sha256(json.dumps([repr(inputs), repr(settings), reference, current])
+                          .encode()).hexdigest()
+
+
+def run_model_drift(ctx: Context, ref: ModelRef, *, now: float, progress: Progress | None = None,
+                    reuse_unchanged: bool = False) -> tuple[DriftCheck | None, dict[str, Any]]:
+    """Run the configured drift check of ``ref`` and store its result. With
+    ``reuse_unchanged``, when nothing the last check depended on has changed (``inputs_key``),
+    its result is stored again for this pass (``unchanged: true``, no event sent again) and no
+    file is read: the check would give the same answer. The check is then None."""
     ctx.store.get(ref)
     config = ctx.settings.drift_config(ref.name)
     if not config.reference or not config.current:
@@ -82,9 +101,18 @@ def run_model_drift(ctx: Context, ref: ModelRef, *, now: float,
                          newest_rows=config.newest_rows, exclude=config.exclude or (),
                          timeout=ctx.settings.sources.files.timeout)
     settings = ctx.settings.drift_policy(ref.name)
+    key = inputs_key(inputs, settings) if reuse_unchanged else None
+    if key is not None:
+        last = latest_drift(ctx.store, ref)
+        if last and last[0].result.get("inputs_key") == key:
+            record = {**last[0].result, "checked_at": now, "unchanged": True}
+            add_drift_result(ctx.store, ref, record, now=now)
+            return None, record
     check = check_drift(inputs, settings, cache_dir=ctx.state_dir / PROFILE_DIR,
                         now=now, progress=progress)
     record = check_to_json(check, now=now)
+    if key is not None:
+        record["inputs_key"] = key
     events = []
     if check.result.severity >= settings.alert_severity:
         worst = sorted((f for f in record["features"] if f["judged"]),
@@ -113,7 +141,7 @@ def run_drift(ctx: Context) -> dict[str, Any]:
            and ctx.settings.models[ref.name].drift.reference]
     for ref in ctx.share("drift", due, hold=0.9 * ctx.settings.schedule.drift):
         with ctx.source(f"samples:{ref.name}") as call:
-            _, record = run_model_drift(ctx, ref, now=now)
+            _, record = run_model_drift(ctx, ref, now=now, reuse_unchanged=True)
         done[str(ref)] = {"error": call.error} if call.failed else {"severity": record["severity"]}
     return done
 
