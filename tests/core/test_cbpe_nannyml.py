@@ -1,6 +1,7 @@
 """Our CBPE beside NannyML's on the same data: a binary model whose raw score is not a
 probability (P(positive | score) = score²), a labelled reference and ten windows of shifting
-scores. Both estimate the same metrics from the scores alone; they must agree.
+scores. Both estimate the same metrics from the scores alone; they must agree (last run with
+NannyML 0.13.1: accuracy, precision, recall and F1 equal to 2e-16, ROC AUC within 0.0003).
 
 NannyML is a test-only comparison and heavy (LightGBM, FLAML, plotly and more): it is not among
 the test dependencies, so this test is skipped unless it is installed (``pip install nannyml``).
@@ -19,6 +20,7 @@ pd = pytest.importorskip("pandas")
 WINDOW = 1000
 
 
+@pytest.mark.filterwarnings("ignore")  # NannyML's own deprecation warnings under newer pandas
 def test_our_estimate_agrees_with_nannyml_cbpe() -> None:
     rng = np.random.default_rng(11)
     reference = rng.uniform(0, 1, 5000)
@@ -46,4 +48,7 @@ def test_our_estimate_agrees_with_nannyml_cbpe() -> None:
             differences[metric].append(abs(ours[metric] - value))
     worst = {metric: max(values) for metric, values in differences.items()}
     print(f"\nlargest difference from NannyML's CBPE over 10 windows: {worst}")
-    assert max(worst.values()) < 0.02, worst
+    # the expected confusion matrix is the same computation: equal to rounding; ROC AUC is
+    # estimated by each in its own way
+    assert max(worst[m] for m in ("accuracy", "precision", "recall", "f1")) < 1e-9, worst
+    assert worst["roc_auc"] < 0.002, worst

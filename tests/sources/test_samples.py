@@ -163,3 +163,28 @@ def test_the_drift_command_reports_a_deep_jsonl_file_in_one_line(tmp_path: Path)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_cached_profile_is_mapped_from_its_file_and_a_truncated_one_is_rebuilt(
+        tmp_path: Path) -> None:
+    """Loading maps the arrays from the file (read-only, no copy), equal to what ``np.load``
+    reads; a cache file cut short is rebuilt, not an error."""
+    rng = np.random.default_rng(3)
+    profile = build_profile({"x": rng.normal(0, 1, 2000),
+                             "c": np.array(["a", "b", "c", "d"] * 500, dtype=object)})
+    path = tmp_path / "p.npz"
+    save_profile(profile, path)
+    loaded = load_profile(path)
+    values = loaded.features["x"].sorted_values  # type: ignore[union-attr]
+    assert isinstance(values.base, np.memmap) and not values.flags.writeable
+    with np.load(path) as data:
+        assert np.array_equal(data["0_values"], values)
+    assert loaded.features["c"].categories == ("a", "b", "c", "d")  # type: ignore[union-attr]
+    ref_file = write_csv(tmp_path / "ref.csv", "x", [str(v) for v in rng.normal(0, 1, 300)])
+    cached_profile(tmp_path / "cache", expand(str(ref_file)), 10, [], lambda: profile)
+    (cached,) = (tmp_path / "cache").glob("*.npz")
+    cached.write_bytes(cached.read_bytes()[: cached.stat().st_size // 2])
+    rebuilt: list[int] = []
+    _, hit = cached_profile(tmp_path / "cache", expand(str(ref_file)), 10, [],
+                            lambda: rebuilt.append(1) or profile)  # type: ignore[arg-type,func-returns-value]
+    assert (hit, rebuilt) == (False, [1])

@@ -60,10 +60,12 @@ class World:
         write(self.folder / "labels" / name, ["id", "label", "labelled_at"],
               [[f"p{i}", self.truth[i], self.at[i] + self.lag[i]] for i in rows])
 
-    def context(self, tmp_path: Path, **quality: Any) -> Context:
+    def context(self, tmp_path: Path, drift: dict[str, Any] | None = None,
+                **quality: Any) -> Context:
         settings = parse_settings({
             "schedule": {"quality": "1h"},
-            "models": {REF.name: {"thresholds": {"min_accuracy": 0.99}, "quality": {
+            "models": {REF.name: {"drift": drift or {}, "thresholds": {"min_accuracy": 0.99},
+                                  "quality": {
                 "predictions": {"path": str(self.folder / "predictions" / "*.csv")},
                 "labels": {"path": str(self.folder / "labels" / "*.csv"),
                            "timestamp_column": "labelled_at"},
@@ -382,3 +384,32 @@ def test_with_use_estimate_the_thresholds_and_triggers_judge_the_estimate_and_sa
     (trigger,) = [t for t in _triggers(ctx, REF, {"min_accuracy": 0.99}, record.registered_at,
                                        None, NOW) if t.type == "performance_degradation"]
     assert trigger.detail["accuracy_estimated"] is True
+
+
+def test_the_prediction_log_feeds_data_drift(tmp_path: Path) -> None:
+    """A model with a prediction log and only a drift reference: drift judges the log's feature
+    columns (not its id, prediction or score) over the last drift window by the log's time;
+    rows older than the window, however different, count for nothing."""
+    from lifecycled.store.results import latest_drift
+    from lifecycled.tasks.drift import run_drift
+
+    world = World(tmp_path)
+    rng = np.random.default_rng(4)
+    write(tmp_path / "reference.csv", ["income", "age"],
+          [[rng.normal(50, 10), rng.normal(40, 10)] for _ in range(2000)])
+    rows = []
+    for i in range(world.n):
+        recent = world.at[i] > NOW - 7 * DAY
+        income = rng.normal(80 if recent else 50, 10)  # income shifted in the last week only
+        rows.append([f"p{i}", world.at[i], world.predicted[i], world.score[i], income,
+                     rng.normal(40, 10) + (0 if recent else 100)])  # age: old rows way off
+    write(world.folder / "predictions" / "log.csv",
+          ["id", "timestamp", "prediction", "score", "income", "age"], rows)
+    ctx = world.context(tmp_path, drift={"reference": str(tmp_path / "reference.csv"),
+                                         "window": "7d"})
+    assert run_drift(ctx) == {str(REF): {"severity": "critical"}}
+    (stored,) = latest_drift(ctx.store, REF)
+    features = {f["feature"]: f for f in stored.result["features"]}
+    assert set(features) == {"income", "age"}
+    assert features["income"]["severity"] == "critical" and features["age"]["severity"] == "low"
+    assert stored.result["current_rows"] == int(np.sum(world.at > NOW - 7 * DAY))

@@ -8,10 +8,12 @@ import json
 import logging
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.lib.format as npformat
 import pyarrow as pa
 
 from lifecycled.core.ecdf import Grid
@@ -67,20 +69,64 @@ def save_profile(profile: ReferenceProfile, path: Path) -> None:
         raise
 
 
+def _mapped(path: Path) -> dict[str, np.ndarray] | None:
+    """The arrays of an uncompressed ``.npz`` (what ``save_profile`` writes) mapped from the
+    file, read-only, instead of copied: a check touches the pages it needs, and a pass over
+    hundreds of models does not copy every profile's megabytes first. None when the file holds
+    anything else (a compressed member, an object array): then ``np.load`` reads it."""
+    found: dict[str, np.ndarray] = {}
+    with zipfile.ZipFile(path) as archive, path.open("rb") as handle:
+        for info in archive.infolist():
+            if info.compress_type != zipfile.ZIP_STORED or not info.filename.endswith(".npy"):
+                return None
+            handle.seek(info.header_offset)
+            local = handle.read(30)  # the local file header: its name and extra field follow
+            if local[:4] != b"PK\x03\x04":
+                return None
+            handle.seek(info.header_offset + 30 + int.from_bytes(local[26:28], "little")
+                        + int.from_bytes(local[28:30], "little"))
+            version = npformat.read_magic(handle)
+            shape, fortran, dtype = (npformat.read_array_header_1_0(handle) if version == (1, 0)
+                                     else npformat.read_array_header_2_0(handle))
+            if dtype.hasobject:
+                return None
+            name = info.filename[:-4]
+            if not shape or not int(np.prod(shape)):  # a scalar (the metadata) or empty: read
+                found[name] = np.frombuffer(handle.read(dtype.itemsize), dtype).reshape(()) \
+                    if shape == () else np.zeros(shape, dtype)
+                continue
+            found[name] = np.memmap(path, dtype=dtype, mode="r", offset=handle.tell(),
+                                    shape=shape, order="F" if fortran else "C").view(np.ndarray)
+    return found
+
+
 def load_profile(path: Path) -> ReferenceProfile:
-    """Read a profile written by ``save_profile``."""
-    with np.load(path, allow_pickle=False) as data:
-        meta = json.loads(str(data["meta"]))
-        features: dict[str, Profile] = {}
-        for i, item in enumerate(meta["features"]):
-            if item["kind"] == "numeric":
-                features[item["name"]] = NumericProfile(
-                    data[f"{i}_values"], data[f"{i}_edges"], data[f"{i}_counts"], item["rows"],
-                    item["missing"], _grid(item["grid"], data[f"{i}_grid"]))
-            else:
-                features[item["name"]] = CategoricalProfile(
-                    tuple(str(c) for c in data[f"{i}_categories"]), data[f"{i}_counts"],
-                    item["rows"], item["missing"])
+    """Read a profile written by ``save_profile`` (mapped from the file, ``_mapped``)."""
+    try:
+        mapped = _mapped(path)
+    except (OSError, ValueError, zipfile.BadZipFile):
+        mapped = None
+    if mapped is not None:
+        return _profile(mapped)
+    try:
+        with path.open("rb") as handle, np.load(handle, allow_pickle=False) as data:
+            return _profile({name: data[name] for name in data.files})
+    except zipfile.BadZipFile as exc:  # cut short or overwritten: the caller rebuilds it
+        raise ValueError(f"{path}: {exc}") from exc
+
+
+def _profile(data: dict[str, np.ndarray]) -> ReferenceProfile:
+    meta = json.loads(str(data["meta"]))
+    features: dict[str, Profile] = {}
+    for i, item in enumerate(meta["features"]):
+        if item["kind"] == "numeric":
+            features[item["name"]] = NumericProfile(
+                data[f"{i}_values"], data[f"{i}_edges"], data[f"{i}_counts"], item["rows"],
+                item["missing"], _grid(item["grid"], data[f"{i}_grid"]))
+        else:
+            features[item["name"]] = CategoricalProfile(
+                tuple(str(c) for c in data[f"{i}_categories"]), data[f"{i}_counts"],
+                item["rows"], item["missing"])
     return ReferenceProfile(features, int(meta["bins"]))
 
 

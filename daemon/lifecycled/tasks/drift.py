@@ -70,6 +70,35 @@ def check_drift(inputs: DriftInputs, settings: DriftPolicy, *, cache_dir: Path |
                       cached)
 
 
+def drift_inputs(ctx: Context, ref: ModelRef) -> DriftInputs:
+    """The configured check of ``ref`` (``{version}`` in a path is its version). Without a
+    ``current``, a model with a prediction log (``quality.predictions``) is checked on it: the
+    rows of the last ``drift.window`` (else ``quality.window``) by the log's timestamp, every
+    column but the id, version, prediction and score columns."""
+    config = ctx.settings.drift_config(ref.name)
+    quality = ctx.settings.model_settings(ref.name).quality
+    log_file = quality.predictions
+    if not config.reference or not (config.current or log_file):
+        raise InputError(f"{ref}: no drift check configured (set models.{ref.name}.drift.reference "
+                         "and .current, or give the model a prediction log: "
+                         "quality.predictions)")
+    current, timestamp, window = config.current, config.timestamp_column, config.window
+    exclude = list(config.exclude or ())
+    if not current and log_file is not None:
+        current, timestamp = log_file.path, log_file.timestamp_column
+        window = window or quality.window
+        exclude += [c for c in (log_file.id_column, log_file.version_column,
+                                quality.prediction_column, quality.score_column,
+                                *quality.score_columns.values()) if c]
+    assert current is not None
+    return DriftInputs(reference=config.reference.replace("{version}", ref.version),
+                       current=current.replace("{version}", ref.version),
+                       features=config.features, categorical=config.categorical or (),
+                       timestamp_column=timestamp, window=window,
+                       newest_rows=config.newest_rows, exclude=tuple(exclude),
+                       timeout=ctx.settings.sources.files.timeout)
+
+
 def inputs_key(inputs: DriftInputs, settings: DriftPolicy) -> str | None:
     """What a check's result depends on: the reference's content, the current files' local
     signatures, the columns and the policy. None when it also depends on the time (a window) or
@@ -91,15 +120,7 @@ def run_model_drift(ctx: Context, ref: ModelRef, *, now: float, progress: Progre
     its result is stored again for this pass (``unchanged: true``, no event sent again) and no
     file is read: the check would give the same answer. The check is then None."""
     ctx.store.get(ref)
-    config = ctx.settings.drift_config(ref.name)
-    if not config.reference or not config.current:
-        raise InputError(f"{ref}: no drift check configured (set models.{ref.name}.drift.reference "
-                         "and .current)")
-    inputs = DriftInputs(reference=config.reference, current=config.current,
-                         features=config.features, categorical=config.categorical or (),
-                         timestamp_column=config.timestamp_column, window=config.window,
-                         newest_rows=config.newest_rows, exclude=config.exclude or (),
-                         timeout=ctx.settings.sources.files.timeout)
+    inputs = drift_inputs(ctx, ref)
     settings = ctx.settings.drift_policy(ref.name)
     key = inputs_key(inputs, settings) if reuse_unchanged else None
     if key is not None:
