@@ -147,3 +147,73 @@ def _wait_until_up(server: Postgres, timeout: float) -> None:
                 log = (folder / "server.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"PostgreSQL did not start: {log}") from None
             time.sleep(0.1)
+
+
+@dataclass
+class PgBouncer:
+    """A PgBouncer in transaction pooling mode in front of ``server``: ``url(db)`` reaches the
+    server's database ``db`` through it, with the server's password."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    folder: Path
+
+    def url(self, database: str) -> str:
+        return f"postgresql://{USER}@127.0.0.1:{self.port}/{database}"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+
+def pgbouncer_bin() -> str:
+    found = shutil.which("pgbouncer", path="/usr/sbin:/usr/bin:/sbin:/bin")
+    if not found:
+        raise FileNotFoundError("no pgbouncer: install Debian's pgbouncer (apt-get install "
+                                "pgbouncer) or run `make system`")
+    return found
+
+
+def start_pgbouncer(server: Postgres, database: str, *, pool_size: int = 2,
+                    timeout: float = 30.0) -> PgBouncer:
+    """Debian's pgbouncer, transaction pooling (``pool_size`` server connections shared by every
+    client, a new one at each transaction), on a free port on 127.0.0.1; returns once it lets a
+    query through. As root it runs as the ``postgres`` user, as the server does."""
+    port = _free_port()
+    folder = server.folder / f"pgbouncer-{port}"
+    folder.mkdir()
+    (folder / "users.txt").write_text(f'"{USER}" "{server.password}"\n')
+    (folder / "pgbouncer.ini").write_text(
+        f"[databases]\n{database} = host=127.0.0.1 port={server.port} dbname={database}\n"
+        f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+        f"auth_type = scram-sha-256\nauth_file = {folder / 'users.txt'}\n"
+        f"pool_mode = transaction\ndefault_pool_size = {pool_size}\nmax_client_conn = 200\n"
+        f"logfile = {folder / 'pgbouncer.log'}\n")
+    if os.geteuid() == 0:
+        entry = pwd.getpwnam("postgres")
+        for path in (folder, folder / "users.txt", folder / "pgbouncer.ini"):
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+    (folder / "users.txt").chmod(0o600)
+    process = subprocess.Popen(_as_server_user([pgbouncer_bin(), str(folder / "pgbouncer.ini")]),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    bouncer = PgBouncer(process, port, folder)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            import psycopg
+
+            with psycopg.connect(bouncer.url(database), password=server.password,
+                                 autocommit=True, connect_timeout=2) as conn:
+                conn.execute("SELECT 1")
+            return bouncer
+        except Exception:
+            if process.poll() is not None or time.monotonic() > deadline:
+                bouncer.stop()
+                log = folder / "pgbouncer.log"
+                text = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                raise RuntimeError(f"pgbouncer did not start: {text}") from None
+            time.sleep(0.1)

@@ -5,7 +5,8 @@
 # (README "Running under systemd": a venv under /opt/lifecycled), chromium, the headless
 # browser the HTML drift report is tested in, and openssl, which makes the listener's test
 # certificate, and postgresql, the server the state store tests and the replica tests run on
-# (started by the tests themselves, in a temporary folder).
+# (started by the tests themselves, in a temporary folder), and pgbouncer, which a store test
+# puts in front of it.
 set -euo pipefail
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
@@ -16,6 +17,7 @@ command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+[ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null 2>&1 || need+=(pgbouncer)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
@@ -27,6 +29,6 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${need[@]}"
 # The Debian packages start their services; the tests start their own instances on free ports.
-for svc in prometheus prometheus-alertmanager prometheus-node-exporter postgresql; do
+for svc in prometheus prometheus-alertmanager prometheus-node-exporter postgresql pgbouncer; do
   if command -v systemctl >/dev/null 2>&1; then systemctl stop "$svc" >/dev/null 2>&1 || true; fi
 done
