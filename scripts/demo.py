@@ -143,7 +143,7 @@ class Demo:
             rows = (known > start) & (known <= end)
             self.label_batches.append({"id": ids[rows], "label": labels[rows],
                                        "known_at": np.round(known[rows], 3)})
-        self.late_truth = {"before": float(np.mean(predictions[~harder] == labels[~harder]))}
+        self.accuracy_before = float(np.mean(predictions[~harder] == labels[~harder]))
         self.write_csv("risk_labels/batch-1.csv", self.label_batches[0])
 
     def write_csv(self, name: str, columns: dict[str, Any]) -> None:
@@ -362,7 +362,7 @@ class Demo:
               f"{estimation['estimated']['accuracy']:.3f}, realized "
               f"{estimation['realized']['accuracy']:.3f} (error "
               f"{estimation['error']['accuracy']:+.3f}); before the decay the labels showed "
-              f"{self.late_truth['before']:.3f}")
+              f"{self.accuracy_before:.3f}")
         print(f"\nState, configuration, data, backups and logs are in {self.dir}")
         if keep:
             pids = " ".join(str(p.pid) for p in self.processes)

@@ -292,3 +292,37 @@ def test_the_listener_dies_with_a_killed_daemon_and_frees_its_port(tmp_path: Pat
               for pid in children):
         assert time.monotonic() < deadline, "the listener outlived the daemon"
         time.sleep(0.05)
+
+
+def test_a_killed_renderer_is_started_again_with_its_listener(tmp_path: Path) -> None:
+    """kill -9 of the /metrics renderer: the next render finds it gone, its listener exits, and
+    the daemon starts both again; /metrics answers 200 from a new renderer."""
+    import os
+    import signal as signals
+
+    from lifecycled.listener import ListenerProcess
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    store = open_store(url, tmp_path)
+    server = ListenerProcess(http.Api(store, CollectorRegistry(), lambda: (True, {})),
+                             "127.0.0.1", 0, state_url=url, base_dir=tmp_path)
+    server.start()
+    try:
+        metrics = f"http://127.0.0.1:{server.port}/metrics"
+        assert requests.get(metrics, timeout=30).status_code == 200
+        first = server._renderer.pid
+        os.kill(first, signals.SIGKILL)
+        server.invalidate()  # the next scrape asks for a render
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                answered = requests.get(metrics, timeout=10).status_code == 200
+            except requests.RequestException:  # the listener exiting under the scrape
+                answered = False
+            if answered and server._renderer.pid != first and server.alive():
+                break
+            assert time.monotonic() < deadline, "the renderer was not started again"
+            time.sleep(0.05)
+    finally:
+        server.stop()
+        store.close()
