@@ -106,8 +106,10 @@ class Demo:
                      "channel": rng.choice(["branch", "web", "mobile"], n_ref, p=[.3, .4, .3])}
         current = {"income": rng.lognormal(10.5, 0.5, n_cur) * 1.35,  # injected drift
                    "debt_ratio": rng.beta(2, 5, n_cur), "age": rng.normal(42, 12, n_cur),
-                   "utilization": np.clip(rng.beta(2, 3, n_cur) * 1.2 + 0.1, 0, 1),
+                   "utilization": rng.beta(2, 3, n_cur),
                    "channel": rng.choice(["branch", "web", "mobile"], n_cur, p=[.15, .35, .5])}
+        mobile = current["channel"] == "mobile"  # utilization drifted in the mobile app only
+        current["utilization"][mobile] = np.clip(current["utilization"][mobile] * 1.2 + 0.1, 0, 1)
         self.write_csv("credit_reference.csv", reference)
         self.write_csv("credit_current.csv", current)
         # outcomes: credit_scoring v1 decays from 92 % to 62 % (concept drift); fraud holds
@@ -180,6 +182,7 @@ class Demo:
             "credit_scoring": {"drift": {"reference": str(data_dir / "credit_reference.csv"),
                                          "current": str(data_dir / "credit_current.csv"),
                                          "alert_severity": "high"},
+                               "segment_by": ["channel"],  # drift per channel too
                                "quality": {"outcomes": str(data_dir / "outcomes_credit_scoring_"
                                                                       "{version}.csv"),
                                            "score_column": "score"}},
@@ -306,7 +309,8 @@ class Demo:
         for model in ("credit_scoring:1", "fraud_detection:2", "risk_assessment:3"):
             self.print_performance(model)
 
-        say("Step 6: data drift injected into credit_scoring's features; concept drift")
+        say("Step 6: data drift injected into credit_scoring's features (utilization in the "
+            "mobile channel only: see the segments); concept drift")
         report = self.dir / "drift-report-credit_scoring-1.html"
         self.cli("drift", "--model", "credit_scoring:1", "--html", str(report))
         self.cli("quality", "--outcomes", str(self.dir / "data" /

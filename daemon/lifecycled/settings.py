@@ -386,6 +386,20 @@ class ModelSettings(_Section):
     thresholds: ThresholdSettings = ThresholdSettings()
     drift: DriftSettings = DriftSettings()
     quality: QualitySettings = QualitySettings()
+    # drift, quality, coverage and the estimate also per value of each of these columns (of the
+    # samples and the prediction log): the segment_top most frequent values, the rest as "other"
+    segment_by: tuple[str, ...] = ()
+    segment_top: int = Field(default=10, ge=1, le=100)
+
+    @field_validator("segment_by")
+    @classmethod
+    def _distinct(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        repeated = sorted({c for c in value if value.count(c) > 1})
+        if repeated:
+            raise ValueError(f"a column is named twice: {', '.join(repeated)}")
+        if any(not c for c in value):
+            raise ValueError("a column name is empty")
+        return value
 
 
 _UNCONFIGURED = ModelSettings()

@@ -80,7 +80,14 @@ def fixed_store(tmp_path: Path) -> Store:
                                                                      dtype=object),
                "constant": np.full(500, 1.0)}
     result = compare(build_profile(reference), current, DriftPolicy())
-    add_drift_result(store, credit, {**result_to_json(result), "current_rows": 500}, now=T0 + 400)
+    segments = [{"segment": "channel=web", "column": "channel", "value": "web",
+                 "current_rows": 300, "reference_rows": 250, "severity": "high",
+                 "drifted_share": 0.5},
+                {"segment": "channel=other", "column": "channel", "value": "other",
+                 "current_rows": 3, "reference_rows": 0, "severity": "unknown",
+                 "drifted_share": None}]
+    add_drift_result(store, credit, {**result_to_json(result), "current_rows": 500,
+                                     "segments": segments}, now=T0 + 400)
     add_quality_result(store, credit, {"samples": 1000, "accuracy": 0.8, "precision": 0.75,
                                        "recall": 0.7, "f1": 0.72, "roc_auc": 0.81,
                                        "concept": {"severity": "medium"}}, now=T0 + 300)
@@ -99,7 +106,17 @@ def fixed_store(tmp_path: Path) -> Store:
                                       "estimate": {"n": 2, "trusted": True, "accuracy": 0.7,
                                                    "accuracy_lower": 0.6,
                                                    "accuracy_upper": 0.8},
-                                      "estimation": {"error": {"accuracy": -0.05}}},
+                                      "estimation": {"error": {"accuracy": -0.05}},
+                                      "segments": [
+                                          {"segment": "region=eu", "predictions": 3,
+                                           "labelled": 2, "coverage": 2 / 3, "judged": False,
+                                           "estimate": {"trusted": False, "reason": "few"}},
+                                          {"segment": "region=other", "predictions": 1,
+                                           "labelled": 1, "coverage": 1.0, "judged": True,
+                                           "accuracy": 1.0, "roc_auc": None,
+                                           "estimate": {"trusted": True, "accuracy": 0.9,
+                                                        "accuracy_lower": 0.8,
+                                                        "accuracy_upper": 1.0}}]},
                        now=T0 + 300)
     store.subscriptions = {"ci": ("model.update_requested",)}
     with store.write() as conn:

@@ -25,14 +25,16 @@ def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 120.0) ->
 
 
 def write_outcomes(path: Path, accuracy: float, n: int = 400) -> None:
-    """A labelled-outcomes CSV (prediction, label) whose accuracy is exactly ``accuracy``."""
+    """A labelled-outcomes CSV (prediction, label, channel) whose accuracy is exactly
+    ``accuracy``, in each channel (web, app) as a whole."""
     import csv
 
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["prediction", "label"])
+        writer.writerow(["prediction", "label", "channel"])
         correct = int(n * accuracy)
-        writer.writerows([[1, 1]] * correct + [[1, 0]] * (n - correct))
+        rows = [[1, 1]] * correct + [[1, 0]] * (n - correct)
+        writer.writerows([[*row, "web" if i % 2 else "app"] for i, row in enumerate(rows)])
 
 
 @pytest.fixture

@@ -34,8 +34,9 @@ def sample(path: Path, shift: float) -> str:
     rng = np.random.default_rng(int(shift * 10))
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["x"])
-        writer.writerows([[v] for v in rng.normal(shift, 1, 500)])
+        writer.writerow(["x", "channel"])
+        writer.writerows([[v, "web" if i % 2 else "app"]
+                          for i, v in enumerate(rng.normal(shift, 1, 500))])
     return str(path)
 
 
@@ -71,6 +72,7 @@ def test_breach_alerts_route_to_slack_and_email_and_resolve(
                                models={"credit_scoring": {
                                    "owner_team": "risk_ml", "business_domain": "credit_risk",
                                    "quality": {"outcomes": str(quality)},
+                                   "segment_by": ["channel"],
                                    "drift": {"reference": sample(tmp_path / "r.csv", 0.0),
                                              "current": sample(tmp_path / "c.csv", 1.5)}},
                                        "fraud_detection": {"owner_team": "fraud_ml",

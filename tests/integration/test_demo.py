@@ -55,6 +55,12 @@ def test_the_demo_tells_the_whole_story(tmp_path: Path) -> None:
     # 6 (from the backup, since retirement pruned v1's results): drift and concept drift found
     drifts = json.loads((backup / "drift_results.json").read_text())
     assert drifts and drifts[-1]["result"]["severity"] in ("medium", "high", "critical")
+    # ... and per channel: utilization drifted in the mobile channel only
+    segments = {s["segment"]: {f["feature"]: f["severity"] for f in s["worst_features"]}
+                for s in drifts[-1]["result"]["segments"]}
+    assert segments["channel=mobile"]["utilization"] in ("high", "critical")
+    assert segments["channel=branch"].get("utilization", "low") == "low"
+    assert segments["channel=web"].get("utilization", "low") == "low"
     qualities = json.loads((backup / "quality_results.json").read_text())
     assert qualities[-1]["result"]["concept"]["severity"] == "high"
     # 11: risk_assessment's late labels: provisional while too few are in, then judged; the

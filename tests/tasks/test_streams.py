@@ -120,13 +120,13 @@ def test_each_pass_reads_only_new_files_and_a_resent_batch_changes_nothing(
     world.labels("batch1.csv", first[::2])
     ctx = world.context(tmp_path, min_coverage=0.1)
     from lifecycled.tasks.streams import ingest
-    quality = ctx.settings.models[REF.name].quality
-    assert ingest(ctx, REF, quality, NOW) == {"predictions": 1000, "labels": 500}
-    assert ingest(ctx, REF, quality, NOW) == {"predictions": 0, "labels": 0}  # nothing new
+    model = ctx.settings.models[REF.name]
+    assert ingest(ctx, REF, model, NOW) == {"predictions": 1000, "labels": 500}
+    assert ingest(ctx, REF, model, NOW) == {"predictions": 0, "labels": 0}  # nothing new
     world.predictions("day1-again.csv", first)  # the same batch sent twice: same ids
     world.labels("batch1-again.csv", first[::2])
     world.labels("batch2.csv", first[1::2][:100])
-    assert ingest(ctx, REF, quality, NOW) == {"predictions": 0, "labels": 100}
+    assert ingest(ctx, REF, model, NOW) == {"predictions": 0, "labels": 100}
     counts = {(r[0], r[2]): r[3] for r in received(ctx.store)}
     assert counts == {(REF.name, "predictions"): 1000, (REF.name, "labels"): 600}
 
@@ -413,3 +413,28 @@ def test_the_prediction_log_feeds_data_drift(tmp_path: Path) -> None:
     assert set(features) == {"income", "age"}
     assert features["income"]["severity"] == "critical" and features["age"]["severity"] == "low"
     assert stored.result["current_rows"] == int(np.sum(world.at > NOW - 7 * DAY))
+
+
+def test_drift_from_the_log_judges_only_the_rows_of_its_version(tmp_path: Path) -> None:
+    """A log shared by versions (version_column): version 1's drift check judges version 1's
+    rows; version 2's rows, far off, count for nothing."""
+    from lifecycled.store.results import latest_drift
+    from lifecycled.tasks.drift import run_drift
+
+    world = World(tmp_path)
+    rng = np.random.default_rng(5)
+    write(tmp_path / "reference.csv", ["income"], [[rng.normal(50, 10)] for _ in range(2000)])
+    version = np.where(np.arange(world.n) % 3 == 0, "2", "1")
+    write(world.folder / "predictions" / "log.csv",
+          ["id", "timestamp", "prediction", "score", "model_version", "income"],
+          [[f"p{i}", world.at[i], world.predicted[i], world.score[i], version[i],
+            rng.normal(50 if version[i] == "1" else 90, 10)] for i in range(world.n)])
+    ctx = world.context(tmp_path, drift={"reference": str(tmp_path / "reference.csv"),
+                                         "window": "20d"},
+                        predictions={"path": str(world.folder / "predictions" / "*.csv"),
+                                     "version_column": "model_version"})
+    assert run_drift(ctx) == {str(REF): {"severity": "low"}}
+    (stored,) = latest_drift(ctx.store, REF)
+    inside = world.at > NOW - 20 * DAY
+    assert stored.result["current_rows"] == int(np.sum(inside & (version == "1")))
+    assert [f["feature"] for f in stored.result["features"]] == ["income"]

@@ -178,6 +178,17 @@ def _drift_text(record: dict[str, Any]) -> str:
              f" ({record['unjudged']} not judged); current rows: {record['current_rows']}",
              "recommendations:"]
     lines += [f"  - {r}" for r in record["recommendations"]]
+    if record.get("segments"):
+        lines += ["", table(["SEGMENT", "ROWS", "REFERENCE ROWS", "DRIFTED", "SEVERITY",
+                             "WORST FEATURES"],
+                            [[s["segment"], fmt(s.get("current_rows")),
+                              fmt(s.get("reference_rows")),
+                              "-" if s.get("drifted_share") is None
+                              else f"{s['drifted_share']:.0%}", s["severity"],
+                              s.get("error") or ", ".join(
+                                  f"{f['feature']} ({f['severity']})"
+                                  for f in s.get("worst_features", [])[:3])]
+                             for s in record["segments"]])]
     return "\n".join(lines)
 
 

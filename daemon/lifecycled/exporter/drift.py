@@ -10,6 +10,7 @@ from prometheus_client.core import Metric
 from prometheus_client.samples import Sample
 
 from lifecycled.domain import SEVERITY_STATES, ModelRef
+from lifecycled.exporter import segments
 from lifecycled.exporter.families import MV, Gauge, gauge
 from lifecycled.store import Store
 from lifecycled.store.results import Decoded
@@ -87,6 +88,7 @@ class DriftCollector:
             if stored.drifted_share is not None:
                 share.add_metric(mv, stored.drifted_share)
         yield from (checked, severity, share)
+        yield from segments.drift(results)
         kept: dict[tuple[str, int], list[Sample]] = {}
         for name, doc, extra, add in PER_FEATURE:
             yield self._per_feature(results, name, doc, extra, add, kept)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, Metric
 
 from lifecycled.domain import QUALITY_METRICS, SEVERITIES, ModelRef
+from lifecycled.exporter import segments
 from lifecycled.exporter.families import MV, gauge
 from lifecycled.store import Store
 from lifecycled.store.labels import received
@@ -35,9 +36,8 @@ def collect(store: Store, live: set[ModelRef], cache: Decoded) -> Iterator[Metri
     judged = gauge("lifecycled_model_quality_judged",
                    "1 when the quality metrics of the matured window count (coverage at least "
                    "min_coverage), 0 while they are provisional.", MV)
-    for view in quality_views(store, cache):
-        if view.ref not in live:
-            continue
+    views = [v for v in quality_views(store, cache) if v.ref in live]
+    for view in views:
         mv = [view.ref.name, view.ref.version]
         if view.labels is not None:
             for key, family in streams.items():
@@ -70,6 +70,7 @@ def collect(store: Store, live: set[ModelRef], cache: Decoded) -> Iterator[Metri
     yield from estimated.values()
     yield trusted
     yield error
+    yield from segments.quality(views)
     yield from _received(store, live)
 
 

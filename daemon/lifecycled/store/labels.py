@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ class Prediction:
     at: float
     prediction: str | None
     scores: str | None  # JSON: a number (binary score) or an object (class -> score)
+    segments: str | None = None  # JSON: segment column -> value
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,10 @@ def add_predictions_in(conn: Connection, ref: ModelRef, rows: Sequence[Predictio
                         (ref.name, ref.version), [r.id for r in chunk])
         fresh = {r.id: r for r in chunk if r.id not in before}  # the first of an id wins
         conn.executemany(
-            "INSERT INTO predictions (name, version, id, at, prediction, scores, received_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name, version, id) DO NOTHING",
-            [(ref.name, ref.version, r.id, r.at, r.prediction, r.scores, now)
+            "INSERT INTO predictions (name, version, id, at, prediction, scores, segments, "
+            "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name, version, id) DO "
+            "NOTHING",
+            [(ref.name, ref.version, r.id, r.at, r.prediction, r.scores, r.segments, now)
              for r in fresh.values()])
         added += len(fresh)
     _count(conn, ref.name, ref.version, "predictions", added)
@@ -122,26 +124,37 @@ class Matured:
     scores: list[str | None]
     label: np.ndarray  # object
     lag: np.ndarray  # seconds from prediction to label, labelled rows only
+    segments: list[str | None] = field(default_factory=list)  # labelled rows only
+    totals: dict[str | None, int] = field(default_factory=dict)  # predictions per segments value
 
     @property
     def labelled(self) -> int:
         return len(self.ids)
 
+    def where(self, rows: np.ndarray, predictions: int) -> Matured:
+        """The labelled rows of ``rows`` (a mask), of ``predictions`` in the window."""
+        kept = np.flatnonzero(rows).tolist()
+        return Matured(predictions, [self.ids[i] for i in kept], self.prediction[rows],
+                       [self.scores[i] for i in kept], self.label[rows], self.lag[rows],
+                       [self.segments[i] for i in kept])
+
 
 def matured(store: Store, ref: ModelRef, *, since: float, until: float) -> Matured:
     """Predictions made in (since, until], and the labels of those that have one."""
     with store.read() as conn:
-        total = int(conn.execute(
-            "SELECT COUNT(*) FROM predictions WHERE name = ? AND version = ? AND at > ? AND "
-            "at <= ?", (ref.name, ref.version, since, until)).fetchone()[0])
+        totals = {r[0]: int(r[1]) for r in conn.execute(
+            "SELECT segments, COUNT(*) FROM predictions WHERE name = ? AND version = ? AND "
+            "at > ? AND at <= ? GROUP BY segments", (ref.name, ref.version, since, until))}
         rows = conn.execute(
-            "SELECT p.id, p.prediction, p.scores, l.label, l.at - p.at FROM predictions p "
-            "JOIN labels l ON l.name = p.name AND l.id = p.id WHERE p.name = ? AND "
-            "p.version = ? AND p.at > ? AND p.at <= ? ORDER BY p.at, p.id",
+            "SELECT p.id, p.prediction, p.scores, l.label, l.at - p.at, p.segments FROM "
+            "predictions p JOIN labels l ON l.name = p.name AND l.id = p.id WHERE p.name = ? "
+            "AND p.version = ? AND p.at > ? AND p.at <= ? ORDER BY p.at, p.id",
             (ref.name, ref.version, since, until)).fetchall()
-    return Matured(total, [r[0] for r in rows], np.array([r[1] for r in rows], dtype=object),
-                   [r[2] for r in rows], np.array([r[3] for r in rows], dtype=object),
-                   np.array([float(r[4]) for r in rows], dtype=float))
+    return Matured(sum(totals.values()), [r[0] for r in rows],
+                   np.array([r[1] for r in rows], dtype=object), [r[2] for r in rows],
+                   np.array([r[3] for r in rows], dtype=object),
+                   np.array([float(r[4]) for r in rows], dtype=float), [r[5] for r in rows],
+                   totals)
 
 
 def prune_predictions_in(conn: Connection, ref: ModelRef, *, older_than: float) -> int:
@@ -155,14 +168,29 @@ def prune_labels_in(conn: Connection, name: str, *, older_than: float) -> int:
                             (name, older_than)).rowcount)
 
 
-def recent(store: Store, ref: ModelRef, *, since: float, until: float
-           ) -> tuple[np.ndarray, list[str | None]]:
-    """The predictions and scores made in (since, until], labelled or not."""
+@dataclass(frozen=True)
+class Recent:
+    """The predictions of a window, labelled or not."""
+
+    prediction: np.ndarray  # object
+    scores: list[str | None]
+    segments: list[str | None]
+
+    def where(self, rows: np.ndarray) -> Recent:
+        kept = np.flatnonzero(rows).tolist()
+        return Recent(self.prediction[rows], [self.scores[i] for i in kept],
+                      [self.segments[i] for i in kept])
+
+
+def recent(store: Store, ref: ModelRef, *, since: float, until: float) -> Recent:
+    """The predictions, scores and segments made in (since, until], labelled or not."""
     with store.read() as conn:
         rows = conn.execute(
-            "SELECT prediction, scores FROM predictions WHERE name = ? AND version = ? AND "
-            "at > ? AND at <= ? ORDER BY at, id", (ref.name, ref.version, since, until)).fetchall()
-    return np.array([r[0] for r in rows], dtype=object), [r[1] for r in rows]
+            "SELECT prediction, scores, segments FROM predictions WHERE name = ? AND "
+            "version = ? AND at > ? AND at <= ? ORDER BY at, id",
+            (ref.name, ref.version, since, until)).fetchall()
+    return Recent(np.array([r[0] for r in rows], dtype=object), [r[1] for r in rows],
+                  [r[2] for r in rows])
 
 
 @dataclass(frozen=True)

@@ -332,4 +332,8 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX estimates_model ON estimates (name, version, window_end);
     """,
+    # 11: each prediction's segment values (a model's segment_by columns), JSON
+    """
+    ALTER TABLE predictions ADD COLUMN segments TEXT;
+    """,
 )

@@ -70,10 +70,12 @@ def claim_due(store: Store, holder: str, now: float, limit: int, ttl: float) -> 
             f"AND (d.claimed_by IS NULL OR d.claim_until < {db_now}) "
             "ORDER BY d.next_attempt_at, e.created_at LIMIT ?" + store.engine.lock_rows("d"),
             (PENDING, now, limit)).fetchall()
-        conn.executemany(
-            f"UPDATE deliveries SET claimed_by = ?, claim_until = {db_now} + ? "
-            "WHERE event_id = ? AND endpoint = ?",
-            [(holder, ttl, r["event_id"], r["endpoint"]) for r in rows])
+        if rows:  # one claim end for the batch, in the database's clock
+            until = float(conn.execute(f"SELECT {db_now}").fetchone()[0]) + ttl
+            conn.executemany(
+                "UPDATE deliveries SET claimed_by = ?, claim_until = ? "
+                "WHERE event_id = ? AND endpoint = ?",
+                [(holder, until, r["event_id"], r["endpoint"]) for r in rows])
     taken = sum(1 for r in rows if r["claimed_by"] not in (None, holder))
     return Claimed([_delivery(r) for r in rows], taken)
 

@@ -49,6 +49,7 @@ class DriftView:
     severity: str
     drifted_share: float | None
     features: tuple[FeatureView, ...]
+    segments: tuple[Mapping[str, Any], ...] = ()  # per segment: severity, drifted share
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class QualityView:
     labels: Mapping[str, Any] | None = None  # a prediction log's coverage and label lag
     estimate: Mapping[str, Any] | None = None  # CBPE of the newest, unlabelled predictions
     estimation: Mapping[str, Any] | None = None  # an earlier estimate beside what labels showed
+    segments: tuple[Mapping[str, Any], ...] = ()  # per segment: coverage, metrics, estimate
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,8 @@ class EvaluationView:
 def _drift(text: str) -> dict[str, Any]:
     data = json.loads(text)
     return {"severity": str(data["severity"]), "drifted_share": _number(data.get("drifted_share")),
-            "features": tuple(FeatureView.from_json(f) for f in data["features"])}
+            "features": tuple(FeatureView.from_json(f) for f in data["features"]),
+            "segments": tuple(data.get("segments") or ())}
 
 
 def _quality(text: str) -> dict[str, Any]:
@@ -83,7 +86,7 @@ def _quality(text: str) -> dict[str, Any]:
     return {"metrics": {m.name: _number(data.get(m.name)) for m in QUALITY_METRICS},
             "concept_severity": (data.get("concept") or {}).get("severity"),
             "labels": data.get("labels"), "estimate": data.get("estimate"),
-            "estimation": data.get("estimation")}
+            "estimation": data.get("estimation"), "segments": tuple(data.get("segments") or ())}
 
 
 def _evaluation(text: str) -> dict[str, Any]:

@@ -5,16 +5,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from lifecycled.context import Context
 from lifecycled.core.drift import DriftResult, compare, result_to_json
 from lifecycled.core.profile import ReferenceProfile, build_profile
-from lifecycled.domain import DriftPolicy, ModelRef, Status
-from lifecycled.errors import InputError
+from lifecycled.core.segments import OTHER, label, label_text, masks, text, top_values
+from lifecycled.domain import DriftPolicy, ModelRef, Severity, Status
+from lifecycled.errors import InputError, SourceError
 from lifecycled.sources.files import DEFAULT_TIMEOUT, expand
 from lifecycled.sources.profiles import PROFILE_DIR, cached_profile
 from lifecycled.sources.samples import read_sample, select
@@ -37,6 +40,9 @@ class DriftInputs:
     newest_rows: int | None = None
     exclude: Sequence[str] = ()
     timeout: float = DEFAULT_TIMEOUT  # each file operation on an object store
+    segment_by: Sequence[str] = ()  # also judged per value of these columns (core.segments)
+    version: tuple[str, str] | None = None  # (column, version): the current rows of one version
+    segment_top: int = 10
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,7 @@ class DriftCheck:
     current_files: tuple[str, ...]
     current_rows: int
     profile_cached: bool
+    segments: tuple[dict[str, Any], ...] = ()
 
 
 def check_drift(inputs: DriftInputs, settings: DriftPolicy, *, cache_dir: Path | None,
@@ -63,11 +70,56 @@ def check_drift(inputs: DriftInputs, settings: DriftPolicy, *, cache_dir: Path |
     current = read_sample(inputs.current, timestamp_column=inputs.timestamp_column,
                           window=inputs.window, newest_rows=inputs.newest_rows, now=now,
                           timeout=inputs.timeout)
-    result = compare(profile, select(current.columns, exclude), settings,
+    judged = select(current.columns, exclude)
+    rows = current.rows
+    if inputs.version is not None:
+        column, version = inputs.version
+        if column not in judged:
+            raise SourceError(inputs.current, f"no version column {column!r}")
+        mine = label_text(judged[column]) == version
+        judged, rows = {k: v[mine] for k, v in judged.items()}, int(mine.sum())
+    result = compare(profile, judged, settings,
                      features=inputs.features, categorical=inputs.categorical, progress=progress,
                      exclude=inputs.exclude)
-    return DriftCheck(result, tuple(str(f) for f in reference_files), current.files, current.rows,
-                      cached)
+    segments: tuple[dict[str, Any], ...] = ()
+    if inputs.segment_by:
+        reference = select(read_sample(inputs.reference, timeout=inputs.timeout).columns, exclude)
+        segments = tuple(segment_drift(reference, judged, inputs, settings))
+    return DriftCheck(result, tuple(str(f) for f in reference_files), current.files, rows,
+                      cached, segments)
+
+
+def segment_drift(reference: Mapping[str, np.ndarray], current: Mapping[str, np.ndarray],
+                  inputs: DriftInputs, settings: DriftPolicy) -> Iterator[dict[str, Any]]:
+    """The drift of each segment (``core.segments``): the current rows of one value of a
+    segment column against the reference rows of the same value, every feature but the segment
+    column itself. A segment with too few rows on either side is judged ``unknown``."""
+    for column in inputs.segment_by:
+        missing = [name for name, sample in (("reference", reference), ("current", current))
+                   if column not in sample]
+        if missing:
+            yield {"segment": label(column, OTHER), "column": column, "value": OTHER,
+                   "severity": "unknown",
+                   "error": f"no column {column!r} in the {' and '.join(missing)} sample"}
+            continue
+        now_values, then_values = text(current[column]), text(reference[column])
+        chosen = top_values(now_values, inputs.segment_top)
+        before = masks(then_values, chosen)
+        for value, rows in masks(now_values, chosen).items():
+            base = {k: v[before[value]] for k, v in reference.items()}
+            profile = build_profile(base, inputs.categorical, bins=settings.bins)
+            result = compare(profile, {k: v[rows] for k, v in current.items()}, settings,
+                             features=inputs.features, categorical=inputs.categorical,
+                             exclude=[*inputs.exclude, column])
+            worst = sorted((f for f in result.features if f.judged), key=lambda f: -(f.score or 0))
+            yield {"segment": label(column, value), "column": column, "value": value,
+                   "current_rows": int(rows.sum()), "reference_rows": int(before[value].sum()),
+                   "severity": result.severity.label, "drifted_share": result.drifted_share,
+                   "judged": result.judged, "unjudged": len(result.features) - result.judged,
+                   "worst_features": [
+                       {"feature": f.feature, "score": f.score, "p_value": f.p_value,
+                        "severity": f.severity.label if f.severity is not None else None}
+                       for f in worst[:5]]}
 
 
 def drift_inputs(ctx: Context, ref: ModelRef) -> DriftInputs:
@@ -76,7 +128,8 @@ def drift_inputs(ctx: Context, ref: ModelRef) -> DriftInputs:
     rows of the last ``drift.window`` (else ``quality.window``) by the log's timestamp, every
     column but the id, version, prediction and score columns."""
     config = ctx.settings.drift_config(ref.name)
-    quality = ctx.settings.model_settings(ref.name).quality
+    model = ctx.settings.model_settings(ref.name)
+    quality = model.quality
     log_file = quality.predictions
     if not config.reference or not (config.current or log_file):
         raise InputError(f"{ref}: no drift check configured (set models.{ref.name}.drift.reference "
@@ -84,9 +137,11 @@ def drift_inputs(ctx: Context, ref: ModelRef) -> DriftInputs:
                          "quality.predictions)")
     current, timestamp, window = config.current, config.timestamp_column, config.window
     exclude = list(config.exclude or ())
+    version = None
     if not current and log_file is not None:
         current, timestamp = log_file.path, log_file.timestamp_column
         window = window or quality.window
+        version = (log_file.version_column, ref.version) if log_file.version_column else None
         exclude += [c for c in (log_file.id_column, log_file.version_column,
                                 quality.prediction_column, quality.score_column,
                                 *quality.score_columns.values()) if c]
@@ -96,7 +151,9 @@ def drift_inputs(ctx: Context, ref: ModelRef) -> DriftInputs:
                        features=config.features, categorical=config.categorical or (),
                        timestamp_column=timestamp, window=window,
                        newest_rows=config.newest_rows, exclude=tuple(exclude),
-                       timeout=ctx.settings.sources.files.timeout)
+                       timeout=ctx.settings.sources.files.timeout,
+                       segment_by=model.segment_by, segment_top=model.segment_top,
+                       version=version)
 
 
 def inputs_key(inputs: DriftInputs, settings: DriftPolicy) -> str | None:
@@ -135,7 +192,10 @@ def run_model_drift(ctx: Context, ref: ModelRef, *, now: float, progress: Progre
     if key is not None:
         record["inputs_key"] = key
     events = []
-    if check.result.severity >= settings.alert_severity:
+    segments = [{k: s[k] for k in ("segment", "severity", "drifted_share")}
+                for s in record.get("segments", [])
+                if "error" not in s and Severity.parse(s["severity"]) >= settings.alert_severity]
+    if check.result.severity >= settings.alert_severity or segments:
         worst = sorted((f for f in record["features"] if f["judged"]),
                        key=lambda f: -(f["score"] or 0))[:5]
         events.append(("model.drift_detected", {
@@ -143,7 +203,8 @@ def run_model_drift(ctx: Context, ref: ModelRef, *, now: float, progress: Progre
             "alert_severity": settings.alert_severity.label,
             "worst_features": [{k: f[k] for k in ("feature", "score", "severity", "statistic",
                                                   "js", "psi")} for f in worst],
-            "recommendations": record["recommendations"]}))
+            "recommendations": record["recommendations"],
+            **({"segments": segments} if segments else {})}))
     add_drift_result(ctx.store, ref, record, now=now, events=events)
     return check, record
 
@@ -172,4 +233,5 @@ def check_to_json(check: DriftCheck, *, now: float) -> dict[str, Any]:
     return {**result_to_json(check.result), "checked_at": now,
             "reference_files": list(check.reference_files),
             "current_files": list(check.current_files), "current_rows": check.current_rows,
-            "profile_cached": check.profile_cached}
+            "profile_cached": check.profile_cached,
+            **({"segments": list(check.segments)} if check.segments else {})}

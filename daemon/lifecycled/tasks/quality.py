@@ -4,7 +4,7 @@ the model's next snapshot. A source that cannot be read is marked down and yield
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,9 +13,10 @@ import numpy as np
 from lifecycled.context import Context
 from lifecycled.core.concept import concept_drift, concept_to_json
 from lifecycled.core.quality import evaluate_quality, normalise, quality_to_json
+from lifecycled.core.segments import OTHER, label, label_text, masks, text, top_values
 from lifecycled.domain import QUALITY_METRICS, ModelRef, Status
 from lifecycled.errors import InputError, SourceError
-from lifecycled.settings import QualitySettings
+from lifecycled.settings import ModelSettings, QualitySettings
 from lifecycled.sources.files import DEFAULT_TIMEOUT
 from lifecycled.sources.samples import read_sample
 from lifecycled.store.results import add_quality_result
@@ -35,12 +36,14 @@ def run_quality(ctx: Context) -> dict[str, Any]:
                   f"predictions:{ref.name}" if settings.predictions else "prometheus")
         with ctx.source(source) as call:
             if settings.outcomes:
-                result = _from_outcomes(settings, ref, ctx.settings.sources.files.timeout)
+                result = _from_outcomes(ctx.settings.models[ref.name], ref,
+                                        ctx.settings.sources.files.timeout)
             elif settings.predictions:
                 from lifecycled.tasks.streams import ingest, judge
 
-                ingest(ctx, ref, settings, now)
-                result = judge(ctx, ref, settings, now)
+                model = ctx.settings.models[ref.name]
+                ingest(ctx, ref, model, now)
+                result = judge(ctx, ref, model, now)
             else:
                 result = _from_promql(ctx, ref, dict(settings.promql.items()))
             add_quality_result(ctx.store, ref, result, now=now)
@@ -59,13 +62,15 @@ def _applies(settings: QualitySettings, ref: ModelRef, status: Status) -> bool:
     return status == Status.PRODUCTION or any("{version}" in text for text in texts)
 
 
-def _from_outcomes(settings: QualitySettings, ref: ModelRef, timeout: float) -> dict[str, Any]:
+def _from_outcomes(model: ModelSettings, ref: ModelRef, timeout: float) -> dict[str, Any]:
+    settings = model.quality
     assert settings.outcomes is not None
     columns = OutcomeColumns(settings.prediction_column, settings.label_column,
                              settings.score_column, settings.timestamp_column,
                              dict(settings.score_columns) or None)
     return check_quality(settings.outcomes.replace("{version}", ref.version), columns,
-                         timeout=timeout)
+                         timeout=timeout, segment_by=model.segment_by,
+                         segment_top=model.segment_top)
 
 
 def _from_promql(ctx: Context, ref: ModelRef, queries: Mapping[str, str]) -> dict[str, Any]:
@@ -90,13 +95,42 @@ class OutcomeColumns:
 
 
 def check_quality(pattern: str, columns: OutcomeColumns, *, positive_label: str | None = None,
-                  min_samples: int = 100, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
-    """Return quality metrics and concept drift (JSON form) for an outcomes file, URL or glob."""
+                  min_samples: int = 100, timeout: float = DEFAULT_TIMEOUT,
+                  segment_by: Sequence[str] = (), segment_top: int = 10) -> dict[str, Any]:
+    """Return quality metrics and concept drift (JSON form) for an outcomes file, URL or glob,
+    and per segment of the ``segment_by`` columns (``core.segments``)."""
     sample = read_sample(pattern, timestamp_column=columns.timestamp, timeout=timeout)
     result = quality_of(pattern, sample.columns, columns, positive_label=positive_label,
                         min_samples=min_samples)
     result["files"] = list(sample.files)
+    if segment_by:
+        result["segments"] = list(_segments(pattern, sample.columns, columns, segment_by,
+                                            segment_top, positive_label, min_samples))
     return result
+
+
+def _segments(pattern: str, data: Mapping[str, np.ndarray], columns: OutcomeColumns,
+              segment_by: Sequence[str], top: int, positive_label: str | None,
+              min_samples: int) -> Iterator[dict[str, Any]]:
+    for column in segment_by:
+        if column not in data:
+            yield {"segment": label(column, OTHER), "column": column, "value": OTHER,
+                   "error": f"no column {column!r} in {pattern}"}
+            continue
+        values = text(data[column])
+        for value, rows in masks(values, top_values(values, top)).items():
+            entry: dict[str, Any] = {"segment": label(column, value), "column": column,
+                                     "value": value, "predictions": int(rows.sum())}
+            try:
+                found = quality_of(f"{pattern}, segment {label(column, value)}",
+                                   {k: v[rows] for k, v in data.items()}, columns,
+                                   positive_label=positive_label, min_samples=min_samples)
+            except SourceError as exc:  # e.g. a segment whose labels share nothing
+                yield {**entry, "error": str(exc)}
+                continue
+            labelled = int(rows.sum()) - int(found["unlabelled"])
+            yield {**entry, "labelled": labelled, "samples": labelled, "judged": labelled > 0,
+                   **{m.name: found.get(m.name) for m in QUALITY_METRICS}}
 
 
 def quality_of(where: str, data: Mapping[str, np.ndarray], columns: OutcomeColumns, *,
@@ -135,16 +169,3 @@ def _numeric(pattern: str, data: Mapping[str, np.ndarray], column: str, known: n
     if values.dtype.kind not in "iuf":
         raise SourceError(pattern, f"score column {column!r} is not numeric")
     return values.astype(float)
-
-
-def label_text(values: np.ndarray) -> np.ndarray:
-    """Normalise labels to str: 1.0 -> '1'; NaN/None -> None."""
-    if values.dtype.kind == "f":
-        out = np.empty(values.size, dtype=object)
-        finite = np.isfinite(values)
-        whole = finite & (values == np.round(values))
-        out[whole] = values[whole].astype(np.int64).astype(str)
-        out[finite & ~whole] = values[finite & ~whole].astype(str)
-        out[~finite] = None
-        return out
-    return values.astype(object)

@@ -20,15 +20,17 @@ import pyarrow as pa
 
 from lifecycled.context import Context
 from lifecycled.core.cbpe import METRICS
+from lifecycled.core.segments import OTHER, label, masks, text, top_of
 from lifecycled.domain import ModelRef
 from lifecycled.errors import InputError, SourceError
-from lifecycled.settings import LabelStream, PredictionStream, QualitySettings
+from lifecycled.settings import LabelStream, ModelSettings, PredictionStream, QualitySettings
 from lifecycled.sources.files import DataFile, expand
 from lifecycled.sources.samples import check_flat_lines, plain_columns, read_table, table_to_columns
 from lifecycled.store.labels import (
     Label,
     Matured,
     Prediction,
+    Recent,
     add_estimate_in,
     add_labels_in,
     add_predictions_in,
@@ -71,11 +73,13 @@ def _ids(file: str, data: dict[str, np.ndarray], column: str) -> list[str]:
 
 
 def _prediction_rows(file: str, data: dict[str, np.ndarray], ref: ModelRef,
-                     stream: PredictionStream, quality: QualitySettings) -> list[Prediction]:
+                     stream: PredictionStream, model: ModelSettings) -> list[Prediction]:
+    quality = model.quality
     needed = [stream.id_column, stream.timestamp_column, quality.prediction_column]
     needed += [quality.score_column] if quality.score_column else []
     needed += list(quality.score_columns.values())
     needed += [stream.version_column] if stream.version_column else []
+    needed += list(model.segment_by)
     _columns(file, data, needed)
     keep = np.ones(len(data[stream.id_column]), dtype=bool)
     if stream.version_column:
@@ -92,8 +96,13 @@ def _prediction_rows(file: str, data: dict[str, np.ndarray], ref: ModelRef,
                      for label, column in quality.score_columns.items()}
         scores = [json.dumps({label: float(v[i]) for label, v in per_class.items()})
                   for i in range(len(ids))]
-    return [Prediction(i, float(t), p, s) for i, t, p, s in zip(ids, at, predicted, scores,
-                                                                 strict=True)]
+    segments: list[str | None] = [None] * len(ids)
+    if model.segment_by:
+        values = {column: text(data[column]).tolist() for column in model.segment_by}
+        segments = [json.dumps({c: v[i] for c, v in values.items()}, sort_keys=True)
+                    for i in range(len(ids))]
+    return [Prediction(i, float(t), p, s, g) for i, t, p, s, g in zip(ids, at, predicted, scores,
+                                                                       segments, strict=True)]
 
 
 def _numeric(file: str, data: dict[str, np.ndarray], column: str) -> np.ndarray:
@@ -115,14 +124,14 @@ def _label_rows(file: str, data: dict[str, np.ndarray], stream: LabelStream,
                                                      at, strict=True)]
 
 
-def ingest(ctx: Context, ref: ModelRef, quality: QualitySettings, now: float) -> dict[str, int]:
+def ingest(ctx: Context, ref: ModelRef, model: ModelSettings, now: float) -> dict[str, int]:
     """Read what is new in the model's prediction log and labels; return the rows added."""
-    predictions, labels = quality.predictions, quality.labels
+    predictions, labels = model.quality.predictions, model.quality.labels
     assert predictions is not None and labels is not None
     added = {"predictions": 0, "labels": 0}
     for file, data, stamp in _new_files(ctx, f"predictions:{ref}",
                                         predictions.path.replace("{version}", ref.version)):
-        rows = _prediction_rows(str(file), data, ref, predictions, quality)
+        rows = _prediction_rows(str(file), data, ref, predictions, model)
         with ctx.store.write() as conn:
             added["predictions"] += add_predictions_in(conn, ref, rows, now)
             mark_read_in(conn, f"predictions:{ref}", str(file), stamp, len(rows), now)
@@ -158,15 +167,15 @@ def push(ctx: Context, ref: ModelRef, kind: str, body: bytes, content_type: str
     """Store a pushed batch of predictions or labels (JSON Lines or Arrow IPC) by id; the
     columns are the model's stream columns (the defaults when it has no stream configured)."""
     ctx.store.get(ref)  # an unknown version is a 404
-    model = ctx.settings.models.get(ref.name)
-    quality = model.quality if model is not None else QualitySettings()
+    model = ctx.settings.model_settings(ref.name)
+    quality = model.quality
     where = f"POST {kind} of {ref}"
     try:
         data = table_to_columns(plain_columns(where, _body_table(where, body, content_type)))
         now = ctx.clock()
         if kind == "predictions":
             rows = _prediction_rows(where, data, ref, quality.predictions
-                                    or PredictionStream(path=""), quality)
+                                    or PredictionStream(path=""), model)
             with ctx.store.write() as conn:
                 added = add_predictions_in(conn, ref, rows, now)
             count = len(rows)
@@ -199,46 +208,25 @@ def _body_table(where: str, body: bytes, content_type: str) -> pa.Table:
                              f"or Arrow IPC ({ARROW_STREAM})")
 
 
-def judge(ctx: Context, ref: ModelRef, quality: QualitySettings, now: float) -> dict[str, Any]:
-    """The quality result of the matured window, with its coverage and label lag."""
+def judge(ctx: Context, ref: ModelRef, model: ModelSettings, now: float) -> dict[str, Any]:
+    """The quality result of the matured window, with its coverage and label lag, and the
+    same per segment (``segment_by``)."""
+    quality = model.quality
     until = now - quality.maturity
     since = until - quality.window
     window = matured(ctx.store, ref, since=since, until=until)
-    coverage = window.labelled / window.predictions if window.predictions else None
-    labels: dict[str, Any] = {
-        "window_start": since, "window_end": until, "predictions": window.predictions,
-        "labelled": window.labelled, "coverage": coverage, "min_coverage": quality.min_coverage,
-        "lag_p50_seconds": float(np.percentile(window.lag, 50)) if window.labelled else None,
-        "lag_p95_seconds": float(np.percentile(window.lag, 95)) if window.labelled else None}
+    newest = (recent(ctx.store, ref, since=until, until=now)
+              if quality.estimate and (quality.score_column or quality.score_columns) else None)
+    where = f"{ref} predictions and labels"
+    labels, measured, estimate = _judge_window(where, window, newest, quality, since=since,
+                                               until=until, now=now)
     result: dict[str, Any] = {"samples": window.labelled, "source": "predictions and labels"}
-    concept = None
-    if window.labelled:
-        data, columns = _window_data(window, quality)
-        measured = quality_of(f"{ref} predictions and labels", data, columns)
-        concept = (measured.get("concept") or {}).get("severity")
-        if quality.estimate and (quality.score_column or quality.score_columns):
-            result["estimate"] = _estimate(ctx, ref, measured, data, quality, since=until,
-                                           until=now)
-        judged = coverage is not None and coverage >= quality.min_coverage
-        labels["judged"] = judged
-        if judged:
-            result.update(measured)
-        else:  # too few labels yet: shown, never judged
-            labels["provisional"] = {k: measured.get(k) for k in METRICS}
-            labels["reason"] = (f"coverage {coverage:.1%} below min_coverage "
-                                f"{quality.min_coverage:.0%}")
-    else:
-        labels["judged"] = False
-        labels["reason"] = ("no predictions in the matured window" if not window.predictions
-                            else "no labels yet for the matured window")
+    if labels["judged"]:
+        result.update(measured or {})
+    if estimate is not None:
+        result["estimate"] = estimate
     result["labels"] = labels
-    if "estimate" in result and concept in ("medium", "high", "critical"):
-        result["estimate"]["trusted"] = False
-        result["estimate"]["reason"] = (f"concept drift ({concept}) in the labelled window: "
-                                        f"P(label | score) changed, the calibration no longer "
-                                        f"holds")
-    estimate = result.get("estimate") or {}
-    if quality.use_estimate and not labels.get("judged") and estimate.get("trusted") \
+    if quality.use_estimate and not labels["judged"] and estimate and estimate.get("trusted") \
             and estimate.get("accuracy") is not None:
         # labels not mature: thresholds and triggers judge the estimate, and say so
         result.update({m: estimate.get(m) for m in METRICS})
@@ -246,12 +234,90 @@ def judge(ctx: Context, ref: ModelRef, quality: QualitySettings, now: float) -> 
         result["samples"] = int(estimate["n"])
     if quality.estimate:
         realized = _realize(ctx, ref, quality, until=until, now=now)
-        if "estimate" in result and result["estimate"].get("n"):
+        if estimate is not None and estimate.get("n"):
             with ctx.store.write() as conn:
-                add_estimate_in(conn, ref, result["estimate"], now)
+                add_estimate_in(conn, ref, estimate, now)
         if realized is not None:
             result["estimation"] = realized
+    if model.segment_by:
+        result["segments"] = _segments(where, window, newest, model, since=since, until=until,
+                                       now=now)
     return result
+
+
+def _judge_window(where: str, window: Matured, newest: Recent | None, quality: QualitySettings,
+                  *, since: float, until: float, now: float
+                  ) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]:
+    """The coverage and label lag of a matured window (``labels``), its quality and concept
+    drift when it has labels, and the estimate of the newest predictions (``newest``) calibrated
+    on it: untrusted when the window shows concept drift."""
+    coverage = window.labelled / window.predictions if window.predictions else None
+    labels: dict[str, Any] = {
+        "window_start": since, "window_end": until, "predictions": window.predictions,
+        "labelled": window.labelled, "coverage": coverage, "min_coverage": quality.min_coverage,
+        "lag_p50_seconds": float(np.percentile(window.lag, 50)) if window.labelled else None,
+        "lag_p95_seconds": float(np.percentile(window.lag, 95)) if window.labelled else None,
+        "judged": False}
+    if not window.labelled:
+        labels["reason"] = ("no predictions in the matured window" if not window.predictions
+                            else "no labels yet for the matured window")
+        return labels, None, None
+    data, columns = _window_data(window, quality)
+    measured = quality_of(where, data, columns)
+    estimate = (_estimate(measured, data, quality, newest, since=until, until=now)
+                if newest is not None else None)
+    labels["judged"] = coverage is not None and coverage >= quality.min_coverage
+    if not labels["judged"]:  # too few labels yet: shown, never judged
+        labels["provisional"] = {k: measured.get(k) for k in METRICS}
+        labels["reason"] = (f"coverage {coverage:.1%} below min_coverage "
+                            f"{quality.min_coverage:.0%}")
+    concept = (measured.get("concept") or {}).get("severity")
+    if estimate is not None and concept in ("medium", "high", "critical"):
+        estimate["trusted"] = False
+        estimate["reason"] = (f"concept drift ({concept}) in the labelled window: "
+                              f"P(label | score) changed, the calibration no longer holds")
+    return labels, measured, estimate
+
+
+def _segments(where: str, window: Matured, newest: Recent | None, model: ModelSettings, *,
+              since: float, until: float, now: float) -> list[dict[str, Any]]:
+    """Coverage, quality and the estimate of each segment (``core.segments``): the segments
+    are the values with the most predictions in the matured window."""
+    def values(stored: list[str | None], column: str) -> np.ndarray:
+        return np.array([json.loads(s).get(column) if s else None for s in stored],
+                        dtype=object)
+
+    found = []
+    totals = [(json.loads(k) if k else {}, n) for k, n in window.totals.items()]
+    for column in model.segment_by:
+        counts: dict[str | None, int] = {}
+        for decoded, n in totals:
+            counts[decoded.get(column)] = counts.get(decoded.get(column), 0) + n
+        chosen = top_of(counts, model.segment_top)
+        latest = masks(values(newest.segments, column), chosen) if newest is not None else {}
+        for value, rows in masks(values(window.segments, column), chosen).items():
+            size = (counts.get(value, 0) if value != OTHER else
+                    sum(n for v, n in counts.items() if v not in chosen))
+            part = window.where(rows, size)
+            entry: dict[str, Any] = {"segment": label(column, value), "column": column,
+                                     "value": value}
+            try:
+                labels, measured, estimate = _judge_window(
+                    f"{where}, segment {label(column, value)}", part,
+                    newest.where(latest[value]) if newest is not None else None, model.quality,
+                    since=since, until=until, now=now)
+            except SourceError as exc:  # e.g. a segment whose labels share nothing
+                entry["error"] = str(exc)
+                found.append(entry)
+                continue
+            entry.update(labels)
+            if labels["judged"] and measured is not None:
+                entry.update({m: measured.get(m) for m in METRICS})
+                entry["samples"] = part.labelled
+            if estimate is not None:
+                entry["estimate"] = estimate
+            found.append(entry)
+    return found
 
 
 MIN_AGREEMENT = 0.99  # share of predictions a threshold of the score must reproduce
@@ -312,9 +378,9 @@ def _realize(ctx: Context, ref: ModelRef, quality: QualitySettings, *, until: fl
             "realized": found.realized, "error": error}
 
 
-def _estimate(ctx: Context, ref: ModelRef, measured: dict[str, Any],
-              reference: dict[str, np.ndarray], quality: QualitySettings, *, since: float,
-              until: float) -> dict[str, Any]:
+def _estimate(measured: dict[str, Any], reference: dict[str, np.ndarray],
+              quality: QualitySettings, newest: Recent, *, since: float, until: float
+              ) -> dict[str, Any]:
     """CBPE on the predictions newer than the matured window (their labels not in yet), with
     the labelled matured window as the reference it is calibrated on: binary models from their
     score, multiclass models from their score per class."""
@@ -337,7 +403,7 @@ def _estimate(ctx: Context, ref: ModelRef, measured: dict[str, Any],
     if labels.size < MIN_REFERENCE:
         return untrusted(f"{labels.size} labelled predictions to calibrate on, fewer than "
                          f"{MIN_REFERENCE}")
-    newest, stored = recent(ctx.store, ref, since=since, until=until)
+    predicted, stored = newest.prediction, newest.scores
     if positive is not None:
         agreement = _threshold_agreement(reference["score"],
                                          comparable(reference["prediction"]) == positive)
@@ -347,7 +413,7 @@ def _estimate(ctx: Context, ref: ModelRef, measured: dict[str, Any],
                              f"assumes they are")
         usable = [i for i, s in enumerate(stored) if s is not None]
         values = np.array([float(json.loads(str(stored[i]))) for i in usable])
-        flags = comparable(newest[usable]) == positive if usable else np.zeros(0, dtype=bool)
+        flags = comparable(predicted[usable]) == positive if usable else np.zeros(0, dtype=bool)
         found.update(estimate(reference["score"], (labels == positive).astype(int), values,
                               flags), reference=int(labels.size))
         return found
@@ -364,13 +430,13 @@ def _estimate(ctx: Context, ref: ModelRef, measured: dict[str, Any],
     decoded: list[Any] = [json.loads(s) if s is not None else None for s in stored]
     usable = [i for i, d in enumerate(decoded) if isinstance(d, dict)
               and all(isinstance(d.get(c), (int, float)) for c in classes)]
-    predicted = comparable(newest[usable]) if usable else np.zeros(0, dtype=object)
-    outside = sorted({str(c) for c in predicted.tolist()} - set(classes))
+    chosen = comparable(predicted[usable]) if usable else np.zeros(0, dtype=object)
+    outside = sorted({str(c) for c in chosen.tolist()} - set(classes))
     if outside:
         return untrusted(f"predictions of classes without a score column: {', '.join(outside)}")
     window = np.array([[float(decoded[i][c]) for c in classes] for i in usable]).reshape(
         len(usable), len(classes))
     found.update(estimate_classes(matrix, np.array([index[c] for c in labels.tolist()]), window,
-                                  np.array([index[c] for c in predicted.tolist()], dtype=int)),
+                                  np.array([index[c] for c in chosen.tolist()], dtype=int)),
                  reference=int(labels.size), classes=classes)
     return found
