@@ -44,8 +44,9 @@ def say(text: str) -> None:
 
 
 class Demo:
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, state_url: str | None = None) -> None:
         self.dir = run_dir
+        self.state_url = state_url or f"sqlite:///{run_dir / 'state' / 'lifecycled.db'}"
         self.processes: list[subprocess.Popen[bytes]] = []
         self.triton: triton.TritonServer | None = None
         self.pipeline: Pipeline | None = None
@@ -87,14 +88,16 @@ class Demo:
     def prepare(self) -> None:
         if self.dir.exists():
             shutil.rmtree(self.dir)
-        for sub in ("config", "data", "logs", "triton"):
+        for sub in ("config", "data", "logs", "triton", "state"):
             (self.dir / sub).mkdir(parents=True)
         shutil.copytree(ROOT / "config" / "models.d", self.dir / "config" / "models.d")
         self.secret_file = self.dir / "config" / "pipeline_webhook_secret"
         self.secret_file.write_text(new_secret())
         self.token = new_secret()[6:26]
         (self.dir / "config" / "api_token").write_text(self.token)
-        self.env = {**os.environ, "LIFECYCLED_DEMO": "1"}
+        # backups and caches in the run folder, whichever store holds the state
+        self.env = {**os.environ, "LIFECYCLED_DEMO": "1",
+                    "STATE_DIRECTORY": str(self.dir / "state")}
         self.make_data()
 
     def make_data(self) -> None:
@@ -171,7 +174,7 @@ class Demo:
                    "updates": "2s", "retirement": "5s", "deliver": "1s", "housekeeping": "1h"}
         data["daemon"].update({
             "listen": f"127.0.0.1:{self.port}", "public_url": f"http://127.0.0.1:{self.port}",
-            "state_url": f"sqlite:///{(self.dir / 'state' / 'lifecycled.db').resolve()}",
+            "state_url": self.state_url,
             "api_token_file": str((self.dir / "config" / "api_token").resolve())})
         data["sources"]["triton"] = [{"name": "local", "url": self.triton.url,
                                       "metrics_url": self.triton.metrics_url, "timeout": "5s",
@@ -283,7 +286,8 @@ class Demo:
         self.cli("models", "set-status", "risk_assessment:3", "production", "--reason",
                  "model risk review approved", "--actor", "model-risk-committee")
 
-        say("Step 2: start the daemon (SQLite state, Triton scraped directly)")
+        engine = "SQLite" if self.state_url.startswith("sqlite") else "PostgreSQL"
+        say(f"Step 2: start the daemon ({engine} state, Triton scraped directly)")
         self.start_daemon()
         self.wait("/readyz", lambda: self._ready())
         print(f"lifecycled is ready on http://127.0.0.1:{self.port}")
@@ -466,8 +470,11 @@ def main() -> int:
     parser.add_argument("--dir", default=str(ROOT / "demo-run"), help="run folder")
     parser.add_argument("--keep", action="store_true",
                         help="leave the daemon and Triton running and print their URLs")
+    parser.add_argument("--state-url", help="the state store (default: a SQLite file in the run "
+                                            "folder); e.g. postgresql://user@host/db, its "
+                                            "password from PGPASSWORD or ~/.pgpass")
     args = parser.parse_args()
-    demo = Demo(Path(args.dir).resolve())
+    demo = Demo(Path(args.dir).resolve(), args.state_url)
     try:
         return demo.run(args.keep)
     except KeyboardInterrupt:

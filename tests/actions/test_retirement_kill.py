@@ -1,10 +1,11 @@
-"""kill -9 of a real ``lifecycled retire`` process at each step of a retirement plan, both after a
-step's work but before it is recorded (its transaction is open) and right after it is recorded.
-A second, normal run completes the plan and nothing is done twice.
+"""kill -9 of a real ``lifecycled retire`` process at each step of a retirement plan, on SQLite and
+on PostgreSQL, both after a step's work but before it is recorded (its transaction is open) and
+right after it is recorded. A second, normal run completes the plan and nothing is done twice.
 
 The process kills itself with SIGKILL at the chosen point: a small driver replaces the step (or
 the function that records it) before calling the real CLI. Nothing else is changed, so what dies
-is the real program, with no cleanup, its lease and an open SQLite transaction left behind.
+is the real program, with no cleanup, its lease and an open transaction left behind (a SQLite
+file's lock, or a PostgreSQL connection that the server sees drop).
 Without Triton here: tests/integration/test_retirement_triton.py kills the stop-traffic step
 after a real unload.
 """
@@ -22,11 +23,11 @@ from pathlib import Path
 import pytest
 from lifecycled.actions.retire import STEPS
 from lifecycled.domain import HistoryKind, ModelRef, ModelSpec, Status
-from lifecycled.store import open_store
 from lifecycled.store.retirement import latest_plan
 from lifecycled.store.serving import add_snapshot, snapshots
 
 from tests.conftest import ROOT, write_config
+from tests.stores import open_test_store, store_url
 
 OLD = ModelRef("legacy_score", "1")
 
@@ -70,12 +71,15 @@ def retire_command(config: Path, *driver_args: str, ref: ModelRef = OLD
                           timeout=120)
 
 
-def prepare(tmp_path: Path, **extra: object) -> tuple[Path, Path]:
-    """A config with its state file, and a deprecated version with snapshots to retire."""
-    config = write_config(tmp_path / "cfg", dict(extra), models_d=False)
+def prepare(tmp_path: Path) -> tuple[Path, Path]:
+    """A config with its state (a SQLite file, or the test's PostgreSQL database), and a
+    deprecated version with snapshots to retire."""
     state = tmp_path / "cfg" / "state"
     state.mkdir(parents=True)
-    store = open_store(f"sqlite:///{state / 'lifecycled.db'}", state)
+    config = write_config(tmp_path / "cfg", {
+        "daemon": {"state_url": store_url(state, "lifecycled.db")},
+        "policies": {"retirement": {"backup_dir": str(state / "backups")}}}, models_d=False)
+    store = open_test_store(state, "lifecycled.db")
     now = time.time()
     store.register(ModelSpec(OLD, owner_team="risk_ml", business_domain="credit_risk"),
                    Status.PRODUCTION, actor="t", reason="r", now=now - 86400)
@@ -88,13 +92,15 @@ def prepare(tmp_path: Path, **extra: object) -> tuple[Path, Path]:
 
 def check_completed_once(state: Path, ref: ModelRef = OLD) -> None:
     """The plan is complete and each of its effects happened exactly once."""
-    db = state / "lifecycled.db"
-    with sqlite3.connect(db) as raw:
-        assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        retired = raw.execute("SELECT COUNT(*) FROM events WHERE type = 'model.retired'")
-        assert retired.fetchone()[0] == 1
-    store = open_store(f"sqlite:///{db}", state)
+    url = store_url(state, "lifecycled.db")
+    if url.startswith("sqlite:"):
+        with sqlite3.connect(state / "lifecycled.db") as raw:
+            assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    store = open_test_store(state, "lifecycled.db")
     try:
+        with store.read() as conn:
+            retired = conn.execute("SELECT COUNT(*) FROM events WHERE type = 'model.retired'")
+            assert retired.fetchone()[0] == 1
         plan = latest_plan(store, ref)
         assert plan is not None and plan.state == "completed", plan
         assert [s["state"] for s in plan.steps] == ["done"] * len(STEPS)
@@ -108,6 +114,7 @@ def check_completed_once(state: Path, ref: ModelRef = OLD) -> None:
     assert '"history.json"' in manifest.read_text()
 
 
+@pytest.mark.usefixtures("both_engines")
 @pytest.mark.parametrize("phase", ["before_record", "after_record"])
 @pytest.mark.parametrize("step", list(STEPS))
 def test_kill_9_at_each_step_then_a_rerun_completes_it_once(tmp_path: Path, step: str,
@@ -115,7 +122,7 @@ def test_kill_9_at_each_step_then_a_rerun_completes_it_once(tmp_path: Path, step
     config, state = prepare(tmp_path)
     killed = retire_command(config, step, phase)
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
-    store = open_store(f"sqlite:///{state / 'lifecycled.db'}", state)
+    store = open_test_store(state, "lifecycled.db")
     finished = list(STEPS)[:list(STEPS).index(step) + (phase == "after_record")]
     try:
         plan = latest_plan(store, OLD)

@@ -1,5 +1,5 @@
-"""The demo end to end (real Triton, the daemon, the pipeline), checked from the state it leaves
-and not from its printed text."""
+"""The demo end to end (real Triton, the daemon, the pipeline), on SQLite and on PostgreSQL,
+checked from the state it leaves and not from its printed text."""
 
 from __future__ import annotations
 
@@ -18,12 +18,13 @@ from lifecycled.store.updates import list_jobs
 from tests.conftest import ROOT
 
 
-def test_the_demo_tells_the_whole_story(tmp_path: Path) -> None:
+def test_the_demo_tells_the_whole_story(tmp_path: Path, state_url: str) -> None:
     run = tmp_path / "demo"
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py"), "--dir", str(run)],
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py"), "--dir", str(run),
+                           "--state-url", state_url],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    store = open_store(f"sqlite:///{run / 'state' / 'lifecycled.db'}", tmp_path)
+    store = open_store(state_url, tmp_path)
     statuses = store.statuses()
     # 1, 3: the seed models registered from config/ and the unconfigured one discovered
     assert statuses[ModelRef("fraud_detection", "2")] == Status.PRODUCTION
