@@ -15,7 +15,7 @@ from lifecycled.domain import ModelRef
 from lifecycled.store import open_store
 from lifecycled.store.results import latest_drift
 
-from tests.conftest import CliResult, write_config
+from tests.conftest import ROOT, CliResult, write_config
 
 Cli = Callable[..., CliResult]
 
@@ -178,3 +178,35 @@ def test_ad_hoc_drift_reuses_the_reference_profile_by_content(
     assert cli(*default, config=None).json()["profile_cached"] is True
     user_cache = Path(os.environ["XDG_CACHE_HOME"]) / "lifecycled" / "profiles"
     assert list(user_cache.glob("*.npz"))  # $XDG_CACHE_HOME/lifecycled/profiles
+
+
+def test_a_large_check_does_not_import_scipy_stats(tmp_path: Path) -> None:
+    """Importing scipy.stats costs about half a second, which every `lifecycled drift` paid
+    (for the Benjamini-Hochberg correction and the Kolmogorov tail): a check of large samples
+    (effective size above 100,000, where the tail is Pelz and Good's series) now needs none of
+    it, with the p-values still scipy's (tests/core/test_ecdf.py)."""
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(1)
+    for name, n, shift in (("reference", 300_000, 0.0), ("current", 250_000, 0.002)):
+        pq.write_table(pa.table({"a": rng.normal(shift, 1, n), "b": rng.normal(0, 1, n)}),
+                       tmp_path / f"{name}.parquet")
+    script = (
+        "import sys, json, io, contextlib\n"
+        "from lifecycled.cli import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        f"    code = main(['drift', '--reference', {str(tmp_path / 'reference.parquet')!r}, "
+        f"'--current', {str(tmp_path / 'current.parquet')!r}, '--json', '--no-cache'])\n"
+        "print(json.dumps({'code': code, 'stats': 'scipy.stats' in sys.modules, "
+        "'p': [f['p_value'] for f in json.loads(out.getvalue())['features']]}))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert found["code"] == 0 and found["stats"] is False
+    assert all(0.0 < p <= 1.0 for p in found["p"])  # judged: the tail of these sizes

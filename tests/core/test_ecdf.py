@@ -12,7 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from lifecycled.core.ecdf import Scratch, grid_for, window_statistics
-from lifecycled.core.kstest import kolmogorov_sf, ks_two_sample, prob_outside_square, smirnov_sf
+from lifecycled.core.kstest import (
+    kolmogorov_sf,
+    ks_two_sample,
+    pelz_good_cdf,
+    prob_outside_square,
+    smirnov_sf,
+)
 from lifecycled.core.profile import bin_edges
 from scipy import special, stats
 
@@ -154,3 +160,23 @@ def test_equal_size_p_values_equal_ks_2samp(n: int, shift: float) -> None:
     d, p = ks_two_sample(np.sort(reference), np.sort(current))
     assert d == expected.statistic
     assert abs(p - expected.pvalue) <= 1e-9
+
+
+@pytest.mark.parametrize("n", [141, 5000, 100_001, 500_000, 5_000_000])
+@pytest.mark.parametrize("nd2", [0.001, 0.01, 0.1, 0.5, 1.0, 1.5, 2.19])
+def test_pelz_good_series_agrees_with_scipy(n: int, nd2: float) -> None:
+    from scipy.stats._ksstats import _kolmogn_PelzGood
+
+    d = math.sqrt(nd2 / n)
+    assert abs(pelz_good_cdf(n, d) - float(_kolmogn_PelzGood(n, d))) <= 1e-13
+
+
+@given(arrays(np.float64, st.integers(0, 80), elements=st.floats(0.0, 1.0)))
+def test_benjamini_hochberg_equals_scipy(p_values: np.ndarray) -> None:
+    from lifecycled.core.drift import benjamini_hochberg
+
+    found = benjamini_hochberg(p_values)
+    if p_values.size:
+        assert np.abs(found - stats.false_discovery_control(p_values)).max() <= 1e-12
+    else:
+        assert found.size == 0

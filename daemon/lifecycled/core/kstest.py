@@ -112,15 +112,52 @@ def smirnov_sf(n: int, d: float) -> float:
 
 def kolmogorov_sf(d: float, n: int) -> float:
     """``scipy.stats.kstwo.sf(d, n)``, the two-sided one-sample KS tail ks_2samp uses for its
-    asymptotic p-value. In the range where scipy answers with 2 * smirnov(n, d) (n > 140,
-    2.2 <= n d^2 < 370, d < 0.5; Simard and L'Ecuyer's choice), that is computed with
-    ``smirnov_sf``; beyond it (n d^2 >= 370) scipy answers 0, and so does this; elsewhere scipy
-    is called."""
+    asymptotic p-value, with Simard and L'Ecuyer's choice of method as scipy makes it. For
+    n > 140 and d < 0.5: where scipy answers with 2 * smirnov(n, d) (2.2 <= n d^2 < 370), that
+    is ``smirnov_sf``; beyond it (n d^2 >= 370) scipy answers 0, and so does this; below it, for
+    the large samples of a drift check (n > 100,000, or n d^1.5 > 1.4), scipy takes 1 minus
+    Pelz and Good's series, and so does this (``pelz_good_cdf``). Elsewhere scipy is called
+    (importing scipy.stats, half a second, only then)."""
     t = n * d * d
-    if n > 140 and t >= 2.2 and d < 0.5 and 1.0 < n * d < n - 1:
+    if n > 140 and d < 0.5 and 1.0 < n * d < n - 1:
         if t >= 370.0:  # scipy's answer there: 0 (the tail is below 2 exp(-740))
             return 0.0
-        return min(max(2.0 * smirnov_sf(n, d), 0.0), 1.0)
-    from scipy import stats  # only outside the Smirnov range: imported when needed
+        if t >= 2.2:
+            return min(max(2.0 * smirnov_sf(n, d), 0.0), 1.0)
+        if n > 100_000 or n * d ** 1.5 > 1.4:  # where scipy uses Pelz and Good's series
+            return min(max(1.0 - pelz_good_cdf(n, d), 0.0), 1.0)
+    from scipy import stats  # only in the remaining ranges: imported when needed
 
     return float(np.clip(stats.kstwo.sf(d, n), 0.0, 1.0))
+
+
+def pelz_good_cdf(n: int, d: float) -> float:
+    """P(D_n <= d) by Pelz and Good's (1976) series for the two-sided one-sample KS statistic,
+    as scipy evaluates it (``_kolmogn_PelzGood``; equal to 1e-15, tested): with z = d sqrt(n),
+    K0(z) + K1(z) / sqrt(n) + K2(z) / n + K3(z) / n^1.5, each K written with the
+    Jacobi-theta terms exp(-(2k-1)^2 pi^2 / (8 z^2)) and exp(-k^2 pi^2 / (2 z^2)), k up to
+    16 z / pi, all summed at once."""
+    z = math.sqrt(n) * d
+    z2 = z * z
+    rate = -math.pi ** 2 / (8 * z2)
+    if rate < _MIN_LOG:  # every term below the smallest float: P = 0
+        return 0.0
+    pi2, pi4, pi6 = math.pi ** 2, math.pi ** 4, math.pi ** 6
+    k = np.arange(1, math.ceil(16 * z / math.pi) + 1, dtype=np.float64)
+    m2 = (2 * k - 1) ** 2
+    odd = np.exp(rate * m2)
+    whole = np.exp(-(k * k) * pi2 / (2 * z2))
+    root = math.sqrt(2 * math.pi)
+    k0 = float(odd.sum()) * root / z
+    k1 = float((pi2 / 4 * m2 - z2) @ odd) * root / (6 * z2 ** 2)
+    k2 = (float((6 * z2 ** 3 + 2 * z2 ** 2 + (2 * z2 ** 2 - 5 * z2) * pi2 / 4 * m2
+                 + pi4 * (1 - 2 * z2) / 16 * m2 ** 2) @ odd) * root / (72 * z ** 7)
+          - pi2 * root / (36 * z2 * z) * float((k * k) @ whole))
+    k3 = (float((-30 * z2 ** 3 - 90 * z2 ** 4 + pi2 * (135 * z2 ** 2 - 96 * z2 ** 3) / 4 * m2
+                 + pi4 * (212 * z2 ** 2 - 60 * z2) / 16 * m2 ** 2
+                 + pi6 * (5 - 30 * z2) / 64 * m2 ** 3) @ odd) * root / (6480 * z2 ** 5)
+          + pi2 * root / (216 * z2 ** 3) * float(((3 * z2 - pi2 * k * k) * k * k) @ whole))
+    return k0 + k1 / math.sqrt(n) + k2 / n + k3 / n ** 1.5
+
+
+_MIN_LOG = math.log(np.finfo(np.float64).tiny)
