@@ -258,6 +258,10 @@ def test_outcomes_quality_per_segment_equals_scikit_learn(tmp_path: Path) -> Non
             accuracy_score(label[mine], prediction[mine]), abs=1e-12)
     rest = ~np.isin(region, top)
     assert segments["region=other"]["samples"] == int(rest.sum())
+    every = check_quality(str(path), OutcomeColumns(), segment_by=["region"], segment_top=3)
+    empty = next(s for s in every["segments"] if s["segment"] == "region=other")
+    assert empty == {"segment": "region=other", "column": "region", "value": "other",
+                     "predictions": 0, "labelled": 0, "samples": 0, "judged": False}
     assert segments["region=other"]["accuracy"] == pytest.approx(
         accuracy_score(label[rest], prediction[rest]), abs=1e-12)
 

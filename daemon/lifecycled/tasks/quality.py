@@ -121,6 +121,9 @@ def _segments(pattern: str, data: Mapping[str, np.ndarray], columns: OutcomeColu
         for value, rows in masks(values, top_values(values, top)).items():
             entry: dict[str, Any] = {"segment": label(column, value), "column": column,
                                      "value": value, "predictions": int(rows.sum())}
+            if not rows.any():  # "other" when the chosen values cover every row
+                yield {**entry, "labelled": 0, "samples": 0, "judged": False}
+                continue
             try:
                 found = quality_of(f"{pattern}, segment {label(column, value)}",
                                    {k: v[rows] for k, v in data.items()}, columns,
