@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import hmac
 import json
@@ -31,6 +32,7 @@ from lifecycled.store import Store
 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024  # bytes of a request body
+DROP_LIMIT = 16 * 2**20  # bytes of a refused body read (and dropped) so that the 413 arrives
 MAX_HEAD = 16 * 1024  # bytes of a request line and headers
 REQUEST_TIMEOUT = 10.0  # seconds to send a whole request head, and again its body
 KEEP_ALIVE = 5  # seconds an idle keep-alive connection is kept
@@ -395,14 +397,16 @@ class Listener:
             return json_reply(400, {"error": "Content-Length must be a non-negative integer"},
                                {"Connection": "close"})
         limit = self.push_limit if method == "POST" and is_push(path) else MAX_BODY
-        if int(length) > limit:
-            return json_reply(413, {"error": f"body larger than {limit} bytes"},
+        too_large = json_reply(413, {"error": f"body larger than {limit} bytes"},
                                {"Connection": "close"})
+        if int(length) > limit:
+            await self._drop(receive)
+            return too_large
         try:
             body = await asyncio.wait_for(self._body(receive, limit), REQUEST_TIMEOUT)
         except TooLarge:
-            return json_reply(413, {"error": f"body larger than {limit} bytes"},
-                               {"Connection": "close"})
+            await self._drop(receive)
+            return too_large
         except TimeoutError:
             return json_reply(408, {"error": f"body not received within {REQUEST_TIMEOUT} s"},
                                {"Connection": "close"})
@@ -415,6 +419,21 @@ class Listener:
         request = Request("GET" if method == "HEAD" else method, unquote(path),
                           [unquote(p) for p in path.strip("/").split("/") if p], body, headers)
         return await loop.run_in_executor(self.pool, self._route, request)
+
+    @staticmethod
+    async def _drop(receive: Callable[[], Any]) -> None:
+        """Read and drop the rest of a refused body (up to DROP_LIMIT bytes, within the request
+        timeout) before the 413: closing with the client's bytes unread makes the kernel reset
+        the connection, which can destroy the reply on its way."""
+        async def drain() -> None:
+            size = 0
+            while size <= DROP_LIMIT:
+                message = await receive()
+                size += len(message.get("body", b""))
+                if message["type"] == "http.disconnect" or not message.get("more_body"):
+                    return
+        with contextlib.suppress(TimeoutError):  # a sender that stalls gets the 413 now
+            await asyncio.wait_for(drain(), REQUEST_TIMEOUT)
 
     @staticmethod
     async def _body(receive: Callable[[], Any], limit: int) -> bytes:
