@@ -3,7 +3,8 @@
 The endpoints are a small fake KServe v2 server (benchmark-only code) answering the repository
 index, model configs, statistics and a ``/metrics`` text in Triton's exact format, whose counters
 grow between scrapes. The floor, measured in the same run, is downloading and parsing the same
-``/metrics`` texts with prometheus_client's parser.
+``/metrics`` texts with prometheus_client's parser; "read" is the same download parsed by
+lifecycled's own reader (what the pass itself pays before any work of its own).
 
     python bench/fleet.py [--sizes 10,100,1000] [--repeat 3]
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 import requests
 from lifecycled.config import parse_settings
 from lifecycled.context import Context
+from lifecycled.sources.triton import parse_metrics
 from lifecycled.store import open_store
 from lifecycled.tasks.collect import run_collect
 from lifecycled.tasks.discovery import run_discovery
@@ -135,7 +137,13 @@ def floor(servers: list[FakeTriton], session: requests.Session) -> None:
                 pass
 
 
-def measure(size: int, repeat: int) -> tuple[float, float]:
+def own_read(servers: list[FakeTriton], session: requests.Session) -> None:
+    """Download every endpoint's /metrics and parse it as the pass does (lifecycled's reader)."""
+    for server in servers:
+        parse_metrics(session.get(f"http://127.0.0.1:{server.port}/metrics", timeout=30).text, 0)
+
+
+def measure(size: int, repeat: int) -> tuple[float, float, float]:
     models = [(f"model_{i:04d}", "1") for i in range(size)]
     servers = [FakeTriton(models[e::ENDPOINTS]) for e in range(ENDPOINTS)]
     try:
@@ -147,7 +155,7 @@ def measure(size: int, repeat: int) -> tuple[float, float]:
             ctx = Context(settings, open_store("sqlite:///state.db", Path(tmp)))
             run_discovery(ctx)  # first pass registers every model
             run_collect(ctx)  # and sets the base scrape
-            passes, floors = [], []
+            passes, floors, reads = [], [], []
             for _ in range(repeat):
                 start = time.perf_counter()
                 run_discovery(ctx)
@@ -157,8 +165,11 @@ def measure(size: int, repeat: int) -> tuple[float, float]:
                 start = time.perf_counter()
                 floor(servers, ctx.session)
                 floors.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                own_read(servers, ctx.session)
+                reads.append(time.perf_counter() - start)
             ctx.store.close()
-        return min(passes), min(floors)
+        return min(passes), min(floors), min(reads)
     finally:
         for server in servers:
             server.stop()
@@ -170,12 +181,14 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     results = {}
-    print(f"{'models':>7} {'pass s':>8} {'floor s':>8} {'pass/floor':>10} {'vs 100':>7}")
+    print(f"{'models':>7} {'pass s':>8} {'floor s':>8} {'pass/floor':>10} {'read s':>8} "
+          f"{'pass/read':>9} {'vs 100':>7}")
     for size in (int(s) for s in args.sizes.split(",")):
         results[size] = measure(size, args.repeat)
-        pass_s, floor_s = results[size]
+        pass_s, floor_s, read_s = results[size]
         growth = f"{pass_s / results[100][0]:7.2f}" if 100 in results and size != 100 else "      -"
-        print(f"{size:>7} {pass_s:8.3f} {floor_s:8.3f} {pass_s / floor_s:10.2f} {growth}")
+        print(f"{size:>7} {pass_s:8.3f} {floor_s:8.3f} {pass_s / floor_s:10.2f} {read_s:8.3f} "
+              f"{pass_s / read_s:9.2f} {growth}")
     return 0
 
 
