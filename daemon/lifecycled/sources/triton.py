@@ -175,7 +175,7 @@ def parse_metrics(text: str, at: float) -> MetricsScrape:
     Triton's plain lines are read by a regular expression (prometheus_client's parser costs
     about 15 µs a sample, most of a fleet pass); any other line hands the whole text to
     prometheus_client, so an unusual but valid text reads the same and a malformed one gets
-    its error. Both give the same samples (property-tested)."""
+    its error. Both give the same scrape (property-tested)."""
     samples = _plain_samples(text)
     return _scrape(_library_samples(text) if samples is None else samples, at)
 
