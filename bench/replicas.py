@@ -3,10 +3,14 @@ collect + evaluate pass with 1, 2 and 3 replicas sharing one PostgreSQL store, b
 pass of one daemon on SQLite (the baseline of the same run). The models are registered once and
 the prepared state copied to each store (``state migrate``'s copy, a PostgreSQL template).
 
-Every replica is asked to run each task, as its scheduler would; only the lease holder runs it.
-For each replica count the script prints the pass time, the duplicate work (task runs beyond one
-per pass: must be 0) and the database round trips per model (statements sent by the pass, a
-batch of ``executemany`` counted once since psycopg pipelines it, divided by the models).
+Each replica is a process of its own, as in production; all are asked to run the pass at once,
+as their schedulers would, and share it by their claims (collect by groups of endpoints, evaluate
+by buckets of models). For each replica count the script prints the pass time (until the last
+replica is done), the duplicate work (snapshots beyond one per model and pass, evaluations
+beyond collect's and the evaluate pass's one each: must be 0), the models left without a
+snapshot (must be 0) and the database round trips per model (statements sent by the pass over
+all replicas, a batch of ``executemany`` counted once since psycopg pipelines it, divided by the
+models). Between passes the claims are let go, as the end of an interval would.
 
     python bench/replicas.py [--models 3000] [--repeat 2]
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import multiprocessing as mp
 import os
 import shutil
 import sys
@@ -23,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +74,9 @@ class Counted:
                 return self.conn.executemany(sql, rows)
 
         @contextmanager
-        def transaction(*, write: bool) -> Iterator[Any]:
+        def transaction(**options: Any) -> Iterator[Any]:
             counter.statements += 2  # BEGIN and COMMIT
-            with real(write=write) as conn:
+            with real(**options) as conn:
                 yield Counting(conn)
         store.engine.transaction = transaction
         try:
@@ -79,59 +85,106 @@ class Counted:
             store.engine.transaction = real
 
 
-def settings_for(servers: list[FakeTriton], name: str) -> Any:
+def settings_for(servers: list[int], name: str) -> Any:
     return parse_settings({"daemon": {"replica": name, "leader_lease": "30s"},
+                           "schedule": {"collect": "1h", "evaluate": "1h"},
                            "sources": {"triton": [
-                               {"name": f"e{i}", "url": f"http://127.0.0.1:{s.port}",
-                                "metrics_url": f"http://127.0.0.1:{s.port}/metrics",
-                                "timeout": "60s"} for i, s in enumerate(servers)]}})
+                               {"name": f"e{i}", "url": f"http://127.0.0.1:{port}",
+                                "metrics_url": f"http://127.0.0.1:{port}/metrics",
+                                "timeout": "60s"} for i, port in enumerate(servers)]}})
 
 
-def runtimes_on(url: str, replicas: int, servers: list[FakeTriton], work: Path
-                ) -> list[Runtime]:
-    runtimes = []
-    for index in range(replicas):
-        settings = settings_for(servers, f"r{index}")
-        store = open_store(url, work)
-        runtime = Runtime(Context(settings, store), replication=Replication(store, settings))
-        runtime.replication.start()
-        runtimes.append(runtime)
-    return runtimes
-
-
-def prepare(url: str, servers: list[FakeTriton], work: Path) -> None:
-    """The first passes: every model registered, the base scrape stored (once, then copied)."""
-    (runtime,) = runtimes_on(url, 1, servers, work)
-    for task in ("discovery", "collect"):
-        runtime.run_job(task)
-    runtime.replication.stop()
-    runtime.ctx.store.close()
-
-
-def measure(url: str, replicas: int, servers: list[FakeTriton], models: int, repeat: int,
-            work: Path) -> tuple[float, int, float]:
-    runtimes = runtimes_on(url, replicas, servers, work)
+def replica(url: str, name: str, ports: list[int], work: str, pipe: Connection) -> None:
+    """One replica in its own process: runs the pass when asked, answers with its statements."""
+    logging.getLogger("lifecycled").setLevel(logging.ERROR)  # 3,000 breaches are logged
+    settings = settings_for(ports, name)
+    store = open_store(url, Path(work))
+    runtime = Runtime(Context(settings, store), replication=Replication(store, settings))
+    runtime.replication.start()
+    counted = Counted()
     try:
-        counted = Counted()
-        times, duplicates, statements = [], 0, 0
-        for _ in range(repeat):
-            ran: dict[str, int] = dict.fromkeys(PASS, 0)
-            started = time.perf_counter()
-            for runtime in runtimes:
-                with counted.around(runtime.ctx.store):
-                    before = counted.statements
-                    for task in PASS:
-                        if runtime.replication.runs(task):
-                            ran[task] += 1
-                        runtime.run_job(task)
-                    statements += counted.statements - before
-            times.append(time.perf_counter() - started)
-            duplicates += sum(max(0, n - 1) for n in ran.values())
-        return min(times), duplicates, statements / repeat / models
+        while pipe.recv() == "pass":
+            with counted.around(store):
+                before = counted.statements
+                failed = [task for task in PASS if not runtime.run_job(task)]
+            pipe.send((counted.statements - before, failed))
     finally:
-        for runtime in runtimes:
-            runtime.replication.stop()
-            runtime.ctx.store.close()
+        runtime.replication.stop()
+        store.close()
+
+
+def prepare(url: str, ports: list[int], work: Path) -> None:
+    """The first passes: every model registered, the base scrape stored (once, then copied)."""
+    settings = settings_for(ports, "prepare")
+    store = open_store(url, work)
+    runtime = Runtime(Context(settings, store), replication=Replication(store, settings))
+    runtime.replication.start()
+    for task in ("discovery", "collect"):
+        if not runtime.run_job(task):
+            raise SystemExit(f"preparing the store: {task} failed (see the log above)")
+    runtime.replication.stop()
+    let_claims_go(store)
+    store.close()
+
+
+def let_claims_go(store: Any) -> None:
+    """The interval ends: every part may be claimed again."""
+    with store.write() as conn:
+        conn.execute("UPDATE work_claims SET until = 0")
+
+
+def work_done(url: str, work: Path, since: float, models: int) -> tuple[int, int]:
+    """(duplicate snapshots and evaluations, models without a snapshot) since ``since``."""
+    store = open_store(url, work)
+    try:
+        let_claims_go(store)
+        with store.read() as conn:
+            snaps = [int(r[0]) for r in conn.execute(
+                "SELECT COUNT(*) FROM snapshots WHERE at >= ? GROUP BY name, version",
+                (since,)).fetchall()]
+            evals = [int(r[0]) for r in conn.execute(
+                "SELECT COUNT(*) FROM evaluations WHERE at >= ? GROUP BY name, version",
+                (since,)).fetchall()]
+    finally:
+        store.close()
+    # collect evaluates what it measured and the evaluate pass every production version: 2
+    duplicates = sum(n - 1 for n in snaps) + sum(max(0, n - 2) for n in evals)
+    return duplicates, models - len(snaps)
+
+
+def measure(url: str, replicas: int, ports: list[int], models: int, repeat: int,
+            work: Path) -> tuple[float, int, int, float]:
+    spawn = mp.get_context("spawn")
+    pipes, processes = [], []
+    for index in range(replicas):
+        ours, theirs = spawn.Pipe()
+        process = spawn.Process(target=replica, args=(url, f"r{index}", ports, str(work),
+                                                      theirs))
+        process.start()
+        pipes.append(ours)
+        processes.append(process)
+    try:
+        times, duplicates, missing, statements = [], 0, 0, 0
+        for _ in range(repeat):
+            since = time.time()
+            started = time.perf_counter()
+            for pipe in pipes:
+                pipe.send("pass")
+            answers = [pipe.recv() for pipe in pipes]
+            times.append(time.perf_counter() - started)
+            failed = [task for _, tasks in answers for task in tasks]
+            if failed:
+                raise SystemExit(f"the pass failed: {failed} (see the log above)")
+            statements += sum(count for count, _ in answers)
+            extra, left = work_done(url, work, since, models)
+            duplicates += extra
+            missing += left
+        return min(times), duplicates, missing, statements / repeat / models
+    finally:
+        for pipe in pipes:
+            pipe.send("stop")
+        for process in processes:
+            process.join(timeout=60)
 
 
 def main() -> int:
@@ -140,32 +193,36 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
     assert set(PASS) <= set(TASKS)
-    logging.getLogger("lifecycled").setLevel(logging.ERROR)  # 3,000 breaches are logged
+    logging.getLogger("lifecycled").setLevel(logging.ERROR)
     work = Path(tempfile.mkdtemp(prefix="lifecycled-bench-replicas-"))
     stack = contextlib.ExitStack()
     server = stack.enter_context(temporary_postgres())
     os.environ["PGPASSWORD"] = server.password
     names = [(f"model_{i:05d}", "1") for i in range(args.models)]
     fakes = [FakeTriton(names[e::ENDPOINTS]) for e in range(ENDPOINTS)]
+    ports = [fake.port for fake in fakes]
     try:
         prepared = server.create_database("prepared")
-        prepare(prepared, fakes, work)
+        prepare(prepared, ports, work)
         sqlite_url = f"sqlite:///{work / 'one.db'}"
         source, target = open_store(prepared, work), open_store(sqlite_url, work)
         copy_store(source, target)
         source.close()
         target.close()
-        base, _, base_trips = measure(sqlite_url, 1, fakes, args.models, args.repeat, work)
-        print(f"{args.models} models, a collect + evaluate pass")
-        print(f"{'store':24} {'pass s':>8} {'vs SQLite':>10} {'duplicate runs':>15} "
-              f"{'round trips/model':>17}")
-        print(f"{'SQLite, one daemon':24} {base:8.2f} {1.0:9.2f}x {0:15d} {base_trips:17.1f}")
+        base, extra, left, base_trips = measure(sqlite_url, 1, ports, args.models, args.repeat,
+                                                work)
+        print(f"{args.models} models on {ENDPOINTS} endpoints, a collect + evaluate pass, "
+              f"{os.cpu_count()} cores")
+        print(f"{'store':26} {'pass s':>8} {'vs SQLite':>10} {'duplicates':>11} "
+              f"{'missing':>8} {'round trips/model':>17}")
+        print(f"{'SQLite, one daemon':26} {base:8.2f} {1.0:9.2f}x {extra:11d} {left:8d} "
+              f"{base_trips:17.1f}")
         for replicas in (1, 2, 3):
             url = server.create_database(f"replicas{replicas}", template="prepared")
-            seconds, duplicates, trips = measure(url, replicas, fakes, args.models, args.repeat,
-                                                 work)
-            print(f"{f'PostgreSQL, {replicas} replica(s)':24} {seconds:8.2f} "
-                  f"{seconds / base:9.2f}x {duplicates:15d} {trips:17.1f}")
+            seconds, extra, left, trips = measure(url, replicas, ports, args.models,
+                                                  args.repeat, work)
+            print(f"{f'PostgreSQL, {replicas} replica(s)':26} {seconds:8.2f} "
+                  f"{seconds / base:9.2f}x {extra:11d} {left:8d} {trips:17.1f}")
     finally:
         for fake in fakes:
             fake.stop()

@@ -8,6 +8,7 @@ per call: up when the block ends normally, down (and logged) when it raises Sour
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -28,7 +29,13 @@ from lifecycled.settings import PrometheusSettings, Settings, TritonEndpoint
 from lifecycled.sources.prometheus import PrometheusSource
 from lifecycled.sources.triton import TritonClient
 from lifecycled.store import Store
-from lifecycled.store.cluster import check_item, claim_item, finish_item, replicas
+from lifecycled.store.cluster import (
+    check_items,
+    claim_item,
+    finish_items,
+    release_items,
+    replicas,
+)
 from lifecycled.store.serving import record_source
 
 log = logging.getLogger(__name__)
@@ -70,6 +77,10 @@ class SourceCall:
         return True
 
 
+def _own_key(item: object) -> list[str]:
+    return [str(item)]
+
+
 @dataclass
 class Context:
     settings: Settings
@@ -103,6 +114,38 @@ class Context:
         if holder is None:
             yield from items
             return
+        for item, keys in self._claim(task, items, holder, _own_key):
+            with self.store.fenced(functools.partial(check_items, task=task, items=keys,
+                                                     holder=holder)):
+                yield item
+            finish_items(self.store, task, keys, holder, hold=hold)
+
+    @contextlib.contextmanager
+    def claimed(self, task: str, items: Sequence[ItemT], *, hold: float,
+                keys: Callable[[ItemT], Sequence[str]] | None = None) -> Iterator[list[ItemT]]:
+        """``share``, for work done on its items together: the block receives the items this
+        daemon claimed (alone: every item), all its writes are fenced on every one of those
+        claims, and they are marked done when it ends. ``keys`` names what an item claims (by
+        default its ``str``): an item is won only when all of its keys are, so two items that
+        share a key are never worked on at once."""
+        holder = self.claim_as
+        if holder is None:
+            yield list(items)
+            return
+        won = list(self._claim(task, items, holder, keys or _own_key))
+        held = [key for _, item_keys in won for key in item_keys]
+        if not held:
+            yield []
+            return
+        with self.store.fenced(functools.partial(check_items, task=task, items=held,
+                                                 holder=holder)):
+            yield [item for item, _ in won]
+        finish_items(self.store, task, held, holder, hold=hold)
+
+    def _claim(self, task: str, items: Sequence[ItemT], holder: str,
+               keys: Callable[[ItemT], Sequence[str]]) -> Iterator[tuple[ItemT, list[str]]]:
+        """Claim the items one after the other, up to the fair share, yielding those won with
+        their keys. An item whose keys are won only in part gives back the ones it won."""
         lease = self.settings.daemon.leader_lease
         alive = max(1, len(replicas(self.store, seen_within=3 * lease)))
         share = -(-len(items) // alive)
@@ -110,16 +153,20 @@ class Context:
         for item in items:
             if taken >= share:
                 return
-            claim = claim_item(self.store, task, str(item), holder, ttl=WORK_LEASES * lease)
-            if not claim.mine:
+            won: list[str] = []
+            for key in keys(item):
+                claim = claim_item(self.store, task, key, holder, ttl=WORK_LEASES * lease)
+                if not claim.mine:
+                    break
+                won.append(key)
+                if claim.taken_from:
+                    log.info("took over task=%s item=%s from=%s", task, key, claim.taken_from)
+            else:
+                taken += 1
+                yield item, won
                 continue
-            taken += 1
-            if claim.taken_from:
-                log.info("took over task=%s item=%s from=%s", task, item, claim.taken_from)
-            with self.store.fenced(functools.partial(check_item, task=task, item=str(item),
-                                                     holder=holder)):
-                yield item
-            finish_item(self.store, task, str(item), holder, hold=hold)
+            if won:
+                release_items(self.store, task, won, holder)
 
     def secret(self, file: str | None, env: str | None, what: str) -> str:
         """A secret from its file or environment variable (ConfigError when unavailable)."""

@@ -1,12 +1,13 @@
 """This daemon's part among replicas sharing one store.
 
 On PostgreSQL any number of daemons may share the store. One of them holds the leader lease
-(``store.cluster``) and runs the fleet-wide tasks (discovery, collect, evaluate, updates,
-retirement, housekeeping), each under the lease's fencing epoch; the others stand by, ready to
-take the lease when it runs out. Every replica delivers webhooks, claiming each due delivery for
-itself first, and runs the per-model drift and quality checks, claiming each model for itself
-(``Context.share``), so the replicas share that work and a dead replica's claims are taken over
-when they run out.
+(``store.cluster``) and runs the fleet-wide tasks (discovery, updates, retirement,
+housekeeping), each under the lease's fencing epoch; the others stand by, ready to take the lease
+when it runs out. Every replica delivers webhooks, claiming each due delivery for itself first,
+and runs its share of the per-model work, claiming each item for itself (``Context.share``,
+``Context.claimed``): collect by groups of endpoints, evaluate by buckets of models, drift and
+quality by model; so the replicas share that work and a dead replica's claims are taken over when
+they run out.
 
 On SQLite there is one daemon per state file: a second one is refused at start (an exclusive lock
 on a file beside the database), because WAL does not work over network filesystems and two
@@ -35,9 +36,9 @@ from lifecycled.store.cluster import Replica, acquire, check_leader, heartbeat, 
 from lifecycled.store.core import Fenced
 
 log = logging.getLogger(__name__)
-# tasks every replica runs: webhook delivery (each delivery claimed), and the per-model checks
-# (each model claimed, ``Context.share``); every other task runs on the leader only
-EVERY_REPLICA = frozenset({"deliver", "drift", "quality"})
+# tasks every replica runs: webhook delivery (each delivery claimed), and the per-model work
+# (each part claimed: ``Context.share``, ``Context.claimed``); the others run on the leader only
+EVERY_REPLICA = frozenset({"deliver", "collect", "evaluate", "drift", "quality"})
 
 
 class Replication:

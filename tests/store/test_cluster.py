@@ -220,8 +220,8 @@ def test_a_leader_task_without_the_lease_does_not_run_unfenced(store: Store) -> 
     replication = Replication(store, parse_settings({}))
     if not replication.clustered:
         return  # SQLite: one daemon, nothing to fence
-    with pytest.raises(Fenced, match="lost the leader lease before collect started"), \
-            replication.fence("collect"):
+    with pytest.raises(Fenced, match="lost the leader lease before discovery started"), \
+            replication.fence("discovery"):
         pytest.fail("the task ran without the lease")
     with replication.fence("drift"):  # every replica's task: fenced by its own claims
         pass
@@ -315,3 +315,31 @@ def test_a_write_left_idle_is_ended_by_the_server(tmp_path: Path, other: Store) 
         assert paused.write_error is not None
     finally:
         paused.close()
+
+
+def test_work_claimed_together_is_fenced_on_every_key_and_a_partial_claim_is_given_back(
+        store: Store) -> None:
+    from lifecycled.context import Context
+
+    settings = parse_settings({"daemon": {"leader_lease": "100ms"}})  # claims last 1 s
+    contexts = {}
+    for who in ("a", "b"):
+        heartbeat(store, Replica(who, who, "host", 1, "0", 0.0, 0.0, None))
+        contexts[who] = Context(settings, store, environ={}, claim_as=who)
+
+    def keys(item: str) -> list[str]:
+        return {"x": ["e1"], "y": ["e2", "e1"]}[item]
+
+    with contexts["a"].claimed("collect", ["x"], hold=30, keys=keys) as mine:
+        assert mine == ["x"]
+        # b's item needs e1 too: it wins e2, cannot have e1, and gives e2 back at once
+        with contexts["b"].claimed("collect", ["y"], hold=30, keys=keys) as theirs:
+            assert theirs == []
+        freed = claim_item(store, "collect", "e2", "c", ttl=30)
+        assert freed.mine and freed.taken_from == ""  # given back, not taken over
+        # a stalls past its claim: b takes e1 over, and a's next write is refused
+        until(lambda: claim_item(store, "collect", "e1", "b", ttl=30).mine)
+        with pytest.raises(Fenced, match="a lost its claim on collect e1"):
+            store.register(ModelSpec(REF, owner_team="t", business_domain="d"),
+                           Status.PRODUCTION, actor="a", reason="late", now=1.0)
+    assert store.statuses() == {}  # nothing of the refused write was kept

@@ -11,7 +11,8 @@ Each time the lease changes hands its epoch grows. The fleet-wide tasks run unde
 lease is still held at that epoch, so a replica that lost the lease (paused, cut off from the
 database) cannot act late, even if it does not know yet that it lost it.
 
-Per-item work (each model's drift and quality check) is shared instead: every replica claims
+Per-item work (each model's drift and quality check, each group of endpoints' collect, each
+bucket of models' evaluation) is shared instead: every replica claims
 items for itself (``claim_item``), works on each under a fence on its claim (``check_item``), and
 marks it done (``finish_item``), which holds it for the task's interval; a claim whose replica
 died runs out and another replica takes the item over.
@@ -19,6 +20,7 @@ died runs out and another replica takes the item over.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,7 +162,7 @@ def check_leader(conn: Connection, holder: str, epoch: int, share: str = "") -> 
                      f"write refused")
 
 
-# --- per-item work: each model's drift or quality check, once per interval across replicas -----
+# --- per-item work: done once per interval across replicas ---------------------------------------
 
 
 @dataclass(frozen=True)
@@ -191,19 +193,41 @@ def claim_item(store: Store, task: str, item: str, holder: str, ttl: float) -> C
 def finish_item(store: Store, task: str, item: str, holder: str, hold: float) -> None:
     """Mark the claimed item done; no replica takes it again for ``hold`` seconds after the
     claim began (the task's interval, less a margin)."""
+    finish_items(store, task, [item], holder, hold)
+
+
+def finish_items(store: Store, task: str, items: Sequence[str], holder: str, hold: float
+                 ) -> None:
+    """``finish_item`` for several items, in one transaction."""
     with store.write() as conn:
-        conn.execute(f"UPDATE work_claims SET done_at = {store.engine.now_sql}, "
-                     "until = claimed_at + ? WHERE task = ? AND item = ? AND holder = ?",
-                     (hold, task, item, holder))
+        conn.executemany(f"UPDATE work_claims SET done_at = {store.engine.now_sql}, "
+                         "until = claimed_at + ? WHERE task = ? AND item = ? AND holder = ?",
+                         [(hold, task, item, holder) for item in items])
+
+
+def release_items(store: Store, task: str, items: Sequence[str], holder: str) -> None:
+    """Give up claims not worked on (free at once, and not counted as taken over later)."""
+    with store.write() as conn:
+        conn.executemany(f"UPDATE work_claims SET until = 0, done_at = {store.engine.now_sql} "
+                         "WHERE task = ? AND item = ? AND holder = ? AND done_at IS NULL",
+                         [(task, item, holder) for item in items])
 
 
 def check_item(conn: Connection, task: str, item: str, holder: str) -> None:
     """Refuse (Fenced) unless ``holder`` still holds the claim on ``item``."""
-    row = conn.execute("SELECT holder FROM work_claims WHERE task = ? AND item = ?",
-                       (task, item)).fetchone()
-    if row is None or row[0] != holder:
-        raise Fenced(f"{holder} lost its claim on {task} {item} (now held by "
-                     f"{row[0] if row else 'nobody'}): write refused")
+    check_items(conn, task, (item,), holder)
+
+
+def check_items(conn: Connection, task: str, items: Sequence[str], holder: str) -> None:
+    """Refuse (Fenced) unless ``holder`` still holds its claim on every one of ``items``."""
+    marks = ", ".join("?" * len(items))
+    rows = conn.execute(f"SELECT item, holder FROM work_claims WHERE task = ? AND item IN "
+                        f"({marks})", (task, *items)).fetchall()
+    held = {r[0]: r[1] for r in rows}
+    for item in items:
+        if held.get(item) != holder:
+            raise Fenced(f"{holder} lost its claim on {task} {item} (now held by "
+                         f"{held.get(item) or 'nobody'}): write refused")
 
 
 def running_items(store: Store) -> dict[str, int]:

@@ -114,6 +114,26 @@ def last_scrape(store: Store, endpoint: str) -> tuple[float, Any] | None:
     return (row["at"], json.loads(row["payload"])) if row else None
 
 
+def last_scrapes(store: Store, endpoints: Iterable[str]) -> dict[str, tuple[float, Any]]:
+    """``last_scrape`` of each of ``endpoints`` that has one, in one read."""
+    return {row[0]: (row[1], json.loads(row[2]))
+            for row in _scrape_rows(store, endpoints, "endpoint, at, payload")}
+
+
+def scrape_times(store: Store, endpoints: Iterable[str]) -> dict[str, float]:
+    """When each of ``endpoints`` was last scraped (as stored), without reading the scrapes."""
+    return {row[0]: row[1] for row in _scrape_rows(store, endpoints, "endpoint, at")}
+
+
+def _scrape_rows(store: Store, endpoints: Iterable[str], columns: str) -> list[Any]:
+    names = list(endpoints)
+    if not names:
+        return []
+    with store.read() as conn:
+        return list(conn.execute(f"SELECT {columns} FROM scrapes WHERE endpoint IN "
+                                 f"({', '.join('?' * len(names))})", names).fetchall())
+
+
 def put_scrape(conn: Connection, endpoint: str, at: float, payload: Any) -> None:
     conn.execute("INSERT INTO scrapes (endpoint, at, payload) VALUES (?, ?, ?) ON CONFLICT(endpoint)"
                  " DO UPDATE SET at = excluded.at, payload = excluded.payload",

@@ -1,7 +1,9 @@
 """Collect: serving numbers from two consecutive ``/metrics`` scrapes per endpoint (the previous
 one is kept in the store), aggregated over the fleet, or from Prometheus; one snapshot per model
 version and pass, carrying the latest quality result the quality task stored while it is fresh
-(younger than two quality intervals). A source that cannot be read yields no numbers."""
+(younger than two quality intervals). A source that cannot be read yields no numbers. The pass
+runs in parts (``collect_parts``: groups of endpoints serving models in common), which replicas
+share by claiming them."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from lifecycled.context import Context
 from lifecycled.core.serving import RateProblem, ServingSample, aggregate, serving_sample
 from lifecycled.domain import QUALITY_METRICS, SNAPSHOT_FIELDS, ModelRef, Status
 from lifecycled.errors import InputError
+from lifecycled.settings import TritonEndpoint
 from lifecycled.sources.triton import (
     MetricsScrape,
     fetch_metrics,
@@ -21,7 +24,7 @@ from lifecycled.sources.triton import (
     scrape_to_json,
 )
 from lifecycled.store.results import latest_quality
-from lifecycled.store.serving import add_snapshot, last_scrape, put_scrape
+from lifecycled.store.serving import add_snapshot, last_scrapes, put_scrape, scrape_times
 from lifecycled.tasks.evaluate import evaluate_versions
 
 log = logging.getLogger(__name__)
@@ -48,32 +51,124 @@ def _scrape(ctx: Context, endpoint: Any, now: float
     return scrape, memory
 
 
+@dataclass(frozen=True)
+class Part:
+    """What one replica collects at once: endpoints that serve a model in common (each such
+    model's samples from all of them are aggregated into its one snapshot), and the watched
+    models whose snapshots it writes."""
+
+    name: str
+    endpoints: tuple[TritonEndpoint, ...]
+    models: frozenset[ModelRef]
+    # what a replica claims to collect the part: a group's endpoints one by one (so two replicas
+    # that grouped them differently, one having read a newer scrape, never scrape one endpoint
+    # in the same interval), else the part itself
+    keys: tuple[str, ...]
+
+    def claims(self) -> tuple[str, ...]:
+        return self.keys
+
+
+def collect_parts(ctx: Context, watched: set[ModelRef],
+                  previous: dict[str, MetricsScrape]) -> list[Part]:
+    """The collect pass in parts. From Prometheus (one query for the fleet): one part. From
+    Triton: the endpoints linked by the models their last scrapes had in common, one part per
+    group, owning those models (a version can only be measured on an endpoint whose last scrape
+    had it: a rate needs two scrapes); then one part for the watched models no endpoint had
+    (their snapshots carry quality alone)."""
+    endpoints = ctx.settings.sources.triton
+    if ctx.settings.sources.prometheus is not None:
+        return [Part("prometheus", tuple(endpoints), frozenset(watched), ("prometheus",))]
+    root = {e.name: e.name for e in endpoints}
+
+    def find(name: str) -> str:
+        while root[name] != name:
+            root[name] = root[root[name]]
+            name = root[name]
+        return name
+
+    owner: dict[ModelRef, str] = {}
+    for endpoint in endpoints:
+        scrape = previous.get(endpoint.name)
+        for name, version in scrape.models if scrape else ():
+            ref = _ref(name, version)
+            if ref is None or ref not in watched:
+                continue
+            first = owner.setdefault(ref, endpoint.name)
+            root[find(endpoint.name)] = find(first)
+    groups: dict[str, list[TritonEndpoint]] = {}
+    for endpoint in endpoints:
+        groups.setdefault(find(endpoint.name), []).append(endpoint)
+    models: dict[str, set[ModelRef]] = {}
+    for ref, name in owner.items():
+        models.setdefault(find(name), set()).add(ref)
+    parts = [Part("triton:" + ",".join(e.name for e in group), tuple(group),
+                  frozenset(models.get(key, ())), tuple(f"triton:{e.name}" for e in group))
+             for key, group in groups.items()]
+    unserved = frozenset(watched - set(owner))
+    return parts + ([Part("unserved", (), unserved, ("unserved",))] if unserved else [])
+
+
 def run_collect(ctx: Context) -> CollectOutcome:
     """One collect pass: serving numbers from Prometheus when configured (else, or as a
-    configured fallback, straight from Triton), plus the fresh quality results."""
+    configured fallback, straight from Triton), plus the fresh quality results. Among
+    replicas, each collects the parts it claims (``collect_parts``, ``Context.claimed``)."""
     report = CollectOutcome()
     now = ctx.clock()
     watched = {ref for ref, status in ctx.store.statuses().items() if status != Status.RETIRED}
-    prometheus = ctx.settings.sources.prometheus
+    names = [e.name for e in ctx.settings.sources.triton]
+    stored = last_scrapes(ctx.store, names)
+    previous = {name: scrape_from_json(payload) for name, (_, payload) in stored.items()}
+    quality = _fresh_quality(ctx, watched, now)
+    measured: set[ModelRef] = set()
+    parts = collect_parts(ctx, watched, previous)
+    with ctx.claimed("collect", parts, hold=0.9 * ctx.settings.schedule.collect,
+                     keys=Part.claims) as mine:
+        for part in mine:
+            _reload_changed(ctx, part, stored, previous)
+            measured |= _collect_part(ctx, part, watched, previous, quality, report, now)
+        # fresh breaches: the thresholds of what was just measured, not an evaluate interval
+        # later
+        report.evaluated = sorted(evaluate_versions(ctx, measured, now)) if measured else []
+    return report
+
+
+def _reload_changed(ctx: Context, part: Part, stored: dict[str, tuple[float, Any]],
+                    previous: dict[str, MetricsScrape]) -> None:
+    """Another replica may have collected the part's endpoints since this pass read their last
+    scrapes: rates are then taken from what it stored."""
+    names = [e.name for e in part.endpoints]
+    times = scrape_times(ctx.store, names)
+    if any(times.get(name) != (stored[name][0] if name in stored else None) for name in names):
+        for name, (at, payload) in last_scrapes(ctx.store, names).items():
+            stored[name] = (at, payload)
+            previous[name] = scrape_from_json(payload)
+
+
+def _collect_part(ctx: Context, part: Part, watched: set[ModelRef],
+                  previous: dict[str, MetricsScrape], quality: dict[ModelRef, dict[str, Any]],
+                  report: CollectOutcome, now: float) -> set[ModelRef]:
+    """Measure the part, write its scrapes and its models' snapshots in one transaction; return
+    the models with a snapshot."""
     serving: Serving | None = None
     scrapes: dict[str, MetricsScrape] = {}
+    prometheus = ctx.settings.sources.prometheus
     if prometheus is not None:
-        serving = _from_prometheus(ctx, watched, report)
-    if serving is None and (prometheus is None or prometheus.fallback_to_triton):
-        serving, scrapes = _from_triton(ctx, watched, report, now)
-    quality = _fresh_quality(ctx, watched, now)
+        serving = _from_prometheus(ctx, set(part.models), report)
+    if part.endpoints and serving is None and (prometheus is None or
+                                               prometheus.fallback_to_triton):
+        serving, scrapes = _from_triton(ctx, part, watched, previous, report, now)
+    refs = (set(serving or {}) | set(quality)) & part.models
     with ctx.store.write() as conn:
         for name, scrape in scrapes.items():
             put_scrape(conn, name, now, scrape_to_json(scrape))
-        for ref in sorted(set(serving or {}) | set(quality)):
+        for ref in sorted(refs):
             values, detail = (serving or {}).get(ref, ({}, {}))
             values, detail = dict(values), dict(detail)
             _add_quality(values, detail, quality.get(ref))
             add_snapshot(conn, ref, now, values, detail)
             report.snapshots[str(ref)] = {**values, **detail}
-    # fresh breaches: the thresholds of what was just measured, not an evaluate interval later
-    report.evaluated = sorted(evaluate_versions(ctx, set(serving or {}) | set(quality), now))
-    return report
+    return refs
 
 
 def _ref(name: str, version: str) -> ModelRef | None:
@@ -109,30 +204,33 @@ def _from_prometheus(ctx: Context, watched: set[ModelRef], report: CollectOutcom
     return serving
 
 
-def _from_triton(ctx: Context, watched: set[ModelRef], report: CollectOutcome, now: float
+def _from_triton(ctx: Context, part: Part, watched: set[ModelRef],
+                 previous: dict[str, MetricsScrape], report: CollectOutcome, now: float
                  ) -> tuple[Serving, dict[str, MetricsScrape]]:
     samples: dict[ModelRef, dict[str, ServingSample]] = {}
     cpu: dict[ModelRef, list[float]] = {}
     memory: dict[ModelRef, float] = {}
     scrapes: dict[str, MetricsScrape] = {}
-    for endpoint in ctx.settings.sources.triton:
+    for endpoint in part.endpoints:
         with ctx.source(f"triton:{endpoint.name}") as call:
             scrape, mem = _scrape(ctx, endpoint, now)
         report.endpoints[endpoint.name] = call.error or "up"
         if call.failed:
             continue
         scrapes[endpoint.name] = scrape
-        stored = last_scrape(ctx.store, endpoint.name)
-        previous = scrape_from_json(stored[1]) if stored else None
+        before_scrape = previous.get(endpoint.name)
         for (name, version), counters in scrape.models.items():
             ref = _ref(name, version)
             if ref is None or ref not in watched:
                 continue
-            before = previous.models.get((name, version)) if previous else None
-            result = serving_sample(before, counters, now - previous.at if previous else 0.0)
+            before = before_scrape.models.get((name, version)) if before_scrape else None
+            result = serving_sample(before, counters,
+                                    now - before_scrape.at if before_scrape else 0.0)
             if isinstance(result, RateProblem):
                 report.skipped[str(ref)] = f"{endpoint.name}: {result.reason}"
                 continue
+            if ref not in part.models:
+                continue  # another part's (it is newly served here): collected there
             samples.setdefault(ref, {})[endpoint.name] = result
             if scrape.cpu_utilization is not None:
                 cpu.setdefault(ref, []).append(scrape.cpu_utilization)

@@ -1,9 +1,11 @@
 """Evaluate: threshold breaches and performance level of every production model's latest
-snapshot, stored with the snapshot they came from."""
+snapshot, stored with the snapshot they came from. Replicas share the pass by buckets of
+models."""
 
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Collection
 from typing import Any
 
@@ -16,9 +18,25 @@ from lifecycled.store.serving import latest_snapshots
 log = logging.getLogger(__name__)
 
 
+# the evaluation pass in parts, for the replicas to share: a version belongs to the bucket its
+# name hashes to (stable across replicas and restarts, whatever the fleet)
+BUCKETS = 16
+
+
+def bucket(ref: ModelRef) -> str:
+    return f"{zlib.crc32(ref.name.encode()) % BUCKETS}/{BUCKETS}"
+
+
 def run_evaluate(ctx: Context) -> dict[str, Any]:
-    """One evaluation pass; returns {model: evaluation} for the models evaluated."""
-    return evaluate_versions(ctx, None, ctx.clock())
+    """One evaluation pass; returns {model: evaluation} for the models evaluated (among
+    replicas, those of the buckets this replica claims: ``Context.claimed``)."""
+    buckets = [f"{i}/{BUCKETS}" for i in range(BUCKETS)]
+    with ctx.claimed("evaluate", buckets, hold=0.9 * ctx.settings.schedule.evaluate) as mine:
+        if len(mine) == BUCKETS:
+            return evaluate_versions(ctx, None, ctx.clock())
+        chosen = set(mine)
+        refs = {ref for ref in ctx.store.statuses() if bucket(ref) in chosen}
+        return evaluate_versions(ctx, refs, ctx.clock()) if refs else {}
 
 
 def evaluate_versions(ctx: Context, refs: Collection[ModelRef] | None, now: float
