@@ -120,3 +120,83 @@ def test_the_drift_task_reads_only_files_that_changed(tmp_path: Path,
     drift.run_drift(windowed)
     drift.run_drift(windowed)
     assert reads.count(current) == 2
+
+
+def fleet(tmp_path: Path, names: list[str], rng: np.random.Generator
+          ) -> tuple[Context, dict[str, str]]:
+    """Production models ``names``, each with a reference and a current file like it."""
+    models, currents = {}, {}
+    for name in names:
+        reference = write(tmp_path / f"{name}_ref.csv", rng.normal(0, 1, 2000))
+        currents[name] = write(tmp_path / f"{name}_cur.csv", rng.normal(0, 1, 2000))
+        models[name] = {"drift": {"reference": reference, "current": currents[name]}}
+    ctx = context(tmp_path / "state", models=models)
+    for name in names:
+        ctx.store.register(ModelSpec(ModelRef(name, "1"), owner_team="t", business_domain="d"),
+                           Status.PRODUCTION, actor="t", reason="r", now=1.0)
+    return ctx, currents
+
+
+def test_the_drift_task_reads_the_next_current_file_ahead_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While one model is checked the next one's current file is read in a thread; each file
+    is read once, and the results are those of checking each model alone."""
+    import threading
+
+    import lifecycled.tasks.drift as drift
+    from lifecycled.store.results import latest_drift
+
+    names = ["m_a", "m_b", "m_c"]
+    ctx, currents = fleet(tmp_path, names, np.random.default_rng(2))
+    reads: list[tuple[str, str]] = []
+    read_current = drift.read_current
+    monkeypatch.setattr(drift, "read_current", lambda inputs, now: reads.append(
+        (inputs.current, threading.current_thread().name)) or read_current(inputs, now))
+    done = drift.run_drift(ctx)
+    assert sorted(path for path, _ in reads) == sorted(currents.values())  # each once
+    ahead = [path for path, thread in reads if thread.startswith("drift-read-ahead")]
+    assert sorted(ahead) == sorted(currents[n] for n in names[1:])  # all but the first
+    alone = context(tmp_path / "alone", models={
+        n: ctx.settings.models[n].model_dump() for n in names})
+    for name in names:
+        ref = ModelRef(name, "1")
+        alone.store.register(ModelSpec(ref, owner_team="t", business_domain="d"),
+                             Status.PRODUCTION, actor="t", reason="r", now=1.0)
+        _, record = run_model_drift(alone, ref, now=100.0)
+        (stored,) = latest_drift(ctx.store, ref)
+        assert done[str(ref)] == {"severity": record["severity"]}
+        assert [f["statistic"] for f in stored.result["features"]] == [
+            f["statistic"] for f in record["features"]]
+
+
+def test_a_current_file_replaced_after_its_read_ahead_is_judged_as_it_is_now(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pipeline writes a new current file just after the read ahead took the old one: the
+    check judges the new file (and its stored inputs key describes it), not what was read
+    ahead."""
+    import threading
+
+    import lifecycled.tasks.drift as drift
+    from lifecycled.store.results import latest_drift
+
+    rng = np.random.default_rng(3)
+    ctx, currents = fleet(tmp_path, ["m_a", "m_b"], rng)
+    read_current = drift.read_current
+
+    def then_replaced(inputs: drift.DriftInputs, now: float) -> object:
+        sample = read_current(inputs, now)
+        if threading.current_thread().name.startswith("drift-read-ahead"):
+            fresh = tmp_path / "fresh.csv"
+            write(fresh, rng.normal(3, 1, 2000))  # a new window, badly shifted
+            fresh.replace(currents["m_b"])
+        return sample
+
+    monkeypatch.setattr(drift, "read_current", then_replaced)
+    done = drift.run_drift(ctx)
+    assert done["m_b:1"] == {"severity": "critical"}  # the file as it is now
+    monkeypatch.setattr(drift, "read_current", read_current)
+    # the next pass: the stored result again (its key names the new file) or, had the key been
+    # taken before the file changed, a fresh check; never the old file's verdict
+    assert drift.run_drift(ctx)["m_b:1"] == {"severity": "critical"}
+    (stored,) = latest_drift(ctx.store, ModelRef("m_b", "1"))
+    assert stored.result["current_rows"] == 2000

@@ -169,3 +169,43 @@ def test_a_job_without_progress_times_out(env: dict[str, Any]) -> None:
     env["clock"].now += 2 * 3600 + 1
     assert run_updates(env["ctx"])["timed_out"] == [job_id]
     assert get(env["store"], job_id).reason.startswith("no progress for")
+
+
+def test_completion_reported_to_two_replicas_at_once_promotes_once(
+        env: dict[str, Any], tmp_path: Path) -> None:
+    """The pipeline's report reaches two replicas (each its own store connection) at the same
+    moment, as a retried callback behind a load balancer would: the job is completed and the
+    new version promoted once; the other report is answered as the job's end or refused."""
+    import threading
+
+    from lifecycled.api import JobEvent
+    from lifecycled.errors import TransitionError
+
+    job_id = manual_job(env["ctx"], REF, "retrain", "alice")
+    other = open_test_store(tmp_path)  # a second replica's own connections
+    other.subscriptions = env["store"].subscriptions  # the same webhooks configured
+    replicas = [env["ctx"], Context(env["ctx"].settings, other, clock=env["clock"])]
+    event = JobEvent(state="completed", progress=100.0, validation_metrics={"accuracy": 0.93})
+    start = threading.Barrier(len(replicas))
+    answers: list[str] = []
+
+    def report(ctx: Context) -> None:
+        start.wait()
+        try:
+            answers.append(apply_job_event(ctx, job_id, event).state)
+        except TransitionError as exc:
+            answers.append(f"refused: {exc}")
+    threads = [threading.Thread(target=report, args=(ctx,)) for ctx in replicas]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(answers) == 2 and "completed" in answers, answers
+    target = ModelRef("credit_scoring", "2")
+    promoted = [h for h in env["store"].history(target) if h.to_status == Status.PRODUCTION]
+    assert len(promoted) == 1
+    assert [h.to_status for h in env["store"].history(REF)][-1] == Status.DEPRECATED
+    assert len([h for h in env["store"].history(REF) if h.to_status == Status.DEPRECATED]) == 1
+    types = [event_body(env["store"], d.event_id)["type"] for d in deliveries(env["store"])]
+    assert types.count("model.update_completed") == 1
+    other.close()
