@@ -70,8 +70,17 @@ class JobRun:
 # --- serving state ------------------------------------------------------------------------------
 
 
-def serving_states(store: Store, ref: ModelRef | None = None) -> list[ServingState]:
-    where, params = ("WHERE name = ? AND version = ?", (ref.name, ref.version)) if ref else ("", ())
+def serving_states(store: Store, ref: ModelRef | None = None, *,
+                   states: Iterable[str] | None = None) -> list[ServingState]:
+    """The last observed state of ``ref`` (else of every version) on each endpoint, only those
+    in ``states`` if given."""
+    clauses, params = ([], []) if ref is None else (["name = ?", "version = ?"],
+                                                    [ref.name, ref.version])
+    if states is not None:
+        wanted = sorted(states)
+        clauses.append(f"state IN ({', '.join('?' * len(wanted))})")
+        params += wanted
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     with store.read() as conn:
         rows = conn.execute(f"SELECT * FROM serving_state {where} ORDER BY name, version, endpoint",
                             params).fetchall()
@@ -86,22 +95,35 @@ def _state(row: Any) -> ServingState:
 def put_serving_state(conn: Connection, ref: ModelRef, endpoint: str, state: str,
                       reason: str, now: float) -> tuple[str | None, int]:
     """Record one observation; return the previous state and the consecutive unavailable passes."""
-    row = conn.execute("SELECT state, unavailable_passes FROM serving_state WHERE name = ? AND "
-                       "version = ? AND endpoint = ?", (ref.name, ref.version, endpoint)).fetchone()
-    previous = row["state"] if row else None
-    passes = (row["unavailable_passes"] if row else 0) + 1 if state == "unavailable" else 0
-    if row is None:
-        conn.execute("INSERT INTO serving_state VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                     (ref.name, ref.version, endpoint, state, reason, now, now, passes))
-    else:
-        since_sql = "since" if previous == state else "?"
-        params: tuple[Any, ...] = (state, reason, now, passes)
-        if previous != state:
-            params = (state, reason, now, passes, now)
-        conn.execute(f"UPDATE serving_state SET state = ?, reason = ?, updated_at = ?, "
-                     f"unavailable_passes = ?, since = {since_sql} WHERE name = ? AND version = ? "
-                     f"AND endpoint = ?", (*params, ref.name, ref.version, endpoint))
-    return previous, passes
+    return put_serving_states(conn, endpoint, {ref: (state, reason)}, now)[ref]
+
+
+def put_serving_states(conn: Connection, endpoint: str,
+                       observed: Mapping[ModelRef, tuple[str, str]], now: float
+                       ) -> dict[ModelRef, tuple[str | None, int]]:
+    """Record a pass's observations of ``endpoint`` (state and reason per version) in three
+    statements; return each version's previous state and its consecutive unavailable passes."""
+    rows = conn.execute("SELECT name, version, state, unavailable_passes FROM serving_state "
+                        "WHERE endpoint = ?", (endpoint,)).fetchall()
+    known = {(r[0], r[1]): (r[2], int(r[3])) for r in rows}
+    found: dict[ModelRef, tuple[str | None, int]] = {}
+    inserts, updates = [], []
+    for ref, (state, reason) in observed.items():
+        previous, before = known.get((ref.name, ref.version), (None, 0))
+        passes = before + 1 if state == "unavailable" else 0
+        found[ref] = (previous, passes)
+        if (ref.name, ref.version) not in known:
+            inserts.append((ref.name, ref.version, endpoint, state, reason, now, now, passes))
+        else:
+            updates.append((state, reason, now, passes, state, now, ref.name, ref.version,
+                            endpoint))
+    if inserts:
+        conn.executemany("INSERT INTO serving_state VALUES (?, ?, ?, ?, ?, ?, ?, ?)", inserts)
+    if updates:  # "since" moves only when the state changed
+        conn.executemany("UPDATE serving_state SET state = ?, reason = ?, updated_at = ?, "
+                         "unavailable_passes = ?, since = CASE WHEN state = ? THEN since "
+                         "ELSE ? END WHERE name = ? AND version = ? AND endpoint = ?", updates)
+    return found
 
 
 # --- scrapes ------------------------------------------------------------------------------------
@@ -145,15 +167,24 @@ def put_scrape(conn: Connection, endpoint: str, at: float, payload: Any) -> None
 
 def add_snapshot(conn: Connection, ref: ModelRef, at: float,
                  values: Mapping[str, float | None], detail: Mapping[str, Any]) -> int:
+    """Append a snapshot; its values are stored as ``stored_values`` gives them."""
     unknown = set(values) - set(SNAPSHOT_FIELDS)
     if unknown:
         raise ValueError(f"unknown snapshot fields: {sorted(unknown)}")
-    columns = list(values)
+    columns = ["name", "version", "at", *values, "detail"]
+    stored = stored_values(values)
     cursor = conn.execute(
-        f"INSERT INTO snapshots (name, version, at, {', '.join(columns)}, detail) VALUES "
-        f"(?, ?, ?, {', '.join('?' * len(columns))}, ?) RETURNING id",
-        (ref.name, ref.version, at, *values.values(), dumps(dict(detail))))
+        f"INSERT INTO snapshots ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+        "RETURNING id", (ref.name, ref.version, at, *(stored[c] for c in values),
+                         dumps(dict(detail))))
     return int(cursor.fetchone()[0])
+
+
+def stored_values(values: Mapping[str, float | None]) -> dict[str, float | None]:
+    """A snapshot's values as the store keeps them and reads them back, on either engine: every
+    field, a float or None (not measured; a NaN too, which SQLite cannot keep)."""
+    return {f: None if (v := values.get(f)) is None or v != v else float(v)
+            for f in SNAPSHOT_FIELDS}
 
 
 def _snapshot(row: Any) -> Snapshot:

@@ -24,7 +24,14 @@ from lifecycled.sources.triton import (
     scrape_to_json,
 )
 from lifecycled.store.results import latest_quality
-from lifecycled.store.serving import add_snapshot, last_scrapes, put_scrape, scrape_times
+from lifecycled.store.serving import (
+    Snapshot,
+    add_snapshot,
+    last_scrapes,
+    put_scrape,
+    scrape_times,
+    stored_values,
+)
 from lifecycled.tasks.evaluate import evaluate_versions
 
 log = logging.getLogger(__name__)
@@ -120,16 +127,17 @@ def run_collect(ctx: Context) -> CollectOutcome:
     stored = last_scrapes(ctx.store, names)
     previous = {name: scrape_from_json(payload) for name, (_, payload) in stored.items()}
     quality = _fresh_quality(ctx, watched, now)
-    measured: set[ModelRef] = set()
+    measured: dict[ModelRef, Snapshot] = {}
     parts = collect_parts(ctx, watched, previous)
     with ctx.claimed("collect", parts, hold=0.9 * ctx.settings.schedule.collect,
                      keys=Part.claims) as mine:
         for part in mine:
             _reload_changed(ctx, part, stored, previous)
-            measured |= _collect_part(ctx, part, watched, previous, quality, report, now)
+            measured.update(_collect_part(ctx, part, watched, previous, quality, report, now))
         # fresh breaches: the thresholds of what was just measured, not an evaluate interval
         # later
-        report.evaluated = sorted(evaluate_versions(ctx, measured, now)) if measured else []
+        report.evaluated = sorted(evaluate_versions(ctx, measured, now, measured)
+                                  ) if measured else []
     return report
 
 
@@ -147,9 +155,9 @@ def _reload_changed(ctx: Context, part: Part, stored: dict[str, tuple[float, Any
 
 def _collect_part(ctx: Context, part: Part, watched: set[ModelRef],
                   previous: dict[str, MetricsScrape], quality: dict[ModelRef, dict[str, Any]],
-                  report: CollectOutcome, now: float) -> set[ModelRef]:
+                  report: CollectOutcome, now: float) -> dict[ModelRef, Snapshot]:
     """Measure the part, write its scrapes and its models' snapshots in one transaction; return
-    the models with a snapshot."""
+    the snapshots written (as they read back)."""
     serving: Serving | None = None
     scrapes: dict[str, MetricsScrape] = {}
     prometheus = ctx.settings.sources.prometheus
@@ -159,6 +167,7 @@ def _collect_part(ctx: Context, part: Part, watched: set[ModelRef],
                                                prometheus.fallback_to_triton):
         serving, scrapes = _from_triton(ctx, part, watched, previous, report, now)
     refs = (set(serving or {}) | set(quality)) & part.models
+    written = {}
     with ctx.store.write() as conn:
         for name, scrape in scrapes.items():
             put_scrape(conn, name, now, scrape_to_json(scrape))
@@ -166,9 +175,10 @@ def _collect_part(ctx: Context, part: Part, watched: set[ModelRef],
             values, detail = (serving or {}).get(ref, ({}, {}))
             values, detail = dict(values), dict(detail)
             _add_quality(values, detail, quality.get(ref))
-            add_snapshot(conn, ref, now, values, detail)
+            snapshot_id = add_snapshot(conn, ref, now, values, detail)
+            written[ref] = Snapshot(snapshot_id, ref, now, stored_values(values), detail)
             report.snapshots[str(ref)] = {**values, **detail}
-    return refs
+    return written
 
 
 def _ref(name: str, version: str) -> ModelRef | None:

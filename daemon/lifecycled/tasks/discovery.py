@@ -14,13 +14,18 @@ from typing import Any
 
 from lifecycled.actions.retire import run_plan
 from lifecycled.context import Context
-from lifecycled.core.reconcile import Mismatch, find_mismatches
+from lifecycled.core.reconcile import SERVING, Mismatch, find_mismatches
 from lifecycled.domain import ModelRef, Status
 from lifecycled.errors import InputError
 from lifecycled.registration import build_spec
 from lifecycled.sources.triton import Deployment, IndexEntry, TritonClient
 from lifecycled.store.retirement import unfinished_plans
-from lifecycled.store.serving import forget_endpoints, put_serving_state, put_unmanaged, serving_states
+from lifecycled.store.serving import (
+    forget_endpoints,
+    put_serving_states,
+    put_unmanaged,
+    serving_states,
+)
 from lifecycled.store.updates import jobs_by_target
 
 log = logging.getLogger(__name__)
@@ -113,7 +118,7 @@ def run_discovery(ctx: Context) -> DiscoveryOutcome:
                             "reason=%s", served_by, name, version, why)
     report.mismatches = find_mismatches(
         statuses,
-        [(s.ref, s.endpoint, s.state) for s in serving_states(ctx.store)])
+        [(s.ref, s.endpoint, s.state) for s in serving_states(ctx.store, states=SERVING)])
     if len(observed) == len(ctx.settings.sources.triton):  # every endpoint answered
         _resume_unloaded(ctx, observed, report)
     return report
@@ -164,8 +169,9 @@ def _record_states(ctx: Context, conn: Any, observed: dict[str, list[IndexEntry]
                 states[ref] = ((entry.state or "unknown").lower(), entry.reason)
         for ref in statuses:
             states.setdefault(ref, ("missing", ""))
+        recorded = put_serving_states(conn, endpoint, states, now)
         for ref, (state, reason) in sorted(states.items()):
-            previous, passes = put_serving_state(conn, ref, endpoint, state, reason, now)
+            previous, passes = recorded[ref]
             if previous is not None and previous != state:
                 report.changed.append({"model": str(ref), "endpoint": endpoint, "from": previous,
                                        "to": state, "reason": reason})

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from lifecycled.context import Context
 from lifecycled.core.thresholds import evaluate, evaluation_to_json
 from lifecycled.domain import ModelRef, Status
 from lifecycled.store.results import Evaluation, add_evaluations, latest_evaluation
-from lifecycled.store.serving import latest_snapshots
+from lifecycled.store.serving import Snapshot, latest_snapshots
 
 log = logging.getLogger(__name__)
 
@@ -39,32 +39,34 @@ def run_evaluate(ctx: Context) -> dict[str, Any]:
         return evaluate_versions(ctx, refs, ctx.clock()) if refs else {}
 
 
-def evaluate_versions(ctx: Context, refs: Collection[ModelRef] | None, now: float
-                      ) -> dict[str, Any]:
+def evaluate_versions(ctx: Context, refs: Collection[ModelRef] | None, now: float,
+                      latest: Mapping[ModelRef, Snapshot] | None = None) -> dict[str, Any]:
     """Evaluate the latest snapshot of each production version in ``refs`` (None: all of them).
-    Collect calls this for the versions it has just measured, so a breach is never older than
-    one collect interval; the evaluate task covers every production version."""
-    latest = latest_snapshots(ctx.store)
+    Collect calls this for the versions it has just measured, with the snapshots it has just
+    written as ``latest`` (else they are read), so a breach is never older than one collect
+    interval; the evaluate task covers every production version."""
+    if latest is None:
+        latest = latest_snapshots(ctx.store)
     previous = {e.ref: e for e in latest_evaluation(ctx.store)}
     done: dict[str, Any] = {}
     evaluations, breached = [], []
-    for record in ctx.store.list_models(status=Status.PRODUCTION):
-        if refs is not None and record.ref not in refs:
+    for ref, thresholds in ctx.store.thresholds(Status.PRODUCTION).items():
+        if refs is not None and ref not in refs:
             continue
-        snapshot = latest.get(record.ref)
+        snapshot = latest.get(ref)
         values = dict(snapshot.values) if snapshot else {}
-        result = evaluation_to_json(evaluate(values, record.spec.thresholds))
+        result = evaluation_to_json(evaluate(values, thresholds))
         result["snapshot_at"] = snapshot.at if snapshot else None
-        last = previous.get(record.ref)
+        last = previous.get(ref)
         before = {b["threshold"] for b in last.result["breaches"]} if last else set()
         new = [b for b in result["breaches"] if b["threshold"] not in before]
         evaluations.append(Evaluation(
-            record.ref, result, snapshot.id if snapshot else None,
+            ref, result, snapshot.id if snapshot else None,
             [("model.threshold_breached", {
                 "breaches": new, "score": result["score"], "level": result["level"],
                 "snapshot_at": result["snapshot_at"]})] if new else []))
-        breached += [(record.ref, b) for b in new]
-        done[str(record.ref)] = result
+        breached += [(ref, b) for b in new]
+        done[str(ref)] = result
     add_evaluations(ctx.store, evaluations, now=now)  # the pass in one transaction
     for ref, breach in breached:
         log.warning("threshold breached model=%s threshold=%s value=%.6g limit=%.6g",
