@@ -8,6 +8,7 @@ per call: up when the block ends normally, down (and logged) when it raises Sour
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import logging
@@ -93,6 +94,8 @@ class Context:
     prometheus_factory: PrometheusFactory = PrometheusSource
     # several replicas: the name this daemon claims outbox deliveries under (None: one daemon)
     claim_as: str | None = None
+    # per task, the items taken over from a replica whose claim had run out
+    work_taken_over: collections.Counter[str] = field(default_factory=collections.Counter)
 
     @property
     def state_dir(self) -> Path:
@@ -160,6 +163,7 @@ class Context:
                     break
                 won.append(key)
                 if claim.taken_from:
+                    self.work_taken_over[task] += 1
                     log.info("took over task=%s item=%s from=%s", task, key, claim.taken_from)
             else:
                 taken += 1

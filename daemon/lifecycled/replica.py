@@ -16,6 +16,7 @@ daemons on one file would each act for the fleet.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import fcntl
 import functools
@@ -60,6 +61,9 @@ class Replication:
         self.acquisitions = 0  # times this replica became leader
         self.takeovers = 0  # of those, from a replica whose lease had run out
         self.claims_taken_over = 0  # outbox claims of another replica taken once they ran out
+        # the same, of the per-model work, per task (the context counts them as it claims)
+        self.work_taken_over: collections.Counter[str] = collections.Counter(
+            dict.fromkeys(sorted(EVERY_REPLICA - {"deliver"}), 0))
         self.last_error = ""
         self._leading = False  # as of the last tick
         self._valid_until = 0.0
@@ -192,4 +196,5 @@ class Replication:
             return None
         return {"replica": self.name, "holder": self.holder, "leader": self.is_leader(),
                 "epoch": self.epoch, "acquisitions": self.acquisitions,
-                "takeovers": self.takeovers, "claims_taken_over": self.claims_taken_over}
+                "takeovers": self.takeovers, "claims_taken_over": self.claims_taken_over,
+                "work_taken_over": dict(self.work_taken_over)}

@@ -46,6 +46,7 @@ class Runtime:
         self.ctx = ctx
         self.replication = replication or Replication(ctx.store, ctx.settings)
         ctx.claim_as = self.replication.claim()
+        ctx.work_taken_over = self.replication.work_taken_over  # counted there, exported here
         self.jobs = jobs
         self.config_path = config_path
         self.notifier = notifier or Notifier({})

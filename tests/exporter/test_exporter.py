@@ -143,7 +143,8 @@ def render(store: Store, replica: dict[str, Any] | None = None) -> str:
 
 def replica_state(leader: bool) -> dict[str, Any]:
     return {"replica": "a", "holder": "a/1/x", "leader": leader, "epoch": 3 if leader else None,
-            "acquisitions": 2, "takeovers": 1, "claims_taken_over": 4}
+            "acquisitions": 2, "takeovers": 1, "claims_taken_over": 4,
+            "work_taken_over": {"collect": 0, "drift": 2}}
 
 
 def test_golden_exposition(tmp_path: Path) -> None:
@@ -194,6 +195,8 @@ def test_a_standby_exports_itself_and_not_the_fleet(tmp_path: Path) -> None:
     assert "lifecycled_leader_epoch 3.0" in leader and "lifecycled_leader_epoch" not in standby
     assert 'lifecycled_replica_info{holder="a/1/x",replica="a"} 1.0' in standby
     assert "lifecycled_claims_taken_over_total 4.0" in standby
+    assert 'lifecycled_work_claims_taken_over_total{task="drift"} 2.0' in standby
+    assert 'lifecycled_work_claims_held{task="collect"} 0.0' in standby
     promtool = shutil.which("promtool")
     assert promtool, "promtool (Debian prometheus) is required"
     for text in (leader, standby):

@@ -24,6 +24,7 @@ from lifecycled.store.cluster import (
     claim_item,
     finish_item,
     heartbeat,
+    items_held,
     leases,
     release,
     running_items,
@@ -337,8 +338,24 @@ def test_work_claimed_together_is_fenced_on_every_key_and_a_partial_claim_is_giv
             assert theirs == []
         freed = claim_item(store, "collect", "e2", "c", ttl=30)
         assert freed.mine and freed.taken_from == ""  # given back, not taken over
-        # a stalls past its claim: b takes e1 over, and a's next write is refused
-        until(lambda: claim_item(store, "collect", "e1", "b", ttl=30).mine)
+        assert items_held(store, "a") == {"collect": 1}
+
+        def b_takes_x_over() -> bool:
+            """b's own pass, in a thread of its own (a's fence is this thread's)."""
+            won: list[list[str]] = []
+
+            def work() -> None:
+                with contexts["b"].claimed("collect", ["x"], hold=30, keys=keys) as mine:
+                    won.append(mine)
+            thread = threading.Thread(target=work)
+            thread.start()
+            thread.join(timeout=30)
+            return won == [["x"]]
+
+        # a stalls past its claim: b takes e1 over (counted), and a's next write is refused
+        until(b_takes_x_over)
+        assert dict(contexts["b"].work_taken_over) == {"collect": 1}
+        assert items_held(store, "a") == {}
         with pytest.raises(Fenced, match="a lost its claim on collect e1"):
             store.register(ModelSpec(REF, owner_team="t", business_domain="d"),
                            Status.PRODUCTION, actor="a", reason="late", now=1.0)

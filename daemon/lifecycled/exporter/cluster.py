@@ -12,7 +12,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 
 from lifecycled.exporter.families import gauge
 from lifecycled.store import Store
-from lifecycled.store.cluster import claims
+from lifecycled.store.cluster import claims, items_held
 
 
 def collect(store: Store, state: Mapping[str, Any]) -> Iterator[Metric]:
@@ -35,6 +35,18 @@ def collect(store: Store, state: Mapping[str, Any]) -> Iterator[Metric]:
                  "Outbox deliveries this replica has claimed and not answered yet.", [])
     held.add_metric([], claims(store).get(state["holder"], 0))
     yield held
+    work = state.get("work_taken_over", {})
+    working = items_held(store, state["holder"])
+    items = gauge("lifecycled_work_claims_held",
+                  "Parts of the per-model work (collect, evaluate, drift, quality) this replica "
+                  "has claimed and is working on now.", ["task"])
+    taken = CounterMetricFamily("lifecycled_work_claims_taken_over",
+                                "Parts of the per-model work this replica took over from a "
+                                "replica whose claim ran out.", labels=["task"])
+    for task in sorted(set(work) | set(working)):
+        items.add_metric([task], working.get(task, 0))
+        taken.add_metric([task], work.get(task, 0))
+    yield from (items, taken)
     for name, key, doc in (
             ("lifecycled_leader_acquisitions", "acquisitions",
              "Times this replica became the leader."),

@@ -237,3 +237,12 @@ def running_items(store: Store) -> dict[str, int]:
             f"SELECT holder, COUNT(*) FROM work_claims WHERE done_at IS NULL AND "
             f"until >= {store.engine.now_sql} GROUP BY holder").fetchall()
     return {r[0]: int(r[1]) for r in rows}
+
+
+def items_held(store: Store, holder: str) -> dict[str, int]:
+    """Items ``holder`` is working on now (claimed, not finished, not run out), per task."""
+    with store.read() as conn:
+        rows = conn.execute(
+            f"SELECT task, COUNT(*) FROM work_claims WHERE holder = ? AND done_at IS NULL AND "
+            f"until >= {store.engine.now_sql} GROUP BY task", (holder,)).fetchall()
+    return {r[0]: int(r[1]) for r in rows}
