@@ -19,10 +19,10 @@ from lifecycled.store import Store, open_store
 from lifecycled.store.cluster import (
     Replica,
     acquire,
-    check_item,
+    check_items,
     check_leader,
     claim_item,
-    finish_item,
+    finish_items,
     heartbeat,
     items_held,
     leases,
@@ -156,14 +156,14 @@ def test_an_item_is_claimed_once_then_held_and_a_dead_claim_is_taken_over(store:
     assert taken
     with pytest.raises(Fenced, match="a lost its claim on drift m:1"):
         check_item_in(store, "drift", "m:1", "a")
-    finish_item(store, "drift", "m:1", "b", hold=30)
+    finish_items(store, "drift", ["m:1"], "b", hold=30)
     assert not claim_item(store, "drift", "m:1", "a", ttl=30).mine  # done, held for the interval
     assert running_items(store) == {}
 
 
 def check_item_in(store: Store, task: str, item: str, holder: str) -> None:
     with store.write() as conn:
-        check_item(conn, task, item, holder)
+        check_items(conn, task, [item], holder)
 
 
 def test_two_replicas_racing_for_items_claim_each_once(tmp_path: Path, store: Store) -> None:

@@ -12,10 +12,10 @@ lease is still held at that epoch, so a replica that lost the lease (paused, cut
 database) cannot act late, even if it does not know yet that it lost it.
 
 Per-item work (each model's drift and quality check, each group of endpoints' collect, each
-bucket of models' evaluation) is shared instead: every replica claims
-items for itself (``claim_item``), works on each under a fence on its claim (``check_item``), and
-marks it done (``finish_item``), which holds it for the task's interval; a claim whose replica
-died runs out and another replica takes the item over.
+bucket of models' evaluation) is shared instead: every replica claims items for itself
+(``claim_item``), works on each under a fence on its claims (``check_items``), and marks it done
+(``finish_items``), which holds it for the task's interval; a claim whose replica died runs out
+and another replica takes the item over.
 """
 
 from __future__ import annotations
@@ -190,15 +190,10 @@ def claim_item(store: Store, task: str, item: str, holder: str, ttl: float) -> C
     return Claim(True, taken)
 
 
-def finish_item(store: Store, task: str, item: str, holder: str, hold: float) -> None:
-    """Mark the claimed item done; no replica takes it again for ``hold`` seconds after the
-    claim began (the task's interval, less a margin)."""
-    finish_items(store, task, [item], holder, hold)
-
-
 def finish_items(store: Store, task: str, items: Sequence[str], holder: str, hold: float
                  ) -> None:
-    """``finish_item`` for several items, in one transaction."""
+    """Mark the claimed items done, in one transaction; no replica takes them again for
+    ``hold`` seconds after each claim began (the task's interval, less a margin)."""
     with store.write() as conn:
         conn.executemany(f"UPDATE work_claims SET done_at = {store.engine.now_sql}, "
                          "until = claimed_at + ? WHERE task = ? AND item = ? AND holder = ?",
@@ -211,11 +206,6 @@ def release_items(store: Store, task: str, items: Sequence[str], holder: str) ->
         conn.executemany(f"UPDATE work_claims SET until = 0, done_at = {store.engine.now_sql} "
                          "WHERE task = ? AND item = ? AND holder = ? AND done_at IS NULL",
                          [(task, item, holder) for item in items])
-
-
-def check_item(conn: Connection, task: str, item: str, holder: str) -> None:
-    """Refuse (Fenced) unless ``holder`` still holds the claim on ``item``."""
-    check_items(conn, task, (item,), holder)
 
 
 def check_items(conn: Connection, task: str, items: Sequence[str], holder: str) -> None:

@@ -130,10 +130,7 @@ def put_serving_states(conn: Connection, endpoint: str,
 
 
 def last_scrape(store: Store, endpoint: str) -> tuple[float, Any] | None:
-    with store.read() as conn:
-        row = conn.execute("SELECT at, payload FROM scrapes WHERE endpoint = ?",
-                           (endpoint,)).fetchone()
-    return (row["at"], json.loads(row["payload"])) if row else None
+    return last_scrapes(store, [endpoint]).get(endpoint)
 
 
 def last_scrapes(store: Store, endpoints: Iterable[str]) -> dict[str, tuple[float, Any]]:

@@ -72,9 +72,6 @@ class Part:
     # in the same interval), else the part itself
     keys: tuple[str, ...]
 
-    def claims(self) -> tuple[str, ...]:
-        return self.keys
-
 
 def collect_parts(ctx: Context, watched: set[ModelRef],
                   previous: dict[str, MetricsScrape]) -> list[Part]:
@@ -126,13 +123,14 @@ def run_collect(ctx: Context) -> CollectOutcome:
     names = [e.name for e in ctx.settings.sources.triton]
     stored = last_scrapes(ctx.store, names)
     previous = {name: scrape_from_json(payload) for name, (_, payload) in stored.items()}
+    read_at = {name: at for name, (at, _) in stored.items()}
     quality = _fresh_quality(ctx, watched, now)
     measured: dict[ModelRef, Snapshot] = {}
     parts = collect_parts(ctx, watched, previous)
     with ctx.claimed("collect", parts, hold=0.9 * ctx.settings.schedule.collect,
-                     keys=Part.claims) as mine:
+                     keys=lambda part: part.keys) as mine:
         for part in mine:
-            _reload_changed(ctx, part, stored, previous)
+            _reload_changed(ctx, part, read_at, previous)
             measured.update(_collect_part(ctx, part, watched, previous, quality, report, now))
         # fresh breaches: the thresholds of what was just measured, not an evaluate interval
         # later
@@ -141,15 +139,15 @@ def run_collect(ctx: Context) -> CollectOutcome:
     return report
 
 
-def _reload_changed(ctx: Context, part: Part, stored: dict[str, tuple[float, Any]],
+def _reload_changed(ctx: Context, part: Part, read_at: dict[str, float],
                     previous: dict[str, MetricsScrape]) -> None:
     """Another replica may have collected the part's endpoints since this pass read their last
-    scrapes: rates are then taken from what it stored."""
+    scrapes (``read_at``: when those were taken): rates are then taken from what it stored."""
     names = [e.name for e in part.endpoints]
     times = scrape_times(ctx.store, names)
-    if any(times.get(name) != (stored[name][0] if name in stored else None) for name in names):
+    if any(times.get(name) != read_at.get(name) for name in names):
         for name, (at, payload) in last_scrapes(ctx.store, names).items():
-            stored[name] = (at, payload)
+            read_at[name] = at
             previous[name] = scrape_from_json(payload)
 
 

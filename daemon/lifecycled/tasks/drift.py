@@ -116,11 +116,11 @@ class ReadAhead:
     def start(self, inputs: DriftInputs, now: float) -> None:
         self._pending.append((inputs, now, self._pool.submit(self._read, inputs, now)))
         while len(self._pending) > self.KEPT:
-            self._drop(0)
+            self._drop_oldest()
 
-    def _drop(self, index: int) -> None:
+    def _drop_oldest(self) -> None:
         # not started yet: it never runs; running: its result is let go
-        self._pending.pop(index)[2].cancel()
+        self._pending.pop(0)[2].cancel()
 
     @staticmethod
     def _read(inputs: DriftInputs, now: float) -> tuple[list[str | None], Sample] | None:
@@ -149,7 +149,7 @@ class ReadAhead:
 
     def close(self) -> None:
         while self._pending:
-            self._drop(0)
+            self._drop_oldest()
         self._pool.shutdown(wait=True)
 
 

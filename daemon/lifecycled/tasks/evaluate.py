@@ -32,8 +32,6 @@ def run_evaluate(ctx: Context) -> dict[str, Any]:
     replicas, those of the buckets this replica claims: ``Context.claimed``)."""
     buckets = [f"{i}/{BUCKETS}" for i in range(BUCKETS)]
     with ctx.claimed("evaluate", buckets, hold=0.9 * ctx.settings.schedule.evaluate) as mine:
-        if len(mine) == BUCKETS:
-            return evaluate_versions(ctx, None, ctx.clock())
         chosen = set(mine)
         refs = {ref for ref in ctx.store.statuses() if bucket(ref) in chosen}
         return evaluate_versions(ctx, refs, ctx.clock()) if refs else {}
