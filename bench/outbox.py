@@ -24,14 +24,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import requests
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lifecycled.actions.webhooks import deliver_once, secret_key
+from lifecycled.net import DeadlineSession
 from lifecycled.settings import WebhookEndpoint
-from lifecycled.store import open_store
-from lifecycled.store.events import emit_in
+from lifecycled.store import Store, open_store
+from lifecycled.store.events import PENDING, emit_in
 from lifecycled.store.outbox import deliveries
 
 from devtools.receiver import AsyncReceiver, Receiver
@@ -59,6 +58,12 @@ def serve(failure_rate: float, latency: float, ready: Any, done: Any, results: A
     receiver.stop()
 
 
+def pending(store: Store) -> bool:
+    with store.read() as conn:
+        return conn.execute("SELECT 1 FROM deliveries WHERE state = ? LIMIT 1",
+                            (PENDING,)).fetchone() is not None
+
+
 def run(events: int, failure_rate: float, latency: float, concurrency: int
         ) -> tuple[float, bool]:
     """Deliver ``events`` through the outbox; print the line and return (events/s, all good)."""
@@ -78,11 +83,11 @@ def run(events: int, failure_rate: float, latency: float, concurrency: int
             ids = [emit_in(conn, subscriptions, "model.status_changed",
                            {"model": "m", "version": str(i), "n": i}, now)
                    for i in range(events)]
-        session = requests.Session()
+        session = DeadlineSession()  # the daemon's
         key = secret_key(SECRET)
         start = time.perf_counter()
         rounds = 0
-        while deliveries(store, state="pending")[:1]:
+        while pending(store):
             deliver_once(store, {"ci": endpoint}, session, jitter_source=random.Random(1),
                          key_for=lambda _name, _endpoint: key, batch=500)
             rounds += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -107,3 +108,111 @@ def test_a_dripping_triton_cannot_hold_a_pass(dripping_body: str) -> None:
             pytest.raises(SourceError, match="no complete reply within 1 s"):
         client.index()
     assert time.monotonic() - started < 5
+
+
+class _Recorder:
+    """An HTTP server on 127.0.0.1 that keeps each request's line, headers and body and answers
+    202 with a Retry-After (or acts as a forward proxy that answers for the origin itself)."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                recorder.requests.append((self.requestline, dict(self.headers.items()), body))
+                self.send_response(202)
+                self.send_header("Retry-After", "7")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Recorder]:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    server = _Recorder()
+    yield server
+    server.stop()
+
+
+def test_a_poster_sends_what_session_post_sends(recorder: _Recorder) -> None:
+    """Same request line, headers (the URL's basic auth included) and body as requests."""
+    from lifecycled.net import Poster
+
+    url = f"http://hook:s3cret@{recorder.address}/in?x=1"
+    body, extra = b'{"a": 1}', {"webhook-id": "msg_1", "content-type": "application/json"}
+    session = DeadlineSession()
+    session.post(url, data=body, headers=extra, timeout=5, allow_redirects=False).close()
+    reply = Poster(session, url).post(body, extra, 5)
+    assert (reply.status, reply.headers["Retry-After"]) == (202, "7")
+    (line_a, headers_a, body_a), (line_b, headers_b, body_b) = recorder.requests
+    assert line_b == line_a == "POST /in?x=1 HTTP/1.1"
+    assert {k.lower(): v for k, v in headers_b.items()} == {k.lower(): v for k, v in headers_a.items()}
+    assert headers_b["Authorization"].startswith("Basic ") and body_b == body_a == body
+
+
+def test_a_poster_goes_through_the_environments_proxy_unless_no_proxy_says(
+        recorder: _Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lifecycled.net import Poster
+
+    session = DeadlineSession()
+    monkeypatch.setenv("HTTP_PROXY", f"http://{recorder.address}")
+    Poster(session, "http://hooks.example.invalid/in").post(b"{}", {}, 5)  # the proxy answers
+    assert recorder.requests[-1][0] == "POST http://hooks.example.invalid/in HTTP/1.1"
+
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert Poster(session, f"http://{recorder.address}/direct").post(b"{}", {}, 5).status == 202
+    assert recorder.requests[-1][0] == "POST /direct HTTP/1.1"
+    monkeypatch.delenv("NO_PROXY")
+    with pytest.raises(requests.exceptions.ProxyError):
+        Poster(session, f"http://{recorder.address}/direct").post(b"{}", {}, 5)
+
+
+def test_a_poster_keeps_working_after_its_pool_is_let_go(recorder: _Recorder) -> None:
+    """The adapter's pool manager closes the least recently used host's pool when it holds
+    too many; a long-lived Poster then takes a new one."""
+    from lifecycled.net import Poster
+
+    session = DeadlineSession()
+    poster = Poster(session, f"http://{recorder.address}/in")
+    assert poster.post(b"{}", {}, 5).status == 202
+    adapter = session.get_adapter(poster.url)
+    assert isinstance(adapter, requests.adapters.HTTPAdapter)
+    adapter.poolmanager.clear()  # closes every pool
+    assert poster.post(b"{}", {}, 5).status == 202
+    assert len(recorder.requests) == 2
+
+
+def test_a_poster_raises_requests_errors_within_its_deadline(dripping_body: str) -> None:
+    from lifecycled.net import Poster
+
+    session = DeadlineSession()
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded, match="no complete reply within 1 s"):
+        Poster(session, dripping_body).post(b"{}", {}, 1.0)
+    assert time.monotonic() - started < 5
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens on the port
+    with pytest.raises(requests.ConnectionError):
+        Poster(session, f"http://127.0.0.1:{port}/").post(b"{}", {}, 5)

@@ -3,9 +3,9 @@
 ``requests`` timeouts bound each socket operation, not the call: a server that sends one byte a
 second holds a call (and the task making it) forever, and urllib3's retries multiply the timeout.
 Here every call made through a ``DeadlineSession`` has one deadline, its ``timeout``, for the whole
-of it: connecting, TLS, headers, body and every retry. At the deadline (or when the daemon stops,
-``interrupt_all``) the call's sockets are shut down, which ends any read in progress, and the call
-raises ``DeadlineExceeded`` (a ``requests.Timeout``).
+of it: connecting, TLS, headers, body, every retry and every redirect. At the deadline (or when
+the daemon stops, ``interrupt_all``) the call's sockets are shut down, which ends any read in
+progress, and the call raises ``DeadlineExceeded`` (a ``requests.Timeout``).
 
 The sockets are found without patching anything global: the session's adapters build their
 connection pools from connection classes that report each socket they open or reuse to the call
@@ -20,14 +20,15 @@ import itertools
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, NamedTuple
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import MaxRetryError
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 
@@ -36,11 +37,13 @@ class DeadlineExceeded(requests.Timeout):
 
 
 class _Timer:
-    """One thread running callbacks at their due time (a heap), for every call in the process."""
+    """One thread running callbacks at their due time (a heap), for every call in the process.
+    Scheduling wakes the thread only when the new callback is due before every other (calls
+    with the same timeout never do), and a cancelled entry keeps only its time until popped."""
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Callable[[], None]]] = []
-        self._cancelled: set[int] = set()
+        self._heap: list[tuple[float, int]] = []
+        self._callbacks: dict[int, Callable[[], None]] = {}
         self._ids = itertools.count()
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -48,32 +51,34 @@ class _Timer:
     def schedule(self, due: float, callback: Callable[[], None]) -> int:
         with self._wake:
             handle = next(self._ids)
-            heapq.heappush(self._heap, (due, handle, callback))
+            heapq.heappush(self._heap, (due, handle))
+            self._callbacks[handle] = callback
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="deadlines", daemon=True)
                 self._thread.start()
-            self._wake.notify()
+            if self._heap[0][1] == handle:
+                self._wake.notify()
             return handle
 
     def cancel(self, handle: int) -> None:
         with self._wake:
-            self._cancelled.add(handle)
+            self._callbacks.pop(handle, None)
 
     def _run(self) -> None:
         while True:
             with self._wake:
                 while not self._heap:
                     self._wake.wait()
-                due, handle, callback = self._heap[0]
-                delay = due - time.monotonic()
-                if handle in self._cancelled:
+                due, handle = self._heap[0]
+                if handle not in self._callbacks:
                     heapq.heappop(self._heap)
-                    self._cancelled.discard(handle)
                     continue
+                delay = due - time.monotonic()
                 if delay > 0:
                     self._wake.wait(delay)
                     continue
                 heapq.heappop(self._heap)
+                callback = self._callbacks.pop(handle)
             callback()
 
 
@@ -224,31 +229,108 @@ class DeadlineSession(requests.Session):
 
     def request(self, method: str | bytes, url: str | bytes,
                 *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs["timeout"] = _seconds(kwargs.get("timeout")) or self.default_timeout
+        return super().request(method, url, *args, **kwargs)
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         seconds = _seconds(kwargs.get("timeout")) or self.default_timeout
         kwargs["timeout"] = seconds  # no socket operation may wait longer than the whole call
         kwargs["stream"] = False  # the body is read inside the deadline
-        call = _Call(time.monotonic() + seconds)
-        outer = getattr(_LOCAL, "call", None)
-        _LOCAL.call = call
+        if getattr(_LOCAL, "call", None) is not None:  # a redirect: within the first deadline
+            return super().send(request, **kwargs)
+        with deadline(seconds, str(request.url)):
+            return super().send(request, **kwargs)
+
+
+@contextlib.contextmanager
+def deadline(seconds: float, url: str) -> Iterator[None]:
+    """Bound the HTTP call made in this block, in this thread, through a DeadlineAdapter's
+    connections, to ``seconds`` in all (DeadlineExceeded after)."""
+    call = _Call(time.monotonic() + seconds)
+    outer = getattr(_LOCAL, "call", None)
+    _LOCAL.call = call
+    with _IN_FLIGHT_LOCK:
+        _IN_FLIGHT.add(call)
+    handle = _TIMER.schedule(call.due, lambda: call.end(f"no complete reply within {seconds:g} s"))
+    try:
+        yield
+    except requests.RequestException as exc:
+        if call.ended:
+            raise DeadlineExceeded(f"{url}: {call.ended}") from exc
+        raise
+    finally:
+        _TIMER.cancel(handle)
         with _IN_FLIGHT_LOCK:
-            _IN_FLIGHT.add(call)
-        handle = _TIMER.schedule(call.due,
-                                 lambda: call.end(f"no complete reply within {seconds:g} s"))
-        try:
-            response = super().request(method, url, *args, **kwargs)
-        except requests.RequestException as exc:
-            if call.ended:
-                raise DeadlineExceeded(f"{_text(url)}: {call.ended}") from exc
-            raise
-        finally:
-            _TIMER.cancel(handle)
-            with _IN_FLIGHT_LOCK:
-                _IN_FLIGHT.discard(call)
-            _LOCAL.call = outer
-        if call.ended:  # the reply was complete just as the deadline passed: still too late
-            raise DeadlineExceeded(f"{_text(url)}: {call.ended}")
-        return response
+            _IN_FLIGHT.discard(call)
+        _LOCAL.call = outer
+    if call.ended:  # the reply was complete just as the deadline passed: still too late
+        raise DeadlineExceeded(f"{url}: {call.ended}")
 
 
-def _text(url: str | bytes) -> str:
-    return url.decode() if isinstance(url, bytes) else url
+class Reply(NamedTuple):
+    status: int
+    headers: Mapping[str, str]
+
+
+class Poster:
+    """Many POSTs to one URL through ``session``'s adapter, each sent as ``session.post(url,
+    data=body, headers=headers, timeout=timeout, allow_redirects=False)`` would send it: the
+    same default headers and auth (the URL's or netrc's), the environment's proxies and
+    ``no_proxy`` and CA bundle, the same connection pool, the deadline of a DeadlineSession
+    and requests' exceptions. What requests works out afresh for every call is worked out once
+    here, and the reply is not built into a Response: together two thirds of a call's time to
+    a receiver on the same machine (``getproxies`` alone scans the environment twice per
+    call). Only the status and headers of a reply are kept. Make a new Poster to see a changed
+    environment."""
+
+    def __init__(self, session: requests.Session, url: str) -> None:
+        self.url = url
+        template = session.prepare_request(requests.Request("POST", url))
+        settings = session.merge_environment_settings(url, {}, False, None, None)
+        adapter = session.get_adapter(url)
+        if not isinstance(adapter, HTTPAdapter):
+            raise TypeError(f"a Poster sends through an HTTPAdapter, not {type(adapter).__name__}")
+        self._adapter = adapter
+        self._template = template
+        self._verify, self._cert = settings["verify"], settings["cert"]
+        self._proxies = settings["proxies"]
+        self._target = self._adapter.request_url(template, self._proxies)
+        self._headers = dict(template.headers or {})
+        self._pool = self._connection_pool()
+
+    def _connection_pool(self) -> HTTPConnectionPool:
+        pool = self._adapter.get_connection_with_tls_context(
+            self._template, self._verify, proxies=self._proxies, cert=self._cert)
+        assert isinstance(pool, HTTPConnectionPool)  # HTTPS pools are HTTP pools too
+        self._adapter.cert_verify(pool, self.url, self._verify, self._cert)
+        return pool
+
+    def post(self, body: bytes, headers: Mapping[str, str], timeout: float) -> Reply:
+        adapter, pool = self._adapter, self._pool
+        if pool.pool is None:  # closed: the adapter's pool manager let it go for another host's
+            pool = self._pool = self._connection_pool()
+        with deadline(timeout, self.url):
+            try:
+                reply = pool.urlopen(
+                    "POST", self._target, body=body,
+                    headers={**self._headers, **headers, "Content-Length": str(len(body))},
+                    redirect=False, assert_same_host=False, preload_content=True,
+                    decode_content=False, retries=adapter.max_retries,
+                    timeout=urllib3.Timeout(connect=timeout, read=timeout))
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise _as_requests_error(exc) from exc
+        return Reply(reply.status, reply.headers)
+
+
+def _as_requests_error(exc: BaseException) -> requests.RequestException:
+    """The exception requests raises for urllib3's ``exc`` (as HTTPAdapter.send maps them)."""
+    reason = exc.reason if isinstance(exc, MaxRetryError) else exc
+    if isinstance(reason, ConnectTimeoutError) and not isinstance(reason, NewConnectionError):
+        return requests.ConnectTimeout(exc)
+    if isinstance(reason, ReadTimeoutError):
+        return requests.ReadTimeout(exc)
+    if isinstance(reason, urllib3.exceptions.ProxyError):
+        return requests.exceptions.ProxyError(exc)
+    if isinstance(reason, urllib3.exceptions.SSLError):
+        return requests.exceptions.SSLError(exc)
+    return requests.ConnectionError(exc)

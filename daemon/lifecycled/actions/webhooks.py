@@ -18,7 +18,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -27,6 +27,7 @@ import requests
 from lifecycled import __version__
 from lifecycled.context import Context
 from lifecycled.errors import ConfigError, InputError
+from lifecycled.net import Poster, Reply
 from lifecycled.settings import WebhookEndpoint
 from lifecycled.store import Store
 from lifecycled.store.outbox import Attempt, Delivery, claim_due, due, record_attempts
@@ -96,11 +97,10 @@ class DeliverOutcome:
                 "taken_over": self.taken_over}
 
 
-def send(session: requests.Session, endpoint: WebhookEndpoint, key: bytes, message_id: str,
-         body: str, now: float) -> requests.Response:
-    return session.post(endpoint.url, data=body.encode(),
-                        headers=headers(key, message_id, int(now), body),
-                        timeout=endpoint.timeout, allow_redirects=False)
+def send(poster: Poster, endpoint: WebhookEndpoint, key: bytes, message_id: str, body: str,
+         now: float) -> Reply:
+    """POST one signed event to the endpoint (redirects are not followed)."""
+    return poster.post(body.encode(), headers(key, message_id, int(now), body), endpoint.timeout)
 
 
 KeyReader = Callable[[str, WebhookEndpoint], bytes]
@@ -124,6 +124,7 @@ def deliver_once(store: Store, endpoints: Mapping[str, WebhookEndpoint],
     replicas send a delivery at once; a claim lasts long enough for the batch to be sent."""
     report = DeliverOutcome()
     keys: dict[str, bytes] = {}
+    posters: dict[str, Poster] = {}
     started = time.monotonic()
     workers = max((e.concurrency for e in endpoints.values()), default=1)
     slowest = max((e.timeout for e in endpoints.values()), default=10.0)
@@ -154,7 +155,14 @@ def deliver_once(store: Store, endpoints: Mapping[str, WebhookEndpoint],
                         report.skipped[name] = str(exc)
                         log.error("webhook endpoint skipped endpoint=%s error=%s", name, exc)
                         continue
-                _deliver_batch(store, pool, session, endpoint, keys[name], items, clock,
+                if name not in posters:
+                    try:
+                        posters[name] = Poster(session, endpoint.url)
+                    except requests.RequestException as exc:  # a URL requests cannot send to
+                        report.skipped[name] = f"{type(exc).__name__}: {exc}"
+                        log.error("webhook endpoint skipped endpoint=%s error=%s", name, exc)
+                        continue
+                _deliver_batch(store, pool, posters[name], endpoint, keys[name], items, clock,
                                jitter_source, report)
                 if name in report.disabled:
                     report.skipped[name] = "disabled (410 Gone)"
@@ -170,7 +178,7 @@ class _Answer:
     wait: float | None  # Retry-After, seconds
 
 
-def _deliver_batch(store: Store, pool: ThreadPoolExecutor, session: requests.Session,
+def _deliver_batch(store: Store, pool: ThreadPoolExecutor, poster: Poster,
                    endpoint: WebhookEndpoint, key: bytes, items: Sequence[Delivery],
                    clock: Callable[[], float], jitter_source: random.Random,
                    report: DeliverOutcome) -> None:
@@ -178,34 +186,44 @@ def _deliver_batch(store: Store, pool: ThreadPoolExecutor, session: requests.Ses
     more is sent (only requests already in flight answer). The answers are recorded a few rounds
     of requests at a time, so a crash repeats at most that many deliveries."""
     gone = threading.Event()
-    slots = threading.BoundedSemaphore(endpoint.concurrency)
     rounds = 4 * endpoint.concurrency
-
-    def attempt(delivery: Delivery) -> _Answer | None:
-        with slots:
-            if gone.is_set():
-                return None  # not sent: stays pending, untouched
-            answer = _send(session, endpoint, key, delivery, clock())
-            if answer.status == 410:
-                gone.set()
-            return answer
-
     for start in range(0, len(items), rounds):
-        answers = [a for a in pool.map(attempt, items[start:start + rounds]) if a is not None]
+        chunk = items[start:start + rounds]
+        pending = iter(chunk)
+        taking = threading.Lock()
+
+        def sender(pending: Iterator[Delivery] = pending,
+                   taking: threading.Lock = taking) -> list[_Answer]:
+            """One of the endpoint's ``concurrency`` senders: takes the round's next delivery
+            until none is left or the endpoint is gone (one thread hand-off per sender, not
+            per request)."""
+            answers = []
+            while not gone.is_set():  # after a 410 the rest stays pending, untouched
+                with taking:
+                    delivery = next(pending, None)
+                if delivery is None:
+                    break
+                answer = _send(poster, endpoint, key, delivery, clock())
+                if answer.status == 410:
+                    gone.set()
+                answers.append(answer)
+            return answers
+
+        senders = [pool.submit(sender) for _ in range(min(endpoint.concurrency, len(chunk)))]
+        answers = [answer for future in senders for answer in future.result()]
         record_attempts(store, [_judge(endpoint, a, jitter_source, report) for a in answers])
         if gone.is_set():
             return
 
 
-def _send(session: requests.Session, endpoint: WebhookEndpoint, key: bytes, delivery: Delivery,
+def _send(poster: Poster, endpoint: WebhookEndpoint, key: bytes, delivery: Delivery,
           now: float) -> _Answer:
     try:
-        response = send(session, endpoint, key, delivery.event_id, delivery.body, now)
+        response = send(poster, endpoint, key, delivery.event_id, delivery.body, now)
     except requests.RequestException as exc:
         return _Answer(delivery, now, None, f"{type(exc).__name__}: {exc}", None)
-    status = response.status_code
+    status = response.status
     wait = retry_after(response.headers.get("Retry-After"), now)
-    response.close()
     return _Answer(delivery, now, status, "" if 200 <= status < 300 else f"HTTP {status}", wait)
 
 
@@ -217,12 +235,12 @@ def ping(session: requests.Session, name: str, endpoint: WebhookEndpoint, key: b
                                                                   time.gmtime(now)),
                        "data": {"endpoint": name}}, separators=(",", ":"))
     try:
-        response = send(session, endpoint, key, f"msg_ping_{int(now * 1000)}", body, now)
+        response = send(Poster(session, endpoint.url), endpoint, key, f"msg_ping_{int(now * 1000)}",
+                        body, now)
     except requests.RequestException as exc:
         return None, f"{type(exc).__name__}: {exc}"
-    response.close()
-    ok = 200 <= response.status_code < 300
-    return response.status_code, "" if ok else f"HTTP {response.status_code}"
+    ok = 200 <= response.status < 300
+    return response.status, "" if ok else f"HTTP {response.status}"
 
 
 def _judge(endpoint: WebhookEndpoint, answer: _Answer, jitter_source: random.Random,

@@ -140,8 +140,10 @@ def _labels(text: str | None) -> dict[str, str] | None:
 
 def _plain_samples(text: str) -> list[Sample] | None:
     """The samples lifecycled reads, when every line has the plain shape (None otherwise).
-    Series it does not read are matched for their shape only, not parsed."""
+    Series it does not read are matched for their shape only, not parsed; a label set read
+    once (a version's appears in every family) is not read again, and its dict is shared."""
     samples = []
+    seen: dict[str | None, dict[str, str] | None] = {}
     for line in text.split("\n"):
         line = line.strip()
         if not line or line[0] == "#":
@@ -152,7 +154,10 @@ def _plain_samples(text: str) -> list[Sample] | None:
         name = match.group(1)
         if name not in _READ:
             continue
-        value, labels = match.group(3), _labels(match.group(2))
+        value, text_of_labels = match.group(3), match.group(2)
+        labels = seen.get(text_of_labels)
+        if labels is None:
+            labels = seen[text_of_labels] = _labels(text_of_labels)
         if labels is None or _VALUE.fullmatch(value) is None:
             return None
         samples.append((name, labels, float(value)))

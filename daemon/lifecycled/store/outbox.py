@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lifecycled.store.core import Connection, Store
+from lifecycled.store.core import Store
 from lifecycled.store.events import DEAD, DELIVERED, PENDING
 
 
@@ -117,42 +117,51 @@ def record_attempt(store: Store, delivery: Delivery, *, now: float, status: int 
 
 
 def record_attempts(store: Store, attempts: Sequence[Attempt]) -> None:
-    """Record attempts in one transaction (a batch sent side by side commits once)."""
+    """Record attempts in one transaction (a batch sent side by side commits once): each
+    delivery's row, and the endpoint's counts and state as the attempts, in order, leave them."""
     if not attempts:
         return
+    counts: dict[tuple[str, str], list[int]] = {}
+    endpoints: dict[str, list[Any]] = {}  # endpoint -> [disabled, reason, last success]
+    for attempt in attempts:
+        delivery, ok = attempt.delivery, attempt.outcome == "delivered"
+        count = counts.setdefault((delivery.endpoint, delivery.event_type), [0, 0])
+        count[0] += 1
+        count[1] += 0 if ok else 1
+        state = endpoints.setdefault(delivery.endpoint, [0, "", None])
+        if attempt.outcome == "disabled":
+            state[0], state[1] = 1, attempt.disable_reason
+        if ok:
+            state[2] = attempt.now
     with store.write() as conn:
-        for attempt in attempts:
-            _record_in(conn, attempt)
+        conn.executemany(
+            "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_attempt_at = ?, "
+            "last_status = ?, last_error = ?, next_attempt_at = COALESCE(?, next_attempt_at), "
+            "claimed_by = NULL, claim_until = NULL, "
+            "delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END "
+            "WHERE event_id = ? AND endpoint = ?",
+            [(_STATES.get(a.outcome, PENDING), a.now, a.status, a.error, a.next_attempt_at,
+              _STATES.get(a.outcome, PENDING), a.now, a.delivery.event_id, a.delivery.endpoint)
+             for a in attempts])
+        conn.executemany(
+            "INSERT INTO webhook_counts (endpoint, event_type, deliveries, failures) VALUES "
+            "(?, ?, ?, ?) ON CONFLICT(endpoint, event_type) DO UPDATE SET "
+            "deliveries = webhook_counts.deliveries + excluded.deliveries, "
+            "failures = webhook_counts.failures + excluded.failures",
+            [(endpoint, event_type, n, failures)
+             for (endpoint, event_type), (n, failures) in counts.items()])
+        conn.executemany(
+            "INSERT INTO webhook_endpoints (endpoint, disabled, disabled_reason, last_success) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT(endpoint) DO UPDATE SET "
+            "disabled = CASE WHEN excluded.disabled = 1 THEN 1 "
+            "ELSE webhook_endpoints.disabled END, "
+            "disabled_reason = CASE WHEN excluded.disabled = 1 THEN excluded.disabled_reason "
+            "ELSE webhook_endpoints.disabled_reason END, "
+            "last_success = COALESCE(excluded.last_success, webhook_endpoints.last_success)",
+            [(endpoint, *state) for endpoint, state in endpoints.items()])
 
 
-def _record_in(conn: Connection, attempt: Attempt) -> None:
-    delivery, now, status, error, outcome = (attempt.delivery, attempt.now, attempt.status,
-                                             attempt.error, attempt.outcome)
-    state = {"delivered": DELIVERED, "dead": DEAD}.get(outcome, PENDING)
-    conn.execute(
-        "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_attempt_at = ?, "
-        "last_status = ?, last_error = ?, next_attempt_at = COALESCE(?, next_attempt_at), "
-        "claimed_by = NULL, claim_until = NULL, "
-        "delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END "
-        "WHERE event_id = ? AND endpoint = ?",
-        (state, now, status, error, attempt.next_attempt_at, state, now, delivery.event_id,
-         delivery.endpoint))
-    ok = outcome == "delivered"
-    conn.execute(
-        "INSERT INTO webhook_counts (endpoint, event_type, deliveries, failures) VALUES "
-        "(?, ?, 1, ?) ON CONFLICT(endpoint, event_type) DO UPDATE SET "
-        "deliveries = webhook_counts.deliveries + 1, "
-        "failures = webhook_counts.failures + excluded.failures",
-        (delivery.endpoint, delivery.event_type, 0 if ok else 1))
-    conn.execute(
-        "INSERT INTO webhook_endpoints (endpoint, disabled, disabled_reason, last_success) "
-        "VALUES (?, ?, ?, ?) ON CONFLICT(endpoint) DO UPDATE SET "
-        "disabled = CASE WHEN excluded.disabled = 1 THEN 1 ELSE webhook_endpoints.disabled END, "
-        "disabled_reason = CASE WHEN excluded.disabled = 1 THEN excluded.disabled_reason "
-        "ELSE webhook_endpoints.disabled_reason END, "
-        "last_success = COALESCE(excluded.last_success, webhook_endpoints.last_success)",
-        (delivery.endpoint, 1 if outcome == "disabled" else 0, attempt.disable_reason,
-         now if ok else None))
+_STATES = {"delivered": DELIVERED, "dead": DEAD}  # an attempt's outcome -> its delivery's state
 
 
 def redeliver(store: Store, *, event_id: str | None, all_dead: bool, now: float) -> int:
