@@ -6,10 +6,11 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
-from lifecycled.net import DeadlineExceeded, DeadlineSession, interrupt_all
+from lifecycled.net import DeadlineExceeded, DeadlineSession, Poster, interrupt_all
 
 from tests.sinks import drip, serve
 
@@ -115,8 +116,6 @@ class _Recorder:
     202 with a Retry-After (or acts as a forward proxy that answers for the origin itself)."""
 
     def __init__(self) -> None:
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
         recorder = self
 
@@ -155,8 +154,6 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Recorder]:
 
 def test_a_poster_sends_what_session_post_sends(recorder: _Recorder) -> None:
     """Same request line, headers (the URL's basic auth included) and body as requests."""
-    from lifecycled.net import Poster
-
     url = f"http://hook:s3cret@{recorder.address}/in?x=1"
     body, extra = b'{"a": 1}', {"webhook-id": "msg_1", "content-type": "application/json"}
     session = DeadlineSession()
@@ -171,8 +168,6 @@ def test_a_poster_sends_what_session_post_sends(recorder: _Recorder) -> None:
 
 def test_a_poster_goes_through_the_environments_proxy_unless_no_proxy_says(
         recorder: _Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lifecycled.net import Poster
-
     session = DeadlineSession()
     monkeypatch.setenv("HTTP_PROXY", f"http://{recorder.address}")
     Poster(session, "http://hooks.example.invalid/in").post(b"{}", {}, 5)  # the proxy answers
@@ -190,8 +185,6 @@ def test_a_poster_goes_through_the_environments_proxy_unless_no_proxy_says(
 def test_a_poster_keeps_working_after_its_pool_is_let_go(recorder: _Recorder) -> None:
     """The adapter's pool manager closes the least recently used host's pool when it holds
     too many; a long-lived Poster then takes a new one."""
-    from lifecycled.net import Poster
-
     session = DeadlineSession()
     poster = Poster(session, f"http://{recorder.address}/in")
     assert poster.post(b"{}", {}, 5).status == 202
@@ -203,8 +196,6 @@ def test_a_poster_keeps_working_after_its_pool_is_let_go(recorder: _Recorder) ->
 
 
 def test_a_poster_raises_requests_errors_within_its_deadline(dripping_body: str) -> None:
-    from lifecycled.net import Poster
-
     session = DeadlineSession()
     started = time.monotonic()
     with pytest.raises(DeadlineExceeded, match="no complete reply within 1 s"):

@@ -118,7 +118,8 @@ def record_attempt(store: Store, delivery: Delivery, *, now: float, status: int 
 
 def record_attempts(store: Store, attempts: Sequence[Attempt]) -> None:
     """Record attempts in one transaction (a batch sent side by side commits once): each
-    delivery's row, and the endpoint's counts and state as the attempts, in order, leave them."""
+    delivery's row, and the endpoint's counts and state as the attempts, in order, leave them
+    (shared rows in key order, so replicas recording at once lock them in the same order)."""
     if not attempts:
         return
     counts: dict[tuple[str, str], list[int]] = {}
@@ -149,7 +150,7 @@ def record_attempts(store: Store, attempts: Sequence[Attempt]) -> None:
             "deliveries = webhook_counts.deliveries + excluded.deliveries, "
             "failures = webhook_counts.failures + excluded.failures",
             [(endpoint, event_type, n, failures)
-             for (endpoint, event_type), (n, failures) in counts.items()])
+             for (endpoint, event_type), (n, failures) in sorted(counts.items())])
         conn.executemany(
             "INSERT INTO webhook_endpoints (endpoint, disabled, disabled_reason, last_success) "
             "VALUES (?, ?, ?, ?) ON CONFLICT(endpoint) DO UPDATE SET "
@@ -158,7 +159,7 @@ def record_attempts(store: Store, attempts: Sequence[Attempt]) -> None:
             "disabled_reason = CASE WHEN excluded.disabled = 1 THEN excluded.disabled_reason "
             "ELSE webhook_endpoints.disabled_reason END, "
             "last_success = COALESCE(excluded.last_success, webhook_endpoints.last_success)",
-            [(endpoint, *state) for endpoint, state in endpoints.items()])
+            [(endpoint, *state) for endpoint, state in sorted(endpoints.items())])
 
 
 _STATES = {"delivered": DELIVERED, "dead": DEAD}  # an attempt's outcome -> its delivery's state
