@@ -16,12 +16,15 @@ from typing import Any
 
 class HttpSink:
     """Accepts POSTs (Slack's incoming-webhook format) and keeps the JSON bodies, each with the
-    monotonic time it arrived; answers ``status`` (200, or 410 to play a receiver that is gone)."""
+    monotonic time it arrived, and each request as sent (line, headers, body); answers
+    ``status`` (200, or 410 to play a receiver that is gone) with ``reply_headers``."""
 
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
         self.arrivals: list[tuple[float, int, dict[str, Any]]] = []  # (time, answered, body)
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []  # (line, headers, body)
         self.status = 200
+        self.reply_headers: dict[str, str] = {}
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -31,12 +34,15 @@ class HttpSink:
                 pass
 
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                                  or b"{}")
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = json.loads(raw or b"{}")
                 status = sink.status
+                sink.requests.append((self.requestline, dict(self.headers.items()), raw))
                 sink.received.append(body)
                 sink.arrivals.append((time.monotonic(), status, body))
                 self.send_response(status)
+                for name, value in sink.reply_headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")
@@ -45,8 +51,12 @@ class HttpSink:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.server.server_address[1]}"
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/slack"
+        return f"http://{self.address}/slack"
 
     def stop(self) -> None:
         self.server.shutdown()

@@ -6,13 +6,12 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 from lifecycled.net import DeadlineExceeded, DeadlineSession, Poster, interrupt_all
 
-from tests.sinks import drip, serve
+from tests.sinks import HttpSink, drip, serve
 
 
 @pytest.fixture
@@ -111,48 +110,20 @@ def test_a_dripping_triton_cannot_hold_a_pass(dripping_body: str) -> None:
     assert time.monotonic() - started < 5
 
 
-class _Recorder:
-    """An HTTP server on 127.0.0.1 that keeps each request's line, headers and body and answers
-    202 with a Retry-After (or acts as a forward proxy that answers for the origin itself)."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, dict[str, str], bytes]] = []
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                recorder.requests.append((self.requestline, dict(self.headers.items()), body))
-                self.send_response(202)
-                self.send_header("Retry-After", "7")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Recorder]:
+def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[HttpSink]:
+    """A server on 127.0.0.1 keeping each request as sent, answering 202 with a Retry-After
+    (also as a forward proxy, answering for the origin itself); no proxy from the caller."""
     for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.upper(), raising=False)
-    server = _Recorder()
+    server = HttpSink()
+    server.status, server.reply_headers = 202, {"Retry-After": "7"}
     yield server
     server.stop()
 
 
-def test_a_poster_sends_what_session_post_sends(recorder: _Recorder) -> None:
+def test_a_poster_sends_what_session_post_sends(recorder: HttpSink) -> None:
     """Same request line, headers (the URL's basic auth included) and body as requests."""
     url = f"http://hook:s3cret@{recorder.address}/in?x=1"
     body, extra = b'{"a": 1}', {"webhook-id": "msg_1", "content-type": "application/json"}
@@ -167,7 +138,7 @@ def test_a_poster_sends_what_session_post_sends(recorder: _Recorder) -> None:
 
 
 def test_a_poster_goes_through_the_environments_proxy_unless_no_proxy_says(
-        recorder: _Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
+        recorder: HttpSink, monkeypatch: pytest.MonkeyPatch) -> None:
     session = DeadlineSession()
     monkeypatch.setenv("HTTP_PROXY", f"http://{recorder.address}")
     Poster(session, "http://hooks.example.invalid/in").post(b"{}", {}, 5)  # the proxy answers
@@ -182,7 +153,7 @@ def test_a_poster_goes_through_the_environments_proxy_unless_no_proxy_says(
         Poster(session, f"http://{recorder.address}/direct").post(b"{}", {}, 5)
 
 
-def test_a_poster_keeps_working_after_its_pool_is_let_go(recorder: _Recorder) -> None:
+def test_a_poster_keeps_working_after_its_pool_is_let_go(recorder: HttpSink) -> None:
     """The adapter's pool manager closes the least recently used host's pool when it holds
     too many; a long-lived Poster then takes a new one."""
     session = DeadlineSession()
