@@ -137,3 +137,17 @@ def test_series_lifecycled_does_not_read_are_not_parsed() -> None:
             'nv_inference_count{model="m",version="1"} 3\n')
     (sample,) = triton._plain_samples(text) or []
     assert sample[0] == "nv_inference_count" and not math.isnan(sample[2])
+
+
+@pytest.mark.parametrize("line", [
+    "nv_inference_count " + "1" * 100_000 + "x",
+    'nv_inference_count{model="m"' + " " * 100_000 + "x",
+    'nv_inference_count{model="m",version="1"' + " " * 100_000 + "} 1 2" + " " * 100_000 + "x",
+    'nv_inference_count{model="' + "\\n" * 50_000 + '",version="1" 4',
+])
+def test_a_long_malformed_line_is_scanned_once(line: str) -> None:
+    """The scan is linear in a line's length: with a backtracking pattern, each of these lines
+    (10^5 characters) takes minutes instead of milliseconds."""
+    assert triton._plain_samples(line + "\n") is None
+    with pytest.raises(ValueError, match="malformed metrics text"):
+        parse_metrics(line + "\n", 0.0)

@@ -112,25 +112,26 @@ _READ = frozenset([*_COUNTED, _FAILURE, _FAILURE + "_total", _SUMMARY, _SUMMARY 
 
 Sample = tuple[str, dict[str, str], float]
 
-# The text format's plain shape, as Triton writes it: ``name{label="value",...} value [ms]``.
-# A line of another shape (valid or not) sends the whole text to prometheus_client's parser.
-_LINE = re.compile(r'([a-zA-Z_:][a-zA-Z0-9_:]*)'
-                   r'(?:\{((?:[^"}\\]|"(?:[^"\\\n]|\\.)*")*)\})?'
-                   r'[ \t]+(\S+)(?:[ \t]+-?[0-9]+)?')
-_PAIR = r'[ \t]*([a-zA-Z_][a-zA-Z0-9_]*)[ \t]*=[ \t]*"((?:[^"\\\n]|\\[\\n"])*)"[ \t]*'
-_LABELS = re.compile(rf'(?:{_PAIR},)*(?:{_PAIR})?[ \t]*')  # the whole label set, checked once
-_PAIRS = re.compile(_PAIR)
-_VALUE = re.compile(r'[-+]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?'
-                    r'|(?i:nan|inf|infinity))')  # Triton writes "Nan"; float() takes any case
+# The text format's plain shape, as Triton writes it: ``name{label="value",...} value [ms]``,
+# each line read by one scan of the whole text (a line matches one of the alternatives; the last
+# catches any other shape, valid or not, which sends the whole text to prometheus_client's
+# parser). Every quantifier is possessive and no two of them can take the same characters, so a
+# line is scanned in linear time whatever it holds (a long run of digits or blanks included).
+_NAME = r'[a-zA-Z_:][a-zA-Z0-9_:]*+'
+_VALUE = r'[^"\\\n]*+(?:\\[\\n"][^"\\\n]*+)*+'  # a label value, escapes kept
+_PAIR = rf'[a-zA-Z_][a-zA-Z0-9_]*+[ \t]*+=[ \t]*+"{_VALUE}"'
+_SET = rf'[ \t]*+(?:{_PAIR}[ \t]*+(?:,[ \t]*+{_PAIR}[ \t]*+)*+(?:,[ \t]*+)?+)?+'
+_NUMBER = (r'[-+]?+(?:(?:[0-9]++(?:\.[0-9]*+)?+|\.[0-9]++)(?:[eE][-+]?+[0-9]++)?+'
+           r'|(?i:nan|inf(?:inity)?+))')  # Triton writes "Nan"; float() takes any case
+_TEXT = re.compile(rf'^(?:({_NAME})(?:\{{({_SET})\}})?+[ \t]++({_NUMBER})(?:[ \t]++-?+[0-9]++)?+'
+                   rf'[ \t]*+|#[^\n]*+|[ \t]*+|([^\n]++))$', re.MULTILINE)
+_PAIRS = re.compile(rf'([a-zA-Z_][a-zA-Z0-9_]*+)[ \t]*+=[ \t]*+"({_VALUE})"')
 _ESCAPE = re.compile(r'\\[\\n"]')
 _UNESCAPED = {"\\\\": "\\", "\\n": "\n", '\\"': '"'}
 
 
-def _labels(text: str | None) -> dict[str, str] | None:
-    if not text:
-        return {}
-    if _LABELS.fullmatch(text) is None:
-        return None
+def _labels(text: str) -> dict[str, str] | None:
+    """A label set the scan has checked, as a dict (None if it names ``__name__``)."""
     labels = dict(_PAIRS.findall(text))
     for name, value in labels.items():
         if "\\" in value:
@@ -140,26 +141,20 @@ def _labels(text: str | None) -> dict[str, str] | None:
 
 def _plain_samples(text: str) -> list[Sample] | None:
     """The samples lifecycled reads, when every line has the plain shape (None otherwise).
-    Series it does not read are matched for their shape only, not parsed; a label set read
-    once (a version's appears in every family) is not read again, and its dict is shared."""
+    Series it does not read are checked for their shape only; a label set read once (a
+    version's appears in every family) is not read again, and its dict is shared."""
     samples = []
-    seen: dict[str | None, dict[str, str] | None] = {}
-    for line in text.split("\n"):
-        line = line.strip()
-        if not line or line[0] == "#":
-            continue
-        match = _LINE.fullmatch(line)
-        if match is None:
+    seen: dict[str, dict[str, str] | None] = {}
+    for name, text_of_labels, value, other in _TEXT.findall(text):
+        if other:
             return None
-        name = match.group(1)
         if name not in _READ:
             continue
-        value, text_of_labels = match.group(3), match.group(2)
         labels = seen.get(text_of_labels)
         if labels is None:
             labels = seen[text_of_labels] = _labels(text_of_labels)
-        if labels is None or _VALUE.fullmatch(value) is None:
-            return None
+            if labels is None:
+                return None
         samples.append((name, labels, float(value)))
     return samples
 
