@@ -122,6 +122,37 @@ def test_the_drift_task_reads_only_files_that_changed(tmp_path: Path,
     assert reads.count(current) == 2
 
 
+def test_a_result_stored_before_its_key_had_a_column_is_checked_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A result written before the ``inputs_key`` column (schema 12) has the key only in its
+    JSON: the next pass checks the files again (once) rather than trust what it cannot see."""
+    import lifecycled.tasks.drift as drift
+    from lifecycled.store.results import latest_drift
+
+    rng = np.random.default_rng(2)
+    reference = write(tmp_path / "ref.csv", rng.normal(0, 1, 500))
+    current = write(tmp_path / "cur.csv", rng.normal(0, 1, 500))
+    ctx = context(tmp_path / "state", models={"credit_scoring": {"drift": {
+        "reference": reference, "current": current}}})
+    drift.run_drift(ctx)
+    with ctx.store.write() as conn:
+        conn.execute("UPDATE drift_results SET inputs_key = NULL")
+    (old,) = latest_drift(ctx.store, REF)
+    assert old.result["inputs_key"]
+    reads: list[str] = []
+    read_sample = drift.read_sample
+    monkeypatch.setattr(drift, "read_sample", lambda path, **k: reads.append(path) or
+                        read_sample(path, **k))
+    drift.run_drift(ctx)
+    assert current in reads
+    (checked,) = latest_drift(ctx.store, REF)
+    assert "unchanged" not in checked.result and checked.result["inputs_key"] == \
+        old.result["inputs_key"]
+    reads.clear()
+    drift.run_drift(ctx)
+    assert reads == [] and latest_drift(ctx.store, REF)[0].result["unchanged"] is True
+
+
 def fleet(tmp_path: Path, names: list[str], rng: np.random.Generator
           ) -> tuple[Context, dict[str, str]]:
     """Production models ``names``, each with a reference and a current file like it."""
@@ -200,3 +231,61 @@ def test_a_current_file_replaced_after_its_read_ahead_is_judged_as_it_is_now(
     assert drift.run_drift(ctx)["m_b:1"] == {"severity": "critical"}
     (stored,) = latest_drift(ctx.store, ModelRef("m_b", "1"))
     assert stored.result["current_rows"] == 2000
+
+
+def test_the_drift_task_loads_the_next_cached_profile_ahead_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the profiles are cached, the next model's profile is loaded in the read-ahead
+    thread with its current file, and the check takes it instead of loading it again."""
+    import threading
+
+    import lifecycled.sources.profiles as profiles
+    import lifecycled.tasks.drift as drift
+
+    names = ["m_a", "m_b", "m_c"]
+    ctx, currents = fleet(tmp_path, names, np.random.default_rng(4))
+    drift.run_drift(ctx)  # builds and caches every profile
+    loads: list[str] = []
+    load_profile = profiles.load_profile
+    monkeypatch.setattr(profiles, "load_profile", lambda path: loads.append(
+        threading.current_thread().name) or load_profile(path))
+    rng = np.random.default_rng(5)
+    for name in names:
+        write(Path(currents[name]), rng.normal(0, 1, 2000))  # a new window each
+    done = drift.run_drift(ctx)
+    assert all(not d.get("error") for d in done.values())
+    assert len(loads) == len(names)  # each profile once
+    assert sum(t.startswith("drift-read-ahead") for t in loads) == len(names) - 1
+
+
+def test_a_reference_replaced_after_its_profile_was_loaded_ahead_is_judged_as_it_is_now(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new reference lands just after the read ahead loaded the old one's cached profile:
+    the check builds the new reference's profile and judges against it, as a check of that
+    model alone does."""
+    import threading
+
+    import lifecycled.tasks.drift as drift
+    from lifecycled.store.results import latest_drift
+
+    rng = np.random.default_rng(6)
+    ctx, currents = fleet(tmp_path, ["m_a", "m_b"], rng)
+    drift.run_drift(ctx)  # caches both profiles
+    write(Path(currents["m_b"]), rng.normal(3, 1, 2000))  # a new window, shifted by 3
+    load_cached = drift.load_cached
+    reference = tmp_path / "m_b_ref.csv"
+
+    def then_replaced(cache_dir: Path, files: object, bins: int, categorical: object) -> object:
+        loaded = load_cached(cache_dir, files, bins, categorical)  # type: ignore[arg-type]
+        if threading.current_thread().name.startswith("drift-read-ahead"):
+            assert loaded is not None
+            fresh = tmp_path / "fresh.csv"
+            write(fresh, rng.normal(3, 1, 2000))  # the reference now looks like the window
+            fresh.replace(reference)
+        return loaded
+
+    monkeypatch.setattr(drift, "load_cached", then_replaced)
+    done = drift.run_drift(ctx)
+    assert done["m_b:1"] == {"severity": "low"}  # judged on the new reference
+    (stored,) = latest_drift(ctx.store, ModelRef("m_b", "1"))
+    assert stored.result["profile_cached"] is False

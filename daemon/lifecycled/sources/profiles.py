@@ -195,10 +195,15 @@ def _grid(numbers: list[float], cumulative: np.ndarray) -> Grid:
     return Grid(minimum, maximum, center, spread, low, scale, cumulative)
 
 
+Loaded = tuple[Path, ReferenceProfile]  # a cached profile read ahead, and the file it came from
+
+
 def cached_profile(cache_dir: Path | None, files: Sequence[DataFile], bins: int,
-                   categorical: Sequence[str], build: Callable[[], ReferenceProfile]
-                   ) -> tuple[ReferenceProfile, bool]:
-    """Return the cached profile of ``files`` (True) or build, store and return it (False)."""
+                   categorical: Sequence[str], build: Callable[[], ReferenceProfile],
+                   loaded: Loaded | None = None) -> tuple[ReferenceProfile, bool]:
+    """Return the cached profile of ``files`` (True) or build, store and return it (False).
+    ``loaded`` (``load_cached``) is used when it came from the file the key names now: the
+    file's name is the content's key, so the same name is the same profile."""
     if cache_dir is None:
         return build(), False
     try:
@@ -207,7 +212,8 @@ def cached_profile(cache_dir: Path | None, files: Sequence[DataFile], bins: int,
         return build(), False
     if path.exists():
         try:
-            profile = load_profile(path)
+            profile = loaded[1] if loaded is not None and loaded[0] == path \
+                else load_profile(path)
         except (OSError, ValueError, KeyError) as exc:
             log.warning("profile cache unreadable, rebuilding path=%s error=%s", path, exc)
         else:
@@ -222,6 +228,20 @@ def cached_profile(cache_dir: Path | None, files: Sequence[DataFile], bins: int,
     except OSError as exc:
         log.warning("cannot write profile cache path=%s error=%s", path, exc)
     return profile, False
+
+
+def load_cached(cache_dir: Path, files: Sequence[DataFile], bins: int,
+                categorical: Sequence[str]) -> Loaded | None:
+    """The cached profile of local ``files``, loaded for ``cached_profile`` to take later (a
+    read ahead); None when there is none, it cannot be read, or a file is behind a URL (its
+    key would mean downloading it here as well)."""
+    if any(file.signature() is None for file in files):
+        return None
+    try:
+        path = cache_dir / f"{cache_key(files, bins, categorical, cache_dir)}.npz"
+        return (path, load_profile(path)) if path.exists() else None
+    except (OSError, ValueError, KeyError, pa.ArrowException):
+        return None
 
 
 def prune_profiles(cache_dir: Path, *, older_than: float) -> int:

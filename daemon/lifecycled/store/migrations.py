@@ -336,4 +336,9 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE predictions ADD COLUMN segments TEXT;
     """,
+    # 12: what a drift result was taken on (its inputs_key), so a pass can tell an unchanged
+    # check without decoding the last result; NULL on older rows (they are checked again)
+    """
+    ALTER TABLE drift_results ADD COLUMN inputs_key TEXT;
+    """,
 )

@@ -29,9 +29,9 @@ def add_drift_result(store: Store, ref: ModelRef, result: dict[str, Any], *, now
             store.emit_in(conn, event_type, ref, data, now)
         conn.execute(
             "INSERT INTO drift_results (name, version, at, severity, drifted_share, current_rows,"
-            " result) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " inputs_key, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (ref.name, ref.version, now, result["severity"], result.get("drifted_share"),
-             int(result.get("current_rows", 0)), dumps(result)),
+             int(result.get("current_rows", 0)), result.get("inputs_key"), dumps(result)),
         )
 
 
@@ -76,6 +76,19 @@ def latest_drift(store: Store, ref: ModelRef | None = None,
                  cache: Decoded | None = None) -> list[StoredResult]:
     """The newest drift result of ``ref`` (or of every model version)."""
     return latest(store, "drift_results", ref, cache)
+
+
+def drift_taken_on(store: Store, ref: ModelRef, key: str) -> dict[str, Any] | None:
+    """The newest drift result of ``ref`` if it was taken on ``key`` (its ``inputs_key``),
+    else None; only then is the result decoded."""
+    with store.read() as conn:
+        row = conn.execute(
+            f"SELECT t.inputs_key, t.result FROM {newest_join('drift_results')} "
+            "WHERE m.name = ? AND m.version = ?", (ref.name, ref.version)).fetchone()
+    if row is None or row["inputs_key"] != key:
+        return None
+    result: dict[str, Any] = json.loads(row["result"])
+    return result
 
 
 def latest_quality(store: Store, ref: ModelRef | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -21,9 +22,9 @@ from lifecycled.core.segments import OTHER, label, label_text, masks, text, top_
 from lifecycled.domain import DriftPolicy, ModelRef, Severity, Status
 from lifecycled.errors import InputError, SourceError
 from lifecycled.sources.files import DEFAULT_TIMEOUT, expand
-from lifecycled.sources.profiles import PROFILE_DIR, cached_profile
+from lifecycled.sources.profiles import PROFILE_DIR, Loaded, cached_profile, load_cached
 from lifecycled.sources.samples import Sample, read_sample, select
-from lifecycled.store.results import add_drift_result, latest_drift
+from lifecycled.store.results import add_drift_result, drift_taken_on
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
@@ -61,7 +62,7 @@ def check_drift(inputs: DriftInputs, settings: DriftPolicy, *, cache_dir: Path |
                 now: float, progress: Progress | None = None,
                 ahead: ReadAhead | None = None) -> DriftCheck:
     """Run one drift check; raises SourceError when a sample cannot be read. ``ahead`` may hold
-    the current sample already read (``ReadAhead``)."""
+    the current sample and the cached profile already read (``ReadAhead``)."""
     reference_files = expand(inputs.reference, timeout=inputs.timeout)
     exclude = [inputs.timestamp_column] if inputs.timestamp_column else []
 
@@ -69,9 +70,11 @@ def check_drift(inputs: DriftInputs, settings: DriftPolicy, *, cache_dir: Path |
         columns = read_sample(inputs.reference, timeout=inputs.timeout).columns
         return build_profile(select(columns, exclude), inputs.categorical, bins=settings.bins)
 
+    read = ahead.take(inputs, now) if ahead is not None else None
     profile, cached = cached_profile(cache_dir, reference_files, settings.bins,
-                                     inputs.categorical, build)
-    current = (ahead.take(inputs, now) if ahead is not None else None) or \
+                                     inputs.categorical, build,
+                                     loaded=read.profile if read is not None else None)
+    current = read.sample if read is not None and read.sample is not None else \
         read_current(inputs, now)
     judged = select(current.columns, exclude)
     rows = current.rows
@@ -98,23 +101,35 @@ def read_current(inputs: DriftInputs, now: float) -> Sample:
                        timeout=inputs.timeout)
 
 
+@dataclass(frozen=True)
+class Read:
+    """What a read ahead has for a check: its current sample (None: the check reads it) and
+    its cached reference profile (None: the check loads or builds it)."""
+
+    sample: Sample | None
+    profile: Loaded | None
+
+
 class ReadAhead:
-    """The drift pass reads the next model's current sample in a thread while this model is
-    checked (the read is about two fifths of the engine's cost, and pyarrow and numpy let go of
-    the interpreter). One read at a time, and at most two kept (the one the check is about to
-    take, the next one), so memory holds a bounded number of models' data. A sample read ahead
-    is used only if its local files' signatures, taken before the read, still hold when the
-    check asks for it (the stored ``inputs_key`` must describe what was judged); files behind a
-    URL, a read that failed or a changed file: the check reads for itself."""
+    """The drift pass reads the next model's current sample, and loads its cached reference
+    profile, in a thread while this model is checked (the read is about two fifths of the
+    engine's cost, and pyarrow and numpy let go of the interpreter). One read at a time, and
+    at most two kept (the one the check is about to take, the next one), so memory holds a
+    bounded number of models' data. A sample read ahead is used only if its local files'
+    signatures, taken before the read, still hold when the check asks for it (the stored
+    ``inputs_key`` must describe what was judged); files behind a URL, a read that failed or a
+    changed file: the check reads for itself. A profile is used only if it came from the file
+    the check's own key names (``cached_profile``)."""
 
     KEPT = 2
 
-    def __init__(self) -> None:
+    def __init__(self, cache_dir: Path) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drift-read-ahead")
         self._pending: list[tuple[DriftInputs, float, Future[Any]]] = []
+        self._cache_dir = cache_dir
 
-    def start(self, inputs: DriftInputs, now: float) -> None:
-        self._pending.append((inputs, now, self._pool.submit(self._read, inputs, now)))
+    def start(self, inputs: DriftInputs, now: float, bins: int) -> None:
+        self._pending.append((inputs, now, self._pool.submit(self._read, inputs, now, bins)))
         while len(self._pending) > self.KEPT:
             self._drop_oldest()
 
@@ -122,16 +137,25 @@ class ReadAhead:
         # not started yet: it never runs; running: its result is let go
         self._pending.pop(0)[2].cancel()
 
-    @staticmethod
-    def _read(inputs: DriftInputs, now: float) -> tuple[list[str | None], Sample] | None:
+    def _read(self, inputs: DriftInputs, now: float, bins: int
+              ) -> tuple[list[str | None] | None, Read]:
+        profile = None
+        with contextlib.suppress(SourceError, OSError):  # the check meets it and says so
+            profile = load_cached(self._cache_dir, expand(inputs.reference,
+                                                          timeout=inputs.timeout),
+                                  bins, inputs.categorical)
         signatures = _signatures(inputs)
         if signatures is None:
-            return None
-        return signatures, read_current(inputs, now)
+            return None, Read(None, profile)
+        try:
+            return signatures, Read(read_current(inputs, now), profile)
+        except Exception:  # the check reads again and reports the problem itself
+            return None, Read(None, profile)
 
-    def take(self, inputs: DriftInputs, now: float) -> Sample | None:
-        """The sample read ahead for ``inputs`` at ``now`` if it is still what the files hold;
-        reads ahead of models passed over (another replica claimed them) are let go."""
+    def take(self, inputs: DriftInputs, now: float) -> Read | None:
+        """What was read ahead for ``inputs`` at ``now``, its sample only if it is still what
+        the files hold; reads ahead of models passed over (another replica claimed them) are
+        let go."""
         found = next((i for i, (them, at, _) in enumerate(self._pending)
                       if them == inputs and at == now), None)
         if found is None:
@@ -140,12 +164,12 @@ class ReadAhead:
         for _ in range(found + 1):
             self._pending.pop(0)
         try:
-            read = future.result()
+            signatures, read = future.result()
         except Exception:  # the check reads again and reports the problem itself
             return None
-        if read is None or read[0] != _signatures(inputs):
-            return None
-        return read[1]
+        if signatures is None or signatures != _signatures(inputs):
+            return Read(None, read.profile)
+        return read
 
     def close(self) -> None:
         while self._pending:
@@ -246,11 +270,7 @@ def unchanged(ctx: Context, ref: ModelRef, inputs: DriftInputs, settings: DriftP
               ) -> tuple[str | None, dict[str, Any] | None]:
     """(``inputs_key`` of the check, the last result when it was taken on the same key)."""
     key = inputs_key(inputs, settings)
-    if key is not None:
-        last = latest_drift(ctx.store, ref)
-        if last and last[0].result.get("inputs_key") == key:
-            return key, last[0].result
-    return key, None
+    return key, drift_taken_on(ctx.store, ref, key) if key is not None else None
 
 
 def run_model_drift(ctx: Context, ref: ModelRef, *, now: float, progress: Progress | None = None,
@@ -304,7 +324,7 @@ def run_drift(ctx: Context) -> dict[str, Any]:
            if status == Status.PRODUCTION and ref.name in ctx.settings.models
            and ctx.settings.models[ref.name].drift.reference]
     following = dict(itertools.pairwise(due))
-    ahead = ReadAhead()
+    ahead = ReadAhead(ctx.state_dir / PROFILE_DIR)
     try:
         for ref in ctx.share("drift", due, hold=0.9 * ctx.settings.schedule.drift):
             if ref in following:
@@ -325,8 +345,9 @@ def _read_ahead(ctx: Context, ref: ModelRef, now: float, ahead: ReadAhead) -> No
     its turn comes). Among replicas another may claim it: the read is then not used."""
     try:
         inputs = drift_inputs(ctx, ref)
-        if unchanged(ctx, ref, inputs, ctx.settings.drift_policy(ref.name))[1] is None:
-            ahead.start(inputs, now)
+        settings = ctx.settings.drift_policy(ref.name)
+        if unchanged(ctx, ref, inputs, settings)[1] is None:
+            ahead.start(inputs, now, settings.bins)
     except (InputError, SourceError, OSError):
         pass
 
