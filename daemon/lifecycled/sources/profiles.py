@@ -198,6 +198,12 @@ def _grid(numbers: list[float], cumulative: np.ndarray) -> Grid:
 Loaded = tuple[Path, ReferenceProfile]  # a cached profile read ahead, and the file it came from
 
 
+def profile_path(cache_dir: Path, files: Sequence[DataFile], bins: int,
+                 categorical: Sequence[str]) -> Path:
+    """Where the profile of ``files`` is cached: its name is the content's key."""
+    return cache_dir / f"{cache_key(files, bins, categorical, cache_dir)}.npz"
+
+
 def cached_profile(cache_dir: Path | None, files: Sequence[DataFile], bins: int,
                    categorical: Sequence[str], build: Callable[[], ReferenceProfile],
                    loaded: Loaded | None = None) -> tuple[ReferenceProfile, bool]:
@@ -207,7 +213,7 @@ def cached_profile(cache_dir: Path | None, files: Sequence[DataFile], bins: int,
     if cache_dir is None:
         return build(), False
     try:
-        path = cache_dir / f"{cache_key(files, bins, categorical, cache_dir)}.npz"
+        path = profile_path(cache_dir, files, bins, categorical)
     except (OSError, pa.ArrowException):  # unreadable reference: reading it says why
         return build(), False
     if path.exists():
@@ -238,7 +244,7 @@ def load_cached(cache_dir: Path, files: Sequence[DataFile], bins: int,
     if any(file.signature() is None for file in files):
         return None
     try:
-        path = cache_dir / f"{cache_key(files, bins, categorical, cache_dir)}.npz"
+        path = profile_path(cache_dir, files, bins, categorical)
         return (path, load_profile(path)) if path.exists() else None
     except (OSError, ValueError, KeyError, pa.ArrowException):
         return None
