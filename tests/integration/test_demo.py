@@ -65,12 +65,16 @@ def test_the_demo_tells_the_whole_story(tmp_path: Path, state_url: str) -> None:
     qualities = json.loads((backup / "quality_results.json").read_text())
     assert qualities[-1]["result"]["concept"]["severity"] == "high"
     # 11: risk_assessment's late labels: provisional while too few are in, then judged; the
-    # estimate shows the decay of the newest predictions before their labels, which confirm it
+    # estimate shows the decay of the newest predictions before their labels, which confirm it.
+    # Only passes that began after the first labels were written: a pass judges the window of
+    # its own start, so one that began before them and read them later (a slow machine) judges
+    # an older window, where more are in, as the demo's story does not
     risk = ModelRef("risk_assessment", "3")
+    written = (run / "data" / "risk_labels" / "batch-1.csv").stat().st_mtime
     with store.read() as conn:
-        results = [json.loads(r[0]) for r in conn.execute(
-            "SELECT result FROM quality_results WHERE name = ? AND version = ? ORDER BY id",
-            (risk.name, risk.version))]
+        results = [json.loads(r[1]) for r in conn.execute(
+            "SELECT at, result FROM quality_results WHERE name = ? AND version = ? ORDER BY id",
+            (risk.name, risk.version)) if r[0] > written]
     results = [r for r in results if r["labels"]["labelled"]]
     coverage = [r["labels"]["coverage"] for r in results]
     assert coverage[0] < 0.8 <= max(coverage)
