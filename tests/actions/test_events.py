@@ -289,3 +289,40 @@ def test_a_reference_replaced_after_its_profile_was_loaded_ahead_is_judged_as_it
     assert done["m_b:1"] == {"severity": "low"}  # judged on the new reference
     (stored,) = latest_drift(ctx.store, ModelRef("m_b", "1"))
     assert stored.result["profile_cached"] is False
+
+
+def test_each_model_is_looked_at_once_a_pass_and_a_change_after_the_look_is_checked_next(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The look that decides whether to read the next model ahead (``unchanged``) is the one
+    its check uses: each model's files are looked at once a pass. A current file replaced after
+    that look, while the model before it is checked, is judged by the next pass: the result
+    stored again keeps the key of what it judged, which no longer names the files."""
+    import lifecycled.tasks.drift as drift
+    from lifecycled.store.results import latest_drift
+
+    rng = np.random.default_rng(7)
+    ctx, currents = fleet(tmp_path, ["m_a", "m_b", "m_c"], rng)
+    drift.run_drift(ctx)
+    write(Path(currents["m_a"]), rng.normal(0, 1, 2000))  # m_a is checked again, m_b is not
+    looks: list[str] = []
+    inputs_key, compare = drift.inputs_key, drift.compare
+
+    def counted(inputs: drift.DriftInputs, settings: object) -> str | None:
+        looks.append(inputs.current)
+        return inputs_key(inputs, settings)  # type: ignore[arg-type]
+
+    def then_replaced(profile: object, columns: object, *a: object, **k: object) -> object:
+        fresh = tmp_path / "fresh.csv"
+        write(fresh, rng.normal(3, 1, 2000))  # m_b's new window lands after its look
+        fresh.replace(currents["m_b"])
+        return compare(profile, columns, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(drift, "inputs_key", counted)
+    monkeypatch.setattr(drift, "compare", then_replaced)
+    done = drift.run_drift(ctx)
+    assert sorted(looks) == sorted(currents.values())  # once each
+    assert done["m_b:1"] == {"severity": "low"}  # as the pass found it when it looked
+    assert latest_drift(ctx.store, ModelRef("m_b", "1"))[0].result["unchanged"] is True
+    monkeypatch.setattr(drift, "compare", compare)
+    assert drift.run_drift(ctx)["m_b:1"] == {"severity": "critical"}  # the new window
+    assert "unchanged" not in latest_drift(ctx.store, ModelRef("m_b", "1"))[0].result

@@ -266,24 +266,30 @@ def inputs_key(inputs: DriftInputs, settings: DriftPolicy) -> str | None:
                           .encode()).hexdigest()
 
 
+Looked = tuple[str | None, dict[str, Any] | None]
+
+
 def unchanged(ctx: Context, ref: ModelRef, inputs: DriftInputs, settings: DriftPolicy
-              ) -> tuple[str | None, dict[str, Any] | None]:
+              ) -> Looked:
     """(``inputs_key`` of the check, the last result when it was taken on the same key)."""
     key = inputs_key(inputs, settings)
     return key, drift_taken_on(ctx.store, ref, key) if key is not None else None
 
 
 def run_model_drift(ctx: Context, ref: ModelRef, *, now: float, progress: Progress | None = None,
-                    reuse_unchanged: bool = False, ahead: ReadAhead | None = None
-                    ) -> tuple[DriftCheck | None, dict[str, Any]]:
+                    reuse_unchanged: bool = False, ahead: ReadAhead | None = None,
+                    looked: Looked | None = None) -> tuple[DriftCheck | None, dict[str, Any]]:
     """Run the configured drift check of ``ref`` and store its result. With
     ``reuse_unchanged``, when nothing the last check depended on has changed (``inputs_key``),
     its result is stored again for this pass (``unchanged: true``, no event sent again) and no
-    file is read: the check would give the same answer. The check is then None."""
+    file is read: the check would give the same answer. The check is then None. ``looked`` is
+    what ``unchanged`` found when the read ahead was started: a file changed since then changes
+    the key the next pass finds, so that pass checks again."""
     ctx.store.get(ref)
     inputs = drift_inputs(ctx, ref)
     settings = ctx.settings.drift_policy(ref.name)
-    key, last = unchanged(ctx, ref, inputs, settings) if reuse_unchanged else (None, None)
+    key, last = (None, None) if not reuse_unchanged else \
+        looked if looked is not None else unchanged(ctx, ref, inputs, settings)
     if last is not None:
         record = {**last, "checked_at": now, "unchanged": True}
         add_drift_result(ctx.store, ref, record, now=now)
@@ -325,13 +331,16 @@ def run_drift(ctx: Context) -> dict[str, Any]:
            and ctx.settings.models[ref.name].drift.reference]
     following = dict(itertools.pairwise(due))
     ahead = ReadAhead(ctx.state_dir / PROFILE_DIR)
+    looked: dict[ModelRef, Looked] = {}
     try:
         for ref in ctx.share("drift", due, hold=0.9 * ctx.settings.schedule.drift):
             if ref in following:
-                _read_ahead(ctx, following[ref], now, ahead)
+                found = _read_ahead(ctx, following[ref], now, ahead)
+                if found is not None:
+                    looked[following[ref]] = found
             with ctx.source(f"samples:{ref.name}") as call:
                 _, record = run_model_drift(ctx, ref, now=now, reuse_unchanged=True,
-                                            ahead=ahead)
+                                            ahead=ahead, looked=looked.pop(ref, None))
             done[str(ref)] = ({"error": call.error} if call.failed
                               else {"severity": record["severity"]})
     finally:
@@ -339,17 +348,20 @@ def run_drift(ctx: Context) -> dict[str, Any]:
     return done
 
 
-def _read_ahead(ctx: Context, ref: ModelRef, now: float, ahead: ReadAhead) -> None:
+def _read_ahead(ctx: Context, ref: ModelRef, now: float, ahead: ReadAhead) -> Looked | None:
     """Start reading the current sample of ``ref``, the model checked next, unless its check
     will not read it (nothing changed) or its configuration is in error (it is reported when
-    its turn comes). Among replicas another may claim it: the read is then not used."""
+    its turn comes, and None is returned). Among replicas another may claim it: the read is
+    then not used. Returns what ``unchanged`` found, for the check to use."""
     try:
         inputs = drift_inputs(ctx, ref)
         settings = ctx.settings.drift_policy(ref.name)
-        if unchanged(ctx, ref, inputs, settings)[1] is None:
+        found = unchanged(ctx, ref, inputs, settings)
+        if found[1] is None:
             ahead.start(inputs, now, settings.bins)
     except (InputError, SourceError, OSError):
-        pass
+        return None
+    return found
 
 
 def check_to_json(check: DriftCheck, *, now: float) -> dict[str, Any]:
