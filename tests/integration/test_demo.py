@@ -66,9 +66,9 @@ def test_the_demo_tells_the_whole_story(tmp_path: Path, state_url: str) -> None:
     assert qualities[-1]["result"]["concept"]["severity"] == "high"
     # 11: risk_assessment's late labels: provisional while too few are in, then judged; the
     # estimate shows the decay of the newest predictions before their labels, which confirm it.
-    # Only passes that began after the first labels were written: a pass judges the window of
-    # its own start, so one that began before them and read them later (a slow machine) judges
-    # an older window, where more are in, as the demo's story does not
+    # Only the passes begun after the first labels were written count (the demo prints only
+    # those): a pass judges the window of its own start, so one begun before them that read them
+    # later (on a slow machine) judges an older window, where more of them are in
     risk = ModelRef("risk_assessment", "3")
     written = (run / "data" / "risk_labels" / "batch-1.csv").stat().st_mtime
     with store.read() as conn:

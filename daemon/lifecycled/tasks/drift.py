@@ -288,8 +288,10 @@ def run_model_drift(ctx: Context, ref: ModelRef, *, now: float, progress: Progre
     ctx.store.get(ref)
     inputs = drift_inputs(ctx, ref)
     settings = ctx.settings.drift_policy(ref.name)
-    key, last = (None, None) if not reuse_unchanged else \
-        looked if looked is not None else unchanged(ctx, ref, inputs, settings)
+    if not reuse_unchanged:
+        key, last = None, None
+    else:
+        key, last = looked if looked is not None else unchanged(ctx, ref, inputs, settings)
     if last is not None:
         record = {**last, "checked_at": now, "unchanged": True}
         add_drift_result(ctx.store, ref, record, now=now)
