@@ -52,9 +52,10 @@ def serve(failure_rate: float, latency: float, ready: Any, done: Any, results: A
     # takes its time: the threaded one, which waits in many requests at once
     receiver = (Receiver if latency else AsyncReceiver)(SECRET, respond=respond)
     ready.put(receiver.url)
+    started = time.process_time()  # from here on it works only while the sender sends
     done.wait()
     results.put((sorted(receiver.unique()), len(receiver.accepted), len(receiver.attempts),
-                 len(receiver.rejected)))
+                 len(receiver.rejected), time.process_time() - started))
     receiver.stop()
 
 
@@ -85,17 +86,17 @@ def run(events: int, failure_rate: float, latency: float, concurrency: int
                    for i in range(events)]
         session = DeadlineSession()  # the daemon's
         key = secret_key(SECRET)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         rounds = 0
         while pending(store):
             deliver_once(store, {"ci": endpoint}, session, jitter_source=random.Random(1),
                          key_for=lambda _name, _endpoint: key, batch=500)
             rounds += 1
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
         dead = len(deliveries(store, state="dead"))
         store.close()
     done.set()
-    unique, accepted, attempts, rejected = results.get(timeout=60)
+    unique, accepted, attempts, rejected, receiver_cpu = results.get(timeout=60)
     process.join(timeout=60)
     lost = set(ids) - set(unique)
     duplicates = accepted - len(unique)
@@ -103,7 +104,8 @@ def run(events: int, failure_rate: float, latency: float, concurrency: int
           f"delivered in {elapsed:.2f} s = "
           f"{len(unique) / elapsed:,.0f} events/s; attempts {attempts:,} "
           f"({attempts / events:.2f} per event), passes {rounds}; lost {len(lost)}, dead "
-          f"{dead}, duplicates {duplicates}, bad signatures {rejected}")
+          f"{dead}, duplicates {duplicates}, bad signatures {rejected}; CPU: sender "
+          f"{cpu / elapsed:.0%} of a core, receiver {receiver_cpu / elapsed:.0%}")
     return len(unique) / elapsed, not lost and not dead and not duplicates and not rejected
 
 

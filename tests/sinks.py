@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import socketserver
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,10 +20,12 @@ class HttpSink:
     monotonic time it arrived, and each request as sent (line, headers, body); answers
     ``status`` (200, or 410 to play a receiver that is gone) with ``reply_headers``."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: tuple[str, str] | None = None) -> None:
         self.received: list[dict[str, Any]] = []
         self.arrivals: list[tuple[float, int, dict[str, Any]]] = []  # (time, answered, body)
         self.requests: list[tuple[str, dict[str, str], bytes]] = []  # (line, headers, body)
+        self.header_lines: list[list[tuple[str, str]]] = []  # each request's, repeats kept
+        self.peers: list[tuple[str, int]] = []  # the client address of each request
         self.status = 200
         self.reply_headers: dict[str, str] = {}
         sink = self
@@ -38,6 +41,8 @@ class HttpSink:
                 body = json.loads(raw or b"{}")
                 status = sink.status
                 sink.requests.append((self.requestline, dict(self.headers.items()), raw))
+                sink.header_lines.append(list(self.headers.items()))
+                sink.peers.append(self.client_address)
                 sink.received.append(body)
                 sink.arrivals.append((time.monotonic(), status, body))
                 self.send_response(status)
@@ -48,6 +53,10 @@ class HttpSink:
                 self.wfile.write(b"ok")
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:  # (certificate file, key file): HTTPS
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     @property

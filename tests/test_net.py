@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -124,17 +127,32 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[HttpSink]:
 
 
 def test_a_poster_sends_what_session_post_sends(recorder: HttpSink) -> None:
-    """Same request line, headers (the URL's basic auth included) and body as requests."""
+    """Same request line, headers (the URL's basic auth included, a header given in another
+    case once, not twice) and body as requests."""
     url = f"http://hook:s3cret@{recorder.address}/in?x=1"
-    body, extra = b'{"a": 1}', {"webhook-id": "msg_1", "content-type": "application/json"}
+    body = b'{"a": 1}'
+    extra = {"webhook-id": "msg_1", "content-type": "application/json", "user-agent": "hooks/1"}
     session = DeadlineSession()
     session.post(url, data=body, headers=extra, timeout=5, allow_redirects=False).close()
-    reply = Poster(session, url).post(body, extra, 5)
-    assert (reply.status, reply.headers["Retry-After"]) == (202, "7")
-    (line_a, headers_a, body_a), (line_b, headers_b, body_b) = recorder.requests
+    with Poster(session, url) as poster:
+        reply = poster.post(body, extra, 5)
+    assert (reply.status, reply.headers["retry-after"]) == (202, "7")
+    (line_a, _, body_a), (line_b, headers_b, body_b) = recorder.requests
     assert line_b == line_a == "POST /in?x=1 HTTP/1.1"
-    assert {k.lower(): v for k, v in headers_b.items()} == {k.lower(): v for k, v in headers_a.items()}
+    sent_a, sent_b = ([(k.lower(), v) for k, v in lines] for lines in recorder.header_lines)
+    assert sorted(sent_b) == sorted(sent_a) and ("user-agent", "hooks/1") in sent_b
     assert headers_b["Authorization"].startswith("Basic ") and body_b == body_a == body
+
+
+def test_a_poster_without_a_content_type_sends_none(recorder: HttpSink) -> None:
+    """As requests with bytes: no Content-Type (libcurl's default would be a form's)."""
+    url = f"http://{recorder.address}/in"
+    session = DeadlineSession()
+    session.post(url, data=b"{}", timeout=5).close()
+    with Poster(session, url) as poster:
+        poster.post(b"{}", {}, 5)
+    sent_a, sent_b = ([k.lower() for k, _ in lines] for lines in recorder.header_lines)
+    assert "content-type" not in sent_b and sorted(sent_a) == sorted(sent_b)
 
 
 def test_a_poster_goes_through_the_environments_proxy_unless_no_proxy_says(
@@ -153,17 +171,87 @@ def test_a_poster_goes_through_the_environments_proxy_unless_no_proxy_says(
         Poster(session, f"http://{recorder.address}/direct").post(b"{}", {}, 5)
 
 
-def test_a_poster_keeps_working_after_its_pool_is_let_go(recorder: HttpSink) -> None:
-    """The adapter's pool manager closes the least recently used host's pool when it holds
-    too many; a long-lived Poster then takes a new one."""
-    session = DeadlineSession()
-    poster = Poster(session, f"http://{recorder.address}/in")
-    assert poster.post(b"{}", {}, 5).status == 202
-    adapter = session.get_adapter(poster.url)
-    assert isinstance(adapter, requests.adapters.HTTPAdapter)
-    adapter.poolmanager.clear()  # closes every pool
-    assert poster.post(b"{}", {}, 5).status == 202
-    assert len(recorder.requests) == 2
+def test_a_poster_keeps_one_connection_per_thread_and_reconnects_when_it_is_closed(
+        recorder: HttpSink) -> None:
+    with Poster(DeadlineSession(), f"http://{recorder.address}/in") as poster:
+        for _ in range(3):
+            assert poster.post(b"{}", {}, 5).status == 202
+        assert len(set(recorder.peers)) == 1  # kept alive
+        recorder.reply_headers = {"Connection": "close"}
+        assert poster.post(b"{}", {}, 5).status == 202  # the receiver closes after this one
+        assert poster.post(b"{}", {}, 5).status == 202
+        other = threading.Thread(target=poster.post, args=(b"{}", {}, 5))
+        other.start()
+        other.join(10)
+    assert len(recorder.requests) == 6 and len(set(recorder.peers)) == 3
+
+
+def test_a_poster_leaves_no_descriptor_open(recorder: HttpSink) -> None:
+    """Each socket libcurl opens has a duplicate (for interrupt_all to shut down); both are
+    closed when libcurl closes the connection, and every one when the Poster closes."""
+    def descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    recorder.reply_headers = {"Connection": "close"}  # a new connection for every request
+    with Poster(DeadlineSession(), f"http://{recorder.address}/in") as poster:
+        poster.post(b"{}", {}, 5)
+        during = descriptors()
+        for _ in range(50):
+            assert poster.post(b"{}", {}, 5).status == 202
+        assert descriptors() <= during + 2  # the sink may still be closing its side of one
+    deadline = time.monotonic() + 10
+    while descriptors() > during - 1:  # this Poster's handle and its socket are gone
+        assert time.monotonic() < deadline, os.listdir("/proc/self/fd")
+        time.sleep(0.01)
+    assert len(set(recorder.peers)) == 51
+
+
+def test_a_poster_call_is_ended_by_interrupt_all(silent: str) -> None:
+    """Stopping the daemon does not wait for a webhook receiver that never answers."""
+    failure: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            with Poster(DeadlineSession(), silent) as poster:
+                poster.post(b"{}", {}, 60)
+        except BaseException as exc:  # recorded for the assertion below
+            failure.append(exc)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while interrupt_all("stopping for the test") == 0:  # until the call is in flight
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    started = time.monotonic()
+    thread.join(10)
+    assert not thread.is_alive() and time.monotonic() - started < 3  # libcurl looks each second
+    assert isinstance(failure[0], DeadlineExceeded) and "stopping for the test" in str(failure[0])
+
+
+def test_a_poster_checks_the_receivers_certificate_against_the_environments_bundle(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTPS as requests does it: an unknown certificate fails with requests' SSLError; the CA
+    bundle named by REQUESTS_CA_BUNDLE is trusted."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    for name in ("https_proxy", "all_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    server = HttpSink(tls=(str(cert), str(key)))
+    url = f"https://{server.address}/in"
+    try:
+        with pytest.raises(requests.exceptions.SSLError), Poster(DeadlineSession(), url) as poster:
+            poster.post(b"{}", {}, 5)
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+        with Poster(DeadlineSession(), url) as poster:
+            assert poster.post(b"{}", {}, 5).status == 200
+        assert len(server.requests) == 1
+    finally:
+        server.stop()
 
 
 def test_a_poster_raises_requests_errors_within_its_deadline(dripping_body: str) -> None:
@@ -176,5 +264,6 @@ def test_a_poster_raises_requests_errors_within_its_deadline(dripping_body: str)
     closed.bind(("127.0.0.1", 0))
     port = closed.getsockname()[1]
     closed.close()  # nothing listens on the port
-    with pytest.raises(requests.ConnectionError):
-        Poster(session, f"http://127.0.0.1:{port}/").post(b"{}", {}, 5)
+    with pytest.raises(requests.ConnectionError) as raised:
+        Poster(session, f"http://hook:s3cret@127.0.0.1:{port}/").post(b"{}", {}, 5)
+    assert f"127.0.0.1:{port}" in str(raised.value) and "s3cret" not in str(raised.value)

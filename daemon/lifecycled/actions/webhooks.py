@@ -10,6 +10,7 @@ it), and nothing is ever lost."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.utils
 import hashlib
 import hmac
@@ -128,7 +129,8 @@ def deliver_once(store: Store, endpoints: Mapping[str, WebhookEndpoint],
     started = time.monotonic()
     workers = max((e.concurrency for e in endpoints.values()), default=1)
     slowest = max((e.timeout for e in endpoints.values()), default=10.0)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool, \
+            contextlib.ExitStack() as open_posters:
         while time.monotonic() - started < budget_seconds:
             if claim_as is None:
                 batch_rows = due(store, clock(), batch)
@@ -157,7 +159,7 @@ def deliver_once(store: Store, endpoints: Mapping[str, WebhookEndpoint],
                         continue
                 if name not in posters:
                     try:
-                        posters[name] = Poster(session, endpoint.url)
+                        posters[name] = open_posters.enter_context(Poster(session, endpoint.url))
                     except requests.RequestException as exc:  # a URL requests cannot send to
                         report.skipped[name] = f"{type(exc).__name__}: {exc}"
                         log.error("webhook endpoint skipped endpoint=%s error=%s", name, exc)
@@ -235,8 +237,8 @@ def ping(session: requests.Session, name: str, endpoint: WebhookEndpoint, key: b
                                                                   time.gmtime(now)),
                        "data": {"endpoint": name}}, separators=(",", ":"))
     try:
-        response = send(Poster(session, endpoint.url), endpoint, key, f"msg_ping_{int(now * 1000)}",
-                        body, now)
+        with Poster(session, endpoint.url) as poster:
+            response = send(poster, endpoint, key, f"msg_ping_{int(now * 1000)}", body, now)
     except requests.RequestException as exc:
         return None, f"{type(exc).__name__}: {exc}"
     ok = 200 <= response.status < 300
