@@ -7,7 +7,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -57,25 +57,33 @@ def test_the_timeout_bounds_every_retry_together(silent: str) -> None:
     assert time.monotonic() - started < 3
 
 
-def test_interrupt_all_ends_calls_in_flight_at_once(silent: str) -> None:
-    session = DeadlineSession()
+def interrupted(call: Callable[[], object]) -> tuple[BaseException, float]:
+    """Run ``call`` in a thread, ``interrupt_all`` once it is in flight: what it raised, and the
+    seconds from the interrupt to its end."""
     failure: list[BaseException] = []
 
-    def call() -> None:
+    def run() -> None:
         try:
-            session.get(silent, timeout=60)
-        except BaseException as exc:  # recorded for the assertion below
+            call()
+        except BaseException as exc:  # recorded for the caller
             failure.append(exc)
 
-    thread = threading.Thread(target=call)
+    thread = threading.Thread(target=run)
     thread.start()
     deadline = time.monotonic() + 10
     while interrupt_all("stopping for the test") == 0:  # until the call is in flight
         assert time.monotonic() < deadline
         time.sleep(0.01)
+    started = time.monotonic()
     thread.join(10)
-    assert not thread.is_alive()
-    assert isinstance(failure[0], DeadlineExceeded) and "stopping for the test" in str(failure[0])
+    assert not thread.is_alive() and failure
+    return failure[0], time.monotonic() - started
+
+
+def test_interrupt_all_ends_calls_in_flight_at_once(silent: str) -> None:
+    failure, seconds = interrupted(lambda: DeadlineSession().get(silent, timeout=60))
+    assert isinstance(failure, DeadlineExceeded) and "stopping for the test" in str(failure)
+    assert seconds < 3
 
 
 def test_a_prompt_server_is_answered_as_before(prompt: str) -> None:
@@ -208,25 +216,13 @@ def test_a_poster_leaves_no_descriptor_open(recorder: HttpSink) -> None:
 
 def test_a_poster_call_is_ended_by_interrupt_all(silent: str) -> None:
     """Stopping the daemon does not wait for a webhook receiver that never answers."""
-    failure: list[BaseException] = []
+    def post() -> None:
+        with Poster(DeadlineSession(), silent) as poster:
+            poster.post(b"{}", {}, 60)
 
-    def call() -> None:
-        try:
-            with Poster(DeadlineSession(), silent) as poster:
-                poster.post(b"{}", {}, 60)
-        except BaseException as exc:  # recorded for the assertion below
-            failure.append(exc)
-
-    thread = threading.Thread(target=call)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while interrupt_all("stopping for the test") == 0:  # until the call is in flight
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    started = time.monotonic()
-    thread.join(10)
-    assert not thread.is_alive() and time.monotonic() - started < 3  # libcurl looks each second
-    assert isinstance(failure[0], DeadlineExceeded) and "stopping for the test" in str(failure[0])
+    failure, seconds = interrupted(post)
+    assert isinstance(failure, DeadlineExceeded) and "stopping for the test" in str(failure)
+    assert seconds < 3
 
 
 def test_a_poster_checks_the_receivers_certificate_against_the_environments_bundle(
