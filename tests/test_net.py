@@ -163,6 +163,13 @@ def test_a_poster_without_a_content_type_sends_none(recorder: HttpSink) -> None:
     assert "content-type" not in sent_b and sorted(sent_a) == sorted(sent_b)
 
 
+def test_a_poster_refuses_a_header_with_a_line_break(recorder: HttpSink) -> None:
+    with Poster(DeadlineSession(), f"http://{recorder.address}/in") as poster, \
+            pytest.raises(requests.exceptions.InvalidHeader):
+        poster.post(b"{}", {"webhook-id": "msg_1\r\nX-Smuggled: 1"}, 5)
+    assert recorder.requests == []
+
+
 def test_a_poster_goes_through_the_environments_proxy_unless_no_proxy_says(
         recorder: HttpSink, monkeypatch: pytest.MonkeyPatch) -> None:
     session = DeadlineSession()

@@ -365,7 +365,9 @@ class Poster:
         handle = self._handle()
         lines = dict(self._headers)
         for name, value in headers.items():
-            lines[name.lower()] = f"{name}: {value}"
+            line = lines[name.lower()] = f"{name}: {value}"
+            if "\r" in line or "\n" in line:  # as requests refuses it: no header smuggled in
+                raise requests.exceptions.InvalidHeader(f"header {name!r}: a line break in it")
         lines.setdefault("content-type", "Content-Type:")  # none, as requests (not a form's)
         lines["expect"] = "Expect:"  # requests never waits for 100 Continue
         received: list[bytes] = []

@@ -129,8 +129,9 @@ def deliver_once(store: Store, endpoints: Mapping[str, WebhookEndpoint],
     started = time.monotonic()
     workers = max((e.concurrency for e in endpoints.values()), default=1)
     slowest = max((e.timeout for e in endpoints.values()), default=10.0)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool, \
-            contextlib.ExitStack() as open_posters:
+    # the pool, whose threads use the posters' handles, ends (waiting for them) before those close
+    with contextlib.ExitStack() as open_posters, \
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
         while time.monotonic() - started < budget_seconds:
             if claim_as is None:
                 batch_rows = due(store, clock(), batch)
