@@ -4,7 +4,8 @@ The receiver (verifying every signature with the standardwebhooks library) runs 
 process, as a real one would: on asyncio when it answers at once (about 7,800 requests a
 second, so the sender is what is measured), threaded when it takes its time. Prints events
 delivered per second with the endpoint's concurrency and with one request at a time (the
-baseline, measured in the same run), and checks, after de-duplication on webhook-id, that no
+baseline, measured in the same run) with the CPU the sender's and the receiver's processes used
+(a share of one core), and checks, after de-duplication on webhook-id, that no
 event was lost and none arrived twice (at-least-once delivery with a stable id gives
 exactly-once processing to a receiver that de-duplicates).
 

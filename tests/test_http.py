@@ -25,6 +25,7 @@ from lifecycled.store import open_store
 from prometheus_client import CollectorRegistry, Gauge
 
 from tests.conftest import write_config
+from tests.sinks import self_signed_certificate
 
 TOKEN = "t0ken"
 
@@ -146,19 +147,10 @@ def test_many_idle_connections_hold_no_threads_and_block_nothing(url: str) -> No
             sock.close()
 
 
-def _certificate(folder: Path) -> tuple[Path, Path]:
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=60)
-    return cert, key
-
-
 def test_idle_tcp_connections_do_not_freeze_tls(tmp_path: Path) -> None:
     """The TLS handshake runs per connection: ten clients that connect and say nothing do not
     hold up an eleventh (before, the handshake ran inside accept() and froze every request)."""
-    cert, key = _certificate(tmp_path)
+    cert, key = self_signed_certificate(tmp_path)
     store = open_store("sqlite:///s.db", tmp_path)
     server = HttpServer(Api(store, CollectorRegistry(), lambda: (True, {})), "127.0.0.1", 0,
                         cert_file=str(cert), key_file=str(key))

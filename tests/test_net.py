@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,7 +13,7 @@ import pytest
 import requests
 from lifecycled.net import DeadlineExceeded, DeadlineSession, Poster, interrupt_all
 
-from tests.sinks import HttpSink, drip, serve
+from tests.sinks import HttpSink, drip, self_signed_certificate, serve
 
 
 @pytest.fixture
@@ -236,11 +235,7 @@ def test_a_poster_checks_the_receivers_certificate_against_the_environments_bund
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """HTTPS as requests does it: an unknown certificate fails with requests' SSLError; the CA
     bundle named by REQUESTS_CA_BUNDLE is trusted."""
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=60)
+    cert, key = self_signed_certificate(tmp_path)
     for name in ("https_proxy", "all_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.upper(), raising=False)

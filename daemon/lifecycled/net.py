@@ -301,7 +301,6 @@ class Poster:
     handles; make a new Poster to see a changed environment."""
 
     def __init__(self, session: requests.Session, url: str) -> None:
-        self.url = url
         template = session.prepare_request(requests.Request("POST", url))
         settings = session.merge_environment_settings(url, {}, False, None, None)
         assert template.url is not None
@@ -438,8 +437,8 @@ def _reply_headers(lines: list[bytes]) -> requests.structures.CaseInsensitiveDic
     final = max((i for i, raw in enumerate(lines) if raw.startswith(b"HTTP/")), default=-1)
     joined: dict[str, tuple[str, str]] = {}
     for raw in lines[final + 1:]:
-        name, colon, value = raw.decode("iso-8859-1").partition(":")
+        name, colon, value = (part.strip() for part in raw.decode("iso-8859-1").partition(":"))
         if colon:
-            name, value, key = name.strip(), value.strip(), name.strip().lower()
+            key = name.lower()
             joined[key] = (name, f"{joined[key][1]}, {value}" if key in joined else value)
     return requests.structures.CaseInsensitiveDict(dict(joined.values()))
