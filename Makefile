@@ -1,15 +1,20 @@
-# lifecycled: `make demo` sets everything up and runs the demo; `make test` runs the test suite.
+# lifecycled: `make demo` sets up what the demo needs and runs it; `make test` runs the test suite.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint system clean
+.PHONY: demo test test-fast lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: $(BIN)/python pyproject.toml
+# The demo needs the package and the small webhook-signature library its receiver checks with.
+$(VENV)/.demo: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[demo]'
+	touch $@
+
+$(VENV)/.test: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
@@ -20,17 +25,22 @@ $(TRITON)/.installed: $(BIN)/python
 	$(BIN)/pip install --quiet --no-deps --target $(TRITON) nvidia-pytriton==0.7.0
 	touch $@
 
-# Debian packages the real-server tests and the demo need (root on Debian; skipped if present).
-system:
-	bash scripts/setup-system.sh
-
-demo: $(VENV)/.installed $(TRITON)/.installed system
+# Prometheus and Alertmanager when present (installed only as root); nothing else, no service
+# started or stopped.
+demo: $(VENV)/.demo $(TRITON)/.installed
+	bash scripts/setup-system.sh demo
 	$(BIN)/python scripts/demo.py
 
-test: $(VENV)/.installed $(TRITON)/.installed system
+# Everything the tests need (Debian packages: root on Debian), then the whole suite.
+test: $(VENV)/.test $(TRITON)/.installed
+	bash scripts/setup-system.sh test
 	$(BIN)/python -m pytest
 
-lint: $(VENV)/.installed
+# The in-process tier while working: no real servers, no slow tests.
+test-fast: $(VENV)/.test
+	$(BIN)/python -m pytest -m 'not slow' --ignore=tests/integration -q
+
+lint: $(VENV)/.test
 	$(BIN)/ruff check daemon tests bench scripts devtools
 	$(BIN)/mypy
 	$(BIN)/lint-imports

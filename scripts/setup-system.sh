@@ -1,34 +1,50 @@
 #!/usr/bin/env bash
-# Install the Debian packages that the real-server tests and the demo use, if they are missing:
-# prometheus (with promtool), prometheus-alertmanager (with amtool), and python3-numpy for the
-# Python 3.11 that Triton's Python backend embeds, and python3-venv for the systemd install
-# (README "Running under systemd": a venv under /opt/lifecycled), chromium, the headless
-# browser the HTML drift report is tested in, and openssl, which makes the listener's test
-# certificate, and postgresql, the server the state store tests and the replica tests run on
-# (started by the tests themselves, in a temporary folder), and pgbouncer, which a store test
-# puts in front of it.
+# Install the Debian packages that the demo or the tests use, if they are missing.
+#
+#   scripts/setup-system.sh demo   prometheus (with promtool) and prometheus-alertmanager: the demo
+#                                  runs them when present and says so in one line when not; as
+#                                  root they are installed, otherwise nothing is and it goes on.
+#   scripts/setup-system.sh test   what the real-server tests need besides: python3-numpy for the
+#                                  Python 3.11 that Triton's Python backend embeds, python3-venv
+#                                  and python3-seccomp (the installed daemon is run under the
+#                                  unit's system-call filter), systemd (systemd-analyze), chromium
+#                                  (the HTML report and dashboards are viewed in it), openssl
+#                                  (test certificates), postgresql and pgbouncer (state store
+#                                  tests; each test starts its own server in a temporary folder).
+#                                  Without root, missing packages are an error.
+#
+# It never starts, stops or reconfigures a service: a host that already runs Prometheus,
+# Alertmanager or PostgreSQL keeps them as they are (the demo and the tests use free ports).
 set -euo pipefail
+what=${1:-test}
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
-/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1 || need+=(python3-numpy)
-/usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
-command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
-command -v chromium >/dev/null 2>&1 || need+=(chromium)
-command -v openssl >/dev/null 2>&1 || need+=(openssl)
-compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
-[ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null 2>&1 || need+=(pgbouncer)
+if [ "$what" = test ]; then
+  /usr/bin/python3 -c 'import numpy' >/dev/null 2>&1 || need+=(python3-numpy)
+  /usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+  /usr/bin/python3 -c 'import seccomp' >/dev/null 2>&1 || need+=(python3-seccomp)
+  command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  command -v openssl >/dev/null 2>&1 || need+=(openssl)
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+  [ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null 2>&1 || need+=(pgbouncer)
+elif [ "$what" != demo ]; then
+  echo "usage: $0 demo|test" >&2
+  exit 2
+fi
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
+  if [ "$what" = demo ]; then
+    echo "setup-system: the demo runs without ${need[*]} (as root: apt-get install ${need[*]})" >&2
+    exit 0
+  fi
   echo "setup-system: missing Debian packages: ${need[*]} (run as root: apt-get install ${need[*]})" >&2
   exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+# Packages are installed without starting their services where the host lets us say so.
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${need[@]}"
-# The Debian packages start their services; the tests start their own instances on free ports.
-for svc in prometheus prometheus-alertmanager prometheus-node-exporter postgresql pgbouncer; do
-  if command -v systemctl >/dev/null 2>&1; then systemctl stop "$svc" >/dev/null 2>&1 || true; fi
-done

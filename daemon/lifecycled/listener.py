@@ -4,7 +4,7 @@ Rendering a big fleet's exposition is seconds of pure Python (3,000 models with 
 each are about 460,000 lines), and answering scrapes is Python too. In the daemon's own process
 both would hold the interpreter lock away from the scheduled tasks, and in one process together
 a render would hold it away from the scrapes being answered. So two child processes, both niced
-so that they yield the CPU to the tasks: the listener owns the socket and answers scrapes with the
+where the sandbox allows it, so that they yield the CPU to the tasks: the listener owns the socket and answers scrapes with the
 bytes of the last render; the renderer holds its own connection to the state store and renders
 /metrics when the listener asks (after a state change, or when the last render is old). Every
 other request (health, readiness, the API) is handed to the daemon over a pipe and answered there
@@ -66,8 +66,8 @@ def _renderer(render: Connection, state_url: str, base_dir: str, state_password:
 
     state: list[Any] = [[], {}, None, None]  # endpoints, intervals, writable, replica
     try:
-        os.nice(NICE)
         logs.configure(log_level, log_format)
+        _give_way()
         store = open_store(state_url, Path(base_dir), password=state_password, pool_size=2)
         registry = CollectorRegistry(auto_describe=False)
         registry.register(LifecycleCollector(store, lambda: state[0], lambda: state[1],
@@ -105,8 +105,8 @@ def _child(sock: Any, requests: Connection, control: Connection, render: Connect
            push_limit: int) -> None:
     _die_with_parent()
     try:
-        os.nice(NICE)
         logs.configure(log_level, log_format)
+        _give_way()
         state: list[Any] = [[], {}, None, None]  # endpoints, intervals, writable, replica
         word = render.recv() if render.poll(START_TIMEOUT) \
             else ("failed", f"no word from the renderer within {START_TIMEOUT:.0f} s")
@@ -159,6 +159,16 @@ def _tell(control: Connection, message: tuple[Any, ...]) -> None:
         control.send(message)
     except (EOFError, OSError):
         os._exit(0)  # the daemon died while this process started: free the port at once
+
+
+def _give_way() -> None:
+    """Lower this child's priority so that it yields the CPU to the tasks; where a sandbox refuses
+    it (systemd's ``SystemCallFilter=~@resources`` denies setpriority), say so once and go on."""
+    try:
+        os.nice(NICE)
+    except OSError as exc:
+        log.info("running at the daemon's own priority: lowering it was refused (%s) pid=%s",
+                 exc.strerror or exc, os.getpid())
 
 
 def _die_with_parent() -> None:

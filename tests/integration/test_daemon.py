@@ -124,7 +124,7 @@ def test_lifecycle_under_a_service_manager(tmp_path: Path, notify_socket: socket
         daemon.process.send_signal(signal.SIGHUP)
         daemon.wait_until(lambda: "reload refused" in daemon.log(), "refused reload")
         assert "schedule.discovery" in daemon.log()
-        assert daemon.ready()
+        daemon.wait_until(daemon.ready, "readyz after the refused reload")
         for bad, reason in [(b"daemon: {listen: \"\xff\"}\n", "not UTF-8 text"),
                             (b"a: " + b"[" * 5000 + b"]" * 5000, "nested too deeply")]:
             config.write_bytes(bad)  # each killed the daemon before

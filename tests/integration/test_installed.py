@@ -1,0 +1,161 @@
+"""lifecycled as a user installs and deploys it: built into a wheel, installed with Debian's python3
+into a fresh venv (the README's systemd install), run under the shipped unit's system-call filter
+as an unprivileged user, set up with `lifecycled init` and scraped by a real Prometheus."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from devtools import triton
+
+ROOT = Path(__file__).resolve().parents[2]
+UNIT = ROOT / "config" / "systemd" / "lifecycled.service"
+SANDBOX = ROOT / "devtools" / "sandbox.py"
+DEBIAN_PYTHON = Path("/usr/bin/python3")
+IGNORED = shutil.ignore_patterns(
+    ".git", ".venv", ".triton", "build", "dist", "*.egg-info", "__pycache__", "demo-run",
+    "lifecycled-state", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis", "site")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[Path]:
+    """A folder every user can read (pytest's own temporary folders are the caller's only)."""
+    path = Path(tempfile.mkdtemp(prefix="lifecycled-installed-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def installed(world: Path) -> Path:
+    """The venv's bin folder: the wheel built from this checkout, installed with Debian's python3."""
+    if not DEBIAN_PYTHON.exists():
+        pytest.fail("Debian's /usr/bin/python3 is required (the README installs with it)")
+    source = world / "src"  # a copy: a build must not leave build/ in the checkout
+    shutil.copytree(ROOT, source, ignore=IGNORED)
+    wheels = world / "wheels"
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                            "--wheel-dir", str(wheels), str(source)],
+                           capture_output=True, text=True, timeout=900)
+    assert build.returncode == 0, build.stdout + build.stderr
+    (wheel,) = wheels.glob("lifecycled-*.whl")
+    venv = world / "venv"
+    subprocess.run([str(DEBIAN_PYTHON), "-m", "venv", str(venv)], check=True, timeout=300)
+    install = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", str(wheel)],
+                             capture_output=True, text=True, timeout=900)
+    assert install.returncode == 0, install.stdout + install.stderr
+    return venv / "bin"
+
+
+def test_the_installed_command_runs_and_installs_no_daemon_package(installed: Path) -> None:
+    version = subprocess.run([str(installed / "lifecycled"), "--version"], capture_output=True,
+                             text=True, timeout=120)
+    assert version.returncode == 0 and version.stdout.startswith("lifecycled "), version.stderr
+    site = installed.parent / "lib"
+    assert "daemon" not in {p.name for p in site.glob("python3*/site-packages/*")}
+
+
+def test_the_unit_verifies_with_the_installed_binary(installed: Path, tmp_path: Path) -> None:
+    """Debian 12 refuses `sudo pip install .` (PEP 668): the README installs into a venv under
+    /opt/lifecycled; here under a temporary prefix, with ExecStart pointing there."""
+    unit = tmp_path / "lifecycled.service"
+    unit.write_text(UNIT.read_text().replace("/opt/lifecycled/venv/bin/lifecycled",
+                                             str(installed / "lifecycled")))
+    proc = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and not (proc.stdout + proc.stderr).strip(), proc.stdout + proc.stderr
+
+
+def _unprivileged() -> str | None:
+    """The user to drop to: nobody when we are root; None (stay) when we already are not."""
+    if os.getuid() != 0:
+        return None
+    return pwd.getpwuid(65534).pw_name
+
+
+def _get(url: str) -> requests.Response | None:
+    try:
+        return requests.get(url, timeout=5)
+    except requests.RequestException:
+        return None
+
+
+def _poll(predicate: Any, what: str, process: subprocess.Popen[bytes], log: Path,
+          timeout: float = 90.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"exited {process.returncode}:\n{log.read_text()[-3000:]}"
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}:\n{log.read_text()[-3000:]}")
+
+
+def test_the_daemon_runs_under_the_units_syscall_filter(installed: Path, world: Path) -> None:
+    """The unit denies @privileged and @resources with EPERM; the daemon (and the listener and
+    renderer processes it starts) must start, serve, reload and stop under exactly that filter,
+    as an unprivileged user. Before, os.nice in the listener was refused and `run` died."""
+    if not DEBIAN_PYTHON.exists() or subprocess.run(
+            [str(DEBIAN_PYTHON), "-c", "import seccomp"], capture_output=True).returncode:
+        pytest.fail("Debian's python3-seccomp is required (scripts/setup-system.sh test)")
+    home = world / "sandboxed"
+    home.mkdir()
+    port = triton.free_port()
+    config = home / "lifecycled.yaml"
+    config.write_text(yaml.safe_dump({
+        "daemon": {"listen": f"127.0.0.1:{port}", "state_url": "sqlite:///state.db",
+                   "shutdown_grace": "20s"},
+        "sources": {"triton": []},
+        "schedule": {"discovery": "1s", "collect": "1s", "evaluate": "1s"}}))
+    user = _unprivileged()
+    if user is not None:
+        uid = pwd.getpwnam(user)
+        for path in (home, config):
+            os.chown(path, uid.pw_uid, uid.pw_gid)
+    log = world / "sandboxed.log"
+    command = [str(DEBIAN_PYTHON), str(SANDBOX), "--unit", str(UNIT),
+               *(["--user", user] if user else []), "--",
+               str(installed / "lifecycled"), "run", "--config", str(config)]
+    # what systemd gives the unit: StateDirectory= as $STATE_DIRECTORY, no venv on PATH
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "STATE_DIRECTORY": str(home)}
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                   cwd=home)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _poll(lambda: (r := _get(base + "/healthz")) is not None and r.status_code == 200,
+              "/healthz", process, log)
+        _poll(lambda: (r := _get(base + "/readyz")) is not None and r.status_code == 200,
+              "/readyz", process, log)
+        metrics = _get(base + "/metrics")
+        assert metrics is not None and metrics.status_code == 200
+        assert 'lifecycled_task_runs_total{task="discovery"}' in metrics.text
+        assert "lowering it was refused" in log.read_text()  # the filter was really applied
+        process.send_signal(signal.SIGHUP)
+        _poll(lambda: "configuration reloaded" in log.read_text(), "reload", process, log)
+        _poll(lambda: (r := _get(base + "/readyz")) is not None and r.status_code == 200,
+              "/readyz after the reload", process, log)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=60)
+    text = log.read_text()
+    assert code == 0, text[-3000:]
+    assert "lifecycled stopped" in text and "Traceback" not in text, text[-3000:]
