@@ -4,9 +4,10 @@ Rendering a big fleet's exposition is seconds of pure Python (3,000 models with 
 each are about 460,000 lines), and answering scrapes is Python too. In the daemon's own process
 both would hold the interpreter lock away from the scheduled tasks, and in one process together
 a render would hold it away from the scrapes being answered. So two child processes, both niced
-where the sandbox allows it, so that they yield the CPU to the tasks: the listener owns the socket and answers scrapes with the
-bytes of the last render; the renderer holds its own connection to the state store and renders
-/metrics when the listener asks (after a state change, or when the last render is old). Every
+where the sandbox allows it, so that they yield the CPU to the tasks: the listener owns the socket
+and answers scrapes with the bytes of the last render; the renderer holds its own connection to
+the state store and renders /metrics when the listener asks (after a state change, or when the
+last render is old). Every
 other request (health, readiness, the API) is handed to the daemon over a pipe and answered there
 by ``http.reply_for``. Both children exit as soon as the daemon closes its pipes or dies, which
 frees the port; a listener whose renderer died exits too, and the daemon starts both again.
