@@ -318,3 +318,21 @@ def test_a_killed_renderer_is_started_again_with_its_listener(tmp_path: Path) ->
     finally:
         server.stop()
         store.close()
+
+
+def test_the_landing_page_links_the_metrics(url: str) -> None:
+    page = requests.get(url + "/", timeout=5)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'href="/metrics"' in page.text and 'href="/healthz"' in page.text
+
+
+@pytest.mark.parametrize("flag, error", [
+    ("nowhere", "--web.listen-address: expected HOST:PORT, got 'nowhere'"),
+    ("127.0.0.1:70000", "--web.listen-address: the port must be between 1 and 65535")])
+def test_a_bad_listen_flag_is_one_line_and_exit_2(tmp_path: Path, flag: str, error: str) -> None:
+    config = write_config(tmp_path / "cfg", {"daemon": {
+        "state_url": f"sqlite:///{tmp_path / 'state.db'}"}})
+    proc = subprocess.run([sys.executable, "-m", "lifecycled", "run", "--config", str(config),
+                           "--web.listen-address", flag], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2 and error in proc.stderr and "Traceback" not in proc.stderr

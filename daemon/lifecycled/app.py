@@ -16,7 +16,7 @@ from lifecycled.errors import ConfigError, InputError, LifecycledError
 from lifecycled.notify import Notifier
 from lifecycled.registration import warn_threshold_differences
 from lifecycled.secrets import read_secret
-from lifecycled.settings import Settings
+from lifecycled.settings import Settings, listenable
 from lifecycled.store import Store, open_store
 from lifecycled.store.engine import is_sqlite, sqlite_path
 
@@ -159,8 +159,9 @@ def _token_reader(settings: Settings, environ: Mapping[str, str]) -> Callable[[]
 
 
 def run_daemon(config: str | None, *, once: bool = False,
-               environ: Mapping[str, str] | None = None) -> int:
-    """``lifecycled run``: the scheduled daemon until SIGTERM/SIGINT (or each job once)."""
+               environ: Mapping[str, str] | None = None, listen: str | None = None) -> int:
+    """``lifecycled run``: the scheduled daemon until SIGTERM/SIGINT (or each job once);
+    ``listen`` (``--web.listen-address``) overrides daemon.listen."""
     # The daemon's parts are imported here so that one-shot commands start quickly.
     from prometheus_client import CollectorRegistry
 
@@ -171,6 +172,12 @@ def run_daemon(config: str | None, *, once: bool = False,
     from lifecycled.scheduler import Runtime
 
     environ = os.environ if environ is None else environ
+    listen_key = "--web.listen-address" if listen else "daemon.listen"
+    if listen is not None:
+        try:
+            listenable(listen)
+        except ValueError as exc:
+            raise ConfigError([f"{listen_key}: {exc}"]) from None
     app = open_app(config, environ)
     logs.configure(app.settings.daemon.log_level, app.settings.daemon.log_format)
     notifier = Notifier(environ)
@@ -196,7 +203,7 @@ def run_daemon(config: str | None, *, once: bool = False,
                   lambda job_id, event: apply_job_event(runtime.ctx, job_id, event)),
                      "models": push_handler(lambda ref, kind, body, kind_of_body: push(
                          runtime.ctx, ref, kind, body, kind_of_body))})
-    host, port = split_listen(app.settings.daemon.listen)
+    host, port = split_listen(listen or app.settings.daemon.listen)
     daemon = app.settings.daemon
     try:
         server = ListenerProcess(
@@ -213,7 +220,7 @@ def run_daemon(config: str | None, *, once: bool = False,
     except OSError as exc:  # a busy port, an address not on this host: one line, no traceback
         runtime.replication.stop()
         app.close()
-        raise ConfigError([f"daemon.listen: cannot listen on {host}:{port}: "
+        raise ConfigError([f"{listen_key}: cannot listen on {host}:{port}: "
                            f"{exc.strerror or exc}"]) from exc
     runtime.after_run.append(server.invalidate)
     runtime.replication.on_change.append(server.invalidate)

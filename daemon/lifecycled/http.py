@@ -121,10 +121,25 @@ def is_push(path: str) -> bool:
         and parts[5] in ("predictions", "labels")
 
 
+LANDING = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>lifecycled</title></head>
+<body><h1>lifecycled</h1>
+<p>Lifecycle daemon for ML models served by NVIDIA Triton.</p>
+<ul>
+<li><a href="/metrics">/metrics</a>: Prometheus metrics</li>
+<li><a href="/healthz">/healthz</a>: liveness</li>
+<li><a href="/readyz">/readyz</a>: readiness, with what is not ready</li>
+<li><a href="/api/v1/models">/api/v1/models</a>: the model registry (JSON)</li>
+</ul></body></html>
+"""
+
+
 def route(api: Api, request: Request) -> tuple[int, Any]:
     """Return (status, JSON body) for an API or health request."""
     parts = request.parts
     if request.method == "GET":
+        if parts == []:
+            return 200, HtmlPage(LANDING)
         if parts == ["healthz"]:
             return 200, {"status": "alive"}
         if parts == ["readyz"]:

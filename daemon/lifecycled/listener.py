@@ -58,9 +58,9 @@ START_TIMEOUT = 60.0
 
 
 def _renderer(render: Connection, state_url: str, base_dir: str, state_password: str | None,
-              log_level: str, log_format: str) -> None:
+              log_level: str, log_format: str, daemon_pid: int) -> None:
     _die_with_parent()
-    from prometheus_client import CollectorRegistry
+    from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
     from lifecycled.exporter import LifecycleCollector
     from lifecycled.store import open_store
@@ -73,6 +73,9 @@ def _renderer(render: Connection, state_url: str, base_dir: str, state_password:
         registry = CollectorRegistry(auto_describe=False)
         registry.register(LifecycleCollector(store, lambda: state[0], lambda: state[1],
                                              lambda: state[2], lambda: state[3]))
+        # the daemon's own process_* series (CPU, memory, descriptors) and python_info
+        ProcessCollector(pid=lambda: daemon_pid, registry=registry)
+        PlatformCollector(registry=registry)
         rendering = render_locally(registry)
     except Exception as exc:  # reported to the listener, which tells the daemon
         _tell(render, ("failed", f"{type(exc).__name__}: {exc}"))
@@ -199,7 +202,8 @@ class ListenerProcess:
                  push_limit: int = 64 * 2**20) -> None:
         self.api = api
         self.socket = bind(host, port)
-        self.store_options = (state_url, str(base_dir), state_password, log_level, log_format)
+        self.store_options = (state_url, str(base_dir), state_password, log_level, log_format,
+                              os.getpid())
         self.options = (cert_file, key_file, log_level, log_format, push_limit)
         self.endpoints = endpoints
         self.intervals = intervals

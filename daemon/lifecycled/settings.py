@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import socket
 import ssl
 from typing import Any, Literal
@@ -58,8 +59,25 @@ class TLSSettings(_Section):
         return self
 
 
+LISTEN = r"^\[?[0-9A-Za-z.:\-]+\]?:\d{1,5}$"
+
+
+def listenable(value: str) -> str:
+    """``value`` if it is a HOST:PORT this host can listen on; ValueError saying why not."""
+    if not re.match(LISTEN, value):
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    host, _, port = value.rpartition(":")
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"the port must be between 1 and 65535, got {port}")
+    try:
+        socket.getaddrinfo(host.strip("[]"), int(port), type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ValueError(f"cannot resolve the host {host!r}: {exc}") from None
+    return value
+
+
 class DaemonSettings(_Section):
-    listen: str = Field(default="127.0.0.1:9877", pattern=r"^\[?[0-9A-Za-z.:\-]+\]?:\d{1,5}$")
+    listen: str = Field(default="127.0.0.1:9877", pattern=LISTEN)
     state_url: str = Field(default="sqlite:///lifecycled.db", pattern=r"^\w+://")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
@@ -103,14 +121,7 @@ class DaemonSettings(_Section):
     @field_validator("listen")
     @classmethod
     def _listenable(cls, value: str) -> str:
-        host, _, port = value.rpartition(":")
-        if not 1 <= int(port) <= 65535:
-            raise ValueError(f"the port must be between 1 and 65535, got {port}")
-        try:
-            socket.getaddrinfo(host.strip("[]"), int(port), type=socket.SOCK_STREAM)
-        except (socket.gaierror, UnicodeError) as exc:
-            raise ValueError(f"cannot resolve the host {host!r}: {exc}") from None
-        return value
+        return listenable(value)
 
     @model_validator(mode="after")
     def _state_password(self) -> DaemonSettings:

@@ -280,3 +280,37 @@ def test_sigterm_interrupts_a_delivery_to_a_dripping_receiver(tmp_path: Path) ->
         if daemon.process.poll() is None:
             daemon.process.kill()
         receiver.close()
+
+
+def test_the_exporter_conventions_of_the_prometheus_ecosystem(tmp_path: Path) -> None:
+    """--web.listen-address overrides daemon.listen; /metrics has the daemon's own process_*
+    series and python_info, and build_info names version, revision and Python; / is a page."""
+    config = daemon_config(tmp_path / "cfg")
+    port = triton.free_port()
+    log = tmp_path / "daemon.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "lifecycled", "run", "--config", str(config),
+             "--web.listen-address", f"127.0.0.1:{port}"],
+            stdout=out, stderr=subprocess.STDOUT, cwd=config.parent)
+    daemon = Daemon.__new__(Daemon)
+    daemon.port, daemon.log_path, daemon.process = port, log, process
+    try:
+        text = daemon.wait_until(
+            lambda: (r := requests.get(daemon.url("/metrics"), timeout=5)).ok and r.text,
+            "/metrics on the flag's port")
+        series = {line.split("{")[0].split(" ")[0] for line in text.splitlines()
+                  if line and not line.startswith("#")}
+        assert {"process_cpu_seconds_total", "process_resident_memory_bytes",
+                "process_open_fds", "process_start_time_seconds", "python_info"} <= series
+        build = next(line for line in text.splitlines()
+                     if line.startswith("lifecycled_build_info{"))
+        assert 'version="' in build and 'revision="' in build and 'python="3.' in build
+        start = next(float(line.split()[-1]) for line in text.splitlines()
+                     if line.startswith("process_start_time_seconds "))
+        assert abs(start - time.time()) < 600  # the daemon's own process, started just now
+        landing = requests.get(daemon.url("/"), timeout=5)
+        assert landing.ok and 'href="/metrics"' in landing.text
+    finally:
+        code = daemon.stop()
+    assert code == 0, daemon.log()[-2000:]

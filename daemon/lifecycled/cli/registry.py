@@ -143,7 +143,7 @@ SNAPSHOT_FIELDS_SHOWN = (
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    return app.run_daemon(args.config, once=args.once)
+    return app.run_daemon(args.config, once=args.once, listen=args.listen)
 
 
 def _history_table(history: Sequence[HistoryEntry]) -> str:
@@ -242,5 +242,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, as_json: argparse.Arg
                        help="run the daemon (until SIGTERM)")
     p.add_argument("--once", action="store_true",
                    help="run each task once in order and exit (1 if any task failed)")
+    p.add_argument("--web.listen-address", dest="listen", default=None, metavar="HOST:PORT",
+                   help="address to listen on (overrides daemon.listen)")
     p.set_defaults(func=cmd_run)
 

@@ -3,7 +3,11 @@ duration, last success and interval (label ``task``: ``job`` is the scrape's own
 
 from __future__ import annotations
 
+import json
+import platform
 from collections.abc import Iterator, Mapping
+from functools import cache
+from importlib import metadata
 
 from prometheus_client.core import CounterMetricFamily, Metric
 
@@ -16,8 +20,11 @@ from lifecycled.store.serving import job_runs, source_health, unmanaged_models
 def collect_process(intervals: Mapping[str, float],
                     store_writable: bool | None = None) -> Iterator[Metric]:
     """What every daemon exports of itself: version, store writability, task intervals."""
-    build = gauge("lifecycled_build_info", "lifecycled version (value 1).", ["version"])
-    build.add_metric([__version__], 1)
+    build = gauge("lifecycled_build_info",
+                  "lifecycled version, the source revision it was installed from ('unknown' "
+                  "when the installer did not record one) and the Python it runs on (value 1).",
+                  ["version", "revision", "python"])
+    build.add_metric([__version__, revision(), platform.python_version()], 1)
     yield build
     if store_writable is not None:
         writable = gauge("lifecycled_state_store_writable",
@@ -30,6 +37,18 @@ def collect_process(intervals: Mapping[str, float],
     for job, seconds in sorted(intervals.items()):
         interval.add_metric([job], seconds)
     yield interval
+
+
+@cache
+def revision() -> str:
+    """The commit lifecycled was installed from, as pip records it for an install from a
+    version-control URL (PEP 610 direct_url.json); 'unknown' otherwise."""
+    try:
+        text = metadata.distribution("lifecycled").read_text("direct_url.json")
+        commit = json.loads(text or "{}").get("vcs_info", {}).get("commit_id")
+    except (metadata.PackageNotFoundError, ValueError, AttributeError):
+        return "unknown"
+    return commit if isinstance(commit, str) and commit else "unknown"
 
 
 def collect(store: Store) -> Iterator[Metric]:
