@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lifecycled.config import (
@@ -14,6 +15,7 @@ from lifecycled.config import (
     parse_yaml,
     resolve_config_path,
 )
+from lifecycled.domain import Status
 from lifecycled.registration import parse_registrations
 from lifecycled.secrets import read_secret
 from lifecycled.units import parse_duration, parse_size
@@ -35,12 +37,16 @@ def test_shipped_config_validates_with_the_seed_models() -> None:
     assert settings.sources.prometheus is None
 
 
-def test_defaults_follow_the_seed() -> None:
+def test_defaults_follow_the_seed_but_page_for_nothing() -> None:
+    """The seed's limits, except a throughput floor (an idle or nightly-batch model is not
+    failing) and a per-model CPU limit (Triton's CPU is the host's); discovery registers as
+    staging, never production."""
     settings = parse_settings({})
     assert settings.thresholds_for("any") == {
-        "min_accuracy": 0.85, "max_latency_p99_seconds": 0.1, "min_throughput_rps": 10.0,
-        "max_error_ratio": 0.01, "max_memory_bytes": 2048 * 2**20, "max_cpu_ratio": 0.8,
+        "min_accuracy": 0.85, "max_latency_p99_seconds": 0.1,
+        "max_error_ratio": 0.01, "max_memory_bytes": 2048 * 2**20,
     }
+    assert settings.defaults.monitoring.initial_status == Status.STAGING
     assert settings.schedule.collect == 300
     assert settings.schedule.evaluate == 3600
     assert settings.schedule.drift == 86400
@@ -48,10 +54,10 @@ def test_defaults_follow_the_seed() -> None:
 
 def test_model_thresholds_override_defaults_key_by_key() -> None:
     settings = parse_settings({"models": {"m": {"thresholds": {"max_latency_p99": "80ms",
-                                                                "max_cpu": "50%"}}}})
+                                                                "min_throughput": 2}}}})
     merged = settings.thresholds_for("m")
     assert merged["max_latency_p99_seconds"] == pytest.approx(0.08)
-    assert merged["max_cpu_ratio"] == 0.5
+    assert merged["min_throughput_rps"] == 2
     assert merged["min_accuracy"] == 0.85
 
 
@@ -137,13 +143,23 @@ def test_models_d_files_merge_and_report_their_problems(tmp_path: Path) -> None:
     assert settings.models["b"].owner_team == "y"
     (tmp_path / "models.d" / "a.yaml").write_text("name: a\n")
     (tmp_path / "models.d" / "c.yaml").write_text("owner_team: z\n")
-    (tmp_path / "models.d" / "d.yaml").write_text("name: dd\nthresholds: {max_cpu: 2}\n")
+    (tmp_path / "models.d" / "d.yaml").write_text("name: dd\nthresholds: {max_error_ratio: 2}\n")
     with pytest.raises(ConfigError) as info:
         load_settings(tmp_path / "lifecycled.yaml")
     text = "\n".join(info.value.problems)
     assert "a.yaml: model 'a' is already defined" in text
     assert "c.yaml: must be a mapping with a 'name' key" in text
-    assert "models.dd.thresholds.max_cpu: must be between 0 and 1, got 2" in text
+    assert "models.dd.thresholds.max_error_ratio: must be between 0 and 1, got 2" in text
+
+
+@pytest.mark.parametrize("where", [{"defaults": {"thresholds": {"max_cpu": 0.8}}},
+                                   {"models": {"m": {"thresholds": {"max_cpu": 0.8}}}}])
+def test_a_per_model_cpu_limit_is_refused_with_where_to_look(where: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_settings(where)
+    text = "\n".join(info.value.problems)
+    assert "max_cpu: Triton's CPU utilisation is its host's" in text
+    assert "LifecycledTritonHostCpuHigh" in text
 
 
 def test_config_search_order(tmp_path: Path) -> None:

@@ -152,8 +152,6 @@ THRESHOLDS = (
               "requests_per_second", "throughput"),
     Threshold("max_error_ratio", "max_error_ratio", "error_ratio", "max", "ratio", "error ratio"),
     Threshold("max_memory_bytes", "max_memory", "memory_bytes", "max", "bytes", "memory"),
-    Threshold("max_cpu_ratio", "max_cpu", "cpu_utilization_ratio", "max", "ratio",
-              "CPU utilisation"),
 )
 THRESHOLD_BY_KEY = {t.key: t for t in THRESHOLDS}
 
@@ -188,8 +186,6 @@ SERVING_QUANTITIES = (
              "Requests waiting in Triton's queues at the last scrape (fleet sum)."),
     Quantity("memory_bytes", "lifecycled_model_memory_bytes",
              "Model memory from Triton's statistics extension, where reported."),
-    Quantity("cpu_utilization_ratio", "lifecycled_model_cpu_utilization_ratio",
-             "CPU utilisation (0-1) of the Triton hosts serving the model (worst)."),
 )
 
 

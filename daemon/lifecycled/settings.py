@@ -240,7 +240,16 @@ class ThresholdSettings(_Section):
     min_throughput: NonNegative | None = None
     max_error_ratio: Ratio | None = None
     max_memory: Size | None = None
-    max_cpu: Ratio | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_host_limits(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "max_cpu" in data:
+            raise ValueError(
+                "max_cpu: Triton's CPU utilisation is its host's, not a model's; it is exported "
+                "as lifecycled_triton_cpu_utilization_ratio{endpoint} and alerted on by "
+                "LifecycledTritonHostCpuHigh")
+        return data
 
     def to_base_units(self) -> dict[str, float]:
         """Return the set thresholds keyed by their base-unit keys (``domain.THRESHOLDS``)."""
@@ -251,11 +260,12 @@ class ThresholdSettings(_Section):
 DEFAULT_THRESHOLDS = ThresholdSettings(
     min_accuracy=0.85,
     max_latency_p99=0.100,
-    min_throughput=10.0,
     max_error_ratio=0.01,
     max_memory=2048 * 2**20,
-    max_cpu=0.8,
-)
+)  # no throughput floor unless configured: idle and nightly-batch models must not page
+
+
+UNSET_BY_DEFAULT = frozenset({"min_throughput"})  # thresholds that apply only where configured
 
 
 class DriftWeights(_Section):
@@ -360,7 +370,7 @@ class QualitySettings(_Section):
 
 class MonitoringSettings(_Section):
     auto_register: bool = True
-    initial_status: Status = Status.PRODUCTION
+    initial_status: Status = Status.STAGING  # never production until a person says so
     unavailable_grace_passes: int = Field(default=3, ge=1, le=1000)
     snapshot_retention: PositiveDuration = 30 * 86400.0
     max_snapshots: int = Field(default=1000, ge=1, le=MAX_COUNT)
@@ -378,7 +388,8 @@ class DefaultsSettings(_Section):
 
     @model_validator(mode="after")
     def _complete(self) -> DefaultsSettings:
-        missing = [k for k, v in self.thresholds.model_dump().items() if v is None]
+        missing = [k for k, v in self.thresholds.model_dump().items()
+                   if v is None and k not in UNSET_BY_DEFAULT]
         if missing:
             raise ValueError(f"thresholds need a default for: {', '.join(missing)}")
         return self

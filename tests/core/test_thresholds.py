@@ -28,7 +28,6 @@ def test_a_healthy_snapshot_breaches_nothing_and_checks_everything() -> None:
     ("requests_per_second", 9.0, "min_throughput_rps"),
     ("error_ratio", 0.02, "max_error_ratio"),
     ("memory_bytes", 2.0**32, "max_memory_bytes"),
-    ("cpu_utilization_ratio", 0.9, "max_cpu_ratio"),
 ])
 def test_each_threshold_breaches_on_its_own_side(field: str, value: float, key: str) -> None:
     (breach,) = evaluate({**HEALTHY, field: value}, LIMITS).breaches

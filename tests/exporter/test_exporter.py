@@ -27,7 +27,13 @@ from lifecycled.store.labels import Label, Prediction, add_labels_in, add_predic
 from lifecycled.store.outbox import due, record_attempt
 from lifecycled.store.results import add_drift_result, add_evaluation, add_quality_result
 from lifecycled.store.retirement import put_scores
-from lifecycled.store.serving import add_snapshot, put_serving_state, record_job_run, record_source
+from lifecycled.store.serving import (
+    add_snapshot,
+    put_scrape,
+    put_serving_state,
+    record_job_run,
+    record_source,
+)
 from lifecycled.store.updates import create_in
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -62,8 +68,10 @@ def fixed_store(tmp_path: Path) -> Store:
     values = {"interval_seconds": 300.0, "requests_per_second": 12.5,
               "inferences_per_second": 50.0, "error_ratio": 0.02, "latency_mean_seconds": 0.004,
               "latency_p50_seconds": 0.003, "latency_p95_seconds": 0.009,
-              "latency_p99_seconds": 0.12, "cpu_utilization_ratio": 0.35, "accuracy": 0.8}
+              "latency_p99_seconds": 0.12, "accuracy": 0.8}
     with store.write() as conn:
+        put_scrape(conn, "local", T0, {"at": T0, "cpu_utilization": 0.35,
+                                       "memory_used_bytes": 6.0e9, "models": []})
         put_serving_state(conn, credit, "local", "ready", "", T0)
         put_serving_state(conn, ModelRef("fraud_detection", "2"), "local", "unavailable",
                           "unloaded", T0)

@@ -31,6 +31,7 @@ def test_the_demo_tells_the_whole_story(tmp_path: Path, state_url: str) -> None:
     assert statuses[ModelRef("risk_assessment", "3")] == Status.PRODUCTION
     shadow = store.get(ModelRef("shadow_scoring", "1"))
     assert shadow.spec.owner_team == "auto_discovery" and "auto_discovered" in shadow.spec.tags
+    assert shadow.status == Status.STAGING  # nobody registered it: never production by itself
     assert store.get(ModelRef("credit_scoring", "1")).spec.owner_team == "risk_ml"
     # 4: real serving numbers and quality were collected
     (quality,) = latest_quality(store, ModelRef("fraud_detection", "2"))

@@ -159,3 +159,52 @@ def test_the_daemon_runs_under_the_units_syscall_filter(installed: Path, world: 
     text = log.read_text()
     assert code == 0, text[-3000:]
     assert "lifecycled stopped" in text and "Traceback" not in text, text[-3000:]
+
+
+def test_init_run_and_a_real_prometheus_scrape_as_the_readme_says(
+        installed: Path, world: Path, triton_factory: Any, servers: Any) -> None:
+    """`lifecycled init` for my Triton, `check-config`, `run`, and Prometheus scraping it with the
+    job init wrote, unchanged: up is 1 and the registry is there. A version nobody registered is
+    staging, never production."""
+    server = triton_factory()
+    folder = world / "etc"
+    port = triton.free_port()
+    lifecycled = str(installed / "lifecycled")
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "XDG_STATE_HOME": str(world / "state")}
+    init = subprocess.run([lifecycled, "init", str(folder), "--triton", server.url,
+                           "--listen", f"127.0.0.1:{port}"], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert init.returncode == 0, init.stderr
+    config = folder / "lifecycled.yaml"
+    assert (folder / "shipped" / "config" / "systemd" / "lifecycled.service").is_file()
+    assert (folder / "shipped" / "alerting" / "rules" / "lifecycled.yml").is_file()
+    assert (folder / "shipped" / "grafana" / "dashboards" / "lifecycled-overview.json").is_file()
+    again = subprocess.run([lifecycled, "init", str(folder)], capture_output=True, text=True,
+                           timeout=120, env=env)
+    assert again.returncode == 2 and "exists; --force replaces" in again.stderr
+    check = subprocess.run([lifecycled, "check-config", "--config", str(config)],
+                           capture_output=True, text=True, timeout=120, env=env)
+    assert check.returncode == 0, check.stdout + check.stderr
+    scrape = yaml.safe_load((folder / "prometheus-scrape.yml").read_text())
+    log = world / "init-run.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([lifecycled, "run", "--config", str(config)], stdout=out,
+                                   stderr=subprocess.STDOUT, env=env, cwd=world)
+    try:
+        prometheus = servers("prometheus", {"scrape_configs": scrape})
+
+        def query(expr: str) -> list[Any]:
+            reply = _get(f"http://127.0.0.1:{prometheus.port}/api/v1/query?query={expr}")
+            return reply.json()["data"]["result"] if reply is not None and reply.ok else []
+
+        _poll(lambda: [r for r in query('up{job="lifecycled"}') if r["value"][1] == "1"],
+              "Prometheus to scrape lifecycled", process, log, timeout=120)
+        staged = _poll(lambda: query('lifecycled_model_status{model="credit_scoring",'
+                                     'status="staging"} == 1'),
+                       "the discovered model in Prometheus", process, log, timeout=120)
+        assert staged[0]["metric"]["job"] == "lifecycled"
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=60)
+    assert code == 0, log.read_text()[-3000:]

@@ -30,7 +30,9 @@ FRAUD = ModelRef("fraud_detection", "2")
 
 def context(tmp_path: Path, endpoints: list[dict[str, Any]],
             environ: dict[str, str] | None = None, **extra: Any) -> Context:
-    settings = parse_settings({"sources": {"triton": endpoints}, **extra})
+    # the fleet here is in production, as a person would have promoted it after discovery
+    settings = parse_settings({"sources": {"triton": endpoints}, "defaults": {
+        "monitoring": {"initial_status": "production"}}, **extra})
     store = open_store("sqlite:///state.db", tmp_path)
     store.subscriptions = settings.subscriptions()
     return Context(settings, store, environ=environ or {})
@@ -129,7 +131,8 @@ def test_kill_9_after_the_unload_before_it_is_recorded_then_rerun(triton_factory
     state.mkdir(parents=True)
     store = open_store(f"sqlite:///{state / 'lifecycled.db'}", state)
     run_discovery(Context(parse_settings({"sources": {"triton": [
-        endpoint("local", server, allow_model_control=True)]}}), store))
+        endpoint("local", server, allow_model_control=True)]},
+        "defaults": {"monitoring": {"initial_status": "production"}}}), store))
     store.set_status(FRAUD, Status.DEPRECATED, actor="t", reason="replaced", now=time.time())
     store.close()
 

@@ -67,6 +67,7 @@ def test_replicas_share_collect_by_endpoint_groups_and_evaluate_by_buckets(
         models[data.pop("name")] = data
     settings = parse_settings({
         "daemon": {"leader_lease": "1s"},
+        "defaults": {"monitoring": {"initial_status": "production"}},  # a promoted fleet
         # a short interval: a part is held for 0.9 of it, then the next pass may take it
         "schedule": {"collect": "1s", "evaluate": "1s"},
         "sources": {"triton": [endpoint("east", east), endpoint("west", west),

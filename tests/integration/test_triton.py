@@ -52,7 +52,7 @@ def test_discovery_registers_the_seed_models_once(triton_factory: Any, tmp_path:
     assert sorted(report.registered) == ["credit_scoring:1", "fraud_detection:2",
                                          "risk_assessment:3"]
     record = ctx.store.get(CREDIT)
-    assert record.status == Status.PRODUCTION
+    assert record.status == Status.STAGING  # never production until a person says so
     assert (record.spec.owner_team, record.spec.business_domain) == ("risk_ml", "credit_risk")
     assert record.spec.framework == "python"
     assert record.spec.deployment["max_batch_size"] == 64
@@ -102,7 +102,8 @@ def test_a_name_the_registry_refuses_is_skipped_and_exported_not_fatal(
 
 def test_collected_rates_agree_with_tritons_statistics(triton_factory: Any, tmp_path: Path) -> None:
     server = triton_factory()
-    ctx = make_context(tmp_path, [endpoint("local", server)])
+    ctx = make_context(tmp_path, [endpoint("local", server)],  # evaluate checks production
+                       defaults={"monitoring": {"initial_status": "production"}})
     run_discovery(ctx)
     before = stats(server, "credit_scoring")
     first = run_collect(ctx)
@@ -141,7 +142,8 @@ def test_collected_rates_agree_with_tritons_statistics(triton_factory: Any, tmp_
 def test_unloaded_model_fails_after_the_grace_period(triton_factory: Any, tmp_path: Path) -> None:
     server = triton_factory()
     ctx = make_context(tmp_path, [endpoint("local", server)],
-                       defaults={"monitoring": {"unavailable_grace_passes": 2}})
+                       defaults={"monitoring": {"unavailable_grace_passes": 2,
+                                                "initial_status": "production"}})
     run_discovery(ctx)
     ref = ModelRef("fraud_detection", "2")
     assert requests.post(f"{server.url}/v2/repository/models/fraud_detection/unload",
@@ -182,7 +184,7 @@ def test_triton_down_then_restarted(triton_factory: Any, tmp_path: Path) -> None
     assert len(snapshots(ctx.store, CREDIT)) == 1  # nothing invented
     assert not run_discovery(ctx).registered
     assert [h.up for h in source_health(ctx.store)] == [False]
-    assert ctx.store.get(CREDIT).status == Status.PRODUCTION  # no flapping on an outage
+    assert ctx.store.get(CREDIT).status == Status.STAGING  # no flapping on an outage
     restarted = triton_factory("t2", http_port=server.http_port, grpc_port=server.grpc_port,
                                metrics_port=server.metrics_port)
     for _ in range(3):

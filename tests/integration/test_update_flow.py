@@ -75,6 +75,7 @@ def test_degraded_model_is_retrained_validated_promoted(triton_factory: Any,
         "daemon": {"api_token_file": str(tmp_path / "token"),
                    "public_url": f"http://127.0.0.1:{port}"},
         "sources": {"triton": [endpoint("local", server)]},
+        "defaults": {"monitoring": {"initial_status": "production"}},  # version 1 is in production
         "models": {"credit_scoring": {"owner_team": "risk_ml", "business_domain": "credit_risk",
                                       "quality": {"outcomes": str(tmp_path / "outcomes.csv")}}},
         "webhooks": {"ci": {"url": receiver.url, "secret_env": "CI_SECRET",
@@ -134,7 +135,8 @@ def test_a_target_that_failed_validation_never_becomes_production(triton_factory
     from lifecycled.actions.updates import manual_job
 
     server = triton_factory()
-    settings = parse_settings({"sources": {"triton": [endpoint("local", server)]}})
+    settings = parse_settings({"sources": {"triton": [endpoint("local", server)]},
+                               "defaults": {"monitoring": {"initial_status": "production"}}})
     store = open_store("sqlite:///state.db", tmp_path)
     ctx = Context(settings, store)
     try:

@@ -24,7 +24,7 @@ def test_the_snapshots_collect_wrote_evaluate_as_they_read_back(tmp_path: Path) 
                                     "latency_p99_seconds": 3, "requests_per_second": 5},
         ModelRef("unknown_error", "1"): {"accuracy": 0.95, "error_ratio": float("nan")},
         ModelRef("healthy", "2"): {"accuracy": 0.99, "error_ratio": 0.0,
-                                   "latency_p99_seconds": 0.05, "cpu_utilization_ratio": 0.3},
+                                   "latency_p99_seconds": 0.05, "memory_bytes": 2.0**20},
         ModelRef("nothing_measured", "1"): {},
     }
     for ref in cases:

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from lifecycled import __version__
-from lifecycled.cli import actions, alerting, checks, cluster, registry
+from lifecycled.cli import actions, alerting, checks, cluster, init, registry
 from lifecycled.cli.output import EXIT_PROBLEM, EXIT_USAGE, Formatter, common_parents
 from lifecycled.errors import (
     ConfigError,
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--version", action="version", version=f"lifecycled {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (registry, checks, actions, alerting, cluster):
+    for module in (init, registry, checks, actions, alerting, cluster):
         module.add_parsers(sub, common, as_json)
     _complete(parser)
     return parser

@@ -139,7 +139,7 @@ def _show_text(record: ModelRecord, history: list[HistoryEntry],
 SNAPSHOT_FIELDS_SHOWN = (
     "requests_per_second", "inferences_per_second", "error_ratio", "latency_mean_seconds",
     "latency_p50_seconds", "latency_p95_seconds", "latency_p99_seconds", "pending_requests",
-    "memory_bytes", "cpu_utilization_ratio", "accuracy", "f1_ratio", "roc_auc")
+    "memory_bytes", "accuracy", "f1_ratio", "roc_auc")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -61,6 +61,7 @@ class LifecycleCollector:
         live = {r.ref for r in records if r.status != Status.RETIRED}
         yield from registry.collect(records)
         yield from serving.collect(self.store, live)
+        yield from serving.collect_hosts(self.store)
         yield from quality.collect(self.store, live, self._quality)
         yield from checks.collect(self.store, live, self._evaluations)
         yield from self.drift.collect(live)

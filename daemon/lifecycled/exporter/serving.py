@@ -10,9 +10,25 @@ from prometheus_client.core import Metric
 from lifecycled.domain import SERVING_QUANTITIES, ModelRef
 from lifecycled.exporter.families import MV, gauge
 from lifecycled.store import Store
-from lifecycled.store.serving import latest_snapshots, serving_states
+from lifecycled.store.serving import host_gauges, latest_snapshots, serving_states
 
 SERVING_STATES = ("ready", "loading", "unloading", "unavailable", "missing", "unknown")
+
+
+def collect_hosts(store: Store) -> Iterator[Metric]:
+    """Host-wide gauges of each Triton endpoint (not a model's: one host serves many)."""
+    cpu = gauge("lifecycled_triton_cpu_utilization_ratio",
+                "CPU utilisation (0-1) of the Triton host, from its nv_cpu_utilization at the "
+                "last scrape.", ["endpoint"])
+    memory = gauge("lifecycled_triton_memory_used_bytes",
+                   "Memory used on the Triton host, from its nv_cpu_memory_used_bytes at the "
+                   "last scrape.", ["endpoint"])
+    for endpoint, (_, used_cpu, used_memory) in sorted(host_gauges(store).items()):
+        if used_cpu is not None:
+            cpu.add_metric([endpoint], used_cpu)
+        if used_memory is not None:
+            memory.add_metric([endpoint], used_memory)
+    yield from (cpu, memory)
 
 
 def collect(store: Store, live: set[ModelRef]) -> Iterator[Metric]:

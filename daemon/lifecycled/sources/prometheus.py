@@ -35,9 +35,6 @@ DEFAULT_QUERIES: dict[str, str] = {
     "latency_p99_seconds": 'max by (model, version) (nv_inference_request_summary_us'
                            '{quantile="0.99"}) / 1e6',
     "pending_requests": "sum by (model, version) (nv_inference_pending_request_count)",
-    "cpu_utilization_ratio": "max by (model, version) (group by (model, version, instance) "
-                             "(nv_inference_count) * on (instance) group_left "
-                             "max by (instance) (nv_cpu_utilization))",
     "requests": "sum by (model, version) (increase(nv_inference_request_success[{interval}])) + "
                 "sum by (model, version) (increase(nv_inference_request_failure[{interval}]))",
 }

@@ -13,7 +13,7 @@ from lifecycled.store.core import Connection, Store, dumps, newest_join
 SNAPSHOT_FIELDS = (
     "interval_seconds", "requests_per_second", "inferences_per_second", "error_ratio",
     "latency_mean_seconds", "latency_p50_seconds", "latency_p95_seconds", "latency_p99_seconds",
-    "queue_mean_seconds", "pending_requests", "memory_bytes", "cpu_utilization_ratio",
+    "queue_mean_seconds", "pending_requests", "memory_bytes",
     "accuracy", "precision_ratio", "recall_ratio", "f1_ratio", "roc_auc",
 )
 
@@ -137,6 +137,19 @@ def last_scrapes(store: Store, endpoints: Iterable[str]) -> dict[str, tuple[floa
     """``last_scrape`` of each of ``endpoints`` that has one, in one read."""
     return {row[0]: (row[1], json.loads(row[2]))
             for row in _scrape_rows(store, endpoints, "endpoint, at, payload")}
+
+
+def host_gauges(store: Store) -> dict[str, tuple[float, float | None, float | None]]:
+    """Each Triton endpoint's host-wide CPU utilisation (0-1) and used memory (bytes) from its
+    last stored scrape: {endpoint: (at, cpu, memory)}, None where Triton did not report it."""
+    with store.read() as conn:
+        rows = conn.execute("SELECT endpoint, at, payload FROM scrapes").fetchall()
+    out = {}
+    for endpoint, at, payload in rows:
+        data = json.loads(payload)
+        if isinstance(data, dict):
+            out[endpoint] = (at, data.get("cpu_utilization"), data.get("memory_used_bytes"))
+    return out
 
 
 def scrape_times(store: Store, endpoints: Iterable[str]) -> dict[str, float]:

@@ -216,7 +216,6 @@ def _from_triton(ctx: Context, part: Part, watched: set[ModelRef],
                  previous: dict[str, MetricsScrape], report: CollectOutcome, now: float
                  ) -> tuple[Serving, dict[str, MetricsScrape]]:
     samples: dict[ModelRef, dict[str, ServingSample]] = {}
-    cpu: dict[ModelRef, list[float]] = {}
     memory: dict[ModelRef, float] = {}
     scrapes: dict[str, MetricsScrape] = {}
     for endpoint in part.endpoints:
@@ -240,17 +239,15 @@ def _from_triton(ctx: Context, part: Part, watched: set[ModelRef],
             if ref not in part.models:
                 continue  # another part's (it is newly served here): collected there
             samples.setdefault(ref, {})[endpoint.name] = result
-            if scrape.cpu_utilization is not None:
-                cpu.setdefault(ref, []).append(scrape.cpu_utilization)
             if (name, version) in mem:
                 memory[ref] = memory.get(ref, 0.0) + mem[(name, version)]
-    serving = {ref: _snapshot_values(per_endpoint, cpu.get(ref), memory.get(ref))
+    serving = {ref: _snapshot_values(per_endpoint, memory.get(ref))
                for ref, per_endpoint in samples.items()}
     return serving, scrapes
 
 
-def _snapshot_values(per_endpoint: dict[str, ServingSample] | None, cpu: list[float] | None,
-                     memory: float | None) -> tuple[dict[str, float | None], dict[str, Any]]:
+def _snapshot_values(per_endpoint: dict[str, ServingSample] | None, memory: float | None
+                     ) -> tuple[dict[str, float | None], dict[str, Any]]:
     values: dict[str, float | None] = {}
     detail: dict[str, Any] = {}
     if per_endpoint:
@@ -266,7 +263,6 @@ def _snapshot_values(per_endpoint: dict[str, ServingSample] | None, cpu: list[fl
             "latency_p99_seconds": fleet.latency_seconds["p99"],
             "queue_mean_seconds": fleet.queue_mean_seconds,
             "pending_requests": fleet.pending_requests,
-            "cpu_utilization_ratio": max(cpu) if cpu else None,
             "memory_bytes": memory,
         })
         detail.update({
