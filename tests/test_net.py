@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from lifecycled.net import DeadlineExceeded, DeadlineSession, Poster, interrupt_all
+from lifecycled.net import DeadlineExceeded, DeadlineSession, Poster, describe, interrupt_all
 
 from tests.sinks import HttpSink, drip, self_signed_certificate, serve
 
@@ -265,3 +265,56 @@ def test_a_poster_raises_requests_errors_within_its_deadline(dripping_body: str)
     with pytest.raises(requests.ConnectionError) as raised:
         Poster(session, f"http://hook:s3cret@127.0.0.1:{port}/").post(b"{}", {}, 5)
     assert f"127.0.0.1:{port}" in str(raised.value) and "s3cret" not in str(raised.value)
+
+
+LIBRARY_WORDS = ("Pool", "NewConnectionError", "MaxRetryError", "urllib3", "HTTPConnection",
+                 "Caused by", "Errno")
+
+
+def _failure(call: Callable[[], object]) -> BaseException:
+    try:
+        call()
+    except requests.RequestException as exc:
+        return exc
+    raise AssertionError("the call did not fail")
+
+
+def _one_clear_line(text: str, url: str) -> None:
+    assert "\n" not in text and len(text) < 160 + len(url), text
+    assert url.rstrip("/") in text and not [w for w in LIBRARY_WORDS if w in text], text
+
+
+def test_a_refused_connection_is_one_line_naming_the_url() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/metrics"  # bound, not listening
+        text = describe(_failure(lambda: DeadlineSession().get(url, timeout=2)), url)
+    assert text == f"{url}: connection refused (nothing listens there)"
+    _one_clear_line(text, url)
+
+
+def test_an_unknown_host_a_silent_server_an_untrusted_certificate_and_a_503(
+        silent: str, tmp_path: Path) -> None:
+    session = DeadlineSession()
+    unknown = "http://no-such-host.invalid:8000/v2"
+    assert describe(_failure(lambda: session.get(unknown, timeout=2)), unknown) == \
+        f"{unknown}: cannot resolve the host name"
+    slow = describe(_failure(lambda: session.get(silent, timeout=0.5)), silent)
+    assert "no complete reply within 0.5 s" in slow or "no reply within the timeout" in slow
+    _one_clear_line(slow, silent)
+    sink = HttpSink(tls=self_signed_certificate(tmp_path))
+    try:
+        secure = sink.url.replace("http://", "https://")
+        text = describe(_failure(lambda: session.post(secure, json={}, timeout=5)), secure)
+        assert "the TLS certificate is not trusted" in text
+        _one_clear_line(text, secure)
+    finally:
+        sink.stop()
+    sink = HttpSink()
+    sink.status = 503
+    try:
+        reply = session.post(sink.url, json={}, timeout=5)
+        text = describe(_failure(reply.raise_for_status), sink.url)
+    finally:
+        sink.stop()
+    assert text == f"{sink.url} answered HTTP 503"

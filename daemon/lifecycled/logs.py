@@ -41,3 +41,10 @@ def configure(level: str, fmt: str) -> None:
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """urllib3 logs each retry and each malformed reply header with its private class names and
+    tracebacks; the call's outcome is logged once, in words, where it is handled."""
+    logging.getLogger("urllib3").setLevel(logging.CRITICAL)

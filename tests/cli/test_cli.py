@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -259,3 +260,66 @@ def test_relative_state_is_per_user_never_the_cwd_and_private(tmp_path: Path) ->
     assert "credit_scoring" in run(second, "models", "list").stdout  # the same registry
     assert stat.S_IMODE(state.stat().st_mode) == 0o600
     assert stat.S_IMODE(state.parent.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("argv", [["models", "list"], ["check-config"]])
+def test_a_reader_that_closes_the_pipe_ends_the_command_quietly(
+        seeded: Cli, config_path: Path, argv: list[str]) -> None:
+    """`lifecycled models list | head -1` ended in a BrokenPipeError traceback (4 runs in 5):
+    here the reader's end is closed before the command writes a byte, every time."""
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)
+    with os.fdopen(write, "wb") as closed:
+        proc = subprocess.run([sys.executable, "-m", "lifecycled", *argv, "--config",
+                               str(config_path)], stdout=closed, stderr=subprocess.PIPE,
+                              cwd=config_path.parent, timeout=120)
+    assert proc.stderr == b"" and proc.returncode == 141
+
+
+def test_output_to_a_full_device_is_one_line(seeded: Cli, config_path: Path) -> None:
+    import subprocess
+    import sys
+
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run([sys.executable, "-m", "lifecycled", "models", "list", "--config",
+                               str(config_path)], stdout=full, stderr=subprocess.PIPE,
+                              cwd=config_path.parent, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.decode() == ("lifecycled: cannot write the output: no space left on the "
+                                    "device\n")
+
+
+def test_check_config_probe_names_each_failure_in_one_line(cli: Cli, tmp_path: Path) -> None:
+    """check-config accepted an unset secret variable and an unreachable metrics URL that
+    `collect` and `webhooks test` then tripped on; --probe finds each, one line each, exit 1."""
+    import socket
+
+    with socket.socket() as a, socket.socket() as b:
+        a.bind(("127.0.0.1", 0))
+        b.bind(("127.0.0.1", 0))  # bound, never listening: refused
+        triton_url = f"http://127.0.0.1:{a.getsockname()[1]}"
+        hook = f"http://127.0.0.1:{b.getsockname()[1]}/hook"
+        config = tmp_path / "probe.yaml"
+        config.write_text(
+            f"daemon: {{state_url: 'sqlite:///{tmp_path / 's.db'}', api_token_env: NO_TOKEN}}\n"
+            f"sources:\n  triton: [{{name: local, url: '{triton_url}', "
+            f"metrics_url: 'http://no-such-host.invalid:8002/metrics', timeout: 2s}}]\n"
+            f"webhooks:\n  ci: {{url: '{hook}', secret_env: NO_SECRET}}\n")
+        plain = cli("check-config", config=config, env={"NO_TOKEN": "", "NO_SECRET": ""})
+        probed = cli("check-config", "--probe", config=config,
+                     env={"NO_TOKEN": "", "NO_SECRET": ""})
+    assert plain.code == 0
+    assert probed.code == 1, probed.err
+    lines = [line.strip() for line in probed.out.splitlines() if "FAIL" in line]
+    assert lines == [
+        f"FAIL triton:local {triton_url}: repository index: {triton_url}: connection refused "
+        "(nothing listens there)",
+        "FAIL triton:local http://no-such-host.invalid:8002/metrics: metrics: "
+        "http://no-such-host.invalid:8002/metrics: cannot resolve the host name",
+        "FAIL daemon.api_token: environment variable NO_TOKEN is not set",
+        "FAIL webhooks.ci.secret: environment variable NO_SECRET is not set",
+        f"FAIL webhooks.ci {hook}: connection refused (nothing listens there)"]
+    assert probed.err == ""

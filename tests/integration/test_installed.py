@@ -167,11 +167,14 @@ def test_init_run_and_a_real_prometheus_scrape_as_the_readme_says(
     job init wrote, unchanged: up is 1 and the registry is there. A version nobody registered is
     staging, never production."""
     server = triton_factory()
+    source = servers("prometheus", {"scrape_configs": []})  # the Prometheus lifecycled reads
     folder = world / "etc"
     port = triton.free_port()
     lifecycled = str(installed / "lifecycled")
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "XDG_STATE_HOME": str(world / "state")}
     init = subprocess.run([lifecycled, "init", str(folder), "--triton", server.url,
+                           "--triton-metrics", f"http://127.0.0.1:{server.metrics_port}/metrics",
+                           "--prometheus", f"http://127.0.0.1:{source.port}",
                            "--listen", f"127.0.0.1:{port}"], capture_output=True, text=True,
                           timeout=120, env=env)
     assert init.returncode == 0, init.stderr
@@ -182,9 +185,10 @@ def test_init_run_and_a_real_prometheus_scrape_as_the_readme_says(
     again = subprocess.run([lifecycled, "init", str(folder)], capture_output=True, text=True,
                            timeout=120, env=env)
     assert again.returncode == 2 and "exists; --force replaces" in again.stderr
-    check = subprocess.run([lifecycled, "check-config", "--config", str(config)],
+    check = subprocess.run([lifecycled, "check-config", "--probe", "--config", str(config)],
                            capture_output=True, text=True, timeout=120, env=env)
     assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.count("  ok   ") == 3 and "FAIL" not in check.stdout, check.stdout
     scrape = yaml.safe_load((folder / "prometheus-scrape.yml").read_text())
     log = world / "init-run.log"
     with log.open("wb") as out:

@@ -28,7 +28,7 @@ import requests
 from lifecycled import __version__
 from lifecycled.context import Context
 from lifecycled.errors import ConfigError, InputError
-from lifecycled.net import Poster, Reply
+from lifecycled.net import Poster, Reply, describe
 from lifecycled.settings import WebhookEndpoint
 from lifecycled.store import Store
 from lifecycled.store.outbox import Attempt, Delivery, claim_due, due, record_attempts
@@ -162,7 +162,7 @@ def deliver_once(store: Store, endpoints: Mapping[str, WebhookEndpoint],
                     try:
                         posters[name] = open_posters.enter_context(Poster(session, endpoint.url))
                     except requests.RequestException as exc:  # a URL requests cannot send to
-                        report.skipped[name] = f"{type(exc).__name__}: {exc}"
+                        report.skipped[name] = describe(exc, endpoint.url)
                         log.error("webhook endpoint skipped endpoint=%s error=%s", name, exc)
                         continue
                 _deliver_batch(store, pool, posters[name], endpoint, keys[name], items, clock,
@@ -224,7 +224,7 @@ def _send(poster: Poster, endpoint: WebhookEndpoint, key: bytes, delivery: Deliv
     try:
         response = send(poster, endpoint, key, delivery.event_id, delivery.body, now)
     except requests.RequestException as exc:
-        return _Answer(delivery, now, None, f"{type(exc).__name__}: {exc}", None)
+        return _Answer(delivery, now, None, describe(exc, endpoint.url), None)
     status = response.status
     wait = retry_after(response.headers.get("Retry-After"), now)
     return _Answer(delivery, now, status, "" if 200 <= status < 300 else f"HTTP {status}", wait)
@@ -241,7 +241,7 @@ def ping(session: requests.Session, name: str, endpoint: WebhookEndpoint, key: b
         with Poster(session, endpoint.url) as poster:
             response = send(poster, endpoint, key, f"msg_ping_{int(now * 1000)}", body, now)
     except requests.RequestException as exc:
-        return None, f"{type(exc).__name__}: {exc}"
+        return None, describe(exc, endpoint.url)
     ok = 200 <= response.status < 300
     return response.status, "" if ok else f"HTTP {response.status}"
 

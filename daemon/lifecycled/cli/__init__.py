@@ -8,12 +8,13 @@ Errors are one sentence on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
 from collections.abc import Sequence
 
-from lifecycled import __version__
+from lifecycled import __version__, logs
 from lifecycled.cli import actions, alerting, checks, cluster, init, registry
 from lifecycled.cli.output import EXIT_PROBLEM, EXIT_USAGE, Formatter, common_parents
 from lifecycled.errors import (
@@ -49,14 +50,35 @@ def _complete(parser: argparse.ArgumentParser) -> None:
     argcomplete.autocomplete(parser)
 
 
+EXIT_CLOSED_PIPE = 141  # as a program killed by SIGPIPE (128 + 13): the reader stopped early
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command and return its exit code."""
+    """Run one command and return its exit code; a reader that closes the pipe early (``| head``)
+    ends it quietly, and output to a full device is one line."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # point stdout at /dev/null so that the interpreter's last flush does not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_CLOSED_PIPE
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print("lifecycled: cannot write the output: no space left on the device",
+              file=sys.stderr)
+        return EXIT_PROBLEM
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(actions.retire_shorthand(list(sys.argv[1:] if argv is None else argv)))
     if not hasattr(args, "config"):
         args.config = None
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.quiet_libraries()
     os.umask(0o077)  # state, backups, caches and reports we write are the invoking user's only
     try:
         return int(args.func(args))
@@ -68,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_PROBLEM
     except KeyboardInterrupt:
         return 130
+    finally:
+        sys.stdout.flush()  # a closed pipe or a full device shows here, inside main's handlers
 
 
 if __name__ == "__main__":

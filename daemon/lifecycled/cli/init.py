@@ -32,7 +32,7 @@ daemon:
 
 sources:
   triton:
-    - name: {triton_name}
+    - name: triton                  # the endpoint's name in metrics and logs
       url: {triton}                 # Triton's HTTP API (KServe v2)
       metrics_url: {triton_metrics}   # Triton's /metrics (port 8002 by default)
 {prometheus_block}
@@ -89,6 +89,8 @@ def _copy_tree(source: Traversable, target: Path, written: list[Path]) -> None:
 def cmd_init(args: argparse.Namespace) -> int:
     folder = Path(args.dir)
     triton = _url(args.triton, "--triton")
+    metrics = _url(args.triton_metrics, "--triton-metrics") if args.triton_metrics \
+        else _metrics_url(triton)
     prometheus = _url(args.prometheus, "--prometheus") if args.prometheus else None
     try:
         listenable(args.listen)
@@ -105,8 +107,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     block = PROMETHEUS.format(prometheus=prometheus) if prometheus else (
         "  # prometheus: {url: http://127.0.0.1:9090}   # read serving metrics from Prometheus\n")
     text = CONFIG.format(config=config, listen=args.listen, triton=triton,
-                         triton_name=urlsplit(triton).hostname or "triton",
-                         triton_metrics=_metrics_url(triton), prometheus_block=block,
+                         triton_metrics=metrics, prometheus_block=block,
                          initial="staging")
     yaml.safe_load(text)  # what we write must read back
     written: list[Path] = []
@@ -132,6 +133,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, as_json: argparse.Arg
     p.add_argument("dir", metavar="DIR", help="folder to write into (created if missing)")
     p.add_argument("--triton", default="http://127.0.0.1:8000", metavar="URL",
                    help="Triton's HTTP API")
+    p.add_argument("--triton-metrics", default=None, metavar="URL",
+                   help="Triton's /metrics (default: the --triton host, port 8002)")
     p.add_argument("--prometheus", default=None, metavar="URL",
                    help="a Prometheus to read serving metrics from (default: none)")
     p.add_argument("--listen", default="127.0.0.1:9877", metavar="HOST:PORT",

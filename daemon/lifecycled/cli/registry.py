@@ -4,13 +4,14 @@ and run."""
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from lifecycled import app
-from lifecycled.cli.output import EXIT_OK, Formatter, add_actor, show
+from lifecycled.cli.output import EXIT_OK, EXIT_PROBLEM, Formatter, add_actor, show
 from lifecycled.config import read_yaml
 from lifecycled.domain import HistoryEntry, ModelRecord, ModelRef, Status
 from lifecycled.errors import InputError
@@ -22,6 +23,7 @@ from lifecycled.registration import (
 )
 from lifecycled.render import fmt, table, utc
 from lifecycled.store.engine import redact
+from lifecycled.tasks.probe import probe
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -47,6 +49,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
                "prometheus": settings.sources.prometheus is not None,
                "webhooks": len(settings.webhooks), "state": state,
                "threshold_differences": differences, "notes": notes}
+    probes = probe(settings, os.environ) if args.probe else []
+    if args.probe:
+        payload["probes"] = [p.to_json() for p in probes]
     show(args, payload, lambda: "\n".join([
         f"{path}: configuration is valid",
         f"  models configured: {len(settings.models)}; Triton endpoints: "
@@ -54,7 +59,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"{'yes' if settings.sources.prometheus else 'no'}; webhooks: {len(settings.webhooks)}",
         f"  state: {state['url']} "
         f"({'schema version ' + str(state['schema_version']) if store else 'not created yet'})",
-        *(f"  note: {note}" for note in notes)]))
+        *(f"  note: {note}" for note in notes),
+        *(f"  {'ok  ' if p.ok else 'FAIL'} {p.what}: {p.detail}" for p in probes)]))
+    if any(not p.ok for p in probes):
+        return EXIT_PROBLEM
     return EXIT_OK
 
 
@@ -199,6 +207,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, as_json: argparse.Arg
     p = sub.add_parser("check-config", parents=parents, formatter_class=Formatter,
                        help="validate the configuration; list versions whose stored thresholds "
                             "differ from it")
+    p.add_argument("--probe", action="store_true",
+                   help="also reach every Triton, Prometheus and webhook endpoint and read every "
+                        "secret now; exit 1 when one fails")
     p.set_defaults(func=cmd_check_config)
 
     models = sub.add_parser("models", help="the model registry").add_subparsers(

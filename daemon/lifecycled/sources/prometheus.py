@@ -12,7 +12,7 @@ import requests
 
 from lifecycled.domain import PROMQL_QUANTITIES
 from lifecycled.errors import SourceError
-from lifecycled.net import DeadlineAdapter, DeadlineSession
+from lifecycled.net import DeadlineAdapter, DeadlineSession, describe
 from lifecycled.settings import PrometheusSettings
 
 SOURCE = "prometheus"
@@ -109,9 +109,10 @@ class PrometheusSource:
 
         try:
             return call()
-        except (PrometheusApiClientException, requests.RequestException, ValueError,
-                KeyError) as exc:
-            raise SourceError(SOURCE, f"{what}: {type(exc).__name__}: {exc}") from exc
+        except requests.RequestException as exc:
+            raise SourceError(SOURCE, f"{what}: {describe(exc, self.settings.url)}") from exc
+        except (PrometheusApiClientException, ValueError, KeyError) as exc:
+            raise SourceError(SOURCE, f"{what}: {str(exc)[:300] or 'malformed reply'}") from exc
 
     def query(self, expr: str) -> Any:
         return self._call(f"query {expr[:80]}", lambda: self.client.custom_query(

@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from lifecycled.domain import ModelCounters
 from lifecycled.errors import SourceError
+from lifecycled.net import describe
 from lifecycled.settings import TritonEndpoint
 
 # --- parsed values ------------------------------------------------------------------------------
@@ -235,7 +236,8 @@ def fetch_metrics_text(session: requests.Session, endpoint: TritonEndpoint) -> s
                                cert=cert)
         response.raise_for_status()
     except requests.RequestException as exc:
-        raise SourceError(f"triton:{endpoint.name}", f"metrics: {exc}") from exc
+        raise SourceError(f"triton:{endpoint.name}",
+                          f"metrics: {describe(exc, endpoint.metrics_url)}") from exc
     return response.text
 
 
@@ -305,7 +307,8 @@ class TritonClient:
             raise SourceError(self.source, f"{what}: no complete reply within {seconds:g} s") \
                 from exc
         except self._errors as exc:
-            raise SourceError(self.source, f"{what}: {exc}") from exc
+            raise SourceError(self.source, f"{what}: {describe(exc, self.endpoint.url)}") \
+                from exc
 
     def index(self) -> list[IndexEntry]:
         with self._call("repository index"):
