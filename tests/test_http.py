@@ -22,6 +22,7 @@ from lifecycled.api import job_events_handler
 from lifecycled.errors import LifecycledError
 from lifecycled.http import Api, HttpServer
 from lifecycled.store import open_store
+from lifecycled.webconfig import WebConfig
 from prometheus_client import CollectorRegistry, Gauge
 
 from tests.conftest import write_config
@@ -153,7 +154,7 @@ def test_idle_tcp_connections_do_not_freeze_tls(tmp_path: Path) -> None:
     cert, key = self_signed_certificate(tmp_path)
     store = open_store("sqlite:///s.db", tmp_path)
     server = HttpServer(Api(store, CollectorRegistry(), lambda: (True, {})), "127.0.0.1", 0,
-                        cert_file=str(cert), key_file=str(key))
+                        web=WebConfig(cert_file=str(cert), key_file=str(key)))
     server.start()
     idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(10)]
     try:

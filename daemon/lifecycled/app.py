@@ -16,9 +16,10 @@ from lifecycled.errors import ConfigError, InputError, LifecycledError
 from lifecycled.notify import Notifier
 from lifecycled.registration import warn_threshold_differences
 from lifecycled.secrets import read_secret
-from lifecycled.settings import Settings, listenable
+from lifecycled.settings import DaemonSettings, Settings, listenable
 from lifecycled.store import Store, open_store
 from lifecycled.store.engine import is_sqlite, sqlite_path
+from lifecycled.webconfig import WebConfig, load_web_config
 
 log = logging.getLogger(__name__)
 
@@ -158,10 +159,21 @@ def _token_reader(settings: Settings, environ: Mapping[str, str]) -> Callable[[]
     return read
 
 
+def web_config(daemon: DaemonSettings, path: str | None = None) -> WebConfig:
+    """The listener's TLS and users: ``path`` (``--web.config.file``), else daemon.web_config_file,
+    else daemon.tls's certificate and key with no users."""
+    path = path or daemon.web_config_file
+    if path:
+        return load_web_config(path)
+    return WebConfig(cert_file=daemon.tls.cert_file, key_file=daemon.tls.key_file)
+
+
 def run_daemon(config: str | None, *, once: bool = False,
-               environ: Mapping[str, str] | None = None, listen: str | None = None) -> int:
+               environ: Mapping[str, str] | None = None, listen: str | None = None,
+               web_config_file: str | None = None) -> int:
     """``lifecycled run``: the scheduled daemon until SIGTERM/SIGINT (or each job once);
-    ``listen`` (``--web.listen-address``) overrides daemon.listen."""
+    ``listen`` (``--web.listen-address``) overrides daemon.listen, ``web_config_file``
+    (``--web.config.file``) daemon.web_config_file."""
     # The daemon's parts are imported here so that one-shot commands start quickly.
     from prometheus_client import CollectorRegistry
 
@@ -179,6 +191,12 @@ def run_daemon(config: str | None, *, once: bool = False,
         except ValueError as exc:
             raise ConfigError([f"{listen_key}: {exc}"]) from None
     app = open_app(config, environ)
+    if web_config_file is not None:
+        try:
+            web_config(app.settings.daemon, web_config_file)
+        except ConfigError as exc:
+            app.close()
+            raise ConfigError([f"--web.config.file: {p}" for p in exc.problems]) from None
     logs.configure(app.settings.daemon.log_level, app.settings.daemon.log_format)
     notifier = Notifier(environ)
     warn_threshold_differences(app.settings, app.store)
@@ -209,7 +227,7 @@ def run_daemon(config: str | None, *, once: bool = False,
         server = ListenerProcess(
             api, host, port, state_url=daemon.state_url, base_dir=state_base_dir(environ),
             state_password=store_password(app.settings, environ),
-            cert_file=daemon.tls.cert_file, key_file=daemon.tls.key_file,
+            web=web_config(daemon, web_config_file),
             endpoints=lambda: list(runtime.ctx.settings.webhooks),
             intervals=lambda: {task: getattr(runtime.ctx.settings.schedule, task)
                                for task in runtime.jobs},

@@ -14,7 +14,7 @@ import sqlite3
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +29,7 @@ from lifecycled.domain import ModelRef
 from lifecycled.errors import InputError, LifecycledError, NotFoundError, TransitionError
 from lifecycled.render import finite_json
 from lifecycled.store import Store
+from lifecycled.webconfig import PLAIN, BasicAuth, WebConfig
 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024  # bytes of a request body
@@ -381,9 +382,10 @@ class Listener:
     pool, so a slow store query never blocks the event loop."""
 
     def __init__(self, route: Callable[[Request], Reply], exposition: Exposition,
-                 push_limit: int = MAX_BODY) -> None:
+                 push_limit: int = MAX_BODY, users: Mapping[str, str] | None = None) -> None:
         self.route = route
         self.exposition = exposition
+        self.basic_auth = BasicAuth(users or {})  # readers must log in when users are given
         self.push_limit = push_limit  # the body limit of a prediction or label push
         self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="http")
 
@@ -407,6 +409,13 @@ class Listener:
         if method not in ("GET", "HEAD", "POST"):
             return json_reply(405, {"error": f"method {method} not allowed"},
                                {"Allow": "GET, HEAD, POST", "Connection": "close"})
+        if self.basic_auth and method != "POST" and path != "/healthz" and not await \
+                asyncio.get_running_loop().run_in_executor(
+                    self.pool, self.basic_auth.allows, headers.get("authorization", "")):
+            # reads need a user of the web configuration; liveness never does, and a POST
+            # (a state change) is judged by its bearer token instead
+            return json_reply(401, {"error": "authentication required"},
+                              {"WWW-Authenticate": 'Basic realm="lifecycled"'})
         length = headers.get("content-length", "0")
         if not length.strip().isdigit():
             return json_reply(400, {"error": "Content-Length must be a non-negative integer"},
@@ -524,21 +533,24 @@ class Uvicorn:
     """uvicorn (HTTP/1.1, optional TLS, the limits above) serving ``listener`` on ``sock`` in a
     background thread."""
 
-    def __init__(self, listener: Listener, sock: socket.socket, cert_file: str | None = None,
-                 key_file: str | None = None) -> None:
+    def __init__(self, listener: Listener, sock: socket.socket,
+                 web: WebConfig = PLAIN) -> None:
         self.listener = listener
         self.socket = sock
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # no start/stop chatter
-        tls = bool(cert_file and key_file)
+        requests_of_clients = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL,
+                               "required": ssl.CERT_REQUIRED}[web.client_auth]
         config = uvicorn.Config(
             listener, http=_Protocol, lifespan="off", log_config=None, access_log=False,
             server_header=False, timeout_keep_alive=KEEP_ALIVE, limit_concurrency=MAX_CONNECTIONS,
             timeout_graceful_shutdown=2, h11_max_incomplete_event_size=MAX_HEAD,
-            ssl_certfile=cert_file if tls else None, ssl_keyfile=key_file if tls else None)
-        if tls:
+            ssl_certfile=web.cert_file, ssl_keyfile=web.key_file,
+            ssl_ca_certs=web.client_ca_file, ssl_cert_reqs=requests_of_clients)
+        if web.tls:
             config.load()  # builds the TLS context now: a bad certificate fails at start
             assert config.ssl is not None
-            config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+            config.ssl.minimum_version = ssl.TLSVersion.TLSv1_3 if web.min_version == "TLS13" \
+                else ssl.TLSVersion.TLSv1_2
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]},
                                        name="http", daemon=True)
@@ -563,14 +575,14 @@ class HttpServer:
     exposition. The daemon runs it in a child process instead (``lifecycled.listener``). The
     socket is bound in the constructor, so a busy port is an OSError there."""
 
-    def __init__(self, api: Api, host: str, port: int, *, cert_file: str | None = None,
-                 key_file: str | None = None, exposition: Exposition | None = None,
-                 push_limit: int = 64 * 2**20) -> None:
+    def __init__(self, api: Api, host: str, port: int, *, web: WebConfig = PLAIN,
+                 exposition: Exposition | None = None, push_limit: int = 64 * 2**20) -> None:
         self.exposition = exposition or Exposition(render_locally(api.registry))
-        listener = Listener(lambda request: reply_for(api, request), self.exposition, push_limit)
+        listener = Listener(lambda request: reply_for(api, request), self.exposition, push_limit,
+                            web.users)
         self.socket = bind(host, port)
         try:
-            self.uvicorn = Uvicorn(listener, self.socket, cert_file, key_file)
+            self.uvicorn = Uvicorn(listener, self.socket, web)
         except BaseException:
             self.socket.close()
             raise

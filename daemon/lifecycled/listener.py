@@ -50,6 +50,7 @@ from lifecycled.http import (
     render_locally,
     reply_for,
 )
+from lifecycled.webconfig import PLAIN, WebConfig
 
 log = logging.getLogger(__name__)
 NICE = 10  # the child's niceness: serving and rendering metrics give way to the tasks
@@ -105,7 +106,7 @@ def _renderer(render: Connection, state_url: str, base_dir: str, state_password:
 
 
 def _child(sock: Any, requests: Connection, control: Connection, render: Connection,
-           cert_file: str | None, key_file: str | None, log_level: str, log_format: str,
+           web: WebConfig, log_level: str, log_format: str,
            push_limit: int) -> None:
     _die_with_parent()
     try:
@@ -139,7 +140,7 @@ def _child(sock: Any, requests: Connection, control: Connection, render: Connect
                 os._exit(1)
 
         exposition = Exposition(rendered)
-        server = Uvicorn(Listener(forward, exposition, push_limit), sock, cert_file, key_file)
+        server = Uvicorn(Listener(forward, exposition, push_limit, web.users), sock, web)
         server.start()
     except Exception as exc:  # reported to the daemon, which says it in one line
         _tell(control, ("failed", f"{type(exc).__name__}: {exc}"))
@@ -193,7 +194,7 @@ class ListenerProcess:
     after ``start``; ``invalidate`` after each state change; ``stop`` at shutdown."""
 
     def __init__(self, api: Api, host: str, port: int, *, state_url: str, base_dir: Path,
-                 state_password: str | None = None, cert_file: str | None = None, key_file: str | None = None,
+                 state_password: str | None = None, web: WebConfig = PLAIN,
                  endpoints: Callable[[], Iterable[str]] = lambda: (),
                  intervals: Callable[[], dict[str, float]] = dict,
                  store_writable: Callable[[], bool | None] = lambda: None,
@@ -204,7 +205,7 @@ class ListenerProcess:
         self.socket = bind(host, port)
         self.store_options = (state_url, str(base_dir), state_password, log_level, log_format,
                               os.getpid())
-        self.options = (cert_file, key_file, log_level, log_format, push_limit)
+        self.options = (web, log_level, log_format, push_limit)
         self.endpoints = endpoints
         self.intervals = intervals
         self.store_writable = store_writable

@@ -27,7 +27,9 @@ from lifecycled.domain import (
     Status,
     Tiers,
 )
+from lifecycled.errors import ConfigError
 from lifecycled.units import Duration, Name, NonNegative, PositiveDuration, Ratio, Size
+from lifecycled.webconfig import load_web_config
 
 
 class _Section(BaseModel):
@@ -85,6 +87,8 @@ class DaemonSettings(_Section):
     api_token_file: str | None = None
     api_token_env: str | None = None
     tls: TLSSettings = TLSSettings()
+    # TLS, client certificates and basic auth in the exporter-toolkit format (webconfig.py)
+    web_config_file: str | None = None
     shutdown_grace: Duration = 30.0
     # PostgreSQL: the password comes from a file, the environment or libpq (~/.pgpass, a
     # service file), never from the URL in this file
@@ -122,6 +126,21 @@ class DaemonSettings(_Section):
     @classmethod
     def _listenable(cls, value: str) -> str:
         return listenable(value)
+
+    @model_validator(mode="after")
+    def _listener_tls(self) -> DaemonSettings:
+        if self.tls.ca_file is not None or not self.tls.verify:
+            raise ValueError("tls.ca_file and tls.verify: the listener does not check clients "
+                             "this way; give daemon.web_config_file with tls_server_config."
+                             "client_auth_type and client_ca_file")
+        if self.web_config_file is not None:
+            if self.tls.cert_file is not None:
+                raise ValueError("tls and web_config_file: give TLS in one of them, not both")
+            try:
+                load_web_config(self.web_config_file)
+            except ConfigError as exc:
+                raise ValueError("web_config_file: " + "; ".join(exc.problems)) from None
+        return self
 
     @model_validator(mode="after")
     def _state_password(self) -> DaemonSettings:

@@ -314,3 +314,34 @@ def test_the_exporter_conventions_of_the_prometheus_ecosystem(tmp_path: Path) ->
     finally:
         code = daemon.stop()
     assert code == 0, daemon.log()[-2000:]
+
+
+def test_the_web_config_file_guards_the_running_daemon(tmp_path: Path) -> None:
+    """`run --web.config.file` (the exporter-toolkit format): reads need a user, liveness not."""
+    import base64
+
+    import bcrypt
+
+    web = tmp_path / "web.yml"
+    web.write_text(yaml.safe_dump({"basic_auth_users": {
+        "prometheus": bcrypt.hashpw(b"s3cret", bcrypt.gensalt(4)).decode()}}))
+    config = daemon_config(tmp_path / "cfg")
+    port = int(yaml.safe_load(config.read_text())["daemon"]["listen"].rsplit(":", 1)[1])
+    log = tmp_path / "daemon.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "lifecycled", "run", "--config", str(config),
+             "--web.config.file", str(web)], stdout=out, stderr=subprocess.STDOUT,
+            cwd=config.parent)
+    daemon = Daemon.__new__(Daemon)
+    daemon.port, daemon.log_path, daemon.process = port, log, process
+    login = {"Authorization": "Basic " + base64.b64encode(b"prometheus:s3cret").decode()}
+    try:
+        daemon.wait_until(lambda: requests.get(daemon.url("/healthz"), timeout=5).ok, "healthz")
+        assert requests.get(daemon.url("/metrics"), timeout=5).status_code == 401
+        assert requests.get(daemon.url("/api/v1/models"), timeout=5).status_code == 401
+        scraped = requests.get(daemon.url("/metrics"), headers=login, timeout=5)
+        assert scraped.ok and "lifecycled_build_info" in scraped.text
+    finally:
+        code = daemon.stop()
+    assert code == 0, daemon.log()[-2000:]

@@ -151,7 +151,8 @@ SNAPSHOT_FIELDS_SHOWN = (
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    return app.run_daemon(args.config, once=args.once, listen=args.listen)
+    return app.run_daemon(args.config, once=args.once, listen=args.listen,
+                          web_config_file=args.web_config_file)
 
 
 def _history_table(history: Sequence[HistoryEntry]) -> str:
@@ -255,5 +256,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, as_json: argparse.Arg
                    help="run each task once in order and exit (1 if any task failed)")
     p.add_argument("--web.listen-address", dest="listen", default=None, metavar="HOST:PORT",
                    help="address to listen on (overrides daemon.listen)")
+    p.add_argument("--web.config.file", dest="web_config_file", default=None, metavar="PATH",
+                   help="TLS, client certificates and basic auth in the exporter-toolkit format "
+                        "(overrides daemon.web_config_file)")
     p.set_defaults(func=cmd_run)
 
