@@ -4,6 +4,7 @@ configuration and the defaults."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
@@ -113,6 +114,21 @@ def build_spec(settings: Settings, ref: ModelRef, entry: ModelSettings | None = 
         monitoring=monitoring_for(settings, ref.name),
         deployment=dict(deployment or {}),
     )
+
+
+KEPT_WHEN_NOT_GIVEN = ("model_type", "framework", "description", "training_dataset", "tags",
+                       "dependencies", "deployment")
+
+
+def merge_with_stored(settings: Settings, spec: ModelSpec, entry: RegistrationEntry,
+                      stored: ModelSpec) -> ModelSpec:
+    """A registration of a version already in the registry changes what it says and no more:
+    a field neither the entry nor ``models.<name>`` in the config gives keeps its stored value
+    (the framework, deployment and tags discovery learned from Triton, say)."""
+    configured = settings.model_settings(spec.ref.name).model_fields_set
+    kept = {key: getattr(stored, key) for key in KEPT_WHEN_NOT_GIVEN
+            if key not in entry.model_fields_set and key not in configured}
+    return dataclasses.replace(spec, **kept)
 
 
 def threshold_differences(settings: Settings, records: Iterable[ModelRecord]) -> list[dict[str, Any]]:

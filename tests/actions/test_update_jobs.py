@@ -95,6 +95,15 @@ def test_degradation_creates_and_dispatches_one_job(env: dict[str, Any]) -> None
     assert again["created"] == [] and len(list_jobs(env["store"])) == 1
 
 
+def test_a_degradation_nobody_would_act_on_creates_no_job(env: dict[str, Any]) -> None:
+    """With no endpoint subscribed to model.update_requested, a job would wait for nobody."""
+    env["store"].subscriptions = {"ci": ("model.update_completed",)}
+    degrade(env)
+    report = run_updates(env["ctx"])
+    assert report["created"] == [] and report["not_created"] == [str(REF)]
+    assert list_jobs(env["store"]) == [] and deliveries(env["store"]) == []
+
+
 def test_cooldown_and_one_active_job(env: dict[str, Any]) -> None:
     degrade(env)
     (first,) = run_updates(env["ctx"])["created"]

@@ -20,22 +20,32 @@ SECRET = "whsec_" + base64.b64encode(b"c" * 32).decode()
 def test_jobs_commands(cli: Any, tmp_path: Path) -> None:
     (tmp_path / "m.yaml").write_text(yaml.safe_dump(
         {"name": "credit_scoring", "version": "1", "status": "production"}))
+    config = write_config(tmp_path / "j", {"webhooks": {"ci": {
+        "url": "http://127.0.0.1:9/hook", "secret_env": "CI_SECRET",
+        "events": ["model.update_requested"]}}})
     assert cli("models", "register", "--file", str(tmp_path / "m.yaml")).code == 0
-    created = cli("jobs", "create", "credit_scoring:1", "--reason", "quarterly", "--json")
+    # before, the job was "dispatched" to nobody and waited until it timed out
+    unheard = cli("jobs", "create", "credit_scoring:1", "--reason", "quarterly")
+    assert unheard.code == 2
+    assert "no webhook endpoint subscribes to model.update_requested" in unheard.err
+    assert cli("jobs", "list", "--json").json()["jobs"] == []
+    assert cli("models", "register", "--file", str(tmp_path / "m.yaml"), config=config).code == 0
+    created = cli("jobs", "create", "credit_scoring:1", "--reason", "quarterly", "--json",
+                  config=config)
     assert created.code == 0, created.err
     job = created.json()
     assert (job["state"], job["target_version"], job["trigger"]["reason"]) == (
         "dispatched", "2", "quarterly")
-    second = cli("jobs", "create", "credit_scoring:1", "--reason", "again")
+    second = cli("jobs", "create", "credit_scoring:1", "--reason", "again", config=config)
     assert second.code == 2 and "already has an active update job" in second.err
-    listed = cli("jobs", "list", "--state", "dispatched", "--json").json()["jobs"]
+    listed = cli("jobs", "list", "--state", "dispatched", "--json", config=config).json()["jobs"]
     assert [j["id"] for j in listed] == [job["id"]]
-    shown = cli("jobs", "show", job["id"])
+    shown = cli("jobs", "show", job["id"], config=config)
     assert "target version" in shown.out and "last log lines" in shown.out
-    assert cli("jobs", "cancel", job["id"]).code == 0
-    again = cli("jobs", "cancel", job["id"])
+    assert cli("jobs", "cancel", job["id"], config=config).code == 0
+    again = cli("jobs", "cancel", job["id"], config=config)
     assert again.code == 2 and "only pending or dispatched" in again.err
-    assert cli("jobs", "show", "job_missing").code == 2
+    assert cli("jobs", "show", "job_missing", config=config).code == 2
 
 
 def test_webhooks_commands(tmp_path: Path, cli: Any) -> None:

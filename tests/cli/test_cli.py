@@ -323,3 +323,31 @@ def test_check_config_probe_names_each_failure_in_one_line(cli: Cli, tmp_path: P
         "FAIL webhooks.ci.secret: environment variable NO_SECRET is not set",
         f"FAIL webhooks.ci {hook}: connection refused (nothing listens there)"]
     assert probed.err == ""
+
+
+def test_register_merges_with_what_discovery_learned_and_history_shows_it(
+        cli: Cli, config_path: Path, tmp_path: Path) -> None:
+    """`models register` on a discovered version wiped the framework, deployment and tags that
+    discovery learned from Triton, and `models history` did not say what changed."""
+    from lifecycled.domain import ModelRef, ModelSpec, Status
+    from lifecycled.store import open_store
+
+    ref = ModelRef("shadow_scoring", "1")
+    store = open_store(f"sqlite:///{config_path.parent / 'state' / 'lifecycled.db'}",
+                       config_path.parent)
+    store.register(ModelSpec(ref, owner_team="auto_discovery", business_domain="unassigned",
+                             framework="python", tags=("auto_discovered",),
+                             deployment={"max_batch_size": 64}),
+                   Status.STAGING, actor="discovery", reason="found READY in Triton", now=1.0)
+    store.close()
+    entry = tmp_path / "shadow.yaml"
+    entry.write_text("name: shadow_scoring\nversion: '1'\nowner_team: risk_ml\n"
+                     "business_domain: credit_risk\ndescription: shadow of credit scoring\n")
+    assert cli("models", "register", "--file", str(entry)).code == 0
+    model = cli("models", "show", "shadow_scoring:1", "--json").json()["model"]
+    assert (model["framework"], model["tags"], model["deployment"]) == (
+        "python", ["auto_discovered"], {"max_batch_size": 64})
+    assert (model["owner_team"], model["description"]) == ("risk_ml", "shadow of credit scoring")
+    text = cli("models", "history", "shadow_scoring:1").out
+    assert "CHANGES" in text and "owner_team: auto_discovery -> risk_ml" in text
+    assert "framework" not in text.split("CHANGES", 1)[1]  # kept, so not a change

@@ -8,11 +8,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
-from lifecycled.actions.retire import retire
+from lifecycled.actions.retire import cancel, preview, retire
 from lifecycled.config import parse_settings
 from lifecycled.context import Context
 from lifecycled.domain import ModelRef, Status
+from lifecycled.errors import InputError
 from lifecycled.store import open_store
 from lifecycled.store.retirement import latest_plan
 from lifecycled.store.serving import snapshots
@@ -185,3 +187,30 @@ def test_a_requested_unload_waits_until_triton_stops_serving(triton_factory: Any
         assert latest_plan(ctx.store, FRAUD).steps[0]["detail"] == "local: not serving it"
     finally:
         receiver.stop()
+
+
+def test_a_retirement_nobody_would_carry_out_is_refused_and_a_waiting_one_cancelled(
+        triton_factory: Any, tmp_path: Path) -> None:
+    """Before, with no webhook endpoint subscribed, `retire` said it had asked the owning
+    pipeline and the plan waited forever; nor could a waiting plan be ended."""
+    server = triton_factory()
+    alone = context(tmp_path / "alone", [endpoint("local", server)])  # no control, no webhooks
+    run_discovery(alone)
+    with pytest.raises(InputError, match=r"no webhook endpoint subscribes to "
+                                         r"model\.unload_requested"):
+        retire(alone, FRAUD, reason="replaced", actor="alice")
+    assert latest_plan(alone.store, FRAUD) is None  # refused before anything was recorded
+    assert "refused where it serves the version" in str(preview(alone, FRAUD)["endpoints"])
+    heard = context(tmp_path / "heard", [endpoint("local", server)], environ={"S": SECRET},
+                    webhooks={"pipeline": {"url": "http://127.0.0.1:9/", "secret_env": "S",
+                                           "events": ["model.unload_requested"]}})
+    run_discovery(heard)
+    assert retire(heard, FRAUD, reason="replaced", actor="alice").state == "waiting_for_unload"
+    ended = cancel(heard, FRAUD, reason="the new model failed review", actor="bob")
+    assert ended.state == "cancelled" and "cancelled by bob" in ended.to_json()["error"]
+    assert heard.store.get(FRAUD).status == Status.PRODUCTION
+    assert run_discovery(heard).retirements == {}  # a cancelled plan is not resumed
+    with pytest.raises(InputError, match="no unfinished retirement"):
+        cancel(heard, FRAUD, reason="again", actor="bob")
+    again = retire(heard, FRAUD, reason="replaced after all", actor="alice")
+    assert again.id != ended.id and again.state == "waiting_for_unload"

@@ -16,12 +16,15 @@ from lifecycled.actions.backup import stamp, verify_backup, write_backup
 from lifecycled.context import Context
 from lifecycled.domain import ModelRef, Status
 from lifecycled.errors import ActionError, InputError, SourceError, TransitionError
+from lifecycled.settings import TritonEndpoint
 from lifecycled.store.retirement import (
     Plan,
+    cancel_plan_in,
     claim,
     create_plan_in,
     export_version,
     get_plan_in,
+    holder_in,
     latest_plan_in,
     mark_step_in,
     prune_version_in,
@@ -51,10 +54,12 @@ def blocking_dependents(ctx: Context, ref: ModelRef) -> list[str]:
 def preview(ctx: Context, ref: ModelRef) -> dict[str, Any]:
     """What ``retire`` would do (for --dry-run): nothing is changed."""
     record = ctx.store.get(ref)
-    policy = ctx.settings.policies.retirement
+    heard = ctx.store.subscribers("model.unload_requested")
     endpoints = [{"endpoint": e.name, "how": "unload through Triton's model-control API"
-                  if e.allow_model_control and policy.unload_from_triton
-                  else "model.unload_requested webhook to the owning pipeline"}
+                  if local_control(ctx, e) else
+                  f"model.unload_requested webhook to {', '.join(heard)}" if heard else
+                  "refused where it serves the version: no model control and no webhook "
+                  "endpoint subscribes to model.unload_requested"}
                  for e in ctx.settings.sources.triton]
     return {"model": str(ref), "status": record.status.value,
             "blocked_by": blocking_dependents(ctx, ref),
@@ -66,6 +71,47 @@ def preview(ctx: Context, ref: ModelRef) -> dict[str, Any]:
             "endpoints": endpoints}
 
 
+def local_control(ctx: Context, endpoint: TritonEndpoint) -> bool:
+    """Whether lifecycled itself may unload from ``endpoint``."""
+    return endpoint.allow_model_control and ctx.settings.policies.retirement.unload_from_triton
+
+
+def unheard_endpoints(ctx: Context, ref: ModelRef) -> list[str]:
+    """Endpoints that serve ``ref`` where only the owning pipeline could stop it, while no
+    webhook endpoint would tell that pipeline (empty when the retirement can go on)."""
+    if ctx.store.subscribers("model.unload_requested"):
+        return []
+    serving = []
+    for endpoint in ctx.settings.sources.triton:
+        if local_control(ctx, endpoint):
+            continue
+        with ctx.triton(endpoint) as client:
+            if any(e.name == ref.name and e.version == ref.version
+                   and e.state in ("READY", "LOADING") for e in client.index()):
+                serving.append(endpoint.name)
+    return serving
+
+
+def cancel(ctx: Context, ref: ModelRef, *, reason: str, actor: str) -> Plan:
+    """End the unfinished retirement of ``ref`` (waiting for an unload, failed, or stopped while
+    running); refused once the version is retired. Nothing done is undone."""
+    if not reason.strip():
+        raise InputError("a cancellation needs a reason")
+    with ctx.store.write() as conn:
+        plan = latest_plan_in(conn, ref)
+        if plan is None or plan.state in ("completed", "cancelled"):
+            raise InputError(f"{ref} has no unfinished retirement to cancel")
+        if _step(plan, "set_retired")["state"] == "done":
+            raise InputError(f"{ref} is already retired: the rest of its plan only cleans up; "
+                             "run `lifecycled retire` again to finish it")
+        holder, until = holder_in(conn, plan.id)
+        if plan.state == "running" and holder is not None and until >= ctx.clock() \
+                and runner_alive(holder):
+            raise InputError(f"the retirement of {ref} is running in another process now; "
+                             "cancel it once that step ends")
+        return cancel_plan_in(conn, plan, f"cancelled by {actor}: {reason}", ctx.clock())
+
+
 def retire(ctx: Context, ref: ModelRef, *, reason: str, actor: str) -> Plan:
     """Start (or resume, or retry) the retirement of ``ref`` and run it as far as it goes."""
     if not reason.strip():
@@ -75,9 +121,21 @@ def retire(ctx: Context, ref: ModelRef, *, reason: str, actor: str) -> Plan:
     with ctx.store.write() as conn:
         record = ctx.store.get_in(conn, ref)
         plan = latest_plan_in(conn, ref)
+    if plan is None or plan.state in ("failed", "completed", "cancelled"):
+        unheard = unheard_endpoints(ctx, ref) \
+            if plan is None or _step(plan, "stop_traffic")["state"] != "done" else []
+        if unheard:
+            raise InputError(
+                f"cannot retire {ref}: {', '.join(unheard)} serve(s) it without model control "
+                "(sources.triton[].allow_model_control) and no webhook endpoint subscribes to "
+                "model.unload_requested, so nobody would stop its traffic; subscribe the "
+                "owning pipeline in a webhooks.NAME.events list")
+    with ctx.store.write() as conn:
+        record = ctx.store.get_in(conn, ref)
+        plan = latest_plan_in(conn, ref)
         if plan is not None and plan.state == "failed":
             plan = retry_plan_in(conn, plan, now)
-        elif plan is None or plan.state == "completed":
+        elif plan is None or plan.state in ("completed", "cancelled"):
             if record.status == Status.RETIRED:
                 raise InputError(f"{ref} is already retired")
             if record.status not in RETIRABLE:
@@ -161,7 +219,7 @@ def run_plan(ctx: Context, plan: Plan) -> Plan:
 def _stop_traffic(ctx: Context, plan: Plan) -> Plan:
     """Unload the version where lifecycled has model control; elsewhere ask the owning pipeline
     (model.unload_requested, once) and wait: the step is done only when no endpoint serves it."""
-    ref, policy = plan.ref, ctx.settings.policies.retirement
+    ref = plan.ref
     asked_before = _step(plan, "stop_traffic")["state"] == "waiting"
     done: list[str] = []
     asked: list[str] = []
@@ -172,7 +230,7 @@ def _stop_traffic(ctx: Context, plan: Plan) -> Plan:
             if ref.version not in ready:
                 done.append(f"{endpoint.name}: not serving it")
                 continue
-            if not (endpoint.allow_model_control and policy.unload_from_triton):
+            if not local_control(ctx, endpoint):
                 if not asked_before:
                     with ctx.store.write() as conn:
                         ctx.store.emit_in(conn, "model.unload_requested", ref, {

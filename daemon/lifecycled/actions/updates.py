@@ -46,9 +46,20 @@ def create_job(ctx: Context, conn: Connection, ref: ModelRef, trigger: Trigger,
     return job_id
 
 
+def no_builder(ctx: Context, ref: ModelRef) -> str | None:
+    """Why an update job for ``ref`` would wait for nobody (None: a pipeline hears it)."""
+    if ctx.store.subscribers("model.update_requested"):
+        return None
+    return (f"no webhook endpoint subscribes to model.update_requested, so nothing would build "
+            f"{ref.name}:{next_version(ref.version)}; add it to a webhooks.NAME.events list")
+
+
 def manual_job(ctx: Context, ref: ModelRef, reason: str, actor: str) -> str:
-    """``jobs create``: refused while the model has an active job; no cooldown (a person asked)."""
+    """``jobs create``: refused while the model has an active job, or when no pipeline would hear
+    of it; no cooldown (a person asked)."""
     now = ctx.clock()
+    if (why := no_builder(ctx, ref)) is not None:
+        raise InputError(f"cannot create an update job for {ref}: {why}")
     with ctx.store.write() as conn:
         if ctx.store.get_in(conn, ref).status == Status.RETIRED:
             raise InputError(f"{ref} is retired")

@@ -251,7 +251,7 @@ def _plan_text(plan: dict[str, Any]) -> str:
         lines.append("  another process is running it; `lifecycled retire status` follows it")
     elif plan["state"] == "waiting_for_unload":
         lines.append("  the daemon goes on once discovery sees Triton no longer serving it "
-                     "(or run the same command again)")
+                     "(or run the same command again; `lifecycled retire cancel` ends it)")
     return "\n".join(lines)
 
 
@@ -296,7 +296,17 @@ def cmd_retire_candidates(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-RETIRE_SUBCOMMANDS = ("candidates", "status", "version")
+def cmd_retire_cancel(args: argparse.Namespace) -> int:
+    from lifecycled.actions.retire import cancel
+
+    ref = ModelRef.parse(args.model)
+    with app.opened(args.config) as a:
+        result = cancel(a.context(), ref, reason=args.reason, actor=args.actor).to_json()
+    show(args, result, lambda: _plan_text(result))
+    return EXIT_OK
+
+
+RETIRE_SUBCOMMANDS = ("cancel", "candidates", "status", "version")
 
 
 def add_retire_parser(sub: Any, common: argparse.ArgumentParser,
@@ -313,6 +323,13 @@ def add_retire_parser(sub: Any, common: argparse.ArgumentParser,
                          help="the latest retirement plan of a version and each step's outcome")
     p.add_argument("model", metavar="NAME:VERSION", help="the model version")
     p.set_defaults(func=cmd_retire_status)
+    p = words.add_parser("cancel", parents=[common, as_json], formatter_class=Formatter,
+                         help="end an unfinished retirement (waiting, failed or stopped); what "
+                              "was done stays recorded")
+    p.add_argument("model", metavar="NAME:VERSION", help="the model version")
+    p.add_argument("--reason", required=True, help="why")
+    add_actor(p)
+    p.set_defaults(func=cmd_retire_cancel)
     p = words.add_parser("version", parents=[common, as_json], formatter_class=Formatter,
                          help="retire a version: stop traffic, back up, record every step")
     p.add_argument("model", metavar="NAME:VERSION", help="the model version to retire")

@@ -4,6 +4,7 @@ and run."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from lifecycled.errors import InputError
 from lifecycled.registration import (
     build_spec,
     describe_difference,
+    merge_with_stored,
     parse_registrations,
     threshold_differences,
 )
@@ -155,9 +157,23 @@ def cmd_run(args: argparse.Namespace) -> int:
                           web_config_file=args.web_config_file)
 
 
+def _changes(entry: HistoryEntry) -> str:
+    """A metadata update's changed fields, each as field: old -> new (shortened)."""
+    changed = entry.evidence.get("changed")
+    if not changed:
+        return "-"
+
+    def short(value: Any) -> str:
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        return text if len(text) <= 40 else text[:37] + "..."
+    return "; ".join(f"{key}: {short(c['from'])} -> {short(c['to'])}"
+                     for key, c in sorted(changed.items()))
+
+
 def _history_table(history: Sequence[HistoryEntry]) -> str:
-    return table(["WHEN", "KIND", "FROM", "TO", "ACTOR", "REASON"], [
-        [utc(h.at), h.kind, h.from_status or "-", h.to_status, h.actor, h.reason] for h in history
+    return table(["WHEN", "KIND", "FROM", "TO", "ACTOR", "REASON", "CHANGES"], [
+        [utc(h.at), h.kind, h.from_status or "-", h.to_status, h.actor, h.reason, _changes(h)]
+        for h in history
     ])
 
 
@@ -166,9 +182,17 @@ def cmd_models_register(args: argparse.Namespace) -> int:
     entries = parse_registrations(read_yaml(path), source=str(path))
     outcome: dict[str, list[str]] = {"registered": [], "updated": [], "unchanged": []}
     with app.opened(args.config) as ctx:
-        specs = [(build_spec(ctx.settings, ModelRef(e.name, e.version), e,
-                             framework=e.framework, deployment=e.deployment), e.status)
-                 for e in entries]
+        stored = {r.ref: r.spec for r in ctx.store.list_models()}
+        specs = []
+        for e in entries:
+            ref = ModelRef(e.name, e.version)
+            before = stored.get(ref)
+            spec = build_spec(ctx.settings, ref, e, framework=e.framework,
+                              deployment=e.deployment,
+                              fallback_owner=before.owner_team if before else None,
+                              fallback_domain=before.business_domain if before else None)
+            specs.append((merge_with_stored(ctx.settings, spec, e, before) if before else spec,
+                          e.status))
         now = time.time()
         for spec, status in specs:
             _, kind = ctx.store.register(spec, status, actor=args.actor,

@@ -236,6 +236,10 @@ class Store:
         self.emit_in(conn, "model.status_changed", ref, data, now)
         return entry
 
+    def subscribers(self, event_type: str) -> list[str]:
+        """The webhook endpoints that receive ``event_type`` (none: nobody hears it)."""
+        return sorted(name for name, types in self.subscriptions.items() if event_type in types)
+
     def emit_in(self, conn: Connection, event_type: str, ref: ModelRef,
                 data: Mapping[str, Any], now: float) -> str:
         """Add a webhook event about ``ref`` to the outbox inside an open transaction."""

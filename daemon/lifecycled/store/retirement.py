@@ -105,7 +105,7 @@ def unfinished_plans(store: Store) -> list[Plan]:
 
 # waiting_for_unload: the owning pipeline was asked to stop traffic (model.unload_requested) and
 # Triton still serves the version; the plan goes on once discovery sees it no longer served
-PLAN_STATES = ("running", "waiting_for_unload", "failed", "completed")
+PLAN_STATES = ("running", "waiting_for_unload", "failed", "completed", "cancelled")
 
 
 def plan_counts(store: Store) -> dict[str, int]:
@@ -146,6 +146,13 @@ def claim(store: Store, plan_id: str, owner: str, now: float, lease: float,
         return True
 
 
+def holder_in(conn: Connection, plan_id: str) -> tuple[str | None, float]:
+    """Who holds the right to run a plan, and until when (owner None: nobody)."""
+    row = conn.execute("SELECT owner, lease_until FROM retirement_plans WHERE id = ?",
+                       (plan_id,)).fetchone()
+    return (row["owner"], row["lease_until"] or 0.0) if row is not None else (None, 0.0)
+
+
 def release(store: Store, plan_id: str, owner: str) -> None:
     with store.write() as conn:
         conn.execute("UPDATE retirement_plans SET owner = NULL, lease_until = NULL "
@@ -156,6 +163,13 @@ def resume_waiting_in(conn: Connection, plan: Plan, now: float) -> Plan:
     """A plan waiting for an unload runs again (its step re-checks Triton)."""
     conn.execute("UPDATE retirement_plans SET state = 'running', updated_at = ? "
                  "WHERE id = ? AND state = 'waiting_for_unload'", (now, plan.id))
+    return get_plan_in(conn, plan.id)
+
+
+def cancel_plan_in(conn: Connection, plan: Plan, why: str, now: float) -> Plan:
+    """End ``plan`` without going on: no further step runs; what was done stays recorded."""
+    conn.execute("UPDATE retirement_plans SET state = 'cancelled', error = ?, updated_at = ? "
+                 "WHERE id = ?", (why, now, plan.id))
     return get_plan_in(conn, plan.id)
 
 

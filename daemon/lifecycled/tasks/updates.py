@@ -8,7 +8,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from lifecycled.actions.updates import create_job, fail_in, finish
+from lifecycled.actions.updates import create_job, fail_in, finish, no_builder
 from lifecycled.context import Context
 from lifecycled.core.triggers import Trigger, decide, drift_trigger, performance_triggers
 from lifecycled.core.updates import describe
@@ -56,7 +56,8 @@ def run_updates(ctx: Context) -> dict[str, Any]:
     """Triggers -> jobs; timeouts; completion when the target version is READY with metrics."""
     now = ctx.clock()
     policy = ctx.settings.policies.updates
-    report: dict[str, Any] = {"created": [], "attached": [], "timed_out": [], "finished": []}
+    report: dict[str, Any] = {"created": [], "not_created": [], "attached": [], "timed_out": [],
+                              "finished": []}
     for record in ctx.store.list_models(status=Status.PRODUCTION):
         ref = record.ref
         with ctx.store.read() as conn:
@@ -70,12 +71,18 @@ def run_updates(ctx: Context) -> dict[str, Any]:
             decision = decide(triggers, auto=auto, active=active is not None,
                               last_created=last_created_in(conn, ref.name),
                               cooldown=policy.cooldown, now=now)
-            if decision.create is not None:
+            why = no_builder(ctx, ref) if decision.create is not None else None
+            job_id = None
+            if decision.create is not None and why is not None:
+                report["not_created"].append(str(ref))
+                log.warning("update job not created model=%s trigger=%s reason=%s", ref,
+                            decision.create.type, why)
+            elif decision.create is not None:
                 job_id = create_job(ctx, conn, ref, decision.create, now)
                 report["created"].append(job_id)
                 log.info("update job created job=%s model=%s trigger=%s", job_id, ref,
                          decision.create.type)
-            job = active or (get_in(conn, job_id) if decision.create else None)
+            job = active or (get_in(conn, job_id) if job_id else None)
             if job is not None and decision.attach:
                 already = " ".join(line for _, line in get_in(conn, job.id).log)
                 for trigger in decision.attach:
