@@ -137,3 +137,32 @@ def test_an_unknown_model_version_is_a_404(served: tuple[str, Context]) -> None:
     url, _ = served
     reply: Any = post(url.replace("/2", "/9") + "/labels", b'{"id": "a", "label": 1}\n')
     assert reply.status_code == 404 and "fraud_detection:9" in reply.json()["error"]
+
+
+@pytest.mark.parametrize("quality", [
+    None,  # no quality section: the push API's default columns
+    {"predictions": {}, "labels": {}, "score_column": "score", "maturity": "1d"},  # no files
+])
+def test_a_push_only_prediction_log_is_judged_like_files(
+        tmp_path: Path, quality: dict[str, Any] | None) -> None:
+    """Rows POSTed to …/predictions and …/labels were stored and counted, but the quality task
+    judged a prediction log only when quality.predictions.path named a file."""
+    models = {REF.name: {"quality": quality}} if quality else {}
+    settings = parse_settings({"models": models})
+    store = open_test_store(tmp_path)
+    store.register(ModelSpec(REF, owner_team="t", business_domain="d"), Status.STAGING,
+                   actor="test", reason="r", now=NOW - 60 * 86400)
+    ctx = Context(settings, store, clock=lambda: NOW, environ={})
+    data = batch(2_000, seed=5)
+    assert run_quality(ctx) == {}  # nothing pushed yet: nothing to judge
+    push(ctx, REF, "predictions", jsonl(data, ["id", "timestamp", "prediction", "score"]),
+         "application/x-ndjson")
+    push(ctx, REF, "labels", arrow({k: v[:1_800] for k, v in data.items()}, ["id", "label"]),
+         "application/vnd.apache.arrow.stream")
+    assert run_quality(ctx) == {str(REF): "ok"}
+    (stored,) = latest_quality(store)
+    assert stored.result["labels"]["coverage"] == pytest.approx(0.9)
+    known = slice(0, 1_800)
+    expected = float(np.mean(data["prediction"][known] == data["label"][known]))
+    assert stored.result["accuracy"] == pytest.approx(expected, abs=1e-12)
+    store.close()

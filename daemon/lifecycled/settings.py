@@ -343,7 +343,8 @@ class DriftSettings(_Section):
 
 class PredictionStream(_Section):
     """The prediction log: one row per prediction, joined with the labels by ``id_column``."""
-    path: str  # a file, glob or URL; {version} is the model version
+    # a file, glob or URL ({version} is the model version); None: rows arrive only as pushes
+    path: str | None = None
     id_column: str = "id"
     timestamp_column: str = "timestamp"
     version_column: str | None = None  # rows of other versions are skipped
@@ -351,7 +352,7 @@ class PredictionStream(_Section):
 
 class LabelStream(_Section):
     """The labels, arriving later: one row per labelled prediction id."""
-    path: str  # a file, glob or URL
+    path: str | None = None  # a file, glob or URL; None: labels arrive only as pushes
     id_column: str = "id"
     label_column: str = "label"
     timestamp_column: str | None = None  # when the outcome was known (else: when it was read)

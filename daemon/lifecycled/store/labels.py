@@ -114,6 +114,12 @@ def received(store: Store) -> list[tuple[str, str, str, int]]:
             "kind")]
 
 
+def pushed_versions(store: Store) -> set[ModelRef]:
+    """The versions with predictions received (through pushes or files)."""
+    return {ModelRef(name, version) for name, version, kind, rows in received(store)
+            if kind == "predictions" and rows > 0}
+
+
 @dataclass(frozen=True)
 class Matured:
     """The predictions of one window old enough to be judged, with the labels they have."""

@@ -19,6 +19,7 @@ from lifecycled.errors import InputError, SourceError
 from lifecycled.settings import ModelSettings, QualitySettings
 from lifecycled.sources.files import DEFAULT_TIMEOUT
 from lifecycled.sources.samples import read_sample
+from lifecycled.store.labels import pushed_versions
 from lifecycled.store.results import add_quality_result
 
 
@@ -27,37 +28,40 @@ def run_quality(ctx: Context) -> dict[str, Any]:
     (among replicas, those this replica claims: ``Context.share``)."""
     done: dict[str, Any] = {}
     now = ctx.clock()
+    pushed = pushed_versions(ctx.store)
     due = [ref for ref, status in sorted(ctx.store.statuses().items())
-           if status != Status.RETIRED and ref.name in ctx.settings.models
-           and _applies(ctx.settings.models[ref.name].quality, ref, status)]
+           if status != Status.RETIRED and _due(ctx.settings.model_settings(ref.name).quality,
+                                                 ref, status, ref in pushed)]
     for ref in ctx.share("quality", due, hold=0.9 * ctx.settings.schedule.quality):
-        settings = ctx.settings.models[ref.name].quality
+        model = ctx.settings.model_settings(ref.name)
+        settings = model.quality
         source = (f"outcomes:{ref.name}" if settings.outcomes else
-                  f"predictions:{ref.name}" if settings.predictions else "prometheus")
+                  "prometheus" if settings.promql else f"predictions:{ref.name}")
         with ctx.source(source) as call:
             if settings.outcomes:
-                result = _from_outcomes(ctx.settings.models[ref.name], ref,
-                                        ctx.settings.sources.files.timeout)
-            elif settings.predictions:
+                result = _from_outcomes(model, ref, ctx.settings.sources.files.timeout)
+            elif settings.promql:
+                result = _from_promql(ctx, ref, dict(settings.promql.items()))
+            else:  # a prediction log: files, pushes, or both, judged alike
                 from lifecycled.tasks.streams import ingest, judge
 
-                model = ctx.settings.models[ref.name]
                 ingest(ctx, ref, model, now)
                 result = judge(ctx, ref, model, now)
-            else:
-                result = _from_promql(ctx, ref, dict(settings.promql.items()))
             add_quality_result(ctx.store, ref, result, now=now)
         done[str(ref)] = call.error or "ok"
     return done
 
 
-def _applies(settings: QualitySettings, ref: ModelRef, status: Status) -> bool:
-    """One outcome file (or query) per model describes its production version, unless it names
-    ``{version}``: then every version has its own."""
+def _due(settings: QualitySettings, ref: ModelRef, status: Status, pushed: bool) -> bool:
+    """One outcome file (or query, or prediction log file) per model describes its production
+    version, unless it names ``{version}``: then every version has its own. A version whose
+    predictions were pushed is judged on them, with or without a file."""
+    if pushed and not (settings.outcomes or settings.promql):
+        return True
     texts = ([settings.outcomes] if settings.outcomes else
-             [settings.predictions.path] if settings.predictions else
+             [settings.predictions.path or ""] if settings.predictions else
              list(settings.promql.values()))
-    if not texts:
+    if not any(texts):
         return False
     return status == Status.PRODUCTION or any("{version}" in text for text in texts)
 

@@ -125,11 +125,13 @@ def _label_rows(file: str, data: dict[str, np.ndarray], stream: LabelStream,
 
 
 def ingest(ctx: Context, ref: ModelRef, model: ModelSettings, now: float) -> dict[str, int]:
-    """Read what is new in the model's prediction log and labels; return the rows added."""
+    """Read what is new in the model's prediction log and label files (none where rows arrive
+    only as pushes); return the rows added."""
     predictions, labels = model.quality.predictions, model.quality.labels
-    assert predictions is not None and labels is not None
     added = {"predictions": 0, "labels": 0}
-    for file, data, stamp in _new_files(ctx, f"predictions:{ref}",
+    if predictions is None or labels is None:
+        return added
+    for file, data, stamp in _new_files(ctx, f"predictions:{ref}", predictions.path and
                                         predictions.path.replace("{version}", ref.version)):
         rows = _prediction_rows(str(file), data, ref, predictions, model)
         with ctx.store.write() as conn:
@@ -143,9 +145,12 @@ def ingest(ctx: Context, ref: ModelRef, model: ModelSettings, now: float) -> dic
     return added
 
 
-def _new_files(ctx: Context, stream: str, pattern: str
+def _new_files(ctx: Context, stream: str, pattern: str | None
                ) -> Iterator[tuple[DataFile, dict[str, np.ndarray], str]]:
-    """Each file of ``pattern`` the stream has not read in this version, read, one at a time."""
+    """Each file of ``pattern`` the stream has not read in this version, read, one at a time
+    (none without a pattern)."""
+    if not pattern:
+        return
     seen = files_read(ctx.store, stream)
     for file in expand(pattern, timeout=ctx.settings.sources.files.timeout, allow_empty=True):
         try:
@@ -175,12 +180,12 @@ def push(ctx: Context, ref: ModelRef, kind: str, body: bytes, content_type: str
         now = ctx.clock()
         if kind == "predictions":
             rows = _prediction_rows(where, data, ref, quality.predictions
-                                    or PredictionStream(path=""), model)
+                                    or PredictionStream(), model)
             with ctx.store.write() as conn:
                 added = add_predictions_in(conn, ref, rows, now)
             count = len(rows)
         else:
-            labels = _label_rows(where, data, quality.labels or LabelStream(path=""), now)
+            labels = _label_rows(where, data, quality.labels or LabelStream(), now)
             with ctx.store.write() as conn:
                 added = add_labels_in(conn, ref.name, labels, now)
             count = len(labels)
