@@ -15,6 +15,7 @@ import contextlib
 import csv
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -33,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devtools import triton  # noqa: E402
+from devtools.alerting import SlackSink, alertmanager_config  # noqa: E402
 from devtools.pipeline import Pipeline, new_secret  # noqa: E402
 
 SHADOW = triton.ModelSpec("shadow_scoring", "1", 4, (0.2, 0.1, -0.3, 0.4))
@@ -53,20 +55,24 @@ class Demo:
         self.stop_traffic = threading.Event()
         self.config = run_dir / "config" / "lifecycled.yaml"
         self.prometheus_url: str | None = None
+        self.alertmanager_url: str | None = None
+        self.slack: SlackSink | None = None
         self.port = triton.free_port()
 
     # -- helpers ------------------------------------------------------------------------------
 
     def cli(self, *args: str, show: bool = True) -> str:
-        argv = [sys.executable, "-m", "lifecycled", *args, "--config", str(self.config)]
+        """Run ``lifecycled ARGS`` as printed (quoted so that it pastes), with the configuration
+        from $LIFECYCLED_CONFIG, whose export step 2 prints."""
+        command = shlex.join(["lifecycled", *args])
         if show:
-            print(f"\n$ lifecycled {' '.join(args)}", flush=True)
-        proc = subprocess.run(argv, capture_output=True, text=True, cwd=self.dir,
-                              env=self.env, timeout=300)
+            print(f"\n$ {command}", flush=True)
+        proc = subprocess.run([sys.executable, "-m", "lifecycled", *args], capture_output=True,
+                              text=True, cwd=self.dir, env=self.env, timeout=300)
         if show and proc.stdout.strip():
             print(proc.stdout.rstrip())
         if proc.returncode not in (0, 1):
-            raise SystemExit(f"demo stopped: `lifecycled {' '.join(args)}` failed:\n{proc.stderr}")
+            raise SystemExit(f"demo stopped: `{command}` failed:\n{proc.stderr}")
         return proc.stdout
 
     def api(self, path: str) -> Any:
@@ -96,7 +102,7 @@ class Demo:
         self.token = new_secret()[6:26]
         (self.dir / "config" / "api_token").write_text(self.token)
         # backups and caches in the run folder, whichever store holds the state
-        self.env = {**os.environ, "LIFECYCLED_DEMO": "1",
+        self.env = {**os.environ, "LIFECYCLED_DEMO": "1", "LIFECYCLED_CONFIG": str(self.config),
                     "STATE_DIRECTORY": str(self.dir / "state")}
         self.make_data()
 
@@ -224,33 +230,99 @@ class Demo:
         """The pipeline also publishes the new version's labelled outcomes."""
         self.write_outcomes(f"outcomes_{model}_{version}.csv", 0.93, 0.93, 7)
 
-    def start_prometheus(self) -> str | None:
-        """If Debian's prometheus is installed, scrape Triton and the daemon with the shipped
-        rules (dashboards and alerts can be tried against it); the demo does not depend on it."""
-        binary = shutil.which("prometheus")
-        if binary is None or self.triton is None:
-            return None
-        port = triton.free_port()
+    def start_alerting(self) -> None:
+        """Prometheus scraping Triton and the daemon with the shipped rules, and Alertmanager
+        with the shipped routing, Slack sent to a local sink (e-mail and PagerDuty left out),
+        when Debian's packages are installed; the demo goes on without them, saying so."""
+        prometheus = shutil.which("prometheus")
+        alertmanager = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+        if prometheus is None or self.triton is None:
+            print("Prometheus is not installed here: no alerts (as root, `make demo` installs "
+                  "Debian's prometheus and prometheus-alertmanager)")
+            return
         work = self.dir / "prometheus"
         work.mkdir()
-        (work / "prometheus.yml").write_text(yaml.safe_dump({
+        if alertmanager is not None:
+            self.slack = SlackSink()
+            (work / "slack_url").write_text(self.slack.url)
+            (work / "alertmanager.yml").write_text(yaml.safe_dump(
+                alertmanager_config(work / "slack_url")))
+            port = triton.free_port()
+            self.spawn("alertmanager", [
+                alertmanager, f"--config.file={work / 'alertmanager.yml'}",
+                f"--storage.path={work / 'alertmanager'}", f"--web.listen-address=127.0.0.1:{port}",
+                "--cluster.listen-address="])
+            self.alertmanager_url = f"http://127.0.0.1:{port}"
+        # the shipped rules with every `for:` at 10 s, so that alerts fire within the demo's two
+        # minutes; the shipped file keeps the real durations
+        rules = yaml.safe_load((ROOT / "alerting" / "rules" / "lifecycled.yml").read_text())
+        for group in rules["groups"]:
+            for rule in group["rules"]:
+                if "for" in rule:
+                    rule["for"] = "10s"
+        (work / "rules.yml").write_text(yaml.safe_dump(rules, sort_keys=False))
+        config: dict[str, Any] = {
             "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
-            "rule_files": [str(ROOT / "alerting" / "rules" / "lifecycled.yml")],
+            "rule_files": [str(work / "rules.yml")],
             "scrape_configs": [
                 {"job_name": "triton", "static_configs": [
                     {"targets": [self.triton.metrics_url.split("/")[2]]}]},
                 {"job_name": "lifecycled", "static_configs": [
-                    {"targets": [f"127.0.0.1:{self.port}"]}]}]}))
-        log = (self.dir / "logs" / "prometheus.log").open("ab")
-        self.processes.append(subprocess.Popen(
-            [binary, f"--config.file={work / 'prometheus.yml'}",
-             f"--storage.tsdb.path={work / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=log, stderr=subprocess.STDOUT))
-        return f"http://127.0.0.1:{port}"
+                    {"targets": [f"127.0.0.1:{self.port}"]}]}]}
+        if self.alertmanager_url:
+            config["alerting"] = {"alertmanagers": [{"static_configs": [
+                {"targets": [self.alertmanager_url.removeprefix("http://")]}]}]}
+        (work / "prometheus.yml").write_text(yaml.safe_dump(config))
+        port = triton.free_port()
+        self.spawn("prometheus", [
+            prometheus, f"--config.file={work / 'prometheus.yml'}",
+            f"--storage.tsdb.path={work / 'data'}", f"--web.listen-address=127.0.0.1:{port}"])
+        self.prometheus_url = f"http://127.0.0.1:{port}"
+        print(f"Prometheus {self.prometheus_url} scrapes Triton and lifecycled with the shipped "
+              "alert rules (every `for:` shortened to 10 s for the demo)"
+              + (f"; Alertmanager {self.alertmanager_url} routes them as shipped, Slack to a "
+                 "local sink" if self.alertmanager_url else
+                 "; Alertmanager is not installed: alerts are not routed"))
+
+    def spawn(self, name: str, argv: list[str]) -> None:
+        log = (self.dir / "logs" / f"{name}.log").open("ab")
+        self.processes.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT))
+
+    def show_alerts(self) -> None:
+        """The alerts firing in Prometheus, and the notifications Slack's stand-in received."""
+        if self.prometheus_url is None:
+            print("(no Prometheus here: nothing to show)")
+            return
+
+        def firing() -> list[dict[str, Any]]:
+            alerts = requests.get(f"{self.prometheus_url}/api/v1/alerts",
+                                  timeout=10).json()["data"]["alerts"]
+            return [a for a in alerts if a["state"] == "firing"]
+
+        # fraud_detection fails ~3 % of its requests (step 4), above its max_error_ratio of 1 %
+        self.wait("LifecycledTritonErrorRatioHigh to fire", lambda: any(
+            a["labels"]["alertname"] == "LifecycledTritonErrorRatioHigh" for a in firing()))
+        print(f"$ curl -s {self.prometheus_url}/api/v1/alerts   # firing now:")
+        for alert in sorted(firing(), key=lambda a: (a["labels"].get("severity", ""),
+                                                     a["labels"]["alertname"])):
+            labels = alert["labels"]
+            who = ":".join(v for v in (labels.get("model"), labels.get("version")) if v) \
+                or labels.get("endpoint", "")
+            segment = f" {labels['segment']}" if labels.get("segment") else ""
+            print(f"  {labels['alertname']:<34} {labels.get('severity', ''):<9} {who}{segment}")
+        if self.slack is not None:
+            slack = self.slack
+            self.wait("Alertmanager's first Slack message", lambda: slack.received)
+            titles = sorted({attachment.get("title", "") for message in slack.received
+                             for attachment in message.get("attachments", [])})
+            print(f"Slack (a local sink) received {len(slack.received)} message(s) from "
+                  f"Alertmanager, routed as shipped:")
+            for title in titles:
+                print(f"  {title}")
 
     def start_daemon(self) -> None:
         log = (self.dir / "logs" / "lifecycled.log").open("ab")
-        self.processes.append(subprocess.Popen(
+        self.processes.insert(0, subprocess.Popen(  # first: wait() watches it
             [sys.executable, "-m", "lifecycled", "run", "--config", str(self.config)],
             stdout=log, stderr=subprocess.STDOUT, cwd=self.dir, env=self.env))
 
@@ -280,6 +352,9 @@ class Demo:
         self.write_config()
 
         say("Step 1: register the three credit-risk models with their metadata and thresholds")
+        print("Every command below reads the demo's configuration from $LIFECYCLED_CONFIG; in "
+              "another shell:")
+        print(f"$ export LIFECYCLED_CONFIG={shlex.quote(str(self.config))}")
         self.cli("check-config")
         self.cli("models", "register", "--file", str(ROOT / "config" / "examples" /
                                                      "seed-models.yaml"))
@@ -291,10 +366,7 @@ class Demo:
         self.start_daemon()
         self.wait("/readyz", lambda: self._ready())
         print(f"lifecycled is ready on http://127.0.0.1:{self.port}")
-        self.prometheus_url = self.start_prometheus()
-        if self.prometheus_url:
-            print(f"Prometheus (installed here) scrapes Triton and lifecycled with the shipped "
-                  f"alert rules: {self.prometheus_url}")
+        self.start_alerting()
 
         say("Step 3: auto-discovery finds what Triton serves, including a model not in the config")
         self.wait("discovery", lambda: any(m["name"] == SHADOW.name for m in
@@ -309,7 +381,8 @@ class Demo:
             for m in ("credit_scoring/1", "fraud_detection/2", "risk_assessment/3")))
         self.cli("collect")
 
-        say("Step 5: the performance report of each model")
+        say("Step 5: the performance report of each model (fraud_detection fails about 3 % of "
+            "its requests: the traffic sends it rows its backend refuses)")
         for model in ("credit_scoring:1", "fraud_detection:2", "risk_assessment:3"):
             self.print_performance(model)
 
@@ -371,12 +444,15 @@ class Demo:
               f"{estimation['realized']['accuracy']:.3f} (error "
               f"{estimation['error']['accuracy']:+.3f}); before the decay the labels showed "
               f"{self.accuracy_before:.3f}")
+        say("Step 12: the alerts Prometheus raised from lifecycled's metrics and Triton's")
+        self.show_alerts()
         print(f"\nState, configuration, data, backups and logs are in {self.dir}")
         if keep:
             pids = " ".join(str(p.pid) for p in self.processes)
             print(f"--keep: daemon http://127.0.0.1:{self.port}/metrics and /api/v1/models; "
                   f"Triton {self.triton.url}"
                   + (f"; Prometheus {self.prometheus_url}" if self.prometheus_url else "")
+                  + (f"; Alertmanager {self.alertmanager_url}" if self.alertmanager_url else "")
                   + f"; stop them with: kill {pids} {self.triton.process.pid}")
         return 0
 
@@ -441,10 +517,15 @@ class Demo:
         def fmt(value: Any, unit: str = "", scale: float = 1.0) -> str:
             return "unknown" if value is None else f"{value * scale:.3g}{unit}"
 
+        assert self.triton is not None
+        stats = requests.get(f"{self.triton.url}/v2/models/{name}/versions/{version}/stats",
+                             timeout=10).json()["model_stats"][0]["inference_stats"]
+        ok, failed = stats["success"]["count"], stats["fail"]["count"]
         breaches = ", ".join(b["threshold"] for b in evaluation.get("breaches", [])) or "none"
         print(f"{model:<20} throughput {fmt(snap.get('requests_per_second'), ' req/s')}, "
               f"p99 {fmt(snap.get('latency_p99_seconds'), ' ms', 1000)}, "
-              f"errors {fmt(snap.get('error_ratio'), ' %', 100)}, "
+              f"errors {fmt(snap.get('error_ratio'), ' %', 100)} of the last interval "
+              f"({failed} of {ok + failed} requests since Triton started), "
               f"accuracy {fmt(snap.get('accuracy'))}; level {evaluation.get('level', 'unknown')} "
               f"(score {fmt(evaluation.get('score'))}); breaches: {breaches}")
 
@@ -463,6 +544,8 @@ class Demo:
             self.triton.stop()
         if self.pipeline is not None:
             self.pipeline.stop()
+        if self.slack is not None:
+            self.slack.stop()
 
 
 def main() -> int:

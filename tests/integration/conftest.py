@@ -57,23 +57,6 @@ def triton_factory(tmp_path: Path) -> Iterator[Callable[..., triton.TritonServer
         server.stop()
 
 
-def alertmanager_config(slack_url_file: Path, smtp: str, password_file: Path) -> dict[str, Any]:
-    """The shipped routing, with its sinks and timings made local and fast."""
-    import yaml
-
-    from tests.conftest import ROOT
-    config = yaml.safe_load((ROOT / "alerting" / "alertmanager.yml").read_text())
-    config["global"].update({"smtp_smarthost": smtp, "smtp_require_tls": False,
-                             "smtp_auth_password_file": str(password_file)})
-    config["route"].update({"group_wait": "1s", "group_interval": "2s", "repeat_interval": "1h"})
-    config["templates"] = [str(ROOT / "alerting" / "templates" / "*.tmpl")]  # the config moves
-    for receiver in config["receivers"]:
-        for slack in receiver.get("slack_configs", []):
-            slack["api_url_file"] = str(slack_url_file)
-        receiver.pop("pagerduty_configs", None)  # no PagerDuty here; amtool checks its route
-    return config
-
-
 def endpoint(name: str, server: triton.TritonServer, **extra: object) -> dict[str, object]:
     """A sources.triton entry for ``server``."""
     return {"name": name, "url": server.url, "metrics_url": server.metrics_url, "timeout": "5s",

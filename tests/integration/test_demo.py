@@ -1,9 +1,13 @@
-"""The demo end to end (real Triton, the daemon, the pipeline), on SQLite and on PostgreSQL,
-checked from the state it leaves and not from its printed text."""
+"""The demo end to end (real Triton, the daemon, the pipeline, Prometheus and Alertmanager), on
+SQLite and on PostgreSQL, checked from the state it leaves, and its printed words against what
+they claim: commands that paste and run, and the alerts it says fired."""
 
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -93,3 +97,32 @@ def test_the_demo_tells_the_whole_story(tmp_path: Path, state_url: str) -> None:
     assert {"model.update_requested", "model.update_completed"} <= sent
     store.close()
     assert (run / "logs" / "lifecycled.log").exists()
+    check_the_printed_words(proc.stdout, run)
+
+
+def check_the_printed_words(out: str, run: Path) -> None:
+    """Before, printed commands were not quoted (pasting them failed), the --config they need was
+    never shown, and a critical alert fired for fraud_detection while the demo printed 'errors
+    0 %'."""
+    lines = out.splitlines()
+    export = next(line for line in lines if line.startswith("$ export LIFECYCLED_CONFIG="))
+    (assignment,) = shlex.split(export[2:])[1:]
+    config = assignment.split("=", 1)[1]
+    assert Path(config) == run / "config" / "lifecycled.yaml"
+    commands = [shlex.split(line[2:]) for line in lines if line.startswith("$ lifecycled ")]
+    assert len(commands) > 10 and not [c for c in commands if "--config" in c]
+    with_spaces = [c for c in commands if any(" " in word for word in c)]
+    assert with_spaces  # e.g. --reason 'model risk review approved', one word when pasted
+    env = {**os.environ, "LIFECYCLED_CONFIG": config}
+    shown = subprocess.run([sys.executable, "-m", "lifecycled", "models", "show",
+                            "fraud_detection:2"], capture_output=True, text=True, env=env,
+                           timeout=120)
+    assert shown.returncode == 0, shown.stderr  # a printed command, pasted after the export
+    fraud = next(line for line in lines if line.startswith("fraud_detection:2    throughput"))
+    assert "requests since Triton started" in fraud
+    if shutil.which("prometheus") and shutil.which("prometheus-alertmanager"):
+        firing = lines[lines.index(next(line for line in lines if "/api/v1/alerts" in line)):]
+        assert any(line.split()[:3] == ["LifecycledTritonErrorRatioHigh", "critical",
+                                        "fraud_detection:2"] for line in firing)
+        assert any("LifecycledTritonErrorRatioHigh fraud_detection:2" in line
+                   for line in firing if "FIRING" in line)

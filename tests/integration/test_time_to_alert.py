@@ -25,8 +25,9 @@ from lifecycled.alerting import time_to_alert
 from lifecycled.settings import ScheduleSettings
 
 from devtools import triton
+from devtools.alerting import alertmanager_config
 from tests.conftest import ROOT
-from tests.integration.conftest import alertmanager_config, endpoint, wait_for, write_outcomes
+from tests.integration.conftest import endpoint, wait_for, write_outcomes
 from tests.integration.test_daemon import FAST, Daemon, daemon_config
 from tests.sinks import HttpSink
 
