@@ -191,12 +191,11 @@ def run_daemon(config: str | None, *, once: bool = False,
         except ValueError as exc:
             raise ConfigError([f"{listen_key}: {exc}"]) from None
     app = open_app(config, environ)
-    if web_config_file is not None:
-        try:
-            web_config(app.settings.daemon, web_config_file)
-        except ConfigError as exc:
-            app.close()
-            raise ConfigError([f"--web.config.file: {p}" for p in exc.problems]) from None
+    try:
+        web = web_config(app.settings.daemon, web_config_file)
+    except ConfigError as exc:  # daemon.web_config_file was checked with the settings
+        app.close()
+        raise ConfigError([f"--web.config.file: {p}" for p in exc.problems]) from None
     logs.configure(app.settings.daemon.log_level, app.settings.daemon.log_format)
     notifier = Notifier(environ)
     warn_threshold_differences(app.settings, app.store)
@@ -227,7 +226,7 @@ def run_daemon(config: str | None, *, once: bool = False,
         server = ListenerProcess(
             api, host, port, state_url=daemon.state_url, base_dir=state_base_dir(environ),
             state_password=store_password(app.settings, environ),
-            web=web_config(daemon, web_config_file),
+            web=web,
             endpoints=lambda: list(runtime.ctx.settings.webhooks),
             intervals=lambda: {task: getattr(runtime.ctx.settings.schedule, task)
                                for task in runtime.jobs},

@@ -7,10 +7,10 @@ a render would hold it away from the scrapes being answered. So two child proces
 where the sandbox allows it, so that they yield the CPU to the tasks: the listener owns the socket
 and answers scrapes with the bytes of the last render; the renderer holds its own connection to
 the state store and renders /metrics when the listener asks (after a state change, or when the
-last render is old). Every
-other request (health, readiness, the API) is handed to the daemon over a pipe and answered there
-by ``http.reply_for``. Both children exit as soon as the daemon closes its pipes or dies, which
-frees the port; a listener whose renderer died exits too, and the daemon starts both again.
+last render is old). Every other request (health, readiness, the API) is handed to the daemon
+over a pipe and answered there by ``http.reply_for``. Both children exit as soon as the daemon
+closes its pipes or dies, which frees the port; a listener whose renderer died exits too, and the
+daemon starts both again.
 
 Messages, daemon -> listener (control pipe): ("invalidate", webhook endpoints, task intervals,
 whether the daemon's last write to the store succeeded, this replica's state or None), ("stop",).

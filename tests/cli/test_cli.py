@@ -351,3 +351,32 @@ def test_register_merges_with_what_discovery_learned_and_history_shows_it(
     text = cli("models", "history", "shadow_scoring:1").out
     assert "CHANGES" in text and "owner_team: auto_discovery -> risk_ml" in text
     assert "framework" not in text.split("CHANGES", 1)[1]  # kept, so not a change
+
+
+def test_init_writes_a_valid_config_the_scrape_job_and_the_shipped_files(
+        cli: Cli, tmp_path: Path) -> None:
+    folder = tmp_path / "etc"
+    made = cli("init", str(folder), "--triton", "http://triton.internal:8000", "--prometheus",
+               "http://prometheus.internal:9090", config=None)
+    assert made.code == 0, made.err
+    config = folder / "lifecycled.yaml"
+    check = cli("check-config", "--json", config=config)
+    assert check.code == 0, check.err
+    assert check.json()["prometheus"] is True and check.json()["triton_endpoints"] == 1
+    import yaml
+
+    (job,) = yaml.safe_load((folder / "prometheus-scrape.yml").read_text())
+    assert job["static_configs"] == [{"targets": ["127.0.0.1:9877"]}]
+    shipped = {p.relative_to(folder / "shipped").as_posix()
+               for p in (folder / "shipped").rglob("*") if p.is_file()}
+    assert {"config/lifecycled.yaml", "config/systemd/lifecycled.service",
+            "alerting/alertmanager.yml", "alerting/rules/lifecycled.yml",
+            "alerting/templates/lifecycled.tmpl",
+            "grafana/dashboards/lifecycled-overview.json"} <= shipped
+    assert (folder / "shipped" / "alerting" / "rules" / "lifecycled.yml").read_text() == \
+        (ROOT / "alerting" / "rules" / "lifecycled.yml").read_text()
+    again = cli("init", str(folder), config=None)
+    assert again.code == 2 and "exists; --force replaces" in again.err
+    bad = cli("init", str(tmp_path / "x"), "--triton", "triton:8000", config=None)
+    assert bad.code == 2 and "--triton 'triton:8000': expected an http:// or https:// URL" \
+        in bad.err

@@ -4,7 +4,9 @@ scrape configuration for lifecycled, and a copy of every shipped file a deployme
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shlex
 from importlib import resources
 from importlib.abc import Traversable
 from pathlib import Path
@@ -15,7 +17,7 @@ import yaml
 
 from lifecycled.cli.output import EXIT_OK, Formatter
 from lifecycled.errors import InputError
-from lifecycled.settings import listenable
+from lifecycled.settings import MonitoringSettings, listenable
 
 CONFIG = """\
 # lifecycled: one Triton, one Prometheus. Check it with
@@ -34,8 +36,7 @@ sources:
   triton:
     - name: triton                  # the endpoint's name in metrics and logs
       url: {triton}                 # Triton's HTTP API (KServe v2)
-      metrics_url: {triton_metrics}   # Triton's /metrics (port 8002 by default)
-{prometheus_block}
+{metrics_line}{prometheus_block}
 # Models Triton serves are registered by discovery as `{initial}` until a person promotes them:
 #   lifecycled models set-status NAME:VERSION production --reason "..." --config {config}
 # Owners, thresholds and drift settings per model: one file per model in models.d/
@@ -58,11 +59,6 @@ SCRAPE = """\
   static_configs:
     - targets: ["{target}"]
 """
-
-
-def _metrics_url(triton: str) -> str:
-    parts = urlsplit(triton)
-    return f"{parts.scheme or 'http'}://{parts.hostname or '127.0.0.1'}:8002/metrics"
 
 
 def _url(value: str, flag: str) -> str:
@@ -89,8 +85,7 @@ def _copy_tree(source: Traversable, target: Path, written: list[Path]) -> None:
 def cmd_init(args: argparse.Namespace) -> int:
     folder = Path(args.dir)
     triton = _url(args.triton, "--triton")
-    metrics = _url(args.triton_metrics, "--triton-metrics") if args.triton_metrics \
-        else _metrics_url(triton)
+    metrics = _url(args.triton_metrics, "--triton-metrics") if args.triton_metrics else None
     prometheus = _url(args.prometheus, "--prometheus") if args.prometheus else None
     try:
         listenable(args.listen)
@@ -104,11 +99,14 @@ def cmd_init(args: argparse.Namespace) -> int:
         raise InputError(f"{existing[0]} exists; --force replaces what init writes")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "models.d").mkdir(exist_ok=True)
-    block = PROMETHEUS.format(prometheus=prometheus) if prometheus else (
+    block = PROMETHEUS.format(prometheus=json.dumps(prometheus)) if prometheus else (
         "  # prometheus: {url: http://127.0.0.1:9090}   # read serving metrics from Prometheus\n")
-    text = CONFIG.format(config=config, listen=args.listen, triton=triton,
-                         triton_metrics=metrics, prometheus_block=block,
-                         initial="staging")
+    metrics_line = (f"      metrics_url: {json.dumps(metrics)}   # Triton's /metrics\n" if metrics
+                    else "      # metrics_url: default: the url's host, port 8002, /metrics\n")
+    text = CONFIG.format(config=config, listen=json.dumps(args.listen),
+                         triton=json.dumps(triton), metrics_line=metrics_line,
+                         prometheus_block=block,
+                         initial=MonitoringSettings().initial_status.value)
     yaml.safe_load(text)  # what we write must read back
     written: list[Path] = []
     config.write_text(text, encoding="utf-8")
@@ -119,8 +117,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     _copy_tree(resources.files("lifecycled") / "shipped", shipped, written)
     print(f"wrote {config}, {scrape} and {len(written) - 2} shipped files under {shipped}/")
     print("next:")
-    print(f"  lifecycled check-config --probe --config '{config}'")
-    print(f"  lifecycled run --config '{config}'")
+    print(f"  {shlex.join(['lifecycled', 'check-config', '--probe', '--config', str(config)])}")
+    print(f"  {shlex.join(['lifecycled', 'run', '--config', str(config)])}")
     print(f"  # and the job in {scrape} under scrape_configs: in prometheus.yml")
     return EXIT_OK
 
