@@ -176,7 +176,7 @@ def push(ctx: Context, ref: ModelRef, kind: str, body: bytes, content_type: str
     quality = model.quality
     where = f"POST {kind} of {ref}"
     try:
-        data = table_to_columns(plain_columns(where, _body_table(where, body, content_type)))
+        data = read_body(where, body, content_type)
         now = ctx.clock()
         if kind == "predictions":
             rows = _prediction_rows(where, data, ref, quality.predictions
@@ -194,7 +194,20 @@ def push(ctx: Context, ref: ModelRef, kind: str, body: bytes, content_type: str
     return {"model": str(ref), "kind": kind, "rows": count, "new": added}
 
 
-def _body_table(where: str, body: bytes, content_type: str) -> pa.Table:
+def read_body(where: str, body: bytes, content_type: str) -> dict[str, np.ndarray]:
+    """A pushed body's columns; SourceError (a 400) for anything that is not a flat table."""
+    table = parse_body(where, body, content_type)
+    try:
+        return table_to_columns(plain_columns(where, table))
+    except (pa.ArrowException, ValueError) as exc:  # values the validation let through
+        raise SourceError(where, f"cannot read the body: {exc}") from exc
+
+
+def parse_body(where: str, body: bytes, content_type: str) -> pa.Table:
+    """The table a pushed body holds (JSON Lines or Arrow IPC); SourceError when it is not one.
+    Arrow IPC is read batch by batch, each validated in full before any of its values is
+    touched (pyarrow trusts a body's offsets, and a corrupted one crashed the process), and the
+    decoded size is bounded (a compressed body can expand a thousandfold)."""
     import pyarrow.ipc as ipc
     import pyarrow.json as pa_json
 
@@ -204,13 +217,34 @@ def _body_table(where: str, body: bytes, content_type: str) -> pa.Table:
             check_flat_lines(where, body)  # pyarrow's JSON reader crashes on deep nesting
             return pa_json.read_json(pa.BufferReader(body))
         if media == ARROW_STREAM:
-            return ipc.open_stream(pa.BufferReader(body)).read_all()
+            stream = ipc.open_stream(pa.BufferReader(body))
+            return _validated(where, stream.schema, iter(stream), len(body))
         if media == ARROW_FILE:
-            return ipc.open_file(pa.BufferReader(body)).read_all()
-    except (pa.ArrowException, OSError) as exc:
+            file = ipc.open_file(pa.BufferReader(body))
+            return _validated(where, file.schema, (file.get_batch(i)
+                                                   for i in range(file.num_record_batches)),
+                              len(body))
+    except (pa.ArrowException, OSError, ValueError) as exc:
         raise SourceError(where, f"cannot read the body: {exc}") from exc
     raise SourceError(where, f"Content-Type {media!r}: send JSON Lines (application/x-ndjson) "
                              f"or Arrow IPC ({ARROW_STREAM})")
+
+
+DECODED_PER_BODY_BYTE = 16  # decoded bytes allowed per byte of an Arrow body ...
+DECODED_FLOOR = 256 * 2**20  # ... and at least this many
+
+
+def _validated(where: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch],
+               size: int) -> pa.Table:
+    limit = max(DECODED_FLOOR, DECODED_PER_BODY_BYTE * size)
+    kept, decoded = [], 0
+    for batch in batches:
+        batch.validate(full=True)  # offsets, lengths and UTF-8 checked: nothing read past a buffer
+        decoded += batch.nbytes
+        if decoded > limit:
+            raise SourceError(where, f"the body decodes to more than {limit} bytes")
+        kept.append(batch)
+    return pa.Table.from_batches(kept, schema=schema)
 
 
 def judge(ctx: Context, ref: ModelRef, model: ModelSettings, now: float) -> dict[str, Any]:
