@@ -337,3 +337,22 @@ def test_a_bad_listen_flag_is_one_line_and_exit_2(tmp_path: Path, flag: str, err
                            "--web.listen-address", flag], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 2 and error in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_post_without_the_token_is_refused_before_its_body(url: str) -> None:
+    """Unauthenticated push bodies (up to 64 MiB) were read whole and shipped to the daemon
+    before the token was checked, and `Expect: 100-continue` without a token got
+    `100 Continue`."""
+    host, port = url.removeprefix("http://").split(":")
+    head = (b"POST /api/v1/models/m/1/predictions HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/x-ndjson\r\nContent-Length: 50000000\r\n")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(head + b"Expect: 100-continue\r\n\r\n")
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            reply += sock.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 401"), reply[:200]
+    assert b"100 Continue" not in reply
+    wrong = raw(url, head.replace(b"Content-Length: 50000000", b"Content-Length: 2")
+                + b"Authorization: Bearer nope\r\n\r\n{}")
+    assert wrong.startswith(b"HTTP/1.1 401") and b"bearer token" in wrong

@@ -226,7 +226,7 @@ def run_daemon(config: str | None, *, once: bool = False,
         server = ListenerProcess(
             api, host, port, state_url=daemon.state_url, base_dir=state_base_dir(environ),
             state_password=store_password(app.settings, environ),
-            web=web,
+            web=web, token_source=(daemon.api_token_file, daemon.api_token_env),
             endpoints=lambda: list(runtime.ctx.settings.webhooks),
             intervals=lambda: {task: getattr(runtime.ctx.settings.schedule, task)
                                for task in runtime.jobs},

@@ -65,10 +65,12 @@ class Api:
     posts: dict[str, Handler] = field(default_factory=dict)  # first path part after /api/v1
 
     def authorised(self, request: Request) -> bool:
-        expected = self.token()
-        given = request.headers.get("authorization", "")
-        return bool(expected) and hmac.compare_digest(given.encode(),
-                                                      f"Bearer {expected}".encode())
+        return bearer_matches(self.token(), request.headers.get("authorization", ""))
+
+
+def bearer_matches(expected: str | None, given: str) -> bool:
+    """``given`` (an Authorization header) is ``Bearer <expected>``; never without a token."""
+    return bool(expected) and hmac.compare_digest(given.encode(), f"Bearer {expected}".encode())
 
 
 def model_detail(store: Store, ref: ModelRef) -> dict[str, Any]:
@@ -382,10 +384,13 @@ class Listener:
     pool, so a slow store query never blocks the event loop."""
 
     def __init__(self, route: Callable[[Request], Reply], exposition: Exposition,
-                 push_limit: int = MAX_BODY, users: Mapping[str, str] | None = None) -> None:
+                 push_limit: int = MAX_BODY, users: Mapping[str, str] | None = None,
+                 token: Callable[[], str | None] | None = None) -> None:
         self.route = route
         self.exposition = exposition
         self.basic_auth = BasicAuth(users or {})  # readers must log in when users are given
+        # the API token, checked here before a POST's body is read (None: the route checks it)
+        self.token = token
         self.push_limit = push_limit  # the body limit of a prediction or label push
         self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="http")
 
@@ -416,6 +421,14 @@ class Listener:
             # (a state change) is judged by its bearer token instead
             return json_reply(401, {"error": "authentication required"},
                               {"WWW-Authenticate": 'Basic realm="lifecycled"'})
+        if method == "POST" and self.token is not None and not bearer_matches(
+                self.token(), headers.get("authorization", "")):
+            # refused before a byte of the body is read: a client that asked `Expect:
+            # 100-continue` is never told to go on, and the others' bodies are dropped unread
+            if "expect" not in headers:
+                await self._drop(receive)
+            return json_reply(401, {"error": "a valid bearer token is required"},
+                              {"Connection": "close"})
         length = headers.get("content-length", "0")
         if not length.strip().isdigit():
             return json_reply(400, {"error": "Content-Length must be a non-negative integer"},
@@ -579,7 +592,7 @@ class HttpServer:
                  exposition: Exposition | None = None, push_limit: int = 64 * 2**20) -> None:
         self.exposition = exposition or Exposition(render_locally(api.registry))
         listener = Listener(lambda request: reply_for(api, request), self.exposition, push_limit,
-                            web.users)
+                            web.users, api.token)
         self.socket = bind(host, port)
         try:
             self.uvicorn = Uvicorn(listener, self.socket, web)

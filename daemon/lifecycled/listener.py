@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from lifecycled import logs
-from lifecycled.errors import LifecycledError
+from lifecycled.errors import ConfigError, LifecycledError
 from lifecycled.http import (
     Api,
     Exposition,
@@ -50,6 +50,7 @@ from lifecycled.http import (
     render_locally,
     reply_for,
 )
+from lifecycled.secrets import read_secret
 from lifecycled.webconfig import PLAIN, WebConfig
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,8 @@ def _renderer(render: Connection, state_url: str, base_dir: str, state_password:
 
 
 def _child(sock: Any, requests: Connection, control: Connection, render: Connection,
-           web: WebConfig, log_level: str, log_format: str,
+           web: WebConfig, token_source: tuple[str | None, str | None], log_level: str,
+           log_format: str,
            push_limit: int) -> None:
     _die_with_parent()
     try:
@@ -140,7 +142,8 @@ def _child(sock: Any, requests: Connection, control: Connection, render: Connect
                 os._exit(1)
 
         exposition = Exposition(rendered)
-        server = Uvicorn(Listener(forward, exposition, push_limit, web.users), sock, web)
+        server = Uvicorn(Listener(forward, exposition, push_limit, web.users,
+                                  token_reader(*token_source)), sock, web)
         server.start()
     except Exception as exc:  # reported to the daemon, which says it in one line
         _tell(control, ("failed", f"{type(exc).__name__}: {exc}"))
@@ -164,6 +167,19 @@ def _tell(control: Connection, message: tuple[Any, ...]) -> None:
         control.send(message)
     except (EOFError, OSError):
         os._exit(0)  # the daemon died while this process started: free the port at once
+
+
+def token_reader(file: str | None, env: str | None) -> Callable[[], str | None]:
+    """The API token from its file (read at each call: a rotated token needs no restart) or
+    variable, as the daemon reads it; None while there is none (every POST is then refused)."""
+    def read() -> str | None:
+        if not (file or env):
+            return None
+        try:
+            return read_secret(file, env, os.environ, what="daemon.api_token")
+        except ConfigError:
+            return None  # the daemon logs why, once, when it reads it
+    return read
 
 
 def _give_way() -> None:
@@ -195,6 +211,7 @@ class ListenerProcess:
 
     def __init__(self, api: Api, host: str, port: int, *, state_url: str, base_dir: Path,
                  state_password: str | None = None, web: WebConfig = PLAIN,
+                 token_source: tuple[str | None, str | None] = (None, None),
                  endpoints: Callable[[], Iterable[str]] = lambda: (),
                  intervals: Callable[[], dict[str, float]] = dict,
                  store_writable: Callable[[], bool | None] = lambda: None,
@@ -205,7 +222,7 @@ class ListenerProcess:
         self.socket = bind(host, port)
         self.store_options = (state_url, str(base_dir), state_password, log_level, log_format,
                               os.getpid())
-        self.options = (web, log_level, log_format, push_limit)
+        self.options = (web, token_source, log_level, log_format, push_limit)
         self.endpoints = endpoints
         self.intervals = intervals
         self.store_writable = store_writable
