@@ -106,3 +106,34 @@ def test_the_api_serves_the_latest_stored_check(tmp_path: Path) -> None:
     finally:
         server.stop()
         store.close()
+
+
+def test_a_report_renders_once_and_one_at_a_time() -> None:
+    """Nothing was cached and every request rendered afresh: anyone who reached the port could
+    keep the daemon rendering. A check never changes, so its page is kept; while one renders,
+    another request is told to come back (the route's 503 with Retry-After)."""
+    import threading
+
+    from lifecycled.domain import ModelRef
+    from lifecycled.http import Reports
+
+    reports, release, started = Reports(), threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def slow() -> str:
+        calls.append(1)
+        started.set()
+        release.wait(30)
+        return "<html>report</html>"
+
+    ref = ModelRef("credit_scoring", "1")
+    first: list[str | None] = []
+    worker = threading.Thread(target=lambda: first.append(reports.page(ref, 1.0, slow)))
+    worker.start()
+    assert started.wait(30)
+    assert reports.page(ModelRef("fraud_detection", "2"), 1.0, slow) is None  # busy
+    release.set()
+    worker.join(30)
+    assert first == ["<html>report</html>"]
+    assert reports.page(ref, 1.0, slow) == "<html>report</html>" and len(calls) == 1
+    assert reports.page(ref, 2.0, lambda: "newer") == "newer"  # a newer check is rendered

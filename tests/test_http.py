@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -356,3 +357,43 @@ def test_a_post_without_the_token_is_refused_before_its_body(url: str) -> None:
     wrong = raw(url, head.replace(b"Content-Length: 50000000", b"Content-Length: 2")
                 + b"Authorization: Bearer nope\r\n\r\n{}")
     assert wrong.startswith(b"HTTP/1.1 401") and b"bearer token" in wrong
+
+
+def test_a_slow_request_holds_up_neither_health_nor_the_api(tmp_path: Path) -> None:
+    """Every non-/metrics request went through one pipe and one daemon thread: a 63 MiB push
+    blocked /healthz 13 s and a report render froze /readyz for a minute. Here one POST is held
+    in its route until the test lets it go; meanwhile health, readiness and reads answer."""
+    import threading as threads
+
+    from lifecycled.listener import ListenerProcess
+
+    release, entered = threads.Event(), threads.Event()
+
+    def held(request: http.Request) -> tuple[int, Any]:
+        entered.set()
+        release.wait(60)
+        return 200, {"held": True}
+
+    (tmp_path / "token").write_text(TOKEN)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    store = open_store(url, tmp_path)
+    api = http.Api(store, CollectorRegistry(), lambda: (True, {}), lambda: TOKEN,
+                   posts={"slow": held})
+    server = ListenerProcess(api, "127.0.0.1", 0, state_url=url, base_dir=tmp_path,
+                             token_source=(str(tmp_path / "token"), None))
+    server.start()
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            slow = pool.submit(requests.post, base + "/api/v1/slow", json={}, timeout=60,
+                               headers={"Authorization": f"Bearer {TOKEN}"})
+            assert entered.wait(30), "the POST never reached its route"
+            for path in ("/healthz", "/readyz", "/api/v1/models"):
+                assert requests.get(base + path, timeout=5).status_code == 200, path
+            assert not slow.done()
+            release.set()
+            assert slow.result().json() == {"held": True}
+    finally:
+        release.set()
+        server.stop()
+        store.close()

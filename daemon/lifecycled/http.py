@@ -14,6 +14,7 @@ import sqlite3
 import ssl
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ class Api:
     ready: Callable[[], tuple[bool, dict[str, Any]]]
     token: Callable[[], str | None] = lambda: None
     posts: dict[str, Handler] = field(default_factory=dict)  # first path part after /api/v1
+    reports: Reports = field(default_factory=lambda: Reports())
 
     def authorised(self, request: Request) -> bool:
         return bearer_matches(self.token(), request.headers.get("authorization", ""))
@@ -96,25 +98,68 @@ def model_detail(store: Store, ref: ModelRef) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class Busy:
+    """A route's reply while what it needs is in use: a 503 with Retry-After."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class HtmlPage:
     """A route's reply that is a page for people rather than JSON."""
 
     text: str
 
 
-def drift_report_page(store: Store, ref: ModelRef) -> tuple[int, Any]:
+class Reports:
+    """Rendered drift reports, kept by the drift check they show (a check never changes), and
+    one render at a time: a report of hundreds of features takes a minute, and a second
+    request meanwhile gets a 503 with Retry-After instead of a second render."""
+
+    KEPT = 16
+
+    def __init__(self) -> None:
+        self.pages: OrderedDict[tuple[ModelRef, float], str] = OrderedDict()
+        self.lock = threading.Lock()
+        self.rendering = threading.Lock()
+
+    def page(self, ref: ModelRef, at: float, render: Callable[[], str]) -> str | None:
+        """The page of check ``(ref, at)``, rendered now if needed; None while another renders."""
+        with self.lock:
+            if (ref, at) in self.pages:
+                self.pages.move_to_end((ref, at))
+                return self.pages[(ref, at)]
+        if not self.rendering.acquire(blocking=False):
+            return None
+        try:
+            text = render()
+        finally:
+            self.rendering.release()
+        with self.lock:
+            self.pages[(ref, at)] = text
+            while len(self.pages) > self.KEPT:
+                self.pages.popitem(last=False)
+        return text
+
+
+def drift_report_page(api: Api, ref: ModelRef) -> tuple[int, Any]:
     """GET /api/v1/models/{name}/{version}/drift/report.html: the latest stored drift check."""
     from lifecycled.drift_report import ReportUnavailable, render
     from lifecycled.store.results import latest_drift
 
-    store.get(ref)
-    found = latest_drift(store, ref)
+    api.store.get(ref)
+    found = latest_drift(api.store, ref)
     if not found:
         raise NotFoundError(f"no drift check stored for {ref}")
+    check = found[0]
     try:
-        return 200, HtmlPage(render(found[0].result, f"Drift report: {ref}"))
+        text = api.reports.page(ref, check.at,
+                                lambda: render(check.result, f"Drift report: {ref}"))
     except ReportUnavailable as exc:
         return 501, {"error": str(exc)}
+    if text is None:
+        return 503, Busy("another drift report is being rendered; try again shortly")
+    return 200, HtmlPage(text)
 
 
 def is_push(path: str) -> bool:
@@ -154,7 +199,7 @@ def route(api: Api, request: Request) -> tuple[int, Any]:
             return 200, model_detail(api.store, ModelRef(parts[3], parts[4]))
         if len(parts) == 7 and parts[:3] == ["api", "v1", "models"] \
                 and parts[5:] == ["drift", "report.html"]:
-            return drift_report_page(api.store, ModelRef(parts[3], parts[4]))
+            return drift_report_page(api, ModelRef(parts[3], parts[4]))
     if request.method == "POST" and parts[:2] == ["api", "v1"] and len(parts) > 2:
         handler = api.posts.get(parts[2])
         if handler is not None:
@@ -414,6 +459,8 @@ class Listener:
         if method not in ("GET", "HEAD", "POST"):
             return json_reply(405, {"error": f"method {method} not allowed"},
                                {"Allow": "GET, HEAD, POST", "Connection": "close"})
+        if path == "/healthz" and method != "POST":  # liveness waits on nothing
+            return json_reply(200, {"status": "alive"})
         if self.basic_auth and method != "POST" and path != "/healthz" and not await \
                 asyncio.get_running_loop().run_in_executor(
                     self.pool, self.basic_auth.allows, headers.get("authorization", "")):
@@ -522,6 +569,8 @@ def reply_for(api: Api, request: Request) -> Reply:
         status, payload = 500, {"error": str(exc)}
     if isinstance(payload, HtmlPage):
         return status, payload.text.encode(), "text/html; charset=utf-8", {}
+    if isinstance(payload, Busy):
+        return json_reply(status, {"error": payload.reason}, {"Retry-After": "10"})
     return json_reply(status, payload)
 
 

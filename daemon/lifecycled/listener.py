@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import itertools
 import logging
 import multiprocessing
 import os
@@ -32,6 +33,7 @@ import signal
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,7 @@ log = logging.getLogger(__name__)
 NICE = 10  # the child's niceness: serving and rendering metrics give way to the tasks
 PR_SET_PDEATHSIG = 1  # prctl(2)
 START_TIMEOUT = 60.0
+API_WORKERS = 8  # daemon threads answering the listener's requests at once
 
 
 def _renderer(render: Connection, state_url: str, base_dir: str, state_password: str | None,
@@ -119,16 +122,7 @@ def _child(sock: Any, requests: Connection, control: Connection, render: Connect
             else ("failed", f"no word from the renderer within {START_TIMEOUT:.0f} s")
         if word[0] != "started":
             raise LifecycledError(f"the metrics renderer did not start: {word[1]}")
-        lock = threading.Lock()
-
-        def forward(request: Request) -> Reply:
-            with lock:
-                try:
-                    requests.send(request)
-                    reply: Reply = requests.recv()
-                except (EOFError, OSError):
-                    return json_reply(503, {"error": "the daemon is stopping"})
-            return reply
+        forward = Forwarder(requests)
 
         def rendered() -> tuple[bytes, bytes]:
             try:
@@ -160,6 +154,55 @@ def _child(sock: Any, requests: Connection, control: Connection, render: Connect
         elif message[0] == "stop":
             server.stop()
             return
+
+
+class Forwarder:
+    """Requests handed to the daemon over one pipe, many in flight: each goes with an id and its
+    reply is matched by that id, so one slow route (a report, a large push) holds up no other."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._ids = itertools.count()
+        self._send = threading.Lock()
+        self._lock = threading.Lock()
+        self._waiting: dict[int, Future[Reply]] = {}
+        self._gone = False
+        threading.Thread(target=self._read, name="replies", daemon=True).start()
+
+    def __call__(self, request: Request) -> Reply:
+        future: Future[Reply] = Future()
+        with self._lock:
+            if self._gone:
+                return STOPPING
+            key = next(self._ids)
+            self._waiting[key] = future
+        try:
+            with self._send:
+                self.conn.send((key, request))
+        except (EOFError, OSError):
+            with self._lock:
+                del self._waiting[key]
+            return STOPPING
+        return future.result()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                key, reply = self.conn.recv()
+            except (EOFError, OSError):
+                with self._lock:
+                    self._gone = True
+                    waiting, self._waiting = self._waiting, {}
+                for future in waiting.values():
+                    future.set_result(STOPPING)
+                return
+            with self._lock:
+                waiter = self._waiting.pop(key, None)
+            if waiter is not None:
+                waiter.set_result(reply)
+
+
+STOPPING = json_reply(503, {"error": "the daemon is stopping"})
 
 
 def _tell(control: Connection, message: tuple[Any, ...]) -> None:
@@ -228,6 +271,8 @@ class ListenerProcess:
         self.store_writable = store_writable
         self.replica = replica
         self._send_lock = threading.Lock()
+        self._reply_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=API_WORKERS, thread_name_prefix="api")
         self._process: Any = None
         self._renderer: Any = None
         self._control: Connection | None = None
@@ -271,11 +316,13 @@ class ListenerProcess:
         self.invalidate()
 
     def _answer(self) -> None:
-        """Answer the child's requests; start a new child if this one dies."""
+        """Answer the child's requests, each in a thread of a small pool (a slow one holds up no
+        other); start a new child if this one dies."""
         while not self._stopping:
-            assert self._requests is not None
+            conn = self._requests
+            assert conn is not None
             try:
-                request = self._requests.recv()
+                key, request = conn.recv()
             except (EOFError, OSError):
                 if self._stopping:
                     return
@@ -287,15 +334,19 @@ class ListenerProcess:
                     log.error("%s", exc)
                     return
                 continue
-            try:
-                reply = reply_for(self.api, request)
-            except Exception as exc:  # a bug in a route: logged, a 500, the daemon runs on
-                log.exception("api request failed path=%s", request.path)
-                reply = json_reply(500, {"error": f"{type(exc).__name__}: {exc}"})
-            try:
-                self._requests.send(reply)
-            except (EOFError, OSError):
-                continue  # the child is gone; the next recv notices
+            self._pool.submit(self._reply, conn, key, request)
+
+    def _reply(self, conn: Connection, key: int, request: Request) -> None:
+        try:
+            reply = reply_for(self.api, request)
+        except Exception as exc:  # a bug in a route: logged, a 500, the daemon runs on
+            log.exception("api request failed path=%s", request.path)
+            reply = json_reply(500, {"error": f"{type(exc).__name__}: {exc}"})
+        try:
+            with self._reply_lock:
+                conn.send((key, reply))
+        except (EOFError, OSError):
+            pass  # that child is gone; its replacement asks again if it must
 
     def invalidate(self) -> None:
         """A state change: the child renders /metrics afresh for the next scrape."""
@@ -324,6 +375,7 @@ class ListenerProcess:
             if conn is not None:
                 conn.close()
         self._control = self._requests = None
+        self._pool.shutdown(wait=False, cancel_futures=True)
         self.socket.close()
 
     def alive(self) -> bool:

@@ -180,7 +180,8 @@ def test_kill_9_at_random_moments_loses_nothing(tmp_path: Path, triton_factory: 
         daemon.wait_until(daemon.ready, "readyz")
         triton.infer(server.url, "credit_scoring", [[0.1, 0.2, 0.3, 0.4]])
         # a CLI writer racing the daemon adds history the daemon must never lose
-        target = "deprecated" if cycle % 2 == 0 else "production"
+        # discovery registers it as staging: promoted first, then deprecated and back
+        target = "production" if cycle % 2 == 0 else "deprecated"
         moved = cli("models", "set-status", "risk_assessment:3", target, "--reason",
                     f"cycle {cycle}", config=config)
         assert moved.code == 0, moved.err
