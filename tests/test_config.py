@@ -267,3 +267,14 @@ def test_a_config_that_is_not_utf8_names_the_byte(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(config)
     assert info.value.problems == [f"{config}: not UTF-8 text (byte 0xff at offset 19)"]
+
+
+@pytest.mark.parametrize("crontab", ["61 * * * *", "every day", "* * *", "0 0 * * mon-fry"])
+def test_an_invalid_update_schedule_is_refused(crontab: str) -> None:
+    """An invalid cron passed check-config, then the updates task failed at every pass, so no
+    model got automatic update jobs."""
+    with pytest.raises(ConfigError) as info:
+        parse_settings({"policies": {"updates": {"schedule": crontab}}})
+    assert "policies.updates.schedule: not a crontab expression" in "\n".join(
+        info.value.problems)
+    assert parse_settings({"policies": {"updates": {"schedule": "0 3 * * 1"}}})

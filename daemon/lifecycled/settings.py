@@ -484,9 +484,23 @@ class UpdatePolicy(_Section):
         "drift_detection": True,
         "scheduled": False,
     }
-    schedule: str | None = None
+    schedule: str | None = None  # crontab (five fields, UTC) of scheduled update jobs
     cooldown: Duration = 86400.0
     job_timeout: PositiveDuration = 6 * 3600.0
+
+    @field_validator("schedule")
+    @classmethod
+    def _crontab(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as exc:  # the updates task would fail on it at every pass
+            raise ValueError(f"not a crontab expression (minute hour day month weekday): "
+                             f"{exc}") from None
+        return value
     min_validation_accuracy: Ratio = 0.8
     min_validation: dict[str, float] = {}
     load_in_triton: bool = False
