@@ -241,6 +241,12 @@ def test_render_a_prometheus_operator_manifest(tmp_path: Path) -> None:
     (["--triton-selector", 'job="a"}) or vector(1'], "--triton-selector"),
     (["--runbook-url-pattern", "https://wiki/runbooks"], "--runbook-url-pattern"),
     (["--out", "/nonexistent/dir"], "--out"),
+    # a line break or control character broke the file; an invalid regex was accepted
+    (["--selector", 'job="a",\nenv="b"'], "--selector"),
+    (["--selector", 'env="pro\x01d"'], "--selector"),
+    (["--runbook-url-pattern", "https://wiki/\n%s"], "--runbook-url-pattern"),
+    (["--selector", 'env=~"prod(|"'], "not a regular expression"),
+    (["--triton-selector", 'job=~"(?!test).*"'], "lookarounds"),
 ])
 def test_render_refuses_bad_options_in_one_line(argv: list[str], named: str) -> None:
     rendered = lifecycled("alerting", "render", *argv)
@@ -248,6 +254,18 @@ def test_render_refuses_bad_options_in_one_line(argv: list[str], named: str) -> 
     assert rendered.stdout == ""
     assert rendered.stderr.startswith("lifecycled: ") and named in rendered.stderr
     assert rendered.stderr.count("\n") == 1
+
+
+def test_render_with_no_selector_writes_rules_promtool_accepts(tmp_path: Path) -> None:
+    """`--selector ''` (documented as "'' for none") wrote 18 of 33 rules that promtool rejected:
+    a series' own matchers lost their opening brace."""
+    rendered = lifecycled("alerting", "render", "--selector", "", "--triton-selector", "",
+                          "--out", str(tmp_path))
+    assert rendered.returncode == 0, rendered.stderr
+    check = run(tool("promtool"), "check", "rules", str(tmp_path / "lifecycled.yml"))
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert 'lifecycled_model_threshold_breached{threshold="min_accuracy"}' in (
+        tmp_path / "lifecycled.yml").read_text()
 
 
 def test_the_readme_time_to_alert_table_is_current() -> None:

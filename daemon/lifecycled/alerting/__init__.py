@@ -4,6 +4,7 @@ environment, and the worst-case time to alert of each alert computed from what f
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -41,14 +42,44 @@ class Environment:
 
     def __post_init__(self) -> None:
         for option, value in (("--selector", self.selector),
+                              ("--triton-selector", self.triton_selector),
+                              ("--runbook-url-pattern", self.runbook_url_pattern)):
+            if any(ord(c) < 32 or ord(c) == 127 for c in value):
+                raise InputError(f"{option} {value!r}: control characters (a line break, say) "
+                                 "are not allowed")
+        for option, value in (("--selector", self.selector),
                               ("--triton-selector", self.triton_selector)):
             if not _SELECTOR.fullmatch(value):
                 raise InputError(f'{option} {value!r} is not a list of label matchers such as '
                                  f'job="lifecycled",env=~"prod|staging"')
+            for pattern in _REGEX_VALUES.findall(value):
+                problem = _regex_problem(pattern)
+                if problem:
+                    raise InputError(f"{option}: {pattern!r} is not a regular expression "
+                                     f"Prometheus accepts: {problem}")
         if self.runbook_url_pattern.count("%s") != 1 or "%" in self.runbook_url_pattern.replace(
                 "%s", ""):
             raise InputError(f"--runbook-url-pattern {self.runbook_url_pattern!r} needs exactly "
                              "one %s (the alert name) and no other %")
+
+
+_REGEX_VALUES = re.compile(r'[=!]~\s*("(?:[^"\\\n]|\\.)*")')
+_NOT_RE2 = re.compile(r"\(\?[=!<]|\\[1-9]")  # lookarounds and back-references: not in RE2
+
+
+def _regex_problem(quoted: str) -> str | None:
+    """Why the quoted matcher value is not a regular expression Prometheus (RE2) compiles."""
+    try:
+        pattern = json.loads(quoted)
+    except ValueError:
+        return "not a valid quoted string"
+    if _NOT_RE2.search(pattern):
+        return "lookarounds and back-references are not RE2"
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return str(exc)
+    return None
 
 
 def source() -> dict[str, Any]:
@@ -63,8 +94,8 @@ def select(expr: str, selector: str, triton_selector: str) -> str:
     def add(match: re.Match[str]) -> str:
         name = match.group(1)
         chosen = (selector if name.startswith("lifecycled_") else triton_selector).strip(" ,")
-        if not chosen:
-            return name
+        if not chosen:  # no selector: the series as written, its own matchers kept
+            return name + (match.group(2) or "")
         braces = match.group(2) or "{}"
         return name + "{" + chosen + ("}" if braces.endswith("}") else ", ")
 
