@@ -9,9 +9,23 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from lifecycled.core.drift import Reason, chi_square, compare, js_distance, psi, severity_of
+from lifecycled.core.drift import (
+    Reason,
+    chi_square,
+    compare,
+    compare_categorical,
+    js_distance,
+    psi,
+    severity_of,
+)
 from lifecycled.core.kstest import ks_two_sample
-from lifecycled.core.profile import bin_counts, bin_edges, build_profile
+from lifecycled.core.profile import (
+    bin_counts,
+    bin_edges,
+    build_profile,
+    categories,
+    profile_feature,
+)
 from lifecycled.domain import DriftPolicy, Severity
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
@@ -315,3 +329,24 @@ def test_chi_square_equals_scipy_chi2_contingency(counts: list[tuple[int, int]])
     expected_chi2, expected_p, _, _ = stats.chi2_contingency(table, correction=False)
     assert chi2 == pytest.approx(expected_chi2, rel=1e-12, abs=1e-12)
     assert p == pytest.approx(expected_p, rel=1e-9, abs=1e-12)
+
+
+def test_one_long_category_value_costs_its_own_length_not_every_rows() -> None:
+    """`labels.astype(str)` made a fixed-width array: rows x longest value x 4 bytes (one
+    40,000-character cell in a 256 KB CSV took `drift` to 3.3 GB)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(3)
+    reference = rng.choice(["a", "b", "c"], 20_000).astype(object)
+    current = rng.choice(["a", "b", "c"], 20_000).astype(object)
+    current[7] = "x" * 100_000
+    tracemalloc.start()
+    try:
+        labels, missing = categories(current)
+        compare_categorical("f", profile_feature(reference, categorical=True, bins=10), current,
+                            DriftPolicy())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert missing == 0 and labels[7] == "x" * 100_000 and labels[0] in ("a", "b", "c")
+    assert peak < 50 * 2**20, f"peak {peak / 2**20:.0f} MiB"  # was 20,000 x 100,000 x 4 bytes

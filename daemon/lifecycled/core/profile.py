@@ -81,7 +81,10 @@ def categories(values: np.ndarray) -> tuple[np.ndarray, int]:
     labels = np.asarray(values, dtype=object)
     present = np.array([v is not None and not (isinstance(v, float) and np.isnan(v))
                         and v != "" for v in labels], dtype=bool) if labels.size else np.zeros(0, bool)
-    return labels[present].astype(str), int(labels.size - present.sum())
+    # Python strings in an object array: a fixed-width str array would hold every row at the
+    # width of the longest value (one 40,000-character cell made a 256 KB file take 3 GB)
+    kept = np.fromiter((str(v) for v in labels[present]), dtype=object, count=int(present.sum()))
+    return kept, int(labels.size - present.sum())
 
 
 def profile_feature(values: np.ndarray, *, categorical: bool, bins: int) -> Profile:
