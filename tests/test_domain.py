@@ -14,7 +14,12 @@ from lifecycled.domain import (
     THRESHOLDS,
     Severity,
 )
-from lifecycled.settings import DEFAULT_THRESHOLDS, QualitySettings, ThresholdSettings
+from lifecycled.settings import (
+    DEFAULT_THRESHOLDS,
+    UNSET_BY_DEFAULT,
+    QualitySettings,
+    ThresholdSettings,
+)
 from lifecycled.sources.prometheus import DEFAULT_QUERIES
 from lifecycled.store import open_store
 
@@ -22,7 +27,8 @@ from lifecycled.store import open_store
 def test_every_threshold_has_a_setting_and_a_snapshot_field() -> None:
     assert {t.setting for t in THRESHOLDS} == set(ThresholdSettings.model_fields)
     assert {t.field for t in THRESHOLDS} <= set(SNAPSHOT_FIELDS)
-    assert set(DEFAULT_THRESHOLDS.to_base_units()) == {t.key for t in THRESHOLDS}
+    assert set(DEFAULT_THRESHOLDS.to_base_units()) == {
+        t.key for t in THRESHOLDS if t.setting not in UNSET_BY_DEFAULT}
 
 
 def test_the_snapshot_table_has_exactly_the_snapshot_fields(tmp_path: Path) -> None:

@@ -341,4 +341,9 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE drift_results ADD COLUMN inputs_key TEXT;
     """,
+    # 13: Triton's CPU utilisation is its host's, not a model's: no longer a snapshot column (the
+    # host gauge is read from the endpoint's last scrape)
+    """
+    ALTER TABLE snapshots DROP COLUMN cpu_utilization_ratio;
+    """,
 )
