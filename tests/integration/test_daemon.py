@@ -69,7 +69,10 @@ def daemon_config(directory: Path, models_d: bool = True, **extra: Any) -> Path:
     data: dict[str, Any] = {"daemon": {"listen": f"127.0.0.1:{triton.free_port()}",
                                        "state_url": f"sqlite:///{directory / 'state.db'}",
                                        "shutdown_grace": "20s"},
-                            "schedule": FAST, "sources": {"triton": []}}
+                            "schedule": FAST, "sources": {"triton": []},
+                            # the fleets of these tests are in production, as a person would
+                            # have promoted them after discovery (which registers as staging)
+                            "defaults": {"monitoring": {"initial_status": "production"}}}
     data.update(extra)
     return write_config(directory, data, models_d=models_d)
 
@@ -180,8 +183,7 @@ def test_kill_9_at_random_moments_loses_nothing(tmp_path: Path, triton_factory: 
         daemon.wait_until(daemon.ready, "readyz")
         triton.infer(server.url, "credit_scoring", [[0.1, 0.2, 0.3, 0.4]])
         # a CLI writer racing the daemon adds history the daemon must never lose
-        # discovery registers it as staging: promoted first, then deprecated and back
-        target = "production" if cycle % 2 == 0 else "deprecated"
+        target = "deprecated" if cycle % 2 == 0 else "production"
         moved = cli("models", "set-status", "risk_assessment:3", target, "--reason",
                     f"cycle {cycle}", config=config)
         assert moved.code == 0, moved.err
