@@ -278,3 +278,40 @@ def test_an_invalid_update_schedule_is_refused(crontab: str) -> None:
     assert "policies.updates.schedule: not a crontab expression" in "\n".join(
         info.value.problems)
     assert parse_settings({"policies": {"updates": {"schedule": "0 3 * * 1"}}})
+
+
+@pytest.mark.parametrize("data, key, says", [
+    ({"webhooks": {"ci": {"url": "https://ci.example/hook\r\nX-Evil: 1", "secret_env": "S"}}},
+     "webhooks.ci.url", "control characters"),
+    ({"webhooks": {"ci": {"url": "https://user:pw@ci.example/hook", "secret_env": "S"}}},
+     "webhooks.ci.url", "credentials may not be written in a URL"),
+    ({"sources": {"triton": [{"name": "t", "url": "http://t:8000",
+                              "headers": {"X-Team": "risk\r\nX-Evil: 1"}}]}},
+     "sources.triton.0.headers", "control characters"),
+    ({"models": {"m": {"drift": {"reference": "s3://AKIA:secret@bucket/ref.csv"}}}},
+     "models.m.drift.reference", "credentials may not be written in a URL"),
+    ({"daemon": {"leader_lease": "1ms"}}, "daemon.leader_lease", "greater than or equal to 1"),
+])
+def test_check_config_refuses_what_would_break_later(data: dict[str, Any], key: str,
+                                                     says: str) -> None:
+    """Each passed check-config: a header or URL with a line break, credentials in a webhook or
+    s3:// URL (shown by `webhooks list`, logged), a lease of a millisecond."""
+    with pytest.raises(ConfigError) as info:
+        parse_settings(data)
+    problems = "\n".join(info.value.problems)
+    assert key in problems and says in problems, problems
+
+
+def test_duplicate_keys_and_an_empty_file_are_refused(tmp_path: Path) -> None:
+    """YAML keeps the last of two equal keys silently, and SIGHUP with a truncated (empty) file
+    ran the daemon on the defaults: no webhooks, no models, Triton at 127.0.0.1:8000."""
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("webhooks: {}\ndaemon: {log_level: INFO}\ndaemon: {log_level: DEBUG}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(twice)
+    assert "twice.yaml:3: key 'daemon' is written twice" in "\n".join(info.value.problems)
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    with pytest.raises(ConfigError) as info:
+        load_settings(empty)
+    assert "the file is empty" in "\n".join(info.value.problems)

@@ -87,6 +87,30 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
     return size
 
 
+def _duplicate_keys(node: yaml.Node, where: str) -> list[str]:
+    """Each key written twice in one mapping (YAML keeps the last silently), with its line."""
+    found: list[str] = []
+    seen_nodes: set[int] = set()
+    todo = [node]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen_nodes:
+            continue
+        seen_nodes.add(id(current))
+        if isinstance(current, yaml.MappingNode):
+            keys: set[str] = set()
+            for key, value in current.value:
+                if isinstance(key, yaml.ScalarNode):
+                    if key.value in keys:
+                        found.append(f"{where}:{key.start_mark.line + 1}: key {key.value!r} is "
+                                     "written twice in one mapping (YAML would keep the last)")
+                    keys.add(key.value)
+                todo.extend((key, value))
+        elif isinstance(current, yaml.SequenceNode):
+            todo.extend(current.value)
+    return found
+
+
 def parse_yaml(text: str, where: str) -> Any:
     """One YAML document with the safe loader, refusing aliases that expand past
     MAX_EXPANDED_NODES and nesting too deep to parse; every problem is a ConfigError."""
@@ -99,6 +123,9 @@ def parse_yaml(text: str, where: str) -> Any:
         if _expanded_size(node, {}) > MAX_EXPANDED_NODES:
             raise ConfigError([f"{where}: YAML aliases expand to more than "
                                f"{MAX_EXPANDED_NODES:,} nodes; write the values out"])
+        duplicates = _duplicate_keys(node, where)
+        if duplicates:
+            raise ConfigError(duplicates)
         return loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -174,8 +201,9 @@ def resolve_config_path(explicit: str | None, environ: Mapping[str, str]) -> Pat
 def load_settings(path: Path) -> Settings:
     """Load the YAML file at ``path`` and its ``models.d/`` folder into Settings."""
     data = read_yaml(path)
-    if data is None:
-        data = {}
+    if data is None:  # a truncated file must never be taken for "the defaults"
+        raise ConfigError(["the file is empty: give at least one section (the shipped "
+                           "config/lifecycled.yaml shows them all)"], source=str(path))
     if not isinstance(data, dict):
         raise ConfigError([f"the top level must be a mapping, got {type(data).__name__}"],
                           source=str(path))

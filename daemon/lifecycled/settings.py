@@ -28,7 +28,17 @@ from lifecycled.domain import (
     Tiers,
 )
 from lifecycled.errors import ConfigError
-from lifecycled.units import Duration, Name, NonNegative, PositiveDuration, Ratio, Size
+from lifecycled.units import (
+    DataPath,
+    Duration,
+    Header,
+    HttpUrl,
+    Name,
+    NonNegative,
+    PositiveDuration,
+    Ratio,
+    Size,
+)
 from lifecycled.webconfig import load_web_config
 
 
@@ -83,7 +93,7 @@ class DaemonSettings(_Section):
     state_url: str = Field(default="sqlite:///lifecycled.db", pattern=r"^\w+://")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
-    public_url: str | None = Field(default=None, pattern=r"^https?://")
+    public_url: HttpUrl | None = None
     api_token_file: str | None = None
     api_token_env: str | None = None
     tls: TLSSettings = TLSSettings()
@@ -98,7 +108,7 @@ class DaemonSettings(_Section):
     # several replicas on one PostgreSQL store: this daemon's name (default: host name and
     # process id) and how long the leader lease lasts without being renewed
     replica: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}$")
-    leader_lease: PositiveDuration = 15.0
+    leader_lease: PositiveDuration = Field(default=15.0, ge=1.0)  # shorter: leaders flap
     # the largest body of a prediction or label push (POST /api/v1/models/…/predictions)
     push_max_body: Size = Field(default=64 * 2**20, ge=2**16, le=2**31)
 
@@ -168,11 +178,11 @@ TRITON_METRICS_PORT = 8002  # Triton's default --metrics-port
 
 class TritonEndpoint(_Section):
     name: Name
-    url: str = Field(pattern=r"^https?://")
+    url: HttpUrl
     # default: the API URL's host on Triton's metrics port, path /metrics
-    metrics_url: str = Field(pattern=r"^https?://")
+    metrics_url: HttpUrl
     timeout: PositiveDuration = 5.0
-    headers: dict[str, str] = {}
+    headers: dict[Header, Header] = {}
     tls: TLSSettings = TLSSettings()
     allow_model_control: bool = False
 
@@ -196,9 +206,9 @@ class BasicAuth(_Section):
 
 
 class PrometheusSettings(_Section):
-    url: str = Field(pattern=r"^https?://")
+    url: HttpUrl
     timeout: PositiveDuration = 10.0
-    headers: dict[str, str] = {}
+    headers: dict[Header, Header] = {}
     basic_auth: BasicAuth | None = None
     tls: TLSSettings = TLSSettings()
     window: PositiveDuration = 300.0
@@ -322,8 +332,8 @@ class DriftTiers(_Section):
 
 
 class DriftSettings(_Section):
-    reference: str | None = None
-    current: str | None = None
+    reference: DataPath | None = None
+    current: DataPath | None = None
     timestamp_column: str | None = None
     window: PositiveDuration | None = None
     newest_rows: int | None = Field(default=None, gt=0, le=MAX_COUNT)
@@ -344,7 +354,7 @@ class DriftSettings(_Section):
 class PredictionStream(_Section):
     """The prediction log: one row per prediction, joined with the labels by ``id_column``."""
     # a file, glob or URL ({version} is the model version); None: rows arrive only as pushes
-    path: str | None = None
+    path: DataPath | None = None
     id_column: str = "id"
     timestamp_column: str = "timestamp"
     version_column: str | None = None  # rows of other versions are skipped
@@ -352,14 +362,14 @@ class PredictionStream(_Section):
 
 class LabelStream(_Section):
     """The labels, arriving later: one row per labelled prediction id."""
-    path: str | None = None  # a file, glob or URL; None: labels arrive only as pushes
+    path: DataPath | None = None  # a file, glob or URL; None: labels arrive only as pushes
     id_column: str = "id"
     label_column: str = "label"
     timestamp_column: str | None = None  # when the outcome was known (else: when it was read)
 
 
 class QualitySettings(_Section):
-    outcomes: str | None = None
+    outcomes: DataPath | None = None
     prediction_column: str = "prediction"
     label_column: str = "label"
     score_column: str | None = None
@@ -461,7 +471,7 @@ EVENT_TYPES = (
 
 
 class WebhookEndpoint(_Section):
-    url: str = Field(pattern=r"^https?://")
+    url: HttpUrl
     secret_file: str | None = None
     secret_env: str | None = None
     events: tuple[Literal[EVENT_TYPES], ...] = EVENT_TYPES  # type: ignore[valid-type]

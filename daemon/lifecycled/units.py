@@ -90,3 +90,34 @@ Size = Annotated[float, BeforeValidator(parse_size)]
 Ratio = Annotated[float, BeforeValidator(parse_ratio), AfterValidator(_check_ratio)]
 NonNegative = Annotated[float, Field(ge=0)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")]
+
+
+def _no_control(value: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("control characters (a line break, say) are not allowed")
+    return value
+
+
+_CREDENTIALS = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*@")
+
+
+def _no_credentials(value: str) -> str:
+    if _CREDENTIALS.match(value):
+        raise ValueError("credentials may not be written in a URL (they would be shown and "
+                         "logged): give them in a *_file or *_env key, or the environment")
+    return value
+
+
+def _http(value: str) -> str:
+    if not re.match(r"^https?://", value):
+        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+    return value
+
+
+# an http(s) URL: no control characters, no user:password@
+HttpUrl = Annotated[str, AfterValidator(_no_control), AfterValidator(_http),
+                    AfterValidator(_no_credentials)]
+# a local path, glob or URL of data (s3://, gs://, ...): no control characters or credentials
+DataPath = Annotated[str, AfterValidator(_no_control), AfterValidator(_no_credentials)]
+# HTTP header names and values: a line break would start another header
+Header = Annotated[str, AfterValidator(_no_control)]
