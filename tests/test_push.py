@@ -166,3 +166,17 @@ def test_a_push_only_prediction_log_is_judged_like_files(
     expected = float(np.mean(data["prediction"][known] == data["label"][known]))
     assert stored.result["accuracy"] == pytest.approx(expected, abs=1e-12)
     store.close()
+
+
+def test_within_one_batch_the_first_row_of_an_id_wins(served: tuple[str, Context]) -> None:
+    """The docs promise the first row of an id; a batch with the id twice kept the last."""
+    _, ctx = served
+    rows = (b'{"id": "a", "timestamp": 1, "prediction": 1, "score": 0.9}\n'
+            b'{"id": "a", "timestamp": 2, "prediction": 0, "score": 0.1}\n')
+    assert push(ctx, REF, "predictions", rows, "application/x-ndjson")["new"] == 1
+    push(ctx, REF, "labels", b'{"id": "a", "label": 1}\n{"id": "a", "label": 0}\n',
+         "application/x-ndjson")
+    with ctx.store.read() as conn:
+        stored = conn.execute("SELECT at, prediction FROM predictions WHERE id = 'a'").fetchall()
+        label = conn.execute("SELECT label FROM labels WHERE id = 'a'").fetchall()
+    assert [tuple(r) for r in stored] == [(1.0, "1")] and [r[0] for r in label] == ["1"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -52,7 +52,7 @@ def add_predictions_in(conn: Connection, ref: ModelRef, rows: Sequence[Predictio
         chunk = rows[start:start + BATCH]
         before = _known(conn, "predictions", "name = ? AND version = ?",
                         (ref.name, ref.version), [r.id for r in chunk])
-        fresh = {r.id: r for r in chunk if r.id not in before}  # the first of an id wins
+        fresh = _first_of_each(chunk, before)
         conn.executemany(
             "INSERT INTO predictions (name, version, id, at, prediction, scores, segments, "
             "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name, version, id) DO "
@@ -70,7 +70,7 @@ def add_labels_in(conn: Connection, name: str, rows: Sequence[Label], now: float
     for start in range(0, len(rows), BATCH):
         chunk = rows[start:start + BATCH]
         before = _known(conn, "labels", "name = ?", (name,), [r.id for r in chunk])
-        fresh = {r.id: r for r in chunk if r.id not in before}
+        fresh = _first_of_each(chunk, before)
         conn.executemany(
             "INSERT INTO labels (name, id, label, at, received_at) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (name, id) DO NOTHING",
@@ -78,6 +78,18 @@ def add_labels_in(conn: Connection, name: str, rows: Sequence[Label], now: float
         added += len(fresh)
     _count(conn, name, "", "labels", added)
     return added
+
+
+RowT = TypeVar("RowT", Prediction, Label)
+
+
+def _first_of_each(rows: Sequence[RowT], stored: set[str]) -> dict[str, RowT]:
+    """The rows whose id is not stored yet, the first of each id (a later one is a resend)."""
+    fresh: dict[str, RowT] = {}
+    for row in rows:
+        if row.id not in stored and row.id not in fresh:
+            fresh[row.id] = row
+    return fresh
 
 
 def _known(conn: Connection, table: str, where: str, params: tuple[Any, ...],
