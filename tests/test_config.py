@@ -315,3 +315,16 @@ def test_duplicate_keys_and_an_empty_file_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(empty)
     assert "the file is empty" in "\n".join(info.value.problems)
+
+
+def test_control_characters_in_metadata_are_refused() -> None:
+    """An owner_team with a terminal escape was stored and printed raw (escape injection in
+    `models list`); a description may still span lines."""
+    with pytest.raises(ConfigError) as info:
+        parse_registrations([{"name": "m", "version": "1", "owner_team": "risk\x1b[31mred",
+                              "business_domain": "d"}], source="f.yaml")
+    assert "owner_team: control characters" in "\n".join(info.value.problems)
+    (entry,) = parse_registrations([{"name": "m", "version": "1", "owner_team": "risk",
+                                     "business_domain": "d", "description": "one\ntwo"}],
+                                   source="f.yaml")
+    assert entry.description == "one\ntwo"

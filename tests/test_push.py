@@ -122,6 +122,13 @@ def test_batches_of_ten_thousand_rows_are_stored_once_and_joined(
     ("/labels", b"not arrow", "application/vnd.apache.arrow.stream", TOKEN, 400,
      "cannot read the body"),
     ("/labels", b"x" * (LIMIT + 1), "application/x-ndjson", TOKEN, 413, "body larger than"),
+    # accepted before: a time of 1e300 (never pruned), a 1 MB id, 10,000 extra columns
+    ("/predictions", b'{"id": "a", "timestamp": 1e300, "prediction": 1, "score": 0.5}\n',
+     "application/x-ndjson", TOKEN, 400, "not a time between 1970 and 3000"),
+    ("/predictions", b'{"id": "' + b"i" * 2**20 + b'", "timestamp": 1, "prediction": 1, '
+     b'"score": 0.5}\n', "application/x-ndjson", TOKEN, 400, "longer than 256 characters"),
+    ("/predictions", (b"{" + b", ".join(b'"c%d": 1' % i for i in range(10_000)) + b"}\n"),
+     "application/x-ndjson", TOKEN, 400, "a push carries at most 1000"),
 ])
 def test_a_bad_push_is_one_clear_error_and_stores_nothing(
         served: tuple[str, Context], path: str, body: bytes, media: str, token: str | None,

@@ -16,7 +16,7 @@ from lifecycled.domain import ModelRecord, ModelRef, ModelSpec, Status
 from lifecycled.errors import ConfigError, InputError
 from lifecycled.settings import ModelSettings, Settings
 from lifecycled.store import Store
-from lifecycled.units import Name
+from lifecycled.units import Name, Text
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class RegistrationEntry(ModelSettings):
     name: Name
     version: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+\-]{0,63}$")]
     status: Status = Status.DEVELOPING
-    framework: str = ""
+    framework: Text = ""
     deployment: dict[str, Any] = {}
 
     @model_validator(mode="before")

@@ -36,8 +36,10 @@ from lifecycled.units import (
     Name,
     NonNegative,
     PositiveDuration,
+    Prose,
     Ratio,
     Size,
+    Text,
 )
 from lifecycled.webconfig import load_web_config
 
@@ -428,13 +430,13 @@ class DefaultsSettings(_Section):
 class ModelSettings(_Section):
     """Per-model metadata and overrides; applies to every version of the model."""
 
-    owner_team: str | None = None
-    business_domain: str | None = None
-    model_type: str | None = None
-    description: str | None = None
-    training_dataset: str | None = None
-    tags: tuple[str, ...] = ()
-    dependencies: tuple[str, ...] = ()
+    owner_team: Text | None = None
+    business_domain: Text | None = None
+    model_type: Text | None = None
+    description: Prose | None = None
+    training_dataset: Text | None = None
+    tags: tuple[Text, ...] = ()
+    dependencies: tuple[Text, ...] = ()
     thresholds: ThresholdSettings = ThresholdSettings()
     drift: DriftSettings = DriftSettings()
     quality: QualitySettings = QualitySettings()

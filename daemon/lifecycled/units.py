@@ -121,3 +121,13 @@ HttpUrl = Annotated[str, AfterValidator(_no_control), AfterValidator(_http),
 DataPath = Annotated[str, AfterValidator(_no_control), AfterValidator(_no_credentials)]
 # HTTP header names and values: a line break would start another header
 Header = Annotated[str, AfterValidator(_no_control)]
+# metadata printed in tables and logs: a terminal escape or line break would forge output
+Text = Annotated[str, AfterValidator(_no_control)]
+
+
+def _prose(value: str) -> str:
+    _no_control(value.replace("\n", " ").replace("\t", " "))
+    return value
+
+
+Prose = Annotated[str, AfterValidator(_prose)]  # as Text, with line breaks and tabs

@@ -44,6 +44,10 @@ from lifecycled.store.labels import (
 )
 from lifecycled.tasks.quality import OutcomeColumns, label_text, quality_of
 
+LATEST_TIME = 32_503_680_000.0  # 3000-01-01 in seconds since the epoch
+MAX_ID = 256  # characters of a prediction id
+MAX_PUSH_COLUMNS = 1_000  # columns of one pushed body
+
 
 def _columns(file: str, data: dict[str, np.ndarray], needed: list[str]) -> None:
     missing = [c for c in needed if c not in data]
@@ -60,6 +64,12 @@ def _times(file: str, data: dict[str, np.ndarray], column: str) -> np.ndarray:
     if bad.any():
         raise SourceError(file, f"timestamp column {column!r} row {int(np.argmax(bad)) + 1} "
                                 f"has no time")
+    outside = (values < 0) | (values > LATEST_TIME)
+    if outside.any():
+        row = int(np.argmax(outside))
+        raise SourceError(file, f"timestamp column {column!r} row {row + 1} is {values[row]:g}, "
+                                "not a time between 1970 and 3000 in seconds since the epoch "
+                                "(milliseconds?)")
     return values
 
 
@@ -69,6 +79,10 @@ def _ids(file: str, data: dict[str, np.ndarray], column: str) -> list[str]:
     if missing.any():
         raise SourceError(file, f"id column {column!r} row {int(np.argmax(missing)) + 1} is "
                                 f"empty")
+    long = [n for n, i in enumerate(ids) if len(str(i)) > MAX_ID]
+    if long:
+        raise SourceError(file, f"id column {column!r} row {long[0] + 1} is longer than "
+                                f"{MAX_ID} characters")
     return [str(i) for i in ids]
 
 
@@ -197,6 +211,9 @@ def push(ctx: Context, ref: ModelRef, kind: str, body: bytes, content_type: str
 def read_body(where: str, body: bytes, content_type: str) -> dict[str, np.ndarray]:
     """A pushed body's columns; SourceError (a 400) for anything that is not a flat table."""
     table = parse_body(where, body, content_type)
+    if table.num_columns > MAX_PUSH_COLUMNS:
+        raise SourceError(where, f"{table.num_columns} columns; a push carries at most "
+                                 f"{MAX_PUSH_COLUMNS}")
     try:
         return table_to_columns(plain_columns(where, table))
     except (pa.ArrowException, ValueError) as exc:  # values the validation let through
