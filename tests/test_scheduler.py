@@ -82,3 +82,19 @@ def test_reload_keeps_the_old_configuration_when_the_new_one_is_broken(tmp_path:
     path.write_text(yaml.safe_dump(data))
     assert rt.reload() is True
     assert rt.ctx.settings.schedule.discovery == 120
+
+
+def test_delivery_runs_first_after_a_start(tmp_path: Path) -> None:
+    """The tasks start one second apart in the order of a pass, which put `deliver` 7 s after a
+    start: events written before a restart waited. It goes first now."""
+    from lifecycled.tasks.registry import TASKS
+
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    rt = runtime(tmp_path, dict(TASKS))
+    scheduler = BackgroundScheduler()  # not started: the first runs as planned, none yet run
+    rt._add_jobs(scheduler, rt.ctx.settings)
+    jobs = {job.id: job.next_run_time for job in scheduler.get_jobs() if job.id != "heartbeat"}
+    assert sorted(jobs, key=lambda name: jobs[name])[0] == "deliver"
+    assert rt.start_order()[0] == "deliver" and rt.start_order()[1:] == [
+        name for name in TASKS if name != "deliver"]
