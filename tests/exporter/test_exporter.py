@@ -276,3 +276,15 @@ def test_a_retired_version_still_served_is_exported(tmp_path: Path) -> None:
         put_serving_state(conn, legacy, "local", "ready", "", T0 + 60)
     assert ('lifecycled_model_retired_but_serving{endpoint="local",model="legacy_score",'
             'version="1"} 1.0') in render(store)
+
+
+def test_host_gauges_are_absent_while_their_endpoint_is_down(tmp_path: Path) -> None:
+    """A Triton host's CPU is exported from its last scrape only while the endpoint answers: a
+    down endpoint's last value would keep LifecycledTritonHostCpuHigh firing on old data."""
+    store = fixed_store(tmp_path)
+    assert 'lifecycled_triton_cpu_utilization_ratio{endpoint="local"} 0.35' in render(store)
+    with store.write() as conn:
+        record_source(conn, "triton:local", ok=False, now=T0 + 600, error="connection refused")
+    text = render(store)
+    assert "lifecycled_triton_cpu_utilization_ratio{" not in text
+    assert "lifecycled_triton_memory_used_bytes{" not in text

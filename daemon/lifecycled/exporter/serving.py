@@ -10,13 +10,20 @@ from prometheus_client.core import Metric
 from lifecycled.domain import SERVING_QUANTITIES, ModelRef
 from lifecycled.exporter.families import MV, gauge
 from lifecycled.store import Store
-from lifecycled.store.serving import host_gauges, latest_snapshots, serving_states
+from lifecycled.store.serving import (
+    host_gauges,
+    latest_snapshots,
+    serving_states,
+    source_health,
+)
 
 SERVING_STATES = ("ready", "loading", "unloading", "unavailable", "missing", "unknown")
 
 
 def collect_hosts(store: Store) -> Iterator[Metric]:
-    """Host-wide gauges of each Triton endpoint (not a model's: one host serves many)."""
+    """Host-wide gauges of each Triton endpoint (not a model's: one host serves many), from its
+    last scrape while the endpoint answers; absent while it is down (not its last value)."""
+    up = {h.source: h.up for h in source_health(store)}
     cpu = gauge("lifecycled_triton_cpu_utilization_ratio",
                 "CPU utilisation (0-1) of the Triton host, from its nv_cpu_utilization at the "
                 "last scrape.", ["endpoint"])
@@ -24,6 +31,8 @@ def collect_hosts(store: Store) -> Iterator[Metric]:
                    "Memory used on the Triton host, from its nv_cpu_memory_used_bytes at the "
                    "last scrape.", ["endpoint"])
     for endpoint, (_, used_cpu, used_memory) in sorted(host_gauges(store).items()):
+        if not up.get(f"triton:{endpoint}", False):
+            continue
         if used_cpu is not None:
             cpu.add_metric([endpoint], used_cpu)
         if used_memory is not None:
