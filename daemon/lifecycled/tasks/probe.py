@@ -81,7 +81,8 @@ def _query(settings: PrometheusSettings, environ: Mapping[str, str]) -> str:
     auth = settings.basic_auth
     password = read_secret(auth.password_file, auth.password_env, environ,
                            what="sources.prometheus.basic_auth.password") if auth else None
-    PrometheusSource(settings, password).query("vector(1)")
+    with PrometheusSource(settings, password) as source:
+        source.query("vector(1)")
     return "a query answered"
 
 
@@ -110,6 +111,6 @@ def probe(settings: Settings, environ: Mapping[str, str],
     found += secrets
     for name, hook in settings.webhooks.items():
         found.append(_try(f"webhooks.{name} {hook.url}", partial(_webhook, session, hook.url,
-                                                                 10.0)))
+                                                                 hook.timeout)))
     return found
 
