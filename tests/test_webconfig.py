@@ -180,3 +180,15 @@ def test_tls13_only_refuses_a_tls12_client(serve: Any, pki: dict[str, Path],
     with pytest.raises(ssl.SSLError), socket.create_connection(("127.0.0.1", port), 5) as raw, \
             context.wrap_socket(raw, server_hostname="127.0.0.1"):
         pass
+
+
+def test_a_relative_web_config_file_is_found_beside_the_configuration(tmp_path: Path) -> None:
+    from lifecycled.config import load_settings
+
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    (folder / "web.yml").write_text(yaml.safe_dump({"basic_auth_users": {
+        "prometheus": hashed("s3cret")}}))
+    (folder / "lifecycled.yaml").write_text("daemon: {web_config_file: web.yml}\n")
+    settings = load_settings(folder / "lifecycled.yaml")
+    assert settings.daemon.web_config_file == str(folder / "web.yml")

@@ -207,6 +207,11 @@ def load_settings(path: Path) -> Settings:
     if not isinstance(data, dict):
         raise ConfigError([f"the top level must be a mapping, got {type(data).__name__}"],
                           source=str(path))
+    daemon = data.get("daemon")
+    if isinstance(daemon, dict):
+        web = daemon.get("web_config_file")
+        if isinstance(web, str) and web and not Path(web).is_absolute():
+            daemon["web_config_file"] = str(path.parent / web)  # beside the configuration file
     problems: list[str] = []
     models_dir = path.parent / "models.d"
     if models_dir.is_dir():
