@@ -136,8 +136,13 @@ def test_a_target_that_failed_validation_never_becomes_production(triton_factory
 
     server = triton_factory()
     settings = parse_settings({"sources": {"triton": [endpoint("local", server)]},
-                               "defaults": {"monitoring": {"initial_status": "production"}}})
+                               "defaults": {"monitoring": {"initial_status": "production"}},
+                               # a pipeline hears of the job (none runs here)
+                               "webhooks": {"ci": {"url": "http://127.0.0.1:9/hook",
+                                                   "secret_env": "CI_SECRET",
+                                                   "events": ["model.update_requested"]}}})
     store = open_store("sqlite:///state.db", tmp_path)
+    store.subscriptions = settings.subscriptions()
     ctx = Context(settings, store)
     try:
         run_discovery(ctx)
