@@ -87,9 +87,8 @@ def test_reload_keeps_the_old_configuration_when_the_new_one_is_broken(tmp_path:
 def test_delivery_runs_first_after_a_start(tmp_path: Path) -> None:
     """The tasks start one second apart in the order of a pass, which put `deliver` 7 s after a
     start: events written before a restart waited. It goes first now."""
-    from lifecycled.tasks.registry import TASKS
-
     from apscheduler.schedulers.background import BackgroundScheduler
+    from lifecycled.tasks.registry import TASKS
 
     rt = runtime(tmp_path, dict(TASKS))
     scheduler = BackgroundScheduler()  # not started: the first runs as planned, none yet run

@@ -144,9 +144,9 @@ def test_the_daemon_runs_under_the_units_syscall_filter(installed: Path, world: 
               "/healthz", process, log)
         _poll(lambda: (r := _get(base + "/readyz")) is not None and r.status_code == 200,
               "/readyz", process, log)
-        metrics = _get(base + "/metrics")
-        assert metrics is not None and metrics.status_code == 200
-        assert 'lifecycled_task_runs_total{task="discovery"}' in metrics.text
+        _poll(lambda: (r := _get(base + "/metrics")) is not None and r.status_code == 200
+              and 'lifecycled_task_runs_total{task="discovery"}' in r.text,
+              "the first discovery pass in /metrics", process, log)
         assert "lowering it was refused" in log.read_text()  # the filter was really applied
         process.send_signal(signal.SIGHUP)
         _poll(lambda: "configuration reloaded" in log.read_text(), "reload", process, log)
