@@ -290,7 +290,7 @@ def test_an_invalid_update_schedule_is_refused(crontab: str) -> None:
      "sources.triton.0.headers", "control characters"),
     ({"models": {"m": {"drift": {"reference": "s3://AKIA:secret@bucket/ref.csv"}}}},
      "models.m.drift.reference", "credentials may not be written in a URL"),
-    ({"daemon": {"leader_lease": "1ms"}}, "daemon.leader_lease", "greater than or equal to 1"),
+    ({"daemon": {"leader_lease": "1ms"}}, "daemon.leader_lease", "greater than or equal to 0.1"),
 ])
 def test_check_config_refuses_what_would_break_later(data: dict[str, Any], key: str,
                                                      says: str) -> None:

@@ -110,7 +110,7 @@ class DaemonSettings(_Section):
     # several replicas on one PostgreSQL store: this daemon's name (default: host name and
     # process id) and how long the leader lease lasts without being renewed
     replica: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}$")
-    leader_lease: PositiveDuration = Field(default=15.0, ge=1.0)  # shorter: leaders flap
+    leader_lease: PositiveDuration = Field(default=15.0, ge=0.1)  # shorter: leaders flap
     # the largest body of a prediction or label push (POST /api/v1/models/…/predictions)
     push_max_body: Size = Field(default=64 * 2**20, ge=2**16, le=2**31)
 

@@ -181,8 +181,8 @@ def test_kill_9_at_random_moments_loses_nothing(tmp_path: Path, triton_factory: 
     for cycle in range(20):
         daemon = Daemon(config, dict(os.environ), tmp_path / "daemon.log")
         daemon.wait_until(daemon.ready, "readyz")
-        daemon.wait_until(lambda: requests.get(daemon.url("/api/v1/models/risk_assessment/3"),
-                                               timeout=5).ok, "discovery")
+        daemon.wait_until(lambda d=daemon: requests.get(
+            d.url("/api/v1/models/risk_assessment/3"), timeout=5).ok, "discovery")
         triton.infer(server.url, "credit_scoring", [[0.1, 0.2, 0.3, 0.4]])
         # a CLI writer racing the daemon adds history the daemon must never lose
         target = "deprecated" if cycle % 2 == 0 else "production"

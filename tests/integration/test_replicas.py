@@ -156,6 +156,9 @@ def test_kill_9_of_leaders_and_standbys_loses_nothing_and_acts_once(
         for daemon in cluster.daemons.values():
             daemon.wait_until(daemon.ready, "readyz", timeout=90)
         wait_for(cluster.one_leader, "one leader among three", timeout=30)
+        first = cluster.daemons["r0"]
+        wait_for(lambda: requests.get(first.url("/api/v1/models/risk_assessment/3"),
+                                      timeout=5).ok, "the leader's first discovery", timeout=60)
         config = cluster.config("r0")
         seen: list[tuple[Any, ...]] = []
         snapshots_before = 0
