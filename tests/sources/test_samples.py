@@ -12,6 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lifecycled.core.drift import compare
 from lifecycled.core.profile import build_profile
 from lifecycled.domain import DriftPolicy
@@ -194,3 +196,22 @@ def test_a_cached_profile_is_mapped_from_its_file_and_a_truncated_one_is_rebuilt
     _, hit = cached_profile(tmp_path / "cache", expand(str(ref_file)), 10, [],
                             lambda: rebuilt.append(1) or profile)  # type: ignore[arg-type,func-returns-value]
     assert (hit, rebuilt) == (False, [1])
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.lists(st.dictionaries(st.text(max_size=8), st.one_of(
+    st.text(alphabet='[]{}"\\ab\u00e9', max_size=80), st.integers(), st.none()), max_size=5),
+    min_size=1, max_size=6))
+def test_brackets_inside_strings_never_count_as_nesting(rows: list[dict[str, object]]) -> None:
+    """More than 32 brackets inside a JSON Lines *string* value were refused as nesting: any
+    flat object, whatever its strings hold (quotes and backslashes escaped by json.dumps),
+    passes; a line nested 40 deep is still refused."""
+    from lifecycled.sources.samples import MAX_BRACKETS_PER_LINE, check_flat_lines
+
+    rows = [*rows, {"note": 'a "quoted" ' + "[" * 100 + "\\" + "{" * 40}]  # 140 in a string
+    body = "".join(json.dumps(row) + "\n" for row in rows).encode()
+    check_flat_lines("rows.jsonl", body)
+    nested = body + b'{"a": ' + b"[" * (MAX_BRACKETS_PER_LINE + 8) + b"]" * (
+        MAX_BRACKETS_PER_LINE + 8) + b"}\n"
+    with pytest.raises(SourceError, match=f"line {len(rows) + 1} has more than"):
+        check_flat_lines("rows.jsonl", nested)

@@ -79,18 +79,34 @@ MAX_BRACKETS_PER_LINE = 32
 
 def check_flat_lines(path: DataFile | str, data: bytes) -> None:
     """Refuse a JSON Lines file with a line of more than MAX_BRACKETS_PER_LINE opening brackets
-    (a bound on its nesting depth), counted for the whole file at once."""
+    outside its strings (a bound on its nesting depth), counted for the whole file at once."""
     raw = np.frombuffer(data, dtype=np.uint8)
     opens = (raw == ord("{")) | (raw == ord("["))
     if not opens.any():
         return
-    line_of = np.cumsum(raw == ord("\n")) - (raw == ord("\n"))
+    newline = raw == ord("\n")
+    line_of = np.cumsum(newline) - newline
+    opens &= ~_inside_strings(raw, newline, line_of)
     per_line = np.bincount(line_of[opens])
     if per_line.max() > MAX_BRACKETS_PER_LINE:
         line = int(np.argmax(per_line > MAX_BRACKETS_PER_LINE)) + 1
         raise SourceError(str(path), f"line {line} has more than {MAX_BRACKETS_PER_LINE} opening "
                                      f"brackets: nested values are not supported (one flat "
                                      f"object per line)")
+
+
+def _inside_strings(raw: np.ndarray, newline: np.ndarray, line_of: np.ndarray) -> np.ndarray:
+    """Which bytes lie inside a JSON string: after an odd number of unescaped quotes on their
+    line (a quote is escaped by an odd run of backslashes before it)."""
+    index = np.arange(raw.size)
+    backslash = raw == ord("\\")
+    last_other = np.maximum.accumulate(np.where(~backslash, index, -1))
+    run = (index - 1) - np.concatenate(([-1], last_other[:-1]))  # backslashes just before
+    quotes = (raw == ord('"')) & (run % 2 == 0)
+    before = np.cumsum(quotes) - quotes  # quotes before each byte in the file
+    starts = np.concatenate(([0], np.flatnonzero(newline) + 1))
+    at_line_start = np.concatenate(([0], np.cumsum(quotes)))[starts]
+    return (before - at_line_start[line_of]) % 2 == 1
 
 
 def plain_columns(path: DataFile | str, table: pa.Table) -> pa.Table:
