@@ -328,3 +328,18 @@ def test_control_characters_in_metadata_are_refused() -> None:
                                      "business_domain": "d", "description": "one\ntwo"}],
                                    source="f.yaml")
     assert entry.description == "one\ntwo"
+
+
+def test_a_large_document_without_aliases_is_not_called_an_alias_bomb() -> None:
+    """A file of more than 200,000 values and no alias was refused with the alias-bomb message."""
+    from lifecycled.config import parse_yaml
+
+    with pytest.raises(ConfigError) as info:
+        parse_yaml("[" + "1, " * 200_001 + "]", "big.yaml")
+    assert info.value.problems == ["big.yaml: more than 200,000 values; split it into several "
+                                   "files"]
+    bomb = "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
+        f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n"
+        for p, c in zip("abcdef", "bcdefg", strict=True))
+    with pytest.raises(ConfigError, match="YAML aliases expand to more than"):
+        parse_yaml(bomb, "bomb.yaml")

@@ -120,7 +120,11 @@ def parse_yaml(text: str, where: str) -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        if _expanded_size(node, {}) > MAX_EXPANDED_NODES:
+        distinct: dict[int, int] = {}
+        if _expanded_size(node, distinct) > MAX_EXPANDED_NODES:
+            if len(distinct) > MAX_EXPANDED_NODES:  # large as written, no alias needed
+                raise ConfigError([f"{where}: more than {MAX_EXPANDED_NODES:,} values; split "
+                                   "it into several files"])
             raise ConfigError([f"{where}: YAML aliases expand to more than "
                                f"{MAX_EXPANDED_NODES:,} nodes; write the values out"])
         duplicates = _duplicate_keys(node, where)
