@@ -137,3 +137,18 @@ def test_a_report_renders_once_and_one_at_a_time() -> None:
     assert first == ["<html>report</html>"]
     assert reports.page(ref, 1.0, slow) == "<html>report</html>" and len(calls) == 1
     assert reports.page(ref, 2.0, lambda: "newer") == "newer"  # a newer check is rendered
+
+
+def test_categories_with_dollars_and_long_values_are_drawn_as_written() -> None:
+    """`$...$` in a category was parsed as matplotlib mathtext: an unbalanced one was a traceback
+    (a 500 from the route), a balanced one drawn as a formula; a 100,000-character value made a
+    276,070 pt wide chart. The labels are escaped and shortened; the table keeps the value."""
+    from lifecycled.drift_report import MAX_LABEL, render, tick_label
+
+    rng = np.random.default_rng(1)
+    values = ["$x^2$", "$\\notacommand$", "$a_$", "y" * 100_000, "plain"]
+    reference = {"c": rng.choice(values, 2000).astype(object)}
+    current = {"c": rng.choice(values, 2000).astype(object)}
+    page = render(result_to_json(compare(build_profile(reference), current, DriftPolicy())), "t")
+    assert len(page) < 500_000
+    assert tick_label("$x^2$") == r"\$x^2\$" and len(tick_label("y" * 100_000)) == MAX_LABEL

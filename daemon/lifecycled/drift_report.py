@@ -55,6 +55,16 @@ def _svg(figure: Any) -> str:
     return text[text.index("<svg"):]  # drop the XML prologue and DOCTYPE: inline in HTML
 
 
+MAX_LABEL = 40  # characters of a category drawn under its bar (the table keeps the whole value)
+
+
+def tick_label(value: str) -> str:
+    """A category as an axis label: shortened, and with ``$`` escaped so that matplotlib draws it
+    as written instead of parsing ``$...$`` as a formula (which failed, or drew a formula)."""
+    text = value if len(value) <= MAX_LABEL else value[:MAX_LABEL - 1] + "\u2026"
+    return text.replace("$", r"\$")
+
+
 def _bars(plt: Figures, labels: Sequence[str], reference: Sequence[float],
           current: Sequence[float], title: str) -> str:
     figure, axes = plt.subplots(figsize=(6.0, 2.8))
@@ -63,7 +73,8 @@ def _bars(plt: Figures, labels: Sequence[str], reference: Sequence[float],
              color=COLOURS["reference"])
     axes.bar(positions, current, width=0.5, alpha=0.75, label="current",
              color=COLOURS["current"])
-    axes.set_xticks(list(positions), labels, rotation=45, ha="right", fontsize=7)
+    axes.set_xticks(list(positions), [tick_label(str(label)) for label in labels], rotation=45,
+                    ha="right", fontsize=7)
     axes.set_ylabel("share")
     axes.set_title(title, fontsize=9)
     axes.legend(fontsize=7)
