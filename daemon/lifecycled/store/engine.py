@@ -36,6 +36,8 @@ from urllib.parse import urlsplit
 from lifecycled.errors import StoreError, first_line
 
 BUSY_TIMEOUT_MS = 30_000
+# seconds a failing PostgreSQL connection is retried before its pool slot is freed
+RECONNECT_GIVE_UP = 2.0
 # pg_advisory_xact_lock keys (any two bigints unlikely to collide with an operator's own)
 WRITE_LOCK_KEY = 0x6C6966656379
 MIGRATE_LOCK_KEY = 0x6C6966656370
@@ -318,9 +320,13 @@ class PostgresEngine(Engine):
         problem = self._cannot_connect(connect_timeout)  # a refused password says so at once
         if problem is not None:
             raise StoreError(f"cannot connect to the state store {self.location}: {problem}")
+        # a connection that cannot be made is retried with a doubling delay (1, 2, 4 ... s) until
+        # ``reconnect_timeout``; after an outage of 30 s the next try would come up to 30 s after
+        # the database is back, with every slot waiting on one. Give a try up after two seconds
+        # instead: the slot is freed and the next caller asks for a fresh connection at once.
         self._pool = psycopg_pool.ConnectionPool(
             url, kwargs=kwargs, min_size=1, max_size=max(1, pool_size), open=False,
-            timeout=connect_timeout, name="lifecycled")
+            timeout=connect_timeout, name="lifecycled", reconnect_timeout=RECONNECT_GIVE_UP)
         try:
             self._pool.open(wait=True, timeout=connect_timeout)
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
