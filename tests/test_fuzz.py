@@ -141,12 +141,15 @@ print(read, refused)
 """
 
 
+@pytest.mark.parametrize("compression", [None, "zstd"])
 @pytest.mark.parametrize("media", ["application/vnd.apache.arrow.stream",
                                    "application/vnd.apache.arrow.file"])
-def test_corrupted_arrow_bodies_are_refused_never_a_crash(tmp_path: Path, media: str) -> None:
+def test_corrupted_arrow_bodies_are_refused_never_a_crash(tmp_path: Path, media: str,
+                                                          compression: str | None) -> None:
     """A malformed Arrow IPC push killed the daemon with SIGSEGV (pyarrow trusts the offsets
-    in a body): 150 bodies of 1,000 rows with 1-8 random bytes changed each, parsed by the
-    daemon's own parser in a child process, so that a crash fails this test instead of pytest."""
+    in a body): 150 bodies of 1,000 rows with 1-8 random bytes changed each, plain and
+    compressed (whose metadata the size bound reads), parsed by the daemon's own parser in a
+    child process, so that a crash fails this test instead of pytest."""
     import random
     import subprocess
     import sys
@@ -158,8 +161,9 @@ def test_corrupted_arrow_bodies_are_refused_never_a_crash(tmp_path: Path, media:
     table = pa.table({"id": [f"tx-{i}" for i in range(n)], "timestamp": rng.uniform(0, 1, n),
                       "prediction": rng.integers(0, 2, n), "score": rng.uniform(0, 1, n)})
     sink = pa.BufferOutputStream()
-    writer = ipc.new_stream(sink, table.schema) if media.endswith("stream") \
-        else ipc.new_file(sink, table.schema)
+    options = ipc.IpcWriteOptions(compression=compression)
+    writer = ipc.new_stream(sink, table.schema, options=options) if media.endswith("stream") \
+        else ipc.new_file(sink, table.schema, options=options)
     with writer:
         writer.write_table(table, max_chunksize=250)
     body = sink.getvalue().to_pybytes()
