@@ -1,5 +1,5 @@
 """Allow ``python -m lifecycled``."""
 
-from lifecycled.cli import main
+from lifecycled.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -9,6 +9,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +32,7 @@ from lifecycled.store.serving import source_health
 from lifecycled.tasks.drift import DriftInputs, check_drift, check_to_json
 from lifecycled.tasks.quality import run_quality
 
-from devtools.s3 import S3, silent_endpoint, start_s3
+from devtools.s3 import S3, dripping_endpoint, silent_endpoint, start_s3
 from tests.integration.conftest import write_outcomes
 from tests.stores import open_test_store
 
@@ -124,12 +127,39 @@ def test_a_missing_object_wrong_credentials_and_a_hung_endpoint_are_one_clear_er
     credentials.put("errors/ref.csv", csv(sample(0.0, 1, 10)))
     with pytest.raises(SourceError, match=r"^s3://models/errors/absent\.csv: file not found$"):
         read_sample(credentials.url("errors/absent.csv"))
+    began = time.monotonic()
     with silent_endpoint() as hung, pytest.raises(
             SourceError, match=r"s3://models/errors/ref\.csv.*(Timeout|timed out|too slow)"):
         read_sample(credentials.url("errors/ref.csv", endpoint=hung), timeout=1.0)
+    assert time.monotonic() - began < 1.9, "a hung endpoint costs one deadline, not two"
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
     with pytest.raises(SourceError, match=r"s3://models/errors/ref\.csv: access denied"):
         read_sample(credentials.url("errors/ref.csv"))
+
+
+def test_an_endpoint_that_drips_its_answer_is_cut_at_the_total_deadline(
+        credentials: S3) -> None:
+    """Each byte restarted the SDK's read timeout: a read with a 5 s timeout from an endpoint
+    that sent 20 bytes a second was still running at 90 s. The deadline is total, and
+    the file is not read again while the abandoned read has not ended."""
+    with dripping_endpoint() as slow:
+        url = credentials.url("drip/ref.csv", endpoint=slow)
+        for _ in range(2):
+            began = time.monotonic()
+            with pytest.raises(SourceError, match=r"^s3://models/drip/ref\.csv: (timed out: not "
+                                                  r"read within 1 s|an earlier read timed out)"):
+                read_sample(url, timeout=1.0)
+            assert time.monotonic() - began < 1.9
+        # the command does not wait for the abandoned read at exit either (pyarrow's S3
+        # shutdown did, until the endpoint's 20 s answer was over)
+        began = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "lifecycled", "drift", "--reference", url,
+                               "--current", url, "--timeout", "1s"],
+                              capture_output=True, text=True, timeout=60)
+        assert (done.returncode, done.stderr.splitlines()[-1:]) == (2, [
+            "lifecycled: s3://models/drip/ref.csv: timed out: not read within 1 s (the "
+            "deadline is for the whole read)"])
+        assert time.monotonic() - began < 10
 
 
 @pytest.mark.parametrize(("url", "message"), [

@@ -6,8 +6,13 @@ environment (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOK
 ``AWS_PROFILE``), its files (``~/.aws``) or the instance's role, as every AWS tool does; GCS and
 HDFS from their own default chains. An S3-compatible endpoint is named in the URL's query
 (``s3://bucket/ref.parquet?endpoint_override=minio:9000&scheme=http``) or by
-``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``. Every S3 request has a deadline (``timeout``)
-and one attempt, so a hung store costs one deadline.
+``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``.
+
+Every operation on a file behind a URL (listing, stat, a whole read) has one total deadline
+(``timeout``): the SDK's own timeouts restart at each byte, so an endpoint that drips its answer
+would hold a read for ever. The operation runs in a thread of its own and the caller stops
+waiting at the deadline; the abandoned read ends when its endpoint does, and until then the same
+file is not read again (one thread per file, at most).
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ import fnmatch
 import hashlib
 import os
 import re
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import pyarrow as pa
@@ -33,15 +40,60 @@ SECRET_OPTIONS = {"access_key", "secret_key", "session_token", "password"}
 _WILDCARD = re.compile(r"[*?\[]")
 _MEMO_LIMIT = 10_000  # local files whose hash is remembered (by their signature)
 _fingerprints: dict[str, tuple[str, str]] = {}  # local path -> (signature, hash)
+_abandoned: dict[str, threading.Thread] = {}  # URL -> a read past its deadline, still running
+_abandoned_lock = threading.Lock()
+T = TypeVar("T")
+
+
+def reads_abandoned() -> bool:
+    """Whether a read that passed its deadline is still running."""
+    with _abandoned_lock:
+        return any(thread.is_alive() for thread in _abandoned.values())
+
+
+def within(what: str, timeout: float, operation: Callable[[], T]) -> T:
+    """``operation()``, or SourceError once ``timeout`` seconds have passed in all (its thread
+    is left to end on its own; ``what`` is not tried again until it has)."""
+    with _abandoned_lock:
+        running = _abandoned.get(what)
+        if running is not None and running.is_alive():
+            raise SourceError(what, "an earlier read timed out and its endpoint has not ended it "
+                                    "yet: not read again until it does")
+        _abandoned.pop(what, None)
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["value"] = operation()
+        except BaseException as exc:  # handed to the caller as it is
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=work, name=f"read {what}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        with _abandoned_lock:
+            _abandoned[what] = thread
+        raise SourceError(what, f"timed out: not read within {timeout:g} s (the deadline is for "
+                                f"the whole read)")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 @dataclass(frozen=True)
 class DataFile:
-    """One file: how the user wrote it (what messages name), its filesystem and its path there."""
+    """One file: how the user wrote it (what messages name), its filesystem and its path there,
+    and for a file behind a URL the total deadline of each operation on it."""
 
     uri: str
     fs: pafs.FileSystem
     path: str
+    timeout: float = DEFAULT_TIMEOUT
+
+    def within(self, operation: Callable[[], T]) -> T:
+        """``operation()`` under this file's total deadline (a local file's runs as it is)."""
+        return operation() if self.local else within(self.uri, self.timeout, operation)
 
     def __str__(self) -> str:
         return self.uri
@@ -55,18 +107,16 @@ class DataFile:
         return isinstance(self.fs, pafs.LocalFileSystem)
 
     def read_bytes(self) -> bytes:
-        with self.fs.open_input_stream(self.path) as stream:
-            data: bytes = stream.read()
-            return data
-
-    def open(self) -> Any:
-        """A random-access file (what Parquet needs)."""
-        return self.fs.open_input_file(self.path)
+        def read() -> bytes:
+            with self.fs.open_input_stream(self.path) as stream:
+                data: bytes = stream.read()
+                return data
+        return self.within(read)
 
     def stamp(self) -> str:
         """Its size and modification time: what tells a stream a file changed since it read it
         (a stream reads new files whole; rows it already holds are skipped by id)."""
-        info = self.fs.get_file_info(self.path)
+        info = self.within(lambda: self.fs.get_file_info(self.path))
         if info.type == pafs.FileType.NotFound:
             raise FileNotFoundError(self.uri)
         return f"{info.size}:{info.mtime_ns}"
@@ -98,11 +148,13 @@ class DataFile:
         return found
 
     def _digest(self) -> str:
-        digest = hashlib.sha256()
-        with self.fs.open_input_stream(self.path) as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
+        def read() -> str:
+            digest = hashlib.sha256()
+            with self.fs.open_input_stream(self.path) as stream:
+                for block in iter(lambda: stream.read(1 << 20), b""):
+                    digest.update(block)
+            return digest.hexdigest()
+        return self.within(read)
 
 
 def is_url(text: str) -> bool:
@@ -152,7 +204,7 @@ def _filesystem(text: str, timeout: float) -> tuple[pafs.FileSystem, str]:
             kwargs["force_virtual_addressing"] = options["force_virtual_addressing"] in (
                 "1", "true", "yes")
         try:
-            return pafs.S3FileSystem(**kwargs), parts.netloc + parts.path
+            return _s3_filesystem(_redacted(text), kwargs, timeout), parts.netloc + parts.path
         except (pa.ArrowException, OSError, ValueError) as exc:
             raise SourceError(_redacted(text), f"cannot use S3: {exc}") from exc
     if scheme in REMOTE_SCHEMES:
@@ -163,6 +215,36 @@ def _filesystem(text: str, timeout: float) -> tuple[pafs.FileSystem, str]:
         return fs, path
     raise SourceError(text, f"unsupported URL scheme {scheme!r}: use a local path, file://, "
                             f"s3://, gs:// or hdfs://")
+
+
+# what the AWS SDK reads credentials and settings from: a filesystem made under other values
+# is not reused
+_AWS_ENVIRONMENT = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                    "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION",
+                    "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE")
+_S3_FILESYSTEMS: dict[tuple[Any, ...], pafs.S3FileSystem] = {}
+_S3_KEPT = 64  # distinct S3 settings kept; past that a filesystem is made for each use
+
+
+def _s3_filesystem(shown: str, kwargs: dict[str, Any], timeout: float) -> pafs.S3FileSystem:
+    """One S3 filesystem per set of settings, made once. pyarrow makes (and drops) an S3 client
+    under a process-wide lock that every request in flight holds shared, so a new one waits for
+    an endpoint that drips its answer: made under the deadline, then kept."""
+    key = (tuple(sorted((k, repr(v)) for k, v in kwargs.items() if k != "retry_strategy")),
+           tuple(os.environ.get(name) for name in _AWS_ENVIRONMENT))
+    with _abandoned_lock:
+        found = _S3_FILESYSTEMS.get(key)
+    if found is not None:
+        return found
+
+    def make() -> pafs.S3FileSystem:
+        made = pafs.S3FileSystem(**kwargs)
+        with _abandoned_lock:
+            if len(_S3_FILESYSTEMS) < _S3_KEPT:
+                _S3_FILESYSTEMS.setdefault(key, made)
+        return made
+
+    return within(shown, timeout, make)
 
 
 def expand(pattern: str, *, timeout: float = DEFAULT_TIMEOUT,
@@ -181,11 +263,12 @@ def expand(pattern: str, *, timeout: float = DEFAULT_TIMEOUT,
     fs, path = _filesystem(pattern, timeout)
     shown = _redacted(pattern)
     if not _WILDCARD.search(path):
-        return [DataFile(shown, fs, path)]
+        return [DataFile(shown, fs, path, timeout)]
     # list below the last folder without a wildcard, then match the whole path
     head = _WILDCARD.split(path, 1)[0].rsplit("/", 1)[0]
     try:
-        infos = fs.get_file_info(pafs.FileSelector(head, recursive=True, allow_not_found=True))
+        infos = within(shown, timeout, lambda: fs.get_file_info(
+            pafs.FileSelector(head, recursive=True, allow_not_found=True)))
     except (pa.ArrowException, OSError) as exc:
         raise SourceError(shown, f"cannot list {head}: {exc}") from exc
     prefix = shown[: len(shown) - len(path)] if shown.endswith(path) else ""
@@ -193,4 +276,4 @@ def expand(pattern: str, *, timeout: float = DEFAULT_TIMEOUT,
                    and fnmatch.fnmatchcase(i.path, path))
     if not found and not allow_empty:
         raise SourceError(shown, "no file matches this pattern")
-    return [DataFile(prefix + p, fs, p) for p in found]
+    return [DataFile(prefix + p, fs, p, timeout) for p in found]

@@ -42,19 +42,22 @@ def read_table(file: DataFile) -> pa.Table:
     if kind is None:
         raise SourceError(str(file), f"unknown file type {file.suffix!r}: use .csv, .parquet or "
                                      f".jsonl")
-    try:
+
+    def read() -> pa.Table:
         if kind == "parquet":
-            table = pa_parquet.read_table(file.path, filesystem=file.fs)
-        elif kind == "csv":
+            return pa_parquet.read_table(file.path, filesystem=file.fs)
+        if kind == "csv":
             if file.local:
-                table = pa_csv.read_csv(file.path)
-            else:
-                with file.fs.open_input_stream(file.path) as stream:
-                    table = pa_csv.read_csv(stream)
-        else:
-            data = file.read_bytes()
-            check_flat_lines(file, data)  # pyarrow's JSON reader crashes on deep nesting
-            table = pa_json.read_json(pa.BufferReader(data))
+                return pa_csv.read_csv(file.path)
+            with file.fs.open_input_stream(file.path) as stream:
+                return pa_csv.read_csv(stream)
+        with file.fs.open_input_stream(file.path) as stream:
+            data = stream.read()
+        check_flat_lines(file, data)  # pyarrow's JSON reader crashes on deep nesting
+        return pa_json.read_json(pa.BufferReader(data))
+
+    try:
+        table = file.within(read)  # one deadline for the whole file, every request included
     except FileNotFoundError as exc:
         raise SourceError(str(file), "file not found") from exc
     except (OSError, pa.ArrowException) as exc:
