@@ -187,3 +187,20 @@ def test_within_one_batch_the_first_row_of_an_id_wins(served: tuple[str, Context
         stored = conn.execute("SELECT at, prediction FROM predictions WHERE id = 'a'").fetchall()
         label = conn.execute("SELECT label FROM labels WHERE id = 'a'").fetchall()
     assert [tuple(r) for r in stored] == [(1.0, "1")] and [r[0] for r in label] == ["1"]
+
+
+def test_labels_for_ids_without_a_prediction_are_not_counted_as_received(
+        served: tuple[str, Context]) -> None:
+    """Labels for ids the model never predicted were counted as received: they are stored (the
+    prediction may come later) but counted apart, and the reply says how many."""
+    url, ctx = served
+    rows = b"".join(b'{"id": "p%d", "timestamp": 1, "prediction": 1, "score": 0.9}\n' % i
+                    for i in range(3))
+    assert post(f"{url}/predictions", rows).status_code == 200
+    labels = b"".join(b'{"id": "%s", "label": 1}\n' % i for i in (b"p0", b"p1", b"x0", b"x1"))
+    reply = post(f"{url}/labels", labels)
+    assert reply.json() == {"model": str(REF), "kind": "labels", "rows": 4, "new": 4,
+                            "without_prediction": 2}, reply.text
+    assert {(r[0], r[2]): r[3] for r in received(ctx.store)} == {
+        (REF.name, "predictions"): 3, (REF.name, "labels"): 2,
+        (REF.name, "labels_without_prediction"): 2}  # exported: tests/exporter

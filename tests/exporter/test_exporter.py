@@ -104,8 +104,8 @@ def fixed_store(tmp_path: Path) -> Store:
     with store.write() as conn:
         add_predictions_in(conn, fraud, [Prediction(str(i), T0 + i, "1", None)
                                          for i in range(4)], T0 + 300)
-        add_labels_in(conn, fraud.name, [Label("0", "1", T0 + 90), Label("1", "0", T0 + 191)],
-                      T0 + 300)
+        add_labels_in(conn, fraud.name, [Label("0", "1", T0 + 90), Label("1", "0", T0 + 191),
+                                         Label("no-such-id", "1", T0 + 200)], T0 + 300)
     add_quality_result(store, fraud, {"samples": 2, "source": "predictions and labels",
                                       "labels": {"predictions": 4, "labelled": 2,
                                                  "coverage": 0.5, "min_coverage": 0.8,

@@ -93,12 +93,19 @@ def _received(store: Store, live: set[ModelRef]) -> Iterator[Metric]:
                                       "Predictions stored from the prediction log (new ids).",
                                       labels=MV)
     labels = CounterMetricFamily("lifecycled_model_labels_received",
-                                 "Labels stored (new ids), per model.", labels=["model"])
+                                 "Labels stored (new ids) whose prediction was stored when they "
+                                 "came, per model.", labels=["model"])
+    unmatched = CounterMetricFamily("lifecycled_model_labels_without_prediction",
+                                    "Labels stored (new ids) that matched no stored prediction "
+                                    "of the model when they came, per model.", labels=["model"])
     names = {ref.name for ref in live}
     for name, version, kind, count in received(store):
         if kind == "predictions" and ModelRef(name, version) in live:
             predictions.add_metric([name, version], count)
         elif kind == "labels" and name in names:
             labels.add_metric([name], count)
+        elif kind == "labels_without_prediction" and name in names:
+            unmatched.add_metric([name], count)
     yield predictions
     yield labels
+    yield unmatched

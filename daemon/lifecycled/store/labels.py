@@ -64,9 +64,18 @@ def add_predictions_in(conn: Connection, ref: ModelRef, rows: Sequence[Predictio
     return added
 
 
-def add_labels_in(conn: Connection, name: str, rows: Sequence[Label], now: float) -> int:
-    """Store labels not seen before; return how many were new."""
-    added = 0
+@dataclass(frozen=True)
+class LabelsAdded:
+    """New labels, and how many of them matched no stored prediction of the model when they
+    came (kept: their prediction may come later; counted apart, not as received)."""
+
+    new: int
+    without_prediction: int
+
+
+def add_labels_in(conn: Connection, name: str, rows: Sequence[Label], now: float) -> LabelsAdded:
+    """Store labels not seen before."""
+    added = unmatched = 0
     for start in range(0, len(rows), BATCH):
         chunk = rows[start:start + BATCH]
         before = _known(conn, "labels", "name = ?", (name,), [r.id for r in chunk])
@@ -75,9 +84,12 @@ def add_labels_in(conn: Connection, name: str, rows: Sequence[Label], now: float
             "INSERT INTO labels (name, id, label, at, received_at) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (name, id) DO NOTHING",
             [(name, r.id, r.label, r.at, now) for r in fresh.values()])
+        matched = _known(conn, "predictions", "name = ?", (name,), list(fresh))
         added += len(fresh)
-    _count(conn, name, "", "labels", added)
-    return added
+        unmatched += len(fresh) - len(matched)
+    _count(conn, name, "", "labels", added - unmatched)
+    _count(conn, name, "", "labels_without_prediction", unmatched)
+    return LabelsAdded(added, unmatched)
 
 
 RowT = TypeVar("RowT", Prediction, Label)

@@ -154,7 +154,7 @@ def ingest(ctx: Context, ref: ModelRef, model: ModelSettings, now: float) -> dic
     for file, data, stamp in _new_files(ctx, f"labels:{ref.name}", labels.path):
         rows_of_labels = _label_rows(str(file), data, labels, now)
         with ctx.store.write() as conn:
-            added["labels"] += add_labels_in(conn, ref.name, rows_of_labels, now)
+            added["labels"] += add_labels_in(conn, ref.name, rows_of_labels, now).new
             mark_read_in(conn, f"labels:{ref.name}", str(file), stamp, len(rows_of_labels), now)
     return added
 
@@ -201,8 +201,9 @@ def push(ctx: Context, ref: ModelRef, kind: str, body: bytes, content_type: str
         else:
             labels = _label_rows(where, data, quality.labels or LabelStream(), now)
             with ctx.store.write() as conn:
-                added = add_labels_in(conn, ref.name, labels, now)
-            count = len(labels)
+                stored = add_labels_in(conn, ref.name, labels, now)
+            return {"model": str(ref), "kind": kind, "rows": len(labels), "new": stored.new,
+                    "without_prediction": stored.without_prediction}
     except SourceError as exc:  # the sender's rows: a 400 naming the column and row
         raise InputError(str(exc)) from exc
     return {"model": str(ref), "kind": kind, "rows": count, "new": added}
