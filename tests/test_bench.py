@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
     ["bench/drift_calibration.py", "--quick"],
     ["bench/store.py", "--rows", "200", "--batch", "50"],
     ["bench/replicas.py", "--models", "20", "--repeat", "1"],
+    ["bench/quality.py", "--outcomes", "2000", "--classes", "300", "--repeat", "1"],
 ])
 def test_benchmark_runs(argv: list[str]) -> None:
     proc = subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True,

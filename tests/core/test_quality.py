@@ -206,3 +206,30 @@ def test_a_ten_point_fall_is_found() -> None:
     found = sum("accuracy_drop" in accuracy_trend(np.concatenate(
         [rng.random(300) < 0.93, rng.random(300) < 0.83])).indicators for _ in range(200))
     assert found / 200 >= 0.9, found / 200
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(st.integers(0, 2**32 - 1), st.integers(3, 400), st.integers(20, 3000))
+def test_multiclass_counts_and_macro_averages_equal_scikit_learn(seed: int, classes: int,
+                                                                 n: int) -> None:
+    """Counted with one sort and three bincounts (a comparison per class was quadratic: 20,000
+    classes over 100,000 outcomes took 187 s, now 0.6 s): the per-class counts and the macro
+    precision, recall and F1 are scikit-learn's, over every class seen in either column."""
+    from sklearn.metrics import multilabel_confusion_matrix, precision_recall_fscore_support
+
+    rng = np.random.default_rng(seed)
+    true = rng.integers(0, classes, n).astype(str)
+    pred = np.where(rng.uniform(size=n) < 0.6, true, rng.integers(0, classes, n).astype(str))
+    quality = evaluate_quality(pred, true)
+    labels = sorted(set(true.tolist()) | set(pred.tolist()))
+    if len(labels) <= 2:
+        return  # binary: another test's
+    matrices = multilabel_confusion_matrix(true, pred, labels=labels)
+    assert [(c.label, c.true_positive, c.false_positive, c.false_negative, c.support)
+            for c in quality.classes] == [
+        (label, int(m[1, 1]), int(m[0, 1]), int(m[1, 0]), int(m[1, 1] + m[1, 0]))
+        for label, m in zip(labels, matrices, strict=True)]
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        true, pred, labels=labels, average="macro", zero_division=0)
+    assert (quality.precision, quality.recall, quality.f1) == pytest.approx(
+        (precision, recall, f1), abs=1e-12)
