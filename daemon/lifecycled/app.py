@@ -230,7 +230,7 @@ def run_daemon(config: str | None, *, once: bool = False,
             endpoints=lambda: list(runtime.ctx.settings.webhooks),
             intervals=lambda: {task: getattr(runtime.ctx.settings.schedule, task)
                                for task in runtime.jobs},
-            store_writable=lambda: app.store.write_error is None,
+            store_writes=app.store.writes,
             replica=runtime.replication.state,
             log_level=daemon.log_level, log_format=daemon.log_format,
             push_limit=int(daemon.push_max_body))

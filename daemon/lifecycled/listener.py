@@ -13,10 +13,10 @@ closes its pipes or dies, which frees the port; a listener whose renderer died e
 daemon starts both again.
 
 Messages, daemon -> listener (control pipe): ("invalidate", webhook endpoints, task intervals,
-whether the daemon's last write to the store succeeded, this replica's state or None), ("stop",).
+its store writes (``StoreWrites``), this replica's state or None), ("stop",).
 Listener -> daemon (control pipe): ("started",) or ("failed", reason). Request pipe: the listener
 sends a ``Request`` and receives its ``Reply``. Render pipe: the renderer first says ("started",)
-or ("failed", reason); then the listener sends ("render", endpoints, intervals, writable,
+or ("failed", reason); then the listener sends ("render", endpoints, intervals, writes,
 replica) and receives ("ok",) and the plain and gzip bodies as two byte messages, or
 ("error", reason).
 """
@@ -53,6 +53,7 @@ from lifecycled.http import (
     reply_for,
 )
 from lifecycled.secrets import read_secret
+from lifecycled.store import StoreWrites
 from lifecycled.webconfig import PLAIN, WebConfig
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def _renderer(render: Connection, state_url: str, base_dir: str, state_password:
     from lifecycled.exporter import LifecycleCollector
     from lifecycled.store import open_store
 
-    state: list[Any] = [[], {}, None, None]  # endpoints, intervals, writable, replica
+    state: list[Any] = [[], {}, None, None]  # endpoints, intervals, store writes, replica
     try:
         logs.configure(log_level, log_format)
         _give_way()
@@ -117,7 +118,7 @@ def _child(sock: Any, requests: Connection, control: Connection, render: Connect
     try:
         logs.configure(log_level, log_format)
         _give_way()
-        state: list[Any] = [[], {}, None, None]  # endpoints, intervals, writable, replica
+        state: list[Any] = [[], {}, None, None]  # endpoints, intervals, store writes, replica
         word = render.recv() if render.poll(START_TIMEOUT) \
             else ("failed", f"no word from the renderer within {START_TIMEOUT:.0f} s")
         if word[0] != "started":
@@ -257,7 +258,7 @@ class ListenerProcess:
                  token_source: tuple[str | None, str | None] = (None, None),
                  endpoints: Callable[[], Iterable[str]] = lambda: (),
                  intervals: Callable[[], dict[str, float]] = dict,
-                 store_writable: Callable[[], bool | None] = lambda: None,
+                 store_writes: Callable[[], StoreWrites | None] = lambda: None,
                  replica: Callable[[], dict[str, Any] | None] = lambda: None,
                  log_level: str = "INFO", log_format: str = "text",
                  push_limit: int = 64 * 2**20) -> None:
@@ -268,7 +269,7 @@ class ListenerProcess:
         self.options = (web, token_source, log_level, log_format, push_limit)
         self.endpoints = endpoints
         self.intervals = intervals
-        self.store_writable = store_writable
+        self.store_writes = store_writes
         self.replica = replica
         self._send_lock = threading.Lock()
         self._reply_lock = threading.Lock()
@@ -351,7 +352,7 @@ class ListenerProcess:
     def invalidate(self) -> None:
         """A state change: the child renders /metrics afresh for the next scrape."""
         self._send(("invalidate", list(self.endpoints()), dict(self.intervals()),
-                    self.store_writable(), self.replica()))
+                    self.store_writes(), self.replica()))
 
     def _send(self, message: tuple[Any, ...]) -> None:
         with self._send_lock:

@@ -22,7 +22,7 @@ from lifecycled.core.profile import build_profile
 from lifecycled.core.thresholds import evaluate, evaluation_to_json
 from lifecycled.domain import DriftPolicy, ModelRef, ModelSpec, Status
 from lifecycled.exporter import LifecycleCollector
-from lifecycled.store import Store
+from lifecycled.store import Store, StoreWrites
 from lifecycled.store.labels import Label, Prediction, add_labels_in, add_predictions_in
 from lifecycled.store.outbox import due, record_attempt
 from lifecycled.store.results import add_drift_result, add_evaluation, add_quality_result
@@ -146,7 +146,7 @@ def render(store: Store, replica: dict[str, Any] | None = None) -> str:
     registry = CollectorRegistry()
     registry.register(LifecycleCollector(store, lambda: ["ci"],
                                          lambda: {"collect": 300.0, "discovery": 60.0},
-                                         lambda: True, lambda: replica))
+                                         lambda: StoreWrites(True, 0), lambda: replica))
     return generate_latest(registry).decode()
 
 
@@ -200,6 +200,7 @@ def test_a_standby_exports_itself_and_not_the_fleet(tmp_path: Path) -> None:
     standby = render(store, replica_state(leader=False))
     alone = render(store)
     fleet = exported_names(alone) - {"lifecycled_build_info", "lifecycled_state_store_writable",
+                                     "lifecycled_state_store_write_failures_total",
                                      "lifecycled_task_interval_seconds"}
     assert fleet <= exported_names(leader) and not fleet & exported_names(standby)
     assert "lifecycled_leader 1.0" in leader and "lifecycled_leader 0.0" in standby

@@ -18,6 +18,7 @@ from lifecycled.exporter import LifecycleCollector
 from lifecycled.scheduler import Runtime
 from lifecycled.settings import Settings
 from lifecycled.store import Store, open_store
+from lifecycled.store.core import WRITE_FAILURE_HOLD
 from prometheus_client import CollectorRegistry, generate_latest
 
 BIG = "x" * 200_000  # more than the free pages of a fresh store
@@ -49,13 +50,24 @@ def test_a_full_disk_is_one_line_naming_the_cause_and_visible(tmp_path: Path) ->
     ok, detail = runtime.readiness()
     assert not ok and "database or disk is full" in detail["store"]
     registry = CollectorRegistry()
-    registry.register(LifecycleCollector(store, store_writable=lambda: store.write_error is None))
+    registry.register(LifecycleCollector(store, store_writes=store.writes))
+    assert b"lifecycled_state_store_writable 0.0" in generate_latest(registry)
+    assert b"lifecycled_state_store_write_failures_total 1.0" in generate_latest(registry)
+
+    # a small write still fits: it used to clear the failure at once, so /readyz said ok and
+    # the gauge 1 while every push failed
+    store.register(spec("small"), Status.PRODUCTION, actor="t", reason="r", now=2.5)
+    assert not runtime.readiness()[0]
     assert b"lifecycled_state_store_writable 0.0" in generate_latest(registry)
 
     store.engine._conn.execute("PRAGMA max_page_count = 1073741823")  # space again
     store.register(spec("after", BIG), Status.PRODUCTION, actor="t", reason="r", now=3.0)
-    assert store.write_error is None
+    assert store.write_error is not None  # held for WRITE_FAILURE_HOLD after the failure
+    later = store.monotonic() + WRITE_FAILURE_HOLD
+    store.monotonic = lambda: later
+    assert store.write_error is None and runtime.readiness()[1]["store"] == "ok"
     assert b"lifecycled_state_store_writable 1.0" in generate_latest(registry)
+    assert b"lifecycled_state_store_write_failures_total 1.0" in generate_latest(registry)
     store.close()
 
 

@@ -22,7 +22,7 @@ from lifecycled.exporter import (
 )
 from lifecycled.exporter import webhooks as webhook_metrics
 from lifecycled.exporter.drift import DriftCollector
-from lifecycled.store import Store
+from lifecycled.store import Store, StoreWrites
 from lifecycled.store.results import Decoded
 
 
@@ -32,13 +32,13 @@ class LifecycleCollector:
     def __init__(self, store: Store,
                  webhook_endpoints: Callable[[], Iterable[str]] = lambda: (),
                  job_intervals: Callable[[], dict[str, float]] = dict,
-                 store_writable: Callable[[], bool | None] = lambda: None,
+                 store_writes: Callable[[], StoreWrites | None] = lambda: None,
                  replica: Callable[[], dict[str, Any] | None] = lambda: None) -> None:
         self.store = store
         self.replica = replica  # this replica's state among several (None: the only daemon)
         self.webhook_endpoints = webhook_endpoints
         self.job_intervals = job_intervals
-        self.store_writable = store_writable  # the daemon's view (None: not exported)
+        self.store_writes = store_writes  # the daemon's view (None: not exported)
         self.drift = DriftCollector(store)
         # decoded results by row id (rows never change): a scrape decodes only new results
         self._quality: Decoded = {}
@@ -49,7 +49,7 @@ class LifecycleCollector:
 
     def collect(self) -> Iterator[Metric]:
         replica = self.replica()
-        yield from daemon.collect_process(self.job_intervals(), self.store_writable())
+        yield from daemon.collect_process(self.job_intervals(), self.store_writes())
         if replica is not None:
             yield from cluster.collect(self.store, replica)
             if not replica["leader"]:

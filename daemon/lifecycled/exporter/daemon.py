@@ -13,12 +13,12 @@ from prometheus_client.core import CounterMetricFamily, Metric
 
 from lifecycled import __version__
 from lifecycled.exporter.families import gauge
-from lifecycled.store import Store
+from lifecycled.store import Store, StoreWrites
 from lifecycled.store.serving import job_runs, source_health, unmanaged_models
 
 
 def collect_process(intervals: Mapping[str, float],
-                    store_writable: bool | None = None) -> Iterator[Metric]:
+                    store_writes: StoreWrites | None = None) -> Iterator[Metric]:
     """What every daemon exports of itself: version, store writability, task intervals."""
     build = gauge("lifecycled_build_info",
                   "lifecycled version, the source revision it was installed from ('unknown' "
@@ -26,12 +26,16 @@ def collect_process(intervals: Mapping[str, float],
                   ["version", "revision", "python"])
     build.add_metric([__version__, revision(), platform.python_version()], 1)
     yield build
-    if store_writable is not None:
+    if store_writes is not None:
         writable = gauge("lifecycled_state_store_writable",
-                         "1 when the daemon's last write to the state store succeeded, 0 while "
-                         "writes fail (a full disk, a read-only file).", [])
-        writable.add_metric([], 1 if store_writable else 0)
+                         "0 while a write to the state store failed within the last 2 minutes "
+                         "(a full disk, a read-only file), else 1.", [])
+        writable.add_metric([], 1 if store_writes.writable else 0)
         yield writable
+        failures = CounterMetricFamily("lifecycled_state_store_write_failures",
+                                       "Writes to the state store that failed.", labels=[])
+        failures.add_metric([], store_writes.failures)
+        yield failures
     interval = gauge("lifecycled_task_interval_seconds",
                      "Configured interval of the task (alert when a success is 3 late).", ["task"])
     for job, seconds in sorted(intervals.items()):

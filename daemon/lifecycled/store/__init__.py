@@ -1,5 +1,5 @@
 """The state store: the only package that speaks SQL."""
 
-from lifecycled.store.core import Store, open_store
+from lifecycled.store.core import Store, StoreWrites, open_store
 
-__all__ = ["Store", "open_store"]
+__all__ = ["Store", "StoreWrites", "open_store"]

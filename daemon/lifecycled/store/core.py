@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from lifecycled.domain import (
     HistoryEntry,
@@ -54,6 +55,14 @@ class Fenced(StoreError):
     """A write of a fleet-wide task was refused: this replica no longer holds the leader lease."""
 
 
+WRITE_FAILURE_HOLD = 120.0  # seconds a failed write keeps the store reported not writable
+
+
+class StoreWrites(NamedTuple):
+    writable: bool  # no write failed within WRITE_FAILURE_HOLD
+    failures: int  # writes failed since start
+
+
 class Store:
     """Registry, history and results; every public method is one transaction."""
 
@@ -66,7 +75,9 @@ class Store:
         self.folder = self.path.parent if self.path is not None else (folder or Path.cwd())
         # webhook endpoint -> event types it wants; set by the app from the configuration
         self.subscriptions: Mapping[str, Sequence[str]] = {}
-        self.write_error: str | None = None  # the last write's failure, until one succeeds
+        self.write_failures = 0  # writes that failed since the daemon started
+        self._last_failure: tuple[float, str] | None = None  # (monotonic time, cause)
+        self.monotonic = time.monotonic
         # the check a thread's writes must pass (``fenced``)
         self._fence = threading.local()
         try:
@@ -122,10 +133,24 @@ class Store:
                     fence(conn)
                 yield conn
         except self.engine.errors as exc:
-            self.write_error = (f"cannot write the state store {self.location}: "
-                                f"{self.engine.describe(exc)}")
-            raise StoreError(self.write_error) from exc
-        self.write_error = None
+            cause = f"cannot write the state store {self.location}: {self.engine.describe(exc)}"
+            self._last_failure = (self.monotonic(), cause)
+            self.write_failures += 1
+            raise StoreError(cause) from exc
+
+    @property
+    def write_error(self) -> str | None:
+        """The cause of the last failed write when it failed within ``WRITE_FAILURE_HOLD``
+        seconds, else None. Not cleared by the next write that succeeds: on a full disk small
+        writes (a task's run) still fit where a push does not, and cleared the failure at once."""
+        failure = self._last_failure
+        if failure is None or self.monotonic() - failure[0] >= WRITE_FAILURE_HOLD:
+            return None
+        return failure[1]
+
+    def writes(self) -> StoreWrites:
+        """What the daemon exports of its writes."""
+        return StoreWrites(self.write_error is None, self.write_failures)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
