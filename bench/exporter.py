@@ -31,7 +31,7 @@ from lifecycled.store.serving import add_snapshot, put_serving_state, record_sou
 from prometheus_client import CollectorRegistry, generate_latest
 
 THRESHOLDS = {"min_accuracy": 0.85, "max_latency_p99_seconds": 0.1, "min_throughput_rps": 10.0,
-              "max_error_ratio": 0.01, "max_memory_bytes": 2.0**31, "max_cpu_ratio": 0.8}
+              "max_error_ratio": 0.01, "max_memory_bytes": 2.0**31}
 
 
 def fill(store: Store, models: int, features: int) -> None:
@@ -44,7 +44,7 @@ def fill(store: Store, models: int, features: int) -> None:
     values = {"interval_seconds": 300.0, "requests_per_second": 25.0, "inferences_per_second": 90.0,
               "error_ratio": 0.002, "latency_mean_seconds": 0.01, "latency_p50_seconds": 0.008,
               "latency_p95_seconds": 0.03, "latency_p99_seconds": 0.05,
-              "cpu_utilization_ratio": 0.4, "accuracy": 0.9}
+              "accuracy": 0.9}
     evaluation = evaluation_to_json(evaluate(values, THRESHOLDS))
     quality = {"samples": 1000, "accuracy": 0.9, "precision": 0.88, "recall": 0.86, "f1": 0.87,
                "roc_auc": 0.93, "concept": {"severity": "low"}}
