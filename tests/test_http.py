@@ -397,3 +397,60 @@ def test_a_slow_request_holds_up_neither_health_nor_the_api(tmp_path: Path) -> N
         release.set()
         server.stop()
         store.close()
+
+
+def test_readiness_is_answered_while_every_api_worker_is_busy(tmp_path: Path) -> None:
+    """/readyz went through the daemon's API workers: under a push, a report render and 20 API
+    clients it timed out at 10 s. The daemon now reports readiness to the listener every second
+    and the listener answers from that: with every worker held, /readyz still answers at once
+    (and says what the daemon last said), and a daemon that stops reporting is not ready."""
+    import threading as threads
+
+    from lifecycled.listener import API_WORKERS, ListenerProcess
+
+    release = threads.Event()
+    entered = threads.Semaphore(0)
+    ready = {"ok": True}
+
+    def held(request: http.Request) -> tuple[int, Any]:
+        entered.release()
+        release.wait(60)
+        return 200, {}
+
+    def readiness() -> tuple[bool, dict[str, Any]]:
+        if not ready["ok"]:
+            release.wait(60)  # a daemon that no longer gets to report
+        return True, {"store": "ok"}
+
+    (tmp_path / "token").write_text(TOKEN)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    store = open_store(url, tmp_path)
+    api = http.Api(store, CollectorRegistry(), readiness, lambda: TOKEN, posts={"slow": held})
+    server = ListenerProcess(api, "127.0.0.1", 0, state_url=url, base_dir=tmp_path,
+                             token_source=(str(tmp_path / "token"), None))
+    server.start()
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        with ThreadPoolExecutor(API_WORKERS) as pool:
+            for _ in range(API_WORKERS):
+                pool.submit(requests.post, base + "/api/v1/slow", json={}, timeout=90,
+                            headers={"Authorization": f"Bearer {TOKEN}"})
+            for _ in range(API_WORKERS):
+                assert entered.acquire(timeout=30), "a POST never reached its route"
+            deadline = time.monotonic() + 10
+            while (reply := requests.get(base + "/readyz", timeout=2)).status_code != 200:
+                assert time.monotonic() < deadline, reply.text  # the first report comes
+                time.sleep(0.1)
+            assert reply.json() == {"ready": True, "store": "ok"}
+            ready["ok"] = False  # the next report never comes
+            deadline = time.monotonic() + http.READY_STALE + 5
+            while (reply := requests.get(base + "/readyz", timeout=2)).status_code == 200:
+                assert time.monotonic() < deadline, "a stale report still said ready"
+                time.sleep(0.2)
+            assert reply.status_code == 503
+            assert reply.json()["daemon"].startswith("no readiness report for"), reply.text
+            release.set()
+    finally:
+        release.set()
+        server.stop()
+        store.close()

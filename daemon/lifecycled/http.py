@@ -423,6 +423,33 @@ class _Protocol(H11Protocol):
             self.transport.close()
 
 
+READY_STALE = 10.0  # seconds without a readiness report after which the listener says 503
+
+
+class Readiness:
+    """The daemon's latest readiness, as it reports it every second: /readyz is answered from
+    here by the listener, so a daemon busy with a push, a report and the API never makes a
+    readiness probe wait. A report older than ``READY_STALE`` is itself the answer: not ready."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._latest: tuple[float, bool, dict[str, Any]] | None = None
+
+    def update(self, ok: bool, detail: dict[str, Any]) -> None:
+        self._latest = (self.clock(), ok, detail)
+
+    def reply(self) -> Reply:
+        latest = self._latest
+        if latest is None:
+            return json_reply(503, {"ready": False, "daemon": "no readiness reported yet"})
+        at, ok, detail = latest
+        age = self.clock() - at
+        if age > READY_STALE:
+            return json_reply(503, {"ready": False,
+                                    "daemon": f"no readiness report for {age:.0f} s"})
+        return json_reply(200 if ok else 503, {"ready": ok, **detail})
+
+
 class Listener:
     """The ASGI application: /metrics from the shared exposition, everything else through
     ``route`` (``reply_for`` an Api, or a call to the process that has one) in a small thread
@@ -430,8 +457,10 @@ class Listener:
 
     def __init__(self, route: Callable[[Request], Reply], exposition: Exposition,
                  push_limit: int = MAX_BODY, users: Mapping[str, str] | None = None,
-                 token: Callable[[], str | None] | None = None) -> None:
+                 token: Callable[[], str | None] | None = None,
+                 readiness: Readiness | None = None) -> None:
         self.route = route
+        self.readiness = readiness  # None: /readyz goes to ``route`` like the API
         self.exposition = exposition
         self.basic_auth = BasicAuth(users or {})  # readers must log in when users are given
         # the API token, checked here before a POST's body is read (None: the route checks it)
@@ -495,6 +524,8 @@ class Listener:
             return json_reply(408, {"error": f"body not received within {REQUEST_TIMEOUT} s"},
                                {"Connection": "close"})
         loop = asyncio.get_running_loop()
+        if path == "/readyz" and method != "POST" and self.readiness is not None:
+            return self.readiness.reply()
         if path == "/metrics" and method in ("GET", "HEAD"):
             ready = self.exposition.ready()
             if ready is not None:  # the common case: answered here, no thread involved

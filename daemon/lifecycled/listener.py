@@ -3,17 +3,19 @@
 Rendering a big fleet's exposition is seconds of pure Python (3,000 models with 20 drift features
 each are about 460,000 lines), and answering scrapes is Python too. In the daemon's own process
 both would hold the interpreter lock away from the scheduled tasks, and in one process together
-a render would hold it away from the scrapes being answered. So two child processes, both niced
-where the sandbox allows it, so that they yield the CPU to the tasks: the listener owns the socket
-and answers scrapes with the bytes of the last render; the renderer holds its own connection to
-the state store and renders /metrics when the listener asks (after a state change, or when the
-last render is old). Every other request (health, readiness, the API) is handed to the daemon
+a render would hold it away from the scrapes being answered. So two child processes: the
+listener owns the socket, answers scrapes with the bytes of the last render, /healthz at once and
+/readyz from the readiness the daemon reports every second; the renderer, niced where the
+sandbox allows it so that it yields the CPU to the tasks, holds its own connection to the state
+store and renders /metrics when the listener asks (after a state change, or when the last render
+is old). Every other request (the API) is handed to the daemon
 over a pipe and answered there by ``http.reply_for``. Both children exit as soon as the daemon
 closes its pipes or dies, which frees the port; a listener whose renderer died exits too, and the
 daemon starts both again.
 
 Messages, daemon -> listener (control pipe): ("invalidate", webhook endpoints, task intervals,
-its store writes (``StoreWrites``), this replica's state or None), ("stop",).
+its store writes (``StoreWrites``), this replica's state or None), ("ready", ok, detail),
+("stop",).
 Listener -> daemon (control pipe): ("started",) or ("failed", reason). Request pipe: the listener
 sends a ``Request`` and receives its ``Reply``. Render pipe: the renderer first says ("started",)
 or ("failed", reason); then the listener sends ("render", endpoints, intervals, writes,
@@ -32,6 +34,7 @@ import os
 import signal
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
@@ -44,6 +47,7 @@ from lifecycled.http import (
     Api,
     Exposition,
     Listener,
+    Readiness,
     Reply,
     Request,
     Uvicorn,
@@ -57,7 +61,8 @@ from lifecycled.store import StoreWrites
 from lifecycled.webconfig import PLAIN, WebConfig
 
 log = logging.getLogger(__name__)
-NICE = 10  # the child's niceness: serving and rendering metrics give way to the tasks
+NICE = 10  # the renderer's niceness: rendering metrics gives way to the tasks
+READY_EVERY = 1.0  # seconds between the daemon's readiness reports to the listener
 PR_SET_PDEATHSIG = 1  # prctl(2)
 START_TIMEOUT = 60.0
 API_WORKERS = 8  # daemon threads answering the listener's requests at once
@@ -116,9 +121,11 @@ def _child(sock: Any, requests: Connection, control: Connection, render: Connect
            push_limit: int) -> None:
     _die_with_parent()
     try:
+        # at the daemon's priority (the renderer gives way): liveness and readiness are answered
+        # here, and a niced listener answered them 180 ms late (p99) beside a busy daemon
         logs.configure(log_level, log_format)
-        _give_way()
         state: list[Any] = [[], {}, None, None]  # endpoints, intervals, store writes, replica
+        readiness = Readiness()
         word = render.recv() if render.poll(START_TIMEOUT) \
             else ("failed", f"no word from the renderer within {START_TIMEOUT:.0f} s")
         if word[0] != "started":
@@ -138,7 +145,7 @@ def _child(sock: Any, requests: Connection, control: Connection, render: Connect
 
         exposition = Exposition(rendered)
         server = Uvicorn(Listener(forward, exposition, push_limit, web.users,
-                                  token_reader(*token_source)), sock, web)
+                                  token_reader(*token_source), readiness), sock, web)
         server.start()
     except Exception as exc:  # reported to the daemon, which says it in one line
         _tell(control, ("failed", f"{type(exc).__name__}: {exc}"))
@@ -152,6 +159,8 @@ def _child(sock: Any, requests: Connection, control: Connection, render: Connect
         if message[0] == "invalidate":
             state[:] = message[1:]
             exposition.invalidate()
+        elif message[0] == "ready":
+            readiness.update(message[1], message[2])
         elif message[0] == "stop":
             server.stop()
             return
@@ -287,6 +296,19 @@ class ListenerProcess:
     def start(self) -> None:
         self._spawn()
         threading.Thread(target=self._answer, name="api", daemon=True).start()
+        threading.Thread(target=self._report_readiness, name="readiness", daemon=True).start()
+
+    def _report_readiness(self) -> None:
+        """Tell the listener the daemon's readiness every ``READY_EVERY`` seconds (it answers
+        /readyz from the latest, and says 503 when none came for a while)."""
+        while not self._stopping:
+            try:
+                ok, detail = self.api.ready()
+            except Exception as exc:  # a bug: logged, and said as not ready
+                log.exception("readiness failed")
+                ok, detail = False, {"error": f"{type(exc).__name__}: {exc}"}
+            self._send(("ready", ok, detail))
+            time.sleep(READY_EVERY)
 
     def _spawn(self) -> None:
         context = multiprocessing.get_context("spawn")  # no copy of the daemon's threads
