@@ -23,7 +23,10 @@ def dripping_body() -> Iterator[str]:
 
 @pytest.fixture
 def silent() -> Iterator[str]:
-    yield from serve(lambda conn: conn.recv(1))  # reads until the client hangs up
+    def read_until_hung_up(conn: socket.socket) -> None:
+        while conn.recv(65536):
+            pass
+    yield from serve(read_until_hung_up)  # never answers
 
 
 @pytest.fixture
@@ -152,7 +155,7 @@ def test_a_poster_sends_what_session_post_sends(recorder: HttpSink) -> None:
 
 
 def test_a_poster_without_a_content_type_sends_none(recorder: HttpSink) -> None:
-    """As requests with bytes: no Content-Type (libcurl's default would be a form's)."""
+    """As requests with bytes: no Content-Type."""
     url = f"http://{recorder.address}/in"
     session = DeadlineSession()
     session.post(url, data=b"{}", timeout=5).close()
@@ -185,7 +188,7 @@ def test_a_poster_goes_through_the_environments_proxy_unless_no_proxy_says(
         Poster(session, f"http://{recorder.address}/direct").post(b"{}", {}, 5)
 
 
-def test_a_poster_keeps_one_connection_per_thread_and_reconnects_when_it_is_closed(
+def test_a_poster_keeps_its_connection_alive_and_reconnects_when_it_is_closed(
         recorder: HttpSink) -> None:
     with Poster(DeadlineSession(), f"http://{recorder.address}/in") as poster:
         for _ in range(3):
@@ -201,8 +204,8 @@ def test_a_poster_keeps_one_connection_per_thread_and_reconnects_when_it_is_clos
 
 
 def test_a_poster_leaves_no_descriptor_open(recorder: HttpSink) -> None:
-    """Each socket libcurl opens has a duplicate (for interrupt_all to shut down); both are
-    closed when libcurl closes the connection, and every one when the Poster closes."""
+    """A connection the receiver closes is closed here too: 50 reconnections leave no socket
+    open."""
     def descriptors() -> int:
         return len(os.listdir("/proc/self/fd"))
 
@@ -214,7 +217,7 @@ def test_a_poster_leaves_no_descriptor_open(recorder: HttpSink) -> None:
             assert poster.post(b"{}", {}, 5).status == 202
         assert descriptors() <= during + 2  # the sink may still be closing its side of one
     deadline = time.monotonic() + 10
-    while descriptors() > during - 1:  # this Poster's handle and its socket are gone
+    while descriptors() > during:  # every connection the receiver closed is closed here
         assert time.monotonic() < deadline, os.listdir("/proc/self/fd")
         time.sleep(0.01)
     assert len(set(recorder.peers)) == 51
@@ -262,9 +265,11 @@ def test_a_poster_raises_requests_errors_within_its_deadline(dripping_body: str)
     closed.bind(("127.0.0.1", 0))
     port = closed.getsockname()[1]
     closed.close()  # nothing listens on the port
+    url = f"http://hook:s3cret@127.0.0.1:{port}/"
     with pytest.raises(requests.ConnectionError) as raised:
-        Poster(session, f"http://hook:s3cret@127.0.0.1:{port}/").post(b"{}", {}, 5)
-    assert f"127.0.0.1:{port}" in str(raised.value) and "s3cret" not in str(raised.value)
+        Poster(session, url).post(b"{}", {}, 5)
+    said = describe(raised.value, url)
+    assert f"127.0.0.1:{port}" in said and "s3cret" not in said + str(raised.value)
 
 
 LIBRARY_WORDS = ("Pool", "NewConnectionError", "MaxRetryError", "urllib3", "HTTPConnection",
@@ -318,3 +323,27 @@ def test_an_unknown_host_a_silent_server_an_untrusted_certificate_and_a_503(
     finally:
         sink.stop()
     assert text == f"{sink.url} answered HTTP 503"
+
+
+@pytest.fixture
+def slow_body() -> Iterator[str]:
+    """A receiver that answers 200 at once, then sends its body ten bytes a second."""
+    def reply(conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n")
+        drip(b"", b"x" * 5000)(conn)
+    yield from serve(reply)
+
+
+def test_a_2xx_is_the_answer_even_when_its_body_outlasts_the_deadline(slow_body: str) -> None:
+    """A receiver that answered 200 with a body longer than the deadline was reported ok by
+    `webhooks test` but dead-lettered by delivery. Both send through ``Poster.post``: the status
+    is the answer, and the body is read only while the deadline lasts."""
+    from lifecycled.actions.webhooks import ping
+    from lifecycled.settings import WebhookEndpoint
+
+    started = time.monotonic()
+    with Poster(DeadlineSession(), slow_body) as poster:
+        assert poster.post(b"{}", {}, 1.0).status == 200
+    assert time.monotonic() - started < 3
+    endpoint = WebhookEndpoint(url=slow_body, timeout=1.0, secret_env="UNUSED")
+    assert ping(DeadlineSession(), "slow", endpoint, b"k" * 32, time.time()) == (200, "")

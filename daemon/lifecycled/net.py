@@ -9,18 +9,15 @@ progress, and the call raises ``DeadlineExceeded`` (a ``requests.Timeout``).
 
 The sockets are found without patching anything global: the session's adapters build their
 connection pools from connection classes that report each socket they open or reuse to the call
-running in this thread. A ``Poster`` (many webhook POSTs to one URL) sends through libcurl
-instead, under the same deadline and ``interrupt_all``.
+running in this thread. A ``Poster`` sends many webhook POSTs to one URL through the same
+session, keeping only each reply's status and headers.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import heapq
 import itertools
-import math
-import os
 import re
 import socket
 import threading
@@ -28,7 +25,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
-import pycurl
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
@@ -278,139 +274,47 @@ class Reply(NamedTuple):
     headers: Mapping[str, str]
 
 
-_TLS_ERRORS = frozenset({pycurl.E_SSL_CONNECT_ERROR, pycurl.E_PEER_FAILED_VERIFICATION,
-                         pycurl.E_SSL_CERTPROBLEM, pycurl.E_SSL_CIPHER, pycurl.E_SSL_CACERT_BADFILE,
-                         pycurl.E_SSL_ENGINE_NOTFOUND, pycurl.E_SSL_ENGINE_SETFAILED,
-                         pycurl.E_SSL_CRL_BADFILE, pycurl.E_SSL_ISSUER_ERROR,
-                         pycurl.E_SSL_SHUTDOWN_FAILED, pycurl.E_USE_SSL_FAILED})
-_PROXY_ERRORS = frozenset({pycurl.E_COULDNT_RESOLVE_PROXY, pycurl.E_COULDNT_CONNECT, 97})  # 97: PROXY
-
-
 class Poster:
     """Many POSTs to one URL, each the request ``session.post(url, data=body, headers=headers,
-    timeout=timeout, allow_redirects=False)`` would send: the session's default headers and auth
-    (the URL's or netrc's), the environment's proxies and ``no_proxy`` and CA bundle, as requests
-    works them out (once, here), the whole call bounded by ``timeout`` as a DeadlineSession
-    bounds it, ended by ``interrupt_all``, and requests' exceptions. Only the status and headers
-    of a reply are kept.
-
-    The requests are sent by libcurl (pycurl), one handle, and so one kept-alive connection, per
-    thread that posts: libcurl lets go of the interpreter for the whole exchange, so concurrent
-    senders really run at once, where with requests or urllib3 they take turns (four fifths of
-    a webhook's time was their Python, parsing each reply's headers with the ``email`` package
-    alone a fifth). The session's adapters are not used. ``close`` (or ``with``) ends the
-    handles; make a new Poster to see a changed environment."""
+    timeout=timeout, allow_redirects=False)`` would send (the session's default headers and auth,
+    the URL's or netrc's, the environment's proxies, ``no_proxy`` and CA bundle, worked out once
+    here), the whole call bounded by ``timeout`` through the session's ``DeadlineAdapter``s and
+    ended by ``interrupt_all``. Only the status and headers of a reply are kept: the body is read
+    (so the connection is kept alive) while the deadline lasts, and a body cut by it leaves the
+    status standing; a 2xx status is the answer, for a delivery as for ``webhooks test``."""
 
     def __init__(self, session: requests.Session, url: str) -> None:
-        template = session.prepare_request(requests.Request("POST", url))
-        settings = session.merge_environment_settings(url, {}, False, None, None)
-        assert template.url is not None
-        # user and password travel in the Authorization header requests made of them, and
-        # never into a message
-        self._target = _without_auth(template.url)
-        self._headers = {name.lower(): f"{name}: {value}"
-                         for name, value in (template.headers or {}).items()
-                         if name.lower() != "content-length"}  # libcurl sets it from the body
-        self._proxy = requests.utils.select_proxy(url, settings["proxies"]) or ""
-        self._verify, self._cert = settings["verify"], settings["cert"]
-        self._local = threading.local()
-        self._handles: list[pycurl.Curl] = []
-        self._lock = threading.Lock()
-
-    def _handle(self) -> pycurl.Curl:
-        handle: pycurl.Curl | None = getattr(self._local, "handle", None)
-        if handle is not None:
-            return handle
-        handle = pycurl.Curl()
-        handle.setopt(pycurl.URL, self._target)
-        handle.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
-        handle.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)  # as requests
-        handle.setopt(pycurl.PROXY, self._proxy)  # "": none, whatever libcurl would read
-        handle.setopt(pycurl.NOPROXY, "")  # requests has applied no_proxy already
-        handle.setopt(pycurl.NOSIGNAL, 1)
-        handle.setopt(pycurl.WRITEFUNCTION, len)  # the body is read and dropped
-        sockets: dict[int, socket.socket] = {}  # libcurl's descriptor: a duplicate to shut down
-        handle.setopt(pycurl.SOCKOPTFUNCTION, functools.partial(self._opened, sockets))
-        handle.setopt(pycurl.CLOSESOCKETFUNCTION, functools.partial(_closing, sockets))
-        self._local.sockets = sockets
-        if self._verify is False:
-            handle.setopt(pycurl.SSL_VERIFYPEER, 0)
-            handle.setopt(pycurl.SSL_VERIFYHOST, 0)
-        else:
-            bundle = str(requests.utils.extract_zipped_paths(requests.utils.DEFAULT_CA_BUNDLE_PATH)
-                         if self._verify is True else self._verify)
-            handle.setopt(pycurl.CAPATH if os.path.isdir(bundle) else pycurl.CAINFO, bundle)
-        if self._cert:
-            cert, key = self._cert if isinstance(self._cert, tuple) else (self._cert, None)
-            handle.setopt(pycurl.SSLCERT, cert)
-            if key:
-                handle.setopt(pycurl.SSLKEY, key)
-        with self._lock:
-            self._handles.append(handle)
-        self._local.handle = handle
-        return handle
-
-    def _opened(self, sockets: dict[int, socket.socket], descriptor: int, _purpose: int) -> int:
-        """libcurl opened a socket for this thread's handle: keep a duplicate of it, which the
-        call's deadline or ``interrupt_all`` shuts down (that ends any wait in libcurl at once,
-        where a progress callback, in Python several times per request, would cost each request
-        a trip through the interpreter)."""
-        duplicate = sockets[descriptor] = socket.socket(fileno=os.dup(descriptor))
-        call: _Call | None = getattr(self._local, "call", None)
-        if call is not None:
-            call.attach(duplicate)
-        return 0  # CURL_SOCKOPT_OK
+        self._session = session
+        self._template = session.prepare_request(requests.Request("POST", url))
+        assert self._template.url is not None
+        self._url = self._template.url
+        settings = session.merge_environment_settings(url, {}, True, None, None)
+        self._send: dict[str, Any] = {**settings, "stream": True, "allow_redirects": False}
 
     def post(self, body: bytes, headers: Mapping[str, str], timeout: float) -> Reply:
-        handle = self._handle()
-        lines = dict(self._headers)
+        request = self._template.copy()
+        request.prepare_body(body, None)
         for name, value in headers.items():
-            line = lines[name.lower()] = f"{name}: {value}"
-            if "\r" in line or "\n" in line:  # as requests refuses it: no header smuggled in
-                raise requests.exceptions.InvalidHeader(f"header {name!r}: a line break in it")
-        lines.setdefault("content-type", "Content-Type:")  # none, as requests (not a form's)
-        lines["expect"] = "Expect:"  # requests never waits for 100 Continue
-        received: list[bytes] = []
-        handle.setopt(pycurl.HTTPHEADER, list(lines.values()))
-        handle.setopt(pycurl.HEADERFUNCTION, received.append)
-        handle.setopt(pycurl.POSTFIELDS, body)
-        milliseconds = max(1, math.ceil(timeout * 1000))
-        handle.setopt(pycurl.TIMEOUT_MS, milliseconds)
-        handle.setopt(pycurl.CONNECTTIMEOUT_MS, milliseconds)
-        call = self._local.call = _Call(time.monotonic() + timeout)
-        for duplicate in self._local.sockets.values():  # a kept-alive connection
-            call.attach(duplicate)
-        with _IN_FLIGHT_LOCK:
-            _IN_FLIGHT.add(call)
+            requests.utils.check_header_validity((name, value))  # no header smuggled in
+            request.headers[name] = value
+        answer: Reply | None = None
         try:
-            handle.perform()
-        except pycurl.error as exc:
-            raise self._error(exc, call, timeout) from exc
-        finally:
-            with _IN_FLIGHT_LOCK:
-                _IN_FLIGHT.discard(call)
-            self._local.call = None
-        return Reply(int(handle.getinfo(pycurl.RESPONSE_CODE)), _reply_headers(received))
-
-    def _error(self, exc: pycurl.error, call: _Call, timeout: float) -> requests.RequestException:
-        """The exception requests raises for what libcurl reports."""
-        code, message = exc.args[0], exc.args[1] if len(exc.args) > 1 else ""
-        url = self._target
-        if call.ended:
-            return DeadlineExceeded(f"{url}: {call.ended}")
-        if code == pycurl.E_OPERATION_TIMEDOUT:
-            return DeadlineExceeded(f"{url}: no complete reply within {timeout:g} s")
-        if self._proxy and code in _PROXY_ERRORS:
-            return requests.exceptions.ProxyError(f"proxy {_without_auth(self._proxy)}: {message}")
-        if code in _TLS_ERRORS:
-            return requests.exceptions.SSLError(f"{url}: {message}")
-        return requests.ConnectionError(f"{url}: {message}")
+            with deadline(timeout, self._url):
+                # the plain Session's send: a DeadlineSession's would read the body as part of
+                # the call, and a 2xx followed by a slow body would be a failure
+                response = requests.Session.send(self._session, request, timeout=timeout,
+                                                 **self._send)
+                answer = Reply(response.status_code, response.headers)
+                with contextlib.closing(response):
+                    for _ in response.iter_content(1 << 16):
+                        pass
+        except requests.RequestException:
+            if answer is None:
+                raise
+        return answer
 
     def close(self) -> None:
-        with self._lock:
-            handles, self._handles = self._handles, []
-        for handle in handles:
-            handle.close()
+        """Nothing of its own to close (the session's pools are the session's)."""
 
     def __enter__(self) -> Poster:
         return self
@@ -421,28 +325,6 @@ class Poster:
 
 def _without_auth(url: str) -> str:
     return str(urllib3.util.parse_url(url)._replace(auth=None).url)
-
-
-def _closing(sockets: dict[int, socket.socket], descriptor: int) -> int:
-    """libcurl closes one of its sockets: close it and its duplicate."""
-    duplicate = sockets.pop(descriptor, None)
-    if duplicate is not None:
-        duplicate.close()
-    os.close(descriptor)
-    return 0
-
-
-def _reply_headers(lines: list[bytes]) -> requests.structures.CaseInsensitiveDict[str]:
-    """The final reply's headers from the raw lines libcurl passes on (those of a 100 Continue
-    before it are dropped; a repeated header's values are joined with commas, as urllib3 does)."""
-    final = max((i for i, raw in enumerate(lines) if raw.startswith(b"HTTP/")), default=-1)
-    joined: dict[str, tuple[str, str]] = {}
-    for raw in lines[final + 1:]:
-        name, colon, value = (part.strip() for part in raw.decode("iso-8859-1").partition(":"))
-        if colon:
-            key = name.lower()
-            joined[key] = (name, f"{joined[key][1]}, {value}" if key in joined else value)
-    return requests.structures.CaseInsensitiveDict(dict(joined.values()))
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
