@@ -38,3 +38,41 @@ def test_import_contract_is_kept() -> None:
     proc = subprocess.run([_tool("lint-imports"), "--no-cache"], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _imports(path: Path) -> list[str]:
+    """Every module ``path`` imports (top-level and function-level), as written."""
+    import ast
+
+    found: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append(node.module)
+    return found
+
+
+PACKAGE = ROOT / "daemon" / "lifecycled"
+# the one import of a dependency's private module still to be replaced by our own, tested code
+KNOWN_PRIVATE = {("core/kstest.py", "scipy.stats._stats_py")}
+
+
+def test_no_private_module_of_a_dependency_is_imported() -> None:
+    """A minor release of a dependency may move a ``_``-prefixed module: none is imported
+    (function-level imports included) beyond the one listed above."""
+    found = {(str(path.relative_to(PACKAGE)), module)
+             for path in PACKAGE.rglob("*.py") for module in _imports(path)
+             if not module.startswith(("lifecycled", "__future__"))
+             and any(part.startswith("_") for part in module.split("."))}
+    assert found == KNOWN_PRIVATE
+
+
+def test_only_the_store_speaks_to_the_database_drivers() -> None:
+    """``StoreError`` is the only store exception outside ``store/``: nothing else imports
+    sqlite3 or psycopg (a ``sqlite3.Error`` caught elsewhere would miss a PostgreSQL one)."""
+    drivers = ("sqlite3", "psycopg", "psycopg_pool")
+    outside = {str(path.relative_to(PACKAGE)): module
+               for path in PACKAGE.rglob("*.py") if "store" not in path.relative_to(PACKAGE).parts
+               for module in _imports(path) if module.split(".")[0] in drivers}
+    assert outside == {}

@@ -10,7 +10,6 @@ import json
 import logging
 import math
 import socket
-import sqlite3
 import ssl
 import threading
 import time
@@ -365,7 +364,7 @@ class Exposition:
         started = self.monotonic()
         try:
             bodies = self.render()
-        except (LifecycledError, sqlite3.Error) as exc:
+        except LifecycledError as exc:
             error = str(exc)
         except Exception as exc:  # a collector bug: logged with its traceback, a 500 until fixed
             log.exception("rendering /metrics failed")
@@ -570,7 +569,7 @@ class Listener:
                  bodies: tuple[bytes, bytes] | None = None) -> Reply:
         try:
             plain, zipped = bodies or self.exposition.bodies()
-        except (LifecycledError, sqlite3.Error) as exc:  # a failed scrape is a 500
+        except LifecycledError as exc:  # a failed scrape is a 500
             log.error("metrics scrape failed error=%s", exc)
             return json_reply(500, {"error": str(exc)})
         if "gzip" in headers.get("accept-encoding", ""):
@@ -595,7 +594,7 @@ def reply_for(api: Api, request: Request) -> Reply:
         status, payload = 400, {"error": str(exc)}
     except TransitionError as exc:
         status, payload = 409, {"error": str(exc)}
-    except (LifecycledError, sqlite3.Error) as exc:
+    except LifecycledError as exc:
         log.error("api request failed path=%s error=%s", request.path, exc)
         status, payload = 500, {"error": str(exc)}
     if isinstance(payload, HtmlPage):

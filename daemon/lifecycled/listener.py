@@ -32,7 +32,6 @@ import logging
 import multiprocessing
 import os
 import signal
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -100,7 +99,7 @@ def _renderer(render: Connection, state_url: str, base_dir: str, state_password:
         state[:] = message[1:]
         try:
             plain, zipped = rendering()
-        except (LifecycledError, sqlite3.Error) as exc:
+        except LifecycledError as exc:
             _tell(render, ("error", str(exc)))
             continue
         except Exception as exc:  # a collector bug: logged with its traceback, a 500 until fixed

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import signal
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -119,7 +118,7 @@ class Runtime:
             return False, {"store": f"unreachable: {problem}"}
         try:
             runs = {j.job: j for j in job_runs(self.ctx.store)}
-        except (StoreError, sqlite3.Error) as exc:
+        except StoreError as exc:
             return False, {"store": f"unreachable: {exc}"}
         ok = True
         if self.ctx.store.write_error:  # e.g. a full disk: reads work, nothing can be recorded
