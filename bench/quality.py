@@ -7,19 +7,11 @@ any count of them must do (one ``np.unique`` over both columns of the same outco
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 from lifecycled.core.quality import evaluate_quality
 
-
-def best(repeat: int, run: object) -> float:
-    times = []
-    for _ in range(repeat):
-        began = time.perf_counter()
-        run()  # type: ignore[operator]
-        times.append(time.perf_counter() - began)
-    return min(times)
+from bench.exporter import best
 
 
 def main() -> None:
@@ -32,9 +24,9 @@ def main() -> None:
     true = rng.integers(0, args.classes, args.outcomes).astype(str)
     pred = np.where(rng.uniform(size=args.outcomes) < 0.7, true,
                     rng.integers(0, args.classes, args.outcomes).astype(str))
-    floor = best(args.repeat, lambda: np.unique(np.concatenate([pred, true]).astype(object),
-                                                return_inverse=True))
-    quality = best(args.repeat, lambda: evaluate_quality(pred, true))
+    floor = best(lambda: np.unique(np.concatenate([pred, true]).astype(object),
+                                   return_inverse=True), args.repeat)
+    quality = best(lambda: evaluate_quality(pred, true), args.repeat)
     print(f"{args.outcomes} outcomes, {args.classes} classes: evaluate_quality {quality:.3f} s, "
           f"floor (np.unique) {floor:.3f} s, ratio {quality / floor:.1f}x")
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,10 +91,9 @@ def start_s3(bucket: str = "models") -> S3:
 
 
 @contextlib.contextmanager
-def silent_endpoint() -> Iterator[str]:
-    """A TCP endpoint that accepts connections and never answers (a hung object store)."""
-    import threading
-
+def _endpoint(handle: Callable[[socket.socket, threading.Event], None]) -> Iterator[str]:
+    """A TCP endpoint on 127.0.0.1 handing each connection to ``handle(conn, stop)`` in a
+    thread of its own; the connections are closed when the block ends."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
@@ -108,6 +108,7 @@ def silent_endpoint() -> Iterator[str]:
             except OSError:
                 continue
             held.append(conn)
+            threading.Thread(target=handle, args=(conn, stop), daemon=True).start()
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
@@ -122,56 +123,44 @@ def silent_endpoint() -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def silent_endpoint() -> Iterator[str]:
+    """A TCP endpoint that accepts connections and never answers (a hung object store)."""
+    with _endpoint(lambda conn, stop: None) as address:
+        yield address
+
+
+@contextlib.contextmanager
 def dripping_endpoint(interval: float = 0.05, length: int = 400) -> Iterator[str]:
     """A TCP endpoint that answers every request with a valid HTTP reply whose body (``length``
     bytes of CSV) comes one byte every ``interval`` seconds: each byte restarts the SDK's read
     timeout and keeps it above its low-speed limit, so only a total deadline ends the read. A HEAD
     is answered at once."""
-    import threading
-
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    stop = threading.Event()
     head = (f"HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\nContent-Length: {length}\r\n"
             f"Last-Modified: Sun, 06 Dec 2026 00:00:00 GMT\r\n\r\n").encode()
     body = (b"a,b\n" + b"1,2\n" * length)[:length]
 
-    def answer(conn: socket.socket) -> None:
-        with conn:
-            buffered = b""
-            while True:  # requests on one kept-alive connection
-                while b"\r\n\r\n" not in buffered:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    buffered += chunk
-                request, buffered = buffered.split(b"\r\n\r\n", 1)
+    def answer(conn: socket.socket, stop: threading.Event) -> None:
+        buffered = b""
+        while True:  # requests on one kept-alive connection
+            while b"\r\n\r\n" not in buffered:
                 try:
-                    conn.sendall(head)
-                    if request.startswith(b"HEAD"):
-                        continue
-                    for i in range(len(body)):
-                        if stop.wait(interval):
-                            return
-                        conn.sendall(body[i:i + 1])
+                    chunk = conn.recv(65536)
                 except OSError:
                     return
-
-    def accept() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
+                if not chunk:
+                    return
+                buffered += chunk
+            request, buffered = buffered.split(b"\r\n\r\n", 1)
             try:
-                conn, _ = listener.accept()
+                conn.sendall(head)
+                if request.startswith(b"HEAD"):
+                    continue
+                for i in range(len(body)):
+                    if stop.wait(interval):
+                        return
+                    conn.sendall(body[i:i + 1])
             except OSError:
-                continue
-            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+                return
 
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        listener.close()
+    with _endpoint(answer) as address:
+        yield address
