@@ -14,6 +14,7 @@ from lifecycled.config import parse_settings
 from lifecycled.context import Context
 from lifecycled.domain import ModelRef, ModelSpec, Status
 from lifecycled.errors import ConfigError
+from lifecycled.store import StoreWrites
 from lifecycled.store.labels import received
 from lifecycled.store.results import latest_quality
 from lifecycled.tasks.evaluate import run_evaluate
@@ -152,8 +153,8 @@ def render(ctx: Context) -> str:
     from lifecycled.exporter import LifecycleCollector
 
     registry = CollectorRegistry()
-    registry.register(LifecycleCollector(ctx.store, lambda: [], lambda: {}, lambda: True,
-                                         lambda: None))
+    registry.register(LifecycleCollector(ctx.store, lambda: [], lambda: {},
+                                         lambda: StoreWrites(True, 0), lambda: None))
     return generate_latest(registry).decode()
 
 
