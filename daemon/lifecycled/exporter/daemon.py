@@ -28,8 +28,9 @@ def collect_process(intervals: Mapping[str, float],
     yield build
     if store_writes is not None:
         writable = gauge("lifecycled_state_store_writable",
-                         "0 while a write to the state store failed within the last 2 minutes "
-                         "(a full disk, a read-only file), else 1.", [])
+                         "0 after a failed write to the state store: for 2 minutes when the "
+                         "database refused it (a full disk, a read-only file), until a write "
+                         "succeeds when it was not reached; else 1.", [])
         writable.add_metric([], 1 if store_writes.writable else 0)
         yield writable
         failures = CounterMetricFamily("lifecycled_state_store_write_failures",

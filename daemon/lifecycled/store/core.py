@@ -76,7 +76,8 @@ class Store:
         # webhook endpoint -> event types it wants; set by the app from the configuration
         self.subscriptions: Mapping[str, Sequence[str]] = {}
         self.write_failures = 0  # writes that failed since the daemon started
-        self._last_failure: tuple[float, str] | None = None  # (monotonic time, cause)
+        # (monotonic time, cause, whether the database refused it) of the last failed write
+        self._last_failure: tuple[float, str, bool] | None = None
         self.monotonic = time.monotonic
         # the check a thread's writes must pass (``fenced``)
         self._fence = threading.local()
@@ -134,17 +135,23 @@ class Store:
                 yield conn
         except self.engine.errors as exc:
             cause = f"cannot write the state store {self.location}: {self.engine.describe(exc)}"
-            self._last_failure = (self.monotonic(), cause)
+            self._last_failure = (self.monotonic(), cause, self.engine.refused(exc))
             self.write_failures += 1
             raise StoreError(cause) from exc
+        failure = self._last_failure
+        if failure is not None and not failure[2]:
+            self._last_failure = None  # the database is reached again: writable at once
 
     @property
     def write_error(self) -> str | None:
-        """The cause of the last failed write when it failed within ``WRITE_FAILURE_HOLD``
-        seconds, else None. Not cleared by the next write that succeeds: on a full disk small
-        writes (a task's run) still fit where a push does not, and cleared the failure at once."""
+        """The cause of the last failed write, or None. A write the database itself refused (a
+        full disk, a read-only file) is held for ``WRITE_FAILURE_HOLD`` seconds, even when later
+        writes succeed: on a full disk small writes (a task's run) still fit where a push does
+        not, and cleared the failure at once. A database that was not reached (a stopped server)
+        is writable again with the next write that succeeds."""
         failure = self._last_failure
-        if failure is None or self.monotonic() - failure[0] >= WRITE_FAILURE_HOLD:
+        if failure is None or (failure[2]
+                               and self.monotonic() - failure[0] >= WRITE_FAILURE_HOLD):
             return None
         return failure[1]
 

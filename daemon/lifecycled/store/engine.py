@@ -87,6 +87,11 @@ class Engine:
         """One line saying what went wrong (the cause, not the pool's wait for it)."""
         return first_line(exc)
 
+    def refused(self, exc: BaseException) -> bool:
+        """Whether the database itself refused the statement (a full disk, a read-only file),
+        rather than not being reached at all (a stopped server, no free connection)."""
+        return True
+
     def unreachable(self, timeout: float) -> str | None:
         """Why the database cannot be reached within ``timeout`` seconds, or None when it can
         (a file always can: its errors show when it is used)."""
@@ -358,6 +363,10 @@ class PostgresEngine(Engine):
         # refused password), else that every connection is busy
         return self._cannot_connect(self._connect_timeout) or (
             f"all {self._pool.max_size} connections busy: {first_line(exc)}")
+
+    def refused(self, exc: BaseException) -> bool:
+        # the server's own errors carry an SQLSTATE; a lost or refused connection does not
+        return getattr(exc, "sqlstate", None) is not None
 
     def unreachable(self, timeout: float) -> str | None:
         try:  # a pooled connection answers in a round trip; a new one costs a server process
