@@ -54,18 +54,14 @@ def _imports(path: Path) -> list[str]:
 
 
 PACKAGE = ROOT / "daemon" / "lifecycled"
-# the one import of a dependency's private module still to be replaced by our own, tested code
-KNOWN_PRIVATE = {("core/kstest.py", "scipy.stats._stats_py")}
-
-
 def test_no_private_module_of_a_dependency_is_imported() -> None:
     """A minor release of a dependency may move a ``_``-prefixed module: none is imported
-    (function-level imports included) beyond the one listed above."""
+    (function-level imports included)."""
     found = {(str(path.relative_to(PACKAGE)), module)
              for path in PACKAGE.rglob("*.py") for module in _imports(path)
              if not module.startswith(("lifecycled", "__future__"))
              and any(part.startswith("_") for part in module.split("."))}
-    assert found == KNOWN_PRIVATE
+    assert found == set()
 
 
 def test_only_the_store_speaks_to_the_database_drivers() -> None:

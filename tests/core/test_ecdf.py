@@ -180,3 +180,30 @@ def test_benjamini_hochberg_equals_scipy(p_values: np.ndarray) -> None:
         assert np.abs(found - stats.false_discovery_control(p_values)).max() <= 1e-12
     else:
         assert found.size == 0
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(st.integers(1, 400), st.integers(1, 400), st.floats(0.0, 1.5), st.integers(0, 2**32 - 1))
+def test_unequal_size_p_values_equal_ks_2samp(n1: int, n2: int, shift: float, seed: int) -> None:
+    """The exact p-value of unequal sizes came from scipy's private routine; it is computed here
+    (``outside_band``) and equals the public ks_2samp on the same data."""
+    if n1 == n2:
+        n2 += 1
+    rng = np.random.default_rng(seed)
+    reference, current = rng.normal(0, 1, n1), rng.normal(shift, 1, n2)
+    expected = stats.ks_2samp(reference, current)
+    d, p = ks_two_sample(np.sort(reference), np.sort(current))
+    assert d == pytest.approx(expected.statistic, abs=1e-12)
+    assert p == pytest.approx(expected.pvalue, rel=1e-10, abs=1e-14)
+
+
+@pytest.mark.parametrize(("n1", "n2", "share"), [(5000, 3000, 0.03), (10_000, 9_999, 0.03),
+                                                 (10_000, 200, 0.03), (7, 10_000, 0.5)])
+def test_unequal_size_tail_at_the_largest_exact_sizes_equals_ks_2samp(
+        n1: int, n2: int, share: float) -> None:
+    rng = np.random.default_rng(n1 + n2)
+    reference, current = rng.normal(0, 1, n1), rng.normal(share, 1, n2)
+    expected = stats.ks_2samp(reference, current)
+    d, p = ks_two_sample(np.sort(reference), np.sort(current))
+    assert d == pytest.approx(expected.statistic, abs=1e-12)
+    assert p == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-14)
