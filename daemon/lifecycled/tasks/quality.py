@@ -5,22 +5,21 @@ the model's next snapshot. A source that cannot be read is marked down and yield
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from lifecycled.context import Context
-from lifecycled.core.concept import concept_drift, concept_to_json
-from lifecycled.core.quality import evaluate_quality, normalise, quality_to_json
-from lifecycled.core.segments import OTHER, label, label_text, masks, text, top_values
+from lifecycled.core.outcomes import OutcomeColumns, quality_of
+from lifecycled.core.segments import OTHER, label, masks, text, top_values
 from lifecycled.domain import QUALITY_METRICS, ModelRef, Status
-from lifecycled.errors import InputError, SourceError
+from lifecycled.errors import SourceError
 from lifecycled.settings import ModelSettings, QualitySettings
 from lifecycled.sources.files import DEFAULT_TIMEOUT
 from lifecycled.sources.samples import read_sample
 from lifecycled.store.labels import pushed_versions
 from lifecycled.store.results import add_quality_result
+from lifecycled.tasks.streams import ingest, judge
 
 
 def run_quality(ctx: Context) -> dict[str, Any]:
@@ -43,8 +42,6 @@ def run_quality(ctx: Context) -> dict[str, Any]:
             elif settings.promql:
                 result = _from_promql(ctx, ref, dict(settings.promql.items()))
             else:  # a prediction log: files, pushes, or both, judged alike
-                from lifecycled.tasks.streams import ingest, judge
-
                 ingest(ctx, ref, model, now)
                 result = judge(ctx, ref, model, now)
             add_quality_result(ctx.store, ref, result, now=now)
@@ -89,15 +86,6 @@ def _from_promql(ctx: Context, ref: ModelRef, queries: Mapping[str, str]) -> dic
     return result
 
 
-@dataclass(frozen=True)
-class OutcomeColumns:
-    prediction: str = "prediction"
-    label: str = "label"
-    score: str | None = None
-    timestamp: str | None = None
-    class_scores: Mapping[str, str] | None = None  # class label -> its score column (multiclass)
-
-
 def check_quality(pattern: str, columns: OutcomeColumns, *, positive_label: str | None = None,
                   min_samples: int = 100, timeout: float = DEFAULT_TIMEOUT,
                   segment_by: Sequence[str] = (), segment_top: int = 10) -> dict[str, Any]:
@@ -138,41 +126,3 @@ def _segments(pattern: str, data: Mapping[str, np.ndarray], columns: OutcomeColu
             labelled = int(rows.sum()) - int(found["unlabelled"])
             yield {**entry, "labelled": labelled, "samples": labelled, "judged": labelled > 0,
                    **{m.name: found.get(m.name) for m in QUALITY_METRICS}}
-
-
-def quality_of(where: str, data: Mapping[str, np.ndarray], columns: OutcomeColumns, *,
-               positive_label: str | None = None, min_samples: int = 100) -> dict[str, Any]:
-    """Quality metrics and concept drift (JSON form) of predictions beside their labels, in the
-    order they were made; ``where`` names their source in errors."""
-    pattern = where
-    needed = [c for c in (columns.prediction, columns.label, columns.score) if c]
-    needed += list((columns.class_scores or {}).values())
-    missing = [c for c in needed if c not in data]
-    if missing:
-        raise SourceError(pattern, f"missing column(s) {', '.join(missing)}; "
-                                   f"found {', '.join(data) or 'none'}")
-    predictions, labels = label_text(data[columns.prediction]), label_text(data[columns.label])
-    known = np.array([p is not None and t is not None for p, t in zip(predictions, labels,
-                                                                       strict=True)], dtype=bool)
-    scores = _numeric(pattern, data, columns.score, known) if columns.score else None
-    class_scores = {label: _numeric(pattern, data, column, known)
-                    for label, column in (columns.class_scores or {}).items()}
-    try:
-        quality = evaluate_quality(predictions[known], labels[known], scores,
-                                   positive_label=positive_label, class_scores=class_scores)
-        pred, true = normalise(predictions[known], labels[known])
-    except InputError as exc:
-        raise SourceError(pattern, str(exc)) from exc
-    correct = pred == true
-    result = quality_to_json(quality)
-    result["unlabelled"] = int((~known).sum())
-    result["concept"] = concept_to_json(concept_drift(correct, min_samples=min_samples))
-    return result
-
-
-def _numeric(pattern: str, data: Mapping[str, np.ndarray], column: str, known: np.ndarray
-             ) -> np.ndarray:
-    values = data[column][known]
-    if values.dtype.kind not in "iuf":
-        raise SourceError(pattern, f"score column {column!r} is not numeric")
-    return values.astype(float)

@@ -20,7 +20,8 @@ import pyarrow as pa
 
 from lifecycled.context import Context
 from lifecycled.core.cbpe import METRICS
-from lifecycled.core.segments import OTHER, label, masks, text, top_of
+from lifecycled.core.outcomes import OutcomeColumns, quality_of
+from lifecycled.core.segments import OTHER, label, label_text, masks, text, top_of
 from lifecycled.domain import ModelRef
 from lifecycled.errors import InputError, SourceError
 from lifecycled.settings import LabelStream, ModelSettings, PredictionStream, QualitySettings
@@ -42,7 +43,6 @@ from lifecycled.store.labels import (
     realize_in,
     recent,
 )
-from lifecycled.tasks.quality import OutcomeColumns, label_text, quality_of
 
 LATEST_TIME = 32_503_680_000.0  # 3000-01-01 in seconds since the epoch
 MAX_ID = 256  # characters of a prediction id
