@@ -201,6 +201,7 @@ def test_a_standby_exports_itself_and_not_the_fleet(tmp_path: Path) -> None:
     alone = render(store)
     fleet = exported_names(alone) - {"lifecycled_build_info", "lifecycled_state_store_writable",
                                      "lifecycled_state_store_write_failures_total",
+                                     "lifecycled_exporter_collector_success",
                                      "lifecycled_task_interval_seconds"}
     assert fleet <= exported_names(leader) and not fleet & exported_names(standby)
     assert "lifecycled_leader 1.0" in leader and "lifecycled_leader 0.0" in standby
@@ -289,3 +290,21 @@ def test_host_gauges_are_absent_while_their_endpoint_is_down(tmp_path: Path) -> 
     text = render(store)
     assert "lifecycled_triton_cpu_utilization_ratio{" not in text
     assert "lifecycled_triton_memory_used_bytes{" not in text
+
+
+def test_a_failing_collector_costs_its_own_families_only(tmp_path: Path) -> None:
+    """One collector that raised blanked the whole of /metrics. Here the update jobs' table is
+    gone (a damaged store): the other families are exported as before, the updates collector's
+    are missing, and lifecycled_exporter_collector_success says which one failed."""
+    store = fixed_store(tmp_path)
+    whole = render(store)
+    with store.write() as conn:
+        conn.execute("DROP TABLE update_job_log")
+        conn.execute("DROP TABLE update_jobs")
+    broken = render(store)
+    assert 'lifecycled_exporter_collector_success{collector="updates"} 0.0' in broken
+    assert 'lifecycled_exporter_collector_success{collector="drift"} 1.0' in broken
+    updates = {n for n in exported_names(whole)
+               if n.startswith(("lifecycled_update_job", "lifecycled_model_update_job"))}
+    assert updates and not updates & exported_names(broken)
+    assert exported_names(broken) == exported_names(whole) - updates

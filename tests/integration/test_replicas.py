@@ -308,6 +308,7 @@ def test_a_replica_paused_past_its_lease_does_not_act_when_it_wakes(
 PER_REPLICA = ("lifecycled_build_info", "lifecycled_replica_info", "lifecycled_leader",
                "lifecycled_claims", "lifecycled_state_store_writable",
                "lifecycled_state_store_write_failures_total",
+               "lifecycled_exporter_collector_success",
                "lifecycled_task_interval_seconds")
 
 

@@ -4,6 +4,8 @@ a file) and yields fresh metric families. The names are a contract (README "Metr
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -22,8 +24,11 @@ from lifecycled.exporter import (
 )
 from lifecycled.exporter import webhooks as webhook_metrics
 from lifecycled.exporter.drift import DriftCollector
+from lifecycled.exporter.families import gauge
 from lifecycled.store import Store, StoreWrites
 from lifecycled.store.results import Decoded
+
+log = logging.getLogger(__name__)
 
 
 class LifecycleCollector:
@@ -48,24 +53,63 @@ class LifecycleCollector:
         return []  # nothing is read at registration time
 
     def collect(self) -> Iterator[Metric]:
+        """Every collector's families; one that fails costs only its own (node_exporter's
+        pattern), logged and exported as ``lifecycled_exporter_collector_success 0``."""
+        outcomes: dict[str, bool] = {}
         replica = self.replica()
-        yield from daemon.collect_process(self.job_intervals(), self.store_writes())
+        yield from self._guarded("daemon", outcomes, lambda: daemon.collect_process(
+            self.job_intervals(), self.store_writes()))
         if replica is not None:
-            yield from cluster.collect(self.store, replica)
-            if not replica["leader"]:
-                return  # the fleet's state is the leader's to export: once, not once per replica
-        yield from self._fleet()
+            yield from self._guarded("cluster", outcomes,
+                                     lambda: cluster.collect(self.store, replica))
+        if replica is None or replica["leader"]:
+            # the fleet's state is the leader's to export: once, not once per replica
+            yield from self._fleet(outcomes)
+        success = gauge("lifecycled_exporter_collector_success",
+                        "1 when the collector's last scrape succeeded, 0 when it failed (its "
+                        "families are missing; the log says why).", ["collector"])
+        for name, ok in outcomes.items():
+            success.add_metric([name], 1 if ok else 0)
+        yield success
 
-    def _fleet(self) -> Iterator[Metric]:
-        records = self.store.list_models()
+    @staticmethod
+    def _guarded(name: str, outcomes: dict[str, bool],
+                 families: Callable[[], Iterable[Metric]]) -> list[Metric]:
+        try:
+            found = list(families())
+        except Exception as exc:  # a bug or a store failure: this collector's families only
+            log.error("collector failed collector=%s error=%s: %s", name, type(exc).__name__,
+                      exc)
+            outcomes[name] = False
+            return []
+        outcomes[name] = True
+        return found
+
+    def _fleet(self, outcomes: dict[str, bool]) -> Iterator[Metric]:
+        records: list[Any] = []
+
+        def listed() -> list[Metric]:
+            records.extend(self.store.list_models())
+            return list(registry.collect(records))
+
+        yield from self._guarded("registry", outcomes, listed)
+        if not outcomes["registry"]:
+            for name, _ in FLEET:  # nothing can be said of a fleet that cannot be listed
+                outcomes[name] = False
+            return
         live = {r.ref for r in records if r.status != Status.RETIRED}
-        yield from registry.collect(records)
-        yield from serving.collect(self.store, live)
-        yield from serving.collect_hosts(self.store)
-        yield from quality.collect(self.store, live, self._quality)
-        yield from checks.collect(self.store, live, self._evaluations)
-        yield from self.drift.collect(live)
-        yield from updates.collect(self.store, live)
-        yield from webhook_metrics.collect(self.store, list(self.webhook_endpoints()))
-        yield from retirement.collect(self.store, live)
-        yield from daemon.collect(self.store)
+        for name, collect in FLEET:
+            yield from self._guarded(name, outcomes, functools.partial(collect, self, live))
+
+
+FLEET: tuple[tuple[str, Callable[[LifecycleCollector, set[Any]], Iterable[Metric]]], ...] = (
+    ("serving", lambda c, live: serving.collect(c.store, live)),
+    ("hosts", lambda c, live: serving.collect_hosts(c.store)),
+    ("quality", lambda c, live: quality.collect(c.store, live, c._quality)),
+    ("checks", lambda c, live: checks.collect(c.store, live, c._evaluations)),
+    ("drift", lambda c, live: c.drift.collect(live)),
+    ("updates", lambda c, live: updates.collect(c.store, live)),
+    ("webhooks", lambda c, live: webhook_metrics.collect(c.store, list(c.webhook_endpoints()))),
+    ("retirement", lambda c, live: retirement.collect(c.store, live)),
+    ("tasks", lambda c, live: daemon.collect(c.store)),
+)
