@@ -97,3 +97,45 @@ def test_delivery_runs_first_after_a_start(tmp_path: Path) -> None:
     assert sorted(jobs, key=lambda name: jobs[name])[0] == "deliver"
     assert rt.start_order()[0] == "deliver" and rt.start_order()[1:] == [
         name for name in TASKS if name != "deliver"]
+
+
+SECOND_SIGNAL = """
+import os, signal, sys, threading
+from pathlib import Path
+from lifecycled.context import Context
+from lifecycled.scheduler import Runtime
+from lifecycled.settings import Settings
+from lifecycled.store import open_store
+
+runtime = Runtime(Context(Settings(), open_store("sqlite:///s.db", Path(sys.argv[1]))), jobs={})
+with runtime.signals():
+    os.kill(os.getpid(), signal.SIGTERM)  # the first asks to stop ...
+    assert runtime.stop_event.wait(5)
+    print("stopping", flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)  # ... a second one, while stopping, exits at once
+    threading.Event().wait(30)  # a shutdown that would hang
+print("not reached")
+"""
+
+
+def test_signals_are_restored_and_a_second_one_forces_exit(tmp_path: Path) -> None:
+    """The handlers were overwritten for good and a second SIGTERM did nothing while a
+    shutdown hung: now the previous handlers come back after the block, and a second SIGTERM
+    or SIGINT while stopping exits at once with EXIT_FORCED."""
+    import signal
+    import subprocess
+    import sys
+
+    from lifecycled.scheduler import EXIT_FORCED
+
+    rt = runtime(tmp_path, {})
+    before = {n: signal.getsignal(n) for n in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    with rt.signals():
+        assert all(signal.getsignal(n) is not h for n, h in before.items())
+        signal.raise_signal(signal.SIGHUP)
+        assert rt.reload_requested.is_set()
+    assert {n: signal.getsignal(n) for n in before} == before
+    done = subprocess.run([sys.executable, "-c", SECOND_SIGNAL, str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (EXIT_FORCED, "stopping\n"), done.stderr
+    assert "SIGTERM again while stopping: exiting now" in done.stderr

@@ -241,22 +241,22 @@ def run_daemon(config: str | None, *, once: bool = False,
                            f"{exc.strerror or exc}"]) from exc
     runtime.after_run.append(server.invalidate)
     runtime.replication.on_change.append(server.invalidate)
-    runtime.install_signals()
-    server.start()
-    server.invalidate()  # the listener learns this replica's role before its first scrape
-    runtime.start_scheduler()
-    log.info("lifecycled %s running listen=%s:%d state=%s", __version__, host, server.port,
-             app.store.location)
-    notifier.ready(f"running; listening on {host}:{server.port}")
-    try:
-        runtime.wait()
-    finally:
-        clean = runtime.shutdown(app.settings.daemon.shutdown_grace)
-        runtime.replication.stop()  # after the tasks: the next leader starts where they ended
-        server.stop()
-        if clean:
-            app.close()
-        log.info("lifecycled stopped")
+    with runtime.signals():
+        server.start()
+        server.invalidate()  # the listener learns this replica's role before its first scrape
+        runtime.start_scheduler()
+        log.info("lifecycled %s running listen=%s:%d state=%s", __version__, host, server.port,
+                 app.store.location)
+        notifier.ready(f"running; listening on {host}:{server.port}")
+        try:
+            runtime.wait()
+        finally:
+            clean = runtime.shutdown(app.settings.daemon.shutdown_grace)
+            runtime.replication.stop()  # after the tasks: the next leader starts where they ended
+            server.stop()
+            if clean:
+                app.close()
+            log.info("lifecycled stopped")
     if not clean:
         os._exit(1)  # a job is stuck past the grace: leave without waiting for its thread
     return 0

@@ -7,12 +7,14 @@ within the grace, close the listener, close the store.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from lifecycled.tasks.registry import TASKS, Task
 
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 5.0
+EXIT_FORCED = 2  # a second SIGTERM or SIGINT while stopping: exit at once
 STALE_INTERVALS = 3
 
 
@@ -178,10 +181,27 @@ class Runtime:
         scheduler.start()
         self.scheduler = scheduler
 
-    def install_signals(self) -> None:
-        signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
-        signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
-        signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
+    @contextlib.contextmanager
+    def signals(self) -> Iterator[None]:
+        """SIGTERM and SIGINT stop the daemon (a second one while it stops exits at once, with
+        ``EXIT_FORCED``: a stuck shutdown must not need kill -9), SIGHUP reloads; the handlers
+        that were there before are put back when the block ends."""
+        def stop(number: int, _frame: object) -> None:
+            if self.stop_event.is_set():
+                log.error("%s again while stopping: exiting now",
+                          signal.Signals(number).name)
+                logging.shutdown()
+                os._exit(EXIT_FORCED)
+            self.stop_event.set()
+
+        handlers: dict[int, Any] = {signal.SIGTERM: stop, signal.SIGINT: stop,
+                                    signal.SIGHUP: lambda *_: self.reload_requested.set()}
+        previous = {number: signal.signal(number, handler) for number, handler in handlers.items()}
+        try:
+            yield
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
 
     def wait(self) -> None:
         """Main loop: wait for the stop flag; reload on SIGHUP; ping the watchdog on heartbeats."""
