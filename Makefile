@@ -36,9 +36,9 @@ test: $(VENV)/.test $(TRITON)/.installed
 	bash scripts/setup-system.sh test
 	$(BIN)/python -m pytest
 
-# The in-process tier while working: no real servers, no slow tests.
+# The in-process tier while working: no real server, no slow test (markers: tests/conftest.py).
 test-fast: $(VENV)/.test
-	$(BIN)/python -m pytest -m 'not slow' --ignore=tests/integration -q
+	$(BIN)/python -m pytest -m 'inprocess and not slow' -q
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check daemon tests bench scripts devtools

@@ -122,3 +122,25 @@ def cli(config_path: Path) -> Callable[..., CliResult]:
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+# Fixtures that start a real server (PostgreSQL, moto's S3, Triton, Prometheus, pgbouncer) or
+# run lifecycled as a process: a test that takes one, runs on PostgreSQL or lives in
+# tests/integration is in the "servers" tier, any other in the "inprocess" tier. Applied here, so
+# a new test lands in its tier by itself; ``make test-fast`` runs the in-process tests that are
+# not ``slow`` (half a second or more, marked where they are defined).
+SERVER_FIXTURES = frozenset({"postgres", "s3", "credentials", "triton_factory", "servers",
+                             "bounced", "cli"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects by these markers
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        params = getattr(item, "callspec", None)
+        on_postgres = params is not None and any(
+            isinstance(value, str) and value == "postgresql" for value in params.params.values())
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "integration" in item.path.parts or on_postgres or fixtures & SERVER_FIXTURES:
+            item.add_marker(pytest.mark.servers)
+        else:
+            item.add_marker(pytest.mark.inprocess)

@@ -59,6 +59,7 @@ def dashboards() -> dict[str, dict[str, Any]]:
             for path in sorted((ROOT / "grafana" / "dashboards").glob("*.json"))}
 
 
+@pytest.mark.slow
 def test_rules_are_valid_and_their_unit_tests_pass() -> None:
     check = run(tool("promtool"), "check", "rules", str(RULES))
     assert check.returncode == 0, check.stdout + check.stderr

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
     ["bench/replicas.py", "--models", "20", "--repeat", "1"],
     ["bench/quality.py", "--outcomes", "2000", "--classes", "300", "--repeat", "1"],
 ])
+@pytest.mark.slow
 def test_benchmark_runs(argv: list[str]) -> None:
     proc = subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True,
                           timeout=600, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})

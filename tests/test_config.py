@@ -248,6 +248,7 @@ BILLION_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     (BILLION_LAUGHS, "YAML aliases expand to more than 200,000 nodes"),
     ("a: " + "[" * 5000 + "]" * 5000, "nested too deeply to read"),
 ])
+@pytest.mark.slow
 def test_check_config_refuses_what_run_would_die_on(tmp_path: Path, text: str,
                                                     problem: str) -> None:
     """Each of these passed check-config before and then crashed (or hung) `run`; now it is one
@@ -330,6 +331,7 @@ def test_control_characters_in_metadata_are_refused() -> None:
     assert entry.description == "one\ntwo"
 
 
+@pytest.mark.slow
 def test_a_large_document_without_aliases_is_not_called_an_alias_bomb() -> None:
     """A file of more than 200,000 values and no alias was refused with the alias-bomb message."""
     from lifecycled.config import parse_yaml

@@ -87,6 +87,7 @@ def test_the_cli_writes_a_report_that_chromium_renders(cli: object, tmp_path: Pa
     check_in_browser(report.as_uri(), tmp_path, {"amount", "channel"}, set())
 
 
+@pytest.mark.slow
 def test_the_api_serves_the_latest_stored_check(tmp_path: Path) -> None:
     store = open_store("sqlite:///s.db", tmp_path)
     store.register(ModelSpec(REF, owner_team="t", business_domain="d"), Status.PRODUCTION,
@@ -139,6 +140,7 @@ def test_a_report_renders_once_and_one_at_a_time() -> None:
     assert reports.page(ref, 2.0, lambda: "newer") == "newer"  # a newer check is rendered
 
 
+@pytest.mark.slow
 def test_categories_with_dollars_and_long_values_are_drawn_as_written() -> None:
     """`$...$` in a category was parsed as matplotlib mathtext: an unbalanced one was a traceback
     (a 500 from the route), a balanced one drawn as a formula; a 100,000-character value made a

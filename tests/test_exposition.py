@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lifecycled.http import text_exposition
@@ -74,6 +75,7 @@ class Fixed:
 
 @settings(max_examples=300, deadline=None)
 @given(families())
+@pytest.mark.slow
 def test_the_exposition_is_generate_latest_byte_for_byte(found: list[Any]) -> None:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Fixed(found))

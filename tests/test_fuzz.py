@@ -70,6 +70,7 @@ def workspace(tmp_path: Path) -> Path:
 
 @FUZZ
 @given(text=mutated(SHIPPED))
+@pytest.mark.slow
 def test_any_configuration_is_valid_or_refused_in_lines(workspace: Path, text: bytes,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     config = workspace / "fuzzed.yaml"
@@ -82,6 +83,7 @@ def test_any_configuration_is_valid_or_refused_in_lines(workspace: Path, text: b
 
 @FUZZ
 @given(text=mutated(REGISTRATION))
+@pytest.mark.slow
 def test_a_refused_registration_changes_nothing(workspace: Path, text: bytes,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     config = workspace / "lifecycled.yaml"
@@ -108,6 +110,7 @@ def _parquet_bytes(folder: Path) -> bytes:
 
 @FUZZ
 @given(kind=st.sampled_from(["csv", "jsonl", "parquet"]), data=st.data())
+@pytest.mark.slow
 def test_any_data_file_is_judged_or_refused_in_one_line(workspace: Path, kind: str,
                                                         data: st.DataObject,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
@@ -144,6 +147,7 @@ print(read, refused)
 @pytest.mark.parametrize("compression", [None, "zstd"])
 @pytest.mark.parametrize("media", ["application/vnd.apache.arrow.stream",
                                    "application/vnd.apache.arrow.file"])
+@pytest.mark.slow
 def test_corrupted_arrow_bodies_are_refused_never_a_crash(tmp_path: Path, media: str,
                                                           compression: str | None) -> None:
     """A malformed Arrow IPC push killed the daemon with SIGSEGV (pyarrow trusts the offsets

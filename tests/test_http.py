@@ -96,6 +96,7 @@ def test_other_methods_are_405_json(url: str) -> None:
     assert reply.json() == {"error": "method PUT not allowed"}
 
 
+@pytest.mark.slow
 def test_a_busy_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -112,6 +113,7 @@ def test_a_busy_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
     json.dumps(proc.stderr)  # printable
 
 
+@pytest.mark.slow
 def test_a_dripping_connection_is_closed_at_the_request_deadline(
         url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A client that sends its request head one byte at a time never completes it; the listener
@@ -137,6 +139,7 @@ def test_a_dripping_connection_is_closed_at_the_request_deadline(
     assert closed
 
 
+@pytest.mark.slow
 def test_many_idle_connections_hold_no_threads_and_block_nothing(url: str) -> None:
     before = threading.active_count()
     idle = [socket.create_connection(tuple(url.removeprefix("http://").split(":")))  # type: ignore
@@ -251,6 +254,7 @@ def test_a_slow_render_serves_the_previous_body_and_a_failed_one_is_an_error() -
         time.sleep(0.01)
 
 
+@pytest.mark.slow
 def test_the_listener_dies_with_a_killed_daemon_and_frees_its_port(tmp_path: Path) -> None:
     """kill -9 of the daemon: its listener child ends too (the kernel's parent-death signal, or
     the closed pipe), so the port is free for the daemon that replaces it."""
@@ -288,6 +292,7 @@ def test_the_listener_dies_with_a_killed_daemon_and_frees_its_port(tmp_path: Pat
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_a_killed_renderer_is_started_again_with_its_listener(tmp_path: Path) -> None:
     """kill -9 of the /metrics renderer: the next render finds it gone, its listener exits, and
     the daemon starts both again; /metrics answers 200 from a new renderer."""
@@ -359,6 +364,7 @@ def test_a_post_without_the_token_is_refused_before_its_body(url: str) -> None:
     assert wrong.startswith(b"HTTP/1.1 401") and b"bearer token" in wrong
 
 
+@pytest.mark.slow
 def test_a_slow_request_holds_up_neither_health_nor_the_api(tmp_path: Path) -> None:
     """Every non-/metrics request went through one pipe and one daemon thread: a 63 MiB push
     blocked /healthz 13 s and a report render froze /readyz for a minute. Here one POST is held
@@ -399,6 +405,7 @@ def test_a_slow_request_holds_up_neither_health_nor_the_api(tmp_path: Path) -> N
         store.close()
 
 
+@pytest.mark.slow
 def test_readiness_is_answered_while_every_api_worker_is_busy(tmp_path: Path) -> None:
     """/readyz went through the daemon's API workers: under a push, a report render and 20 API
     clients it timed out at 10 s. The daemon now reports readiness to the listener every second

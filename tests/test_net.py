@@ -35,6 +35,7 @@ def prompt() -> Iterator[str]:
                                                b"Connection: close\r\n\r\nok"))
 
 
+@pytest.mark.slow
 def test_a_server_dripping_bytes_cannot_hold_a_call_past_its_timeout(dripping_body: str) -> None:
     """Each byte arrives well within a per-read timeout, so plain requests waited ~500 s."""
     session = DeadlineSession()
@@ -44,6 +45,7 @@ def test_a_server_dripping_bytes_cannot_hold_a_call_past_its_timeout(dripping_bo
     assert time.monotonic() - started < 5
 
 
+@pytest.mark.slow
 def test_the_timeout_bounds_every_retry_together(silent: str) -> None:
     """urllib3 retries multiplied the timeout (a hung Prometheus with 2 s cost 6.4 s a pass)."""
     from lifecycled.net import DeadlineAdapter
@@ -93,6 +95,7 @@ def test_a_prompt_server_is_answered_as_before(prompt: str) -> None:
     assert reply.status_code == 200 and reply.text == "ok"
 
 
+@pytest.mark.slow
 def test_a_hung_prometheus_costs_one_timeout_retries_included(silent: str) -> None:
     """With `timeout: 2s` a hung Prometheus cost 6.4 s per query (each retry waited again)."""
     from lifecycled.config import parse_settings
@@ -108,6 +111,7 @@ def test_a_hung_prometheus_costs_one_timeout_retries_included(silent: str) -> No
     assert time.monotonic() - started < 2
 
 
+@pytest.mark.slow
 def test_a_dripping_triton_cannot_hold_a_pass(dripping_body: str) -> None:
     """tritonclient's timeouts bound each socket operation; a byte every 0.1 s never hit them."""
     from lifecycled.config import parse_settings
@@ -165,6 +169,7 @@ def test_a_poster_without_a_content_type_sends_none(recorder: HttpSink) -> None:
     assert "content-type" not in sent_b and sorted(sent_a) == sorted(sent_b)
 
 
+@pytest.mark.slow
 def test_a_poster_refuses_a_header_with_a_line_break(recorder: HttpSink) -> None:
     with Poster(DeadlineSession(), f"http://{recorder.address}/in") as poster, \
             pytest.raises(requests.exceptions.InvalidHeader):
@@ -172,6 +177,7 @@ def test_a_poster_refuses_a_header_with_a_line_break(recorder: HttpSink) -> None
     assert recorder.requests == []
 
 
+@pytest.mark.slow
 def test_a_poster_goes_through_the_environments_proxy_unless_no_proxy_says(
         recorder: HttpSink, monkeypatch: pytest.MonkeyPatch) -> None:
     session = DeadlineSession()
@@ -188,6 +194,7 @@ def test_a_poster_goes_through_the_environments_proxy_unless_no_proxy_says(
         Poster(session, f"http://{recorder.address}/direct").post(b"{}", {}, 5)
 
 
+@pytest.mark.slow
 def test_a_poster_keeps_its_connection_alive_and_reconnects_when_it_is_closed(
         recorder: HttpSink) -> None:
     with Poster(DeadlineSession(), f"http://{recorder.address}/in") as poster:
@@ -203,6 +210,7 @@ def test_a_poster_keeps_its_connection_alive_and_reconnects_when_it_is_closed(
     assert len(recorder.requests) == 6 and len(set(recorder.peers)) == 3
 
 
+@pytest.mark.slow
 def test_a_poster_leaves_no_descriptor_open(recorder: HttpSink) -> None:
     """A connection the receiver closes is closed here too: 50 reconnections leave no socket
     open."""
@@ -234,6 +242,7 @@ def test_a_poster_call_is_ended_by_interrupt_all(silent: str) -> None:
     assert seconds < 3
 
 
+@pytest.mark.slow
 def test_a_poster_checks_the_receivers_certificate_against_the_environments_bundle(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """HTTPS as requests does it: an unknown certificate fails with requests' SSLError; the CA
@@ -255,6 +264,7 @@ def test_a_poster_checks_the_receivers_certificate_against_the_environments_bund
         server.stop()
 
 
+@pytest.mark.slow
 def test_a_poster_raises_requests_errors_within_its_deadline(dripping_body: str) -> None:
     session = DeadlineSession()
     started = time.monotonic()
@@ -298,6 +308,7 @@ def test_a_refused_connection_is_one_line_naming_the_url() -> None:
     _one_clear_line(text, url)
 
 
+@pytest.mark.slow
 def test_an_unknown_host_a_silent_server_an_untrusted_certificate_and_a_503(
         silent: str, tmp_path: Path) -> None:
     session = DeadlineSession()
@@ -334,6 +345,7 @@ def slow_body() -> Iterator[str]:
     yield from serve(reply)
 
 
+@pytest.mark.slow
 def test_a_2xx_is_the_answer_even_when_its_body_outlasts_the_deadline(slow_body: str) -> None:
     """A receiver that answered 200 with a body longer than the deadline was reported ok by
     `webhooks test` but dead-lettered by delivery. Both send through ``Poster.post``: the status

@@ -86,6 +86,7 @@ def post(url: str, body: bytes, media: str = "application/x-ndjson",
     return requests.post(url, data=body, headers=headers, timeout=120)
 
 
+@pytest.mark.slow
 def test_batches_of_ten_thousand_rows_are_stored_once_and_joined(
         served: tuple[str, Context]) -> None:
     url, ctx = served

@@ -72,3 +72,20 @@ def test_only_the_store_speaks_to_the_database_drivers() -> None:
                for path in PACKAGE.rglob("*.py") if "store" not in path.relative_to(PACKAGE).parts
                for module in _imports(path) if module.split(".")[0] in drivers}
     assert outside == {}
+
+
+@pytest.mark.slow
+def test_every_test_is_in_one_tier_and_the_fast_tier_holds_most() -> None:
+    """The tiers are applied by tests/conftest.py: each test is ``inprocess`` or ``servers``,
+    never both, and ``make test-fast`` (in-process, not slow) keeps at least 550 of them."""
+    def collected(expression: str) -> int:
+        proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p",
+                               "no:cacheprovider", "-m", expression], cwd=ROOT,
+                              capture_output=True, text=True, timeout=300)
+        last = proc.stdout.strip().splitlines()[-1]  # "N/M tests collected" or "no tests ..."
+        return 0 if last.startswith("no tests") else int(last.split("/")[0].split()[0])
+
+    every = collected("inprocess or servers or not (inprocess or servers)")
+    assert collected("inprocess") + collected("servers") == every
+    assert collected("inprocess and servers") == 0
+    assert collected("inprocess and not slow") >= 550

@@ -79,6 +79,7 @@ def write(tmp_path: Path, data: Any) -> Path:
      "basic_auth_users.prometheus: expected a bcrypt hash"),
     ({"basic_auth_userz": {}}, "basic_auth_userz: unknown key"),
 ])
+@pytest.mark.slow
 def test_every_key_is_honoured_or_refused(pki: dict[str, Path], tmp_path: Path,
                                          data: dict[str, Any], problem: str) -> None:
     for name in ("server.crt", "server.key"):

@@ -117,6 +117,7 @@ def check_completed_once(state: Path, ref: ModelRef = OLD) -> None:
 @pytest.mark.usefixtures("both_engines")
 @pytest.mark.parametrize("phase", ["before_record", "after_record"])
 @pytest.mark.parametrize("step", list(STEPS))
+@pytest.mark.slow
 def test_kill_9_at_each_step_then_a_rerun_completes_it_once(tmp_path: Path, step: str,
                                                              phase: str) -> None:
     config, state = prepare(tmp_path)

@@ -85,6 +85,7 @@ def test_signature_matches_the_reference_library_and_tampering_is_rejected() -> 
     assert sign(secret_key(SECRET), "msg_1", now, body) == sent["webhook-signature"]
 
 
+@pytest.mark.slow
 def test_delivered_signed_and_verified(store: Store) -> None:
     receiver = Receiver(SECRET)
     clock = Clock()
@@ -101,6 +102,7 @@ def test_delivered_signed_and_verified(store: Store) -> None:
         receiver.stop()
 
 
+@pytest.mark.slow
 def test_failures_then_success_arrive_exactly_once_with_a_stable_id(store: Store) -> None:
     receiver = Receiver(SECRET, respond=lambda n, h: (500, {}) if n <= 3 else (200, {}))
     clock = Clock()
@@ -119,6 +121,7 @@ def test_failures_then_success_arrive_exactly_once_with_a_stable_id(store: Store
         receiver.stop()
 
 
+@pytest.mark.slow
 def test_retry_after_is_honoured(store: Store) -> None:
     receiver = Receiver(SECRET, respond=lambda n, h: (503, {"Retry-After": "120"}) if n == 1
                         else (200, {}))
@@ -138,6 +141,7 @@ def test_retry_after_is_honoured(store: Store) -> None:
         receiver.stop()
 
 
+@pytest.mark.slow
 def test_410_gone_disables_the_endpoint(store: Store) -> None:
     receiver = Receiver(SECRET, respond=lambda n, h: (410, {}))
     clock = Clock()
@@ -157,6 +161,7 @@ def test_410_gone_disables_the_endpoint(store: Store) -> None:
         receiver.stop()
 
 
+@pytest.mark.slow
 def test_dead_letter_after_max_attempts_then_redelivery(store: Store) -> None:
     failing = True
     receiver = Receiver(SECRET, respond=lambda n, h: (500, {}) if failing else (200, {}))
@@ -235,6 +240,7 @@ def queue(store: Store, count: int, now: float) -> None:
                     {"model": "m", "version": str(i)}, now)
 
 
+@pytest.mark.slow
 def test_deliveries_go_out_side_by_side_up_to_the_endpoint_concurrency(store: Store) -> None:
     """One request at a time gave a receiver 50 ms away 20 events a second; now up to
     ``concurrency`` are in flight to an endpoint, never more, and each event arrives once."""
@@ -253,6 +259,7 @@ def test_deliveries_go_out_side_by_side_up_to_the_endpoint_concurrency(store: St
         receiver.stop()
 
 
+@pytest.mark.slow
 def test_after_a_410_only_the_requests_already_in_flight_are_answered(store: Store) -> None:
     overlap = Overlap(410)
     receiver = Receiver(SECRET, respond=overlap)

@@ -228,6 +228,7 @@ def test_numbers_on_the_command_line_are_checked(cli: Cli, argv: list[str],
     assert "Traceback" not in result.err
 
 
+@pytest.mark.slow
 def test_relative_state_is_per_user_never_the_cwd_and_private(tmp_path: Path) -> None:
     """Before, `models list` created ./lifecycled-state/lifecycled.db wherever it ran (another
     folder silently got another, empty registry) and the files were 0644."""

@@ -180,6 +180,7 @@ def test_ad_hoc_drift_reuses_the_reference_profile_by_content(
     assert list(user_cache.glob("*.npz"))  # $XDG_CACHE_HOME/lifecycled/profiles
 
 
+@pytest.mark.slow
 def test_a_large_check_does_not_import_scipy_stats(tmp_path: Path) -> None:
     """Importing scipy.stats costs about half a second, which every `lifecycled drift` paid
     (for the Benjamini-Hochberg correction and the Kolmogorov tail): a check of large samples

@@ -47,6 +47,7 @@ def coverage(found: list[dict[str, Any]], actual: list[dict[str, float]]) -> dic
             for metric in METRICS}
 
 
+@pytest.mark.slow
 def test_the_interval_covers_the_realized_metrics_under_covariate_shift() -> None:
     rng = np.random.default_rng(11)
     reference = np.round(rng.uniform(0, 1, 5000), 3)
@@ -127,6 +128,7 @@ def realized_classes(labels: np.ndarray, predicted: np.ndarray, scores: np.ndarr
                                       for j in everything]))}
 
 
+@pytest.mark.slow
 def test_multiclass_intervals_cover_the_realized_metrics_under_covariate_shift() -> None:
     rng = np.random.default_rng(23)
     x = rng.normal(0, 1.2, 6000)
@@ -147,6 +149,7 @@ def test_multiclass_intervals_cover_the_realized_metrics_under_covariate_shift()
     assert min(share.values()) >= 0.9, share
 
 
+@pytest.mark.slow
 def test_the_multiclass_estimate_follows_a_known_drop() -> None:
     """The feature moves towards the boundaries between classes: accuracy falls, and the
     estimate, from the scores alone, falls with it."""
@@ -169,6 +172,7 @@ def test_the_multiclass_estimate_follows_a_known_drop() -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(30, 300), st.sampled_from([2, 3]))
+@pytest.mark.slow
 def test_two_classes_estimate_as_the_binary_estimate_does(seed: int, n: int,
                                                           decimals: int) -> None:
     """A binary model given as two class scores (1 - s, s): the multiclass estimate's accuracy

@@ -203,6 +203,7 @@ def test_identical_samples_never_drift(values: np.ndarray) -> None:
 @pytest.mark.filterwarnings("ignore:ks_2samp. Exact calculation unsuccessful")
 @settings(max_examples=60, deadline=None)
 @given(samples, samples, st.randoms(use_true_random=False))
+@pytest.mark.slow
 def test_row_order_does_not_matter(reference: np.ndarray, current: np.ndarray, rnd: object) -> None:
     assume(np.unique(reference).size > 1)
     first = judge(reference, current)

@@ -28,6 +28,7 @@ def severities(reference_rows: int, current_rows: int, shift: float, repeats: in
 
 
 @pytest.mark.parametrize(("rows", "repeats"), [(1_000, 1000), (10_000, 200)])
+@pytest.mark.slow
 def test_no_shift_is_low_in_at_least_99_5_percent(rows: int, repeats: int) -> None:
     found = severities(rows, rows, 0.0, repeats, seed=1)
     assert sum(s == Severity.LOW for s in found) >= 0.995 * repeats

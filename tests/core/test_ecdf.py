@@ -89,6 +89,7 @@ values = st.one_of(
 @given(arrays(np.float64, st.integers(1, 60), elements=values),
        arrays(np.float64, st.integers(1, 60), elements=values),
        st.sampled_from([None, 3, 4, 16, 1024]))
+@pytest.mark.slow
 def test_any_data_any_grid_gives_scipys_statistic(reference: np.ndarray, current: np.ndarray,
                                                   buckets: int | None) -> None:
     check(reference, current, buckets)
@@ -97,6 +98,7 @@ def test_any_data_any_grid_gives_scipys_statistic(reference: np.ndarray, current
 @settings(max_examples=200, deadline=None)
 @given(arrays(np.float64, st.integers(1, 40), elements=values),
        arrays(np.float64, st.integers(1, 200), elements=values))
+@pytest.mark.slow
 def test_the_bucket_index_is_monotone(reference: np.ndarray, probe: np.ndarray) -> None:
     grid = grid_for(np.sort(reference))
     index = grid.index(np.sort(probe))
@@ -120,6 +122,7 @@ def test_scratch_buffers_are_reused_without_changing_results() -> None:
     (n, nd2) for n in (141, 1013, 5000, 50_000, 400_000)
     for nd2 in (2.2, 3.0, 10.0, 50.0, 150.0, 369.0) if nd2 < n  # D = sqrt(nd2 / n) < 1
 ])
+@pytest.mark.slow
 def test_smirnov_series_agrees_with_scipy(n: int, nd2: float) -> None:
     d = math.sqrt(nd2 / n)
     expected = special.smirnov(n, d)
@@ -128,6 +131,7 @@ def test_smirnov_series_agrees_with_scipy(n: int, nd2: float) -> None:
 
 @pytest.mark.parametrize("n", [50, 141, 3000, 60_000, 500_000])
 @pytest.mark.parametrize("nd2", [0.05, 0.5, 1.0, 2.19, 2.2, 5.0, 100.0, 369.9, 370.0, 5000.0])
+@pytest.mark.slow
 def test_kolmogorov_tail_agrees_with_scipy_in_every_range(n: int, nd2: float) -> None:
     d = min(math.sqrt(nd2 / n), 0.999)
     assert abs(kolmogorov_sf(d, n) - stats.kstwo.sf(d, n)) <= 1e-10
@@ -184,6 +188,7 @@ def test_benjamini_hochberg_equals_scipy(p_values: np.ndarray) -> None:
 
 @settings(max_examples=150, deadline=None, derandomize=True)
 @given(st.integers(1, 400), st.integers(1, 400), st.floats(0.0, 1.5), st.integers(0, 2**32 - 1))
+@pytest.mark.slow
 def test_unequal_size_p_values_equal_ks_2samp(n1: int, n2: int, shift: float, seed: int) -> None:
     """The exact p-value of unequal sizes came from scipy's private routine; it is computed here
     (``outside_band``) and equals the public ks_2samp on the same data."""

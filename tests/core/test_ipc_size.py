@@ -56,6 +56,7 @@ def tables(draw: st.DrawFn) -> pa.Table:
 
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(tables(), st.sampled_from([None, "zstd", "lz4"]), st.sampled_from([STREAM, FILE]))
+@pytest.mark.slow
 def test_the_size_read_from_metadata_is_what_reading_allocates(
         table: pa.Table, compression: str | None, media: str) -> None:
     body = encode(table, compression, media)

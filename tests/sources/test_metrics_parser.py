@@ -90,6 +90,7 @@ def same(text: str) -> tuple[str, str]:
 
 @settings(max_examples=300, deadline=None)
 @given(texts())
+@pytest.mark.slow
 def test_the_plain_reader_gives_prometheus_clients_scrape(text: str) -> None:
     fast, reference = same(text)
     assert fast == reference

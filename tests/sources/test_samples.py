@@ -154,6 +154,7 @@ def test_unsupported_values_are_one_line_naming_file_column_and_row(tmp_path: Pa
     assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.slow
 def test_the_drift_command_reports_a_deep_jsonl_file_in_one_line(tmp_path: Path) -> None:
     """A deeply nested JSON Lines file segfaulted the process (exit 139) in pyarrow's reader."""
     import subprocess
@@ -202,6 +203,7 @@ def test_a_cached_profile_is_mapped_from_its_file_and_a_truncated_one_is_rebuilt
 @given(st.lists(st.dictionaries(st.text(max_size=8), st.one_of(
     st.text(alphabet='[]{}"\\ab\u00e9', max_size=80), st.integers(), st.none()), max_size=5),
     min_size=1, max_size=6))
+@pytest.mark.slow
 def test_brackets_inside_strings_never_count_as_nesting(rows: list[dict[str, object]]) -> None:
     """More than 32 brackets inside a JSON Lines *string* value were refused as nesting: any
     flat object, whatever its strings hold (quotes and backslashes escaped by json.dumps),

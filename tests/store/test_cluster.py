@@ -56,6 +56,7 @@ def until(check: Callable[[], object], timeout: float = 10.0) -> object:
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_one_holder_at_a_time_and_the_epoch_grows_at_each_change(store: Store) -> None:
     first = acquire(store, "a", ttl=0.5)
     assert first is not None and first.taken_from == ""
@@ -318,6 +319,7 @@ def test_a_write_left_idle_is_ended_by_the_server(tmp_path: Path, other: Store) 
         paused.close()
 
 
+@pytest.mark.slow
 def test_work_claimed_together_is_fenced_on_every_key_and_a_partial_claim_is_given_back(
         store: Store) -> None:
     from lifecycled.context import Context

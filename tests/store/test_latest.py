@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from lifecycled.domain import ModelRef, ModelSpec, Status
 from lifecycled.store import Store, open_store
 from lifecycled.store.results import (
@@ -52,6 +53,7 @@ def steps(store: Store) -> int:
     return count[0]
 
 
+@pytest.mark.slow
 def test_finding_the_newest_rows_does_not_read_the_history(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 's.db'}", tmp_path)
     for ref in MODELS:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lifecycled.config import parse_settings
@@ -65,6 +66,7 @@ def test_never_scraped_endpoints_are_parts_of_their_own_and_prometheus_is_one_pa
 @given(st.lists(st.sets(st.sampled_from([f"m{i}" for i in range(8)]), max_size=4),
                 min_size=1, max_size=6),
        st.sets(st.sampled_from([f"m{i}" for i in range(10)])))
+@pytest.mark.slow
 def test_every_watched_model_is_in_one_part_with_every_endpoint_that_had_it(
         served: list[set[str]], watched_names: set[str]) -> None:
     names = [f"e{i}" for i in range(len(served))]

@@ -71,6 +71,7 @@ def channel_sample(rng: np.random.Generator, n: int, shift_app: float,
     return {"channel": channel, "income": income, "age": rng.normal(40, 10, n + kiosk)}
 
 
+@pytest.mark.slow
 def test_drift_in_one_channel_is_found_in_its_segment_and_each_equals_scipy(
         tmp_path: Path) -> None:
     """Income shifted for the app channel only: channel=app is critical, web and branch low;
