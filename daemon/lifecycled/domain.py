@@ -13,6 +13,11 @@ from typing import Any, Literal, get_args
 
 from lifecycled.errors import InputError, TransitionError
 
+MAX_COUNT = 10**9  # the largest count a key or an option takes (rows, samples, snapshots)
+# an update job's states, in the order a job moves through them
+UPDATE_JOB_STATES = ("pending", "dispatched", "training", "validating", "deploying", "completed",
+                     "failed", "cancelled")
+
 
 class Status(enum.StrEnum):
     """Lifecycle status of a model version."""

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from lifecycled.domain import (
     DEFAULT_TIERS,
+    MAX_COUNT,
     PROMQL_QUANTITIES,
     THRESHOLDS,
     DriftPolicy,
@@ -48,7 +49,6 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-MAX_COUNT = 10**9  # the largest count a key takes (rows, samples, snapshots)
 
 
 # --- sections -----------------------------------------------------------------------------------

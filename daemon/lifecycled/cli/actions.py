@@ -6,17 +6,16 @@ import argparse
 import json
 from typing import Any
 
-from lifecycled import app
 from lifecycled.cli.output import EXIT_OK, EXIT_PROBLEM, Formatter, add_actor, show
-from lifecycled.domain import ModelRef
+from lifecycled.domain import UPDATE_JOB_STATES, ModelRef
 from lifecycled.errors import InputError
 from lifecycled.render import table, utc
-from lifecycled.store.updates import STATES
 
 # --- jobs ---------------------------------------------------------------------------------------
 
 
 def cmd_jobs_list(args: argparse.Namespace) -> int:
+    from lifecycled import app
     from lifecycled.store.updates import list_jobs
 
     with app.opened(args.config, create=False) as a:
@@ -45,6 +44,7 @@ def _job_text(job: dict[str, Any]) -> str:
 
 
 def cmd_jobs_show(args: argparse.Namespace) -> int:
+    from lifecycled import app
     from lifecycled.store.updates import get
 
     with app.opened(args.config, create=False) as a:
@@ -54,6 +54,7 @@ def cmd_jobs_show(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs_create(args: argparse.Namespace) -> int:
+    from lifecycled import app
     from lifecycled.actions.updates import manual_job
     from lifecycled.store.updates import get
 
@@ -66,6 +67,7 @@ def cmd_jobs_create(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs_cancel(args: argparse.Namespace) -> int:
+    from lifecycled import app
     from lifecycled.actions.updates import cancel_job
 
     with app.opened(args.config) as a:
@@ -78,6 +80,7 @@ def cmd_jobs_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_webhooks_list(args: argparse.Namespace) -> int:
+    from lifecycled import app
     from lifecycled.store.outbox import endpoint_summaries
 
     with app.opened(args.config, create=False) as a:
@@ -99,6 +102,7 @@ def cmd_webhooks_list(args: argparse.Namespace) -> int:
 
 
 def cmd_webhooks_dead_letters(args: argparse.Namespace) -> int:
+    from lifecycled import app
     from lifecycled.store.outbox import DEAD, deliveries
 
     with app.opened(args.config, create=False) as a:
@@ -111,6 +115,7 @@ def cmd_webhooks_dead_letters(args: argparse.Namespace) -> int:
 
 
 def cmd_webhooks_redeliver(args: argparse.Namespace) -> int:
+    from lifecycled import app
     from lifecycled.store.outbox import redeliver
 
     if not args.all_dead and not args.event_id:
@@ -127,6 +132,7 @@ def cmd_webhooks_redeliver(args: argparse.Namespace) -> int:
 
 def cmd_webhooks_enable(args: argparse.Namespace) -> int:
     """Send to an endpoint disabled by 410 Gone again (after its receiver was fixed)."""
+    from lifecycled import app
     from lifecycled.store.outbox import enable_endpoint, endpoint_summaries
 
     with app.opened(args.config) as a:
@@ -144,6 +150,7 @@ def cmd_webhooks_enable(args: argparse.Namespace) -> int:
 
 def cmd_webhooks_test(args: argparse.Namespace) -> int:
     """Send a signed ``ping`` to one endpoint now (not through the outbox)."""
+    from lifecycled import app
     from lifecycled.actions.webhooks import endpoint_key, ping
 
     with app.opened(args.config) as a:
@@ -167,7 +174,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, as_json: argparse.Arg
         dest="jobs_command", required=True, metavar="SUBCOMMAND")
     p = jobs.add_parser("list", parents=parents, formatter_class=Formatter,
                         help="list update jobs")
-    p.add_argument("--state", choices=STATES, help="only jobs in this state")
+    p.add_argument("--state", choices=UPDATE_JOB_STATES, help="only jobs in this state")
     p.set_defaults(func=cmd_jobs_list)
     p = jobs.add_parser("show", parents=parents, formatter_class=Formatter,
                         help="one job in detail")
@@ -220,6 +227,7 @@ def retire_shorthand(argv: list[str]) -> list[str]:
 
 def cmd_retire(args: argparse.Namespace) -> int:
     """``retire version NAME:VERSION --reason TEXT [--dry-run]``."""
+    from lifecycled import app
     ref = ModelRef.parse(args.model)
     from lifecycled.actions.retire import preview, retire
 
@@ -256,6 +264,7 @@ def _plan_text(plan: dict[str, Any]) -> str:
 
 
 def cmd_retire_status(args: argparse.Namespace) -> int:
+    from lifecycled import app
     from lifecycled.errors import NotFoundError
     from lifecycled.store.retirement import latest_plan
 
@@ -273,6 +282,7 @@ def cmd_retire_status(args: argparse.Namespace) -> int:
 def cmd_retire_candidates(args: argparse.Namespace) -> int:
     import time
 
+    from lifecycled import app
     from lifecycled.store.retirement import scores
 
     now = time.time()
@@ -297,6 +307,7 @@ def cmd_retire_candidates(args: argparse.Namespace) -> int:
 
 
 def cmd_retire_cancel(args: argparse.Namespace) -> int:
+    from lifecycled import app
     from lifecycled.actions.retire import cancel
 
     ref = ModelRef.parse(args.model)

@@ -10,16 +10,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lifecycled import app
 from lifecycled.cli.output import EXIT_OK, EXIT_PROBLEM, EXIT_UNKNOWN, Formatter, duration, number, show
-from lifecycled.domain import SEVERITIES, DriftPolicy, ModelRef, Severity, Status
+from lifecycled.domain import MAX_COUNT, SEVERITIES, DriftPolicy, ModelRef, Severity, Status
 from lifecycled.errors import InputError
 from lifecycled.render import ago, fmt, table
-from lifecycled.settings import MAX_COUNT
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """``report``: the lifecycle overview; ``report --model``: one version's performance."""
+    from lifecycled import app
     if args.model:
         return model_report(args)
     now = time.time()
@@ -49,6 +48,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def model_report(args: argparse.Namespace) -> int:
+    from lifecycled import app
     from lifecycled.performance import performance_summary
 
     ref = ModelRef.parse(args.model)
@@ -69,6 +69,7 @@ def model_report(args: argparse.Namespace) -> int:
 
 
 def cmd_discover(args: argparse.Namespace) -> int:
+    from lifecycled import app
     from lifecycled.tasks.discovery import run_discovery
 
     with app.opened(args.config) as ctx:
@@ -97,6 +98,7 @@ def _discover_text(data: dict[str, Any]) -> str:
 def cmd_collect(args: argparse.Namespace) -> int:
     import threading
 
+    from lifecycled import app
     from lifecycled.store.serving import last_scrape
     from lifecycled.tasks.collect import run_collect
 
@@ -208,6 +210,7 @@ def _split(text: str | None) -> list[str] | None:
 
 def cmd_drift(args: argparse.Namespace) -> int:
     # Imported here so that registry commands start without numpy, scipy and pyarrow.
+    from lifecycled import app
     from lifecycled.tasks.drift import DriftInputs, check_drift, check_to_json, run_model_drift
 
     now = time.time()
@@ -245,6 +248,7 @@ PROFILE_CACHE_DAYS = 30
 def _profile_cache(directory: str | None, now: float) -> Path:
     """The reference-profile cache of ad-hoc checks (keyed by the reference's content, as the
     daemon's); profiles unused for 30 days are removed."""
+    from lifecycled import app
     from lifecycled.sources.profiles import PROFILE_DIR, prune_profiles
 
     cache = Path(directory) if directory else app.cache_base_dir(os.environ) / PROFILE_DIR

@@ -6,20 +6,19 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lifecycled import app
 from lifecycled.cli.output import EXIT_OK, Formatter, show
 from lifecycled.errors import InputError
 from lifecycled.render import table, utc
-from lifecycled.secrets import read_secret
-from lifecycled.store import Store, open_store
-from lifecycled.store.cluster import claims, leases, replicas, running_items
-from lifecycled.store.copy import copy_store
-from lifecycled.store.engine import redact
+
+if TYPE_CHECKING:
+    from lifecycled.store import Store
 
 
 def cmd_cluster_status(args: argparse.Namespace) -> int:
+    from lifecycled import app
+    from lifecycled.store.cluster import claims, leases, replicas, running_items
     with app.opened(args.config, create=False) as opened:
         store = opened.store
         now = store.database_time()
@@ -63,12 +62,17 @@ def cmd_cluster_status(args: argparse.Namespace) -> int:
 
 
 def _open(url: str, password_file: str | None, password_env: str | None, what: str) -> Store:
+    from lifecycled import app
+    from lifecycled.secrets import read_secret
+    from lifecycled.store import open_store
     password = (read_secret(password_file, password_env, os.environ, what=what)
                 if password_file or password_env else None)
     return open_store(url, app.state_base_dir(os.environ), password=password)
 
 
 def cmd_state_migrate(args: argparse.Namespace) -> int:
+    from lifecycled.store.copy import copy_store
+    from lifecycled.store.engine import redact
     for option, url in (("--from", args.source), ("--to", args.target)):
         if "://" not in url:
             raise InputError(f"{option} {url!r}: give a URL (sqlite:///FILE or "

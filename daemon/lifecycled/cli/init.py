@@ -17,7 +17,6 @@ import yaml
 
 from lifecycled.cli.output import EXIT_OK, Formatter
 from lifecycled.errors import InputError
-from lifecycled.settings import MonitoringSettings, listenable
 
 CONFIG = """\
 # lifecycled: one Triton, one Prometheus. Check it with
@@ -83,6 +82,7 @@ def _copy_tree(source: Traversable, target: Path, written: list[Path]) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from lifecycled.settings import MonitoringSettings, listenable
     folder = Path(args.dir)
     triton = _url(args.triton, "--triton")
     metrics = _url(args.triton_metrics, "--triton-metrics") if args.triton_metrics else None

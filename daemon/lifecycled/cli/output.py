@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from lifecycled.render import finite_json
-from lifecycled.units import parse_duration
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_UNKNOWN = 0, 1, 2, 3
 
@@ -77,6 +76,7 @@ def number(kind: type[int] | type[float], low: float, high: float, *, low_open: 
 
 def duration(text: str) -> float:
     """An argparse type: a duration (90s, 5m, 1h30m) in seconds."""
+    from lifecycled.units import parse_duration
     try:
         return parse_duration(text)
     except ValueError as exc:

@@ -11,25 +11,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lifecycled import app
 from lifecycled.cli.output import EXIT_OK, EXIT_PROBLEM, Formatter, add_actor, show
-from lifecycled.config import read_yaml
 from lifecycled.domain import HistoryEntry, ModelRecord, ModelRef, Status
 from lifecycled.errors import InputError
-from lifecycled.registration import (
-    build_spec,
-    describe_difference,
-    merge_with_stored,
-    parse_registrations,
-    threshold_differences,
-)
 from lifecycled.render import fmt, table, utc
-from lifecycled.store.engine import redact
-from lifecycled.tasks.probe import probe
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate the configuration; compare it with the registry when the state store exists."""
+    from lifecycled import app
+    from lifecycled.registration import describe_difference, threshold_differences
+    from lifecycled.store.engine import redact
+    from lifecycled.tasks.probe import probe
     settings, path = app.load(args.config)
     notes = []
     if not settings.sources.triton and settings.sources.prometheus is None:
@@ -72,6 +65,9 @@ def cmd_models_sync_thresholds(args: argparse.Namespace) -> int:
     """Store the configured thresholds in registered versions; each change is a history row."""
     from dataclasses import replace
 
+    from lifecycled import app
+    from lifecycled.registration import threshold_differences
+
     if bool(args.models) == bool(args.all):
         raise InputError("give NAME:VERSION ... or --all")
     with app.opened(args.config) as a:
@@ -92,6 +88,7 @@ def cmd_models_sync_thresholds(args: argparse.Namespace) -> int:
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
+    from lifecycled import app
     with app.opened(args.config, create=False) as ctx:
         records = ctx.store.list_models(status=Status(args.status) if args.status else None,
                                         domain=args.domain)
@@ -104,6 +101,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 
 
 def cmd_models_show(args: argparse.Namespace) -> int:
+    from lifecycled import app
     from lifecycled.store.serving import serving_states, snapshots
 
     ref = ModelRef.parse(args.model)
@@ -153,6 +151,7 @@ SNAPSHOT_FIELDS_SHOWN = (
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from lifecycled import app
     return app.run_daemon(args.config, once=args.once, listen=args.listen,
                           web_config_file=args.web_config_file)
 
@@ -178,6 +177,9 @@ def _history_table(history: Sequence[HistoryEntry]) -> str:
 
 
 def cmd_models_register(args: argparse.Namespace) -> int:
+    from lifecycled import app
+    from lifecycled.config import read_yaml
+    from lifecycled.registration import build_spec, merge_with_stored, parse_registrations
     path = Path(args.file)
     entries = parse_registrations(read_yaml(path), source=str(path))
     outcome: dict[str, list[str]] = {"registered": [], "updated": [], "unchanged": []}
@@ -206,6 +208,7 @@ def cmd_models_register(args: argparse.Namespace) -> int:
 
 
 def cmd_models_set_status(args: argparse.Namespace) -> int:
+    from lifecycled import app
     ref = ModelRef.parse(args.model)
     if args.status == Status.RETIRED.value:
         raise InputError(f"retire {ref} with `lifecycled retire {ref} --reason TEXT`: it stops "
@@ -218,6 +221,7 @@ def cmd_models_set_status(args: argparse.Namespace) -> int:
 
 
 def cmd_models_history(args: argparse.Namespace) -> int:
+    from lifecycled import app
     ref = ModelRef.parse(args.model)
     with app.opened(args.config, create=False) as ctx:
         history = ctx.store.history(ref)

@@ -8,12 +8,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lifecycled.domain import ModelRef
+from lifecycled.domain import UPDATE_JOB_STATES, ModelRef
 from lifecycled.errors import NotFoundError
 from lifecycled.store.core import Connection, Store, dumps
 
-STATES = ("pending", "dispatched", "training", "validating", "deploying", "completed", "failed",
-          "cancelled")
+STATES = UPDATE_JOB_STATES
 ACTIVE = ("pending", "dispatched", "training", "validating", "deploying")
 FINAL = ("completed", "failed", "cancelled")
 
