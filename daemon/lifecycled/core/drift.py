@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import enum
 import itertools
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import special
-from scipy.spatial.distance import jensenshannon
 
 from lifecycled.core.ecdf import Scratch, window_statistics
 from lifecycled.core.kstest import ks_p_value
@@ -182,9 +182,17 @@ def psi(reference_shares: np.ndarray, current_shares: np.ndarray) -> float:
 
 
 def js_distance(reference_shares: np.ndarray, current_shares: np.ndarray) -> float:
-    """Jensen-Shannon distance, base 2, in [0, 1]."""
-    with np.errstate(invalid="ignore"):  # rounding can leave the divergence a hair below 0
-        value = float(jensenshannon(reference_shares, current_shares, base=2))
+    """Jensen-Shannon distance, base 2, in [0, 1]: ``scipy.spatial.distance.jensenshannon``'s
+    formula (equal to it to 1e-12, property-tested), written here because importing
+    scipy.spatial costs every ``lifecycled drift`` 0.2 s."""
+    with np.errstate(divide="ignore", invalid="ignore"):  # empty shares: nan, said as 0 below
+        p = reference_shares / reference_shares.sum()
+        q = current_shares / current_shares.sum()
+        m = (p + q) / 2.0
+        # relative entropy x log(x / m), 0 where x is 0 (m > 0 wherever x > 0)
+        divergence = (np.where(p > 0, p * np.log(p / m), 0.0).sum()
+                      + np.where(q > 0, q * np.log(q / m), 0.0).sum())
+        value = float(np.sqrt(divergence / math.log(2.0) / 2.0))
     return 0.0 if np.isnan(value) else min(max(value, 0.0), 1.0)
 
 
