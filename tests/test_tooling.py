@@ -89,3 +89,11 @@ def test_every_test_is_in_one_tier_and_the_fast_tier_holds_most() -> None:
     assert collected("inprocess") + collected("servers") == every
     assert collected("inprocess and servers") == 0
     assert collected("inprocess and not slow") >= 550
+
+
+def test_the_readme_names_every_webhook_event_type() -> None:
+    """The event list in the README omitted model.unload_requested."""
+    from lifecycled.settings import EVENT_TYPES
+
+    text = (ROOT / "README.md").read_text()
+    assert [event for event in EVENT_TYPES if f"`{event}`" not in text] == []
