@@ -15,14 +15,7 @@ from lifecycled.store.serving import job_runs
 from prometheus_client import CollectorRegistry, generate_latest
 
 from tests.conftest import write_config
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from tests.helpers import Clock
 
 
 def runtime(tmp_path: Path, jobs: dict[str, object], clock: Clock | None = None) -> Runtime:

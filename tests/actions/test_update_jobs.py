@@ -22,20 +22,13 @@ from lifecycled.store.updates import get, list_jobs
 from lifecycled.tasks.updates import run_updates
 from prometheus_client import CollectorRegistry
 
+from tests.helpers import Clock
 from tests.stores import open_test_store
 
 REF = ModelRef("credit_scoring", "1")
 TOKEN = "s3cret-token"
 
 pytestmark = pytest.mark.usefixtures("both_engines")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from lifecycled.store.outbox import DEAD, deliveries, enable_endpoint, endpoint_
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from devtools.receiver import Receiver
+from tests.helpers import Clock
 from tests.stores import open_test_store
 
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
@@ -31,18 +32,6 @@ ENV = {"HOOK_SECRET": SECRET}
 REF = ModelRef("credit_scoring", "1")
 
 pytestmark = pytest.mark.usefixtures("both_engines")
-
-
-class Clock:
-    """Real time plus an offset that tests advance (the receiver checks timestamps within 5 min
-    of its own clock, as a real receiver does), so every step must stay small."""
-
-    def __init__(self) -> None:
-        import time
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def endpoint(url: str, **kw: object) -> WebhookEndpoint:
@@ -57,7 +46,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s = open_test_store(tmp_path)
     s.subscriptions = {"ci": ("model.registered", "model.status_changed", "model.retired")}
     s.register(ModelSpec(REF, owner_team="t", business_domain="d"), Status.PRODUCTION,
-               actor="test", reason="r", now=Clock().now - 1)
+               actor="test", reason="r", now=Clock(time.time()).now - 1)
     yield s
     s.close()
 
@@ -88,7 +77,7 @@ def test_signature_matches_the_reference_library_and_tampering_is_rejected() -> 
 @pytest.mark.slow
 def test_delivered_signed_and_verified(store: Store) -> None:
     receiver = Receiver(SECRET)
-    clock = Clock()
+    clock = Clock(time.time())
     try:
         report = deliver(store, endpoint(receiver.url), clock)
         assert report.delivered == 1  # type: ignore[attr-defined]
@@ -105,7 +94,7 @@ def test_delivered_signed_and_verified(store: Store) -> None:
 @pytest.mark.slow
 def test_failures_then_success_arrive_exactly_once_with_a_stable_id(store: Store) -> None:
     receiver = Receiver(SECRET, respond=lambda n, h: (500, {}) if n <= 3 else (200, {}))
-    clock = Clock()
+    clock = Clock(time.time())
     ep = endpoint(receiver.url)
     try:
         for _ in range(4):
@@ -125,7 +114,7 @@ def test_failures_then_success_arrive_exactly_once_with_a_stable_id(store: Store
 def test_retry_after_is_honoured(store: Store) -> None:
     receiver = Receiver(SECRET, respond=lambda n, h: (503, {"Retry-After": "120"}) if n == 1
                         else (200, {}))
-    clock = Clock()
+    clock = Clock(time.time())
     ep = endpoint(receiver.url)
     try:
         deliver(store, ep, clock)
@@ -144,7 +133,7 @@ def test_retry_after_is_honoured(store: Store) -> None:
 @pytest.mark.slow
 def test_410_gone_disables_the_endpoint(store: Store) -> None:
     receiver = Receiver(SECRET, respond=lambda n, h: (410, {}))
-    clock = Clock()
+    clock = Clock(time.time())
     try:
         report = deliver(store, endpoint(receiver.url), clock)
         assert report.disabled == ["ci"]  # type: ignore[attr-defined]
@@ -165,7 +154,7 @@ def test_410_gone_disables_the_endpoint(store: Store) -> None:
 def test_dead_letter_after_max_attempts_then_redelivery(store: Store) -> None:
     failing = True
     receiver = Receiver(SECRET, respond=lambda n, h: (500, {}) if failing else (200, {}))
-    clock = Clock()
+    clock = Clock(time.time())
     ep = endpoint(receiver.url, max_attempts=3)
     try:
         for _ in range(3):
@@ -184,7 +173,7 @@ def test_dead_letter_after_max_attempts_then_redelivery(store: Store) -> None:
 
 
 def test_unreachable_receiver_and_missing_secret_keep_events_pending(store: Store) -> None:
-    clock = Clock()
+    clock = Clock(time.time())
     report = deliver(store, endpoint("http://127.0.0.1:9/hook", timeout=1), clock)
     assert report.retried == 1  # type: ignore[attr-defined]
     missing = WebhookEndpoint(url="http://127.0.0.1:9/", secret_env="NOT_SET")
@@ -246,7 +235,7 @@ def test_deliveries_go_out_side_by_side_up_to_the_endpoint_concurrency(store: St
     ``concurrency`` are in flight to an endpoint, never more, and each event arrives once."""
     overlap = Overlap(200)
     receiver = Receiver(SECRET, respond=overlap)
-    clock = Clock()
+    clock = Clock(time.time())
     queue(store, 23, clock.now)
     try:
         report = deliver(store, endpoint(receiver.url, concurrency=4), clock)
@@ -263,7 +252,7 @@ def test_deliveries_go_out_side_by_side_up_to_the_endpoint_concurrency(store: St
 def test_after_a_410_only_the_requests_already_in_flight_are_answered(store: Store) -> None:
     overlap = Overlap(410)
     receiver = Receiver(SECRET, respond=overlap)
-    clock = Clock()
+    clock = Clock(time.time())
     queue(store, 23, clock.now)
     try:
         report = deliver(store, endpoint(receiver.url, concurrency=4), clock)

@@ -14,20 +14,13 @@ from lifecycled.store.serving import latest_snapshots, source_health
 from lifecycled.tasks.collect import run_collect
 from lifecycled.tasks.quality import run_quality
 
+from tests.helpers import Clock
 from tests.integration.conftest import write_outcomes
 from tests.stores import open_test_store
 
 REF = ModelRef("credit_scoring", "1")
 
 pytestmark = pytest.mark.usefixtures("both_engines")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def context(tmp_path: Path, outcomes: Path, clock: Clock) -> Context:
