@@ -92,3 +92,29 @@ def test_the_cli_on_a_full_disk_says_so_in_one_line(tmp_path: Path,
     assert code == 1
     assert "database or disk is full" in err and "cannot rollback" not in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_only_a_refusing_storage_holds_the_store_unwritable() -> None:
+    """A full disk, a read-only file or an I/O error is held for two minutes (small writes may
+    still fit); a lock held too long, a lost connection or a server shutting down passes by
+    itself and was held too: after an ordinary PostgreSQL restart (57P01) every replica would
+    have stayed unready for two minutes."""
+    import sqlite3
+
+    import psycopg.errors
+    from lifecycled.store.engine import PostgresEngine, SQLiteEngine
+
+    def sqlite_error(code: int) -> sqlite3.Error:
+        error = sqlite3.OperationalError("x")
+        error.sqlite_errorcode = code
+        return error
+
+    assert [SQLiteEngine.refused(sqlite_error(c)) for c in (
+        sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_IOERR_WRITE, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)] == [
+        True, True, True, True, False, False]
+    assert [PostgresEngine.refused(e) for e in (
+        psycopg.errors.DiskFull(), psycopg.errors.OutOfMemory(), psycopg.errors.IoError(),
+        psycopg.errors.ReadOnlySqlTransaction(), psycopg.errors.AdminShutdown(),
+        psycopg.errors.LockNotAvailable(), psycopg.OperationalError("connection lost"))] == [
+        True, True, True, True, False, False, False]

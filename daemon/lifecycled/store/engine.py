@@ -38,6 +38,8 @@ from lifecycled.errors import StoreError, first_line
 BUSY_TIMEOUT_MS = 30_000
 # seconds a failing PostgreSQL connection is retried before its pool slot is freed
 RECONNECT_GIVE_UP = 2.0
+# SQLite's primary result codes of a write the storage refused
+_SQLITE_REFUSALS = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR})
 # pg_advisory_xact_lock keys (any two bigints unlikely to collide with an operator's own)
 WRITE_LOCK_KEY = 0x6C6966656379
 MIGRATE_LOCK_KEY = 0x6C6966656370
@@ -87,10 +89,12 @@ class Engine:
         """One line saying what went wrong (the cause, not the pool's wait for it)."""
         return first_line(exc)
 
-    def refused(self, exc: BaseException) -> bool:
-        """Whether the database itself refused the statement (a full disk, a read-only file),
-        rather than not being reached at all (a stopped server, no free connection)."""
-        return True
+    @staticmethod
+    def refused(exc: BaseException) -> bool:
+        """Whether the storage refused the write (a full disk, a read-only file, an I/O error),
+        which small writes may still get past, rather than something that passes by itself: a
+        stopped server, no free connection, a lock held too long."""
+        raise NotImplementedError
 
     def unreachable(self, timeout: float) -> str | None:
         """Why the database cannot be reached within ``timeout`` seconds, or None when it can
@@ -167,6 +171,12 @@ class SQLiteEngine(Engine):
                 raise
             if self._conn.in_transaction:
                 self._conn.execute("COMMIT")
+
+    @staticmethod
+    def refused(exc: BaseException) -> bool:
+        # the primary result code (an extended one carries it in its low byte)
+        code = getattr(exc, "sqlite_errorcode", None)
+        return code is not None and code & 0xFF in _SQLITE_REFUSALS
 
     def migrate(self, migrations: Sequence[str]) -> None:
         with self.transaction(write=True) as conn:
@@ -364,9 +374,13 @@ class PostgresEngine(Engine):
         return self._cannot_connect(self._connect_timeout) or (
             f"all {self._pool.max_size} connections busy: {first_line(exc)}")
 
-    def refused(self, exc: BaseException) -> bool:
-        # the server's own errors carry an SQLSTATE; a lost or refused connection does not
-        return getattr(exc, "sqlstate", None) is not None
+    @staticmethod
+    def refused(exc: BaseException) -> bool:
+        # insufficient resources (53: disk full, out of memory), system errors (58: I/O) and a
+        # read-only server (25006); not a lost connection (no SQLSTATE), a server shutting down
+        # (57P01) or a lock timeout (55P03), which pass when the server is back or free
+        state = getattr(exc, "sqlstate", None) or ""
+        return state[:2] in ("53", "58") or state == "25006"
 
     def unreachable(self, timeout: float) -> str | None:
         try:  # a pooled connection answers in a round trip; a new one costs a server process
