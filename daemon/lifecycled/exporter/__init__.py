@@ -1,6 +1,7 @@
 """The Prometheus exporter: one collector per subsystem (as node_exporter lays out one collector
 per file), composed here. It reads stored state only (a scrape never calls Triton, Prometheus or
-a file) and yields fresh metric families. The names are a contract (README "Metrics")."""
+a file) and yields fresh metric families. The names are a contract: catalogue.py declares them
+(docs/reference/metrics.md is generated from it)."""
 
 from __future__ import annotations
 
@@ -65,9 +66,7 @@ class LifecycleCollector:
         if replica is None or replica["leader"]:
             # the fleet's state is the leader's to export: once, not once per replica
             yield from self._fleet(outcomes)
-        success = gauge("lifecycled_exporter_collector_success",
-                        "1 when the collector's last scrape succeeded, 0 when it failed (its "
-                        "families are missing; the log says why).", ["collector"])
+        success = gauge("lifecycled_exporter_collector_success")
         for name, ok in outcomes.items():
             success.add_metric([name], 1 if ok else 0)
         yield success

@@ -8,20 +8,16 @@ from collections.abc import Iterator
 from prometheus_client.core import Metric
 
 from lifecycled.domain import THRESHOLDS, Level, ModelRef
-from lifecycled.exporter.families import MV, gauge
+from lifecycled.exporter.families import gauge
 from lifecycled.store import Store
 from lifecycled.store.results import Decoded
 from lifecycled.store.views import evaluation_views
 
 
 def collect(store: Store, live: set[ModelRef], cache: Decoded) -> Iterator[Metric]:
-    breached = gauge("lifecycled_model_threshold_breached",
-                     "1 when the latest evaluation breaches the threshold, 0 when it passes; "
-                     "absent when the value is unknown.", [*MV, "threshold"])
-    score = gauge("lifecycled_model_performance_score",
-                  "Performance score 0-100 of the latest evaluation.", MV)
-    level = gauge("lifecycled_model_performance_level",
-                  "1 for the performance level of the latest evaluation.", [*MV, "level"])
+    breached = gauge("lifecycled_model_threshold_breached")
+    score = gauge("lifecycled_model_performance_score")
+    level = gauge("lifecycled_model_performance_level")
     for view in evaluation_views(store, cache):
         if view.ref not in live:
             continue

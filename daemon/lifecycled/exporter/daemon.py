@@ -9,10 +9,10 @@ from collections.abc import Iterator, Mapping
 from functools import cache
 from importlib import metadata
 
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import Metric
 
 from lifecycled import __version__
-from lifecycled.exporter.families import gauge
+from lifecycled.exporter.families import counter, gauge
 from lifecycled.store import Store, StoreWrites
 from lifecycled.store.serving import job_runs, source_health, unmanaged_models
 
@@ -20,25 +20,17 @@ from lifecycled.store.serving import job_runs, source_health, unmanaged_models
 def collect_process(intervals: Mapping[str, float],
                     store_writes: StoreWrites | None = None) -> Iterator[Metric]:
     """What every daemon exports of itself: version, store writability, task intervals."""
-    build = gauge("lifecycled_build_info",
-                  "lifecycled version, the source revision it was installed from ('unknown' "
-                  "when the installer did not record one) and the Python it runs on (value 1).",
-                  ["version", "revision", "python"])
+    build = gauge("lifecycled_build_info")
     build.add_metric([__version__, revision(), platform.python_version()], 1)
     yield build
     if store_writes is not None:
-        writable = gauge("lifecycled_state_store_writable",
-                         "0 after a failed write to the state store: for 2 minutes when the "
-                         "database refused it (a full disk, a read-only file), until a write "
-                         "succeeds when it was not reached; else 1.", [])
+        writable = gauge("lifecycled_state_store_writable")
         writable.add_metric([], 1 if store_writes.writable else 0)
         yield writable
-        failures = CounterMetricFamily("lifecycled_state_store_write_failures",
-                                       "Writes to the state store that failed.", labels=[])
+        failures = counter("lifecycled_state_store_write_failures")
         failures.add_metric([], store_writes.failures)
         yield failures
-    interval = gauge("lifecycled_task_interval_seconds",
-                     "Configured interval of the task (alert when a success is 3 late).", ["task"])
+    interval = gauge("lifecycled_task_interval_seconds")
     for job, seconds in sorted(intervals.items()):
         interval.add_metric([job], seconds)
     yield interval
@@ -58,20 +50,16 @@ def revision() -> str:
 
 def collect(store: Store) -> Iterator[Metric]:
     """The fleet's view of its sources and tasks (from the store)."""
-    up = gauge("lifecycled_source_up", "1 when the source answered on its last attempt.",
-               ["source"])
-    last = gauge("lifecycled_source_last_success_timestamp_seconds",
-                 "Unix time the source last answered.", ["source"])
+    up = gauge("lifecycled_source_up")
+    last = gauge("lifecycled_source_last_success_timestamp_seconds")
     for h in source_health(store):
         up.add_metric([h.source], 1 if h.up else 0)
         if h.last_success is not None:
             last.add_metric([h.source], h.last_success)
-    job_ok = gauge("lifecycled_task_last_success_timestamp_seconds",
-                   "Unix time the scheduled task last finished without error.", ["task"])
-    duration = gauge("lifecycled_task_duration_seconds", "Duration of the task's last run.", ["task"])
-    runs = CounterMetricFamily("lifecycled_task_runs", "Runs of the scheduled task.", labels=["task"])
-    failures = CounterMetricFamily("lifecycled_task_failures", "Runs of the task that raised.",
-                                   labels=["task"])
+    job_ok = gauge("lifecycled_task_last_success_timestamp_seconds")
+    duration = gauge("lifecycled_task_duration_seconds")
+    runs = counter("lifecycled_task_runs")
+    failures = counter("lifecycled_task_failures")
     for j in job_runs(store):
         if j.last_success is not None:
             job_ok.add_metric([j.job], j.last_success)
@@ -79,10 +67,7 @@ def collect(store: Store) -> Iterator[Metric]:
             duration.add_metric([j.job], j.last_duration)
         runs.add_metric([j.job], j.runs)
         failures.add_metric([j.job], j.failures)
-    unmanaged = gauge("lifecycled_unmanaged_model",
-                      "A version Triton serves under a name or version the registry cannot hold "
-                      "(value 1): not discovered, collected or checked.",
-                      ["endpoint", "model", "version", "reason"])
+    unmanaged = gauge("lifecycled_unmanaged_model")
     for u in unmanaged_models(store):
         unmanaged.add_metric([u.endpoint, u.name, u.version, u.reason], 1)
     yield from (up, last, job_ok, duration, runs, failures, unmanaged)

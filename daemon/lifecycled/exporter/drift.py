@@ -11,7 +11,7 @@ from prometheus_client.samples import Sample
 
 from lifecycled.domain import SEVERITY_STATES, ModelRef
 from lifecycled.exporter import segments
-from lifecycled.exporter.families import MV, Gauge, gauge
+from lifecycled.exporter.families import Gauge, gauge
 from lifecycled.store import Store
 from lifecycled.store.results import Decoded
 from lifecycled.store.views import DriftView, FeatureView, drift_views
@@ -49,17 +49,12 @@ def _p_value(family: Gauge, labels: dict[str, str], f: FeatureView) -> None:
         _add(family, {**labels, "test": "ks" if f.kind == "numeric" else "chi2"}, f.p_value)
 
 
-# name, help, extra labels, how one feature adds its samples
-PER_FEATURE: tuple[tuple[str, str, list[str], AddSamples], ...] = (
-    ("lifecycled_model_feature_unjudged",
-     "1 for a feature that could not be judged, labelled with the reason.", ["reason"], _unjudged),
-    ("lifecycled_model_drift_score",
-     "Composite drift score of a feature (0.4 D + 0.3 JS + 0.3 PSI).", [], _score),
-    ("lifecycled_model_drift_statistic",
-     "Drift statistic of a feature: ks (D), js (distance, base 2), psi, chi2.", ["test"],
-     _statistic),
-    ("lifecycled_model_drift_p_value",
-     "p-value of a feature's test (ks or chi2), before any correction.", ["test"], _p_value),
+# each per-feature family (catalogue.py declares its help and labels) and how a feature adds to it
+PER_FEATURE: tuple[tuple[str, AddSamples], ...] = (
+    ("lifecycled_model_feature_unjudged", _unjudged),
+    ("lifecycled_model_drift_score", _score),
+    ("lifecycled_model_drift_statistic", _statistic),
+    ("lifecycled_model_drift_p_value", _p_value),
 )
 
 
@@ -72,14 +67,9 @@ class DriftCollector:
     def collect(self, live: set[ModelRef]) -> Iterator[Metric]:
         """Each family is yielded as soon as it is built, so a scrape holds one at a time."""
         results = [r for r in drift_views(self.store, self.decoded) if r.ref in live]
-        checked = gauge("lifecycled_model_drift_check_timestamp_seconds",
-                        "Unix time of the latest drift check.", MV)
-        severity = gauge("lifecycled_model_drift_severity",
-                         "1 for the model-level data-drift severity of the latest check (unknown: nothing "
-                         "could be judged).",
-                         [*MV, "level"])
-        share = gauge("lifecycled_model_drifted_features_ratio",
-                      "Share of judged features at or above the alert severity (0-1).", MV)
+        checked = gauge("lifecycled_model_drift_check_timestamp_seconds")
+        severity = gauge("lifecycled_model_drift_severity")
+        share = gauge("lifecycled_model_drifted_features_ratio")
         for stored in results:
             mv = [stored.ref.name, stored.ref.version]
             checked.add_metric(mv, stored.at)
@@ -90,18 +80,18 @@ class DriftCollector:
         yield from (checked, severity, share)
         yield from segments.drift(results)
         kept: dict[tuple[str, int], list[Sample]] = {}
-        for name, doc, extra, add in PER_FEATURE:
-            yield self._per_feature(results, name, doc, extra, add, kept)
+        for name, add in PER_FEATURE:
+            yield self._per_feature(results, name, add, kept)
         self._samples = kept  # only the results still latest
 
-    def _per_feature(self, results: list[DriftView], name: str, doc: str, extra: list[str],
-                     add: AddSamples, kept: dict[tuple[str, int], list[Sample]]) -> Metric:
-        family = gauge(name, doc, [*MV, "feature", *extra])
+    def _per_feature(self, results: list[DriftView], name: str, add: AddSamples,
+                     kept: dict[tuple[str, int], list[Sample]]) -> Metric:
+        family = gauge(name)
         for stored in results:
             key = (name, stored.row_id)
             samples = self._samples.get(key)
             if samples is None:
-                part = gauge(name, doc, [*MV, "feature", *extra])
+                part = gauge(name)
                 model, version = stored.ref.name, stored.ref.version
                 for f in stored.features:
                     add(part, {"model": model, "version": version, "feature": f.feature}, f)

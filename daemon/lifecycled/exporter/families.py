@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.samples import Sample
 
-MV = ["model", "version"]
+from lifecycled.exporter.catalogue import CATALOGUE
 
 
 class Gauge(GaugeMetricFamily):
@@ -25,5 +25,15 @@ class Gauge(GaugeMetricFamily):
 _new = tuple.__new__
 
 
-def gauge(name: str, doc: str, labels: list[str]) -> Gauge:
-    return Gauge(name, doc, labels=labels)
+def gauge(name: str) -> Gauge:
+    """The gauge family ``name`` as the catalogue declares it (help and labels)."""
+    family = CATALOGUE[name]
+    assert family.type == "gauge", name
+    return Gauge(name, family.help, labels=list(family.labels))
+
+
+def counter(name: str) -> CounterMetricFamily:
+    """The counter family ``name`` (without ``_total``) as the catalogue declares it."""
+    family = CATALOGUE[name]
+    assert family.type == "counter", name
+    return CounterMetricFamily(name, family.help, labels=list(family.labels))

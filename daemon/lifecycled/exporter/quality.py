@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import Metric
 
 from lifecycled.domain import QUALITY_METRICS, SEVERITIES, ModelRef
 from lifecycled.exporter import segments
-from lifecycled.exporter.families import MV, gauge
+from lifecycled.exporter.catalogue import ESTIMATED, LABEL_GAUGES
+from lifecycled.exporter.families import counter, gauge
 from lifecycled.store import Store
 from lifecycled.store.labels import received
 from lifecycled.store.results import Decoded
@@ -17,25 +18,13 @@ from lifecycled.store.views import quality_views
 
 
 def collect(store: Store, live: set[ModelRef], cache: Decoded) -> Iterator[Metric]:
-    families = {m.name: gauge(m.metric, m.help, MV) for m in QUALITY_METRICS}
-    concept = gauge("lifecycled_model_concept_drift_severity",
-                    "1 for the concept-drift severity of the latest labelled outcomes.",
-                    [*MV, "level"])
-    streams = {key: gauge(name, doc, MV) for key, name, doc in LABEL_GAUGES}
-    estimated = {m: gauge(f"lifecycled_model_estimated_{m}_ratio",
-                          f"Estimated {m.replace('_', ' ')} of the predictions newer than the "
-                          f"matured window, before their labels (CBPE), with its 95 % interval "
-                          f"(bound: estimate, lower, upper).", [*MV, "bound"])
-                 for m in ("accuracy", "precision", "recall", "f1", "roc_auc")}
-    trusted = gauge("lifecycled_model_estimate_trusted",
-                    "1 when the performance estimate's assumption holds (no concept drift in "
-                    "the labelled window, a binary model, enough labels to calibrate on).", MV)
-    error = gauge("lifecycled_model_estimation_error_ratio",
-                  "Realized minus estimated, for the newest estimate whose predictions have "
-                  "since got their labels.", [*MV, "metric"])
-    judged = gauge("lifecycled_model_quality_judged",
-                   "1 when the quality metrics of the matured window count (coverage at least "
-                   "min_coverage), 0 while they are provisional.", MV)
+    families = {m.name: gauge(m.metric) for m in QUALITY_METRICS}
+    concept = gauge("lifecycled_model_concept_drift_severity")
+    streams = {key: gauge(name) for key, name in LABEL_GAUGES}
+    estimated = {m: gauge(f"lifecycled_model_estimated_{m}_ratio") for m in ESTIMATED}
+    trusted = gauge("lifecycled_model_estimate_trusted")
+    error = gauge("lifecycled_model_estimation_error_ratio")
+    judged = gauge("lifecycled_model_quality_judged")
     views = [v for v in quality_views(store, cache) if v.ref in live]
     for view in views:
         mv = [view.ref.name, view.ref.version]
@@ -74,30 +63,11 @@ def collect(store: Store, live: set[ModelRef], cache: Decoded) -> Iterator[Metri
     yield from _received(store, live)
 
 
-LABEL_GAUGES = (
-    ("coverage", "lifecycled_model_label_coverage_ratio",
-     "Labelled share of the predictions in the matured window (older than maturity)."),
-    ("lag_p50_seconds", "lifecycled_model_label_lag_p50_seconds",
-     "Median time from a prediction to its label, in the matured window."),
-    ("lag_p95_seconds", "lifecycled_model_label_lag_p95_seconds",
-     "95th percentile of the time from a prediction to its label, in the matured window."),
-    ("predictions", "lifecycled_model_matured_predictions",
-     "Predictions in the matured window."),
-    ("labelled", "lifecycled_model_labelled_predictions",
-     "Predictions in the matured window that have their label."),
-)
-
 
 def _received(store: Store, live: set[ModelRef]) -> Iterator[Metric]:
-    predictions = CounterMetricFamily("lifecycled_model_predictions_received",
-                                      "Predictions stored from the prediction log (new ids).",
-                                      labels=MV)
-    labels = CounterMetricFamily("lifecycled_model_labels_received",
-                                 "Labels stored (new ids) whose prediction was stored when they "
-                                 "came, per model.", labels=["model"])
-    unmatched = CounterMetricFamily("lifecycled_model_labels_without_prediction",
-                                    "Labels stored (new ids) that matched no stored prediction "
-                                    "of the model when they came, per model.", labels=["model"])
+    predictions = counter("lifecycled_model_predictions_received")
+    labels = counter("lifecycled_model_labels_received")
+    unmatched = counter("lifecycled_model_labels_without_prediction")
     names = {ref.name for ref in live}
     for name, version, kind, count in received(store):
         if kind == "predictions" and ModelRef(name, version) in live:

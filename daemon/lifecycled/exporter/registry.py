@@ -9,22 +9,15 @@ from collections.abc import Iterator, Sequence
 from prometheus_client.core import Metric
 
 from lifecycled.domain import THRESHOLDS, ModelRecord, Status
-from lifecycled.exporter.families import MV, gauge
+from lifecycled.exporter.families import gauge
 
 
 def collect(records: Sequence[ModelRecord]) -> Iterator[Metric]:
-    info = gauge("lifecycled_model_info", "Model version metadata (value 1).",
-                 [*MV, "owner_team", "business_domain", "model_type", "framework"])
-    status = gauge("lifecycled_model_status",
-                   "1 for the model version's current lifecycle status, 0 for the others.",
-                   [*MV, "status"])
-    changed = gauge("lifecycled_model_status_change_timestamp_seconds",
-                    "Unix time of the last status change.", MV)
-    registered = gauge("lifecycled_model_registered_timestamp_seconds",
-                       "Unix time the model version was registered.", MV)
-    limit = gauge("lifecycled_model_threshold_limit",
-                  "The version's threshold limit in base units (ratio, seconds, requests per "
-                  "second, bytes).", [*MV, "threshold"])
+    info = gauge("lifecycled_model_info")
+    status = gauge("lifecycled_model_status")
+    changed = gauge("lifecycled_model_status_change_timestamp_seconds")
+    registered = gauge("lifecycled_model_registered_timestamp_seconds")
+    limit = gauge("lifecycled_model_threshold_limit")
     for r in records:
         mv = [r.ref.name, r.ref.version]
         spec = r.spec

@@ -7,22 +7,19 @@ from collections.abc import Iterator
 from prometheus_client.core import Metric
 
 from lifecycled.domain import ModelRef
-from lifecycled.exporter.families import MV, gauge
+from lifecycled.exporter.families import gauge
 from lifecycled.store import Store
 from lifecycled.store.retirement import PLAN_STATES, plan_counts, scores
 
 
 def collect(store: Store, live: set[ModelRef]) -> Iterator[Metric]:
-    score = gauge("lifecycled_model_retirement_score",
-                  "Retirement score 0-1 (age, performance, usage, status).", MV)
-    candidate = gauge("lifecycled_model_retirement_candidate",
-                      "1 when the version's retirement score is above the candidate score.", MV)
+    score = gauge("lifecycled_model_retirement_score")
+    candidate = gauge("lifecycled_model_retirement_candidate")
     for ref, result in sorted(scores(store).items()):
         if ref in live:
             score.add_metric([ref.name, ref.version], result["score"])
             candidate.add_metric([ref.name, ref.version], 1 if result["candidate"] else 0)
-    plans = gauge("lifecycled_retirement_plans",
-                  "Retirement plans by state (a failed one waits for a retry).", ["state"])
+    plans = gauge("lifecycled_retirement_plans")
     counts = plan_counts(store)
     for state in PLAN_STATES:
         plans.add_metric([state], counts.get(state, 0))

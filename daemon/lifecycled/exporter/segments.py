@@ -10,21 +10,15 @@ from prometheus_client.core import Metric
 
 from lifecycled.core.cbpe import METRICS
 from lifecycled.domain import SEVERITY_STATES
-from lifecycled.exporter.families import MV, gauge
+from lifecycled.exporter.catalogue import SEGMENT_COUNTS
+from lifecycled.exporter.families import gauge
 from lifecycled.store.views import DriftView, QualityView
-
-MVS = [*MV, "segment"]
 
 
 def drift(results: Sequence[DriftView]) -> Iterator[Metric]:
-    severity = gauge("lifecycled_model_segment_drift_severity",
-                     "1 for the data-drift severity of a segment in the latest check (unknown: "
-                     "nothing could be judged, e.g. too few rows).", [*MVS, "level"])
-    share = gauge("lifecycled_model_segment_drifted_features_ratio",
-                  "Share of a segment's judged features at or above the alert severity (0-1).",
-                  MVS)
-    rows = gauge("lifecycled_model_segment_current_rows",
-                 "Rows of a segment in the latest drift check's current sample.", MVS)
+    severity = gauge("lifecycled_model_segment_drift_severity")
+    share = gauge("lifecycled_model_segment_drifted_features_ratio")
+    rows = gauge("lifecycled_model_segment_current_rows")
     for result in results:
         for segment in result.segments:
             labels = [result.ref.name, result.ref.version, str(segment["segment"])]
@@ -37,28 +31,13 @@ def drift(results: Sequence[DriftView]) -> Iterator[Metric]:
     yield from (severity, share, rows)
 
 
-COUNTS = (("coverage", "lifecycled_model_segment_label_coverage_ratio",
-           "Labelled share of a segment's predictions in the matured window."),
-          ("predictions", "lifecycled_model_segment_matured_predictions",
-           "A segment's predictions in the matured window."),
-          ("labelled", "lifecycled_model_segment_labelled_predictions",
-           "A segment's predictions in the matured window that have their label."))
-
 
 def quality(views: Sequence[QualityView]) -> Iterator[Metric]:
-    counts = {key: gauge(name, doc, MVS) for key, name, doc in COUNTS}
-    judged = gauge("lifecycled_model_segment_quality_judged",
-                   "1 when a segment's quality metrics count (its coverage at least "
-                   "min_coverage), 0 while they are provisional.", MVS)
-    metrics = gauge("lifecycled_model_segment_quality_ratio",
-                    "A segment's quality metric (accuracy, precision, recall, f1, roc_auc) from "
-                    "its labelled matured predictions; absent until judged.", [*MVS, "metric"])
-    estimated = gauge("lifecycled_model_segment_estimated_ratio",
-                      "A segment's estimated metric for its predictions newer than the matured "
-                      "window (CBPE), with its 95 % interval (bound: estimate, lower, upper).",
-                      [*MVS, "metric", "bound"])
-    trusted = gauge("lifecycled_model_segment_estimate_trusted",
-                    "1 when a segment's performance estimate's assumption holds.", MVS)
+    counts = {key: gauge(name) for key, name in SEGMENT_COUNTS}
+    judged = gauge("lifecycled_model_segment_quality_judged")
+    metrics = gauge("lifecycled_model_segment_quality_ratio")
+    estimated = gauge("lifecycled_model_segment_estimated_ratio")
+    trusted = gauge("lifecycled_model_segment_estimate_trusted")
     for view in views:
         for segment in view.segments:
             labels = [view.ref.name, view.ref.version, str(segment["segment"])]

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from prometheus_client.core import Metric
 
 from lifecycled.domain import SERVING_QUANTITIES, ModelRef
-from lifecycled.exporter.families import MV, gauge
+from lifecycled.exporter.families import gauge
 from lifecycled.store import Store
 from lifecycled.store.serving import (
     host_gauges,
@@ -24,12 +24,8 @@ def collect_hosts(store: Store) -> Iterator[Metric]:
     """Host-wide gauges of each Triton endpoint (not a model's: one host serves many), from its
     last scrape while the endpoint answers; absent while it is down (not its last value)."""
     up = {h.source: h.up for h in source_health(store)}
-    cpu = gauge("lifecycled_triton_cpu_utilization_ratio",
-                "CPU utilisation (0-1) of the Triton host, from its nv_cpu_utilization at the "
-                "last scrape.", ["endpoint"])
-    memory = gauge("lifecycled_triton_memory_used_bytes",
-                   "Memory used on the Triton host, from its nv_cpu_memory_used_bytes at the "
-                   "last scrape.", ["endpoint"])
+    cpu = gauge("lifecycled_triton_cpu_utilization_ratio")
+    memory = gauge("lifecycled_triton_memory_used_bytes")
     for endpoint, (_, used_cpu, used_memory) in sorted(host_gauges(store).items()):
         if not up.get(f"triton:{endpoint}", False):
             continue
@@ -41,12 +37,8 @@ def collect_hosts(store: Store) -> Iterator[Metric]:
 
 
 def collect(store: Store, live: set[ModelRef]) -> Iterator[Metric]:
-    state = gauge("lifecycled_model_serving_state",
-                  "1 for the model version's last seen state on a Triton endpoint.",
-                  [*MV, "endpoint", "state"])
-    retired_serving = gauge("lifecycled_model_retired_but_serving",
-                            "1 while a retired model version is still ready (or loading) on a "
-                            "Triton endpoint, as discovery last saw it.", [*MV, "endpoint"])
+    state = gauge("lifecycled_model_serving_state")
+    retired_serving = gauge("lifecycled_model_retired_but_serving")
     for seen in serving_states(store):
         if seen.ref in live:
             for name in SERVING_STATES:
@@ -58,9 +50,8 @@ def collect(store: Store, live: set[ModelRef]) -> Iterator[Metric]:
                                  "endpoint": seen.endpoint}, 1)
     yield state
     yield retired_serving
-    families = {q.field: gauge(q.metric, q.help, MV) for q in SERVING_QUANTITIES}
-    taken = gauge("lifecycled_model_snapshot_timestamp_seconds",
-                  "Unix time of the latest serving snapshot.", MV)
+    families = {q.field: gauge(q.metric) for q in SERVING_QUANTITIES}
+    taken = gauge("lifecycled_model_snapshot_timestamp_seconds")
     for ref, snap in sorted(latest_snapshots(store).items()):
         if ref not in live:
             continue

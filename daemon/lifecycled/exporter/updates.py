@@ -7,18 +7,17 @@ from collections.abc import Iterator
 from prometheus_client.core import Metric
 
 from lifecycled.domain import ModelRef
-from lifecycled.exporter.families import MV, gauge
+from lifecycled.exporter.families import gauge
 from lifecycled.store import Store
 from lifecycled.store.updates import STATES, count_by_state, latest_per_model
 
 
 def collect(store: Store, live: set[ModelRef]) -> Iterator[Metric]:
-    jobs = gauge("lifecycled_update_jobs", "Update jobs by state.", ["state"])
+    jobs = gauge("lifecycled_update_jobs")
     counts = count_by_state(store)
     for state in STATES:
         jobs.add_metric([state], counts.get(state, 0))
-    job_state = gauge("lifecycled_model_update_job_state",
-                      "1 for the state of the model version's latest update job.", [*MV, "state"])
+    job_state = gauge("lifecycled_model_update_job_state")
     for job in latest_per_model(store):
         if job.ref in live:
             for state in STATES:
