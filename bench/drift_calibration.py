@@ -1,11 +1,11 @@
-"""Shifts and severities: how each severity rule judges known shifts (the README's table).
+"""Shifts and severities: how each severity rule judges known shifts (the table in docs/drift.md).
 
 Reference N(0, 1) and current windows of the same size (plus 100-row windows against a 100,000-row
 reference), location shifts of 0 to 1.0 sd and a scale change x1.5. Each cell gives the share of
 repeats at each severity (a fresh reference every 10 repeats, so the rate is over references too);
 the no-shift rows are the false-alarm rates. Deterministic (seeded).
 
-    python bench/drift_calibration.py              # the README's table (a few minutes)
+    python bench/drift_calibration.py              # the table in docs/drift.md (a few minutes)
     python bench/drift_calibration.py --quick      # small sizes and repeats (smoke test)
 """
 

@@ -1,6 +1,6 @@
 """Alert rules, their promtool tests, Alertmanager routing and the Grafana dashboards are files
 tested like code: syntax, coverage of every alert, routing cases, and every metric they name
-exists in the exporter contract (README) or in Triton's metrics."""
+exists in the exporter's catalogue or in Triton's metrics."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 import yaml
-
-from tests.exporter.test_exporter import readme_names
+from lifecycled.exporter.catalogue import CATALOGUE
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "alerting" / "rules" / "lifecycled.yml"
 TESTS = ROOT / "alerting" / "tests" / "lifecycled_test.yml"
 ALERTMANAGER = ROOT / "alerting" / "alertmanager.yml"
+RUNBOOKS = ROOT / "docs" / "runbooks.md"
 TRITON = {"nv_inference_request_success", "nv_inference_request_failure", "nv_inference_count",
           "nv_inference_exec_count", "nv_inference_request_duration_us",
           "nv_inference_queue_duration_us", "nv_inference_pending_request_count",
@@ -86,16 +86,17 @@ def test_alerts_have_the_required_labels_and_annotations() -> None:
             continue
         names.add(rule["alert"])
         assert rule["labels"]["severity"] in ("critical", "warning", "info")
-        assert "for" in rule, f"{rule['alert']} has no for: (README: every alert has one)"
+        assert "for" in rule, f"{rule['alert']} has no for: (every alert has one)"
         annotations = rule["annotations"]
         assert {"summary", "description", "runbook_url"} <= set(annotations)
-        anchor = str(annotations["runbook_url"]).split("#", 1)[1]
-        assert f'<a id="{anchor}"></a>' in (ROOT / "README.md").read_text(), anchor
+        url, anchor = str(annotations["runbook_url"]).split("#", 1)
+        assert url == "https://lifecycled.invalid/runbooks/" and anchor == rule["alert"]
+        assert f"## {anchor} {{ #{anchor} }}" in RUNBOOKS.read_text(), anchor
     assert len(names) >= 16
 
 
 def test_every_named_metric_exists() -> None:
-    contract = readme_names()
+    contract = {family.exposed for family in CATALOGUE}
     recorded = {str(r["record"]) for r in rules() if "record" in r}
     for expr in expressions():
         for name in NAME.findall(expr):
@@ -269,11 +270,11 @@ def test_render_with_no_selector_writes_rules_promtool_accepts(tmp_path: Path) -
         tmp_path / "lifecycled.yml").read_text()
 
 
-def test_the_readme_time_to_alert_table_is_current() -> None:
+def test_the_manuals_time_to_alert_table_is_current() -> None:
     from lifecycled.alerting import time_to_alert_table
     from lifecycled.settings import ScheduleSettings
     table = time_to_alert_table(ScheduleSettings().model_dump())
-    assert table in (ROOT / "README.md").read_text(), "README's time-to-alert table:\n" + table
+    assert table in (ROOT / "docs" / "alerting.md").read_text(), "the time-to-alert table:\n" + table
 
 
 SCRAPE_SELECTOR = '{job=~"$job", instance=~"$instance"'

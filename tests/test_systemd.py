@@ -1,6 +1,6 @@
 """The shipped systemd unit, read: `systemd-analyze verify` is clean and the exposure is 2.0 or
 lower. These only read the file; tests/integration/test_installed.py runs the daemon under the
-unit's system-call filter, from a wheel installed as the README says."""
+unit's system-call filter, from a wheel installed as the manual says."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "config" / "systemd" / "lifecycled.service"
-INSTALLED = "/opt/lifecycled/venv/bin/lifecycled"  # where the README's install puts it
+INSTALLED = "/opt/lifecycled/venv/bin/lifecycled"  # where the manual's systemd install puts it
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ def test_mypy_is_clean() -> None:
 
 
 def test_import_contract_is_kept() -> None:
-    """The rooms import only the rooms below them (README "Development")."""
+    """The rooms import only the rooms below them (CONTRIBUTING.md)."""
     proc = subprocess.run([_tool("lint-imports"), "--no-cache"], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -91,10 +91,10 @@ def test_every_test_is_in_one_tier_and_the_fast_tier_holds_most() -> None:
     assert collected("inprocess and not slow") >= 550
 
 
-def test_the_readme_names_every_webhook_event_type() -> None:
-    """The event list in the README omitted model.unload_requested."""
+def test_the_manual_names_every_webhook_event_type() -> None:
+    """The event list of the webhooks page omitted model.unload_requested."""
     from lifecycled.settings import EVENT_TYPES
 
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "webhooks.md").read_text()
     listed = text.split("Events: ", 1)[1].split(".\n", 1)[0]  # the webhooks section's list
     assert [event for event in EVENT_TYPES if f"`{event}`" not in listed] == []

@@ -98,7 +98,7 @@ class Replication:
             raise StoreError(
                 f"another lifecycled ({who}) runs on {path}: a SQLite state store serves one "
                 f"daemon; for several replicas use a PostgreSQL state_url "
-                f"(README \"Running several replicas\")") from None
+                f"(docs/replicas.md)") from None
         handle.truncate(0)
         handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
         handle.flush()

@@ -46,7 +46,8 @@ from lifecycled.webconfig import load_web_config
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False,
+                              use_attribute_docstrings=True)  # the reference's descriptions
 
 
 
@@ -58,9 +59,13 @@ class TLSSettings(_Section):
     """TLS for the listener (cert and key) or for a client (CA bundle, client cert, verify)."""
 
     cert_file: str | None = None
+    """A PEM certificate: the listener's (with key_file), or a client certificate."""
     key_file: str | None = None
+    """The private key of cert_file."""
     ca_file: str | None = None
+    """A PEM bundle of the CAs trusted to sign the server's certificate (clients only)."""
     verify: bool = True
+    """Check the server's certificate (clients only); false is for tests, never production."""
 
     @model_validator(mode="after")
     def _pair(self) -> TLSSettings:
@@ -92,27 +97,47 @@ def listenable(value: str) -> str:
 
 class DaemonSettings(_Section):
     listen: str = Field(default="127.0.0.1:9877", pattern=LISTEN)
+    """HOST:PORT of the one HTTP listener (/metrics, /healthz, /readyz, /api/v1); loopback unless
+    configured. Also `run --web.listen-address`."""
     state_url: str = Field(default="sqlite:///lifecycled.db", pattern=r"^\w+://")
+    """Where state lives: sqlite:///relative/file (against $STATE_DIRECTORY, else
+    $XDG_STATE_HOME/lifecycled, else ~/.local/state/lifecycled), sqlite:////absolute/file, or
+    postgresql://USER@HOST:PORT/DATABASE (never with a password)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """DEBUG, INFO, WARNING or ERROR."""
     log_format: Literal["text", "json"] = "text"
+    """text (one line per record, UTC times) or json (one object per line: time, level, logger,
+    message, traceback)."""
     public_url: HttpUrl | None = None
+    """How webhook receivers reach this daemon (the callback_url of update events); null: http://
+    and the listen address."""
     api_token_file: str | None = None
+    """A file holding the bearer token of the state-changing API (pushes, job events); relative:
+    looked up in $CREDENTIALS_DIRECTORY first. Without a token those calls are refused."""
     api_token_env: str | None = None
+    """Or an environment variable holding that token."""
     tls: TLSSettings = TLSSettings()
-    # TLS, client certificates and basic auth in the exporter-toolkit format (webconfig.py)
+    """Serve HTTPS with this certificate and key (or give web_config_file)."""
     web_config_file: str | None = None
+    """TLS, client certificates and basic auth for readers, in the exporter-toolkit format
+    node_exporter uses (relative paths in it: beside it). Also `run --web.config.file`."""
     shutdown_grace: Duration = 30.0
-    # PostgreSQL: the password comes from a file, the environment or libpq (~/.pgpass, a
-    # service file), never from the URL in this file
+    """How long running tasks may take to finish after SIGTERM."""
     state_password_file: str | None = None
+    """PostgreSQL: a file holding the password (relative: looked up in $CREDENTIALS_DIRECTORY
+    first); else libpq's own PGPASSWORD, ~/.pgpass or service file."""
     state_password_env: str | None = None
+    """PostgreSQL: or an environment variable holding it."""
     state_pool_size: int = Field(default=8, ge=1, le=64)
-    # several replicas on one PostgreSQL store: this daemon's name (default: host name and
-    # process id) and how long the leader lease lasts without being renewed
+    """PostgreSQL: connections kept per daemon."""
     replica: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}$")
-    leader_lease: PositiveDuration = Field(default=15.0, ge=0.1)  # shorter: leaders flap
-    # the largest body of a prediction or label push (POST /api/v1/models/…/predictions)
+    """Several replicas on one PostgreSQL store: this daemon's name (null: the host name)."""
+    leader_lease: PositiveDuration = Field(default=15.0, ge=0.1)
+    """Several replicas: how long the leader's lease lasts unless renewed (a dead leader is replaced
+    within about this long)."""
     push_max_body: Size = Field(default=64 * 2**20, ge=2**16, le=2**31)
+    """The largest body of a prediction or label push (POST /api/v1/models/NAME/VERSION/predictions
+    or labels)."""
 
     @field_validator("state_url")
     @classmethod
@@ -180,13 +205,19 @@ TRITON_METRICS_PORT = 8002  # Triton's default --metrics-port
 
 class TritonEndpoint(_Section):
     name: Name
+    """The endpoint's name in metrics (endpoint label) and logs."""
     url: HttpUrl
-    # default: the API URL's host on Triton's metrics port, path /metrics
+    """Triton's HTTP API (KServe v2)."""
     metrics_url: HttpUrl
+    """Triton's Prometheus exposition; default: the API URL's host on port 8002, path /metrics."""
     timeout: PositiveDuration = 5.0
+    """Deadline of each whole call to the endpoint, retries included."""
     headers: dict[Header, Header] = {}
+    """Extra request headers, e.g. for an auth proxy (no secrets here)."""
     tls: TLSSettings = TLSSettings()
+    """CA bundle, client certificate and verification for https:// URLs."""
     allow_model_control: bool = False
+    """May lifecycled load and unload models here (Triton in explicit model-control mode)?"""
 
     @model_validator(mode="before")
     @classmethod
@@ -203,19 +234,31 @@ class TritonEndpoint(_Section):
 
 class BasicAuth(_Section):
     username: str
+    """The user name."""
     password_file: str | None = None
+    """A file holding the password (relative: $CREDENTIALS_DIRECTORY first)."""
     password_env: str | None = None
+    """Or an environment variable holding it."""
 
 
 class PrometheusSettings(_Section):
     url: HttpUrl
+    """The Prometheus (or compatible: Mimir, Thanos) HTTP API."""
     timeout: PositiveDuration = 10.0
+    """Deadline of each whole query, its two retries included."""
     headers: dict[Header, Header] = {}
+    """Extra request headers (no secrets here)."""
     basic_auth: BasicAuth | None = None
+    """Basic auth for the queries."""
     tls: TLSSettings = TLSSettings()
+    """CA bundle, client certificate and verification for an https:// URL."""
     window: PositiveDuration = 300.0
+    """The rate window of the default queries."""
     fallback_to_triton: bool = False
+    """Scrape Triton directly while Prometheus is down."""
     queries: dict[str, str] = {}
+    """Override a quantity's PromQL by name (requests_per_second, error_ratio, latency_p99_seconds,
+    ...), for relabelled jobs."""
 
     @property
     def window_text(self) -> str:
@@ -233,13 +276,18 @@ class PrometheusSettings(_Section):
 
 class FilesSettings(_Section):
     """Data files (references, samples, outcomes), local or behind a URL."""
-    timeout: PositiveDuration = 30.0  # each file operation on an object store, retries included
+    timeout: PositiveDuration = 30.0
+    """Deadline of each file operation on an object store (listing, reading), retries included."""
 
 
 class SourcesSettings(_Section):
     triton: tuple[TritonEndpoint, ...] = ()
+    """The Triton servers to discover and scrape; one model may be served by several."""
     prometheus: PrometheusSettings | None = None
+    """A Prometheus to read serving metrics from instead of scraping Triton; null: none."""
     files: FilesSettings = FilesSettings()
+    """Data files (references, samples, outcomes): local paths or URLs (s3://, gs://, hdfs://,
+    file://); credentials come from the provider's default chain, never from here."""
 
     @field_validator("triton")
     @classmethod
@@ -253,24 +301,39 @@ class SourcesSettings(_Section):
 
 class ScheduleSettings(_Section):
     discovery: PositiveDuration = 60.0
+    """Read every Triton's repository index: register, record serving states."""
     collect: PositiveDuration = 300.0
+    """Serving metrics (with the latest fresh quality) into snapshots, then the threshold checks."""
     quality: PositiveDuration = 300.0
+    """Quality and concept drift from labelled outcomes, prediction logs or PromQL."""
     evaluate: PositiveDuration = 3600.0
+    """Thresholds and performance level of every production version."""
     drift: PositiveDuration = 86400.0
+    """The configured drift check of every production version."""
     updates: PositiveDuration = 60.0
+    """Update triggers and the jobs in flight."""
     retirement: PositiveDuration = 86400.0
+    """Retirement scores, candidates and plans."""
     deliver: PositiveDuration = 10.0
+    """The webhook outbox."""
     housekeeping: PositiveDuration = 3600.0
+    """Pruning of snapshots, delivered events, backups and cached profiles."""
 
 
 class ThresholdSettings(_Section):
     """Thresholds as written in the file; None means 'inherit from defaults'."""
 
     min_accuracy: Ratio | None = None
+    """Accuracy below this is a breach."""
     max_latency_p99: Duration | None = None
+    """p99 latency above this is a breach."""
     min_throughput: NonNegative | None = None
+    """Requests per second below this is a breach; none by default (idle and batch models must not
+    page)."""
     max_error_ratio: Ratio | None = None
+    """Failed over all requests above this is a breach."""
     max_memory: Size | None = None
+    """The model's own memory (Triton's statistics extension) above this is a breach."""
 
     @model_validator(mode="before")
     @classmethod
@@ -301,14 +364,20 @@ UNSET_BY_DEFAULT = frozenset({"min_throughput"})  # thresholds that apply only w
 
 class DriftWeights(_Section):
     ks: NonNegative = DriftPolicy.weights[0]
+    """Weight of KS D (or TVD) in the composite score."""
     js: NonNegative = DriftPolicy.weights[1]
+    """Weight of the Jensen-Shannon distance."""
     psi: NonNegative = DriftPolicy.weights[2]
+    """Weight of PSI."""
 
 
 class TierSettings(_Section):
     medium: NonNegative
+    """Where the effect becomes medium."""
     high: NonNegative
+    """Where it becomes high."""
     critical: NonNegative
+    """Where it becomes critical."""
 
     @model_validator(mode="after")
     def _ordered(self) -> TierSettings:
@@ -326,67 +395,116 @@ def _tier_default(effect: str) -> TierSettings:
 
 
 class DriftTiers(_Section):
-    """Per effect size, where medium, high and critical start (README "Data drift")."""
+    """Per effect size, where medium, high and critical start (docs/drift.md)."""
 
     psi: TierSettings = _tier_default("psi")
+    """Tiers of PSI."""
     js: TierSettings = _tier_default("js")
-    distance: TierSettings = _tier_default("distance")  # KS D (numeric) / TVD (categorical)
+    """Tiers of the Jensen-Shannon distance (base 2)."""
+    distance: TierSettings = _tier_default("distance")
+    """Tiers of KS D (numeric features) or the total variation distance (categorical)."""
 
 
 class DriftSettings(_Section):
     reference: DataPath | None = None
+    """The reference sample (CSV, Parquet, JSON Lines; a file, glob or URL; {version} is the model
+    version), usually the training data."""
     current: DataPath | None = None
+    """The current sample (file, glob or URL); null with a prediction log: the log's rows."""
     timestamp_column: str | None = None
+    """The column that dates a current row (for window)."""
     window: PositiveDuration | None = None
+    """Judge the current rows of this last period (with timestamp_column)."""
     newest_rows: int | None = Field(default=None, gt=0, le=MAX_COUNT)
+    """Else judge the newest N rows."""
     features: tuple[str, ...] | None = None
+    """The columns judged; null: every column in both (identifiers left out)."""
     categorical: tuple[str, ...] | None = None
+    """Columns judged as categories; null: the non-numeric ones."""
     bins: int | None = Field(default=None, ge=2, le=1000)
+    """Quantile bins of the reference (PSI, JS)."""
     min_samples: int | None = Field(default=None, ge=1, le=MAX_COUNT)
+    """Fewer finite values than this on either side: the feature is not judged
+    (insufficient_samples)."""
     exclude: tuple[str, ...] | None = None
+    """Columns never judged."""
     weights: DriftWeights | None = None
+    """Weights of the composite score (and of the seed rule)."""
     alert_severity: SeverityName | None = None
+    """Emit model.drift_detected (and count a feature as drifted) at or above this severity."""
     correction: Literal["none", "bonferroni", "bh"] | None = None
+    """Multiple-test correction across the model's features: none, bonferroni or bh
+    (Benjamini-Hochberg)."""
     alpha: float | None = Field(default=None, gt=0, lt=1)
+    """An effect counts only where its test is significant at alpha, after the correction."""
     severity_rule: Literal["tiers", "seed"] | None = None
+    """tiers (effect sizes gated by significance) or seed (the composite score's bands)."""
     tiers: DriftTiers | None = None
+    """Where each effect size becomes medium, high and critical."""
     schema_break_severity: SeverityName | None = None
+    """The severity of a missing column or a changed type."""
 
 
 class PredictionStream(_Section):
     """The prediction log: one row per prediction, joined with the labels by ``id_column``."""
-    # a file, glob or URL ({version} is the model version); None: rows arrive only as pushes
     path: DataPath | None = None
+    """The log: a file, glob or URL ({version} is the model version); null: rows arrive only as
+    pushes."""
     id_column: str = "id"
+    """The join key."""
     timestamp_column: str = "timestamp"
-    version_column: str | None = None  # rows of other versions are skipped
+    """When the prediction was made."""
+    version_column: str | None = None
+    """A column naming the version (rows of other versions are skipped); null: every row is this
+    version's."""
 
 
 class LabelStream(_Section):
     """The labels, arriving later: one row per labelled prediction id."""
-    path: DataPath | None = None  # a file, glob or URL; None: labels arrive only as pushes
+    path: DataPath | None = None
+    """The labels: a file, glob or URL; null: labels arrive only as pushes."""
     id_column: str = "id"
+    """The join key (the prediction's id)."""
     label_column: str = "label"
-    timestamp_column: str | None = None  # when the outcome was known (else: when it was read)
+    """The outcome."""
+    timestamp_column: str | None = None
+    """When the outcome was known; null: when it was read."""
 
 
 class QualitySettings(_Section):
     outcomes: DataPath | None = None
+    """Predictions and labels in one file or glob ({version}: the version; otherwise it describes
+    the production version)."""
     prediction_column: str = "prediction"
+    """The model's prediction."""
     label_column: str = "label"
+    """The outcome."""
     score_column: str | None = None
-    score_columns: dict[str, str] = {}  # multiclass: class label -> its score column
+    """A binary model's score (ROC AUC, the estimate)."""
+    score_columns: dict[str, str] = {}
+    """A multiclass model's score per class: class label -> column."""
     timestamp_column: str | None = None
+    """A time column of the outcomes file, which orders its rows (concept drift reads them
+    in that order); null: the file's order."""
     promql: dict[QualityName, str] = {}
+    """Quality from PromQL the labelling pipeline exports: metric -> query, with {model} and
+    {version} (needs sources.prometheus)."""
     predictions: PredictionStream | None = None
+    """The prediction log, joined with labels by id (give labels too)."""
     labels: LabelStream | None = None
-    maturity: Duration = 0.0  # a prediction is judged once it is this old
-    window: PositiveDuration = 30 * 86400.0  # the matured predictions judged in one pass
-    min_coverage: Ratio = 0.8  # labelled share of matured predictions before metrics count
-    estimate: bool = True  # estimate the newest predictions' metrics before their labels (CBPE)
-    # while the matured window lacks min_coverage, let thresholds and update triggers judge the
-    # (trusted) estimate instead of nothing
+    """The labels, arriving later (give predictions too)."""
+    maturity: Duration = 0.0
+    """A prediction is judged once it is this old."""
+    window: PositiveDuration = 30 * 86400.0
+    """The matured predictions judged in one pass."""
+    min_coverage: Ratio = 0.8
+    """Labelled share of the matured predictions needed before the metrics count (else provisional).
+    """
+    estimate: bool = True
+    """Estimate the newest predictions' metrics before their labels (CBPE; needs score columns)."""
     use_estimate: bool = False
+    """While the matured window lacks min_coverage, let thresholds and update triggers judge the
+    (trusted) estimate instead of nothing."""
 
     @model_validator(mode="after")
     def _one_source(self) -> QualitySettings:
@@ -402,21 +520,29 @@ class QualitySettings(_Section):
 
 class MonitoringSettings(_Section):
     auto_register: bool = True
-    initial_status: Status = Status.STAGING  # never production until a person says so
+    """Register READY versions discovery finds."""
+    initial_status: Status = Status.STAGING
+    """Status of a version discovery registers (never production: a person promotes it)."""
     unavailable_grace_passes: int = Field(default=3, ge=1, le=1000)
+    """Discovery passes a production or staging version may stay unavailable before it is failed."""
     snapshot_retention: PositiveDuration = 30 * 86400.0
+    """How long snapshots and evaluations are kept."""
     max_snapshots: int = Field(default=1000, ge=1, le=MAX_COUNT)
+    """At most this many snapshots per version."""
 
 
 class DefaultsSettings(_Section):
     thresholds: ThresholdSettings = DEFAULT_THRESHOLDS
+    """Applied to every model unless models.NAME.thresholds overrides a key."""
     monitoring: MonitoringSettings = MonitoringSettings()
+    """Discovery and retention."""
     drift: DriftSettings = DriftSettings(
         bins=DriftPolicy.bins, min_samples=DriftPolicy.min_samples, weights=DriftWeights(),
         alert_severity=DriftPolicy.alert_severity.label, correction=DriftPolicy.correction,
         alpha=DriftPolicy.alpha, severity_rule=DriftPolicy.rule, tiers=DriftTiers(),
         schema_break_severity=DriftPolicy.schema_break.label,
     )
+    """Every model's drift settings unless models.NAME.drift overrides a key."""
 
     @model_validator(mode="after")
     def _complete(self) -> DefaultsSettings:
@@ -431,19 +557,31 @@ class ModelSettings(_Section):
     """Per-model metadata and overrides; applies to every version of the model."""
 
     owner_team: Text | None = None
+    """The owning team (alert routing, the owner_team label)."""
     business_domain: Text | None = None
+    """The business domain (e.g. credit_risk)."""
     model_type: Text | None = None
+    """e.g. classification."""
     description: Prose | None = None
+    """Free text."""
     training_dataset: Text | None = None
+    """Where the training data came from."""
     tags: tuple[Text, ...] = ()
+    """Free-form tags."""
     dependencies: tuple[Text, ...] = ()
+    """Models this one needs: NAME (any version) or NAME:VERSION; retirement is refused while a
+    dependant is live."""
     thresholds: ThresholdSettings = ThresholdSettings()
+    """This model's thresholds (unset keys: defaults.thresholds)."""
     drift: DriftSettings = DriftSettings()
+    """This model's drift check (unset keys: defaults.drift)."""
     quality: QualitySettings = QualitySettings()
-    # drift, quality, coverage and the estimate also per value of each of these columns (of the
-    # samples and the prediction log): the segment_top most frequent values, the rest as "other"
+    """Where this model's outcomes come from and how they are judged."""
     segment_by: tuple[str, ...] = ()
+    """Columns (of the samples and the prediction log) whose values are judged on their own too:
+    drift, quality, coverage, the estimate."""
     segment_top: int = Field(default=10, ge=1, le=100)
+    """The most frequent values of each segment column get segments; the rest fall in other."""
 
     @field_validator("segment_by")
     @classmethod
@@ -474,14 +612,23 @@ EVENT_TYPES = (
 
 class WebhookEndpoint(_Section):
     url: HttpUrl
+    """The receiver."""
     secret_file: str | None = None
+    """A file holding the whsec_ signing secret (relative: $CREDENTIALS_DIRECTORY first)."""
     secret_env: str | None = None
+    """Or an environment variable holding it (give exactly one)."""
     events: tuple[Literal[EVENT_TYPES], ...] = EVENT_TYPES  # type: ignore[valid-type]
+    """The event types sent to this endpoint."""
     timeout: PositiveDuration = 10.0
+    """Deadline of each delivery attempt."""
     max_attempts: int = Field(default=8, ge=1, le=100)
-    concurrency: int = Field(default=8, ge=1, le=64)  # requests in flight to the endpoint
+    """Attempts before an event is a dead letter."""
+    concurrency: int = Field(default=8, ge=1, le=64)
+    """Requests in flight to the endpoint at most."""
     backoff_initial: PositiveDuration = 10.0
+    """Wait before the second attempt; doubled at each attempt, with jitter."""
     backoff_max: PositiveDuration = 3600.0
+    """The longest wait between attempts."""
 
     @model_validator(mode="after")
     def _one_secret(self) -> WebhookEndpoint:
@@ -496,9 +643,13 @@ class UpdatePolicy(_Section):
         "drift_detection": True,
         "scheduled": False,
     }
-    schedule: str | None = None  # crontab (five fields, UTC) of scheduled update jobs
+    """Which automatic triggers open update jobs."""
+    schedule: str | None = None
+    """Crontab (five fields, UTC) of scheduled update jobs (with auto_trigger.scheduled)."""
     cooldown: Duration = 86400.0
+    """Per model, between two automatic update jobs."""
     job_timeout: PositiveDuration = 6 * 3600.0
+    """A job with no progress for this long fails."""
 
     @field_validator("schedule")
     @classmethod
@@ -514,22 +665,37 @@ class UpdatePolicy(_Section):
                              f"{exc}") from None
         return value
     min_validation_accuracy: Ratio = 0.8
+    """The gate: the new version's validation accuracy must reach this."""
     min_validation: dict[str, float] = {}
+    """More minimums the gate checks, e.g. {f1: 0.7, roc_auc: 0.8}."""
     load_in_triton: bool = False
+    """Ask endpoints with allow_model_control to load a promoted version."""
 
 
 class RetirementSettings(_Section):
     max_age_days: float = Field(default=RetirementPolicy.max_age_days, gt=0)
+    """Older than this many days is named as a reason (too old); the age part of the score
+    grows to full at 365 days whatever this says."""
     min_accuracy: Ratio = RetirementPolicy.min_accuracy
+    """Mean accuracy of the last snapshots below this adds to the score (full at 20 % below)."""
     min_requests_per_month: float = Field(default=RetirementPolicy.min_requests_per_month, ge=0)
+    """Fewer requests over 30 days is named as a reason (too little use)."""
     normal_weekly_requests: float = Field(default=RetirementPolicy.normal_weekly_requests, gt=0)
+    """Weekly requests of a normally used version (the usage part of the score)."""
     candidate_score: Ratio = RetirementPolicy.candidate_score
+    """A version scoring above this is a retirement candidate."""
     auto_retire_score: Ratio = 0.7
+    """With auto_retire, candidates at or above this are retired."""
     auto_retire: bool = False
+    """Retire candidates automatically."""
     auto_retire_failed: bool = False
+    """Retire failed versions automatically."""
     unload_from_triton: bool = True
+    """Unload a retired version from endpoints with allow_model_control."""
     backup_dir: str = "backups"
+    """Where retirement backups go (relative: the state directory)."""
     backup_retention_days: float = Field(default=365, gt=0)
+    """Backups older than this are deleted."""
 
     def policy(self) -> RetirementPolicy:
         """The scoring limits as core's value type."""
@@ -539,19 +705,29 @@ class RetirementSettings(_Section):
 
 class PoliciesSettings(_Section):
     updates: UpdatePolicy = UpdatePolicy()
+    """Update jobs: triggers, cooldown, the validation gate."""
     retirement: RetirementSettings = RetirementSettings()
+    """Retirement: scoring, automatic retirement, backups."""
 
 
 class Settings(_Section):
     """Everything lifecycled reads from its configuration."""
 
     daemon: DaemonSettings = DaemonSettings()
+    """The process: listener, state store, logs, tokens."""
     sources: SourcesSettings = SourcesSettings()
+    """Where serving metrics and data come from."""
     schedule: ScheduleSettings = ScheduleSettings()
+    """The interval of each scheduled task."""
     defaults: DefaultsSettings = DefaultsSettings()
+    """Thresholds, monitoring and drift settings of every model."""
     models: dict[Name, ModelSettings] = {}
+    """Per model (every version of it): metadata and overrides. Also one file per model in models.d/
+    beside the configuration."""
     webhooks: dict[Name, WebhookEndpoint] = {}
+    """Named webhook endpoints (Standard Webhooks v1 signatures)."""
     policies: PoliciesSettings = PoliciesSettings()
+    """Update jobs and retirement."""
 
     @model_validator(mode="after")
     def _promql_needs_prometheus(self) -> Settings:

@@ -36,7 +36,7 @@ def test_no_shift_is_low_in_at_least_99_5_percent(rows: int, repeats: int) -> No
 
 def test_small_windows_stay_quiet_at_a_strict_alpha() -> None:
     """100-row windows against a 100k reference: at alpha 0.05 the gate lets through the 5 % of
-    chance windows whose D passes the 0.10 tier (README: measured about 8 %); at alpha 0.001 at
+    chance windows whose D passes the 0.10 tier (docs/drift.md: measured about 8 %); at alpha 0.001 at
     least 99.5 % are low."""
     strict = severities(100_000, 100, 0.0, 1000, seed=1, policy=DriftPolicy(alpha=0.001))
     assert sum(s == Severity.LOW for s in strict) >= 995
@@ -58,16 +58,16 @@ def test_a_chance_d_of_0_13_on_100_rows_is_low() -> None:
 
 
 def test_shifts_reach_their_tiers_at_10000_rows() -> None:
-    # a quarter sd sits on the medium tier (population JS 0.104, D 0.0995): README measures 82 %
+    # a quarter sd sits on the medium tier (population JS 0.104, D 0.0995): docs/drift.md measures 82 %
     # at 10,000 rows; at a million rows it is medium every time
     quarter = severities(10_000, 10_000, 0.25, 60, seed=2)
     assert sum(s >= Severity.MEDIUM for s in quarter) >= 30
     assert severities(1_000_000, 1_000_000, 0.25, 1, seed=2) == [Severity.MEDIUM]
-    # half an sd: population JS 0.205 just past the high tier (README: high in about 95 %)
+    # half an sd: population JS 0.205 just past the high tier (docs/drift.md: high in about 95 %)
     half = severities(10_000, 10_000, 0.5, 40, seed=3)
     assert sum(s >= Severity.HIGH for s in half) >= 36
     # one standard deviation: D 0.383, JS 0.391, PSI 0.926 in population, each just below its
-    # critical tier: high (README "Shifts and severities")
+    # critical tier: high (docs/drift.md, "Shifts and severities")
     assert all(s >= Severity.HIGH for s in severities(10_000, 10_000, 1.0, 20, seed=4))
     assert all(s == Severity.CRITICAL for s in severities(10_000, 10_000, 1.5, 10, seed=5))
 

@@ -1,15 +1,15 @@
-"""lifecycled as a user installs and deploys it: built into a wheel, installed with Debian's python3
-into a fresh venv (the README's systemd install), run under the shipped unit's system-call filter
+"""lifecycled as a user installs and deploys it: installed with Debian's python3 into a fresh venv
+by the quickstart's own command, run under the shipped unit's system-call filter
 as an unprivileged user, set up with `lifecycled init` and scraped by a real Prometheus."""
 
 from __future__ import annotations
 
 import os
 import pwd
+import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -21,8 +21,12 @@ import requests
 import yaml
 
 from devtools import triton
+from tests.helpers import section, shell_blocks
 
 ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+GETTING_STARTED = ROOT / "docs" / "getting-started.md"
+QUICKSTART = "## Quickstart: my Triton, my Prometheus"
 UNIT = ROOT / "config" / "systemd" / "lifecycled.service"
 SANDBOX = ROOT / "devtools" / "sandbox.py"
 DEBIAN_PYTHON = Path("/usr/bin/python3")
@@ -42,24 +46,28 @@ def world() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def quickstart() -> list[str]:
+    """The getting-started page's quickstart, one command per string (the README prints the
+    same block; tests/test_docs.py checks both, and that this test runs each command)."""
+    (commands,) = shell_blocks(section(GETTING_STARTED.read_text(), QUICKSTART))
+    return commands
+
+
 @pytest.fixture(scope="module")
 def installed(world: Path) -> Path:
-    """The venv's bin folder: the wheel built from this checkout, installed with Debian's python3."""
+    """The venv's bin folder: the quickstart's first command as written, in a copy of this
+    checkout, with Debian's python3 first on PATH and the venv under a temporary prefix."""
     if not DEBIAN_PYTHON.exists():
-        pytest.fail("Debian's /usr/bin/python3 is required (the README installs with it)")
+        pytest.fail("Debian's /usr/bin/python3 is required (the manual installs with it)")
     source = world / "src"  # a copy: a build must not leave build/ in the checkout
     shutil.copytree(ROOT, source, ignore=IGNORED)
-    wheels = world / "wheels"
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                            "--wheel-dir", str(wheels), str(source)],
-                           capture_output=True, text=True, timeout=900)
-    assert build.returncode == 0, build.stdout + build.stderr
-    (wheel,) = wheels.glob("lifecycled-*.whl")
     venv = world / "venv"
-    subprocess.run([str(DEBIAN_PYTHON), "-m", "venv", str(venv)], check=True, timeout=300)
-    install = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", str(wheel)],
-                             capture_output=True, text=True, timeout=900)
-    assert install.returncode == 0, install.stdout + install.stderr
+    install = quickstart()[0]
+    assert install.startswith("python3 -m venv /opt/lifecycled/venv && "), install
+    proc = subprocess.run(["bash", "-c", install.replace("/opt/lifecycled/venv", str(venv))],
+                          capture_output=True, text=True, timeout=900, cwd=source,
+                          env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(world)})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return venv / "bin"
 
 
@@ -72,7 +80,7 @@ def test_the_installed_command_runs_and_installs_no_daemon_package(installed: Pa
 
 
 def test_the_unit_verifies_with_the_installed_binary(installed: Path, tmp_path: Path) -> None:
-    """Debian 12 refuses `sudo pip install .` (PEP 668): the README installs into a venv under
+    """Debian 12 refuses `sudo pip install .` (PEP 668): the manual installs into a venv under
     /opt/lifecycled; here under a temporary prefix, with ExecStart pointing there."""
     unit = tmp_path / "lifecycled.service"
     unit.write_text(UNIT.read_text().replace("/opt/lifecycled/venv/bin/lifecycled",
@@ -161,38 +169,50 @@ def test_the_daemon_runs_under_the_units_syscall_filter(installed: Path, world: 
     assert "lifecycled stopped" in text and "Traceback" not in text, text[-3000:]
 
 
-def test_init_run_and_a_real_prometheus_scrape_as_the_readme_says(
-        installed: Path, world: Path, triton_factory: Any, servers: Any) -> None:
-    """`lifecycled init` for my Triton, `check-config`, `run`, and Prometheus scraping it with the
-    job init wrote, unchanged: up is 1 and the registry is there. A version nobody registered is
-    staging, never production."""
+def test_the_quickstart_as_written(installed: Path, world: Path, triton_factory: Any,
+                                   servers: Any) -> None:
+    """The getting-started page's commands, run as written but for the names of this machine's
+    Triton, Prometheus, folder and port: `init` for my Triton and Prometheus, `check-config
+    --probe`, `run`, and Prometheus scraping it with the job init wrote, which is the one the
+    README shows: up is 1 and the registry is there. A version nobody registered is staging."""
     server = triton_factory()
     source = servers("prometheus", {"scrape_configs": []})  # the Prometheus lifecycled reads
     folder = world / "etc"
     port = triton.free_port()
-    lifecycled = str(installed / "lifecycled")
+    names = {"/opt/lifecycled/venv": str(installed.parent), "/etc/lifecycled": str(folder),
+             "http://triton.internal:8000": server.url,
+             "http://triton.internal:8002/metrics":
+                 f"http://127.0.0.1:{server.metrics_port}/metrics",
+             "http://prometheus.internal:9090": f"http://127.0.0.1:{source.port}",
+             "127.0.0.1:9877": f"127.0.0.1:{port}"}
+
+    def here(command: str) -> str:
+        for name, value in names.items():
+            command = command.replace(name, value)
+        return command
+
+    export, init, check, run = quickstart()[1:]
+    assert run.startswith("lifecycled run "), run
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "XDG_STATE_HOME": str(world / "state")}
-    init = subprocess.run([lifecycled, "init", str(folder), "--triton", server.url,
-                           "--triton-metrics", f"http://127.0.0.1:{server.metrics_port}/metrics",
-                           "--prometheus", f"http://127.0.0.1:{source.port}",
-                           "--listen", f"127.0.0.1:{port}"], capture_output=True, text=True,
-                          timeout=120, env=env)
-    assert init.returncode == 0, init.stderr
-    config = folder / "lifecycled.yaml"
+    setup = subprocess.run(["bash", "-c", "set -e\n" + "\n".join(map(here, (export, init)))],
+                           capture_output=True, text=True, timeout=120, env=env)
+    assert setup.returncode == 0, setup.stdout + setup.stderr
     assert (folder / "shipped" / "config" / "systemd" / "lifecycled.service").is_file()
     assert (folder / "shipped" / "alerting" / "rules" / "lifecycled.yml").is_file()
     assert (folder / "shipped" / "grafana" / "dashboards" / "lifecycled-overview.json").is_file()
-    again = subprocess.run([lifecycled, "init", str(folder)], capture_output=True, text=True,
-                           timeout=120, env=env)
+    again = subprocess.run(["bash", "-c", here(f"{export}\n{init}")], capture_output=True,
+                           text=True, timeout=120, env=env)
     assert again.returncode == 2 and "exists; --force replaces" in again.stderr
-    check = subprocess.run([lifecycled, "check-config", "--probe", "--config", str(config)],
-                           capture_output=True, text=True, timeout=120, env=env)
-    assert check.returncode == 0, check.stdout + check.stderr
-    assert check.stdout.count("  ok   ") == 3 and "FAIL" not in check.stdout, check.stdout
+    probe = subprocess.run(["bash", "-c", here(f"{export}\n{check}")], capture_output=True,
+                           text=True, timeout=120, env=env)
+    assert probe.returncode == 0, probe.stdout + probe.stderr
+    assert probe.stdout.count("  ok   ") == 3 and "FAIL" not in probe.stdout, probe.stdout
     scrape = yaml.safe_load((folder / "prometheus-scrape.yml").read_text())
-    log = world / "init-run.log"
+    shown = re.search(r"```yaml\n(- job_name: lifecycled\n.*?)```", README.read_text(), re.S)
+    assert shown is not None and yaml.safe_load(here(shown[1])) == scrape
+    log = world / "quickstart-run.log"
     with log.open("wb") as out:
-        process = subprocess.Popen([lifecycled, "run", "--config", str(config)], stdout=out,
+        process = subprocess.Popen(["bash", "-c", here(f"{export}\nexec {run}")], stdout=out,
                                    stderr=subprocess.STDOUT, env=env, cwd=world)
     try:
         prometheus = servers("prometheus", {"scrape_configs": scrape})

@@ -3,7 +3,7 @@ default scrape config (jobs ``lifecycled`` and ``triton``, the labels a stock sc
 the shipped rules, and a real Alertmanager with the shipped routing sending to a local Slack
 stand-in. Every schedule, the scrape and evaluation intervals are 1 s and each ``for`` is scaled
 from minutes to seconds. Each fault is injected at a known moment; its alert must reach Slack no
-sooner than its own ``for`` and no later than the README's worst case, computed by the same
+sooner than its own ``for`` and no later than the manual's worst case, computed by the same
 formula (``lifecycled.alerting.time_to_alert``) with the scaled numbers, plus a fixed allowance."""
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from lifecycled.errors import InputError
 SOURCE = Path(__file__).with_name("rules.yml")
 DEFAULT_SELECTOR = 'job="lifecycled"'
 DEFAULT_TRITON_SELECTOR = 'job="triton"'
-DEFAULT_RUNBOOK = "https://runbooks.invalid/lifecycled/README.md#runbook-%s"
+DEFAULT_RUNBOOK = "https://lifecycled.invalid/runbooks/#%s"  # the manual's runbooks page
 FORMATS = ("rules", "prometheusrule")
 FILE_NAMES = {"rules": "lifecycled.yml", "prometheusrule": "lifecycled-prometheusrule.yaml"}
 
@@ -194,7 +194,8 @@ def duration_text(seconds: float) -> str:
 
 
 def time_to_alert_table(intervals: Mapping[str, float]) -> str:
-    """The README's table: each alert, what feeds it and its worst case with ``intervals``."""
+    """The manual's table (docs/alerting.md): each alert, what feeds it and its worst case with
+    ``intervals``."""
     rows = ["| Alert | Fed by | Task passes | for | Worst case |", "|---|---|---|---|---|"]
     alerts = {r["alert"]: r for g in source()["groups"] for r in g["rules"] if "alert" in r}
     for item in time_to_alert(intervals):

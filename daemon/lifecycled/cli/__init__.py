@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _complete(parser: argparse.ArgumentParser) -> None:
-    """Shell completion through argcomplete, when it is installed (see the README)."""
+    """Shell completion through argcomplete, when it is installed (docs/getting-started.md)."""
     try:
         import argcomplete
     except ImportError:

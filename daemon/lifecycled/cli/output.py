@@ -36,7 +36,14 @@ def default_actor(environ: Mapping[str, str] | None = None) -> str:
 
 
 class Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Help that shows each option's default (argparse adds it to options with help text)."""
+    """Help that shows each option's default (argparse adds it to options with help text),
+    except where the help already names it, or there is none (None) or it is a flag's off."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text or action.default is None or action.default is False:
+            return text
+        return super()._get_help_string(action)
 
 
 def add_actor(parser: argparse.ArgumentParser) -> None:
