@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
 
 
 class Clock:
@@ -41,3 +46,20 @@ def section(markdown: str, heading: str) -> str:
     level = heading.split(" ", 1)[0]
     body = markdown.split(heading + "\n", 1)[1]
     return re.split(rf"^{re.escape(level)} ", body, maxsplit=1, flags=re.MULTILINE)[0]
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--enable-logging=stderr",
+                  "--v=0"]
+
+
+def chromium(url: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """Debian's Chromium, headless, on ``url`` with a new profile under ``tmp_path``; the
+    flags keep it off the network (this machine's network is closed) and log the console."""
+    binary = shutil.which("chromium")
+    if binary is None:
+        pytest.fail("Debian's chromium is required (scripts/setup-system.sh installs it)")
+    profile = tmp_path / f"chromium-profile-{len(list(tmp_path.glob('chromium-profile-*')))}"
+    return subprocess.run([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *extra, url],
+                          capture_output=True, text=True, timeout=180)

@@ -5,10 +5,13 @@ getting-started page print is run by a test."""
 
 from __future__ import annotations
 
+import functools
 import html.parser
+import http.server
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,7 @@ import yaml
 from lifecycled.settings import Settings
 
 from devtools import reference
-from tests.helpers import section, shell_blocks
+from tests.helpers import chromium, section, shell_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -111,17 +114,24 @@ def built_page(site: Path, doc: str) -> Path:
     return site / "index.html" if stem == "index" else site / stem / "index.html"
 
 
-@pytest.mark.slow
-def test_the_manual_builds_strict_and_every_link_lands(tmp_path: Path) -> None:
-    """`mkdocs build --strict` fails on a broken link or anchor between pages; the alert rules'
-    runbook links and the README's links into the manual are checked against the built site."""
-    site = tmp_path / "site"
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The manual, built with `mkdocs build --strict`: a broken link or anchor between pages, or
+    a page left out of the navigation, fails the build."""
+    site = tmp_path_factory.mktemp("manual") / "site"
     build = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir",
                             str(site), "--config-file", str(ROOT / "mkdocs.yml")],
                            capture_output=True, text=True, timeout=300,
                            env={"PATH": "/usr/bin:/bin", "NO_MKDOCS_2_WARNING": "1"})
     assert build.returncode == 0, build.stdout + build.stderr
     assert "WARNING" not in build.stderr, build.stderr
+    return site
+
+
+@pytest.mark.slow
+def test_the_rules_and_the_readme_link_into_the_built_manual(site: Path) -> None:
+    """Each alert's runbook_url lands on its section of the runbooks page; each of the README's
+    links names a file that exists, and each anchor it names into the manual exists there."""
     rules = yaml.safe_load((ROOT / "alerting" / "rules" / "lifecycled.yml").read_text())
     runbooks = ids_of(built_page(site, "runbooks.md"))
     for group in rules["groups"]:
@@ -134,6 +144,38 @@ def test_the_manual_builds_strict_and_every_link_lands(tmp_path: Path) -> None:
             assert (ROOT / target).exists(), f"README links to {target}, which does not exist"
     for doc, anchor in re.findall(r"\]\(docs/([^)#]+)#([^)]+)\)", README.read_text()):
         assert anchor in ids_of(built_page(site, doc)), f"README: docs/{doc}#{anchor}"
+
+
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.slow
+def test_the_manual_renders_in_chromium(site: Path, tmp_path: Path) -> None:
+    """Served over HTTP as a reader gets it, the home page and the runbooks render in headless
+    Chromium with no console error and nothing fetched from the network (no web fonts)."""
+    handler = functools.partial(Quiet, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        for page, text in (("/", "Start here"), ("/runbooks/", "LifecycledModelAccuracyLow"),
+                           ("/reference/metrics/", "lifecycled_model_status")):
+            dom = chromium(base + page, tmp_path, "--dump-dom")
+            assert dom.returncode == 0, dom.stderr[-2000:]
+            errors = [line for line in dom.stderr.splitlines()
+                      if "CONSOLE" in line or "net::ERR" in line]
+            assert errors == [], (page, errors)
+            assert text in dom.stdout and 'class="md-nav' in dom.stdout, page
+            assert "fonts.googleapis" not in dom.stdout
+        shot = tmp_path / "manual.png"
+        taken = chromium(base + "/", tmp_path, f"--screenshot={shot}", "--window-size=1280,2000")
+        assert taken.returncode == 0 and shot.stat().st_size > 10_000, taken.stderr[-2000:]
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_the_readme_is_a_front_page() -> None:

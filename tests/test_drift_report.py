@@ -6,8 +6,6 @@ the test's temporary directory."""
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -23,23 +21,9 @@ from prometheus_client import CollectorRegistry
 
 from tests.cli.test_drift_cli import write_sample
 from tests.conftest import CliResult
+from tests.helpers import chromium
 
 REF = ModelRef("credit_scoring", "1")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--enable-logging=stderr",
-                  "--v=0"]
-
-
-def chromium(url: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    binary = shutil.which("chromium")
-    if binary is None:
-        pytest.fail("Debian's chromium is required (scripts/setup-system.sh installs it)")
-    profile = tmp_path / f"chromium-profile-{len(list(tmp_path.glob('chromium-profile-*')))}"
-    return subprocess.run([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *extra, url],
-                          capture_output=True, text=True, timeout=180)
-
-
 def check_in_browser(url: str, tmp_path: Path, judged: set[str], unjudged: set[str]) -> None:
     dom = chromium(url, tmp_path, "--dump-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
