@@ -131,14 +131,33 @@ def test_nothing_judged_is_unknown_and_fail_on_exits_3(cli: Cli, samples: tuple[
     assert text.code == 0 and "model severity: unknown" in text.out
 
 
-def test_a_misspelled_feature_is_a_schema_break_not_an_all_clear(cli: Cli,
-                                                                 samples: tuple[Path, Path]) -> None:
+def test_a_misspelled_feature_is_a_usage_error_naming_the_columns(
+        cli: Cli, samples: tuple[Path, Path]) -> None:
+    """A --features name the reference does not have is a typo on the command line (exit 2,
+    naming the columns there are), not a high-severity schema break of the data."""
     ref, _ = samples
     result = cli("drift", "--reference", str(ref), "--current", str(ref), "--features",
                  "amount,agee", "--fail-on", "medium", config=None)
-    assert result.code == 1
-    assert "model severity: high (driven by agee)" in result.out
-    assert "missing_column" in result.out
+    assert result.code == 2, result.out + result.err
+    assert "agee" in result.err and "age, amount, channel" in result.err
+
+
+def test_nothing_judged_exits_3_at_every_fail_on_level(cli: Cli, samples: tuple[Path, Path],
+                                                      tmp_path: Path) -> None:
+    """Every feature below min_samples, or every feature a schema break: nothing was judged,
+    so the gate says unknown (3) whatever its level. `--fail-on critical` exited 0 on a
+    current sample whose every column had changed type (severity high, below critical)."""
+    ref, _ = samples
+    few = write_sample(tmp_path / "few.csv", {"amount": np.arange(10.0), "age": np.arange(10.0),
+                                              "channel": np.array(["web"] * 10)})
+    text = write_sample(tmp_path / "text.csv", {"amount": np.array(["x"] * 500),
+                                                "age": np.array(["y"] * 500),
+                                                "channel": np.array(["web"] * 500)})
+    for current in (few, text):
+        for level in ("medium", "high", "critical"):
+            result = cli("drift", "--reference", str(ref), "--current", str(current),
+                         "--features", "amount,age", "--fail-on", level, config=None)
+            assert result.code == 3, (current.name, level, result.out, result.err)
 
 
 def test_the_text_table_names_tiers_and_drivers(cli: Cli, samples: tuple[Path, Path]) -> None:

@@ -130,6 +130,19 @@ def test_value_sets_that_share_nothing_are_an_error_naming_both() -> None:
         evaluate_quality(np.array([0, 1]), np.array(["yes", "no"]))
 
 
+def test_a_window_where_every_prediction_is_wrong_is_accuracy_zero() -> None:
+    """Predictions all 0 and labels all 1 share no value, yet they are one vocabulary: the
+    model got every row wrong. It was refused as incomparable."""
+    result = evaluate_quality(np.zeros(50, dtype=int), np.ones(50, dtype=int))
+    assert result.accuracy == 0.0 and result.samples == 50
+    classes = evaluate_quality(np.array(["cat"] * 20), np.array(["dog"] * 20))
+    assert classes.accuracy == 0.0
+    with pytest.raises(InputError, match="share no value"):  # two vocabularies: still refused
+        evaluate_quality(np.array(["Y", "N", "Y"]), np.array(["yes", "no", "no"]))
+    with pytest.raises(InputError, match="share no value"):
+        evaluate_quality(np.array([1, 1, 1]), np.array(["yes", "yes", "yes"]))
+
+
 def test_missing_scores_are_left_out_of_roc_auc_and_counted() -> None:
     labels = np.array([1, 0, 1, 0, 1, 0])
     scores = np.array([0.9, 0.2, np.nan, 0.4, 0.8, np.inf])

@@ -194,12 +194,13 @@ def _drift_text(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _fail_on(args: argparse.Namespace, severity: str) -> int:
-    """--fail-on LEVEL: 1 at or above LEVEL, 3 when nothing could be judged (unknown)."""
+def _fail_on(args: argparse.Namespace, severity: str, judged: int) -> int:
+    """--fail-on LEVEL: 1 at or above LEVEL, 3 when nothing could be judged (unknown, or no
+    feature judged: every one a schema break), whatever LEVEL is."""
     if not args.fail_on:
         return EXIT_OK
     verdict = Severity.parse(severity)
-    if verdict == Severity.UNKNOWN:
+    if verdict == Severity.UNKNOWN or not judged:
         return EXIT_UNKNOWN
     return EXIT_PROBLEM if verdict >= Severity.parse(args.fail_on) else EXIT_OK
 
@@ -226,7 +227,8 @@ def cmd_drift(args: argparse.Namespace) -> int:
         inputs = DriftInputs(reference=args.reference, current=args.current,
                              features=_split(args.features),
                              categorical=_split(args.categorical) or (),
-                             exclude=_split(args.exclude) or (), timeout=args.timeout)
+                             exclude=_split(args.exclude) or (), timeout=args.timeout,
+                             strict_features=True)
         settings = DriftPolicy(bins=args.bins, min_samples=args.min_samples,
                                correction=args.correction, alpha=args.alpha, rule=args.rule)
         cache = None if args.no_cache else _profile_cache(args.cache_dir, now)
@@ -239,7 +241,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
         Path(args.html).write_text(render(record, title), encoding="utf-8")
     show(args, record, lambda: _drift_text(record)
          + (f"\nHTML report: {args.html}" if args.html else ""))
-    return _fail_on(args, record["severity"])
+    return _fail_on(args, record["severity"], record["judged"])
 
 
 PROFILE_CACHE_DAYS = 30

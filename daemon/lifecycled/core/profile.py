@@ -51,23 +51,34 @@ def bin_edges(sorted_reference: np.ndarray, bins: int) -> np.ndarray:
     Ties: when de-duplication leaves fewer edges than asked, a reference with at most B distinct
     values is binned on those values (each value a bin of its own), and otherwise every value
     holding more than 1/B of the reference becomes a bin of its own (edges just below it and at
-    it), so a shift onto or off a majority value shows. Continuous data keep the quantile edges.
+    it), so a shift onto or off a majority value shows, and the rest of the values get quantile
+    bins of their own, so a change among them shows too (92 % zeros: the amounts are binned as
+    if alone). Continuous data keep the quantile edges.
     """
     if sorted_reference.size == 0:
         return np.empty(0)
-    shares = np.arange(1, bins) / bins
-    with np.errstate(over="ignore", invalid="ignore"):
-        edges = np.quantile(sorted_reference, shares)
-    if not np.isfinite(edges).all():  # interpolating between values near +-1.8e308 overflowed
-        edges = np.quantile(sorted_reference, shares, method="lower")
-    edges = np.unique(edges)
+    edges = _quantile_edges(sorted_reference, bins)
     if edges.size >= bins - 1:
         return edges
     values, counts = np.unique(sorted_reference, return_counts=True)
     if values.size <= bins:
         return values
     heavy = values[counts * bins > sorted_reference.size]
-    return np.unique(np.concatenate((edges, heavy, np.nextafter(heavy, -np.inf))))
+    rest = sorted_reference[~np.isin(sorted_reference, heavy)]
+    return np.unique(np.concatenate((edges, _quantile_edges(rest, bins), heavy,
+                                     np.nextafter(heavy, -np.inf))))
+
+
+def _quantile_edges(sorted_values: np.ndarray, bins: int) -> np.ndarray:
+    """The de-duplicated quantiles at k/B, k = 1..B-1, of an ascending array (none if empty)."""
+    if sorted_values.size == 0:
+        return np.empty(0)
+    shares = np.arange(1, bins) / bins
+    with np.errstate(over="ignore", invalid="ignore"):
+        edges = np.quantile(sorted_values, shares)
+    if not np.isfinite(edges).all():  # interpolating between values near +-1.8e308 overflowed
+        edges = np.quantile(sorted_values, shares, method="lower")
+    return np.unique(edges)
 
 
 def bin_counts(sorted_values: np.ndarray, edges: np.ndarray) -> np.ndarray:

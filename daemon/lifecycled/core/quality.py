@@ -57,16 +57,36 @@ _BINARY = {"0": "0", "1": "1", "0.0": "0", "1.0": "1", "false": "0", "true": "1"
 
 def normalise(predictions: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Predictions and labels as comparable text: booleans, 0/1, "0"/"1", 1.0 and "true"/"false"
-    are one vocabulary ("0", "1") when a column uses only those; InputError when the two value
-    sets share nothing (they cannot be compared)."""
+    are one vocabulary ("0", "1") when a column uses only those. Value sets that share nothing
+    are a window where every prediction is wrong when they are of one kind (binary, numbers, or
+    words with a single value on a side: all 0 against all 1, "cat" against "dog"), and an
+    InputError when they are two vocabularies (0/1 against yes/no, Y/N against yes/no)."""
     pred, true = _text(predictions), _text(labels)
     pred_set, true_set = set(pred.tolist()), set(true.tolist())
-    if pred_set and true_set and not pred_set & true_set:
+    if pred_set and true_set and not pred_set & true_set and _vocabularies(pred_set, true_set):
         def show(values: set[str]) -> str:
             return ", ".join(sorted(values)[:10]) + (" ..." if len(values) > 10 else "")
         raise InputError(f"predictions ({show(pred_set)}) and labels ({show(true_set)}) share "
                          "no value: they cannot be compared")
     return pred, true
+
+
+def _kind(values: set[str]) -> str:
+    if values <= {"0", "1"}:
+        return "binary"
+    try:
+        [float(v) for v in values]
+    except ValueError:
+        return "words"
+    return "numbers"
+
+
+def _vocabularies(pred_set: set[str], true_set: set[str]) -> bool:
+    """Whether two disjoint value sets are two vocabularies rather than all-wrong outcomes."""
+    kinds = {_kind(pred_set), _kind(true_set)}
+    if len(kinds) > 1 and kinds != {"binary", "numbers"}:
+        return True
+    return kinds == {"words"} and len(pred_set) > 1 and len(true_set) > 1
 
 
 def comparable(values: np.ndarray) -> np.ndarray:

@@ -25,7 +25,9 @@ from lifecycled.sources.files import DataFile
 
 log = logging.getLogger(__name__)
 PROFILE_DIR = "profiles"  # in the state directory
-FORMAT_VERSION = 3  # 2: numeric features carry their bucket grid; 3: tie-aware bin edges
+# 2: numeric features carry their bucket grid; 3: tie-aware bin edges; 4: the rest of a
+# column beside its dominant values gets quantile bins
+FORMAT_VERSION = 4
 
 
 def cache_key(files: Sequence[DataFile], bins: int, categorical: Sequence[str],

@@ -46,6 +46,9 @@ class DriftInputs:
     segment_by: Sequence[str] = ()  # also judged per value of these columns (core.segments)
     version: tuple[str, str] | None = None  # (column, version): the current rows of one version
     segment_top: int = 10
+    # a feature the reference lacks is the caller's typo (InputError), not a schema break: the
+    # command line's --features
+    strict_features: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,11 @@ def check_drift(inputs: DriftInputs, settings: DriftPolicy, *, cache_dir: Path |
     profile, cached = cached_profile(cache_dir, reference_files, settings.bins,
                                      inputs.categorical, build,
                                      loaded=read.profile if read is not None else None)
+    if inputs.strict_features and inputs.features:
+        unknown = [name for name in inputs.features if name not in profile.features]
+        if unknown:
+            raise InputError(f"--features: no column {', '.join(unknown)} in the reference; "
+                             f"its columns: {', '.join(sorted(profile.features))}")
     current = read.sample if read is not None and read.sample is not None else \
         read_current(inputs, now)
     judged = select(current.columns, exclude)
