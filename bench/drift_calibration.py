@@ -51,7 +51,8 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [(1000, 1000), (10_000, 10_000)] if args.quick else [
         (1000, 1000), (10_000, 10_000), (1_000_000, 1_000_000), (100_000, 100)]
-    rules = {"tiers (alpha 0.05)": DriftPolicy(), "tiers (alpha 0.001)": DriftPolicy(alpha=0.001),
+    rules = {"tiers (alpha 0.05)": DriftPolicy(alpha=0.05),
+             "tiers (alpha 0.001)": DriftPolicy(alpha=0.001),
              "seed": DriftPolicy(rule="seed")}
     print("share of repeats per severity, %: L low, M medium, H high, C critical")
     header = "| rows (ref/current) | shift | repeats | " + " | ".join(rules) + " |"

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import yaml
 from lifecycled import units
 from lifecycled.settings import Settings
+from lifecycled.units import duration_text
 from pydantic import BaseModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +40,7 @@ SCALARS: dict[Any, str] = {
     units.Duration: "duration", units.PositiveDuration: "duration (> 0)", units.Size: "size",
     units.Ratio: "ratio (0-1)", units.NonNegative: "number (>= 0)", units.Name: "name",
     units.HttpUrl: "URL", units.DataPath: "path, glob or URL", units.Header: "string",
+    units.Budget: "false alarms per period (1/30d)",
     units.Text: "string", units.Prose: "text", bool: "boolean", int: "integer",
     float: "number", str: "string",
 }
@@ -133,15 +135,6 @@ def walk(model: type[BaseModel], prefix: str = "") -> Iterator[Key]:
 
 # --- rendering values in the configuration's units ----------------------------------------------
 
-def duration_text(seconds: float) -> str:
-    if seconds == 0:
-        return "0s"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{round(seconds * 1000)}ms" if seconds < 1 else f"{seconds:g}s"
-
-
 def size_text(size: float) -> str:
     for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if size >= scale and size % scale == 0:
@@ -158,6 +151,8 @@ def plain(hint: Any, value: Any) -> Any:
         scalar = next(a for a in typing.get_args(hint) if a is not type(None))
     if scalar in (units.Duration, units.PositiveDuration):
         return duration_text(value)
+    if scalar is units.Budget:
+        return units.budget_text(value)
     if scalar is units.Size:
         return size_text(value)
     if isinstance(value, Enum):

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
     ["bench/replicas.py", "--models", "20", "--repeat", "1"],
     ["bench/quality.py", "--outcomes", "2000", "--classes", "300", "--repeat", "1"],
     ["bench/startup.py", "--repeat", "1"],
+    ["bench/false_alarms.py", "--quick"],
 ])
 @pytest.mark.slow
 def test_benchmark_runs(argv: list[str]) -> None:

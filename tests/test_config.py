@@ -345,3 +345,42 @@ def test_a_large_document_without_aliases_is_not_called_an_alias_bomb() -> None:
         for p, c in zip("abcdef", "bcdefg", strict=True))
     with pytest.raises(ConfigError, match="YAML aliases expand to more than"):
         parse_yaml(bomb, "bomb.yaml")
+
+
+def test_the_false_alarm_budget_sets_each_repeated_verdicts_significance() -> None:
+    """1/30d at one drift check a day is 1/30 per check, split between the check's two families
+    of tests (KS and chi-square); at one check every 5 minutes 1/8640; a model with segments
+    splits it among them too; drift.alpha fixes it instead, and says so."""
+    settings = parse_settings({})
+    assert settings.defaults.monitoring.false_alarm_budget == (1.0, 30 * 86400.0)
+    policy = settings.drift_policy("credit_scoring")
+    assert policy.alpha == pytest.approx(1 / 30 / 2)
+    assert policy.basis == ("from a budget of 1 false alarm per 30d at one check every 1d, split "
+                            "among 2 families of tests (KS and chi-square)")
+    often = parse_settings({"schedule": {"drift": "5m", "quality": "10m"}, "models": {
+        "fraud": {"segment_by": ["channel"], "segment_top": 3},
+        "loud": {"false_alarm_budget": "2/7d"},
+        "fixed": {"drift": {"alpha": 0.01}}}})
+    assert often.drift_policy("credit_scoring").alpha == pytest.approx(1 / 8640 / 2)
+    fraud = often.drift_policy("fraud")
+    assert fraud.alpha == pytest.approx(1 / 8640 / 10)  # the model and 4 segments, 2 tests each
+    assert fraud.basis.endswith("split among 10 families of tests (KS and chi-square, for the "
+                                "model and each of its 4 segments)")
+    assert often.drift_policy("loud").alpha == pytest.approx(2 / (7 * 288) / 2)
+    assert often.drift_policy("fixed").alpha == 0.01
+    assert often.drift_policy("fixed").basis == "fixed by drift.alpha"
+    quality = often.significance("credit_scoring", often.schedule.quality)
+    assert quality.alpha == pytest.approx(1 / 4320)
+    assert quality.basis == "from a budget of 1 false alarm per 30d at one check every 10m"
+    weekly = parse_settings({"schedule": {"drift": "7d"}})
+    assert weekly.drift_policy("m").alpha == 0.05 / 2
+    assert "(capped at 0.05)" in weekly.drift_policy("m").basis
+
+
+@pytest.mark.parametrize(("budget", "message"), [
+    ("30d", "expected alarms/period like 1/30d"), ("0/30d", "greater than 0"),
+    ("1/0s", "greater than 0"), ("x/30d", "expected alarms/period")])
+def test_a_malformed_budget_is_refused_with_its_key(budget: str, message: str) -> None:
+    found = problems({"defaults": {"monitoring": {"false_alarm_budget": budget}}})
+    assert len(found) == 1 and found[0].startswith("defaults.monitoring.false_alarm_budget: ")
+    assert message in found[0], found

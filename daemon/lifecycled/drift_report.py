@@ -159,6 +159,9 @@ def render(record: Mapping[str, Any], title: str) -> str:
         f"); driven by {html.escape(drivers)}; drifted features: "
         f"{'-' if share is None else f'{share:.0%}'} of {record['judged']} judged, "
         f"{record['unjudged']} not judged.</p>",
+        *([f'<p class="alpha">Judged at &alpha; = {record["alpha"]:.3g}'
+           + (f", {html.escape(str(record['alpha_basis']))}" if record.get("alpha_basis") else "")
+           + ".</p>"] if record.get("alpha") is not None else []),
         "<ul>" + "".join(f"<li>{html.escape(r)}</li>" for r in record["recommendations"])
         + "</ul></div>",
     ]

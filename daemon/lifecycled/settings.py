@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lifecycled.domain import (
+    ALPHA_CAP,
     DEFAULT_TIERS,
     MAX_COUNT,
     PROMQL_QUANTITIES,
@@ -25,11 +26,14 @@ from lifecycled.domain import (
     RetirementPolicy,
     Severity,
     SeverityName,
+    Significance,
     Status,
     Tiers,
+    budget_significance,
 )
 from lifecycled.errors import ConfigError
 from lifecycled.units import (
+    Budget,
     DataPath,
     Duration,
     Header,
@@ -41,6 +45,8 @@ from lifecycled.units import (
     Ratio,
     Size,
     Text,
+    duration_text,
+    parse_budget,
 )
 from lifecycled.webconfig import load_web_config
 
@@ -435,8 +441,9 @@ class DriftSettings(_Section):
     correction: Literal["none", "bonferroni", "bh"] | None = None
     """Multiple-test correction across the model's features: none, bonferroni or bh
     (Benjamini-Hochberg)."""
-    alpha: float | None = Field(default=None, gt=0, lt=1)
-    """An effect counts only where its test is significant at alpha, after the correction."""
+    alpha: float | None = Field(default=None, gt=0, le=ALPHA_CAP)
+    """A fixed significance: an effect counts only where its test is significant at alpha,
+    after the correction. null: from the false-alarm budget and the drift schedule."""
     severity_rule: Literal["tiers", "seed"] | None = None
     """tiers (effect sizes gated by significance) or seed (the composite score's bands)."""
     tiers: DriftTiers | None = None
@@ -529,6 +536,11 @@ class MonitoringSettings(_Section):
     """How long snapshots and evaluations are kept."""
     max_snapshots: int = Field(default=1000, ge=1, le=MAX_COUNT)
     """At most this many snapshots per version."""
+    false_alarm_budget: Budget = parse_budget("1/30d")
+    """How many false alarms per model you accept, per period: 1/30d is one in 30 days. Each
+    repeated verdict (drift, a quality threshold from labels or the estimate, concept drift)
+    is judged at the significance that keeps its expected false alarms within it, from its own
+    schedule."""
 
 
 class DefaultsSettings(_Section):
@@ -539,7 +551,7 @@ class DefaultsSettings(_Section):
     drift: DriftSettings = DriftSettings(
         bins=DriftPolicy.bins, min_samples=DriftPolicy.min_samples, weights=DriftWeights(),
         alert_severity=DriftPolicy.alert_severity.label, correction=DriftPolicy.correction,
-        alpha=DriftPolicy.alpha, severity_rule=DriftPolicy.rule, tiers=DriftTiers(),
+        severity_rule=DriftPolicy.rule, tiers=DriftTiers(),
         schema_break_severity=DriftPolicy.schema_break.label,
     )
     """Every model's drift settings unless models.NAME.drift overrides a key."""
@@ -582,6 +594,8 @@ class ModelSettings(_Section):
     drift, quality, coverage, the estimate."""
     segment_top: int = Field(default=10, ge=1, le=100)
     """The most frequent values of each segment column get segments; the rest fall in other."""
+    false_alarm_budget: Budget | None = None
+    """This model's false-alarm budget; null: defaults.monitoring.false_alarm_budget."""
 
     @field_validator("segment_by")
     @classmethod
@@ -753,19 +767,47 @@ class Settings(_Section):
         config = self.drift_config(name)
         weights = config.weights or DriftWeights()
         tiers = config.tiers or DriftTiers()
+        significance = (Significance(config.alpha, "fixed by drift.alpha")
+                        if config.alpha is not None else self.drift_significance(name))
         return DriftPolicy(
             bins=config.bins or DriftPolicy.bins,
             min_samples=config.min_samples or DriftPolicy.min_samples,
             weights=(weights.ks, weights.js, weights.psi),
             alert_severity=Severity.parse(config.alert_severity or DriftPolicy.alert_severity.label),
             correction=config.correction or DriftPolicy.correction,
-            alpha=config.alpha or DriftPolicy.alpha,
+            alpha=significance.alpha, basis=significance.basis,
             rule=config.severity_rule or DriftPolicy.rule,
             psi_tiers=tiers.psi.value(), js_tiers=tiers.js.value(),
             distance_tiers=tiers.distance.value(),
             schema_break=Severity.parse(config.schema_break_severity
                                         or DriftPolicy.schema_break.label),
         )
+
+    def false_alarm_budget(self, name: str) -> tuple[float, float]:
+        """Model ``name``'s budget: (alarms, period in seconds)."""
+        return (self.model_settings(name).false_alarm_budget
+                or self.defaults.monitoring.false_alarm_budget)
+
+    def significance(self, name: str, interval: float, shares: int = 1,
+                     shared_by: str = "") -> Significance:
+        """The significance of a verdict about model ``name`` repeated every ``interval``
+        seconds within the model's false-alarm budget, split among ``shares`` families of tests
+        (``shared_by`` names them)."""
+        alarms, period = self.false_alarm_budget(name)
+        return budget_significance(alarms, period, interval, shares, shared_by,
+                                   duration_text(period), duration_text(interval))
+
+    def drift_significance(self, name: str) -> Significance:
+        """A drift check runs two families of tests, KS and chi-square, each corrected across
+        the features, for the model and for each segment (segment_top values and other, per
+        segment column): the budget is split among them all."""
+        model = self.model_settings(name)
+        segments = len(model.segment_by) * (model.segment_top + 1)
+        families = 2 * (1 + segments)
+        what = ("families of tests (KS and chi-square, for the model and each of its "
+                f"{segments} segments)" if segments else
+                "families of tests (KS and chi-square)")
+        return self.significance(name, self.schedule.drift, families, what)
 
     def subscriptions(self) -> dict[str, tuple[str, ...]]:
         """Webhook endpoint -> the event types it wants."""

@@ -84,9 +84,44 @@ def _check_positive(value: float) -> float:
     return value
 
 
+def duration_text(seconds: float) -> str:
+    """A duration as the configuration writes it: the largest unit that divides it (``30d``,
+    ``5m``, ``90s``, ``80ms``)."""
+    if seconds == 0:
+        return "0s"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{round(seconds * 1000)}ms" if seconds < 1 else f"{seconds:g}s"
+
+
+def parse_budget(value: Any) -> tuple[float, float]:
+    """Parse a false-alarm budget ``N/DURATION`` (``1/30d``: one false alarm per 30 days) to
+    (alarms, period in seconds); both must be greater than 0."""
+    if isinstance(value, tuple | list) and len(value) == 2:
+        alarms, period = float(value[0]), float(value[1])
+    elif isinstance(value, str) and value.count("/") == 1:
+        count, _, span = value.partition("/")
+        try:
+            alarms = float(count)
+        except ValueError:
+            raise ValueError(f"expected alarms/period like 1/30d, got {value!r}") from None
+        period = parse_duration(span.strip())
+    else:
+        raise ValueError(f"expected alarms/period like 1/30d, got {value!r}")
+    if not (math.isfinite(alarms) and alarms > 0 and period > 0):
+        raise ValueError(f"both the alarms and the period must be greater than 0, got {value!r}")
+    return alarms, period
+
+
+def budget_text(budget: tuple[float, float]) -> str:
+    return f"{budget[0]:g}/{duration_text(budget[1])}"
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 PositiveDuration = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_check_positive)]
 Size = Annotated[float, BeforeValidator(parse_size)]
+Budget = Annotated[tuple[float, float], BeforeValidator(parse_budget)]  # (alarms, seconds)
 Ratio = Annotated[float, BeforeValidator(parse_ratio), AfterValidator(_check_ratio)]
 NonNegative = Annotated[float, Field(ge=0)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")]

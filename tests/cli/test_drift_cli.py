@@ -87,6 +87,15 @@ def test_drift_for_a_configured_model_is_stored(tmp_path: Path, samples: tuple[P
     first = cli("drift", "--model", "credit_scoring:1", "--json", config=config)
     assert first.code == 0, first.err
     assert first.json()["profile_cached"] is False
+    # judged as the daemon judges it: the budget (1/30d) over the drift schedule (daily)
+    assert first.json()["alpha"] == pytest.approx(1 / 60)
+    assert first.json()["alpha_basis"] == ("from a budget of 1 false alarm per 30d at one check "
+                                           "every 1d, split among 2 families of tests (KS and "
+                                           "chi-square)")
+    text = cli("drift", "--model", "credit_scoring:1", config=config)
+    assert "judged at alpha = 0.0167, from a budget of 1 false alarm per 30d" in text.out
+    fixed = cli("drift", "--model", "credit_scoring:1", "--alpha", "0.01", config=config)
+    assert fixed.code == 2 and "false-alarm budget" in fixed.err
     second = cli("drift", "--model", "credit_scoring:1", "--json", config=config)
     assert second.json()["profile_cached"] is True
     assert second.json()["features"] == first.json()["features"]

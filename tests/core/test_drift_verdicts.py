@@ -42,6 +42,18 @@ def test_small_windows_stay_quiet_at_a_strict_alpha() -> None:
     assert sum(s == Severity.LOW for s in strict) >= 995
 
 
+@pytest.mark.slow
+def test_the_one_shot_default_keeps_a_stationary_window_of_any_size_low() -> None:
+    """The CLI's default significance (0.005) judges a stationary window medium or worse in at
+    most 0.5 % of checks, 100 rows included, where 0.05 let about 8 % through. Counts over 1,000
+    checks per size, against the 99.9 % binomial quantile of 0.5 % (at most 14)."""
+    for rows in (100, 1_000):
+        found = severities(100_000, rows, 0.0, 1000, seed=rows)
+        assert sum(s != Severity.LOW for s in found) <= 14, rows
+    loose = severities(100_000, 100, 0.0, 1000, seed=7, policy=DriftPolicy(alpha=0.05))
+    assert sum(s != Severity.LOW for s in loose) > 50  # what the old default let through
+
+
 def test_a_chance_d_of_0_13_on_100_rows_is_low() -> None:
     rng = np.random.default_rng(11)
     profile = build_profile({"x": rng.normal(size=100_000)})
@@ -49,7 +61,7 @@ def test_a_chance_d_of_0_13_on_100_rows_is_low() -> None:
         current = rng.normal(size=100)
         (verdict,) = compare(profile, {"x": current}, POLICY).features
         if verdict.statistic is not None and 0.125 <= verdict.statistic <= 0.135:
-            assert verdict.p_value is not None and verdict.p_value > 0.05
+            assert verdict.p_value is not None and verdict.p_value > POLICY.alpha
             # D passes the 0.10 tier but its test is not significant: it never sets the severity
             assert not any(c.startswith("D:") for c in verdict.counted)
             break

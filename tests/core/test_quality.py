@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lifecycled.core.concept import accuracy_trend, concept_drift, page_hinkley
+from lifecycled.core.outcomes import accuracy_upper_bound
 from lifecycled.core.quality import evaluate_quality, roc_auc
 from lifecycled.domain import Severity
 from lifecycled.errors import InputError
@@ -246,3 +247,43 @@ def test_multiclass_counts_and_macro_averages_equal_scikit_learn(seed: int, clas
         true, pred, labels=labels, average="macro", zero_division=0)
     assert (quality.precision, quality.recall, quality.f1) == pytest.approx(
         (precision, recall, f1), abs=1e-12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 2000), st.floats(0, 1), st.sampled_from([0.05, 1e-3, 1 / 8640, 1e-7]))
+def test_the_accuracy_bound_is_clopper_pearsons(outcomes: int, share: float, alpha: float
+                                                ) -> None:
+    """One-sided upper bound at 1 - alpha: scipy's exact (Clopper-Pearson) interval at
+    confidence 1 - 2 alpha, whose upper end it is."""
+    right = round(share * outcomes)
+    expected = stats.binomtest(right, outcomes).proportion_ci(1 - 2 * alpha, "exact").high
+    assert accuracy_upper_bound(right, outcomes, alpha) == pytest.approx(expected, abs=1e-9)
+
+
+def test_a_budgeted_breach_of_a_steady_model_is_rare() -> None:
+    """Accuracy 0.90 against a minimum of 0.85, 60 labels a window: the point estimate is below
+    the minimum in about 8 % of windows; judged on the upper bound at the budget's alpha (one
+    false alarm in 30 days at a pass every 5 minutes) in none of 5,000. A model truly at 0.70
+    over 500 labels is still breached."""
+    rng = np.random.default_rng(5)
+    alpha = 1 / 8640
+    right = rng.binomial(60, 0.90, 5000)
+    assert np.mean(right / 60 < 0.85) > 0.05
+    assert not any(accuracy_upper_bound(int(r), 60, alpha) < 0.85 for r in right)
+    failing = rng.binomial(500, 0.70, 200)
+    assert all(accuracy_upper_bound(int(r), 500, alpha) < 0.85 for r in failing)
+
+
+def test_concept_drift_at_the_budgets_alpha_keeps_a_steady_model_quiet() -> None:
+    """600 outcomes of a model steadily 75 % right: at 0.05 the trend indicators read noise as
+    drift in some samples; at the budget's alpha in none of 300. A 20-point fall is found."""
+    rng = np.random.default_rng(9)
+    alpha = 1 / 8640
+    loose = strict = 0
+    for _ in range(300):
+        correct = rng.random(600) < 0.75
+        loose += accuracy_trend(correct).severity > Severity.LOW
+        strict += accuracy_trend(correct, alpha).severity > Severity.LOW
+    assert loose > 0 and strict == 0
+    falling = np.concatenate([rng.random(300) < 0.9, rng.random(300) < 0.7])
+    assert accuracy_trend(falling, alpha).severity >= Severity.MEDIUM

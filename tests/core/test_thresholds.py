@@ -99,3 +99,15 @@ def test_the_score_is_always_between_0_and_100(accuracy: float, p99: float, rps:
                        "requests_per_second": rps, "error_ratio": errors}, LIMITS)
     assert result.score is not None and 0.0 <= result.score <= 100.0
     assert result.level != Level.UNKNOWN
+
+
+def test_a_minimum_with_a_confidence_bound_is_breached_only_beyond_chance() -> None:
+    """Accuracy 0.80 on few labels (upper bound 0.88) is noise against a minimum of 0.85; on
+    many labels (upper bound 0.83) it is a breach, and the breach says what was judged."""
+    noisy = evaluate({**HEALTHY, "accuracy": 0.80}, LIMITS, {"accuracy": 0.88})
+    assert noisy.breaches == () and "min_accuracy" in noisy.checked
+    (breach,) = evaluate({**HEALTHY, "accuracy": 0.80}, LIMITS, {"accuracy": 0.83}).breaches
+    assert breach.to_json() == {"threshold": "min_accuracy", "value": 0.80, "limit": 0.85,
+                                "bound": 0.83}
+    unbounded = evaluate({**HEALTHY, "accuracy": 0.80}, LIMITS, {"accuracy": None})
+    assert [b.threshold for b in unbounded.breaches] == ["min_accuracy"]

@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 from lifecycled.config import parse_settings
 from lifecycled.context import Context
+from lifecycled.core.outcomes import accuracy_upper_bound
 from lifecycled.domain import ModelRef, ModelSpec, Status
-from lifecycled.store.results import latest_quality
+from lifecycled.store.results import latest_evaluation, latest_quality
 from lifecycled.store.serving import latest_snapshots, source_health
 from lifecycled.tasks.collect import run_collect
+from lifecycled.tasks.evaluate import run_evaluate
 from lifecycled.tasks.quality import run_quality
 
 from tests.helpers import Clock
@@ -28,7 +30,8 @@ def context(tmp_path: Path, outcomes: Path, clock: Clock) -> Context:
         "schedule": {"quality": "5m"},
         "models": {REF.name: {"quality": {"outcomes": str(outcomes)}}}})
     store = open_test_store(tmp_path)
-    store.register(ModelSpec(REF, owner_team="t", business_domain="d"), Status.PRODUCTION,
+    store.register(ModelSpec(REF, owner_team="t", business_domain="d",
+                             thresholds=settings.thresholds_for(REF.name)), Status.PRODUCTION,
                    actor="test", reason="r", now=clock())
     return Context(settings, store, clock=clock, environ={})
 
@@ -40,10 +43,20 @@ def test_outcomes_become_a_result_and_fresh_snapshots(tmp_path: Path) -> None:
     assert run_quality(ctx) == {str(REF): "ok"}
     (stored,) = latest_quality(ctx.store)
     assert stored.result["accuracy"] == 0.75
+    # a verdict repeated every 5 minutes, within 1 false alarm in 30 days
+    assert stored.result["alpha"] == pytest.approx(1 / 8640)
+    assert stored.result["alpha_basis"] == ("from a budget of 1 false alarm per 30d at one "
+                                            "check every 5m")
+    assert stored.result["accuracy_upper"] == pytest.approx(
+        accuracy_upper_bound(300, 400, 1 / 8640))
     assert [(h.source, h.up) for h in source_health(ctx.store)] == [("outcomes:credit_scoring",
                                                                       True)]
     run_collect(ctx)  # no Triton configured: a snapshot of quality only
     assert latest_snapshots(ctx.store)[REF].values["accuracy"] == 0.75
+    run_evaluate(ctx)
+    (evaluation,) = latest_evaluation(ctx.store)  # 0.75 on 400 labels: below 0.85 beyond chance
+    (breach,) = evaluation.result["breaches"]
+    assert breach["threshold"] == "min_accuracy" and breach["bound"] < 0.85
     clock.now += 9 * 60  # within two quality intervals (10 min): still current
     run_collect(ctx)
     assert latest_snapshots(ctx.store)[REF].values["accuracy"] == 0.75

@@ -173,6 +173,9 @@ def _drift_text(record: dict[str, Any]) -> str:
     drivers = record.get("drivers") or []
     lines = [table(["FEATURE", "KIND", "D/TVD", "P", "PSI", "JS", "MISSING", "SEVERITY / REASON"],
                    rows), "",
+             *([f"judged at alpha = {record['alpha']:.3g}"
+                + (f", {record['alpha_basis']}" if record.get("alpha_basis") else "")]
+               if record.get("alpha") is not None else []),
              f"model severity: {record['severity']}"
              + (f" (driven by {', '.join(drivers)})" if drivers else "")
              + f"; drifted features{_at_or_above(record)}: "
@@ -217,6 +220,9 @@ def cmd_drift(args: argparse.Namespace) -> int:
     now = time.time()
     progress = _progress("drift")
     if args.model:
+        if args.alpha is not None:
+            raise InputError("--alpha: a configured model is judged as the daemon judges it, "
+                             "from its false-alarm budget (or its drift.alpha)")
         ref = ModelRef.parse(args.model)
         with app.opened(args.config) as ctx:
             _, record = run_model_drift(ctx.context(), ref, now=now, progress=progress)
@@ -229,8 +235,12 @@ def cmd_drift(args: argparse.Namespace) -> int:
                              categorical=_split(args.categorical) or (),
                              exclude=_split(args.exclude) or (), timeout=args.timeout,
                              strict_features=True)
+        alpha = DriftPolicy.alpha if args.alpha is None else args.alpha
+        basis = ("the one-shot default: a stationary window is judged medium or worse in at "
+                 "most 0.5 % of checks" if args.alpha is None else "given by --alpha")
         settings = DriftPolicy(bins=args.bins, min_samples=args.min_samples,
-                               correction=args.correction, alpha=args.alpha, rule=args.rule)
+                               correction=args.correction, alpha=alpha, rule=args.rule,
+                               basis=basis)
         cache = None if args.no_cache else _profile_cache(args.cache_dir, now)
         record = check_to_json(check_drift(inputs, settings, cache_dir=cache, now=now,
                                            progress=progress), now=now)
@@ -341,8 +351,11 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, as_json: argparse.Arg
     p.add_argument("--correction", choices=["none", "bonferroni", "bh"],
                    default=defaults.correction, help="p-value correction across features")
     p.add_argument("--alpha", type=number(float, 0, 1, low_open=True, high_open=True),
-                   default=defaults.alpha,
-                   help="an effect counts only where its test is significant at this level")
+                   default=None,
+                   help="an effect counts only where its test is significant at this level "
+                        f"(default: {defaults.alpha}, a stationary window of any size judged "
+                        "medium or worse in at most 0.5 %% of checks; --model: the daemon's, "
+                        "from the false-alarm budget)")
     p.add_argument("--rule", choices=["tiers", "seed"], default=defaults.rule,
                    help="severity rule: effect-size tiers gated by significance, or the seed's "
                         "composite cut points")

@@ -9,8 +9,9 @@ from scipy import stats
 
 from lifecycled.domain import Severity
 
-# Indicator limits of the windowed-accuracy trend; each also needs p < SIGNIFICANCE, so that the
-# sampling noise of windows of 100 outcomes is never read as drift.
+# Indicator limits of the windowed-accuracy trend; each also needs p < alpha (SIGNIFICANCE for a
+# one-shot check; the daemon's from the false-alarm budget), so that the sampling noise of
+# windows of 100 outcomes is never read as drift.
 SLOPE_LIMIT = -0.01  # accuracy lost per window
 CV_LIMIT = 0.1  # coefficient of variation of window accuracies
 DROP_LIMIT = 0.05  # the first half's accuracy minus the second half's (whole windows each)
@@ -50,7 +51,7 @@ class ConceptDrift:
     reason: str = ""
 
 
-def accuracy_trend(correct: np.ndarray) -> AccuracyTrend | None:
+def accuracy_trend(correct: np.ndarray, alpha: float = SIGNIFICANCE) -> AccuracyTrend | None:
     """Window = min(100, n // 4); at least 3 windows; slope, CV and the drop from the first half
     of the windows to the second (the middle window of an odd count in neither)."""
     n = int(correct.size)
@@ -69,9 +70,9 @@ def accuracy_trend(correct: np.ndarray) -> AccuracyTrend | None:
     p_value = float(fit.pvalue) if np.isfinite(fit.pvalue) else 1.0
     spread_p, drop_p = _spread_p_value(accuracies, window), _drop_p_value(first, second, half * window)
     indicators = tuple(name for name, hit in (
-        ("declining_trend", slope < SLOPE_LIMIT and p_value < SIGNIFICANCE),
-        ("unstable_accuracy", cv > CV_LIMIT and spread_p < SIGNIFICANCE),
-        ("accuracy_drop", drop > DROP_LIMIT and drop_p < SIGNIFICANCE),
+        ("declining_trend", slope < SLOPE_LIMIT and p_value < alpha),
+        ("unstable_accuracy", cv > CV_LIMIT and spread_p < alpha),
+        ("accuracy_drop", drop > DROP_LIMIT and drop_p < alpha),
     ) if hit)
     severity = (Severity.HIGH if len(indicators) >= 2 else
                 Severity.MEDIUM if indicators else Severity.LOW)
@@ -114,13 +115,14 @@ def page_hinkley(errors: np.ndarray, *, delta: float = 0.005, threshold: float =
                        float(ph.max()), threshold, delta)
 
 
-def concept_drift(correct: np.ndarray, *, min_samples: int = 100) -> ConceptDrift:
+def concept_drift(correct: np.ndarray, *, min_samples: int = 100,
+                  alpha: float = SIGNIFICANCE) -> ConceptDrift:
     """Judge concept drift from per-prediction correctness, oldest first."""
     correct = np.asarray(correct, dtype=bool)
     if correct.size < min_samples:
         return ConceptDrift(int(correct.size), None, None, None,
                             reason=f"insufficient_samples: {correct.size} outcomes, need {min_samples}")
-    trend = accuracy_trend(correct)
+    trend = accuracy_trend(correct, alpha)
     ph = page_hinkley(~correct)
     severity = trend.severity if trend else Severity.LOW
     if ph.detected:

@@ -156,6 +156,8 @@ class DriftResult:
     alert_severity: Severity = Severity.MEDIUM  # what counts as drifted in drifted_share
     rule: str = "tiers"
     drivers: tuple[str, ...] = ()  # the features whose severity is the model's
+    alpha: float = DriftPolicy.alpha  # the significance the tests were judged at
+    alpha_basis: str = ""  # where it comes from, in words
 
     @property
     def worst(self) -> FeatureDrift | None:
@@ -425,6 +427,8 @@ def _verdict(verdicts: list[FeatureDrift], settings: DriftPolicy) -> DriftResult
         alert_severity=settings.alert_severity,
         rule=settings.rule,
         drivers=drivers,
+        alpha=settings.alpha,
+        alpha_basis=settings.basis,
     )
 
 
@@ -500,6 +504,8 @@ def result_to_json(result: DriftResult) -> dict[str, object]:
         "drivers": list(result.drivers),
         "drifted_share": result.drifted_share,
         "alert_severity": result.alert_severity.label,
+        "alpha": result.alpha,
+        "alpha_basis": result.alpha_basis,
         "judged": result.judged,
         "unjudged": len(result.features) - result.judged,
         "significant": result.significant,

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
-from lifecycled.core.concept import concept_drift, concept_to_json
+from lifecycled.core.concept import SIGNIFICANCE, concept_drift, concept_to_json
 from lifecycled.core.quality import evaluate_quality, normalise, quality_to_json
 from lifecycled.core.segments import label_text
 from lifecycled.errors import InputError, SourceError
@@ -26,9 +27,11 @@ class OutcomeColumns:
 
 
 def quality_of(where: str, data: Mapping[str, np.ndarray], columns: OutcomeColumns, *,
-               positive_label: str | None = None, min_samples: int = 100) -> dict[str, Any]:
+               positive_label: str | None = None, min_samples: int = 100,
+               alpha: float = SIGNIFICANCE) -> dict[str, Any]:
     """Quality metrics and concept drift (JSON form) of predictions beside their labels, in the
-    order they were made; ``where`` names their source in errors."""
+    order they were made; ``where`` names their source in errors. Concept drift's indicators and
+    the accuracy's upper confidence bound (``accuracy_upper``) are at ``alpha``."""
     pattern = where
     needed = [c for c in (columns.prediction, columns.label, columns.score) if c]
     needed += list((columns.class_scores or {}).values())
@@ -51,8 +54,22 @@ def quality_of(where: str, data: Mapping[str, np.ndarray], columns: OutcomeColum
     correct = pred == true
     result = quality_to_json(quality)
     result["unlabelled"] = int((~known).sum())
-    result["concept"] = concept_to_json(concept_drift(correct, min_samples=min_samples))
+    result["concept"] = concept_to_json(concept_drift(correct, min_samples=min_samples,
+                                                      alpha=alpha))
+    result["accuracy_upper"] = accuracy_upper_bound(int(correct.sum()), int(correct.size), alpha)
+    result["alpha"] = alpha
     return result
+
+
+def accuracy_upper_bound(right: int, outcomes: int, alpha: float) -> float | None:
+    """The one-sided upper confidence bound of an accuracy of ``right`` out of ``outcomes`` at
+    level 1 - alpha (Clopper-Pearson, exact): a minimum accuracy is breached beyond chance only
+    when even this bound is below it. None without outcomes."""
+    if outcomes == 0:
+        return None
+    if right >= outcomes:
+        return 1.0
+    return float(stats.beta.ppf(1 - alpha, right + 1, outcomes - right))
 
 
 def _numeric(pattern: str, data: Mapping[str, np.ndarray], column: str, known: np.ndarray

@@ -16,9 +16,11 @@ class Breach:
     threshold: str
     value: float
     limit: float
+    bound: float | None = None  # the confidence bound judged instead of the value, if any
 
     def to_json(self) -> dict[str, Any]:
-        return {"threshold": self.threshold, "value": self.value, "limit": self.limit}
+        found = {"threshold": self.threshold, "value": self.value, "limit": self.limit}
+        return found if self.bound is None else {**found, "bound": self.bound}
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,12 @@ class Evaluation:
     level: Level
 
 
-def find_breaches(values: Mapping[str, float | None], thresholds: Mapping[str, float]
+def find_breaches(values: Mapping[str, float | None], thresholds: Mapping[str, float],
+                  bounds: Mapping[str, float | None] | None = None
                   ) -> tuple[list[Breach], list[str], list[str]]:
+    """Breached, checked and unknown thresholds. A minimum whose value comes with an upper
+    confidence bound (``bounds``, by field: accuracy from labels) is breached only when even
+    the bound is below it: a low accuracy on few labels is noise, not a breach."""
     breaches, checked, unknown = [], [], []
     for threshold in THRESHOLDS:
         key = threshold.key
@@ -43,8 +49,9 @@ def find_breaches(values: Mapping[str, float | None], thresholds: Mapping[str, f
             unknown.append(key)
             continue
         checked.append(key)
-        if threshold.breached(value, thresholds[key]):
-            breaches.append(Breach(key, value, thresholds[key]))
+        bound = (bounds or {}).get(threshold.field) if threshold.direction == "min" else None
+        if threshold.breached(value if bound is None else bound, thresholds[key]):
+            breaches.append(Breach(key, value, thresholds[key], bound))
     return breaches, checked, unknown
 
 
@@ -82,9 +89,11 @@ def level_of(score: float | None) -> Level:
     return Level.CRITICAL
 
 
-def evaluate(values: Mapping[str, float | None], thresholds: Mapping[str, float]) -> Evaluation:
-    """Breaches of the six thresholds and the weighted score, renormalised over known parts."""
-    breaches, checked, unknown = find_breaches(values, thresholds)
+def evaluate(values: Mapping[str, float | None], thresholds: Mapping[str, float],
+             bounds: Mapping[str, float | None] | None = None) -> Evaluation:
+    """Breaches of the six thresholds (minimums judged on ``bounds`` where given) and the
+    weighted score, renormalised over known parts."""
+    breaches, checked, unknown = find_breaches(values, thresholds, bounds)
     components = score_components(values, thresholds)
     total = sum(WEIGHTS[k] for k in components)
     score = sum(WEIGHTS[k] * v for k, v in components.items()) / total if total else None

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from lifecycled.context import Context
+from lifecycled.core.concept import SIGNIFICANCE
 from lifecycled.core.outcomes import OutcomeColumns, quality_of
 from lifecycled.core.segments import OTHER, label, masks, text, top_values
 from lifecycled.domain import QUALITY_METRICS, ModelRef, Status
@@ -36,14 +37,21 @@ def run_quality(ctx: Context) -> dict[str, Any]:
         settings = model.quality
         source = (f"outcomes:{ref.name}" if settings.outcomes else
                   "prometheus" if settings.promql else f"predictions:{ref.name}")
+        # a verdict repeated at each pass: judged within the model's false-alarm budget
+        significance = ctx.settings.significance(ref.name, ctx.settings.schedule.quality)
         with ctx.source(source) as call:
             if settings.outcomes:
-                result = _from_outcomes(model, ref, ctx.settings.sources.files.timeout)
+                result = _from_outcomes(model, ref, ctx.settings.sources.files.timeout,
+                                        significance.alpha)
             elif settings.promql:
                 result = _from_promql(ctx, ref, dict(settings.promql.items()))
             else:  # a prediction log: files, pushes, or both, judged alike
                 ingest(ctx, ref, model, now)
-                result = judge(ctx, ref, model, now)
+                result = judge(ctx, ref, model, now, significance.alpha)
+            if "alpha" in result:
+                result["alpha_basis"] = significance.basis
+            if result.get("estimated"):  # the estimate's breach: judged on its interval
+                result["accuracy_upper"] = (result.get("estimate") or {}).get("accuracy_upper")
             add_quality_result(ctx.store, ref, result, now=now)
         done[str(ref)] = call.error or "ok"
     return done
@@ -63,7 +71,8 @@ def _due(settings: QualitySettings, ref: ModelRef, status: Status, pushed: bool)
     return status == Status.PRODUCTION or any("{version}" in text for text in texts)
 
 
-def _from_outcomes(model: ModelSettings, ref: ModelRef, timeout: float) -> dict[str, Any]:
+def _from_outcomes(model: ModelSettings, ref: ModelRef, timeout: float, alpha: float
+                   ) -> dict[str, Any]:
     settings = model.quality
     assert settings.outcomes is not None
     columns = OutcomeColumns(settings.prediction_column, settings.label_column,
@@ -71,7 +80,7 @@ def _from_outcomes(model: ModelSettings, ref: ModelRef, timeout: float) -> dict[
                              dict(settings.score_columns) or None)
     return check_quality(settings.outcomes.replace("{version}", ref.version), columns,
                          timeout=timeout, segment_by=model.segment_by,
-                         segment_top=model.segment_top)
+                         segment_top=model.segment_top, alpha=alpha)
 
 
 def _from_promql(ctx: Context, ref: ModelRef, queries: Mapping[str, str]) -> dict[str, Any]:
@@ -88,22 +97,23 @@ def _from_promql(ctx: Context, ref: ModelRef, queries: Mapping[str, str]) -> dic
 
 def check_quality(pattern: str, columns: OutcomeColumns, *, positive_label: str | None = None,
                   min_samples: int = 100, timeout: float = DEFAULT_TIMEOUT,
-                  segment_by: Sequence[str] = (), segment_top: int = 10) -> dict[str, Any]:
+                  segment_by: Sequence[str] = (), segment_top: int = 10,
+                  alpha: float = SIGNIFICANCE) -> dict[str, Any]:
     """Return quality metrics and concept drift (JSON form) for an outcomes file, URL or glob,
     and per segment of the ``segment_by`` columns (``core.segments``)."""
     sample = read_sample(pattern, timestamp_column=columns.timestamp, timeout=timeout)
     result = quality_of(pattern, sample.columns, columns, positive_label=positive_label,
-                        min_samples=min_samples)
+                        min_samples=min_samples, alpha=alpha)
     result["files"] = list(sample.files)
     if segment_by:
         result["segments"] = list(_segments(pattern, sample.columns, columns, segment_by,
-                                            segment_top, positive_label, min_samples))
+                                            segment_top, positive_label, min_samples, alpha))
     return result
 
 
 def _segments(pattern: str, data: Mapping[str, np.ndarray], columns: OutcomeColumns,
               segment_by: Sequence[str], top: int, positive_label: str | None,
-              min_samples: int) -> Iterator[dict[str, Any]]:
+              min_samples: int, alpha: float) -> Iterator[dict[str, Any]]:
     for column in segment_by:
         if column not in data:
             yield {"segment": label(column, OTHER), "column": column, "value": OTHER,
@@ -119,7 +129,8 @@ def _segments(pattern: str, data: Mapping[str, np.ndarray], columns: OutcomeColu
             try:
                 found = quality_of(f"{pattern}, segment {label(column, value)}",
                                    {k: v[rows] for k, v in data.items()}, columns,
-                                   positive_label=positive_label, min_samples=min_samples)
+                                   positive_label=positive_label, min_samples=min_samples,
+                                   alpha=alpha)
             except SourceError as exc:  # e.g. a segment whose labels share nothing
                 yield {**entry, "error": str(exc)}
                 continue

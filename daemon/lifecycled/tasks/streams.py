@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from lifecycled.context import Context
 from lifecycled.core.cbpe import METRICS
+from lifecycled.core.concept import SIGNIFICANCE
 from lifecycled.core.outcomes import OutcomeColumns, quality_of
 from lifecycled.core.segments import OTHER, label, label_text, masks, text, top_of
 from lifecycled.domain import ModelRef
@@ -274,9 +275,10 @@ def _validated(schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> pa.Table
     return pa.Table.from_batches(kept, schema=schema)
 
 
-def judge(ctx: Context, ref: ModelRef, model: ModelSettings, now: float) -> dict[str, Any]:
+def judge(ctx: Context, ref: ModelRef, model: ModelSettings, now: float,
+          alpha: float = SIGNIFICANCE) -> dict[str, Any]:
     """The quality result of the matured window, with its coverage and label lag, and the
-    same per segment (``segment_by``)."""
+    same per segment (``segment_by``); concept drift and the accuracy's bound at ``alpha``."""
     quality = model.quality
     until = now - quality.maturity
     since = until - quality.window
@@ -285,7 +287,7 @@ def judge(ctx: Context, ref: ModelRef, model: ModelSettings, now: float) -> dict
               if quality.estimate and (quality.score_column or quality.score_columns) else None)
     where = f"{ref} predictions and labels"
     labels, measured, estimate = _judge_window(where, window, newest, quality, since=since,
-                                               until=until, now=now)
+                                               until=until, now=now, alpha=alpha)
     result: dict[str, Any] = {"samples": window.labelled, "source": "predictions and labels"}
     if labels["judged"]:
         result.update(measured or {})
@@ -307,12 +309,12 @@ def judge(ctx: Context, ref: ModelRef, model: ModelSettings, now: float) -> dict
             result["estimation"] = realized
     if model.segment_by:
         result["segments"] = _segments(where, window, newest, model, since=since, until=until,
-                                       now=now)
+                                       now=now, alpha=alpha)
     return result
 
 
 def _judge_window(where: str, window: Matured, newest: Recent | None, quality: QualitySettings,
-                  *, since: float, until: float, now: float
+                  *, since: float, until: float, now: float, alpha: float = SIGNIFICANCE
                   ) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]:
     """The coverage and label lag of a matured window (``labels``), its quality and concept
     drift when it has labels, and the estimate of the newest predictions (``newest``) calibrated
@@ -329,7 +331,7 @@ def _judge_window(where: str, window: Matured, newest: Recent | None, quality: Q
                             else "no labels yet for the matured window")
         return labels, None, None
     data, columns = _window_data(window, quality)
-    measured = quality_of(where, data, columns)
+    measured = quality_of(where, data, columns, alpha=alpha)
     estimate = (_estimate(measured, data, quality, newest, since=until, until=now)
                 if newest is not None else None)
     labels["judged"] = coverage is not None and coverage >= quality.min_coverage
@@ -346,7 +348,7 @@ def _judge_window(where: str, window: Matured, newest: Recent | None, quality: Q
 
 
 def _segments(where: str, window: Matured, newest: Recent | None, model: ModelSettings, *,
-              since: float, until: float, now: float) -> list[dict[str, Any]]:
+              since: float, until: float, now: float, alpha: float) -> list[dict[str, Any]]:
     """Coverage, quality and the estimate of each segment (``core.segments``): the segments
     are the values with the most predictions in the matured window."""
     def values(stored: list[str | None], column: str) -> np.ndarray:
@@ -371,7 +373,7 @@ def _segments(where: str, window: Matured, newest: Recent | None, model: ModelSe
                 labels, measured, estimate = _judge_window(
                     f"{where}, segment {label(column, value)}", part,
                     newest.where(latest[value]) if newest is not None else None, model.quality,
-                    since=since, until=until, now=now)
+                    since=since, until=until, now=now, alpha=alpha)
             except SourceError as exc:  # e.g. a segment whose labels share nothing
                 entry["error"] = str(exc)
                 found.append(entry)

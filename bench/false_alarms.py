@@ -1,0 +1,177 @@
+"""False alarms of repeated verdicts against the false-alarm budget (the tables in
+docs/benchmarks.md).
+
+The daemon judges each model at the significance its budget gives for its schedule (here the
+default 1/30d, a drift check and a quality pass every 5 minutes); peers judge every check at a
+fixed alpha of 0.05. Everything below runs lifecycled's own engine and settings:
+
+1. Stationary drift: models of 20 features, each with its own 100,000-row N(0, 1) reference,
+   checked on fresh stationary windows of 100, 1,000 and 10,000 rows. A false alarm is a check
+   judged medium or worse (a model.drift_detected event). Fresh windows make every check a new
+   chance, the most a sliding window's overlapping checks could give. The rate per model per
+   30 days is the measured rate per check times the checks in 30 days (8,640), with its
+   one-sided 95 % (Clopper-Pearson) upper bound, beside the same at alpha 0.05.
+2. Shifted drift: one feature of each model shifts by 0.5 sd; the window slides, so after k
+   checks k/12 of a one-hour window holds shifted rows. Share detected (medium or worse) within
+   36 checks (3 hours) and the delay in checks, median and p90.
+3. Accuracy from labels: a model steadily 90 % right against a minimum of 0.85, 50-500 labels a
+   window (drawn per model), a verdict every 5 minutes for the whole replay: breaches of the
+   point estimate (what a plain threshold does) against breaches judged on the upper confidence
+   bound at the budget's alpha.
+
+    python bench/false_alarms.py              # the tables (about half an hour on 2 cores)
+    python bench/false_alarms.py --quick      # tiny sizes (smoke test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import numpy as np
+from lifecycled.config import parse_settings
+from lifecycled.core.drift import compare
+from lifecycled.core.outcomes import accuracy_upper_bound
+from lifecycled.core.profile import build_profile
+from lifecycled.domain import DriftPolicy, Severity
+from scipy import stats
+
+PERIOD_CHECKS = 30 * 288  # checks in 30 days at one every 5 minutes
+WINDOW_CHECKS = 12  # a one-hour sliding window holds 12 checks' worth of rows
+FEATURES = 20
+REFERENCE_ROWS = 100_000
+
+
+def upper(events: int, trials: int, confidence: float = 0.95) -> float:
+    """One-sided Clopper-Pearson upper bound of a rate."""
+    if events >= trials:
+        return 1.0
+    return float(stats.beta.ppf(confidence, events + 1, trials - events))
+
+
+def profile(rng: np.random.Generator, features: int, rows: int) -> object:
+    return build_profile({f"f{i}": rng.normal(size=rows) for i in range(features)})
+
+
+def stationary(rows: int, checks: int, models: int, policy: DriftPolicy, features: int,
+               reference_rows: int, seed: int) -> int:
+    """Checks judged medium or worse among ``checks`` fresh stationary windows, spread over
+    ``models`` models (one reference each, built in turn so that one is in memory at a time)."""
+    rng = np.random.default_rng(seed)
+    alarms = 0
+    per_model = math.ceil(checks / models)
+    done = 0
+    for _ in range(models):
+        reference = profile(rng, features, reference_rows)
+        for _ in range(min(per_model, checks - done)):
+            window = {f"f{i}": rng.normal(size=rows) for i in range(features)}
+            alarms += compare(reference, window, policy).severity >= Severity.MEDIUM
+            done += 1
+    return alarms
+
+
+def shifted(rows: int, models: int, policy: DriftPolicy, features: int, reference_rows: int,
+            seed: int, limit: int = 36) -> list[int | None]:
+    """Per model, the checks after a 0.5 sd shift of one feature until it is judged medium or
+    worse (None: not within ``limit``)."""
+    rng = np.random.default_rng(seed)
+    delays: list[int | None] = []
+    for _ in range(models):
+        reference = profile(rng, features, reference_rows)
+        found = None
+        for k in range(1, limit + 1):
+            window = {f"f{i}": rng.normal(size=rows) for i in range(features)}
+            moved = int(rows * min(1.0, k / WINDOW_CHECKS))
+            window["f0"][:moved] += 0.5
+            if compare(reference, window, policy).severity >= Severity.MEDIUM:
+                found = k
+                break
+        delays.append(found)
+    return delays
+
+
+def accuracy_replay(models: int, days: int, alpha: float, seed: int) -> tuple[int, int, int]:
+    """(verdicts, point-estimate breaches, bound breaches) of a model 90 % right against 0.85."""
+    rng = np.random.default_rng(seed)
+    verdicts = point = bound = 0
+    for _ in range(models):
+        labels = int(rng.integers(50, 501))
+        right = rng.binomial(labels, 0.90, days * 288)
+        verdicts += right.size
+        point += int(np.sum(right / labels < 0.85))
+        bounds = {r: accuracy_upper_bound(int(r), labels, alpha) for r in np.unique(right)}
+        bound += sum(bounds[int(r)] < 0.85 for r in right)
+    return verdicts, point, bound
+
+
+def per_30_days(events: int, trials: int) -> str:
+    return f"{events / trials * PERIOD_CHECKS:.3g} (95 % upper {upper(events, trials) * PERIOD_CHECKS:.3g})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
+    parser.add_argument("--checks", type=int, default=30_000,
+                        help="stationary checks per window size at the budget's alpha")
+    parser.add_argument("--fixed-checks", type=int, default=2_000,
+                        help="stationary checks per window size at alpha 0.05")
+    parser.add_argument("--models", type=int, default=200)
+    parser.add_argument("--shifted-models", type=int, default=20)
+    parser.add_argument("--days", type=int, default=7, help="days of the accuracy replay")
+    args = parser.parse_args()
+    sizes = [100, 1_000, 10_000]
+    features, reference_rows = FEATURES, REFERENCE_ROWS
+    if args.quick:
+        args.checks, args.fixed_checks, args.models, args.shifted_models, args.days = (
+            40, 40, 2, 2, 1)
+        sizes, features, reference_rows = [100], 4, 5_000
+    settings = parse_settings({"schedule": {"drift": "5m", "quality": "5m"}})
+    budgeted = settings.drift_policy("model")
+    fixed = DriftPolicy(alpha=0.05, basis="fixed at 0.05 per check")
+    alarms, period = settings.false_alarm_budget("model")
+    print(f"budget: {alarms:g} false alarm per {period / 86400:g} days per model; one check every "
+          f"5 minutes ({PERIOD_CHECKS} per 30 days); drift judged at alpha {budgeted.alpha:.3g} "
+          f"per family of tests ({budgeted.basis})")
+    print()
+    print("stationary drift: false alarms per model per 30 days")
+    print("| window rows | checks (budget) | alarms | per model per 30 days | budget | checks "
+          "(alpha 0.05) | alarms | per model per 30 days | seconds |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for rows in sizes:
+        started = time.perf_counter()
+        found = stationary(rows, args.checks, args.models, budgeted, features, reference_rows,
+                           seed=rows)
+        loose = stationary(rows, args.fixed_checks, max(1, args.models // 10), fixed, features,
+                           reference_rows, seed=rows + 1)
+        print(f"| {rows:,} | {args.checks:,} | {found} | {per_30_days(found, args.checks)} | "
+              f"{alarms:g} | {args.fixed_checks:,} | {loose} | "
+              f"{per_30_days(loose, args.fixed_checks)} | {time.perf_counter() - started:.0f} |",
+              flush=True)
+    print()
+    print(f"a 0.5 sd shift of one feature, the window sliding over it: {args.shifted_models} "
+          f"models per size, detection (medium or worse) within 36 checks")
+    print("| window rows | detected | delay in checks, median | p90 |")
+    print("|---|---|---|---|")
+    for rows in sizes:
+        delays = shifted(rows, args.shifted_models, budgeted, features, reference_rows,
+                         seed=rows + 2)
+        found_delays = [d for d in delays if d is not None]
+        median = f"{np.median(found_delays):g}" if found_delays else "-"
+        p90 = f"{np.percentile(found_delays, 90):g}" if found_delays else "-"
+        print(f"| {rows:,} | {len(found_delays)}/{len(delays)} | {median} | {p90} |", flush=True)
+    print()
+    quality = settings.significance("model", settings.schedule.quality)
+    verdicts, point, bound = accuracy_replay(args.models, args.days, quality.alpha, seed=3)
+    print(f"accuracy from labels: {args.models} models steadily 90 % right, minimum 0.85, "
+          f"50-500 labels a window, a verdict every 5 minutes for {args.days} days "
+          f"({verdicts:,} verdicts); the bound at alpha {quality.alpha:.3g}")
+    print("| judged on | breaches | per model per 30 days | budget |")
+    print("|---|---|---|---|")
+    print(f"| the point estimate | {point:,} | {per_30_days(point, verdicts)} | {alarms:g} |")
+    print(f"| the upper confidence bound | {bound:,} | {per_30_days(bound, verdicts)} | "
+          f"{alarms:g} |")
+
+
+if __name__ == "__main__":
+    main()
