@@ -384,3 +384,20 @@ def test_a_malformed_budget_is_refused_with_its_key(budget: str, message: str) -
     found = problems({"defaults": {"monitoring": {"false_alarm_budget": budget}}})
     assert len(found) == 1 and found[0].startswith("defaults.monitoring.false_alarm_budget: ")
     assert message in found[0], found
+
+
+def test_a_regression_model_has_its_own_thresholds_and_no_accuracy() -> None:
+    """A model whose model_type is regression is checked against its error limits, none by
+    default (they are in its target's units), and never against the default min_accuracy."""
+    settings = parse_settings({"models": {"loss_given_default": {
+        "model_type": "regression",
+        "thresholds": {"max_mae": 0.08, "max_mape": "15%", "min_r2": 0.4, "max_bias": 0.02}}}})
+    limits = settings.thresholds_for("loss_given_default")
+    assert "min_accuracy" not in limits
+    assert limits["max_mae"] == 0.08 and limits["max_mape_ratio"] == pytest.approx(0.15)
+    assert limits["min_r_squared"] == 0.4 and limits["max_abs_mean_error"] == 0.02
+    assert "max_rmse" not in limits  # not configured: not checked
+    classifier = settings.thresholds_for("credit_scoring")
+    assert classifier["min_accuracy"] == 0.85 and "max_mae" not in classifier
+    assert problems({"defaults": {"thresholds": {"min_r2": 1.5}}}) == [
+        "defaults.thresholds.min_r2: input should be less than or equal to 1, got 1.5"]

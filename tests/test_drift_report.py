@@ -68,6 +68,8 @@ def test_the_cli_writes_a_report_that_chromium_renders(cli: object, tmp_path: Pa
               config=None)  # type: ignore[operator]
     assert isinstance(run, CliResult) and run.code == 0, run.err
     assert f"HTML report: {report}" in run.out
+    assert ("Judged at &alpha; = 0.005, the one-shot default: a stationary window is judged "
+            "medium or worse in at most 0.5 % of checks.") in report.read_text()
     check_in_browser(report.as_uri(), tmp_path, {"amount", "channel"}, set())
 
 

@@ -141,11 +141,14 @@ class Threshold:
     key: str  # base-unit key as stored, evaluated and exported (label ``threshold``)
     setting: str  # key under ``thresholds:`` in the configuration
     field: str  # snapshot field compared with the limit
-    direction: Literal["min", "max"]  # min: breached below the limit; max: above it
-    unit: str  # ratio, seconds, requests_per_second, bytes
+    # min: breached below the limit; max: above it; band: its size, either way, above it
+    direction: Literal["min", "max", "band"]
+    unit: str  # ratio, seconds, requests_per_second, bytes, target (a regression's units)
     label: str  # words for people
 
     def breached(self, value: float, limit: float) -> bool:
+        if self.direction == "band":
+            return abs(value) > limit
         return value < limit if self.direction == "min" else value > limit
 
 
@@ -157,7 +160,20 @@ THRESHOLDS = (
               "requests_per_second", "throughput"),
     Threshold("max_error_ratio", "max_error_ratio", "error_ratio", "max", "ratio", "error ratio"),
     Threshold("max_memory_bytes", "max_memory", "memory_bytes", "max", "bytes", "memory"),
+    # a regression model's (model_type: regression); none by default: they are in its units
+    Threshold("max_mae", "max_mae", "mae", "max", "target", "mean absolute error"),
+    Threshold("max_rmse", "max_rmse", "rmse", "max", "target", "root mean squared error"),
+    Threshold("max_mape_ratio", "max_mape", "mape_ratio", "max", "ratio",
+              "mean absolute percentage error"),
+    Threshold("min_r_squared", "min_r2", "r_squared", "min", "number", "R squared"),
+    Threshold("max_abs_mean_error", "max_bias", "mean_error", "band", "target",
+              "mean error (bias)"),
 )
+# the thresholds of a classifier's quality, and of a regression model's: a model is checked
+# against those of its type only
+CLASSIFIER_THRESHOLDS = frozenset({"min_accuracy"})
+REGRESSION_THRESHOLDS = frozenset({"max_mae", "max_rmse", "max_mape_ratio", "min_r_squared",
+                                   "max_abs_mean_error"})
 THRESHOLD_BY_KEY = {t.key: t for t in THRESHOLDS}
 
 
@@ -215,8 +231,25 @@ QUALITY_METRICS = (
                   "F1 score from labelled outcomes (0-1)."),
     QualityMetric("roc_auc", "roc_auc", "lifecycled_model_roc_auc_ratio",
                   "ROC AUC from labelled outcomes (0-1)."),
+    # a regression model's (model_type: regression), in the units of its target
+    QualityMetric("mae", "mae", "lifecycled_model_mean_absolute_error",
+                  "Mean absolute error of a regression model from labelled outcomes, in the "
+                  "units of its target."),
+    QualityMetric("rmse", "rmse", "lifecycled_model_root_mean_squared_error",
+                  "Root mean squared error of a regression model from labelled outcomes, in the "
+                  "units of its target."),
+    QualityMetric("mape", "mape_ratio", "lifecycled_model_mean_absolute_percentage_error_ratio",
+                  "Mean absolute percentage error of a regression model (0.05 is 5 %), over the "
+                  "outcomes whose label is not 0."),
+    QualityMetric("r2", "r_squared", "lifecycled_model_r_squared",
+                  "R squared (coefficient of determination) of a regression model; absent when "
+                  "the labels are constant."),
+    QualityMetric("mean_error", "mean_error", "lifecycled_model_mean_error",
+                  "Mean of prediction minus label of a regression model (bias: above 0 it "
+                  "over-predicts), in the units of its target."),
 )
-QualityName = Literal["accuracy", "precision", "recall", "f1", "roc_auc"]
+QualityName = Literal["accuracy", "precision", "recall", "f1", "roc_auc", "mae", "rmse", "mape",
+                      "r2", "mean_error"]
 assert get_args(QualityName) == tuple(m.name for m in QUALITY_METRICS)
 
 # Every column of a snapshot: the interval it covers, serving quantities, quality metrics.

@@ -110,7 +110,8 @@ def build_spec(settings: Settings, ref: ModelRef, entry: ModelSettings | None = 
         training_dataset=pick("training_dataset") or "",
         tags=tags,
         dependencies=tuple(pick("dependencies")),
-        thresholds=settings.thresholds_for(ref.name, given.thresholds),
+        thresholds=settings.thresholds_for(ref.name, given.thresholds,
+                                           model_type=pick("model_type") or None),
         monitoring=monitoring_for(settings, ref.name),
         deployment=dict(deployment or {}),
     )
@@ -139,7 +140,9 @@ def threshold_differences(settings: Settings, records: Iterable[ModelRecord]) ->
     for record in records:
         if record.status == Status.RETIRED:
             continue
-        stored, configured = dict(record.spec.thresholds), settings.thresholds_for(record.ref.name)
+        stored = dict(record.spec.thresholds)
+        configured = settings.thresholds_for(record.ref.name,
+                                             model_type=record.spec.model_type or None)
         changed = sorted(k for k in set(stored) | set(configured)
                          if stored.get(k) != configured.get(k))
         if changed:

@@ -17,9 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from lifecycled.domain import (
     ALPHA_CAP,
+    CLASSIFIER_THRESHOLDS,
     DEFAULT_TIERS,
     MAX_COUNT,
     PROMQL_QUANTITIES,
+    REGRESSION_THRESHOLDS,
     THRESHOLDS,
     DriftPolicy,
     QualityName,
@@ -43,6 +45,7 @@ from lifecycled.units import (
     PositiveDuration,
     Prose,
     Ratio,
+    Share,
     Size,
     Text,
     duration_text,
@@ -340,6 +343,19 @@ class ThresholdSettings(_Section):
     """Failed over all requests above this is a breach."""
     max_memory: Size | None = None
     """The model's own memory (Triton's statistics extension) above this is a breach."""
+    max_mae: NonNegative | None = None
+    """A regression model's mean absolute error above this is a breach (its target's units)."""
+    max_rmse: NonNegative | None = None
+    """A regression model's root mean squared error above this is a breach (its target's
+    units)."""
+    max_mape: Share | None = None
+    """A regression model's mean absolute percentage error above this is a breach: 0.15 or
+    "15%"."""
+    min_r2: float | None = Field(default=None, le=1)
+    """A regression model's R squared below this is a breach."""
+    max_bias: NonNegative | None = None
+    """A regression model's mean error (prediction minus label) beyond this either way is a
+    breach (its target's units)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -365,7 +381,10 @@ DEFAULT_THRESHOLDS = ThresholdSettings(
 )  # no throughput floor unless configured: idle and nightly-batch models must not page
 
 
-UNSET_BY_DEFAULT = frozenset({"min_throughput"})  # thresholds that apply only where configured
+# thresholds that apply only where configured: a throughput floor, and a regression model's (in
+# the units of its target)
+UNSET_BY_DEFAULT = frozenset({"min_throughput", "max_mae", "max_rmse", "max_mape", "min_r2",
+                              "max_bias"})
 
 
 class DriftWeights(_Section):
@@ -813,9 +832,14 @@ class Settings(_Section):
         """Webhook endpoint -> the event types it wants."""
         return {name: tuple(endpoint.events) for name, endpoint in self.webhooks.items()}
 
-    def thresholds_for(self, name: str, *overrides: ThresholdSettings) -> dict[str, float]:
-        """Return the effective thresholds in base units: defaults <- model config <- overrides."""
+    def thresholds_for(self, name: str, *overrides: ThresholdSettings,
+                       model_type: str | None = None) -> dict[str, float]:
+        """Return the effective thresholds in base units: defaults <- model config <- overrides,
+        less those of the other model type (a regression model has no accuracy to check; the
+        type is the configuration's unless given)."""
         merged = self.defaults.thresholds.to_base_units()
         for layer in (self.model_settings(name).thresholds, *overrides):
             merged.update(layer.to_base_units())
-        return merged
+        kind = (model_type or self.model_settings(name).model_type or "").strip().lower()
+        other = CLASSIFIER_THRESHOLDS if kind == "regression" else REGRESSION_THRESHOLDS
+        return {key: value for key, value in merged.items() if key not in other}

@@ -123,6 +123,8 @@ PositiveDuration = Annotated[float, BeforeValidator(parse_duration), AfterValida
 Size = Annotated[float, BeforeValidator(parse_size)]
 Budget = Annotated[tuple[float, float], BeforeValidator(parse_budget)]  # (alarms, seconds)
 Ratio = Annotated[float, BeforeValidator(parse_ratio), AfterValidator(_check_ratio)]
+# a share that may exceed 1 (a MAPE of 150 %): 1.5 or "150%"
+Share = Annotated[float, BeforeValidator(parse_ratio), Field(ge=0)]
 NonNegative = Annotated[float, Field(ge=0)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")]
 

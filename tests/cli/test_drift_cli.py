@@ -125,6 +125,37 @@ def test_quality_command(cli: Cli, tmp_path: Path) -> None:
     assert bad.code == 2 and "missing column(s) truth" in bad.err
 
 
+def test_quality_of_a_regression_model(cli: Cli, tmp_path: Path) -> None:
+    """`--model-type regression`: the error metrics (equal to scikit-learn's), never accuracy;
+    a classifier's options and words as labels are refused by name."""
+    from sklearn.metrics import mean_absolute_error, r2_score
+
+    rng = np.random.default_rng(3)
+    labels = rng.lognormal(7, 1, 800)
+    predictions = labels * rng.normal(1.0, 0.2, 800)
+    path = write_sample(tmp_path / "losses.csv", {"prediction": predictions, "label": labels})
+    result = cli("quality", "--outcomes", str(path), "--model-type", "regression", "--json",
+                 config=None)
+    assert result.code == 0, result.err
+    data = result.json()
+    assert data["model_type"] == "regression" and "accuracy" not in data
+    assert data["mae"] == pytest.approx(mean_absolute_error(labels, predictions), rel=1e-9)
+    assert data["r2"] == pytest.approx(r2_score(labels, predictions), rel=1e-9)
+    text = cli("quality", "--outcomes", str(path), "--model-type", "regression", config=None)
+    assert "rmse" in text.out and "absolute error over" in text.out
+    assert "accuracy" not in text.out
+    scored = cli("quality", "--outcomes", str(path), "--model-type", "regression",
+                 "--score-column", "label", config=None)
+    assert scored.code == 2 and "a classifier's" in scored.err
+    words = write_sample(tmp_path / "words.csv", {"prediction": np.array([1.0, 2.0]),
+                                                  "label": np.array(["low", "high"])})
+    refused = cli("quality", "--outcomes", str(words), "--model-type", "regression",
+                  config=None)
+    assert refused.code == 2 and "column 'label' holds 'low', not a number" in refused.err
+    as_classes = cli("quality", "--outcomes", str(path), config=None)
+    assert as_classes.code == 2 and "model_type: regression" in as_classes.err
+
+
 def test_nothing_judged_is_unknown_and_fail_on_exits_3(cli: Cli, samples: tuple[Path, Path],
                                                       tmp_path: Path) -> None:
     ref, _ = samples

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from lifecycled.core.thresholds import evaluate, level_of, score_components
-from lifecycled.domain import THRESHOLDS, Level
+from lifecycled.domain import REGRESSION_THRESHOLDS, THRESHOLDS, Level
 
 LIMITS = {"min_accuracy": 0.85, "max_latency_p99_seconds": 0.1, "min_throughput_rps": 10.0,
           "max_error_ratio": 0.01, "max_memory_bytes": 2.0**31, "max_cpu_ratio": 0.8}
@@ -18,7 +18,7 @@ HEALTHY = {"accuracy": 0.95, "latency_p99_seconds": 0.05, "requests_per_second":
 def test_a_healthy_snapshot_breaches_nothing_and_checks_everything() -> None:
     result = evaluate(HEALTHY, LIMITS)
     assert result.breaches == ()
-    assert set(result.checked) == {t.key for t in THRESHOLDS}
+    assert set(result.checked) == {t.key for t in THRESHOLDS} - REGRESSION_THRESHOLDS
     assert result.unknown == ()
 
 
@@ -111,3 +111,21 @@ def test_a_minimum_with_a_confidence_bound_is_breached_only_beyond_chance() -> N
                                 "bound": 0.83}
     unbounded = evaluate({**HEALTHY, "accuracy": 0.80}, LIMITS, {"accuracy": None})
     assert [b.threshold for b in unbounded.breaches] == ["min_accuracy"]
+
+
+def test_a_regression_models_thresholds_and_score() -> None:
+    """Errors above their maximum, R² below its minimum and a bias beyond its band either way
+    are breaches; the quality part of the score is the error against its limit (50 at it)."""
+    limits = {"max_mae": 10.0, "max_rmse": 20.0, "max_mape_ratio": 0.2, "min_r_squared": 0.5,
+              "max_abs_mean_error": 3.0, "max_latency_p99_seconds": 0.1}
+    fine = {"mae": 8.0, "rmse": 15.0, "mape_ratio": 0.1, "r_squared": 0.8, "mean_error": -2.5,
+            "latency_p99_seconds": 0.05}
+    result = evaluate(fine, limits)
+    assert result.breaches == () and set(result.checked) == set(limits)
+    assert result.components["regression"] == pytest.approx(100 - 50 * 15 / 20)
+    assert result.score == pytest.approx((0.4 * 62.5 + 0.2 * 75) / 0.6)
+    bad = evaluate({**fine, "mae": 12.0, "r_squared": 0.3, "mean_error": -3.5}, limits)
+    assert sorted(b.threshold for b in bad.breaches) == ["max_abs_mean_error", "max_mae",
+                                                         "min_r_squared"]
+    over = evaluate({**fine, "mean_error": 3.5}, limits)
+    assert [b.threshold for b in over.breaches] == ["max_abs_mean_error"]

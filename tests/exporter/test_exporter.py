@@ -127,6 +127,21 @@ def fixed_store(tmp_path: Path) -> Store:
                                                         "accuracy_lower": 0.8,
                                                         "accuracy_upper": 1.0}}]},
                        now=T0 + 300)
+    losses = ModelRef("loss_given_default", "3")  # a regression model, judged by its errors
+    store.register(ModelSpec(losses, owner_team="risk_ml", business_domain="credit_risk",
+                             model_type="regression", framework="python",
+                             thresholds={"max_mae": 0.05, "min_r_squared": 0.3,
+                                         "max_abs_mean_error": 0.01}),
+                   Status.PRODUCTION, actor="test", reason="golden", now=T0)
+    add_quality_result(store, losses, {"model_type": "regression", "samples": 400,
+                                       "mae": 0.061, "rmse": 0.083, "mape": 0.21,
+                                       "r2": 0.42, "mean_error": -0.004,
+                                       "concept": {"severity": "low"},
+                                       "segments": [
+                                           {"segment": "product=mortgage", "predictions": 250,
+                                            "labelled": 250, "coverage": 1.0, "judged": True,
+                                            "mae": 0.05, "rmse": 0.07, "mape": 0.2, "r2": 0.5,
+                                            "mean_error": 0.002}]}, now=T0 + 300)
     store.subscriptions = {"ci": ("model.update_requested",)}
     with store.write() as conn:
         job_id = create_in(conn, credit, "2", "performance_degradation", {"severity": "high"},

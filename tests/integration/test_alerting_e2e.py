@@ -43,6 +43,19 @@ def sample(path: Path, shift: float) -> str:
 
 
 
+def losses(folder: Path) -> str:
+    """A regression model's outcomes for any version (``{version}`` in the path): predicted
+    against realized losses, within the model's limits."""
+    import numpy as np
+    rng = np.random.default_rng(7)
+    realized = rng.lognormal(5, 0.5, 400)
+    with (folder / "losses_3.csv").open("w", newline="") as handle:
+        csv.writer(handle).writerows([["prediction", "label"],
+                                      *zip(realized * rng.normal(1, 0.05, 400), realized,
+                                           strict=True)])
+    return str(folder / "losses_{version}.csv")
+
+
 def as_grafana_would(expr: str) -> str:
     """A dashboard query with its variables set: this run's scrape job, every instance, model
     and version (All), and a rate interval."""
@@ -77,7 +90,14 @@ def test_breach_alerts_route_to_slack_and_email_and_resolve(
                                    "drift": {"reference": sample(tmp_path / "r.csv", 0.0),
                                              "current": sample(tmp_path / "c.csv", 1.5)}},
                                        "fraud_detection": {"owner_team": "fraud_ml",
-                                                           "business_domain": "fraud"}},
+                                                           "business_domain": "fraud"},
+                                       # a regression model, for its panels
+                                       "risk_assessment": {
+                                           "owner_team": "risk_ml",
+                                           "business_domain": "credit_risk",
+                                           "model_type": "regression",
+                                           "thresholds": {"max_mae": 50, "min_r2": 0.1},
+                                           "quality": {"outcomes": losses(tmp_path)}}},
                                webhooks={"ops": {"url": slack.url.replace("/slack", "/hooks"),
                                                  "secret_env": "OPS_SECRET"}})
         daemon = Daemon(config, {**os.environ, "OPS_SECRET": secret}, tmp_path / "daemon.log")

@@ -74,3 +74,32 @@ def test_unreadable_outcomes_mark_the_source_down_and_store_nothing(tmp_path: Pa
     assert latest_quality(ctx.store) == []
     (health,) = source_health(ctx.store)
     assert (health.source, health.up) == ("outcomes:credit_scoring", False)
+
+
+def test_a_regression_model_is_judged_by_its_errors(tmp_path: Path) -> None:
+    """model_type: regression (here from the registration): the quality pass stores MAE, RMSE,
+    MAPE, R² and the mean error, collect carries them into the snapshot, nothing says accuracy."""
+    import csv
+
+    clock = Clock()
+    outcomes = tmp_path / "losses.csv"
+    with outcomes.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["prediction", "label"])
+        writer.writerows([[110.0 + i % 7, 100.0 + i % 5] for i in range(300)])
+    settings = parse_settings({"models": {REF.name: {"quality": {"outcomes": str(outcomes)}}}})
+    store = open_test_store(tmp_path)
+    store.register(ModelSpec(REF, owner_team="t", business_domain="d", model_type="regression",
+                             thresholds=settings.thresholds_for(REF.name)), Status.PRODUCTION,
+                   actor="test", reason="r", now=clock())
+    ctx = Context(settings, store, clock=clock, environ={})
+    assert run_quality(ctx) == {str(REF): "ok"}
+    (stored,) = latest_quality(ctx.store)
+    errors = [110.0 + i % 7 - (100.0 + i % 5) for i in range(300)]
+    assert stored.result["model_type"] == "regression"
+    assert stored.result["mae"] == pytest.approx(sum(abs(e) for e in errors) / 300)
+    assert stored.result["mean_error"] == pytest.approx(sum(errors) / 300)
+    assert "accuracy" not in stored.result
+    run_collect(ctx)
+    values = latest_snapshots(ctx.store)[REF].values
+    assert values["mae"] == pytest.approx(stored.result["mae"]) and values["accuracy"] is None

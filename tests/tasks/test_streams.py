@@ -439,3 +439,44 @@ def test_drift_from_the_log_judges_only_the_rows_of_its_version(tmp_path: Path) 
     inside = world.at > NOW - 20 * DAY
     assert stored.result["current_rows"] == int(np.sum(inside & (version == "1")))
     assert [f["feature"] for f in stored.result["features"]] == ["income"]
+
+
+def test_a_regression_models_log_is_judged_by_its_errors(tmp_path: Path) -> None:
+    """A regression model's prediction log joined with its late labels: coverage, lag and the
+    regression metrics of the matured window (as scikit-learn computes them on the labelled
+    rows), provisional while too few labels are in; no accuracy, no classifier's estimate."""
+    from sklearn.metrics import mean_absolute_error
+
+    rng = np.random.default_rng(11)
+    n = 600
+    at = NOW - 40 * DAY + np.sort(rng.uniform(0, 40 * DAY, n))
+    loss = rng.lognormal(6, 0.6, n)
+    predicted = loss * rng.normal(1.0, 0.15, n)
+    folder = tmp_path / "losses"
+    (folder / "predictions").mkdir(parents=True)
+    (folder / "labels").mkdir()
+    write(folder / "predictions" / "a.csv", ["id", "timestamp", "prediction"],
+          [[f"p{i}", at[i], predicted[i]] for i in range(n)])
+    labelled = [i for i in range(n) if i % 10 != 0]  # 90 % of the labels are in
+    write(folder / "labels" / "a.csv", ["id", "label", "labelled_at"],
+          [[f"p{i}", loss[i], at[i] + 5 * DAY] for i in labelled])
+    settings = parse_settings({"schedule": {"quality": "1h"}, "models": {REF.name: {
+        "model_type": "regression", "thresholds": {"max_mae": 1e6},
+        "quality": {"predictions": {"path": str(folder / "predictions" / "*.csv")},
+                    "labels": {"path": str(folder / "labels" / "*.csv"),
+                               "timestamp_column": "labelled_at"},
+                    "maturity": "10d", "window": "20d"}}}})
+    store = open_test_store(tmp_path)
+    store.register(ModelSpec(REF, owner_team="t", business_domain="d",
+                             thresholds=settings.thresholds_for(REF.name)), Status.PRODUCTION,
+                   actor="test", reason="r", now=NOW - 50 * DAY)
+    ctx = Context(settings, store, clock=lambda: NOW, environ={})
+    assert run_quality(ctx) == {str(REF): "ok"}
+    (stored,) = latest_quality(ctx.store)
+    result = stored.result
+    window = [i for i in range(n) if NOW - 30 * DAY <= at[i] < NOW - 10 * DAY]
+    judged = [i for i in window if i in set(labelled)]
+    assert result["labels"]["predictions"] == len(window) and result["labels"]["judged"]
+    assert result["model_type"] == "regression" and "accuracy" not in result
+    assert result["mae"] == pytest.approx(mean_absolute_error(loss[judged], predicted[judged]))
+    assert "estimate" not in result

@@ -270,17 +270,30 @@ def _profile_cache(directory: str | None, now: float) -> Path:
 
 def _quality_text(result: dict[str, Any]) -> str:
     concept = result["concept"]
-    lines = [table(["METRIC", "VALUE"], [[k, fmt(result[k])] for k in
-                                         ("accuracy", "precision", "recall", "f1", "roc_auc")]),
-             f"samples: {result['samples']} ({result['average']}; scored {result['scored']}"
-             f"{', positive ' + result['positive_label'] if result['positive_label'] else ''})"
-             f"; unlabelled: {result['unlabelled']}",
-             table(["CLASS", "TP", "FP", "FN", "SUPPORT"],
-                   [[c["label"], c["true_positive"], c["false_positive"], c["false_negative"],
-                     c["support"]] for c in result["classes"]])]
+    if result.get("model_type") == "regression":
+        lines = [table(["METRIC", "VALUE"], [[k, fmt(result[k])] for k in
+                                             ("mae", "rmse", "mape", "r2", "mean_error")]),
+                 f"samples: {result['samples']} (regression; MAPE leaves out "
+                 f"{result['mape_excluded']} zero label(s)); unlabelled: {result['unlabelled']}"]
+    else:
+        lines = [table(["METRIC", "VALUE"], [[k, fmt(result[k])] for k in
+                                             ("accuracy", "precision", "recall", "f1",
+                                              "roc_auc")]),
+                 f"samples: {result['samples']} ({result['average']}; scored {result['scored']}"
+                 f"{', positive ' + result['positive_label'] if result['positive_label'] else ''})"
+                 f"; unlabelled: {result['unlabelled']}",
+                 table(["CLASS", "TP", "FP", "FN", "SUPPORT"],
+                       [[c["label"], c["true_positive"], c["false_positive"],
+                         c["false_negative"], c["support"]] for c in result["classes"]])]
     lines += [f"note: {n}" for n in result["notes"]]
     lines.append(f"concept drift: {concept['severity'] or concept['reason']}")
-    if concept["trend"]:
+    if concept["trend"] and concept["trend"].get("measure") == "absolute_error":
+        t = concept["trend"]
+        lines.append(f"  absolute error over {t['windows']} windows of {t['window_size']}: slope "
+                     f"{t['slope']:.4g} of the mean per window (p {t['p_value']:.3g}), increase "
+                     f"{t['increase']:.3g} (p {t['increase_p_value']:.3g}); indicators: "
+                     f"{', '.join(t['indicators']) or 'none'}")
+    elif concept["trend"]:
         t = concept["trend"]
         lines.append(f"  trend over {t['windows']} windows of {t['window_size']}: slope "
                      f"{t['slope']:.4g} (p {t['p_value']:.3g}), cv {t['coefficient_of_variation']:.3g}"
@@ -307,8 +320,12 @@ def cmd_quality(args: argparse.Namespace) -> int:
     columns = OutcomeColumns(prediction=args.prediction_column, label=args.label_column,
                              score=args.score_column, timestamp=args.timestamp_column,
                              class_scores=_class_scores(args.score_columns))
+    if args.model_type == "regression" and (args.score_column or args.score_columns
+                                            or args.positive_label):
+        raise InputError("--score-column, --score-columns and --positive-label are a "
+                         "classifier's; a regression model is judged on its errors")
     result = check_quality(args.outcomes, columns, positive_label=args.positive_label,
-                           timeout=args.timeout)
+                           timeout=args.timeout, model_type=args.model_type)
     show(args, result, lambda: _quality_text(result))
     return EXIT_OK
 
@@ -386,6 +403,11 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, as_json: argparse.Arg
                         "named after their class, or LABEL:COLUMN pairs")
     p.add_argument("--timestamp-column", help="orders the outcomes for concept drift")
     p.add_argument("--positive-label", help="the positive class of a binary model")
+    p.add_argument("--model-type", choices=["classification", "regression"],
+                   default="classification",
+                   help="the metrics the outcomes are judged by: a classifier's (accuracy, "
+                        "precision, recall, F1, ROC AUC) or a regression's (MAE, RMSE, MAPE, "
+                        "R², mean error)")
     p.set_defaults(func=cmd_quality)
 
     p = sub.add_parser("report", parents=parents, formatter_class=Formatter,

@@ -78,7 +78,8 @@ def cmd_models_sync_thresholds(args: argparse.Namespace) -> int:
         for record in records:
             if str(record.ref) not in differing:
                 continue
-            spec = replace(record.spec, thresholds=a.settings.thresholds_for(record.ref.name))
+            spec = replace(record.spec, thresholds=a.settings.thresholds_for(
+                record.ref.name, model_type=record.spec.model_type or None))
             a.store.register(spec, record.status, actor=args.actor, now=now,
                              reason=f"thresholds from the configuration: {args.reason}")
             synced.append(str(record.ref))

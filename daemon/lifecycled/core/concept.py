@@ -43,9 +43,30 @@ class PageHinkley:
 
 
 @dataclass(frozen=True)
+class ErrorTrend:
+    """A regression model's windowed absolute error: the rising trend and the increase from
+    the first half of the windows to the second, each beyond chance."""
+
+    windows: int
+    window_size: int
+    errors: tuple[float, ...]  # each window's mean absolute error
+    slope: float  # per window, relative to the mean absolute error over all windows
+    p_value: float
+    increase: float  # the second half's mean absolute error over the first's, minus 1
+    increase_p_value: float  # one-sided Welch t-test on the halves' absolute errors
+    indicators: tuple[str, ...]
+    severity: Severity
+
+
+RISE_LIMIT = 0.01  # a window's error grows by 1 % of the mean error per window
+INCREASE_LIMIT = 0.10  # the second half's error 10 % above the first's
+ERROR_PH_DELTA = 0.05  # Page-Hinkley's allowance on standardised errors
+
+
+@dataclass(frozen=True)
 class ConceptDrift:
     samples: int
-    trend: AccuracyTrend | None  # None when fewer than 3 windows fit
+    trend: AccuracyTrend | ErrorTrend | None  # None when fewer than 3 windows fit
     page_hinkley: PageHinkley | None
     severity: Severity | None
     reason: str = ""
@@ -130,6 +151,61 @@ def concept_drift(correct: np.ndarray, *, min_samples: int = 100,
     return ConceptDrift(int(correct.size), trend, ph, severity)
 
 
+def error_trend(error: np.ndarray, alpha: float = SIGNIFICANCE) -> ErrorTrend | None:
+    """The windowed absolute error of a regression model (windows as ``accuracy_trend``'s):
+    ``rising_error`` when the slope exceeds 1 % of the mean error per window with p < alpha,
+    ``error_increase`` when the second half of the windows is 10 % worse than the first beyond
+    chance; two indicators high, one medium."""
+    n = int(error.size)
+    window = min(100, n // 4)
+    if window < 1 or n // window < 3:
+        return None
+    count = n // window
+    kept = error[: count * window].reshape(count, window)
+    errors = kept.mean(axis=1)
+    mean = float(errors.mean())
+    if mean == 0.0:  # a perfect model: nothing can rise beyond chance from 0
+        return ErrorTrend(count, window, tuple(float(e) for e in errors), 0.0, 1.0, 0.0, 1.0, (),
+                          Severity.LOW)
+    fit = stats.linregress(np.arange(count, dtype=float), errors)
+    slope = float(fit.slope) / mean
+    p_value = float(fit.pvalue) if np.isfinite(fit.pvalue) else 1.0
+    half = count // 2
+    first, second = kept[:half].ravel(), kept[-half:].ravel()
+    increase = float(second.mean() / first.mean() - 1) if first.mean() > 0 else 0.0
+    test = stats.ttest_ind(second, first, equal_var=False, alternative="greater")
+    increase_p = float(test.pvalue) if np.isfinite(test.pvalue) else 1.0
+    indicators = tuple(name for name, hit in (
+        ("rising_error", slope > RISE_LIMIT and p_value < alpha),
+        ("error_increase", increase > INCREASE_LIMIT and increase_p < alpha),
+    ) if hit)
+    severity = (Severity.HIGH if len(indicators) >= 2 else
+                Severity.MEDIUM if indicators else Severity.LOW)
+    return ErrorTrend(count, window, tuple(float(e) for e in errors), slope, p_value, increase,
+                      increase_p, indicators, severity)
+
+
+def error_drift(error: np.ndarray, *, min_samples: int = 100,
+                alpha: float = SIGNIFICANCE) -> ConceptDrift:
+    """Concept drift of a regression model from its absolute errors, oldest first: the windowed
+    error trend, and Page-Hinkley on the errors in units of their standard deviation (an
+    increase in the mean error), its threshold from alpha."""
+    error = np.abs(np.asarray(error, dtype=float))
+    if error.size < min_samples:
+        return ConceptDrift(int(error.size), None, None, None,
+                            reason=f"insufficient_samples: {error.size} outcomes, need {min_samples}")
+    trend = error_trend(error, alpha)
+    spread = float(error.std())
+    # on errors in units of their standard deviation, a drift of delta = 0.05 makes a chance
+    # excursion past the threshold about exp(-2 delta threshold) likely: set to alpha
+    ph = page_hinkley(error / spread if spread > 0 else error, delta=ERROR_PH_DELTA,
+                      threshold=float(np.log(1 / alpha)) / (2 * ERROR_PH_DELTA))
+    severity = trend.severity if trend else Severity.LOW
+    if ph.detected:
+        severity = max(severity, Severity.MEDIUM)
+    return ConceptDrift(int(error.size), trend, ph, severity)
+
+
 def concept_to_json(result: ConceptDrift) -> dict[str, object]:
     """Stable JSON form of a concept-drift result."""
     trend = result.trend
@@ -138,16 +214,24 @@ def concept_to_json(result: ConceptDrift) -> dict[str, object]:
         "samples": result.samples,
         "severity": result.severity.label if result.severity is not None else None,
         "reason": result.reason or None,
-        "trend": None if trend is None else {
-            "windows": trend.windows, "window_size": trend.window_size,
-            "accuracies": list(trend.accuracies), "slope": trend.slope,
-            "p_value": trend.p_value, "coefficient_of_variation": trend.coefficient_of_variation,
-            "drop": trend.drop, "spread_p_value": trend.spread_p_value,
-            "drop_p_value": trend.drop_p_value, "indicators": list(trend.indicators),
-            "severity": trend.severity.label,
-        },
+        "trend": None if trend is None else _trend_json(trend),
         "page_hinkley": None if ph is None else {
             "detected": ph.detected, "change_index": ph.change_index, "statistic": ph.statistic,
             "threshold": ph.threshold, "delta": ph.delta,
         },
     }
+
+
+def _trend_json(trend: AccuracyTrend | ErrorTrend) -> dict[str, object]:
+    if isinstance(trend, ErrorTrend):
+        return {"measure": "absolute_error", "windows": trend.windows,
+                "window_size": trend.window_size, "errors": list(trend.errors),
+                "slope": trend.slope, "p_value": trend.p_value, "increase": trend.increase,
+                "increase_p_value": trend.increase_p_value,
+                "indicators": list(trend.indicators), "severity": trend.severity.label}
+    return {"windows": trend.windows, "window_size": trend.window_size,
+            "accuracies": list(trend.accuracies), "slope": trend.slope,
+            "p_value": trend.p_value, "coefficient_of_variation": trend.coefficient_of_variation,
+            "drop": trend.drop, "spread_p_value": trend.spread_p_value,
+            "drop_p_value": trend.drop_p_value, "indicators": list(trend.indicators),
+            "severity": trend.severity.label}

@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from lifecycled.core.concept import SIGNIFICANCE, concept_drift, concept_to_json
+from lifecycled.core.concept import SIGNIFICANCE, concept_drift, concept_to_json, error_drift
 from lifecycled.core.quality import evaluate_quality, normalise, quality_to_json
+from lifecycled.core.regression import evaluate_regression, regression_to_json
 from lifecycled.core.segments import label_text
 from lifecycled.errors import InputError, SourceError
 
@@ -28,10 +29,14 @@ class OutcomeColumns:
 
 def quality_of(where: str, data: Mapping[str, np.ndarray], columns: OutcomeColumns, *,
                positive_label: str | None = None, min_samples: int = 100,
-               alpha: float = SIGNIFICANCE) -> dict[str, Any]:
+               alpha: float = SIGNIFICANCE, model_type: str = "classification"
+               ) -> dict[str, Any]:
     """Quality metrics and concept drift (JSON form) of predictions beside their labels, in the
-    order they were made; ``where`` names their source in errors. Concept drift's indicators and
-    the accuracy's upper confidence bound (``accuracy_upper``) are at ``alpha``."""
+    order they were made, by the metrics ``model_type`` means; ``where`` names their source in
+    errors. Concept drift's indicators and the accuracy's upper confidence bound
+    (``accuracy_upper``) are at ``alpha``."""
+    if model_type == "regression":
+        return regression_of(where, data, columns, min_samples=min_samples, alpha=alpha)
     pattern = where
     needed = [c for c in (columns.prediction, columns.label, columns.score) if c]
     needed += list((columns.class_scores or {}).values())
@@ -39,6 +44,7 @@ def quality_of(where: str, data: Mapping[str, np.ndarray], columns: OutcomeColum
     if missing:
         raise SourceError(pattern, f"missing column(s) {', '.join(missing)}; "
                                    f"found {', '.join(data) or 'none'}")
+    _not_continuous(pattern, data[columns.label], columns.label)
     predictions, labels = label_text(data[columns.prediction]), label_text(data[columns.label])
     known = np.array([p is not None and t is not None for p, t in zip(predictions, labels,
                                                                        strict=True)], dtype=bool)
@@ -59,6 +65,63 @@ def quality_of(where: str, data: Mapping[str, np.ndarray], columns: OutcomeColum
     result["accuracy_upper"] = accuracy_upper_bound(int(correct.sum()), int(correct.size), alpha)
     result["alpha"] = alpha
     return result
+
+
+def _not_continuous(where: str, values: np.ndarray, column: str) -> None:
+    """A classifier's labels are classes: fractional numbers are a regression's outcomes."""
+    if values.dtype.kind == "f":
+        finite = values[np.isfinite(values)]
+        if finite.size and not np.all(finite == np.round(finite)):
+            raise SourceError(where, f"column {column!r} holds continuous values (such as "
+                                     f"{finite[finite != np.round(finite)][0]:g}): a "
+                                     "regression model's outcomes; set its model_type: "
+                                     "regression")
+
+
+def regression_of(where: str, data: Mapping[str, np.ndarray], columns: OutcomeColumns, *,
+                  min_samples: int = 100, alpha: float = SIGNIFICANCE) -> dict[str, Any]:
+    """Regression metrics and concept drift (on the absolute error) of numeric predictions
+    beside numeric labels, in the order they were made. An outcome without a finite label (or
+    prediction) is left out and counted as ``unlabelled``."""
+    missing = [c for c in (columns.prediction, columns.label) if c not in data]
+    if missing:
+        raise SourceError(where, f"missing column(s) {', '.join(missing)}; "
+                                 f"found {', '.join(data) or 'none'}")
+    pred = _regression_values(where, data[columns.prediction], columns.prediction)
+    true = _regression_values(where, data[columns.label], columns.label)
+    known = np.isfinite(pred) & np.isfinite(true)
+    result = regression_to_json(evaluate_regression(pred[known], true[known]))
+    result["unlabelled"] = int((~known).sum())
+    error = np.abs(pred[known] - true[known])
+    result["concept"] = concept_to_json(error_drift(error, min_samples=min_samples, alpha=alpha))
+    result["alpha"] = alpha
+    return result
+
+
+def _regression_values(where: str, values: np.ndarray, column: str) -> np.ndarray:
+    """A column of numbers as floats (None: NaN); anything else names the column."""
+    if values.dtype.kind in "iuf":
+        return values.astype(float)
+    if values.dtype.kind == "b":
+        raise SourceError(where, f"column {column!r} holds true/false values: a classifier's "
+                                 "outcomes, not a regression model's")
+    out = np.full(values.size, np.nan)
+    for i, value in enumerate(values.tolist()):
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            continue
+        number = None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            number = float(value)
+        elif isinstance(value, str):  # a stored prediction log holds its values as text
+            try:
+                number = float(value)
+            except ValueError:
+                number = None
+        if number is None:
+            raise SourceError(where, f"column {column!r} holds {value!r}, not a number: a "
+                                     "regression model's outcomes are numbers")
+        out[i] = number
+    return out
 
 
 def accuracy_upper_bound(right: int, outcomes: int, alpha: float) -> float | None:

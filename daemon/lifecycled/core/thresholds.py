@@ -8,7 +8,11 @@ from typing import Any
 
 from lifecycled.domain import THRESHOLDS, Level
 
-WEIGHTS = {"accuracy": 0.4, "latency": 0.2, "throughput": 0.2, "errors": 0.2}
+# a model's quality is its accuracy (a classifier) or its error against its limit (a regression
+# model): one of the two, at the same weight
+WEIGHTS = {"accuracy": 0.4, "regression": 0.4, "latency": 0.2, "throughput": 0.2, "errors": 0.2}
+# a regression model's error against its limit, the first of these that is known
+REGRESSION_COMPONENT = (("rmse", "max_rmse"), ("mae", "max_mae"), ("mape_ratio", "max_mape_ratio"))
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,9 @@ def score_components(values: Mapping[str, float | None], thresholds: Mapping[str
                      ) -> dict[str, float]:
     """Component scores 0-100 for the values that are known.
 
-    accuracy: 100 x accuracy; latency: 100 - 50 x p99 / max p99 (50 at the limit);
+    accuracy: 100 x accuracy; regression: 100 - 50 x error / its maximum (50 at the limit; RMSE,
+    else MAE, else MAPE, the first with a value and a limit); latency: 100 - 50 x p99 / max p99
+    (50 at the limit);
     throughput: 50 x requests/s / min throughput, capped at 100 (50 at the limit);
     errors: 100 - 1000 x error ratio (90 at 1 %).
     """
@@ -67,6 +73,11 @@ def score_components(values: Mapping[str, float | None], thresholds: Mapping[str
     accuracy = values.get("accuracy")
     if accuracy is not None:
         components["accuracy"] = 100.0 * accuracy
+    for field, key in REGRESSION_COMPONENT:
+        error, limit = values.get(field), thresholds.get(key)
+        if error is not None and limit:
+            components["regression"] = 100.0 - 50.0 * error / limit
+            break
     p99, max_p99 = values.get("latency_p99_seconds"), thresholds.get("max_latency_p99_seconds")
     if p99 is not None and max_p99:
         components["latency"] = 100.0 - 50.0 * p99 / max_p99

@@ -231,6 +231,10 @@ FAMILIES = (
         "A segment's predictions in the matured window."),
     Family("lifecycled_model_segment_labelled_predictions", "gauge", MVS, "segments",
         "A segment's predictions in the matured window that have their label."),
+    Family("lifecycled_model_segment_regression_metric", "gauge", (*MVS, "metric"), "segments",
+        "A segment's regression metric (mae, rmse, mape, r2, mean_error) from its labelled "
+        "matured predictions, in the units of the model's target (mape a ratio); absent until "
+        "judged."),
     Family("lifecycled_model_feature_unjudged", "gauge", (*MV, "feature", "reason"), "drift",
         "1 for a feature that could not be judged, labelled with the reason."),
     Family("lifecycled_model_drift_score", "gauge", (*MV, "feature"), "drift",

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from prometheus_client.core import Metric
 
 from lifecycled.core.cbpe import METRICS
+from lifecycled.core.regression import REGRESSION_METRICS
 from lifecycled.domain import SEVERITY_STATES
 from lifecycled.exporter.catalogue import SEGMENT_COUNTS
 from lifecycled.exporter.families import gauge
@@ -36,6 +37,7 @@ def quality(views: Sequence[QualityView]) -> Iterator[Metric]:
     counts = {key: gauge(name) for key, name in SEGMENT_COUNTS}
     judged = gauge("lifecycled_model_segment_quality_judged")
     metrics = gauge("lifecycled_model_segment_quality_ratio")
+    errors = gauge("lifecycled_model_segment_regression_metric")
     estimated = gauge("lifecycled_model_segment_estimated_ratio")
     trusted = gauge("lifecycled_model_segment_estimate_trusted")
     for view in views:
@@ -52,6 +54,10 @@ def quality(views: Sequence[QualityView]) -> Iterator[Metric]:
                 value = segment.get(metric)
                 if segment.get("judged") and isinstance(value, (int, float)):
                     metrics.add_metric([*labels, metric], float(value))
+            for metric in REGRESSION_METRICS:
+                value = segment.get(metric)
+                if segment.get("judged") and isinstance(value, (int, float)):
+                    errors.add_metric([*labels, metric], float(value))
             estimate = segment.get("estimate")
             if estimate is None:
                 continue
@@ -63,4 +69,4 @@ def quality(views: Sequence[QualityView]) -> Iterator[Metric]:
                         estimated.add_metric([*labels, metric, bound.lstrip("_") or "estimate"],
                                              float(value))
     yield from counts.values()
-    yield from (judged, metrics, estimated, trusted)
+    yield from (judged, metrics, errors, estimated, trusted)

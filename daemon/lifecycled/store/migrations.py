@@ -346,4 +346,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE snapshots DROP COLUMN cpu_utilization_ratio;
     """,
+    # 14: a regression model's quality metrics in its snapshots
+    """
+    ALTER TABLE snapshots ADD COLUMN mae REAL;
+    ALTER TABLE snapshots ADD COLUMN rmse REAL;
+    ALTER TABLE snapshots ADD COLUMN mape_ratio REAL;
+    ALTER TABLE snapshots ADD COLUMN r_squared REAL;
+    ALTER TABLE snapshots ADD COLUMN mean_error REAL;
+    """,
 )

@@ -15,6 +15,7 @@ SNAPSHOT_FIELDS = (
     "latency_mean_seconds", "latency_p50_seconds", "latency_p95_seconds", "latency_p99_seconds",
     "queue_mean_seconds", "pending_requests", "memory_bytes",
     "accuracy", "precision_ratio", "recall_ratio", "f1_ratio", "roc_auc",
+    "mae", "rmse", "mape_ratio", "r_squared", "mean_error",
 )
 
 

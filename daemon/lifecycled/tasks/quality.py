@@ -39,15 +39,16 @@ def run_quality(ctx: Context) -> dict[str, Any]:
                   "prometheus" if settings.promql else f"predictions:{ref.name}")
         # a verdict repeated at each pass: judged within the model's false-alarm budget
         significance = ctx.settings.significance(ref.name, ctx.settings.schedule.quality)
+        kind = model_type_of(ctx, ref, model)
         with ctx.source(source) as call:
             if settings.outcomes:
                 result = _from_outcomes(model, ref, ctx.settings.sources.files.timeout,
-                                        significance.alpha)
+                                        significance.alpha, kind)
             elif settings.promql:
                 result = _from_promql(ctx, ref, dict(settings.promql.items()))
             else:  # a prediction log: files, pushes, or both, judged alike
                 ingest(ctx, ref, model, now)
-                result = judge(ctx, ref, model, now, significance.alpha)
+                result = judge(ctx, ref, model, now, significance.alpha, kind)
             if "alpha" in result:
                 result["alpha_basis"] = significance.basis
             if result.get("estimated"):  # the estimate's breach: judged on its interval
@@ -71,8 +72,15 @@ def _due(settings: QualitySettings, ref: ModelRef, status: Status, pushed: bool)
     return status == Status.PRODUCTION or any("{version}" in text for text in texts)
 
 
-def _from_outcomes(model: ModelSettings, ref: ModelRef, timeout: float, alpha: float
-                   ) -> dict[str, Any]:
+def model_type_of(ctx: Context, ref: ModelRef, model: ModelSettings) -> str:
+    """``regression`` when the model's configuration (else its registration) says its
+    model_type is regression: its metrics are errors, not accuracy; else ``classification``."""
+    declared = model.model_type or ctx.store.get(ref).spec.model_type
+    return "regression" if (declared or "").strip().lower() == "regression" else "classification"
+
+
+def _from_outcomes(model: ModelSettings, ref: ModelRef, timeout: float, alpha: float,
+                   model_type: str) -> dict[str, Any]:
     settings = model.quality
     assert settings.outcomes is not None
     columns = OutcomeColumns(settings.prediction_column, settings.label_column,
@@ -80,7 +88,7 @@ def _from_outcomes(model: ModelSettings, ref: ModelRef, timeout: float, alpha: f
                              dict(settings.score_columns) or None)
     return check_quality(settings.outcomes.replace("{version}", ref.version), columns,
                          timeout=timeout, segment_by=model.segment_by,
-                         segment_top=model.segment_top, alpha=alpha)
+                         segment_top=model.segment_top, alpha=alpha, model_type=model_type)
 
 
 def _from_promql(ctx: Context, ref: ModelRef, queries: Mapping[str, str]) -> dict[str, Any]:
@@ -98,22 +106,24 @@ def _from_promql(ctx: Context, ref: ModelRef, queries: Mapping[str, str]) -> dic
 def check_quality(pattern: str, columns: OutcomeColumns, *, positive_label: str | None = None,
                   min_samples: int = 100, timeout: float = DEFAULT_TIMEOUT,
                   segment_by: Sequence[str] = (), segment_top: int = 10,
-                  alpha: float = SIGNIFICANCE) -> dict[str, Any]:
+                  alpha: float = SIGNIFICANCE, model_type: str = "classification"
+                  ) -> dict[str, Any]:
     """Return quality metrics and concept drift (JSON form) for an outcomes file, URL or glob,
     and per segment of the ``segment_by`` columns (``core.segments``)."""
     sample = read_sample(pattern, timestamp_column=columns.timestamp, timeout=timeout)
     result = quality_of(pattern, sample.columns, columns, positive_label=positive_label,
-                        min_samples=min_samples, alpha=alpha)
+                        min_samples=min_samples, alpha=alpha, model_type=model_type)
     result["files"] = list(sample.files)
     if segment_by:
         result["segments"] = list(_segments(pattern, sample.columns, columns, segment_by,
-                                            segment_top, positive_label, min_samples, alpha))
+                                            segment_top, positive_label, min_samples, alpha,
+                                            model_type))
     return result
 
 
 def _segments(pattern: str, data: Mapping[str, np.ndarray], columns: OutcomeColumns,
               segment_by: Sequence[str], top: int, positive_label: str | None,
-              min_samples: int, alpha: float) -> Iterator[dict[str, Any]]:
+              min_samples: int, alpha: float, model_type: str) -> Iterator[dict[str, Any]]:
     for column in segment_by:
         if column not in data:
             yield {"segment": label(column, OTHER), "column": column, "value": OTHER,
@@ -130,7 +140,7 @@ def _segments(pattern: str, data: Mapping[str, np.ndarray], columns: OutcomeColu
                 found = quality_of(f"{pattern}, segment {label(column, value)}",
                                    {k: v[rows] for k, v in data.items()}, columns,
                                    positive_label=positive_label, min_samples=min_samples,
-                                   alpha=alpha)
+                                   alpha=alpha, model_type=model_type)
             except SourceError as exc:  # e.g. a segment whose labels share nothing
                 yield {**entry, "error": str(exc)}
                 continue

@@ -22,6 +22,7 @@ from lifecycled.context import Context
 from lifecycled.core.cbpe import METRICS
 from lifecycled.core.concept import SIGNIFICANCE
 from lifecycled.core.outcomes import OutcomeColumns, quality_of
+from lifecycled.core.regression import REGRESSION_METRICS
 from lifecycled.core.segments import OTHER, label, label_text, masks, text, top_of
 from lifecycled.domain import ModelRef
 from lifecycled.errors import InputError, SourceError
@@ -276,18 +277,21 @@ def _validated(schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> pa.Table
 
 
 def judge(ctx: Context, ref: ModelRef, model: ModelSettings, now: float,
-          alpha: float = SIGNIFICANCE) -> dict[str, Any]:
+          alpha: float = SIGNIFICANCE, model_type: str = "classification") -> dict[str, Any]:
     """The quality result of the matured window, with its coverage and label lag, and the
-    same per segment (``segment_by``); concept drift and the accuracy's bound at ``alpha``."""
+    same per segment (``segment_by``), by the metrics ``model_type`` means; concept drift and
+    the accuracy's bound at ``alpha``. The estimate before labels is a classifier's (CBPE)."""
     quality = model.quality
     until = now - quality.maturity
     since = until - quality.window
     window = matured(ctx.store, ref, since=since, until=until)
     newest = (recent(ctx.store, ref, since=until, until=now)
-              if quality.estimate and (quality.score_column or quality.score_columns) else None)
+              if quality.estimate and model_type == "classification"
+              and (quality.score_column or quality.score_columns) else None)
     where = f"{ref} predictions and labels"
     labels, measured, estimate = _judge_window(where, window, newest, quality, since=since,
-                                               until=until, now=now, alpha=alpha)
+                                               until=until, now=now, alpha=alpha,
+                                               model_type=model_type)
     result: dict[str, Any] = {"samples": window.labelled, "source": "predictions and labels"}
     if labels["judged"]:
         result.update(measured or {})
@@ -309,12 +313,13 @@ def judge(ctx: Context, ref: ModelRef, model: ModelSettings, now: float,
             result["estimation"] = realized
     if model.segment_by:
         result["segments"] = _segments(where, window, newest, model, since=since, until=until,
-                                       now=now, alpha=alpha)
+                                       now=now, alpha=alpha, model_type=model_type)
     return result
 
 
 def _judge_window(where: str, window: Matured, newest: Recent | None, quality: QualitySettings,
-                  *, since: float, until: float, now: float, alpha: float = SIGNIFICANCE
+                  *, since: float, until: float, now: float, alpha: float = SIGNIFICANCE,
+                  model_type: str = "classification"
                   ) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]:
     """The coverage and label lag of a matured window (``labels``), its quality and concept
     drift when it has labels, and the estimate of the newest predictions (``newest``) calibrated
@@ -331,12 +336,12 @@ def _judge_window(where: str, window: Matured, newest: Recent | None, quality: Q
                             else "no labels yet for the matured window")
         return labels, None, None
     data, columns = _window_data(window, quality)
-    measured = quality_of(where, data, columns, alpha=alpha)
+    measured = quality_of(where, data, columns, alpha=alpha, model_type=model_type)
     estimate = (_estimate(measured, data, quality, newest, since=until, until=now)
                 if newest is not None else None)
     labels["judged"] = coverage is not None and coverage >= quality.min_coverage
     if not labels["judged"]:  # too few labels yet: shown, never judged
-        labels["provisional"] = {k: measured.get(k) for k in METRICS}
+        labels["provisional"] = {k: measured.get(k) for k in metrics_of(model_type)}
         labels["reason"] = (f"coverage {coverage:.1%} below min_coverage "
                             f"{quality.min_coverage:.0%}")
     concept = (measured.get("concept") or {}).get("severity")
@@ -348,7 +353,8 @@ def _judge_window(where: str, window: Matured, newest: Recent | None, quality: Q
 
 
 def _segments(where: str, window: Matured, newest: Recent | None, model: ModelSettings, *,
-              since: float, until: float, now: float, alpha: float) -> list[dict[str, Any]]:
+              since: float, until: float, now: float, alpha: float,
+              model_type: str) -> list[dict[str, Any]]:
     """Coverage, quality and the estimate of each segment (``core.segments``): the segments
     are the values with the most predictions in the matured window."""
     def values(stored: list[str | None], column: str) -> np.ndarray:
@@ -373,14 +379,14 @@ def _segments(where: str, window: Matured, newest: Recent | None, model: ModelSe
                 labels, measured, estimate = _judge_window(
                     f"{where}, segment {label(column, value)}", part,
                     newest.where(latest[value]) if newest is not None else None, model.quality,
-                    since=since, until=until, now=now, alpha=alpha)
+                    since=since, until=until, now=now, alpha=alpha, model_type=model_type)
             except SourceError as exc:  # e.g. a segment whose labels share nothing
                 entry["error"] = str(exc)
                 found.append(entry)
                 continue
             entry.update(labels)
             if labels["judged"] and measured is not None:
-                entry.update({m: measured.get(m) for m in METRICS})
+                entry.update({m: measured.get(m) for m in metrics_of(model_type)})
                 entry["samples"] = part.labelled
             if estimate is not None:
                 entry["estimate"] = estimate
@@ -399,6 +405,11 @@ def _threshold_agreement(scores: np.ndarray, positive: np.ndarray) -> float:
     negatives_below = np.concatenate([[0], np.cumsum(~flags)])
     positives_from = flags.sum() - np.concatenate([[0], np.cumsum(flags)])
     return float(np.max(negatives_below + positives_from) / max(1, flags.size))
+
+
+def metrics_of(model_type: str) -> tuple[str, ...]:
+    """The metrics a model of ``model_type`` is judged by, by name in results."""
+    return REGRESSION_METRICS if model_type == "regression" else METRICS
 
 
 def _window_data(window: Matured, quality: QualitySettings
