@@ -4,52 +4,17 @@ a real PostgreSQL server (one per run) beside SQLite for every test that takes `
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from devtools.postgres import Postgres, temporary_postgres
+from tests.helpers import CliResult, write_config
 from tests.stores import ENV
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-@dataclass
-class CliResult:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-def write_config(directory: Path, extra: dict[str, Any] | None = None,
-                 models_d: bool = True) -> Path:
-    """Write a config (state in ``directory``) plus the shipped models.d files; return its path."""
-    data: dict[str, Any] = {
-        "daemon": {"state_url": f"sqlite:///{directory / 'state' / 'lifecycled.db'}"},
-        "sources": {"triton": []},
-    }
-    for key, value in (extra or {}).items():
-        data[key] = value
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "lifecycled.yaml"
-    path.write_text(yaml.safe_dump(data))
-    if models_d:
-        target = directory / "models.d"
-        target.mkdir(exist_ok=True)
-        for file in (ROOT / "config" / "models.d").glob("*.yaml"):
-            (target / file.name).write_text(file.read_text())
-    return path
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -20,8 +20,7 @@ from lifecycled.store.results import add_drift_result
 from prometheus_client import CollectorRegistry
 
 from tests.cli.test_drift_cli import write_sample
-from tests.conftest import CliResult
-from tests.helpers import chromium
+from tests.helpers import CliResult, chromium
 
 REF = ModelRef("credit_scoring", "1")
 def check_in_browser(url: str, tmp_path: Path, judged: set[str], unjudged: set[str]) -> None:

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lifecycled.cli import main
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 SHIPPED = (ROOT / "config" / "lifecycled.yaml").read_bytes()
 REGISTRATION = (b"- name: credit_scoring\n  version: '7'\n  owner_team: risk\n"

@@ -26,7 +26,7 @@ from lifecycled.store import open_store
 from lifecycled.webconfig import WebConfig
 from prometheus_client import CollectorRegistry, Gauge
 
-from tests.conftest import write_config
+from tests.helpers import write_config
 from tests.sinks import self_signed_certificate
 
 TOKEN = "t0ken"
@@ -263,7 +263,7 @@ def test_the_listener_dies_with_a_killed_daemon_and_frees_its_port(tmp_path: Pat
     import sys
 
     from devtools import triton
-    from tests.conftest import write_config
+    from tests.helpers import write_config
 
     port = triton.free_port()
     config = write_config(tmp_path / "cfg", {"daemon": {

@@ -14,8 +14,7 @@ from lifecycled.store import open_store
 from lifecycled.store.serving import job_runs
 from prometheus_client import CollectorRegistry, generate_latest
 
-from tests.conftest import write_config
-from tests.helpers import Clock
+from tests.helpers import Clock, write_config
 
 
 def runtime(tmp_path: Path, jobs: dict[str, object], clock: Clock | None = None) -> Runtime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -98,3 +99,11 @@ def test_the_manual_names_every_webhook_event_type() -> None:
     text = (ROOT / "docs" / "webhooks.md").read_text()
     listed = text.split("Events: ", 1)[1].split(".\n", 1)[0]  # the webhooks section's list
     assert [event for event in EVENT_TYPES if f"`{event}`" not in listed] == []
+
+
+def test_no_test_imports_a_conftest() -> None:
+    """A conftest holds fixtures; what tests share otherwise is in tests/helpers.py (33 imports
+    from the conftests made fixtures and helpers one tangle)."""
+    found = [str(path.relative_to(ROOT)) for path in (ROOT / "tests").rglob("*.py")
+             if re.search(r"^from tests(\.\w+)*\.conftest import", path.read_text(), re.M)]
+    assert found == []

@@ -26,7 +26,7 @@ from lifecycled.domain import HistoryKind, ModelRef, ModelSpec, Status
 from lifecycled.store.retirement import latest_plan
 from lifecycled.store.serving import add_snapshot, snapshots
 
-from tests.conftest import ROOT, write_config
+from tests.helpers import ROOT, write_config
 from tests.stores import open_test_store, store_url
 
 OLD = ModelRef("legacy_score", "1")

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from devtools.receiver import Receiver
-from tests.conftest import write_config
+from tests.helpers import write_config
 
 SECRET = "whsec_" + base64.b64encode(b"c" * 32).decode()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, CliResult
+from tests.helpers import ROOT, CliResult
 
 SEED = str(ROOT / "config" / "examples" / "seed-models.yaml")
 Cli = Callable[..., CliResult]

@@ -15,7 +15,7 @@ from lifecycled.domain import ModelRef
 from lifecycled.store import open_store
 from lifecycled.store.results import latest_drift
 
-from tests.conftest import ROOT, CliResult, write_config
+from tests.helpers import ROOT, CliResult, write_config
 
 Cli = Callable[..., CliResult]
 

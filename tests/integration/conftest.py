@@ -4,37 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from devtools import triton
-
-
-def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 120.0) -> Any:
-    """Poll ``predicate`` until it returns something true, or fail after ``timeout`` seconds."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def write_outcomes(path: Path, accuracy: float, n: int = 400) -> None:
-    """A labelled-outcomes CSV (prediction, label, channel) whose accuracy is exactly
-    ``accuracy``, in each channel (web, app) as a whole."""
-    import csv
-
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["prediction", "label", "channel"])
-        correct = int(n * accuracy)
-        rows = [[1, 1]] * correct + [[1, 0]] * (n - correct)
-        writer.writerows([[*row, "web" if i % 2 else "app"] for i, row in enumerate(rows)])
 
 
 @pytest.fixture
@@ -55,12 +28,6 @@ def triton_factory(tmp_path: Path) -> Iterator[Callable[..., triton.TritonServer
     yield start
     for server in started:
         server.stop()
-
-
-def endpoint(name: str, server: triton.TritonServer, **extra: object) -> dict[str, object]:
-    """A sources.triton entry for ``server``."""
-    return {"name": name, "url": server.url, "metrics_url": server.metrics_url, "timeout": "5s",
-            **extra}
 
 
 class Server:

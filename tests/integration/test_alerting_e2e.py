@@ -18,8 +18,7 @@ import requests
 
 from devtools import triton
 from devtools.alerting import alertmanager_config
-from tests.conftest import ROOT
-from tests.integration.conftest import endpoint, wait_for, write_outcomes
+from tests.helpers import ROOT, endpoint, wait_for, write_outcomes
 from tests.integration.test_daemon import Daemon, daemon_config
 from tests.sinks import HttpSink, SmtpSink
 from tests.test_alerting import expressions

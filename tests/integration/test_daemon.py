@@ -21,8 +21,7 @@ import requests
 import yaml
 
 from devtools import triton
-from tests.conftest import write_config
-from tests.integration.conftest import endpoint
+from tests.helpers import endpoint, write_config
 
 FAST = {"discovery": "1s", "collect": "1s", "quality": "1s", "evaluate": "1s", "drift": "1s",
         "housekeeping": "1s"}

@@ -19,7 +19,7 @@ from lifecycled.store.results import latest_quality
 from lifecycled.store.retirement import latest_plan
 from lifecycled.store.updates import list_jobs
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def test_the_demo_tells_the_whole_story(tmp_path: Path, state_url: str) -> None:

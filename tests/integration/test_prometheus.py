@@ -19,7 +19,7 @@ from lifecycled.tasks.collect import run_collect
 from lifecycled.tasks.discovery import run_discovery
 
 from devtools import triton
-from tests.integration.conftest import endpoint, wait_for
+from tests.helpers import endpoint, wait_for
 
 CREDIT = ModelRef("credit_scoring", "1")
 

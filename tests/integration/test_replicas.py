@@ -23,7 +23,7 @@ import requests
 from devtools import triton
 from devtools.postgres import Postgres
 from devtools.receiver import Receiver
-from tests.integration.conftest import endpoint, wait_for
+from tests.helpers import endpoint, wait_for
 from tests.integration.test_daemon import FAST, Daemon, daemon_config
 
 LEASE = 2.0  # seconds: short, so that a failover takes a few seconds
@@ -320,7 +320,7 @@ def shipped_expressions() -> dict[str, str]:
 
     import yaml
 
-    from tests.conftest import ROOT
+    from tests.helpers import ROOT
     found: dict[str, str] = {}
     rules = yaml.safe_load((ROOT / "alerting" / "rules" / "lifecycled.yml").read_text())
     for group in rules["groups"]:
@@ -360,7 +360,7 @@ def test_rules_and_dashboards_answer_the_same_with_one_or_three_replicas_scraped
     """A real Prometheus scrapes all three replicas, another scrapes only the leader (what one
     replica alone would export): every shipped rule and dashboard query gives the same series
     and values in both (values within a scrape's difference for rates and ages)."""
-    from tests.integration.conftest import write_outcomes
+    from tests.helpers import write_outcomes
 
     url, password_file = database
     server = triton_factory()

@@ -24,7 +24,7 @@ from lifecycled.tasks.discovery import run_discovery
 
 from devtools import triton
 from devtools.receiver import Receiver
-from tests.integration.conftest import endpoint, wait_for
+from tests.helpers import endpoint, wait_for
 
 SECRET = "whsec_" + base64.b64encode(b"r" * 32).decode()
 FRAUD = ModelRef("fraud_detection", "2")
@@ -124,7 +124,7 @@ def test_kill_9_after_the_unload_before_it_is_recorded_then_rerun(triton_factory
     """The `retire` process dies (SIGKILL) once Triton has unloaded the version but before the
     step is recorded; the rerun finds it no longer served, records that and completes."""
     from tests.actions.test_retirement_kill import check_completed_once, retire_command
-    from tests.conftest import write_config
+    from tests.helpers import write_config
 
     server = triton_factory()
     config = write_config(tmp_path / "cfg", {"sources": {"triton": [

@@ -25,8 +25,7 @@ from lifecycled.tasks.evaluate import run_evaluate
 
 from devtools import triton
 from devtools.postgres import Postgres
-from tests.conftest import ROOT
-from tests.integration.conftest import endpoint, wait_for
+from tests.helpers import ROOT, endpoint, wait_for
 
 CREDIT = ModelRef("credit_scoring", "1")
 SPARES = tuple(triton.ModelSpec(f"spare_{i}", "1", 4, (0.1 * i, 0.1, 0.1, 0.1))

@@ -26,8 +26,7 @@ from lifecycled.settings import ScheduleSettings
 
 from devtools import triton
 from devtools.alerting import alertmanager_config
-from tests.conftest import ROOT
-from tests.integration.conftest import endpoint, wait_for, write_outcomes
+from tests.helpers import ROOT, endpoint, wait_for, write_outcomes
 from tests.integration.test_daemon import FAST, Daemon, daemon_config
 from tests.sinks import HttpSink
 

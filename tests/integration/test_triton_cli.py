@@ -6,8 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from devtools import triton
-from tests.conftest import write_config
-from tests.integration.conftest import endpoint
+from tests.helpers import endpoint, write_config
 
 
 def test_discover_collect_show(triton_factory: Any, tmp_path: Path, cli: Any) -> None:

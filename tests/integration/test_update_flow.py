@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry
 
 from devtools import triton
 from devtools.receiver import Received, Receiver
-from tests.integration.conftest import endpoint, wait_for, write_outcomes
+from tests.helpers import endpoint, wait_for, write_outcomes
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 TOKEN = "pipeline-token"

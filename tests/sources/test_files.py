@@ -33,7 +33,7 @@ from lifecycled.tasks.drift import DriftInputs, check_drift, check_to_json
 from lifecycled.tasks.quality import run_quality
 
 from devtools.s3 import S3, dripping_endpoint, silent_endpoint, start_s3
-from tests.integration.conftest import write_outcomes
+from tests.helpers import write_outcomes
 from tests.stores import open_test_store
 
 

@@ -192,7 +192,7 @@ def test_replicas_share_the_quality_checks_each_model_once_per_interval(
     from lifecycled.store.results import latest_quality
     from lifecycled.tasks.quality import run_quality
 
-    from tests.integration.conftest import write_outcomes
+    from tests.helpers import write_outcomes
 
     refs = [ModelRef(f"model_{i}", "1") for i in range(6)]
     models = {}

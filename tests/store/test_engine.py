@@ -15,7 +15,7 @@ from lifecycled.store.engine import postgres_ddl, redact, to_pyformat
 from lifecycled.store.migrations import MIGRATIONS
 
 from devtools.postgres import Postgres
-from tests.conftest import write_config
+from tests.helpers import write_config
 
 
 def test_placeholders_become_pyformat_outside_quotes_and_percent_is_doubled() -> None:

@@ -16,8 +16,7 @@ from lifecycled.tasks.collect import run_collect
 from lifecycled.tasks.evaluate import run_evaluate
 from lifecycled.tasks.quality import run_quality
 
-from tests.helpers import Clock
-from tests.integration.conftest import write_outcomes
+from tests.helpers import Clock, write_outcomes
 from tests.stores import open_test_store
 
 REF = ModelRef("credit_scoring", "1")
