@@ -527,7 +527,13 @@ class QualitySettings(_Section):
     """Labelled share of the matured predictions needed before the metrics count (else provisional).
     """
     estimate: bool = True
-    """Estimate the newest predictions' metrics before their labels (CBPE; needs score columns)."""
+    """Estimate the newest predictions' metrics before their labels: a classifier's by CBPE
+    (needs its score columns), a regression model's MAE and RMSE by DLE (needs scikit-learn, the
+    estimate extra; learns from estimate_features)."""
+    estimate_features: tuple[str, ...] = ()
+    """A regression model's estimate before its labels (DLE) learns each prediction's error from
+    these numeric columns of the prediction log, beside the prediction (stored with each
+    prediction)."""
     use_estimate: bool = False
     """While the matured window lacks min_coverage, let thresholds and update triggers judge the
     (trusted) estimate instead of nothing."""

@@ -137,6 +137,10 @@ def fixed_store(tmp_path: Path) -> Store:
                                        "mae": 0.061, "rmse": 0.083, "mape": 0.21,
                                        "r2": 0.42, "mean_error": -0.004,
                                        "concept": {"severity": "low"},
+                                       "estimate": {"method": "DLE", "n": 120, "trusted": True,
+                                                    "mae": 0.058, "mae_lower": 0.05,
+                                                    "mae_upper": 0.066, "rmse": 0.08,
+                                                    "rmse_lower": 0.07, "rmse_upper": 0.09},
                                        "segments": [
                                            {"segment": "product=mortgage", "predictions": 250,
                                             "labelled": 250, "coverage": 1.0, "judged": True,

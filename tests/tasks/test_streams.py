@@ -479,4 +479,55 @@ def test_a_regression_models_log_is_judged_by_its_errors(tmp_path: Path) -> None
     assert result["labels"]["predictions"] == len(window) and result["labels"]["judged"]
     assert result["model_type"] == "regression" and "accuracy" not in result
     assert result["mae"] == pytest.approx(mean_absolute_error(loss[judged], predicted[judged]))
-    assert "estimate" not in result
+    # the newest predictions (younger than the maturity): estimated before their labels (DLE),
+    # here from the prediction alone (no estimate_features)
+    estimate = result["estimate"]
+    newest = [i for i in range(n) if at[i] >= NOW - 10 * DAY]
+    assert estimate["method"] == "DLE" and estimate["n"] == len(newest)
+    assert estimate["trusted"] and estimate["reference"] == len(judged)
+    assert estimate["mae_lower"] <= estimate["mae"] <= estimate["mae_upper"]
+
+
+def test_a_regression_estimate_learns_from_the_logs_feature_columns(tmp_path: Path) -> None:
+    """quality.estimate_features: the named columns of the log are stored with each prediction
+    and the estimate learns the error from them; a log that lacks one is refused naming it."""
+    rng = np.random.default_rng(12)
+    n = 900
+    at = NOW - 40 * DAY + np.sort(rng.uniform(0, 40 * DAY, n))
+    x = rng.uniform(0, 1, n)
+    label = 10 * x + rng.normal(0, 1 + 4 * x)
+    folder = tmp_path / "log"
+    (folder / "predictions").mkdir(parents=True)
+    (folder / "labels").mkdir()
+    write(folder / "predictions" / "a.csv", ["id", "timestamp", "prediction", "x"],
+          [[f"p{i}", at[i], 10 * x[i], x[i]] for i in range(n)])
+    write(folder / "labels" / "a.csv", ["id", "label", "labelled_at"],
+          [[f"p{i}", label[i], at[i] + DAY] for i in range(n)])
+    quality = {"predictions": {"path": str(folder / "predictions" / "*.csv")},
+               "labels": {"path": str(folder / "labels" / "*.csv"),
+                          "timestamp_column": "labelled_at"},
+               "maturity": "10d", "window": "25d", "estimate_features": ["x"]}
+    settings = parse_settings({"models": {REF.name: {"model_type": "regression",
+                                                     "quality": quality}}})
+    store = open_test_store(tmp_path)
+    store.register(ModelSpec(REF, owner_team="t", business_domain="d", model_type="regression"),
+                   Status.PRODUCTION, actor="test", reason="r", now=NOW - 50 * DAY)
+    ctx = Context(settings, store, clock=lambda: NOW, environ={})
+    assert run_quality(ctx) == {str(REF): "ok"}
+    estimate = latest_quality(ctx.store)[0].result["estimate"]
+    newest = at >= NOW - 10 * DAY
+    realized = float(np.mean(np.abs(10 * x[newest] - label[newest])))
+    assert estimate["trusted"] and estimate["n"] == int(newest.sum())
+    assert estimate["mae_lower"] <= realized <= estimate["mae_upper"]
+    more = parse_settings({"models": {REF.name: {"model_type": "regression", "quality": {
+        **quality, "estimate_features": ["x", "income"]}}}})
+    ctx = Context(more, store, clock=lambda: NOW, environ={})
+    # the predictions stored before hold no income: not an estimate to trust
+    later = latest_quality(ctx.store)
+    run_quality(ctx)
+    estimate = latest_quality(ctx.store)[0].result["estimate"]
+    assert len(later) == 1 and estimate["trusted"] is False
+    assert "features missing" in estimate["reason"] and "income" in estimate["reason"]
+    write(folder / "predictions" / "b.csv", ["id", "timestamp", "prediction", "x"],
+          [["q1", NOW - DAY, 5.0, 0.5]])  # a new file without the column: refused by name
+    assert "missing column(s) income" in run_quality(ctx)[str(REF)]

@@ -87,8 +87,8 @@ def regression_of(where: str, data: Mapping[str, np.ndarray], columns: OutcomeCo
     if missing:
         raise SourceError(where, f"missing column(s) {', '.join(missing)}; "
                                  f"found {', '.join(data) or 'none'}")
-    pred = _regression_values(where, data[columns.prediction], columns.prediction)
-    true = _regression_values(where, data[columns.label], columns.label)
+    pred = numbers(where, data[columns.prediction], columns.prediction)
+    true = numbers(where, data[columns.label], columns.label)
     known = np.isfinite(pred) & np.isfinite(true)
     result = regression_to_json(evaluate_regression(pred[known], true[known]))
     result["unlabelled"] = int((~known).sum())
@@ -98,7 +98,7 @@ def regression_of(where: str, data: Mapping[str, np.ndarray], columns: OutcomeCo
     return result
 
 
-def _regression_values(where: str, values: np.ndarray, column: str) -> np.ndarray:
+def numbers(where: str, values: np.ndarray, column: str) -> np.ndarray:
     """A column of numbers as floats (None: NaN); anything else names the column."""
     if values.dtype.kind in "iuf":
         return values.astype(float)

@@ -43,6 +43,9 @@ class Family:
 
 
 ESTIMATED = ("accuracy", "precision", "recall", "f1", "roc_auc")
+# a regression model's estimate (DLE): the metric in the result, its family
+ESTIMATED_ERRORS = (("mae", "lifecycled_model_estimated_mean_absolute_error"),
+                    ("rmse", "lifecycled_model_estimated_root_mean_squared_error"))
 
 # the quality result's label part: its key, the family
 LABEL_GAUGES = (("coverage", "lifecycled_model_label_coverage_ratio"),
@@ -71,6 +74,11 @@ def _declared() -> Iterator[Family]:
                      f"Estimated {metric.replace('_', ' ')} of the predictions newer than the matured "
                      f"window, before their labels (CBPE), with its 95 % interval (bound: "
                      f"estimate, lower, upper).")
+    for metric, name in ESTIMATED_ERRORS:
+        yield Family(name, "gauge", (*MV, "bound"), "quality",
+                     f"Estimated {metric.upper()} of a regression model's predictions newer than "
+                     f"the matured window, before their labels (DLE), in the units of its "
+                     f"target, with its 95 % interval (bound: estimate, lower, upper).")
     yield from FAMILIES
 
 

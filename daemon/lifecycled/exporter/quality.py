@@ -9,7 +9,7 @@ from prometheus_client.core import Metric
 
 from lifecycled.domain import QUALITY_METRICS, SEVERITIES, ModelRef
 from lifecycled.exporter import segments
-from lifecycled.exporter.catalogue import ESTIMATED, LABEL_GAUGES
+from lifecycled.exporter.catalogue import ESTIMATED, ESTIMATED_ERRORS, LABEL_GAUGES
 from lifecycled.exporter.families import counter, gauge
 from lifecycled.store import Store
 from lifecycled.store.labels import received
@@ -22,6 +22,7 @@ def collect(store: Store, live: set[ModelRef], cache: Decoded) -> Iterator[Metri
     concept = gauge("lifecycled_model_concept_drift_severity")
     streams = {key: gauge(name) for key, name in LABEL_GAUGES}
     estimated = {m: gauge(f"lifecycled_model_estimated_{m}_ratio") for m in ESTIMATED}
+    estimated.update({m: gauge(name) for m, name in ESTIMATED_ERRORS})
     trusted = gauge("lifecycled_model_estimate_trusted")
     error = gauge("lifecycled_model_estimation_error_ratio")
     judged = gauge("lifecycled_model_quality_judged")

@@ -28,6 +28,7 @@ class Prediction:
     prediction: str | None
     scores: str | None  # JSON: a number (binary score) or an object (class -> score)
     segments: str | None = None  # JSON: segment column -> value
+    features: str | None = None  # JSON: column -> number, what a regression estimate learns from
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,10 @@ def add_predictions_in(conn: Connection, ref: ModelRef, rows: Sequence[Predictio
         fresh = _first_of_each(chunk, before)
         conn.executemany(
             "INSERT INTO predictions (name, version, id, at, prediction, scores, segments, "
-            "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name, version, id) DO "
-            "NOTHING",
-            [(ref.name, ref.version, r.id, r.at, r.prediction, r.scores, r.segments, now)
-             for r in fresh.values()])
+            "features, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name, "
+            "version, id) DO NOTHING",
+            [(ref.name, ref.version, r.id, r.at, r.prediction, r.scores, r.segments, r.features,
+              now) for r in fresh.values()])
         added += len(fresh)
     _count(conn, ref.name, ref.version, "predictions", added)
     return added
@@ -156,6 +157,7 @@ class Matured:
     lag: np.ndarray  # seconds from prediction to label, labelled rows only
     segments: list[str | None] = field(default_factory=list)  # labelled rows only
     totals: dict[str | None, int] = field(default_factory=dict)  # predictions per segments value
+    features: list[str | None] = field(default_factory=list)  # labelled rows only
 
     @property
     def labelled(self) -> int:
@@ -166,7 +168,8 @@ class Matured:
         kept = np.flatnonzero(rows).tolist()
         return Matured(predictions, [self.ids[i] for i in kept], self.prediction[rows],
                        [self.scores[i] for i in kept], self.label[rows], self.lag[rows],
-                       [self.segments[i] for i in kept])
+                       [self.segments[i] for i in kept],
+                       features=[self.features[i] for i in kept] if self.features else [])
 
 
 def matured(store: Store, ref: ModelRef, *, since: float, until: float) -> Matured:
@@ -176,7 +179,8 @@ def matured(store: Store, ref: ModelRef, *, since: float, until: float) -> Matur
             "SELECT segments, COUNT(*) FROM predictions WHERE name = ? AND version = ? AND "
             "at > ? AND at <= ? GROUP BY segments", (ref.name, ref.version, since, until))}
         rows = conn.execute(
-            "SELECT p.id, p.prediction, p.scores, l.label, l.at - p.at, p.segments FROM "
+            "SELECT p.id, p.prediction, p.scores, l.label, l.at - p.at, p.segments, p.features "
+            "FROM "
             "predictions p JOIN labels l ON l.name = p.name AND l.id = p.id WHERE p.name = ? "
             "AND p.version = ? AND p.at > ? AND p.at <= ? ORDER BY p.at, p.id",
             (ref.name, ref.version, since, until)).fetchall()
@@ -184,7 +188,7 @@ def matured(store: Store, ref: ModelRef, *, since: float, until: float) -> Matur
                    np.array([r[1] for r in rows], dtype=object), [r[2] for r in rows],
                    np.array([r[3] for r in rows], dtype=object),
                    np.array([float(r[4]) for r in rows], dtype=float), [r[5] for r in rows],
-                   totals)
+                   totals, [r[6] for r in rows])
 
 
 def prune_predictions_in(conn: Connection, ref: ModelRef, *, older_than: float) -> int:
@@ -205,22 +209,24 @@ class Recent:
     prediction: np.ndarray  # object
     scores: list[str | None]
     segments: list[str | None]
+    features: list[str | None] = field(default_factory=list)
 
     def where(self, rows: np.ndarray) -> Recent:
         kept = np.flatnonzero(rows).tolist()
         return Recent(self.prediction[rows], [self.scores[i] for i in kept],
-                      [self.segments[i] for i in kept])
+                      [self.segments[i] for i in kept],
+                      [self.features[i] for i in kept] if self.features else [])
 
 
 def recent(store: Store, ref: ModelRef, *, since: float, until: float) -> Recent:
     """The predictions, scores and segments made in (since, until], labelled or not."""
     with store.read() as conn:
         rows = conn.execute(
-            "SELECT prediction, scores, segments FROM predictions WHERE name = ? AND "
+            "SELECT prediction, scores, segments, features FROM predictions WHERE name = ? AND "
             "version = ? AND at > ? AND at <= ? ORDER BY at, id",
             (ref.name, ref.version, since, until)).fetchall()
     return Recent(np.array([r[0] for r in rows], dtype=object), [r[1] for r in rows],
-                  [r[2] for r in rows])
+                  [r[2] for r in rows], [r[3] for r in rows])
 
 
 @dataclass(frozen=True)

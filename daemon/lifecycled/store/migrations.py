@@ -354,4 +354,8 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE snapshots ADD COLUMN r_squared REAL;
     ALTER TABLE snapshots ADD COLUMN mean_error REAL;
     """,
+    # 15: the values a regression model's error estimate (DLE) learns from, per prediction, JSON
+    """
+    ALTER TABLE predictions ADD COLUMN features TEXT;
+    """,
 )

@@ -21,7 +21,7 @@ import pyarrow as pa
 from lifecycled.context import Context
 from lifecycled.core.cbpe import METRICS
 from lifecycled.core.concept import SIGNIFICANCE
-from lifecycled.core.outcomes import OutcomeColumns, quality_of
+from lifecycled.core.outcomes import OutcomeColumns, numbers, quality_of
 from lifecycled.core.regression import REGRESSION_METRICS
 from lifecycled.core.segments import OTHER, label, label_text, masks, text, top_of
 from lifecycled.domain import ModelRef
@@ -96,6 +96,7 @@ def _prediction_rows(file: str, data: dict[str, np.ndarray], ref: ModelRef,
     needed += list(quality.score_columns.values())
     needed += [stream.version_column] if stream.version_column else []
     needed += list(model.segment_by)
+    needed += list(quality.estimate_features)
     _columns(file, data, needed)
     keep = np.ones(len(data[stream.id_column]), dtype=bool)
     if stream.version_column:
@@ -117,14 +118,23 @@ def _prediction_rows(file: str, data: dict[str, np.ndarray], ref: ModelRef,
         values = {column: text(data[column]).tolist() for column in model.segment_by}
         segments = [json.dumps({c: v[i] for c, v in values.items()}, sort_keys=True)
                     for i in range(len(ids))]
-    return [Prediction(i, float(t), p, s, g) for i, t, p, s, g in zip(ids, at, predicted, scores,
-                                                                       segments, strict=True)]
+    features: list[str | None] = [None] * len(ids)
+    if quality.estimate_features:
+        numbers = {c: _numeric(file, data, c, "estimate feature")
+                   for c in quality.estimate_features}
+        features = [json.dumps({c: (float(v[i]) if np.isfinite(v[i]) else None)
+                                for c, v in numbers.items()}) for i in range(len(ids))]
+    return [Prediction(i, float(t), p, s, g, f) for i, t, p, s, g, f in zip(
+        ids, at, predicted, scores, segments, features, strict=True)]
 
 
-def _numeric(file: str, data: dict[str, np.ndarray], column: str) -> np.ndarray:
+def _numeric(file: str, data: dict[str, np.ndarray], column: str, what: str = "score"
+             ) -> np.ndarray:
     values = data[column]
+    if values.dtype.kind in "iu":
+        return values.astype(float)
     if values.dtype.kind != "f":
-        raise SourceError(file, f"score column {column!r} is not numeric")
+        raise SourceError(file, f"{what} column {column!r} is not numeric")
     return values
 
 
@@ -286,8 +296,8 @@ def judge(ctx: Context, ref: ModelRef, model: ModelSettings, now: float,
     since = until - quality.window
     window = matured(ctx.store, ref, since=since, until=until)
     newest = (recent(ctx.store, ref, since=until, until=now)
-              if quality.estimate and model_type == "classification"
-              and (quality.score_column or quality.score_columns) else None)
+              if quality.estimate and (model_type == "regression" or quality.score_column
+                                       or quality.score_columns) else None)
     where = f"{ref} predictions and labels"
     labels, measured, estimate = _judge_window(where, window, newest, quality, since=since,
                                                until=until, now=now, alpha=alpha,
@@ -305,7 +315,7 @@ def judge(ctx: Context, ref: ModelRef, model: ModelSettings, now: float,
         result["estimated"] = True
         result["samples"] = int(estimate["n"])
     if quality.estimate:
-        realized = _realize(ctx, ref, quality, until=until, now=now)
+        realized = _realize(ctx, ref, quality, until=until, now=now, model_type=model_type)
         if estimate is not None and estimate.get("n"):
             with ctx.store.write() as conn:
                 add_estimate_in(conn, ref, estimate, now)
@@ -337,8 +347,12 @@ def _judge_window(where: str, window: Matured, newest: Recent | None, quality: Q
         return labels, None, None
     data, columns = _window_data(window, quality)
     measured = quality_of(where, data, columns, alpha=alpha, model_type=model_type)
-    estimate = (_estimate(measured, data, quality, newest, since=until, until=now)
-                if newest is not None else None)
+    if newest is None:
+        estimate = None
+    elif model_type == "regression":
+        estimate = _estimate_errors(where, window, quality, newest, since=until, until=now)
+    else:
+        estimate = _estimate(measured, data, quality, newest, since=until, until=now)
     labels["judged"] = coverage is not None and coverage >= quality.min_coverage
     if not labels["judged"]:  # too few labels yet: shown, never judged
         labels["provisional"] = {k: measured.get(k) for k in metrics_of(model_type)}
@@ -407,6 +421,9 @@ def _threshold_agreement(scores: np.ndarray, positive: np.ndarray) -> float:
     return float(np.max(negatives_below + positives_from) / max(1, flags.size))
 
 
+ESTIMATED_ERRORS = ("mae", "rmse")  # what a regression model's estimate (DLE) gives
+
+
 def metrics_of(model_type: str) -> tuple[str, ...]:
     """The metrics a model of ``model_type`` is judged by, by name in results."""
     return REGRESSION_METRICS if model_type == "regression" else METRICS
@@ -430,7 +447,7 @@ def _window_data(window: Matured, quality: QualitySettings
 
 
 def _realize(ctx: Context, ref: ModelRef, quality: QualitySettings, *, until: float,
-             now: float) -> dict[str, Any] | None:
+             now: float, model_type: str = "classification") -> dict[str, Any] | None:
     """Once the window of an earlier estimate has matured with enough labels, store what its
     labels show beside it (the newest such estimate; older ones waiting are superseded), and
     return the newest estimate with its realized values and the error (realized - estimated)."""
@@ -441,20 +458,46 @@ def _realize(ctx: Context, ref: ModelRef, quality: QualitySettings, *, until: fl
     if row is not None and window is not None and window.labelled \
             and window.labelled / window.predictions >= quality.min_coverage:
         data, columns = _window_data(window, quality)
-        measured = quality_of(f"{ref} predictions and labels", data, columns)
-        realized = {m: measured.get(m) for m in METRICS}
+        measured = quality_of(f"{ref} predictions and labels", data, columns,
+                              model_type=model_type)
+        realized = {m: measured.get(m) for m in metrics_of(model_type)}
         realized["coverage"] = window.labelled / window.predictions
         with ctx.store.write() as conn:
             realize_in(conn, row.id, realized, now, supersede_before=row.window_end)
     found = latest_realized(ctx.store, ref)
     if found is None:
         return None
-    error = {m: found.realized[m] - found.estimate[m] for m in METRICS
+    estimated = ESTIMATED_ERRORS if model_type == "regression" else METRICS
+    error = {m: found.realized[m] - found.estimate[m] for m in estimated
              if isinstance(found.realized.get(m), (int, float))
              and isinstance(found.estimate.get(m), (int, float))}
     return {"window_start": found.window_start, "window_end": found.window_end,
-            "estimated_at": found.at, "estimated": {m: found.estimate.get(m) for m in METRICS},
+            "estimated_at": found.at, "estimated": {m: found.estimate.get(m) for m in estimated},
             "realized": found.realized, "error": error}
+
+
+def _estimate_errors(where: str, window: Matured, quality: QualitySettings, newest: Recent, *,
+                     since: float, until: float) -> dict[str, Any]:
+    """DLE on the predictions newer than the matured window: a regression model's MAE and RMSE
+    learnt from the labelled window's errors (``lifecycled.dle``)."""
+    from lifecycled import dle
+
+    names = list(quality.estimate_features)
+    found: dict[str, Any] = {"window_start": since, "window_end": until}
+    reference, latest = dle.columns_of(window.features, names), dle.columns_of(newest.features,
+                                                                                names)
+    if names and not (reference and latest):
+        return {**found, "method": "DLE", "n": int(newest.prediction.size), "trusted": False,
+                "reason": f"features missing from the stored predictions: {', '.join(names)} "
+                          "(quality.estimate_features; pushed rows must carry them too)"}
+    predicted = numbers(where, window.prediction, "prediction")
+    labels = numbers(where, window.label, "label")
+    usable = np.isfinite(predicted) & np.isfinite(labels)
+    latest_predicted = numbers(where, newest.prediction, "prediction")
+    fresh = np.isfinite(latest_predicted)
+    return {**found, **dle.estimate_errors(
+        {c: v[usable] for c, v in reference.items()}, predicted[usable], labels[usable],
+        {c: v[fresh] for c, v in latest.items()}, latest_predicted[fresh])}
 
 
 def _estimate(measured: dict[str, Any], reference: dict[str, np.ndarray],
