@@ -130,31 +130,32 @@ class Demo:
 
     def make_late_labels(self) -> None:
         """risk_assessment's prediction log and its outcomes, a second standing for a day: 2,400
-        predictions over the last 105 s, each outcome known 10 to 40 s after its prediction. The
-        scores are the probability of a default (P(label | score) holds throughout); in the last
-        35 s the applicants are harder to call (scores nearer 0.5), so accuracy falls from about
-        0.93 to 0.86 without any change in what a score means. Three batches of labels: those
-        known 28 s ago, those known by now, and those of the newest predictions, known only after
-        they matured."""
+        expected losses (euros) predicted over the last 105 s, each realized loss known 10 to 40
+        s after its prediction. The realized loss varies around the prediction more for accounts
+        that use more of their credit line; in the last 35 s the accounts use more of it, so the
+        model's error grows, without any change in what a prediction means. Three batches of
+        labels: those known 28 s ago, those known by now, and those of the newest predictions,
+        known only after they matured."""
         rng = np.random.default_rng(3)
         n, now = 2400, time.time()
         self.late_start = now
         at = np.sort(now - rng.uniform(0, 105, n))
         harder = at > now - 35
-        scores = np.where(harder, rng.beta(0.3, 0.3, n), rng.beta(0.12, 0.12, n))
-        labels = (rng.random(n) < scores).astype(int)
-        predictions = (scores >= 0.5).astype(int)  # the decision is the score's threshold
+        utilization = np.where(harder, rng.beta(5, 2, n), rng.beta(2, 5, n))
+        exposure = rng.lognormal(8, 0.5, n)
+        predicted = 0.05 * exposure * (1 + utilization)  # the expected loss
+        realized = np.clip(predicted * (1 + rng.normal(0, 0.1 + 0.5 * utilization)), 0, None)
         known = at + rng.uniform(10, 40, n)
         ids = np.array([f"ra-{i:05d}" for i in range(n)])
         self.write_csv("risk_predictions/log.csv", {
-            "id": ids, "timestamp": np.round(at, 3), "prediction": predictions,
-            "score": np.round(scores, 4)})
+            "id": ids, "timestamp": np.round(at, 3), "prediction": np.round(predicted, 2),
+            "utilization": np.round(utilization, 4)})
         self.label_batches = []
         for start, end in ((-np.inf, now - 28), (now - 28, now), (now, np.inf)):
             rows = (known > start) & (known <= end)
-            self.label_batches.append({"id": ids[rows], "label": labels[rows],
+            self.label_batches.append({"id": ids[rows], "label": np.round(realized[rows], 2),
                                        "known_at": np.round(known[rows], 3)})
-        self.accuracy_before = float(np.mean(predictions[~harder] == labels[~harder]))
+        self.mae_before = float(np.mean(np.abs(predicted[~harder] - realized[~harder])))
         self.write_csv("risk_labels/batch-1.csv", self.label_batches[0])
 
     def write_csv(self, name: str, columns: dict[str, Any]) -> None:
@@ -205,7 +206,8 @@ class Demo:
                 "predictions": {"path": str(data_dir / "risk_predictions" / "*.csv")},
                 "labels": {"path": str(data_dir / "risk_labels" / "*.csv"),
                            "timestamp_column": "known_at"},
-                "score_column": "score", "maturity": "45s", "window": "30s",
+                "estimate_features": ["utilization"],  # what the error estimate learns from
+                "maturity": "45s", "window": "30s",
                 "min_coverage": 0.8}},  # step 11 runs a second to a day
         }
         for name, extra in monitoring.items():  # into each model's own models.d file
@@ -428,9 +430,10 @@ class Demo:
         print("Triton now serves: " + ", ".join(served))
         self.cli("webhooks", "list")
 
-        say("Step 11: risk_assessment's outcomes arrive 10 to 40 days late (here a second "
-            "stands for a day; maturity 45 d, window 30 d): coverage climbs, the estimate shows "
-            "a decay before any label of it, and the labels confirm it once they are in")
+        say("Step 11: risk_assessment, an expected-loss regression model, has outcomes that "
+            "arrive 10 to 40 days late (here a second stands for a day; maturity 45 d, window "
+            "30 d): coverage climbs, the estimate (DLE) shows its error growing before any label "
+            "of it, and the labels confirm it once they are in")
         self.make_late_labels()
         self.show_labels("first batch (the outcomes known 28 days ago)", self.late_start)
         since = time.time()
@@ -445,12 +448,11 @@ class Demo:
         quality = self.show_labels("third batch (the newest predictions' outcomes), pushed over "
                                    "the API", since, confirmed=True)
         estimation = quality["estimation"]
-        print(f"  the estimate made before their labels, beside what the labels show now: "
-              f"accuracy estimated "
-              f"{estimation['estimated']['accuracy']:.3f}, realized "
-              f"{estimation['realized']['accuracy']:.3f} (error "
-              f"{estimation['error']['accuracy']:+.3f}); before the decay the labels showed "
-              f"{self.accuracy_before:.3f}")
+        print(f"  the estimate made before their labels, beside what the labels show now: MAE "
+              f"estimated {estimation['estimated']['mae']:.0f} EUR, realized "
+              f"{estimation['realized']['mae']:.0f} EUR (error "
+              f"{estimation['error']['mae']:+.0f}); before the accounts changed the labels "
+              f"showed {self.mae_before:.0f} EUR")
         say("Step 12: the alerts Prometheus raised from lifecycled's metrics and Triton's")
         self.show_alerts()
         print(f"\nState, configuration, data, backups and logs are in {self.dir}")
@@ -474,23 +476,23 @@ class Demo:
 
         quality = self.wait(f"the quality pass after the {what}", after)
         labels = quality["labels"]
-        accuracy = (f"accuracy {quality['accuracy']:.3f} (counts)" if labels["judged"] else
-                    f"accuracy {labels['provisional']['accuracy']:.3f} provisional: "
-                    f"{labels['reason']}")
+        error = (f"MAE {quality['mae']:.0f} EUR, RMSE {quality['rmse']:.0f} EUR, bias "
+                 f"{quality['mean_error']:+.0f} EUR (counts)" if labels["judged"] else
+                 f"MAE {labels['provisional']['mae']:.0f} EUR provisional: {labels['reason']}")
         print(f"{what}: {labels['labelled']} of {labels['predictions']} matured predictions "
               f"labelled, coverage {labels['coverage']:.0%}, label lag p50 "
               f"{labels['lag_p50_seconds']:.0f} d, p95 {labels['lag_p95_seconds']:.0f} d; "
-              f"{accuracy}")
+              f"{error}")
         estimate = quality.get("estimate") or {}
-        if estimate.get("accuracy") is not None:
-            print(f"  estimated before their labels (CBPE), the {estimate['n']} newest "
-                  f"predictions: accuracy {estimate['accuracy']:.3f} "
-                  f"[{estimate['accuracy_lower']:.3f}, {estimate['accuracy_upper']:.3f}]"
+        if estimate.get("mae") is not None:
+            print(f"  estimated before their labels (DLE), the {estimate['n']} newest "
+                  f"predictions: MAE {estimate['mae']:.0f} EUR "
+                  f"[{estimate['mae_lower']:.0f}, {estimate['mae_upper']:.0f}]"
                   + ("" if estimate.get("trusted") else f" untrusted: {estimate.get('reason')}"))
         return quality
 
     def push_labels(self, batch: dict[str, Any]) -> None:
-        body = "".join(json.dumps({"id": str(i), "label": int(v), "known_at": float(t)}) + "\n"
+        body = "".join(json.dumps({"id": str(i), "label": float(v), "known_at": float(t)}) + "\n"
                        for i, v, t in zip(batch["id"], batch["label"], batch["known_at"],
                                           strict=True))
         print(f"\n$ curl -X POST -H 'Authorization: Bearer …' -H 'Content-Type: "
@@ -529,11 +531,14 @@ class Demo:
                              timeout=10).json()["model_stats"][0]["inference_stats"]
         ok, failed = stats["success"]["count"], stats["fail"]["count"]
         breaches = ", ".join(b["threshold"] for b in evaluation.get("breaches", [])) or "none"
+        quality = (f"MAE {fmt(snap.get('mae'), ' EUR')}"
+                   if detail["model"].get("model_type") == "regression"
+                   else f"accuracy {fmt(snap.get('accuracy'))}")
         print(f"{model:<20} throughput {fmt(snap.get('requests_per_second'), ' req/s')}, "
               f"p99 {fmt(snap.get('latency_p99_seconds'), ' ms', 1000)}, "
               f"errors {fmt(snap.get('error_ratio'), ' %', 100)} of the last interval "
               f"({failed} of {ok + failed} requests since Triton started), "
-              f"accuracy {fmt(snap.get('accuracy'))}; level {evaluation.get('level', 'unknown')} "
+              f"{quality}; level {evaluation.get('level', 'unknown')} "
               f"(score {fmt(evaluation.get('score'))}); breaches: {breaches}")
 
     def cleanup(self, keep: bool) -> None:

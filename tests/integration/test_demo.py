@@ -69,11 +69,12 @@ def test_the_demo_tells_the_whole_story(tmp_path: Path, state_url: str) -> None:
     assert segments["channel=web"].get("utilization", "low") == "low"
     qualities = json.loads((backup / "quality_results.json").read_text())
     assert qualities[-1]["result"]["concept"]["severity"] == "high"
-    # 11: risk_assessment's late labels: provisional while too few are in, then judged; the
-    # estimate shows the decay of the newest predictions before their labels, which confirm it.
-    # Only the passes begun after the first labels were written count (the demo prints only
-    # those): a pass judges the window of its own start, so one begun before them that read them
-    # later (on a slow machine) judges an older window, where more of them are in
+    # 11: risk_assessment, a regression model, and its late labels: provisional while too few
+    # are in, then judged by its errors (never accuracy); the estimate (DLE) shows the error of
+    # the newest predictions growing before their labels, which confirm it. Only the passes
+    # begun after the first labels were written count (the demo prints only those): a pass
+    # judges the window of its own start, so one begun before them that read them later (on a
+    # slow machine) judges an older window, where more of them are in
     risk = ModelRef("risk_assessment", "3")
     written = (run / "data" / "risk_labels" / "batch-1.csv").stat().st_mtime
     with store.read() as conn:
@@ -83,16 +84,16 @@ def test_the_demo_tells_the_whole_story(tmp_path: Path, state_url: str) -> None:
     results = [r for r in results if r["labels"]["labelled"]]
     coverage = [r["labels"]["coverage"] for r in results]
     assert coverage[0] < 0.8 <= max(coverage)
-    assert results[0]["labels"]["judged"] is False and results[0].get("accuracy") is None
+    assert results[0]["labels"]["judged"] is False and results[0].get("mae") is None
+    assert not any("accuracy" in r for r in results)
     before = next(r for r in results if r["labels"]["judged"])
-    assert before["accuracy"] > 0.9
-    assert before["estimate"]["trusted"] is True
-    assert before["estimate"]["accuracy_upper"] < before["accuracy"]  # the decay, before labels
+    assert before["model_type"] == "regression" and before["mae"] > 0
+    assert before["estimate"]["method"] == "DLE" and before["estimate"]["trusted"] is True
+    assert before["estimate"]["mae_lower"] > before["mae"]  # the error grows, before labels
     confirmed = next(r for r in results if "estimation" in r)
     estimation = confirmed["estimation"]
-    assert estimation["realized"]["accuracy"] < before["accuracy"] - 0.04
-    assert abs(estimation["error"]["accuracy"]) < 0.05
-    assert 0.8 < confirmed["accuracy"] < before["accuracy"]
+    assert estimation["realized"]["mae"] > 1.5 * before["mae"]
+    assert abs(estimation["error"]["mae"]) < 0.2 * estimation["realized"]["mae"]
     sent = {event_body(store, d.event_id)["type"] for d in deliveries(store, state="delivered")}
     assert {"model.update_requested", "model.update_completed"} <= sent
     store.close()
