@@ -95,8 +95,7 @@ def accuracy_trend(correct: np.ndarray, alpha: float = SIGNIFICANCE) -> Accuracy
         ("unstable_accuracy", cv > CV_LIMIT and spread_p < alpha),
         ("accuracy_drop", drop > DROP_LIMIT and drop_p < alpha),
     ) if hit)
-    severity = (Severity.HIGH if len(indicators) >= 2 else
-                Severity.MEDIUM if indicators else Severity.LOW)
+    severity = _of_indicators(indicators)
     return AccuracyTrend(count, window, tuple(float(a) for a in accuracies), slope, p_value, cv,
                          drop, indicators, severity, spread_p, drop_p)
 
@@ -143,12 +142,7 @@ def concept_drift(correct: np.ndarray, *, min_samples: int = 100,
     if correct.size < min_samples:
         return ConceptDrift(int(correct.size), None, None, None,
                             reason=f"insufficient_samples: {correct.size} outcomes, need {min_samples}")
-    trend = accuracy_trend(correct, alpha)
-    ph = page_hinkley(~correct)
-    severity = trend.severity if trend else Severity.LOW
-    if ph.detected:
-        severity = max(severity, Severity.MEDIUM)
-    return ConceptDrift(int(correct.size), trend, ph, severity)
+    return _judged(int(correct.size), accuracy_trend(correct, alpha), page_hinkley(~correct))
 
 
 def error_trend(error: np.ndarray, alpha: float = SIGNIFICANCE) -> ErrorTrend | None:
@@ -179,8 +173,7 @@ def error_trend(error: np.ndarray, alpha: float = SIGNIFICANCE) -> ErrorTrend | 
         ("rising_error", slope > RISE_LIMIT and p_value < alpha),
         ("error_increase", increase > INCREASE_LIMIT and increase_p < alpha),
     ) if hit)
-    severity = (Severity.HIGH if len(indicators) >= 2 else
-                Severity.MEDIUM if indicators else Severity.LOW)
+    severity = _of_indicators(indicators)
     return ErrorTrend(count, window, tuple(float(e) for e in errors), slope, p_value, increase,
                       increase_p, indicators, severity)
 
@@ -200,10 +193,22 @@ def error_drift(error: np.ndarray, *, min_samples: int = 100,
     # excursion past the threshold about exp(-2 delta threshold) likely: set to alpha
     ph = page_hinkley(error / spread if spread > 0 else error, delta=ERROR_PH_DELTA,
                       threshold=float(np.log(1 / alpha)) / (2 * ERROR_PH_DELTA))
+    return _judged(int(error.size), trend, ph)
+
+
+def _of_indicators(indicators: tuple[str, ...]) -> Severity:
+    """Two indicators or more are high, one medium, none low."""
+    return (Severity.HIGH if len(indicators) >= 2 else
+            Severity.MEDIUM if indicators else Severity.LOW)
+
+
+def _judged(samples: int, trend: AccuracyTrend | ErrorTrend | None, ph: PageHinkley
+            ) -> ConceptDrift:
+    """The trend's severity (low without one), at least medium when Page-Hinkley fires."""
     severity = trend.severity if trend else Severity.LOW
     if ph.detected:
         severity = max(severity, Severity.MEDIUM)
-    return ConceptDrift(int(error.size), trend, ph, severity)
+    return ConceptDrift(samples, trend, ph, severity)
 
 
 def concept_to_json(result: ConceptDrift) -> dict[str, object]:
