@@ -401,3 +401,12 @@ def test_a_regression_model_has_its_own_thresholds_and_no_accuracy() -> None:
     assert classifier["min_accuracy"] == 0.85 and "max_mae" not in classifier
     assert problems({"defaults": {"thresholds": {"min_r2": 1.5}}}) == [
         "defaults.thresholds.min_r2: input should be less than or equal to 1, got 1.5"]
+
+
+def test_estimate_features_are_refused_for_a_classifier() -> None:
+    """A key that would do nothing is refused: a classifier's estimate (CBPE) learns from its
+    scores, not from features."""
+    found = problems({"models": {"fraud": {"model_type": "classification",
+                                           "quality": {"estimate_features": ["amount"]}}}})
+    assert found == ["models.fraud: quality.estimate_features: only a regression model's "
+                     "estimate (DLE) learns from features; this model_type is 'classification'"]

@@ -632,6 +632,14 @@ class ModelSettings(_Section):
             raise ValueError("a column name is empty")
         return value
 
+    @model_validator(mode="after")
+    def _estimate_features_are_a_regressions(self) -> ModelSettings:
+        kind = (self.model_type or "").strip().lower()
+        if self.quality.estimate_features and kind and kind != "regression":
+            raise ValueError("quality.estimate_features: only a regression model's estimate "
+                             f"(DLE) learns from features; this model_type is {kind!r}")
+        return self
+
 
 _UNCONFIGURED = ModelSettings()
 

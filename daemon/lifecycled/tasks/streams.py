@@ -120,10 +120,10 @@ def _prediction_rows(file: str, data: dict[str, np.ndarray], ref: ModelRef,
                     for i in range(len(ids))]
     features: list[str | None] = [None] * len(ids)
     if quality.estimate_features:
-        numbers = {c: _numeric(file, data, c, "estimate feature")
-                   for c in quality.estimate_features}
+        given = {c: _numeric(file, data, c, "estimate feature")
+                 for c in quality.estimate_features}
         features = [json.dumps({c: (float(v[i]) if np.isfinite(v[i]) else None)
-                                for c, v in numbers.items()}) for i in range(len(ids))]
+                                for c, v in given.items()}) for i in range(len(ids))]
     return [Prediction(i, float(t), p, s, g, f) for i, t, p, s, g, f in zip(
         ids, at, predicted, scores, segments, features, strict=True)]
 
@@ -290,7 +290,8 @@ def judge(ctx: Context, ref: ModelRef, model: ModelSettings, now: float,
           alpha: float = SIGNIFICANCE, model_type: str = "classification") -> dict[str, Any]:
     """The quality result of the matured window, with its coverage and label lag, and the
     same per segment (``segment_by``), by the metrics ``model_type`` means; concept drift and
-    the accuracy's bound at ``alpha``. The estimate before labels is a classifier's (CBPE)."""
+    the accuracy's bound at ``alpha``. The newest predictions are estimated before their labels:
+    a classifier's by CBPE (from its scores), a regression model's by DLE."""
     quality = model.quality
     until = now - quality.maturity
     since = until - quality.window
