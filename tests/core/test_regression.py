@@ -104,3 +104,32 @@ def test_a_rising_error_is_concept_drift_and_a_steady_one_is_not() -> None:
     found = error_drift(rising, alpha=alpha)
     assert found.severity is not None and found.severity >= Severity.MEDIUM
     assert isinstance(found.trend, ErrorTrend) and "error_increase" in found.trend.indicators
+
+
+def test_a_regression_breach_is_judged_on_its_bound_under_the_budget() -> None:
+    """At the budget's alpha (a pass every 5 minutes): an MAE of about 12 against a maximum of
+    10 is noise on 30 outcomes and a breach on 3,000; a bias of about 4.5 against a band of 3
+    likewise. The bounds are checked against the normal-approximation formula."""
+    from lifecycled.core.outcomes import regression_bounds
+    from lifecycled.core.thresholds import evaluate
+    from scipy import stats
+
+    alpha = 1 / 8640
+    limits = {"max_mae": 10.0, "max_abs_mean_error": 3.0, "min_r_squared": 0.0}
+    rng = np.random.default_rng(8)
+    for n, breached in ((30, False), (3000, True)):
+        label = rng.normal(100, 40, n)
+        prediction = label + 4.5 + rng.normal(0, 14, n)
+        result = quality_of("o.csv", {"prediction": prediction, "label": label},
+                            OutcomeColumns(), model_type="regression", alpha=alpha)
+        bounds = result["judged_on"]
+        error = prediction - label
+        z = stats.norm.isf(alpha)
+        assert bounds["mae"] == pytest.approx(
+            np.mean(np.abs(error)) - z * np.std(np.abs(error), ddof=1) / np.sqrt(n))
+        assert bounds == regression_bounds(prediction, label, result, alpha)
+        values = {"mae": result["mae"], "mean_error": result["mean_error"],
+                  "r_squared": result["r2"]}
+        found = {b.threshold for b in evaluate(values, limits, bounds).breaches}
+        assert found == ({"max_mae", "max_abs_mean_error"} if breached else set()), n
+        assert {b.threshold for b in evaluate(values, limits).breaches} >= {"max_mae"}

@@ -4,6 +4,7 @@ concept drift, JSON form). Shared by the outcome files and the joined prediction
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +14,7 @@ from scipy import stats
 
 from lifecycled.core.concept import SIGNIFICANCE, concept_drift, concept_to_json, error_drift
 from lifecycled.core.quality import evaluate_quality, normalise, quality_to_json
-from lifecycled.core.regression import evaluate_regression, regression_to_json
+from lifecycled.core.regression import EPSILON, evaluate_regression, regression_to_json
 from lifecycled.core.segments import label_text
 from lifecycled.errors import InputError, SourceError
 
@@ -94,8 +95,39 @@ def regression_of(where: str, data: Mapping[str, np.ndarray], columns: OutcomeCo
     result["unlabelled"] = int((~known).sum())
     error = np.abs(pred[known] - true[known])
     result["concept"] = concept_to_json(error_drift(error, min_samples=min_samples, alpha=alpha))
+    result["judged_on"] = regression_bounds(pred[known], true[known], result, alpha)
     result["alpha"] = alpha
     return result
+
+
+def regression_bounds(pred: np.ndarray, true: np.ndarray, metrics: Mapping[str, Any],
+                      alpha: float) -> dict[str, float]:
+    """Each regression metric's one-sided confidence bound at 1 - alpha on the side of its
+    breach (normal approximation over the outcomes), by snapshot field: a maximum error is
+    breached only when even the lower bound is above it, a minimum R² when even the upper bound
+    is below it, the bias band when even the bound nearer 0 is outside it."""
+    n = int(pred.size)
+    if n < 2:
+        return {}
+    z = float(stats.norm.isf(alpha))
+
+    def half(values: np.ndarray) -> float:
+        return z * float(np.std(values, ddof=1)) / math.sqrt(values.size)
+
+    error = pred - true
+    mse_lower = max(0.0, float(np.mean(error ** 2)) - half(error ** 2))
+    mean = float(metrics["mean_error"])
+    found = {"mae": max(0.0, float(metrics["mae"]) - half(np.abs(error))),
+             "rmse": math.sqrt(mse_lower),
+             "mean_error": math.copysign(max(0.0, abs(mean) - half(error)), mean)}
+    nonzero = np.abs(true) >= EPSILON
+    if metrics.get("mape") is not None and int(nonzero.sum()) >= 2:
+        found["mape_ratio"] = max(0.0, float(metrics["mape"]) - half(
+            np.abs(error[nonzero]) / np.abs(true[nonzero])))
+    if metrics.get("r2") is not None:
+        spread = float(np.mean((true - true.mean()) ** 2))
+        found["r_squared"] = 1.0 - mse_lower / spread
+    return found
 
 
 def numbers(where: str, values: np.ndarray, column: str) -> np.ndarray:

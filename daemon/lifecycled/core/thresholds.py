@@ -40,9 +40,11 @@ class Evaluation:
 def find_breaches(values: Mapping[str, float | None], thresholds: Mapping[str, float],
                   bounds: Mapping[str, float | None] | None = None
                   ) -> tuple[list[Breach], list[str], list[str]]:
-    """Breached, checked and unknown thresholds. A minimum whose value comes with an upper
-    confidence bound (``bounds``, by field: accuracy from labels) is breached only when even
-    the bound is below it: a low accuracy on few labels is noise, not a breach."""
+    """Breached, checked and unknown thresholds. A value that comes with a confidence bound on
+    the side of its breach (``bounds``, by field: quality from labels) is judged on the bound:
+    a minimum is breached only when even the upper bound is below it, a maximum when even the
+    lower bound is above it, a band when even the bound nearer 0 is outside it. A low accuracy
+    on few labels is noise, not a breach."""
     breaches, checked, unknown = [], [], []
     for threshold in THRESHOLDS:
         key = threshold.key
@@ -53,7 +55,7 @@ def find_breaches(values: Mapping[str, float | None], thresholds: Mapping[str, f
             unknown.append(key)
             continue
         checked.append(key)
-        bound = (bounds or {}).get(threshold.field) if threshold.direction == "min" else None
+        bound = (bounds or {}).get(threshold.field)
         if threshold.breached(value if bound is None else bound, thresholds[key]):
             breaches.append(Breach(key, value, thresholds[key], bound))
     return breaches, checked, unknown
@@ -102,7 +104,7 @@ def level_of(score: float | None) -> Level:
 
 def evaluate(values: Mapping[str, float | None], thresholds: Mapping[str, float],
              bounds: Mapping[str, float | None] | None = None) -> Evaluation:
-    """Breaches of the six thresholds (minimums judged on ``bounds`` where given) and the
+    """Breaches of the thresholds (judged on ``bounds`` where given) and the
     weighted score, renormalised over known parts."""
     breaches, checked, unknown = find_breaches(values, thresholds, bounds)
     components = score_components(values, thresholds)

@@ -288,7 +288,10 @@ def _add_quality(values: dict[str, float | None], detail: dict[str, Any],
     if quality:
         values.update({m.field: quality.get(m.name) for m in QUALITY_METRICS})
         detail["quality_samples"] = quality.get("samples")
-        if quality.get("accuracy_upper") is not None:  # the breach is judged on it
-            detail["accuracy_upper"] = quality["accuracy_upper"]
+        judged_on = dict(quality.get("judged_on") or {})  # the breaches are judged on them
+        if quality.get("accuracy_upper") is not None:
+            judged_on["accuracy"] = quality["accuracy_upper"]
+        if judged_on:
+            detail["judged_on"] = judged_on
         if quality.get("estimated"):  # estimated before the labels (CBPE): said so onwards
             detail["quality_estimated"] = True

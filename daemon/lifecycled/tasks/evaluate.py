@@ -53,7 +53,7 @@ def evaluate_versions(ctx: Context, refs: Collection[ModelRef] | None, now: floa
             continue
         snapshot = latest.get(ref)
         values = dict(snapshot.values) if snapshot else {}
-        bounds = {"accuracy": snapshot.detail.get("accuracy_upper")} if snapshot else None
+        bounds = dict(snapshot.detail.get("judged_on") or {}) if snapshot else None
         result = evaluation_to_json(evaluate(values, thresholds, bounds))
         result["snapshot_at"] = snapshot.at if snapshot else None
         last = previous.get(ref)
