@@ -410,3 +410,6 @@ def test_estimate_features_are_refused_for_a_classifier() -> None:
                                            "quality": {"estimate_features": ["amount"]}}}})
     assert found == ["models.fraud: quality.estimate_features: only a regression model's "
                      "estimate (DLE) learns from features; this model_type is 'classification'"]
+    judged = problems({"models": {"loss": {"model_type": "regression",
+                                           "quality": {"use_estimate": True}}}})
+    assert len(judged) == 1 and judged[0].startswith("models.loss: quality.use_estimate: ")

@@ -638,6 +638,10 @@ class ModelSettings(_Section):
         if self.quality.estimate_features and kind and kind != "regression":
             raise ValueError("quality.estimate_features: only a regression model's estimate "
                              f"(DLE) learns from features; this model_type is {kind!r}")
+        if self.quality.use_estimate and kind == "regression":
+            raise ValueError("quality.use_estimate: thresholds judge a classifier's estimate "
+                             "(CBPE) only; a regression model's estimate (DLE) is shown and "
+                             "exported, never judged")
         return self
 
 
