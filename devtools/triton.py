@@ -158,8 +158,11 @@ class TritonServer:
 
 def start(repository: Path, workdir: Path, *, http_port: int | None = None,
           grpc_port: int | None = None, metrics_port: int | None = None,
-          ready_timeout: float = 120.0, load: tuple[str, ...] | None = None) -> TritonServer:
-    """Start tritonserver in explicit model-control mode with summary latencies; wait until ready."""
+          ready_timeout: float = 120.0, load: tuple[str, ...] | None = None,
+          trace_file: Path | None = None) -> TritonServer:
+    """Start tritonserver in explicit model-control mode with summary latencies; wait until
+    ready. With ``trace_file``, the trace extension writes there (``TRACE_FLAGS``: tracing off
+    until a model's own settings switch it on)."""
     home = triton_home()
     backends = prepare_backends(workdir / "backends")
     ports = (http_port or free_port(), grpc_port or free_port(), metrics_port or free_port())
@@ -171,7 +174,8 @@ def start(repository: Path, workdir: Path, *, http_port: int | None = None,
             f"--grpc-port={ports[1]}", f"--metrics-port={ports[2]}", "--allow-gpu-metrics=false",
             "--model-control-mode=explicit", *loads,
             "--metrics-config", "summary_latencies=true", "--http-address=127.0.0.1",
-            "--grpc-address=127.0.0.1", "--metrics-address=127.0.0.1", "--exit-timeout-secs=10"]
+            "--grpc-address=127.0.0.1", "--metrics-address=127.0.0.1", "--exit-timeout-secs=10",
+            *(trace_flags(trace_file) if trace_file is not None else [])]
     with log_path.open("wb") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
                                    start_new_session=True)
@@ -193,6 +197,13 @@ def start(repository: Path, workdir: Path, *, http_port: int | None = None,
         time.sleep(0.2)
     server.stop()
     raise TimeoutError(f"tritonserver not ready after {ready_timeout}s:\n{server.log()[-3000:]}")
+
+
+def trace_flags(trace_file: Path) -> list[str]:
+    """Triton's start flags for lifecycled's trace sampling (docs/sources.md): the file every
+    trace goes to, and tracing off for every model until lifecycled switches it on for one."""
+    return ["--trace-config", f"triton,file={trace_file}", "--trace-config", "level=OFF",
+            "--trace-config", "rate=1000"]
 
 
 def server_environment() -> dict[str, str]:

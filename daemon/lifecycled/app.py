@@ -168,6 +168,17 @@ def web_config(daemon: DaemonSettings, path: str | None = None) -> WebConfig:
     return WebConfig(cert_file=daemon.tls.cert_file, key_file=daemon.tls.key_file)
 
 
+def _stop_tracing(ctx: Context) -> None:
+    """Put back the trace settings of the models this daemon traces (it is the one reading the
+    trace files); a failure is logged, never in the way of stopping."""
+    from lifecycled.tasks.traces import stop_tracing
+
+    try:
+        stop_tracing(ctx)
+    except Exception:  # the store or an endpoint gone: the settings stay, the next start fixes
+        log.exception("cannot restore trace settings")
+
+
 def run_daemon(config: str | None, *, once: bool = False,
                environ: Mapping[str, str] | None = None, listen: str | None = None,
                web_config_file: str | None = None) -> int:
@@ -252,6 +263,8 @@ def run_daemon(config: str | None, *, once: bool = False,
             runtime.wait()
         finally:
             clean = runtime.shutdown(app.settings.daemon.shutdown_grace)
+            if clean and runtime.replication.runs("traces"):
+                _stop_tracing(runtime.ctx)
             runtime.replication.stop()  # after the tasks: the next leader starts where they ended
             server.stop()
             if clean:

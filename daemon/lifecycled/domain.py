@@ -426,6 +426,7 @@ class HistoryKind(enum.StrEnum):
     REGISTERED = "registered"
     METADATA_UPDATED = "metadata_updated"
     STATUS_CHANGED = "status_changed"
+    REFERENCE_FROZEN = "reference_frozen"  # a drift reference frozen from Triton's traces
 
 
 @dataclass(frozen=True)

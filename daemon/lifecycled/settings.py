@@ -227,6 +227,21 @@ class TritonEndpoint(_Section):
     """CA bundle, client certificate and verification for https:// URLs."""
     allow_model_control: bool = False
     """May lifecycled load and unload models here (Triton in explicit model-control mode)?"""
+    trace_file: DataPath | None = None
+    """The trace file this Triton was started with (--trace-config triton,file=PATH), as
+    lifecycled sees it: the same host or a shared volume at the same path. Triton writes PATH.0,
+    PATH.1, ...; lifecycled reads and deletes them. null: no trace sampling here."""
+    trace_log_frequency: int = Field(default=20, ge=1, le=100_000)
+    """Traces per file for a watched model: Triton writes a file each time this many requests
+    were sampled (fewer: fresher windows, more files)."""
+
+    @field_validator("trace_file")
+    @classmethod
+    def _local_trace_file(cls, value: str | None) -> str | None:
+        if value is not None and ("://" in value or not os.path.isabs(value)):
+            raise ValueError("must be an absolute local path (lifecycled reads and deletes the "
+                             "files Triton writes there)")
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -317,8 +332,12 @@ class ScheduleSettings(_Section):
     """Quality and concept drift from labelled outcomes, prediction logs or PromQL."""
     evaluate: PositiveDuration = 3600.0
     """Thresholds and performance level of every production version."""
+    traces: PositiveDuration = 60.0
+    """Triton's trace samples: the watched models' trace settings, then the new trace files
+    read (and deleted)."""
     drift: PositiveDuration = 86400.0
-    """The configured drift check of every production version."""
+    """The configured drift check of every production version (and of every live version whose
+    drift reads Triton's traces)."""
     updates: PositiveDuration = 60.0
     """Update triggers and the jobs in flight."""
     retirement: PositiveDuration = 86400.0
@@ -430,16 +449,33 @@ class DriftTiers(_Section):
     """Tiers of KS D (numeric features) or the total variation distance (categorical)."""
 
 
+DRIFT_SOURCES = ("files", "triton")
+FROZEN = "frozen"  # drift.reference: the first rows sampled from Triton's traces
+
+
 class DriftSettings(_Section):
+    source: Literal[DRIFT_SOURCES] | None = None  # type: ignore[valid-type]
+    """Where the current rows come from: files (current, or the prediction log) or triton (the
+    inputs and outputs Triton samples with its trace extension, no pipeline needed: needs an
+    endpoint with trace_file)."""
     reference: DataPath | None = None
     """The reference sample (CSV, Parquet, JSON Lines; a file, glob or URL; {version} is the model
-    version), usually the training data."""
+    version), usually the training data. With source triton: frozen (the default there) takes
+    the first reference_rows rows sampled after the version went live."""
     current: DataPath | None = None
     """The current sample (file, glob or URL); null with a prediction log: the log's rows."""
+    trace_rate: int | None = Field(default=None, ge=1, le=1_000_000)
+    """With source triton: Triton traces one request in this many."""
+    columns: dict[str, str] | None = None
+    """With source triton: rename traced columns (TENSOR for one value per row, TENSOR_I for
+    element I), e.g. {INPUT_0: income, OUTPUT: score}."""
+    reference_rows: int | None = Field(default=None, ge=1, le=MAX_COUNT)
+    """With reference frozen: how many sampled rows the reference holds."""
     timestamp_column: str | None = None
     """The column that dates a current row (for window)."""
     window: PositiveDuration | None = None
-    """Judge the current rows of this last period (with timestamp_column)."""
+    """Judge the current rows of this last period (with timestamp_column; with source triton:
+    the rows sampled in it, null: the drift schedule's interval)."""
     newest_rows: int | None = Field(default=None, gt=0, le=MAX_COUNT)
     """Else judge the newest N rows."""
     features: tuple[str, ...] | None = None
@@ -568,13 +604,35 @@ class MonitoringSettings(_Section):
     schedule."""
 
 
+def _drift_source_problem(own: DriftSettings, config: DriftSettings, traced: bool,
+                          defaults: bool) -> str | None:
+    """What is wrong with a drift section (``own``, as written; ``config``, merged with the
+    defaults) about where its rows come from, as ``key: problem``; None if nothing."""
+    if config.source == "triton":
+        if not traced:
+            return ("source: triton needs an endpoint in sources.triton with trace_file (the "
+                    "file Triton was started with: --trace-config triton,file=PATH)")
+        for key in ("current", "timestamp_column"):
+            if getattr(config, key) is not None:
+                return (f"{key}: the current rows of source triton are the traced requests; "
+                        f"set source: files to read files")
+        return None
+    if config.reference == FROZEN:
+        return "reference: frozen is taken from Triton's traces: it needs source: triton"
+    for key in ("columns", "trace_rate", "reference_rows"):
+        if getattr(own, key) is not None and not defaults:
+            return f"{key}: only with source: triton"
+    return None
+
+
 class DefaultsSettings(_Section):
     thresholds: ThresholdSettings = DEFAULT_THRESHOLDS
     """Applied to every model unless models.NAME.thresholds overrides a key."""
     monitoring: MonitoringSettings = MonitoringSettings()
     """Discovery and retention."""
     drift: DriftSettings = DriftSettings(
-        bins=DriftPolicy.bins, min_samples=DriftPolicy.min_samples, weights=DriftWeights(),
+        source="files", trace_rate=100, reference_rows=1000, bins=DriftPolicy.bins,
+        min_samples=DriftPolicy.min_samples, weights=DriftWeights(),
         alert_severity=DriftPolicy.alert_severity.label, correction=DriftPolicy.correction,
         severity_rule=DriftPolicy.rule, tiers=DriftTiers(),
         schema_break_severity=DriftPolicy.schema_break.label,
@@ -787,6 +845,18 @@ class Settings(_Section):
             if using:
                 raise ValueError(f"models {', '.join(using)}: quality.promql needs "
                                  "sources.prometheus")
+        return self
+
+    @model_validator(mode="after")
+    def _drift_sources(self) -> Settings:
+        traced = any(endpoint.trace_file for endpoint in self.sources.triton)
+        checked = [("defaults.drift", self.defaults.drift, self.defaults.drift)]
+        checked += [(f"models.{name}.drift", model.drift, self.drift_config(name))
+                    for name, model in self.models.items()]
+        for where, own, config in checked:
+            problem = _drift_source_problem(own, config, traced, where == "defaults.drift")
+            if problem is not None:
+                raise ValueError(f"{where}.{problem}")
         return self
 
     def model_settings(self, name: str) -> ModelSettings:

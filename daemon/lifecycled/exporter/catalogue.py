@@ -196,6 +196,23 @@ FAMILIES = (
         "Runs of the scheduled task."),
     Family("lifecycled_task_failures", "counter", ("task",), "daemon",
         "Runs of the task that raised."),
+    Family("lifecycled_trace_backlog_files", "gauge", ("endpoint",), "daemon",
+        "Trace files waiting to be read after the last traces pass (a file still being written "
+        "included)."),
+    Family("lifecycled_trace_backlog_bytes", "gauge", ("endpoint",), "daemon",
+        "Bytes of the trace files waiting to be read."),
+    Family("lifecycled_trace_files_read", "counter", ("endpoint",), "daemon",
+        "Trace files read (and deleted)."),
+    Family("lifecycled_trace_requests_decoded", "counter", ("endpoint",), "daemon",
+        "Sampled requests of watched versions decoded from the trace files."),
+    Family("lifecycled_trace_files_rejected", "counter", ("endpoint",), "daemon",
+        "Trace files with nothing readable, renamed *.rejected."),
+    Family("lifecycled_trace_problems", "counter", ("endpoint",), "daemon",
+        "Problems met in trace files (each logged): a cut, a request left out, a file that "
+        "cannot be read or deleted."),
+    Family("lifecycled_trace_watched", "gauge", ("endpoint", "model"), "daemon",
+        "1 for each model whose trace settings lifecycled set on the endpoint (put back when "
+        "it is no longer watched or the daemon stops)."),
     Family("lifecycled_unmanaged_model", "gauge", ("endpoint", "model", "version", "reason"), "daemon",
         "A version Triton serves under a name or version the registry cannot hold (value 1): "
         "not discovered, collected or checked."),

@@ -15,6 +15,7 @@ from lifecycled import __version__
 from lifecycled.exporter.families import counter, gauge
 from lifecycled.store import Store, StoreWrites
 from lifecycled.store.serving import job_runs, source_health, unmanaged_models
+from lifecycled.store.traces import trace_states, watches
 
 
 def collect_process(intervals: Mapping[str, float],
@@ -71,3 +72,24 @@ def collect(store: Store) -> Iterator[Metric]:
     for u in unmanaged_models(store):
         unmanaged.add_metric([u.endpoint, u.name, u.version, u.reason], 1)
     yield from (up, last, job_ok, duration, runs, failures, unmanaged)
+    yield from collect_traces(store)
+
+
+def collect_traces(store: Store) -> Iterator[Metric]:
+    """Each trace-reading endpoint's backlog and counts, and the models it traces."""
+    families = {name: (counter if kind == "counter" else gauge)(f"lifecycled_trace_{name}")
+                for name, kind in (("backlog_files", "gauge"), ("backlog_bytes", "gauge"),
+                                   ("files_read", "counter"), ("requests_decoded", "counter"),
+                                   ("files_rejected", "counter"), ("problems", "counter"))}
+    for state in trace_states(store):
+        for name, value in (("backlog_files", state.backlog_files),
+                            ("backlog_bytes", state.backlog_bytes),
+                            ("files_read", state.files_total),
+                            ("requests_decoded", state.requests_total),
+                            ("files_rejected", state.rejected_total),
+                            ("problems", state.problems_total)):
+            families[name].add_metric([state.endpoint], value)
+    watched = gauge("lifecycled_trace_watched")
+    for watch in watches(store):
+        watched.add_metric([watch.endpoint, watch.name], 1)
+    yield from (*families.values(), watched)

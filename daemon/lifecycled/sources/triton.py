@@ -348,6 +348,25 @@ class TritonClient:
         with self._call(f"unload {name}"):
             self._client.unload_model(name, headers=dict(self.endpoint.headers))
 
+    def trace_settings(self, name: str | None = None) -> dict[str, Any]:
+        """The trace settings of model ``name`` (None: the endpoint's global settings)."""
+        with self._call(f"trace settings of {name or 'the server'}"):
+            payload = self._client.get_trace_settings(model_name=name,
+                                                      headers=dict(self.endpoint.headers))
+        if not isinstance(payload, dict):
+            raise SourceError(self.source, f"trace settings of {name}: not a mapping")
+        return payload
+
+    def update_trace_settings(self, name: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """Change model ``name``'s trace settings (a null value clears the model's own, so the
+        global one applies again); the settings that now apply."""
+        with self._call(f"update trace settings of {name}"):
+            payload = self._client.update_trace_settings(model_name=name, settings=dict(settings),
+                                                         headers=dict(self.endpoint.headers))
+        if not isinstance(payload, dict):
+            raise SourceError(self.source, f"trace settings of {name}: not a mapping")
+        return payload
+
     def close(self) -> None:
         with contextlib.suppress(*self._errors):  # a broken connection needs no closing
             self._client.close()

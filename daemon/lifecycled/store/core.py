@@ -221,8 +221,8 @@ class Store:
                 " ?, ?, ?)",
                 (ref.name, ref.version, status.value, *columns.values(), now, now, now),
             )
-            self._append_history(conn, ref, HistoryKind.REGISTERED, None, status, actor, reason,
-                                 {"metadata": meta}, now)
+            self.append_history_in(conn, ref, HistoryKind.REGISTERED, None, status, actor, reason,
+                                   {"metadata": meta}, now)
             self.emit_in(conn, "model.registered", ref, {
                 "status": status.value, "actor": actor, "reason": reason,
                 "owner_team": spec.owner_team, "business_domain": spec.business_domain}, now)
@@ -237,8 +237,8 @@ class Store:
             (*columns.values(), now, ref.name, ref.version),
         )
         current = Status(row["status"])
-        self._append_history(conn, ref, HistoryKind.METADATA_UPDATED, current, current, actor,
-                             reason, {"changed": changed}, now)
+        self.append_history_in(conn, ref, HistoryKind.METADATA_UPDATED, current, current, actor,
+                               reason, {"changed": changed}, now)
         return HistoryKind.METADATA_UPDATED
 
     def set_status(self, ref: ModelRef, target: Status, *, actor: str, reason: str,
@@ -261,8 +261,8 @@ class Store:
             " WHERE name = ? AND version = ?",
             (target.value, now, now, ref.name, ref.version),
         )
-        entry = self._append_history(conn, ref, HistoryKind.STATUS_CHANGED, current, target, actor,
-                                     reason, dict(evidence or {}), now)
+        entry = self.append_history_in(conn, ref, HistoryKind.STATUS_CHANGED, current, target,
+                                       actor, reason, dict(evidence or {}), now)
         data = {"from": current.value, "to": target.value, "actor": actor, "reason": reason,
                 "evidence": dict(evidence or {})}
         self.emit_in(conn, "model.status_changed", ref, data, now)
@@ -279,9 +279,10 @@ class Store:
                 "links": {"model": f"/api/v1/models/{ref.name}/{ref.version}"}}
         return emit_in(conn, self.subscriptions, event_type, body, now)
 
-    def _append_history(self, conn: Connection, ref: ModelRef, kind: HistoryKind,
-                        from_status: Status | None, to_status: Status, actor: str, reason: str,
-                        evidence: Mapping[str, Any], now: float) -> HistoryEntry:
+    def append_history_in(self, conn: Connection, ref: ModelRef, kind: HistoryKind,
+                          from_status: Status | None, to_status: Status, actor: str, reason: str,
+                          evidence: Mapping[str, Any], now: float) -> HistoryEntry:
+        """Append one audit row about ``ref`` inside an open transaction."""
         cursor = conn.execute(
             "INSERT INTO history (name, version, kind, from_status, to_status, actor, reason,"
             " evidence, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",

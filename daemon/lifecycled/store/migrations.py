@@ -358,4 +358,54 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE predictions ADD COLUMN features TEXT;
     """,
+    # 16: Triton's trace samples: the rows decoded from each trace file (a batch per model
+    # version and file), the files consumed (by content, so a file read twice counts once), the
+    # trace settings lifecycled changed (to put them back), each endpoint's backlog and counts,
+    # and the references frozen from traces
+    """
+    CREATE TABLE trace_rows (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        name    TEXT NOT NULL,
+        version TEXT NOT NULL,
+        at      REAL NOT NULL,
+        rows    INTEGER NOT NULL,
+        data    TEXT NOT NULL
+    );
+    CREATE INDEX trace_rows_model ON trace_rows (name, version, at);
+    CREATE TABLE trace_files (
+        endpoint TEXT NOT NULL,
+        digest   TEXT NOT NULL,
+        file     TEXT NOT NULL,
+        requests INTEGER NOT NULL,
+        read_at  REAL NOT NULL,
+        PRIMARY KEY (endpoint, digest)
+    );
+    CREATE TABLE trace_watches (
+        endpoint TEXT NOT NULL,
+        name     TEXT NOT NULL,
+        previous TEXT,
+        applied  TEXT NOT NULL,
+        since    REAL NOT NULL,
+        PRIMARY KEY (endpoint, name)
+    );
+    CREATE TABLE trace_state (
+        endpoint       TEXT PRIMARY KEY,
+        backlog_files  INTEGER NOT NULL,
+        backlog_bytes  INTEGER NOT NULL,
+        files_total    INTEGER NOT NULL,
+        requests_total INTEGER NOT NULL,
+        rejected_total INTEGER NOT NULL,
+        problems_total INTEGER NOT NULL,
+        at             REAL NOT NULL
+    );
+    CREATE TABLE frozen_references (
+        name      TEXT NOT NULL,
+        version   TEXT NOT NULL,
+        frozen_at REAL NOT NULL,
+        rows      INTEGER NOT NULL,
+        origin    TEXT NOT NULL,
+        data      TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    """,
 )

@@ -21,10 +21,13 @@ from lifecycled.core.profile import ReferenceProfile, build_profile
 from lifecycled.core.segments import OTHER, label, label_text, masks, text, top_values
 from lifecycled.domain import DriftPolicy, ModelRef, Severity, Status
 from lifecycled.errors import InputError, SourceError
+from lifecycled.settings import FROZEN
 from lifecycled.sources.files import DEFAULT_TIMEOUT, expand
 from lifecycled.sources.profiles import PROFILE_DIR, Loaded, cached_profile, load_cached
 from lifecycled.sources.samples import Sample, read_sample, select
 from lifecycled.store.results import add_drift_result, drift_taken_on
+from lifecycled.store.traces import frozen_reference, traced_counts, traced_rows
+from lifecycled.units import duration_text
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
@@ -294,8 +297,12 @@ def run_model_drift(ctx: Context, ref: ModelRef, *, now: float, progress: Progre
     what ``unchanged`` found when the read ahead was started: a file changed since then changes
     the key the next pass finds, so that pass checks again."""
     ctx.store.get(ref)
-    inputs = drift_inputs(ctx, ref)
     settings = ctx.settings.drift_policy(ref.name)
+    if ctx.settings.drift_config(ref.name).source == "triton":
+        check, origin = check_traced(ctx, ref, settings, now=now, progress=progress)
+        record = {**check_to_json(check, now=now), "source": "triton", "reference": origin}
+        return check, _store_drift(ctx, ref, check, record, settings, now)
+    inputs = drift_inputs(ctx, ref)
     if not reuse_unchanged:
         key, last = None, None
     else:
@@ -309,6 +316,12 @@ def run_model_drift(ctx: Context, ref: ModelRef, *, now: float, progress: Progre
     record = check_to_json(check, now=now)
     if key is not None:
         record["inputs_key"] = key
+    return check, _store_drift(ctx, ref, check, record, settings, now)
+
+
+def _store_drift(ctx: Context, ref: ModelRef, check: DriftCheck, record: dict[str, Any],
+                 settings: DriftPolicy, now: float) -> dict[str, Any]:
+    """Store a check's record, with model.drift_detected when it reaches the alert severity."""
     events = []
     segments = [{k: s[k] for k in ("segment", "severity", "drifted_share")}
                 for s in record.get("segments", [])
@@ -324,7 +337,49 @@ def run_model_drift(ctx: Context, ref: ModelRef, *, now: float, progress: Progre
             "recommendations": record["recommendations"],
             **({"segments": segments} if segments else {})}))
     add_drift_result(ctx.store, ref, record, now=now, events=events)
-    return check, record
+    return record
+
+
+def check_traced(ctx: Context, ref: ModelRef, settings: DriftPolicy, *, now: float,
+                 progress: Progress | None = None) -> tuple[DriftCheck, dict[str, Any]]:
+    """The drift check of a model whose current rows are Triton's trace samples: the rows of
+    the last ``drift.window`` (else the drift schedule's interval) against the reference file,
+    or the reference frozen from the traces (none yet: nothing is judged, ``unknown``). Also
+    returns where the reference came from."""
+    config = ctx.settings.drift_config(ref.name)
+    model = ctx.settings.model_settings(ref.name)
+    window = config.window or ctx.settings.schedule.drift
+    current, rows = traced_rows(ctx.store, ref, since=now - window, newest=config.newest_rows)
+    categorical = config.categorical or ()
+    reference: dict[str, np.ndarray] | None = None
+    if config.reference not in (None, FROZEN):
+        pattern = config.reference.replace("{version}", ref.version)
+        reference = read_sample(pattern, timeout=ctx.settings.sources.files.timeout).columns
+        files = tuple(str(f) for f in expand(pattern, timeout=ctx.settings.sources.files.timeout))
+        origin: dict[str, Any] = {"file": pattern}
+    else:
+        frozen = frozen_reference(ctx.store, ref)
+        wanted = config.reference_rows or 1000
+        if frozen is not None:
+            reference = frozen.columns
+            origin = {**frozen.origin, "frozen_at": frozen.frozen_at, "rows": frozen.rows}
+            files = (f"reference frozen from {frozen.rows} traced rows",)
+        else:
+            record = ctx.store.get(ref)
+            sampled = traced_counts(ctx.store, {ref: record.status_changed_at})[ref]
+            origin = {"frozen": None, "sampled": sampled, "wanted": wanted}
+            files = (f"reference not frozen yet: {sampled} of {wanted} rows sampled",)
+    profile = build_profile(reference or {}, categorical, bins=settings.bins)
+    result = compare(profile, current, settings, features=config.features,
+                     categorical=categorical, progress=progress, exclude=config.exclude or ())
+    segments: tuple[dict[str, Any], ...] = ()
+    if model.segment_by and reference is not None:
+        inputs = DriftInputs(reference="", current="", features=config.features,
+                             categorical=categorical, exclude=tuple(config.exclude or ()),
+                             segment_by=model.segment_by, segment_top=model.segment_top)
+        segments = tuple(segment_drift(reference, current, inputs, settings))
+    return (DriftCheck(result, files, (f"triton traces of the last {duration_text(window)}",),
+                       rows, False, segments), origin)
 
 
 def run_drift(ctx: Context) -> dict[str, Any]:
@@ -336,9 +391,7 @@ def run_drift(ctx: Context) -> dict[str, Any]:
     """
     now = ctx.clock()
     done: dict[str, Any] = {}
-    due = [ref for ref, status in sorted(ctx.store.statuses().items())
-           if status == Status.PRODUCTION and ref.name in ctx.settings.models
-           and ctx.settings.models[ref.name].drift.reference]
+    due = [ref for ref, status in sorted(ctx.store.statuses().items()) if drift_due(ctx, ref, status)]
     following = dict(itertools.pairwise(due))
     ahead = ReadAhead(ctx.state_dir / PROFILE_DIR)
     looked: dict[ModelRef, Looked] = {}
@@ -356,6 +409,17 @@ def run_drift(ctx: Context) -> dict[str, Any]:
     finally:
         ahead.close()
     return done
+
+
+def drift_due(ctx: Context, ref: ModelRef, status: Status) -> bool:
+    """Is ``ref`` checked by the drift pass? A production version with a configured check; a
+    live version (production or staging) whose rows are Triton's traces, configured or not
+    (``defaults.drift.source: triton`` watches every model discovery finds)."""
+    config = ctx.settings.drift_config(ref.name)
+    if config.source == "triton":
+        return status in (Status.PRODUCTION, Status.STAGING)
+    return (status == Status.PRODUCTION and ref.name in ctx.settings.models
+            and ctx.settings.models[ref.name].drift.reference is not None)
 
 
 def _read_ahead(ctx: Context, ref: ModelRef, now: float, ahead: ReadAhead) -> Looked | None:

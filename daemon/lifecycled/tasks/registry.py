@@ -46,6 +46,13 @@ def drift(ctx: Context) -> Any:
     return run_drift(ctx)
 
 
+def traces(ctx: Context) -> Any:
+    """Triton's trace samples of the models whose drift reads them (numpy loaded only here)."""
+    from lifecycled.tasks.traces import run_traces
+
+    return run_traces(ctx)
+
+
 def updates(ctx: Context) -> Any:
     from lifecycled.tasks.updates import run_updates
 
@@ -66,6 +73,7 @@ def deliver(ctx: Context) -> Any:
 
 TASKS: dict[str, Task] = {
     "discovery": discovery,
+    "traces": traces,
     "quality": quality,
     "collect": collect,
     "evaluate": run_evaluate,
