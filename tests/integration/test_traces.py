@@ -6,6 +6,7 @@ the traces alone, and the trace settings are put back when a model is no longer 
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +162,72 @@ def test_stopping_puts_a_models_own_trace_settings_back(triton_factory: Any,
     now = model_trace(server, "credit_scoring")
     assert {k: now[k] for k in own} == own
     assert watches(restarted.store) == []
+
+
+def test_the_daemon_watches_every_discovered_model_and_restores_them_when_it_stops(
+        triton_factory: Any, tmp_path: Path) -> None:
+    """``defaults.drift.source: triton`` (the opt-in default): every model discovery finds is
+    traced with no configuration of its own, judged from its own frozen reference, and each
+    model's trace settings are Triton's global ones again after SIGTERM."""
+    from tests.integration.test_daemon import FAST, Daemon, daemon_config
+
+    trace_file = tmp_path / "trace.json"
+    shadow = triton.ModelSpec("shadow_scoring", "1", 4, (0.2, 0.1, -0.3, 0.4))
+    server = triton_factory(models=(*triton.SEED_MODELS, shadow), trace_file=trace_file)
+    config = daemon_config(
+        tmp_path / "cfg", schedule={**FAST, "traces": "1s"},
+        sources={"triton": [endpoint("local", server, trace_file=str(trace_file),
+                                     trace_log_frequency=2)]},
+        defaults={"monitoring": {"initial_status": "staging"},
+                  "drift": {"source": "triton", "trace_rate": 1, "reference_rows": 40,
+                            "min_samples": 20}})
+    daemon = Daemon(config, dict(os.environ), tmp_path / "daemon.log")
+    try:
+        daemon.wait_until(daemon.ready, "readyz")
+        names = ("credit_scoring", "fraud_detection", "risk_assessment", "shadow_scoring")
+
+        def traced() -> bool:
+            text = requests.get(daemon.url("/metrics"), timeout=5).text
+            return all(f'lifecycled_trace_watched{{endpoint="local",model="{n}"}} 1.0' in text
+                       for n in names)
+        daemon.wait_until(traced, "every discovered model traced")
+        rng = np.random.default_rng(3)
+
+        def judged() -> Any:
+            send(server, rng.normal(0, 1, (16, 4)), model="shadow_scoring")
+            result = requests.get(daemon.url("/api/v1/models/shadow_scoring/1"),
+                                  timeout=5).json().get("latest_drift") or {}
+            return result if result.get("judged") else None
+        result = daemon.wait_until(judged, "a drift check of shadow_scoring from its traces")
+        assert result["source"] == "triton" and result["reference"]["rows"] == 40
+        assert {f["feature"] for f in result["features"]} == {
+            "INPUT_0", "INPUT_1", "INPUT_2", "INPUT_3", "OUTPUT"}
+    finally:
+        assert daemon.stop() == 0, daemon.log()[-3000:]
+    for name in names:
+        assert model_trace(server, name) == model_trace(server), name
+    assert "trace settings restored endpoint=local model=shadow_scoring" in daemon.log()
+
+
+def test_an_unloaded_model_gets_its_settings_back_once_it_is_loaded_again(
+        triton_factory: Any, tmp_path: Path) -> None:
+    """Triton keeps a model's trace settings by name while it is unloaded and refuses to change
+    them then ("unknown model"): the watch is kept, the pass goes on, and the settings are put
+    back when the model is loaded again."""
+    trace_file = tmp_path / "trace.json"
+    server = triton_factory(trace_file=trace_file)
+    ctx = context(tmp_path, settings(server, trace_file))
+    run_discovery(ctx)
+    run_traces(ctx)
+    assert requests.post(f"{server.url}/v2/repository/models/credit_scoring/unload",
+                         timeout=30).ok
+    ctx.settings = parse_settings(settings(server, trace_file, source="files", trace_rate=None,
+                                           reference_rows=None, window=None, min_samples=None))
+    assert run_traces(ctx) == {"local": {"watched": [], "restored": [], "files": 0,
+                                         "requests": 0, "rejected": 0, "problems": 0,
+                                         "waiting": 0}}
+    assert [w.name for w in watches(ctx.store)] == ["credit_scoring"]
+    assert requests.post(f"{server.url}/v2/repository/models/credit_scoring/load",
+                         timeout=60).ok
+    assert run_traces(ctx)["local"]["restored"] == ["credit_scoring"]
+    assert model_trace(server, "credit_scoring") == model_trace(server)

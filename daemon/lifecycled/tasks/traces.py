@@ -45,6 +45,7 @@ from lifecycled.store.traces import (
 log = logging.getLogger(__name__)
 LIVE = (Status.PRODUCTION, Status.STAGING)  # versions that serve traffic worth sampling
 KEYS = ("trace_level", "trace_rate", "log_frequency")  # the settings lifecycled changes
+UNKNOWN_MODEL = "unknown model"  # Triton's answer about a model it has not loaded
 GRACE = 30.0  # seconds a file cut short may still be being written
 MAX_FILE_BYTES = 256 * 1024 * 1024
 
@@ -103,8 +104,10 @@ def run_traces(ctx: Context) -> dict[str, Any]:
     for endpoint in endpoints:
         report = EndpointPass()
         with ctx.source(f"traces:{endpoint.name}") as call:
-            watch_models(ctx, endpoint, versions[endpoint.name], report, now)
-            consume_files(ctx, endpoint, versions[endpoint.name], report, now)
+            errors = watch_models(ctx, endpoint, versions[endpoint.name], report, now)
+            consume_files(ctx, endpoint, versions[endpoint.name], report, now)  # local files
+            if errors:
+                raise SourceError(f"traces:{endpoint.name}", "; ".join(errors))
         done[endpoint.name] = {"error": call.error} if call.failed else report.to_json()
     forget_unconfigured(ctx, {e.name for e in endpoints})
     live = {ref: record for found in versions.values() for ref, record in found.items()}
@@ -116,38 +119,60 @@ def run_traces(ctx: Context) -> dict[str, Any]:
 
 
 def watch_models(ctx: Context, endpoint: TritonEndpoint, versions: Mapping[ModelRef, Any],
-                 report: EndpointPass, now: float) -> None:
+                 report: EndpointPass, now: float) -> list[str]:
     """Trace the models of ``versions`` at their rate, and put back the settings of the models
     watched before but not now. A model whose settings no longer hold (the server restarted,
-    someone changed them) gets them again."""
+    someone changed them) gets them again. Returns the calls that failed (each model on its
+    own: one that fails leaves the others, and the files, to be done)."""
     wanted = {ref.name: applied_settings(ctx.settings.drift_config(ref.name).trace_rate or 100,
                                          endpoint) for ref in versions}
     stored = {watch.name: watch for watch in watches(ctx.store, endpoint.name)}
+    errors: list[str] = []
     with ctx.triton(endpoint) as client:
         for name, applied in sorted(wanted.items()):
-            current = client.trace_settings(name)
-            watch = stored.get(name)
-            if watch is not None and watch.applied == applied and _applies(current, applied):
-                continue
-            if watch is None:
-                server = client.trace_settings()
-                previous = None if all(current.get(k) == server.get(k) for k in KEYS) \
-                    else {k: current.get(k) for k in KEYS}
-            else:
-                previous = watch.previous
-                log.info("trace settings applied again endpoint=%s model=%s found=%s", endpoint.name,
-                         name, {k: current.get(k) for k in KEYS})
-            client.update_trace_settings(name, applied)
-            put_watch(ctx.store, Watch(endpoint.name, name, previous, applied,
-                                       watch.since if watch is not None else now))
-            report.watched.append(name)
-            log.info("tracing model endpoint=%s model=%s rate=%s", endpoint.name, name,
-                     applied["trace_rate"])
+            try:
+                if _watch(ctx, client, endpoint, name, applied, stored.get(name), now):
+                    report.watched.append(name)
+            except SourceError as exc:
+                errors.append(str(exc))
         for name, watch in sorted(stored.items()):
-            if name not in wanted:
+            if name in wanted:
+                continue
+            try:
                 restore(client, watch)
-                drop_watch(ctx.store, endpoint.name, name)
-                report.restored.append(name)
+            except SourceError as exc:
+                if UNKNOWN_MODEL in str(exc).lower():  # unloaded: Triton keeps its settings by name
+                    log.info("trace settings restored when the model is loaded again "
+                             "endpoint=%s model=%s", endpoint.name, name)
+                    continue
+                errors.append(str(exc))
+                continue
+            drop_watch(ctx.store, endpoint.name, name)
+            report.restored.append(name)
+    return errors
+
+
+def _watch(ctx: Context, client: Any, endpoint: TritonEndpoint, name: str,
+           applied: dict[str, Any], watch: Watch | None, now: float) -> bool:
+    """Give model ``name`` the ``applied`` trace settings unless they hold; True if it was
+    given them now. The first time, what it had is kept to be put back."""
+    current = client.trace_settings(name)
+    if watch is not None and watch.applied == applied and _applies(current, applied):
+        return False
+    if watch is None:
+        server = client.trace_settings()
+        previous = None if all(current.get(k) == server.get(k) for k in KEYS) \
+            else {k: current.get(k) for k in KEYS}
+    else:
+        previous = watch.previous
+        log.info("trace settings applied again endpoint=%s model=%s found=%s", endpoint.name,
+                 name, {k: current.get(k) for k in KEYS})
+    client.update_trace_settings(name, applied)
+    put_watch(ctx.store, Watch(endpoint.name, name, previous, applied,
+                               watch.since if watch is not None else now))
+    log.info("tracing model endpoint=%s model=%s rate=%s", endpoint.name, name,
+             applied["trace_rate"])
+    return True
 
 
 def restore(client: Any, watch: Watch) -> None:
