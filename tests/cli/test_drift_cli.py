@@ -270,3 +270,58 @@ def test_a_large_check_does_not_import_scipy_stats(tmp_path: Path) -> None:
     found = json.loads(done.stdout.splitlines()[-1])
     assert found["code"] == 0 and found["stats"] is False
     assert all(0.0 < p <= 1.0 for p in found["p"])  # judged: the tail of these sizes
+
+
+def test_a_traced_models_reference_is_shown_frozen_again_and_judged(
+        cli: Cli, tmp_path: Path) -> None:
+    """``reference show``, ``reference freeze`` (a chosen window, replacing the one before,
+    with a history row) and ``drift --model`` on a model whose rows are Triton's traces (rows
+    put in the store here as the traces task would)."""
+    import time
+
+    from lifecycled.domain import ModelSpec, Status
+    from lifecycled.store.traces import add_trace_file
+
+    config = write_config(tmp_path / "traced", {
+        "sources": {"triton": [{"name": "local", "url": "http://127.0.0.1:9",
+                                "trace_file": str(tmp_path / "trace.json")}]},
+        "models": {"credit_scoring": {"drift": {"source": "triton", "reference_rows": 300,
+                                                "min_samples": 50, "window": "1h"}}}},
+        models_d=False)
+    ref = ModelRef("credit_scoring", "1")
+    store = open_store(f"sqlite:///{tmp_path / 'traced' / 'state' / 'lifecycled.db'}", tmp_path)
+    store.register(ModelSpec(ref, owner_team="risk_ml", business_domain="credit_risk"),
+                   Status.PRODUCTION, actor="test", reason="test", now=1.0)
+    rng = np.random.default_rng(1)
+    now = time.time()
+    for index, (shift, at) in enumerate(((0.0, now - 7200), (2.0, now - 60))):
+        columns = {"INPUT": rng.normal(shift, 1.0, 400), "OUTPUT": rng.random(400)}
+        assert add_trace_file(store, "local", f"digest-{index}", f"trace.json.{index}",
+                              requests=50, batches={ref: columns}, at=at, now=at)
+    store.close()
+
+    shown = cli("reference", "show", "credit_scoring:1", "--json", config=config)
+    assert shown.code == 0, shown.err
+    assert shown.json() == {"model": "credit_scoring:1", "frozen": None}
+    refused = cli("reference", "freeze", "credit_scoring:1", "--since", "10m", "--until", "5m",
+                  "--reason", "r", config=config)
+    assert refused.code == 2 and "no rows Triton sampled in that window" in refused.err
+    frozen = cli("reference", "freeze", "credit_scoring:1", "--until", "1h", "--rows", "300",
+                 "--reason", "the quiet week before the campaign", "--actor", "risk_ml",
+                 config=config)
+    assert frozen.code == 0, frozen.err
+    assert "frozen from 300 traced rows (INPUT, OUTPUT)" in frozen.out
+    history = cli("models", "history", "credit_scoring:1", "--json", config=config).json()
+    entry = history["history"][-1]
+    assert (entry["kind"], entry["actor"], entry["evidence"]["rows"]) == (
+        "reference_frozen", "risk_ml", 300)
+
+    drift = cli("drift", "--model", "credit_scoring:1", config=config)
+    assert drift.code == 0, drift.err
+    assert "current: triton traces of the last 1h; reference: reference frozen from 300 " \
+           "traced rows" in drift.out
+    judged = cli("drift", "--model", "credit_scoring:1", "--json", "--fail-on", "high",
+                 config=config)
+    assert judged.code == 1  # the last hour's rows moved by 2 sd
+    features = {f["feature"]: f["severity"] for f in judged.json()["features"]}
+    assert features["INPUT"] == "critical" and features["OUTPUT"] == "low"

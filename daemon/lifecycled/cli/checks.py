@@ -1,4 +1,4 @@
-"""Check commands: discover, collect, drift, quality and report."""
+"""Check commands: discover, collect, drift, reference, quality and report."""
 
 from __future__ import annotations
 
@@ -10,7 +10,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lifecycled.cli.output import EXIT_OK, EXIT_PROBLEM, EXIT_UNKNOWN, Formatter, duration, number, show
+from lifecycled.cli.output import (
+    EXIT_OK,
+    EXIT_PROBLEM,
+    EXIT_UNKNOWN,
+    Formatter,
+    add_actor,
+    duration,
+    number,
+    show,
+)
 from lifecycled.domain import MAX_COUNT, SEVERITIES, DriftPolicy, ModelRef, Severity, Status
 from lifecycled.errors import InputError
 from lifecycled.render import ago, fmt, table
@@ -182,6 +191,9 @@ def _drift_text(record: dict[str, Any]) -> str:
              f"{'-' if share is None else f'{share:.0%}'} of {record['judged']} judged"
              f" ({record['unjudged']} not judged); current rows: {record['current_rows']}",
              "recommendations:"]
+    if record.get("source") == "triton":
+        lines.insert(-1, f"current: {', '.join(record['current_files'])}; reference: "
+                         f"{', '.join(record['reference_files'])}")
     lines += [f"  - {r}" for r in record["recommendations"]]
     if record.get("segments"):
         lines += ["", table(["SEGMENT", "ROWS", "REFERENCE ROWS", "DRIFTED", "SEVERITY",
@@ -252,6 +264,72 @@ def cmd_drift(args: argparse.Namespace) -> int:
     show(args, record, lambda: _drift_text(record)
          + (f"\nHTML report: {args.html}" if args.html else ""))
     return _fail_on(args, record["severity"], record["judged"])
+
+
+def moment(text: str) -> float:
+    """An argparse type: a time, as ISO 8601 (2026-12-01T08:00:00Z) or a duration ago (2h)."""
+    from datetime import datetime
+
+    from lifecycled.units import parse_duration
+    try:
+        return time.time() - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an ISO 8601 time or a duration ago (2h), "
+                                         f"got {text!r}") from None
+
+
+def cmd_reference_freeze(args: argparse.Namespace) -> int:
+    """``reference freeze``: the drift reference of a traced version from the rows Triton
+    sampled in a chosen window, replacing the one frozen before (a history row says so)."""
+    from lifecycled import app
+    from lifecycled.settings import FROZEN
+    from lifecycled.store.traces import freeze_reference, traced_rows
+
+    ref = ModelRef.parse(args.model)
+    with app.opened(args.config) as ctx:
+        config = ctx.settings.drift_config(ref.name)
+        if config.source != "triton" or config.reference not in (None, FROZEN):
+            raise InputError(f"{ref}: its drift reference is not frozen from Triton's traces "
+                             f"(models.{ref.name}.drift.source: triton, reference: frozen)")
+        ctx.store.get(ref)
+        columns, rows = traced_rows(ctx.store, ref, since=args.since, until=args.until,
+                                    oldest=args.rows)
+        if not rows:
+            raise InputError(f"{ref}: no rows Triton sampled in that window (they are kept "
+                             f"for twice the drift window)")
+        origin = {"source": "triton traces", "chosen": {"since": args.since,
+                                                        "until": args.until}}
+        freeze_reference(ctx.store, ref, columns, origin, actor=args.actor, reason=args.reason,
+                         now=time.time(), replace=True)
+    payload = {"model": str(ref), "rows": rows, "columns": sorted(columns), "origin": origin}
+    show(args, payload, lambda: f"{ref}: drift reference frozen from {rows} traced rows "
+                                f"({', '.join(sorted(columns))})")
+    return EXIT_OK
+
+
+def cmd_reference_show(args: argparse.Namespace) -> int:
+    """``reference show``: where a traced version's drift reference came from."""
+    from lifecycled import app
+    from lifecycled.store.traces import frozen_reference
+
+    ref = ModelRef.parse(args.model)
+    with app.opened(args.config, create=False) as ctx:
+        ctx.store.get(ref)
+        frozen = frozen_reference(ctx.store, ref)
+    if frozen is None:
+        payload: dict[str, Any] = {"model": str(ref), "frozen": None}
+        show(args, payload, lambda: f"{ref}: no reference frozen from traces yet")
+        return EXIT_OK
+    payload = {"model": str(ref), "frozen_at": frozen.frozen_at, "rows": frozen.rows,
+               "origin": frozen.origin, "columns": sorted(frozen.columns)}
+    show(args, payload, lambda: "\n".join([
+        f"{ref}: frozen {ago(time.time() - frozen.frozen_at)} from {frozen.rows} traced rows",
+        f"origin: {frozen.origin}", f"columns: {', '.join(sorted(frozen.columns))}"]))
+    return EXIT_OK
 
 
 PROFILE_CACHE_DAYS = 30
@@ -387,6 +465,27 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, as_json: argparse.Arg
                    help="exit 1 when the model severity reaches this level, 3 when nothing "
                         "could be judged")
     p.set_defaults(func=cmd_drift)
+
+    reference = sub.add_parser("reference", help="drift references frozen from Triton's traces"
+                               ).add_subparsers(dest="reference_command", required=True,
+                                                metavar="SUBCOMMAND")
+    p = reference.add_parser("show", parents=parents, formatter_class=Formatter,
+                             help="where a version's frozen reference came from")
+    p.add_argument("model", metavar="NAME:VERSION", help="the model version")
+    p.set_defaults(func=cmd_reference_show)
+    p = reference.add_parser("freeze", parents=parents, formatter_class=Formatter,
+                             help="freeze a version's reference from the rows sampled in a "
+                                  "chosen window, replacing the one before")
+    p.add_argument("model", metavar="NAME:VERSION", help="the model version")
+    p.add_argument("--since", type=moment, default=None, metavar="TIME",
+                   help="rows sampled at or after this (ISO 8601, or a duration ago: 6h)")
+    p.add_argument("--until", type=moment, default=None, metavar="TIME",
+                   help="rows sampled at or before this")
+    p.add_argument("--rows", type=number(int, 1, MAX_COUNT), default=None,
+                   help="at most the first N rows of the window (default: all of them)")
+    p.add_argument("--reason", required=True, help="why (kept in the audit history)")
+    add_actor(p)
+    p.set_defaults(func=cmd_reference_freeze)
 
     p = sub.add_parser("quality", parents=parents, formatter_class=Formatter,
                        help="quality metrics and concept drift from labelled outcomes")

@@ -51,16 +51,18 @@ def add_trace_file(store: Store, endpoint: str, digest: str, file: str, *, reque
 
 
 def traced_rows(store: Store, ref: ModelRef, *, since: float | None = None,
-                newest: int | None = None, oldest: int | None = None) -> tuple[Columns, int]:
-    """The sampled rows of ``ref`` (those at or after ``since``), the newest ``newest`` or the
-    oldest ``oldest`` of them, oldest first, and their count; a column a batch lacks is NaN
-    there."""
+                until: float | None = None, newest: int | None = None,
+                oldest: int | None = None) -> tuple[Columns, int]:
+    """The sampled rows of ``ref`` (those read at or after ``since``, and at or before
+    ``until``), the newest ``newest`` or the oldest ``oldest`` of them, oldest first, and their
+    count; a column a batch lacks is NaN there."""
     order = "DESC" if oldest is None else "ASC"
     with store.read() as conn:
         rows = conn.execute(
             f"SELECT rows, data FROM trace_rows WHERE name = ? AND version = ? AND at >= ? "
-            f"ORDER BY at {order}, id {order}",
-            (ref.name, ref.version, since if since is not None else -math.inf)).fetchall()
+            f"AND at <= ? ORDER BY at {order}, id {order}",
+            (ref.name, ref.version, since if since is not None else -math.inf,
+             until if until is not None else math.inf)).fetchall()
     want = newest if newest is not None else oldest
     parts: list[Columns] = []
     taken = 0
