@@ -210,7 +210,12 @@ EXAMPLES: dict[str, tuple[bool, Any]] = {
                     "labels": {"path": "s3://risk/outcomes/credit_scoring/*.parquet",
                                "timestamp_column": "known_at"},
                     "score_column": "score", "maturity": "90d"},
-        "segment_by": ["channel"]}}),
+        "segment_by": ["channel"]},
+        # a model judged from the score histogram its serving gateway exports
+        "gateway_scored": {"drift": {"source": "prometheus", "window": "1d",
+                                     "histogram": {"metric": "gateway_score",
+                                                   "matchers": {"job": "gateway"}}}}}),
+    "defaults.drift.histogram": (False, {"metric": "gateway_score"}),
     "webhooks": (False, {"pipeline": {
         "url": "https://ci.example.org/hooks/lifecycled", "secret_env": "LIFECYCLED_PIPELINE_SECRET",
         "events": ["model.update_requested", "model.unload_requested", "model.retired"]}}),

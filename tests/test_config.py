@@ -413,3 +413,55 @@ def test_estimate_features_are_refused_for_a_classifier() -> None:
     judged = problems({"models": {"loss": {"model_type": "regression",
                                            "quality": {"use_estimate": True}}}})
     assert len(judged) == 1 and judged[0].startswith("models.loss: quality.use_estimate: ")
+
+
+TRACED = {"triton": [{"name": "t", "url": "http://127.0.0.1:8000", "trace_file": "/srv/trace"}]}
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    ({"models": {"m": {"drift": {"source": "triton"}}}},
+     "models.m.drift.source: triton needs an endpoint in sources.triton with trace_file"),
+    ({"sources": TRACED, "models": {"m": {"drift": {"source": "triton", "current": "c.csv"}}}},
+     "models.m.drift.current: the current rows of source triton are the traced requests"),
+    ({"models": {"m": {"drift": {"reference": "frozen", "current": "c.csv"}}}},
+     "models.m.drift.reference: frozen is taken from Triton's traces"),
+    ({"models": {"m": {"drift": {"reference": "r.csv", "current": "c.csv", "trace_rate": 5}}}},
+     "models.m.drift.trace_rate: only with source: triton"),
+    ({"models": {"m": {"drift": {"source": "prometheus"}}}},
+     "models.m.drift.source: prometheus needs sources.prometheus"),
+    ({"sources": {"prometheus": {"url": "http://127.0.0.1:9090"}},
+      "models": {"m": {"drift": {"source": "prometheus"}}}},
+     "models.m.drift.histogram: source prometheus judges a histogram"),
+    ({"models": {"m": {"drift": {"histogram": {"metric": "score"}}}}},
+     "models.m.drift.histogram: only with source: prometheus"),
+    ({"defaults": {"drift": {"source": "triton"}}},
+     "defaults.drift.source: triton needs an endpoint"),
+    ({"sources": {"triton": [{"name": "t", "url": "http://127.0.0.1:8000",
+                              "trace_file": "relative/trace"}]}},
+     "sources.triton.0.trace_file: must be an absolute local path"),
+    ({"sources": {"prometheus": {"url": "http://127.0.0.1:9090"}},
+      "models": {"m": {"drift": {"source": "prometheus",
+                                 "histogram": {"metric": "score-bad"}}}}},
+     "models.m.drift.histogram.metric: not a Prometheus metric name: 'score-bad'"),
+])
+def test_where_drift_rows_come_from_is_checked_with_the_key_named(data: object,
+                                                                  expected: str) -> None:
+    """Every drift source key does what it says or is refused, naming the key."""
+    found = problems(data)
+    assert len(found) == 1 and expected in found[0], found
+
+
+def test_traced_and_histogram_drift_settings_are_accepted() -> None:
+    settings = parse_settings({
+        "sources": {**TRACED, "prometheus": {"url": "http://127.0.0.1:9090"}},
+        "defaults": {"drift": {"source": "triton"}},
+        "models": {"m": {"drift": {"trace_rate": 10, "columns": {"INPUT_0": "income"}}},
+                   "g": {"drift": {"source": "prometheus",
+                                   "histogram": {"metric": "gateway_score",
+                                                 "reference_offset": "1d"}}},
+                   "f": {"drift": {"source": "files", "reference": "r.csv",
+                                   "current": "c.csv"}}}})
+    assert settings.drift_config("m").trace_rate == 10
+    assert settings.drift_config("discovered").source == "triton"  # the opt-in default
+    assert settings.drift_config("g").histogram.reference_offset == 86400  # type: ignore[union-attr]
+    assert settings.drift_config("f").source == "files"

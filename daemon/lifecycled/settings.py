@@ -449,15 +449,59 @@ class DriftTiers(_Section):
     """Tiers of KS D (numeric features) or the total variation distance (categorical)."""
 
 
-DRIFT_SOURCES = ("files", "triton")
+DRIFT_SOURCES = ("files", "triton", "prometheus")
 FROZEN = "frozen"  # drift.reference: the first rows sampled from Triton's traces
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+class HistogramSettings(_Section):
+    """A distribution Prometheus already holds as a histogram (a score per model and version
+    from a serving gateway, a custom metric of the Python backend): no raw value leaves the
+    serving layer."""
+
+    metric: str
+    """The histogram's name: classic (its METRIC_bucket series, label le) or native."""
+    native: bool = False
+    """A native histogram (one series holding its buckets) instead of a classic one."""
+    matchers: dict[str, Header] = {}
+    """More labels the series must have, e.g. {job: gateway}."""
+    model_label: str = "model"
+    """The label holding the model's name."""
+    version_label: str = "version"
+    """The label holding the model's version."""
+    reference_offset: PositiveDuration = 7 * 86400.0
+    """The reference is the same window this long before the current one (the current window
+    is drift.window, else the drift schedule's interval)."""
+
+    @field_validator("metric")
+    @classmethod
+    def _metric_name(cls, value: str) -> str:
+        if not _METRIC_NAME.fullmatch(value):
+            raise ValueError(f"not a Prometheus metric name: {value!r}")
+        return value
+
+    @field_validator("model_label", "version_label")
+    @classmethod
+    def _label_name(cls, value: str) -> str:
+        if not _LABEL_NAME.fullmatch(value):
+            raise ValueError(f"not a Prometheus label name: {value!r}")
+        return value
+
+    @field_validator("matchers")
+    @classmethod
+    def _label_names(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = sorted(name for name in value if not _LABEL_NAME.fullmatch(name))
+        if bad:
+            raise ValueError(f"not Prometheus label names: {', '.join(bad)}")
+        return value
 
 
 class DriftSettings(_Section):
     source: Literal[DRIFT_SOURCES] | None = None  # type: ignore[valid-type]
-    """Where the current rows come from: files (current, or the prediction log) or triton (the
+    """Where the current rows come from: files (current, or the prediction log), triton (the
     inputs and outputs Triton samples with its trace extension, no pipeline needed: needs an
-    endpoint with trace_file)."""
+    endpoint with trace_file) or prometheus (a histogram Prometheus holds: drift.histogram)."""
     reference: DataPath | None = None
     """The reference sample (CSV, Parquet, JSON Lines; a file, glob or URL; {version} is the model
     version), usually the training data. With source triton: frozen (the default there) takes
@@ -471,6 +515,9 @@ class DriftSettings(_Section):
     element I), e.g. {INPUT_0: income, OUTPUT: score}."""
     reference_rows: int | None = Field(default=None, ge=1, le=MAX_COUNT)
     """With reference frozen: how many sampled rows the reference holds."""
+    histogram: HistogramSettings | None = None
+    """With source prometheus: the histogram judged (PSI, JS and chi-square on its buckets, KS D
+    bracketed). In defaults.drift: the histogram of every model whose source is prometheus."""
     timestamp_column: str | None = None
     """The column that dates a current row (for window)."""
     window: PositiveDuration | None = None
@@ -605,9 +652,21 @@ class MonitoringSettings(_Section):
 
 
 def _drift_source_problem(own: DriftSettings, config: DriftSettings, traced: bool,
-                          defaults: bool) -> str | None:
+                          prometheus: bool, defaults: bool) -> str | None:
     """What is wrong with a drift section (``own``, as written; ``config``, merged with the
     defaults) about where its rows come from, as ``key: problem``; None if nothing."""
+    if config.source != "prometheus" and own.histogram is not None and not defaults:
+        return "histogram: only with source: prometheus"
+    if config.source == "prometheus":
+        if not prometheus:
+            return "source: prometheus needs sources.prometheus"
+        if config.histogram is None:
+            return "histogram: source prometheus judges a histogram: name it (metric: ...)"
+        for key in ("reference", "current", "timestamp_column"):
+            if getattr(config, key) is not None:
+                return (f"{key}: the windows of source prometheus are the histogram's "
+                        f"(drift.window and histogram.reference_offset)")
+        return None
     if config.source == "triton":
         if not traced:
             return ("source: triton needs an endpoint in sources.triton with trace_file (the "
@@ -854,7 +913,9 @@ class Settings(_Section):
         checked += [(f"models.{name}.drift", model.drift, self.drift_config(name))
                     for name, model in self.models.items()]
         for where, own, config in checked:
-            problem = _drift_source_problem(own, config, traced, where == "defaults.drift")
+            problem = _drift_source_problem(own, config, traced,
+                                            self.sources.prometheus is not None,
+                                            where == "defaults.drift")
             if problem is not None:
                 raise ValueError(f"{where}.{problem}")
         return self

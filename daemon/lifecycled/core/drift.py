@@ -21,6 +21,7 @@ import numpy as np
 from scipy import special
 
 from lifecycled.core.ecdf import Scratch, window_statistics
+from lifecycled.core.histogram import Histogram, ks_bracket, on_shared_edges
 from lifecycled.core.kstest import ks_p_value
 from lifecycled.core.profile import (
     CategoricalProfile,
@@ -139,6 +140,8 @@ class FeatureDrift:
     adjusted_chi2_p_value: float | None = None
     counted: tuple[str, ...] = ()  # effects that set the severity, e.g. "psi: high"
     bins: Bins | None = None  # the shares compared, for reports
+    # binned data (a Prometheus histogram): where KS D lies; statistic is the lower end
+    statistic_bounds: tuple[float, float] | None = None
 
     @property
     def judged(self) -> bool:
@@ -271,6 +274,31 @@ def compare_numeric(name: str, profile: NumericProfile, current: np.ndarray,
                         bins=numeric_bins(profile.edges, r, c))
 
 
+def compare_histogram(name: str, reference: Histogram, current: Histogram,
+                      settings: DriftPolicy) -> FeatureDrift:
+    """Judge a feature known only as histogram buckets, on the edges both sides share: PSI, JS
+    and chi-square on the bucket counts (what raw data on the same edges gives), and KS D
+    bracketed from the cumulative counts; the verdict takes D's lower end and its p-value (an
+    effect the buckets prove, never more)."""
+    edges, ref_counts, cur_counts = on_shared_edges(reference, current)
+    n_ref, n_cur = round(reference.total), round(current.total)
+    base = _base(name, "numeric", n_ref, 0, n_cur, 0)
+    problem = _unjudgeable(n_ref, n_ref, n_cur, n_cur, settings.min_samples)
+    if problem is None and edges.size < 2:
+        problem = (Reason.CONSTANT, "the two histograms share no bucket edge but +Inf")
+    if problem is not None:
+        return FeatureDrift(**base, reason=problem[0], detail=problem[1])  # type: ignore[arg-type]
+    low, high = ks_bracket(ref_counts, cur_counts)
+    p = ks_p_value(low, n_ref, n_cur)[1]
+    r, c = _shares(ref_counts), _shares(cur_counts)
+    js, psi_value = js_distance(r, c), psi(r, c)
+    chi2, chi2_p = chi_square(ref_counts, cur_counts)
+    return FeatureDrift(**base, statistic=low, p_value=p, chi2=chi2,  # type: ignore[arg-type]
+                        chi2_p_value=chi2_p, js=js, psi=psi_value,
+                        score=_score(low, js, psi_value, settings.weights),
+                        bins=numeric_bins(edges[:-1], r, c), statistic_bounds=(low, high))
+
+
 def compare_categorical(name: str, profile: CategoricalProfile, current: np.ndarray,
                         settings: DriftPolicy) -> FeatureDrift:
     """Judge one categorical feature: chi-square homogeneity, PSI and JS on category shares."""
@@ -339,8 +367,14 @@ def compare(profile: ReferenceProfile, current: Mapping[str, np.ndarray], settin
                                explicit=features is not None))
         if progress is not None:
             progress(done, len(names))
-    verdicts = [_with_severity(v, settings) for v in _corrected(verdicts, settings.correction)]
-    return _verdict(verdicts, settings)
+    return judge(verdicts, settings)
+
+
+def judge(verdicts: Sequence[FeatureDrift], settings: DriftPolicy) -> DriftResult:
+    """The model's verdict from its features' numbers: p-values corrected across the features,
+    each feature's severity from its effects gated by significance, then the worst."""
+    corrected = _corrected(list(verdicts), settings.correction)
+    return _verdict([_with_severity(v, settings) for v in corrected], settings)
 
 
 def _corrected(verdicts: list[FeatureDrift], method: str) -> list[FeatureDrift]:
@@ -486,6 +520,8 @@ def feature_to_json(verdict: FeatureDrift) -> dict[str, object]:
         "severity": verdict.severity.label if verdict.severity is not None else None,
         "counted": list(verdict.counted),
         "bins": verdict.bins.to_json() if verdict.bins is not None else None,
+        **({"statistic_bounds": list(verdict.statistic_bounds)}
+           if verdict.statistic_bounds is not None else {}),
     }
 
 

@@ -77,6 +77,56 @@ def parse_matrix(result: Any) -> dict[Key, list[tuple[float, float]]]:
     return series
 
 
+def _quoted(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def histogram_query(metric: str, labels: Mapping[str, str], window: float | None = None, *,
+                    native: bool) -> str:
+    """The PromQL of a histogram summed over the series with ``labels``: per ``le`` for a
+    classic histogram, one histogram for a native one; its cumulative counts, or with
+    ``window`` their ``increase`` over that many seconds."""
+    selector = ",".join(f"{name}={_quoted(value)}" for name, value in sorted(labels.items()))
+    series = f"{metric}{{{selector}}}" if native else f"{metric}_bucket{{{selector}}}"
+    if window is not None:
+        series = f"increase({series}[{max(1, int(window))}s])"
+    return f"sum({series})" if native else f"sum by (le) ({series})"
+
+
+def parse_classic_histogram(result: Any) -> tuple[list[float], list[float]]:
+    """``sum by (le)`` of a classic histogram -> (edges, cumulative counts); a bucket whose
+    value is not a number is an error (ValueError), not a zero."""
+    if not isinstance(result, list):
+        raise ValueError(f"expected a vector result, got {type(result).__name__}")
+    edges, counts = [], []
+    for item in result:
+        le = (item.get("metric") or {}).get("le") if isinstance(item, Mapping) else None
+        if le is None:
+            continue
+        value = float(item["value"][1])
+        if math.isnan(value):
+            raise ValueError(f"bucket le={le} is NaN")
+        edges.append(float(le))
+        counts.append(value)
+    return edges, counts
+
+
+def parse_native_histogram(result: Any) -> list[tuple[float, float, float]]:
+    """``sum(...)`` of a native histogram -> its buckets as (lower, upper, count); the
+    boundary rule (which ends are open) is not kept: a value on a boundary is rare."""
+    if not isinstance(result, list):
+        raise ValueError(f"expected a vector result, got {type(result).__name__}")
+    intervals: list[tuple[float, float, float]] = []
+    for item in result:
+        histogram = item.get("histogram") if isinstance(item, Mapping) else None
+        if histogram is None:
+            continue
+        for bucket in histogram[1].get("buckets") or []:
+            _, lower, upper, count = bucket
+            intervals.append((float(lower), float(upper), float(count)))
+    return intervals
+
+
 class PrometheusSource:
     """Queries a Prometheus server with prometheus-api-client (timeout always set)."""
 
@@ -114,9 +164,11 @@ class PrometheusSource:
         except (PrometheusApiClientException, ValueError, KeyError) as exc:
             raise SourceError(SOURCE, f"{what}: {str(exc)[:300] or 'malformed reply'}") from exc
 
-    def query(self, expr: str) -> Any:
+    def query(self, expr: str, at: float | None = None) -> Any:
+        """An instant query, evaluated now or at Unix time ``at``."""
+        params = {"time": f"{at:.3f}"} if at is not None else None
         return self._call(f"query {expr[:80]}", lambda: self.client.custom_query(
-            expr, timeout=self.settings.timeout))
+            expr, params=params, timeout=self.settings.timeout))
 
     def query_range(self, expr: str, start: float, end: float, step: float) -> Any:
         import datetime as dt

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from lifecycled.context import Context
-from lifecycled.core.drift import DriftResult, compare, result_to_json
+from lifecycled.core.drift import DriftResult, compare, compare_histogram, judge, result_to_json
+from lifecycled.core.histogram import Histogram, from_cumulative, from_intervals
 from lifecycled.core.profile import ReferenceProfile, build_profile
 from lifecycled.core.segments import OTHER, label, label_text, masks, text, top_values
 from lifecycled.domain import DriftPolicy, ModelRef, Severity, Status
@@ -24,6 +25,11 @@ from lifecycled.errors import InputError, SourceError
 from lifecycled.settings import FROZEN
 from lifecycled.sources.files import DEFAULT_TIMEOUT, expand
 from lifecycled.sources.profiles import PROFILE_DIR, Loaded, cached_profile, load_cached
+from lifecycled.sources.prometheus import (
+    histogram_query,
+    parse_classic_histogram,
+    parse_native_histogram,
+)
 from lifecycled.sources.samples import Sample, read_sample, select
 from lifecycled.store.results import add_drift_result, drift_taken_on
 from lifecycled.store.traces import frozen_reference, traced_counts, traced_rows
@@ -298,9 +304,11 @@ def run_model_drift(ctx: Context, ref: ModelRef, *, now: float, progress: Progre
     the key the next pass finds, so that pass checks again."""
     ctx.store.get(ref)
     settings = ctx.settings.drift_policy(ref.name)
-    if ctx.settings.drift_config(ref.name).source == "triton":
-        check, origin = check_traced(ctx, ref, settings, now=now, progress=progress)
-        record = {**check_to_json(check, now=now), "source": "triton", "reference": origin}
+    source = ctx.settings.drift_config(ref.name).source
+    if source in ("triton", "prometheus"):
+        check, origin = (check_traced(ctx, ref, settings, now=now, progress=progress)
+                         if source == "triton" else check_histogram(ctx, ref, settings, now=now))
+        record = {**check_to_json(check, now=now), "source": source, "reference": origin}
         return check, _store_drift(ctx, ref, check, record, settings, now)
     inputs = drift_inputs(ctx, ref)
     if not reuse_unchanged:
@@ -411,12 +419,75 @@ def run_drift(ctx: Context) -> dict[str, Any]:
     return done
 
 
+def check_histogram(ctx: Context, ref: ModelRef, settings: DriftPolicy, *, now: float
+                    ) -> tuple[DriftCheck, dict[str, Any]]:
+    """The drift check of a histogram Prometheus holds (``drift.histogram``): its increase over
+    the last ``drift.window`` (else the drift schedule's interval) against the same window
+    ``reference_offset`` earlier, bucket by bucket. SourceError when Prometheus cannot answer or
+    answers something that is not the histogram."""
+    config = ctx.settings.drift_config(ref.name)
+    histogram = config.histogram
+    assert histogram is not None  # the settings refuse source prometheus without one
+    window = config.window or ctx.settings.schedule.drift
+    labels = {**histogram.matchers, histogram.model_label: ref.name,
+              histogram.version_label: ref.version}
+    then = now - histogram.reference_offset
+    with ctx.prometheus() as prometheus:
+        try:
+            windows = [histogram_window(prometheus, histogram.metric, labels, end - window, end,
+                                        native=histogram.native) for end in (then, now)]
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise SourceError("prometheus", f"{histogram.metric} of {ref}: not a histogram: "
+                                            f"{exc}") from exc
+    (reference, reference_exact), (current, current_exact) = windows
+    verdict = compare_histogram(histogram.metric, reference, current, settings)
+    span = duration_text(window)
+    origin = {"metric": histogram.metric, "labels": labels, "window": window,
+              "reference_at": then, "current_at": now,
+              # a counter reset inside a window: PromQL's increase(), extrapolated to its ends
+              "extrapolated": [side for side, exact in (("reference", reference_exact),
+                                                        ("current", current_exact)) if not exact]}
+    return (DriftCheck(judge([verdict], settings),
+                       (f"prometheus {histogram.metric}, the {span} ending "
+                        f"{duration_text(histogram.reference_offset)} ago",),
+                       (f"prometheus {histogram.metric}, the last {span}",),
+                       round(current.total), False), origin)
+
+
+def histogram_window(prometheus: Any, metric: str, labels: Mapping[str, str], start: float,
+                     end: float, *, native: bool) -> tuple[Histogram, bool]:
+    """What a histogram counted between ``start`` and ``end``: its cumulative counts at the
+    end less those at the start, exactly (True); where a count went back (a counter reset) or
+    the buckets changed, PromQL's ``increase`` over the window instead (False)."""
+    plain = histogram_query(metric, labels, native=native)
+    at_end, at_start = (prometheus.query(plain, at=at) for at in (end, start))
+    if native:
+        late = {(lo, hi): n for lo, hi, n in parse_native_histogram(at_end)}
+        early = {(lo, hi): n for lo, hi, n in parse_native_histogram(at_start)}
+        if set(early) <= set(late) and all(late[k] >= early.get(k, 0.0) for k in late):
+            return from_intervals([(lo, hi, n - early.get((lo, hi), 0.0))
+                                   for (lo, hi), n in late.items()]), True
+    else:
+        late_edges, late_counts = parse_classic_histogram(at_end)
+        start_edges, start_counts = parse_classic_histogram(at_start)
+        before = dict(zip(start_edges, start_counts, strict=True))
+        if set(before) <= set(late_edges) and all(
+                n >= before.get(e, 0.0) for e, n in zip(late_edges, late_counts, strict=True)):
+            return from_cumulative(late_edges, [n - before.get(e, 0.0) for e, n in
+                                                zip(late_edges, late_counts, strict=True)]), True
+    grown = prometheus.query(histogram_query(metric, labels, end - start, native=native), at=end)
+    if native:
+        return from_intervals(parse_native_histogram(grown)), False
+    return from_cumulative(*parse_classic_histogram(grown)), False
+
+
 def drift_due(ctx: Context, ref: ModelRef, status: Status) -> bool:
     """Is ``ref`` checked by the drift pass? A production version with a configured check; a
-    live version (production or staging) whose rows are Triton's traces, configured or not
-    (``defaults.drift.source: triton`` watches every model discovery finds)."""
+    live version (production or staging) whose rows are Triton's traces or a Prometheus
+    histogram, configured or not (``defaults.drift.source: triton`` watches every model
+    discovery finds)."""
     config = ctx.settings.drift_config(ref.name)
-    if config.source == "triton":
+    if config.source in ("triton", "prometheus"):
         return status in (Status.PRODUCTION, Status.STAGING)
     return (status == Status.PRODUCTION and ref.name in ctx.settings.models
             and ctx.settings.models[ref.name].drift.reference is not None)
