@@ -53,6 +53,7 @@ class Demo:
         self.triton: triton.TritonServer | None = None
         self.pipeline: Pipeline | None = None
         self.stop_traffic = threading.Event()
+        self.shadow_shifted = threading.Event()  # shadow_scoring's callers change (step 6)
         self.config = run_dir / "config" / "lifecycled.yaml"
         self.prometheus_url: str | None = None
         self.alertmanager_url: str | None = None
@@ -185,24 +186,34 @@ class Demo:
             "api_token_file": str((self.dir / "config" / "api_token").resolve())})
         data["sources"]["triton"] = [{"name": "local", "url": self.triton.url,
                                       "metrics_url": self.triton.metrics_url, "timeout": "5s",
-                                      "allow_model_control": True}]
-        data["schedule"] = seconds
+                                      "allow_model_control": True,
+                                      "trace_file": str(self.trace_file.resolve()),
+                                      "trace_log_frequency": 20}]
+        data["schedule"] = {**seconds, "traces": "1s"}
+        # the opt-in default: every model discovery finds is judged from the inputs and outputs
+        # Triton samples (here every request: the demo's traffic is small), its reference frozen
+        # from its first 400 sampled rows, each check on the rows of the last drift interval;
+        # the configured models below read files instead
+        data["defaults"]["drift"].update({"source": "triton", "trace_rate": 1,
+                                          "reference_rows": 400})
         # the schedules run 150 times faster than the defaults (a 5-minute pass every 2 s): so
         # does the false-alarm budget, or every verdict would be judged as if a month of checks
         # ran each minute (1 false alarm in 30 days / 150 = 1 in 4.8 hours)
         data["defaults"]["monitoring"]["false_alarm_budget"] = "1/288m"
         data_dir = (self.dir / "data").resolve()
         monitoring = {
-            "credit_scoring": {"drift": {"reference": str(data_dir / "credit_reference.csv"),
+            "credit_scoring": {"drift": {"source": "files",
+                                         "reference": str(data_dir / "credit_reference.csv"),
                                          "current": str(data_dir / "credit_current.csv"),
                                          "alert_severity": "high"},
                                "segment_by": ["channel"],  # drift per channel too
                                "quality": {"outcomes": str(data_dir / "outcomes_credit_scoring_"
                                                                       "{version}.csv"),
                                            "score_column": "score"}},
-            "fraud_detection": {"quality": {"outcomes": str(data_dir / "outcomes_fraud_detection_"
+            "fraud_detection": {"drift": {"source": "files"},
+                                "quality": {"outcomes": str(data_dir / "outcomes_fraud_detection_"
                                                                        "{version}.csv")}},
-            "risk_assessment": {"quality": {  # outcomes arrive weeks late: joined by id
+            "risk_assessment": {"drift": {"source": "files"}, "quality": {  # outcomes arrive weeks late: joined by id
                 "predictions": {"path": str(data_dir / "risk_predictions" / "*.csv")},
                 "labels": {"path": str(data_dir / "risk_labels" / "*.csv"),
                            "timestamp_column": "known_at"},
@@ -228,7 +239,9 @@ class Demo:
         repository = self.dir / "triton" / "models"
         for model in (*triton.SEED_MODELS, SHADOW):
             triton.write_model(repository, model)
-        self.triton = triton.start(repository, self.dir / "triton")
+        self.trace_file = self.dir / "triton" / "traces" / "trace.json"
+        self.trace_file.parent.mkdir()
+        self.triton = triton.start(repository, self.dir / "triton", trace_file=self.trace_file)
         self.pipeline = Pipeline(self.secret_file.read_text().strip(), self.token,
                                  self.triton.url, repository, after_deploy=self.deployed)
 
@@ -338,8 +351,11 @@ class Demo:
         rng = np.random.default_rng(5)
         url = self.triton.url
         while not self.stop_traffic.is_set():
-            for model in ("credit_scoring", "fraud_detection", "risk_assessment"):
-                rows = rng.normal(0, 1, (int(rng.integers(1, 8)), 4)).tolist()
+            for model in ("credit_scoring", "fraud_detection", "risk_assessment", SHADOW.name):
+                rows = rng.normal(0, 1, (int(rng.integers(1, 8)), 4))
+                if model == SHADOW.name and self.shadow_shifted.is_set():
+                    rows[:, 2] += 1.5  # its third input moves by 1.5 standard deviations
+                rows = rows.tolist()
                 if model == "fraud_detection" and rng.random() < 0.03:
                     rows = [[1e9, 0, 0, 0]]
                 with contextlib.suppress(requests.RequestException):
@@ -396,12 +412,14 @@ class Demo:
             self.print_performance(model)
 
         say("Step 6: data drift injected into credit_scoring's features (utilization in the "
-            "mobile channel only: see the segments); concept drift")
+            "mobile channel only: see the segments); concept drift; a discovered model's drift "
+            "from Triton's own samples")
         report = self.dir / "drift-report-credit_scoring-1.html"
         self.cli("drift", "--model", "credit_scoring:1", "--html", str(report))
         self.cli("quality", "--outcomes", str(self.dir / "data" /
                                               "outcomes_credit_scoring_1.csv"),
                  "--score-column", "score")
+        self.shadow_drift()
 
         say("Step 7: the drifted, decaying model triggers an update job; the pipeline retrains it")
         job = self.wait("an update job", lambda: self._jobs())
@@ -464,6 +482,28 @@ class Demo:
                   + (f"; Alertmanager {self.alertmanager_url}" if self.alertmanager_url else "")
                   + f"; stop them with: kill {pids} {self.triton.process.pid}")
         return 0
+
+    def shadow_drift(self) -> None:
+        """shadow_scoring, found by discovery and configured by nobody, judged from what Triton
+        samples of its requests: its reference frozen from the first 400 rows, then its callers
+        change and the traces show it, inputs and output."""
+        print("\nshadow_scoring (discovered, no file configured): Triton samples its requests "
+              "(trace extension, set by lifecycled through Triton's API); its reference is "
+              "frozen from the first 400 sampled rows")
+        self.wait("shadow_scoring's frozen reference", lambda: json.loads(self.cli(
+            "reference", "show", f"{SHADOW.name}:1", "--json", show=False)).get("rows"))
+        self.cli("reference", "show", f"{SHADOW.name}:1")
+        self.shadow_shifted.set()
+        since = time.time()
+        print("\nnow its callers send a third input 1.5 standard deviations higher; the next "
+              "checks judge the rows sampled since")
+
+        def drifted() -> bool:
+            drift = self.api(f"/api/v1/models/{SHADOW.name}/1").get("latest_drift") or {}
+            return drift.get("checked_at", 0) > since + 6 and drift.get("severity") in (
+                "high", "critical")
+        self.wait("the traced drift of shadow_scoring", drifted)
+        self.cli("drift", "--model", f"{SHADOW.name}:1")
 
     def show_labels(self, what: str, since: float, confirmed: bool = False) -> dict[str, Any]:
         """Print the first quality result of a pass that began after ``since`` (with

@@ -15,8 +15,9 @@ from pathlib import Path
 from lifecycled.domain import HistoryKind, ModelRef, Status
 from lifecycled.store import open_store
 from lifecycled.store.outbox import deliveries, event_body
-from lifecycled.store.results import latest_quality
+from lifecycled.store.results import latest_drift, latest_quality
 from lifecycled.store.retirement import latest_plan
+from lifecycled.store.traces import frozen_reference
 from lifecycled.store.updates import list_jobs
 
 from tests.helpers import ROOT
@@ -36,6 +37,19 @@ def test_the_demo_tells_the_whole_story(tmp_path: Path, state_url: str) -> None:
     shadow = store.get(ModelRef("shadow_scoring", "1"))
     assert shadow.spec.owner_team == "auto_discovery" and "auto_discovered" in shadow.spec.tags
     assert shadow.status == Status.STAGING  # nobody registered it: never production by itself
+    # 6: ... yet judged from Triton's own samples of its requests, no file configured: the
+    # reference frozen from its first 400 rows, then its shifted third input, and its output
+    frozen = frozen_reference(store, shadow.ref)
+    assert frozen is not None and frozen.rows == 400
+    assert sorted(frozen.columns) == ["INPUT_0", "INPUT_1", "INPUT_2", "INPUT_3", "OUTPUT"]
+    (traced,) = latest_drift(store, shadow.ref)
+    assert traced.result["source"] == "triton"
+    severity = {f["feature"]: f["severity"] for f in traced.result["features"]}
+    assert "INPUT_2" in traced.result["drivers"] and severity["INPUT_2"] == "critical"
+    assert all(severity[f] == "low" for f in ("INPUT_0", "INPUT_1", "INPUT_3"))
+    assert severity["OUTPUT"] in ("medium", "high", "critical")
+    assert "shadow_scoring:1: frozen" in proc.stdout and "(driven by INPUT_2" in proc.stdout
+    assert not list((run / "triton" / "traces").glob("trace.json.*.rejected"))
     assert store.get(ModelRef("credit_scoring", "1")).spec.owner_team == "risk_ml"
     # 4: real serving numbers and quality were collected
     (quality,) = latest_quality(store, ModelRef("fraud_detection", "2"))

@@ -22,7 +22,7 @@ from lifecycled.cli.output import (
 )
 from lifecycled.domain import MAX_COUNT, SEVERITIES, DriftPolicy, ModelRef, Severity, Status
 from lifecycled.errors import InputError
-from lifecycled.render import ago, fmt, table
+from lifecycled.render import ago, fmt, table, utc
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -311,6 +311,19 @@ def cmd_reference_freeze(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _origin_text(origin: dict[str, Any]) -> str:
+    """Where a frozen reference's rows came from, in words."""
+    chosen = origin.get("chosen")
+    if chosen is not None:
+        ends = [f"{word} {utc(chosen[key])}" for word, key in (("from", "since"),
+                                                               ("until", "until"))
+                if chosen.get(key) is not None]
+        return "rows Triton sampled, chosen by a person" + (f" ({', '.join(ends)})"
+                                                            if ends else "")
+    return (f"the first rows Triton sampled after the version became {origin.get('status')} "
+            f"({utc(origin['since'])})" if "since" in origin else str(origin))
+
+
 def cmd_reference_show(args: argparse.Namespace) -> int:
     """``reference show``: where a traced version's drift reference came from."""
     from lifecycled import app
@@ -328,7 +341,8 @@ def cmd_reference_show(args: argparse.Namespace) -> int:
                "origin": frozen.origin, "columns": sorted(frozen.columns)}
     show(args, payload, lambda: "\n".join([
         f"{ref}: frozen {ago(time.time() - frozen.frozen_at)} from {frozen.rows} traced rows",
-        f"origin: {frozen.origin}", f"columns: {', '.join(sorted(frozen.columns))}"]))
+        f"origin: {_origin_text(frozen.origin)}",
+        f"columns: {', '.join(sorted(frozen.columns))}"]))
     return EXIT_OK
 
 
