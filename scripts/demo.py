@@ -210,9 +210,8 @@ class Demo:
                                "quality": {"outcomes": str(data_dir / "outcomes_credit_scoring_"
                                                                       "{version}.csv"),
                                            "score_column": "score"}},
-            "fraud_detection": {"drift": {"source": "files"},
-                                "quality": {"outcomes": str(data_dir / "outcomes_fraud_detection_"
-                                                                       "{version}.csv")}},
+            "fraud_detection": {"drift": {"source": "files"}, "quality": {
+                "outcomes": str(data_dir / "outcomes_fraud_detection_{version}.csv")}},
             "risk_assessment": {"drift": {"source": "files"}, "quality": {  # outcomes arrive weeks late: joined by id
                 "predictions": {"path": str(data_dir / "risk_predictions" / "*.csv")},
                 "labels": {"path": str(data_dir / "risk_labels" / "*.csv"),
