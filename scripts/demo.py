@@ -212,7 +212,8 @@ class Demo:
                                            "score_column": "score"}},
             "fraud_detection": {"drift": {"source": "files"}, "quality": {
                 "outcomes": str(data_dir / "outcomes_fraud_detection_{version}.csv")}},
-            "risk_assessment": {"drift": {"source": "files"}, "quality": {  # outcomes arrive weeks late: joined by id
+            # outcomes arrive weeks late: joined by id
+            "risk_assessment": {"drift": {"source": "files"}, "quality": {
                 "predictions": {"path": str(data_dir / "risk_predictions" / "*.csv")},
                 "labels": {"path": str(data_dir / "risk_labels" / "*.csv"),
                            "timestamp_column": "known_at"},
