@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
     ["bench/quality.py", "--outcomes", "2000", "--classes", "300", "--repeat", "1"],
     ["bench/startup.py", "--repeat", "1"],
     ["bench/false_alarms.py", "--quick"],
+    ["bench/traces.py", "--requests", "60", "--sampled", "100", "--repeat", "1"],
 ])
 @pytest.mark.slow
 def test_benchmark_runs(argv: list[str]) -> None:

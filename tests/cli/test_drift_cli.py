@@ -302,7 +302,8 @@ def test_a_traced_models_reference_is_shown_frozen_again_and_judged(
 
     shown = cli("reference", "show", "credit_scoring:1", "--json", config=config)
     assert shown.code == 0, shown.err
-    assert shown.json() == {"model": "credit_scoring:1", "frozen": None}
+    assert shown.json() == {"model": "credit_scoring:1", "frozen": None, "sampled": 800,
+                            "wanted": 300}
     refused = cli("reference", "freeze", "credit_scoring:1", "--since", "10m", "--until", "5m",
                   "--reason", "r", config=config)
     assert refused.code == 2 and "no rows Triton sampled in that window" in refused.err

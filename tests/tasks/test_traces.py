@@ -16,7 +16,7 @@ from lifecycled.config import parse_settings
 from lifecycled.context import Context
 from lifecycled.domain import HistoryKind, ModelRef, ModelSpec, Status
 from lifecycled.store import open_store
-from lifecycled.store.traces import frozen_reference, trace_states, traced_rows
+from lifecycled.store.traces import frozen_reference, frozen_refs, trace_states, traced_rows
 from lifecycled.tasks.drift import drift_due, run_model_drift
 from lifecycled.tasks.traces import EndpointPass, consume_files, freeze_due
 
@@ -99,7 +99,9 @@ def test_bad_and_partial_files_are_one_problem_each_and_lose_nothing_else(
 
 def test_the_reference_is_frozen_from_the_first_rows_and_unknown_until_then(
         ctx: Context) -> None:
-    assert drift_due(ctx, REF, Status.STAGING)  # a discovered version is watched too
+    # a discovered version is watched too, and judged once its reference is frozen: until
+    # then no verdict is stored (no "unknown" alert while a quiet model's rows are sampled)
+    assert not drift_due(ctx, REF, Status.STAGING, frozen_refs(ctx.store))
     write(ctx, 0, file_of(scored(1, np.arange(8.0).reshape(4, 2))))
     consume(ctx)
     _, record = run_model_drift(ctx, REF, now=time.time())
@@ -118,6 +120,8 @@ def test_the_reference_is_frozen_from_the_first_rows_and_unknown_until_then(
     entry = ctx.store.history(REF)[-1]
     assert entry.kind == HistoryKind.REFERENCE_FROZEN and entry.actor == "lifecycled"
     assert freeze_due(ctx, {REF: ctx.store.get(REF)}, now=time.time()) == []  # once
+    assert drift_due(ctx, REF, Status.STAGING, frozen_refs(ctx.store))
+    assert not drift_due(ctx, REF, Status.DEPRECATED, frozen_refs(ctx.store))
     assert len([e for e in ctx.store.history(REF) if e.kind == HistoryKind.REFERENCE_FROZEN]) == 1
     _, record = run_model_drift(ctx, REF, now=time.time())
     assert record["reference"]["rows"] == 6 and record["judged"] > 0

@@ -327,15 +327,19 @@ def _origin_text(origin: dict[str, Any]) -> str:
 def cmd_reference_show(args: argparse.Namespace) -> int:
     """``reference show``: where a traced version's drift reference came from."""
     from lifecycled import app
-    from lifecycled.store.traces import frozen_reference
+    from lifecycled.store.traces import frozen_reference, traced_counts
 
     ref = ModelRef.parse(args.model)
     with app.opened(args.config, create=False) as ctx:
-        ctx.store.get(ref)
+        record = ctx.store.get(ref)
         frozen = frozen_reference(ctx.store, ref)
+        wanted = ctx.settings.drift_config(ref.name).reference_rows or 1000
+        sampled = traced_counts(ctx.store, {ref: record.status_changed_at})[ref]
     if frozen is None:
-        payload: dict[str, Any] = {"model": str(ref), "frozen": None}
-        show(args, payload, lambda: f"{ref}: no reference frozen from traces yet")
+        payload: dict[str, Any] = {"model": str(ref), "frozen": None, "sampled": sampled,
+                                   "wanted": wanted}
+        show(args, payload, lambda: f"{ref}: no reference frozen from traces yet ({sampled} "
+                                    f"of {wanted} rows sampled)")
         return EXIT_OK
     payload = {"model": str(ref), "frozen_at": frozen.frozen_at, "rows": frozen.rows,
                "origin": frozen.origin, "columns": sorted(frozen.columns)}

@@ -7,7 +7,7 @@ import hashlib
 import itertools
 import json
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +32,7 @@ from lifecycled.sources.prometheus import (
 )
 from lifecycled.sources.samples import Sample, read_sample, select
 from lifecycled.store.results import add_drift_result, drift_taken_on
-from lifecycled.store.traces import frozen_reference, traced_counts, traced_rows
+from lifecycled.store.traces import frozen_reference, frozen_refs, traced_counts, traced_rows
 from lifecycled.units import duration_text
 
 log = logging.getLogger(__name__)
@@ -399,7 +399,9 @@ def run_drift(ctx: Context) -> dict[str, Any]:
     """
     now = ctx.clock()
     done: dict[str, Any] = {}
-    due = [ref for ref, status in sorted(ctx.store.statuses().items()) if drift_due(ctx, ref, status)]
+    frozen = frozen_refs(ctx.store)
+    due = [ref for ref, status in sorted(ctx.store.statuses().items())
+           if drift_due(ctx, ref, status, frozen)]
     following = dict(itertools.pairwise(due))
     ahead = ReadAhead(ctx.state_dir / PROFILE_DIR)
     looked: dict[ModelRef, Looked] = {}
@@ -481,12 +483,17 @@ def histogram_window(prometheus: Any, metric: str, labels: Mapping[str, str], st
     return from_cumulative(*parse_classic_histogram(grown)), False
 
 
-def drift_due(ctx: Context, ref: ModelRef, status: Status) -> bool:
+def drift_due(ctx: Context, ref: ModelRef, status: Status, frozen: Set[ModelRef]) -> bool:
     """Is ``ref`` checked by the drift pass? A production version with a configured check; a
     live version (production or staging) whose rows are Triton's traces or a Prometheus
     histogram, configured or not (``defaults.drift.source: triton`` watches every model
     discovery finds)."""
     config = ctx.settings.drift_config(ref.name)
+    if config.source == "triton" and config.reference in (None, FROZEN):
+        # nothing to judge against until the reference is frozen: no verdict, and no alert
+        # that it is unknown while a quiet model's first rows are still being sampled
+        # (``lifecycled reference show`` tells how far it is)
+        return status in (Status.PRODUCTION, Status.STAGING) and ref in frozen
     if config.source in ("triton", "prometheus"):
         return status in (Status.PRODUCTION, Status.STAGING)
     return (status == Status.PRODUCTION and ref.name in ctx.settings.models
