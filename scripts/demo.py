@@ -54,6 +54,9 @@ class Demo:
         self.pipeline: Pipeline | None = None
         self.stop_traffic = threading.Event()
         self.shadow_shifted = threading.Event()  # shadow_scoring's callers change (step 6)
+        # the versions of credit_scoring its callers split their requests between (step 8:
+        # the client routes; lifecycled judges the versions on that traffic)
+        self.credit_versions = ["1"]
         self.config = run_dir / "config" / "lifecycled.yaml"
         self.prometheus_url: str | None = None
         self.alertmanager_url: str | None = None
@@ -189,7 +192,7 @@ class Demo:
                                       "allow_model_control": True,
                                       "trace_file": str(self.trace_file.resolve()),
                                       "trace_log_frequency": 20}]
-        data["schedule"] = {**seconds, "traces": "1s"}
+        data["schedule"] = {**seconds, "traces": "1s", "compare": "1s"}
         # the opt-in default: every model discovery finds is judged from the inputs and outputs
         # Triton samples (here every request: the demo's traffic is small), its reference frozen
         # from its first 400 sampled rows, each check on the rows of the last drift interval;
@@ -231,6 +234,12 @@ class Demo:
                                                     "model.update_completed", "model.retired"],
                                          "backoff_initial": "1s", "backoff_max": "10s"}}
         data["policies"]["updates"]["cooldown"] = "1h"
+        # promote only through a live comparison with the production version; judged on
+        # failures here (the demo's CPU makes the p99 of two Python models too noisy to hold
+        # a 20 % margin in seconds: its evidence is shown, not used)
+        data["policies"]["updates"]["compare"] = True
+        data["policies"]["compare"].update({"min_requests": 100, "max_duration": "2m",
+                                            "block": ["failures"]})
         data["policies"]["retirement"].update({"min_accuracy": 0.85,
                                                "normal_weekly_requests": 100000})
         self.config.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -246,8 +255,11 @@ class Demo:
                                  self.triton.url, repository, after_deploy=self.deployed)
 
     def deployed(self, model: str, version: str) -> None:
-        """The pipeline also publishes the new version's labelled outcomes."""
+        """The pipeline also publishes the new version's labelled outcomes; the callers send half
+        of their requests to it."""
         self.write_outcomes(f"outcomes_{model}_{version}.csv", 0.93, 0.93, 7)
+        if model == "credit_scoring":
+            self.credit_versions = ["1", version]
 
     def start_alerting(self) -> None:
         """Prometheus scraping Triton and the daemon with the shipped rules, and Alertmanager
@@ -358,8 +370,10 @@ class Demo:
                 rows = rows.tolist()
                 if model == "fraud_detection" and rng.random() < 0.03:
                     rows = [[1e9, 0, 0, 0]]
+                version = (str(rng.choice(self.credit_versions)) if model == "credit_scoring"
+                           else None)
                 with contextlib.suppress(requests.RequestException):
-                    triton.infer(url, model, rows, timeout=10)
+                    triton.infer(url, model, rows, timeout=10, version=version)
             self.stop_traffic.wait(0.05)
 
     # -- the story ----------------------------------------------------------------------------
@@ -426,10 +440,15 @@ class Demo:
         print(f"update job {job['id']}: trigger {job['trigger_type']} "
               f"({job['trigger'].get('threshold', job['trigger'].get('severity'))})")
 
-        say("Step 8: follow the job: validation, version 2 promoted, version 1 deprecated")
+        say("Step 8: follow the job: validation, then version 2 judged live against version 1 "
+            "on the same traffic (the callers send it half of their requests), promoted on the "
+            "evidence; version 1 deprecated")
+        self.wait("the comparison", lambda: self._jobs(state="comparing") or self._jobs(
+            state="completed"))
         self.wait("the job to complete", lambda: self._jobs(state="completed"))
+        self.cli("compare", "status", "credit_scoring")
         self.cli("jobs", "show", job["id"])
-        self.cli("models", "history", "credit_scoring:1")
+        self.cli("models", "history", "credit_scoring:2")
 
         say("Step 9: the lifecycle overview")
         self.cli("report")
@@ -441,6 +460,7 @@ class Demo:
                                          show=False))["candidates"]))
         self.cli("retire", "candidates")
         self.cli("retire", "credit_scoring:1", "--dry-run")
+        self.credit_versions = ["2"]  # the callers stop asking for version 1
         self.cli("retire", "credit_scoring:1", "--reason", "superseded by version 2 after the "
                  "accuracy decay", "--actor", "risk_ml")
         index = requests.post(f"{self.triton.url}/v2/repository/index", timeout=10).json()

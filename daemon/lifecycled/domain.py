@@ -15,8 +15,8 @@ from lifecycled.errors import InputError, TransitionError
 
 MAX_COUNT = 10**9  # the largest count a key or an option takes (rows, samples, snapshots)
 # an update job's states, in the order a job moves through them
-UPDATE_JOB_STATES = ("pending", "dispatched", "training", "validating", "deploying", "completed",
-                     "failed", "cancelled")
+UPDATE_JOB_STATES = ("pending", "dispatched", "training", "validating", "deploying",
+                     "comparing", "completed", "failed", "cancelled")
 
 
 class Status(enum.StrEnum):
@@ -427,6 +427,7 @@ class HistoryKind(enum.StrEnum):
     METADATA_UPDATED = "metadata_updated"
     STATUS_CHANGED = "status_changed"
     REFERENCE_FROZEN = "reference_frozen"  # a drift reference frozen from Triton's traces
+    COMPARISON = "comparison"  # a champion/challenger comparison opened or held
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from lifecycled.core.compare import CRITERIA, ComparePolicy
 from lifecycled.domain import (
     ALPHA_CAP,
     CLASSIFIER_THRESHOLDS,
@@ -344,6 +345,9 @@ class ScheduleSettings(_Section):
     """Retirement scores, candidates and plans."""
     deliver: PositiveDuration = 10.0
     """The webhook outbox."""
+    compare: PositiveDuration = 60.0
+    """Champion and challenger comparisons: both versions' Triton counters read, the evidence
+    updated, the decision taken."""
     housekeeping: PositiveDuration = 3600.0
     """Pruning of snapshots, delivered events, backups and cached profiles."""
 
@@ -775,6 +779,8 @@ EVENT_TYPES = (
     "model.retirement_candidate",
     "model.unload_requested",
     "model.retired",
+    "model.promotion_requested",
+    "model.rollback_requested",
 )
 
 
@@ -838,6 +844,9 @@ class UpdatePolicy(_Section):
     """More minimums the gate checks, e.g. {f1: 0.7, roc_auc: 0.8}."""
     load_in_triton: bool = False
     """Ask endpoints with allow_model_control to load a promoted version."""
+    compare: bool = False
+    """Promote only through a comparison on live traffic: a version past the validation gate
+    stays staging beside the production one until policies.compare decides."""
 
 
 class RetirementSettings(_Section):
@@ -871,9 +880,41 @@ class RetirementSettings(_Section):
                                    for f in dataclasses.fields(RetirementPolicy)})
 
 
+class CompareSettings(_Section):
+    """Champion and challenger: when a comparison decides (docs/compare.md)."""
+
+    alpha: float = Field(default=ComparePolicy.alpha, gt=0, le=0.5)
+    """Each decision's error, however often the comparison is looked at (split among the
+    blocking criteria)."""
+    min_requests: int = Field(default=ComparePolicy.min_requests, ge=1, le=MAX_COUNT)
+    """Challenger requests before it can be promoted."""
+    max_duration: PositiveDuration = ComparePolicy.max_duration
+    """After this long without a decision, on_timeout decides."""
+    failure_margin: Ratio = ComparePolicy.failure_margin
+    """A promotion needs evidence that the challenger fails at most this much more (relative:
+    0.2 is 20 % more)."""
+    latency_margin: Ratio = ComparePolicy.latency_margin
+    """A pass counts against the challenger when its p99 is this much above the champion's
+    (relative)."""
+    block: tuple[Literal[CRITERIA], ...] = ComparePolicy.block  # type: ignore[valid-type]
+    """The criteria that decide (failures, latency); the others are shown only. Latency needs
+    Triton's summaries (--metrics-config summary_latencies=true)."""
+    on_latency: Literal["rollback", "hold"] = "rollback"
+    """What a slower challenger gets."""
+    on_timeout: Literal["promote", "rollback", "hold"] = "hold"
+    """The decision when max_duration runs out."""
+
+    def policy(self) -> ComparePolicy:
+        """The decision rules as core's value type."""
+        return ComparePolicy(**{f.name: getattr(self, f.name)
+                                for f in dataclasses.fields(ComparePolicy)})
+
+
 class PoliciesSettings(_Section):
     updates: UpdatePolicy = UpdatePolicy()
     """Update jobs: triggers, cooldown, the validation gate."""
+    compare: CompareSettings = CompareSettings()
+    """Champion and challenger comparisons: their decision rules."""
     retirement: RetirementSettings = RetirementSettings()
     """Retirement: scoring, automatic retirement, backups."""
 

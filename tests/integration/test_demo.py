@@ -14,6 +14,7 @@ from pathlib import Path
 
 from lifecycled.domain import HistoryKind, ModelRef, Status
 from lifecycled.store import open_store
+from lifecycled.store.comparisons import comparisons
 from lifecycled.store.outbox import deliveries, event_body
 from lifecycled.store.results import latest_drift, latest_quality
 from lifecycled.store.retirement import latest_plan
@@ -65,7 +66,17 @@ def test_the_demo_tells_the_whole_story(tmp_path: Path, state_url: str) -> None:
     assert statuses[ModelRef("credit_scoring", "2")] == Status.PRODUCTION
     old = store.history(ModelRef("credit_scoring", "1"))
     assert [(h.to_status, h.actor) for h in old if h.kind == HistoryKind.STATUS_CHANGED] == [
-        (Status.DEPRECATED, "updates"), (Status.RETIRED, "risk_ml")]
+        (Status.DEPRECATED, "compare"), (Status.RETIRED, "risk_ml")]
+    # 8: promoted only through a comparison on live traffic, decided on its evidence
+    (comparison,) = comparisons(store)
+    assert (comparison.state, comparison.job_id, comparison.champion, comparison.challenger) \
+        == ("promoted", job.id, "1", "2")
+    assert comparison.evidence["requests"]["challenger"] >= 100
+    new = store.history(ModelRef("credit_scoring", "2"))
+    promoted = [h for h in new if h.kind == HistoryKind.STATUS_CHANGED][-1]
+    assert (promoted.to_status, promoted.actor) == (Status.PRODUCTION, "compare")
+    assert promoted.evidence["comparison_id"] == comparison.id
+    assert "compared with credit_scoring:1 on live traffic" in proc.stdout
     # 10: retired with a verified backup, and everyone told
     plan = latest_plan(store, ModelRef("credit_scoring", "1"))
     assert plan is not None and plan.state == "completed"

@@ -1,19 +1,24 @@
 """Update jobs, the action part: create and dispatch a job (``model.update_requested``), cancel
 it, apply the pipeline's progress reports, and run the validation gate that promotes the new
-version along the lifecycle graph (and deprecates the old one) or fails the job."""
+version along the lifecycle graph (and deprecates the old one) or fails the job; or, with
+``policies.updates.compare``, opens a champion/challenger comparison whose decision
+(``actions.compare``) ends the job."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import replace
 
 from lifecycled.api import JobEvent
 from lifecycled.context import Context
+from lifecycled.core.compare import ComparePolicy, Evidence, FailureEvidence
 from lifecycled.core.lifecycle import next_version, promotion_path
 from lifecycled.core.triggers import Trigger
 from lifecycled.core.updates import describe, gate
-from lifecycled.domain import ModelRef, Status
+from lifecycled.domain import HistoryKind, ModelRef, Status
 from lifecycled.errors import InputError, NotFoundError, TransitionError
+from lifecycled.store.comparisons import open_in
 from lifecycled.store.core import Connection
 from lifecycled.store.updates import (
     STATES,
@@ -100,16 +105,46 @@ def finish(ctx: Context, job_id: str, why: str) -> str:
     minimums = {"accuracy": policy.min_validation_accuracy, **policy.min_validation}
     with ctx.store.write() as conn:
         job = get_in(conn, job_id)
-        if not job.active:
+        if not job.active or job.state == "comparing":  # the comparison ends it
             return job.state
         problems = gate(job.validation, minimums)
         if problems:
             fail_in(ctx, conn, job, "; ".join(problems), now)
             return "failed"
+        if policy.compare:
+            _compare(ctx, conn, job, why, now)
+            return "comparing"
         _promote(ctx, conn, job, why, now)
     if policy.load_in_triton:
         _load(ctx, job)
     return "completed"
+
+
+def _register_target_in(ctx: Context, conn: Connection, job: UpdateJob, now: float) -> Status:
+    """The job's new version in the registry (staging when it is new); its status."""
+    target = ModelRef(job.ref.name, job.target_version)
+    try:
+        return ctx.store.get_in(conn, target).status
+    except NotFoundError:
+        old = ctx.store.get_in(conn, job.ref)
+        spec = replace(old.spec, ref=target,
+                       tags=tuple(dict.fromkeys((*old.spec.tags, "auto_updated"))))
+        ctx.store.register_in(conn, spec, Status.STAGING, actor="updates",
+                              reason=f"built by update job {job.id}", now=now)
+        return Status.STAGING
+
+
+def _compare(ctx: Context, conn: Connection, job: UpdateJob, why: str, now: float) -> None:
+    """Past the gate, with ``policies.updates.compare``: the new version is judged on live
+    traffic beside the production one; the comparison's decision ends the job."""
+    _register_target_in(ctx, conn, job, now)
+    target = ModelRef(job.ref.name, job.target_version)
+    comparison_id = open_comparison_in(ctx, conn, job.ref, target, actor="updates",
+                                       reason=f"update job {job.id} passed its validation gate",
+                                       now=now, job_id=job.id)
+    update_in(conn, job.id, now, state="comparing")
+    log_in(conn, job.id, now, f"validation passed ({why}); {target} compared with {job.ref} on "
+                              f"live traffic (comparison {comparison_id}) before promotion")
 
 
 def _promote(ctx: Context, conn: Connection, job: UpdateJob, why: str,
@@ -118,14 +153,7 @@ def _promote(ctx: Context, conn: Connection, job: UpdateJob, why: str,
     old = store.get_in(conn, job.ref)
     target = ModelRef(job.ref.name, job.target_version)
     evidence = {"job_id": job.id, "validation": dict(job.validation)}
-    try:
-        current = store.get_in(conn, target).status
-    except NotFoundError:
-        spec = replace(old.spec, ref=target,
-                       tags=tuple(dict.fromkeys((*old.spec.tags, "auto_updated"))))
-        store.register_in(conn, spec, Status.STAGING, actor="updates",
-                          reason=f"built by update job {job.id}", now=now)
-        current = Status.STAGING
+    current = _register_target_in(ctx, conn, job, now)
     for step in promotion_path(current, Status.PRODUCTION):
         store.set_status_in(conn, target, step, actor="updates",
                             reason=f"promoted by update job {job.id}: validation passed",
@@ -134,11 +162,17 @@ def _promote(ctx: Context, conn: Connection, job: UpdateJob, why: str,
         store.set_status_in(conn, job.ref, Status.DEPRECATED, actor="updates",
                             reason=f"superseded by {job.target_version}", evidence=evidence,
                             now=now)
+    complete_in(ctx, conn, job, f"validation passed ({why}); {target} promoted to production, "
+                                f"{job.ref} deprecated", now)
+
+
+def complete_in(ctx: Context, conn: Connection, job: UpdateJob, line: str, now: float) -> None:
+    """The job's end once its version is promoted: completed, and model.update_completed."""
+    target = ModelRef(job.ref.name, job.target_version)
     update_in(conn, job.id, now, state="completed", progress=100.0,
               reason=f"{target} promoted; {job.ref} deprecated")
-    log_in(conn, job.id, now, f"validation passed ({why}); {target} promoted to production, "
-                              f"{job.ref} deprecated")
-    store.emit_in(conn, "model.update_completed", job.ref, {
+    log_in(conn, job.id, now, line)
+    ctx.store.emit_in(conn, "model.update_completed", job.ref, {
         "job_id": job.id, "target_version": job.target_version,
         "validation": dict(job.validation)}, now)
     log.info("update job completed job=%s promoted=%s", job.id, target)
@@ -189,3 +223,37 @@ def apply_job_event(ctx: Context, job_id: str, event: JobEvent) -> UpdateJob:
         finish(ctx, job_id, "the pipeline reported completion")
     with ctx.store.read() as conn:
         return get_in(conn, job_id)
+
+
+# --- comparisons: opened here (by hand or by a job), decided in actions.compare -------------
+
+
+def policy_of(ctx: Context) -> ComparePolicy:
+    return ctx.settings.policies.compare.policy()
+
+
+def open_comparison_in(ctx: Context, conn: Connection, champion: ModelRef,
+                       challenger: ModelRef, *, actor: str, reason: str, now: float,
+                       job_id: str | None = None) -> str:
+    """Open a comparison of two versions of one model: the champion in production, the
+    challenger live beside it (developing, testing or staging)."""
+    if champion.name != challenger.name or champion.version == challenger.version:
+        raise InputError("compare two versions of the same model: NAME:CHAMPION NAME:CHALLENGER")
+    if ctx.store.get_in(conn, champion).status != Status.PRODUCTION:
+        raise InputError(f"the champion {champion} is not in production")
+    status = ctx.store.get_in(conn, challenger).status
+    if status not in (Status.DEVELOPING, Status.TESTING, Status.STAGING):
+        raise InputError(f"the challenger {challenger} is {status.value}: it must be developing, "
+                         "testing or staging")
+    policy = policy_of(ctx)
+    evidence = Evidence(FailureEvidence(policy.failure_margin)).to_json(policy)
+    comparison_id = open_in(conn, champion, challenger, policy=dataclasses.asdict(policy),
+                            evidence=evidence, actor=actor, reason=reason, now=now,
+                            job_id=job_id)
+    ctx.store.append_history_in(conn, challenger, HistoryKind.COMPARISON, status, status, actor,
+                                f"compared with {champion} on live traffic: {reason}",
+                                {"comparison_id": comparison_id, "champion": champion.version,
+                                 "policy": dataclasses.asdict(policy)}, now)
+    log.info("comparison opened id=%s champion=%s challenger=%s", comparison_id, champion,
+             challenger)
+    return comparison_id

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from lifecycled import __version__, logs
-from lifecycled.cli import actions, alerting, checks, cluster, init, registry
+from lifecycled.cli import actions, alerting, checks, cluster, compare, init, registry
 from lifecycled.cli.output import EXIT_PROBLEM, EXIT_USAGE, Formatter, common_parents
 from lifecycled.errors import (
     ConfigError,
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--version", action="version", version=f"lifecycled {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (init, registry, checks, actions, alerting, cluster):
+    for module in (init, registry, checks, actions, compare, alerting, cluster):
         module.add_parsers(sub, common, as_json)
     _complete(parser)
     return parser

@@ -108,6 +108,7 @@ FLEET: tuple[tuple[str, Callable[[LifecycleCollector, set[Any]], Iterable[Metric
     ("checks", lambda c, live: checks.collect(c.store, live, c._evaluations)),
     ("drift", lambda c, live: c.drift.collect(live)),
     ("updates", lambda c, live: updates.collect(c.store, live)),
+    ("comparisons", lambda c, live: updates.collect_comparisons(c.store)),
     ("webhooks", lambda c, live: webhook_metrics.collect(c.store, list(c.webhook_endpoints()))),
     ("retirement", lambda c, live: retirement.collect(c.store, live)),
     ("tasks", lambda c, live: daemon.collect(c.store)),

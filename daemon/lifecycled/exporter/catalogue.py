@@ -173,6 +173,20 @@ FAMILIES = (
         "Unix time of the endpoint's last successful delivery."),
     Family("lifecycled_webhook_endpoint_disabled", "gauge", ("endpoint",), "webhooks",
         "1 when the endpoint answered 410 Gone and is no longer sent to."),
+    Family("lifecycled_comparison_state", "gauge", ("model", "champion", "challenger", "state"),
+        "updates", "Each model's latest champion/challenger comparison: 1 for its state (running, "
+        "promoted, rolled_back, held, cancelled), 0 for the others."),
+    Family("lifecycled_comparison_requests", "gauge", ("model", "version", "role"), "updates",
+        "Requests each side of a model's latest comparison served since it opened (role "
+        "champion or challenger)."),
+    Family("lifecycled_comparison_failures", "gauge", ("model", "version", "role"), "updates",
+        "Failed requests of each side since the comparison opened."),
+    Family("lifecycled_comparison_evidence", "gauge", ("model", "challenger", "test"), "updates",
+        "The comparison's e-value per test (failures_worse, failures_not_worse, latency_worse, "
+        "latency_not_worse); a blocking test decides at lifecycled_comparison_evidence_threshold."),
+    Family("lifecycled_comparison_evidence_threshold", "gauge", ("model", "challenger"),
+        "updates", "The e-value a blocking test must reach to decide (1/alpha, alpha split "
+        "among the blocking tests)."),
     Family("lifecycled_model_retirement_score", "gauge", MV, "retirement",
         "Retirement score 0-1 (age, performance, usage, status)."),
     Family("lifecycled_model_retirement_candidate", "gauge", MV, "retirement",

@@ -1,4 +1,5 @@
-"""Update jobs: counts by state and the state of each version's latest job."""
+"""Update jobs: counts by state and the state of each version's latest job; each model's latest
+champion/challenger comparison."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from prometheus_client.core import Metric
 from lifecycled.domain import ModelRef
 from lifecycled.exporter.families import gauge
 from lifecycled.store import Store
+from lifecycled.store.comparisons import STATES as COMPARISON_STATES
+from lifecycled.store.comparisons import comparisons
 from lifecycled.store.updates import STATES, count_by_state, latest_per_model
 
 
@@ -24,3 +27,29 @@ def collect(store: Store, live: set[ModelRef]) -> Iterator[Metric]:
                 job_state.add_metric([job.ref.name, job.ref.version, state],
                                      1 if state == job.state else 0)
     yield from (jobs, job_state)
+
+
+def collect_comparisons(store: Store) -> Iterator[Metric]:
+    """Each model's latest comparison: its state, both sides' counts and the tests' evidence."""
+    state = gauge("lifecycled_comparison_state")
+    requests = gauge("lifecycled_comparison_requests")
+    failures = gauge("lifecycled_comparison_failures")
+    evidence = gauge("lifecycled_comparison_evidence")
+    threshold = gauge("lifecycled_comparison_evidence_threshold")
+    latest = {c.name: c for c in comparisons(store)}  # oldest first: the newest wins
+    for comparison in latest.values():
+        for name in COMPARISON_STATES:
+            state.add_metric([comparison.name, comparison.champion, comparison.challenger, name],
+                             1 if name == comparison.state else 0)
+        found = comparison.evidence
+        for role, version in (("challenger", comparison.challenger),
+                              ("champion", comparison.champion)):
+            requests.add_metric([comparison.name, version, role],
+                                float(found.get("requests", {}).get(role, 0.0)))
+            failures.add_metric([comparison.name, version, role],
+                                float(found.get("failures", {}).get(role, 0.0)))
+        for test, value in sorted(found.get("e_values", {}).items()):
+            evidence.add_metric([comparison.name, comparison.challenger, test], value)
+        if "threshold" in found:
+            threshold.add_metric([comparison.name, comparison.challenger], found["threshold"])
+    yield from (state, requests, failures, evidence, threshold)

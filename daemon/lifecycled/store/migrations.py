@@ -408,4 +408,24 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (name, version)
     );
     """,
+    # 17: champion and challenger comparisons
+    """
+    CREATE TABLE comparisons (
+        id         TEXT PRIMARY KEY,
+        name       TEXT NOT NULL,
+        champion   TEXT NOT NULL,
+        challenger TEXT NOT NULL,
+        state      TEXT NOT NULL,
+        job_id     TEXT,
+        opened_at  REAL NOT NULL,
+        decided_at REAL,
+        actor      TEXT NOT NULL,
+        reason     TEXT NOT NULL,
+        policy     TEXT NOT NULL,
+        evidence   TEXT NOT NULL,
+        last_seen  TEXT NOT NULL,
+        applied    INTEGER NOT NULL
+    );
+    CREATE INDEX comparisons_model ON comparisons (name, state);
+    """,
 )

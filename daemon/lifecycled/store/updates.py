@@ -13,7 +13,7 @@ from lifecycled.errors import NotFoundError
 from lifecycled.store.core import Connection, Store, dumps
 
 STATES = UPDATE_JOB_STATES
-ACTIVE = ("pending", "dispatched", "training", "validating", "deploying")
+ACTIVE = ("pending", "dispatched", "training", "validating", "deploying", "comparing")
 FINAL = ("completed", "failed", "cancelled")
 
 

@@ -53,6 +53,13 @@ def traces(ctx: Context) -> Any:
     return run_traces(ctx)
 
 
+def compare(ctx: Context) -> Any:
+    """Champion and challenger comparisons (on the leader)."""
+    from lifecycled.tasks.compare import run_compare
+
+    return run_compare(ctx)
+
+
 def updates(ctx: Context) -> Any:
     from lifecycled.tasks.updates import run_updates
 
@@ -74,6 +81,7 @@ def deliver(ctx: Context) -> Any:
 TASKS: dict[str, Task] = {
     "discovery": discovery,
     "traces": traces,
+    "compare": compare,  # early: a comparison's decision should not wait for slower tasks
     "quality": quality,
     "collect": collect,
     "evaluate": run_evaluate,

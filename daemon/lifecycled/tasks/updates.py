@@ -94,14 +94,15 @@ def run_updates(ctx: Context) -> dict[str, Any]:
     _time_out(ctx, now, policy.job_timeout, report)
     ready = {(s.ref.name, s.ref.version) for s in serving_states(ctx.store) if s.state == "ready"}
     for job in list_jobs(ctx.store):
-        if job.active and job.validation and (job.ref.name, job.target_version) in ready:
+        if job.active and job.state != "comparing" and job.validation and \
+                (job.ref.name, job.target_version) in ready:
             report["finished"].append(finish(ctx, job.id, "discovery saw the target READY"))
     return report
 
 
 def _time_out(ctx: Context, now: float, timeout: float, report: dict[str, Any]) -> None:
-    for job in list_jobs(ctx.store):
-        if job.active and now - job.updated_at > timeout:
+    for job in list_jobs(ctx.store):  # a comparing job waits for its comparison's decision
+        if job.active and job.state != "comparing" and now - job.updated_at > timeout:
             reason = f"no progress for {now - job.updated_at:.0f}s (timeout {timeout:.0f}s)"
             with ctx.store.write() as conn:
                 fail_in(ctx, conn, get_in(conn, job.id), reason, now)

@@ -1,0 +1,103 @@
+"""Comparisons, the scheduled pass (on the leader): each running comparison's evidence from
+both versions' Triton counters since the last pass, then the policy's decision, applied once
+(``actions.compare``). Rolled-back challengers whose unloading was cut short are unloaded."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from lifecycled.actions.compare import apply_decision, unload_challenger
+from lifecycled.context import Context
+from lifecycled.core.compare import (
+    CRITERIA,
+    ComparePolicy,
+    decide,
+    evidence_from_json,
+    observe,
+)
+from lifecycled.domain import ModelCounters
+from lifecycled.sources.triton import fetch_metrics
+from lifecycled.store.comparisons import ROLLED_BACK, RUNNING, Comparison, comparisons, update_evidence
+
+log = logging.getLogger(__name__)
+Served = dict[tuple[str, str], dict[str, Any]]
+
+
+def stored_policy(comparison: Comparison) -> ComparePolicy:
+    """The policy a comparison was opened with (a reload does not change a running one)."""
+    data = dict(comparison.policy)
+    data["block"] = tuple(c for c in data.get("block", CRITERIA) if c in CRITERIA)
+    return ComparePolicy(**data)
+
+
+def served(ctx: Context, now: float) -> Served:
+    """Per model version, its requests and failures so far (summed over the endpoints that
+    answered) and its p99 latency in seconds (the worst endpoint's)."""
+    found: Served = {}
+    for endpoint in ctx.settings.sources.triton:
+        with ctx.source(f"triton:{endpoint.name}"):
+            scrape = fetch_metrics(ctx.session, endpoint, now)
+            for key, counters in scrape.models.items():
+                _add(found.setdefault(key, {"requests": 0.0, "failures": 0.0, "p99": None}),
+                     counters)
+    return found
+
+
+def _add(entry: dict[str, Any], counters: ModelCounters) -> None:
+    failures = sum(counters.failure.values())
+    entry["requests"] += counters.success + failures
+    entry["failures"] += failures
+    p99 = counters.quantiles_us.get("0.99")
+    if p99 is not None:
+        entry["p99"] = max(entry["p99"] or 0.0, p99 / 1e6)
+
+
+def run_compare(ctx: Context) -> dict[str, Any]:
+    now = ctx.clock()
+    report: dict[str, Any] = {"judged": [], "decided": {}, "unloaded": []}
+    for done in comparisons(ctx.store, states=(ROLLED_BACK,)):
+        if not done.applied:
+            unload_challenger(ctx, done.id)
+            report["unloaded"].append(done.id)
+    running = comparisons(ctx.store, states=(RUNNING,))
+    if not running:
+        return report
+    now_served = served(ctx, now)
+    for comparison in running:
+        outcome = judge(ctx, comparison, now_served, now)
+        report["judged"].append(comparison.id)
+        if outcome is not None:
+            report["decided"][comparison.id] = outcome
+    return report
+
+
+def judge(ctx: Context, comparison: Comparison, now_served: Served, now: float) -> str | None:
+    """One pass of one comparison: the counts since the last pass added to its evidence, then
+    the decision (returned when one was taken)."""
+    policy = stored_policy(comparison)
+    sides = (comparison.challenger, comparison.champion)
+    seen = [now_served.get((comparison.name, version)) for version in sides]
+    last: Mapping[str, Any] = comparison.last
+    evidence = evidence_from_json(dict(comparison.evidence), policy)
+    if all(s is not None for s in seen):
+        current = {version: {"requests": s["requests"], "failures": s["failures"]}  # type: ignore[index]
+                   for version, s in zip(sides, seen, strict=True)}
+        if all(version in last for version in sides):
+            grown = [(current[v]["requests"] - last[v]["requests"],
+                      current[v]["failures"] - last[v]["failures"]) for v in sides]
+            if all(n >= 0 and f >= 0 for n, f in grown):  # else a restart: start again from here
+                p99 = tuple(s["p99"] if n > 0 else None  # type: ignore[index]
+                            for s, (n, _) in zip(seen, grown, strict=True))
+                evidence = observe(evidence, (grown[0][0], grown[1][0]),
+                                   (grown[0][1], grown[1][1]), p99, policy)  # type: ignore[arg-type]
+        last = current
+    decision = decide(evidence, now - comparison.opened_at, policy)
+    shown = evidence.to_json(policy)
+    if decision.outcome is not None and apply_decision(
+            ctx, comparison.id, decision.outcome, decision.reason, actor="compare",
+            evidence=shown):
+        return decision.outcome
+    update_evidence(ctx.store, comparison.id, shown, last)
+    return None
