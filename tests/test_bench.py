@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
     ["bench/startup.py", "--repeat", "1"],
     ["bench/false_alarms.py", "--quick"],
     ["bench/traces.py", "--requests", "60", "--sampled", "100", "--repeat", "1"],
+    ["bench/compare.py", "--replays", "3"],
 ])
 @pytest.mark.slow
 def test_benchmark_runs(argv: list[str]) -> None:
