@@ -78,20 +78,20 @@ def judge(ctx: Context, comparison: Comparison, now_served: Served, now: float) 
     the decision (returned when one was taken)."""
     policy = stored_policy(comparison)
     sides = (comparison.challenger, comparison.champion)
-    seen = [now_served.get((comparison.name, version)) for version in sides]
+    seen = [now_served[(comparison.name, v)] for v in sides
+            if (comparison.name, v) in now_served]
     last: Mapping[str, Any] = comparison.last
     evidence = evidence_from_json(dict(comparison.evidence), policy)
-    if all(s is not None for s in seen):
-        current = {version: {"requests": s["requests"], "failures": s["failures"]}  # type: ignore[index]
-                   for version, s in zip(sides, seen, strict=True)}
-        if all(version in last for version in sides):
+    if len(seen) == len(sides):  # a version no endpoint answered for adds nothing
+        current = {v: {"requests": s["requests"], "failures": s["failures"]}
+                   for v, s in zip(sides, seen, strict=True)}
+        if all(v in last for v in sides):
             grown = [(current[v]["requests"] - last[v]["requests"],
                       current[v]["failures"] - last[v]["failures"]) for v in sides]
-            if all(n >= 0 and f >= 0 for n, f in grown):  # else a restart: start again from here
-                p99 = tuple(s["p99"] if n > 0 else None  # type: ignore[index]
-                            for s, (n, _) in zip(seen, grown, strict=True))
-                evidence = observe(evidence, (grown[0][0], grown[1][0]),
-                                   (grown[0][1], grown[1][1]), p99, policy)  # type: ignore[arg-type]
+            if all(n >= 0 and f >= 0 for n, f in grown):  # else a restart: start again here
+                (n_c, f_c), (n_b, f_b) = grown
+                p99 = (seen[0]["p99"] if n_c > 0 else None, seen[1]["p99"] if n_b > 0 else None)
+                evidence = observe(evidence, (n_c, n_b), (f_c, f_b), p99, policy)
         last = current
     decision = decide(evidence, now - comparison.opened_at, policy)
     shown = evidence.to_json(policy)
