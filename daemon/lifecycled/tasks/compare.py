@@ -17,9 +17,19 @@ from lifecycled.core.compare import (
     evidence_from_json,
     observe,
 )
+from lifecycled.core.drift import compare
+from lifecycled.core.profile import build_profile
 from lifecycled.domain import ModelCounters
 from lifecycled.sources.triton import fetch_metrics
-from lifecycled.store.comparisons import ROLLED_BACK, RUNNING, Comparison, comparisons, update_evidence
+from lifecycled.store.comparisons import (
+    ROLLED_BACK,
+    RUNNING,
+    Comparison,
+    comparisons,
+    update_evidence,
+)
+from lifecycled.store.results import latest_quality
+from lifecycled.store.traces import traced_rows
 
 log = logging.getLogger(__name__)
 Served = dict[tuple[str, str], dict[str, Any]]
@@ -73,6 +83,33 @@ def run_compare(ctx: Context) -> dict[str, Any]:
     return report
 
 
+def informed(ctx: Context, comparison: Comparison) -> dict[str, Any]:
+    """What is shown beside the tests and decides nothing: the drift between the two versions'
+    traced rows since the comparison opened (inputs and outputs; with a random split the inputs
+    agree, so a difference there is the split's), and each version's latest quality."""
+    shown: dict[str, Any] = {}
+    versions = (comparison.champion_ref, comparison.challenger_ref)
+    if ctx.settings.drift_config(comparison.name).source == "triton":
+        (base, n_base), (new, n_new) = (traced_rows(ctx.store, ref, since=comparison.opened_at)
+                                        for ref in versions)
+        policy = ctx.settings.drift_policy(comparison.name)
+        if min(n_base, n_new) >= policy.min_samples:
+            result = compare(build_profile(base, bins=policy.bins), new, policy)
+            shown["outputs"] = {"severity": result.severity.label, "rows": [n_base, n_new],
+                                "features": {f.feature: f.severity.label for f in result.features
+                                             if f.severity is not None}}
+    quality = {}
+    for role, ref in zip(("champion", "challenger"), versions, strict=True):
+        found = latest_quality(ctx.store, ref)
+        if found:
+            values = found[0].result
+            quality[role] = {k: values[k] for k in ("samples", "accuracy", "mae")
+                             if values.get(k) is not None}
+    if quality:
+        shown["quality"] = quality
+    return shown
+
+
 def judge(ctx: Context, comparison: Comparison, now_served: Served, now: float) -> str | None:
     """One pass of one comparison: the counts since the last pass added to its evidence, then
     the decision (returned when one was taken)."""
@@ -94,7 +131,7 @@ def judge(ctx: Context, comparison: Comparison, now_served: Served, now: float) 
                 evidence = observe(evidence, (n_c, n_b), (f_c, f_b), p99, policy)
         last = current
     decision = decide(evidence, now - comparison.opened_at, policy)
-    shown = evidence.to_json(policy)
+    shown = {**evidence.to_json(policy), **informed(ctx, comparison)}
     if decision.outcome is not None and apply_decision(
             ctx, comparison.id, decision.outcome, decision.reason, actor="compare",
             evidence=shown):
