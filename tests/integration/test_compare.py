@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,25 @@ def events(ctx: Context, event_type: str) -> list[dict[str, Any]]:
     return [json.loads(row["body"]) for row in rows]
 
 
+def panel_series(ctx: Context) -> set[str]:
+    """The series the model dashboard's champion and challenger panels draw, as the exporter
+    writes them for ``credit_scoring`` now (the alerting end-to-end test runs no comparison)."""
+    from lifecycled.exporter import LifecycleCollector
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry()
+    registry.register(LifecycleCollector(ctx.store))
+    lines = generate_latest(registry).decode().splitlines()
+    board = json.loads((Path(__file__).parents[2] / "grafana" / "dashboards"
+                        / "lifecycled-model.json").read_text())
+    names = {re.match(r"\w+", target["expr"]).group(0)  # type: ignore[union-attr]
+             for panel in board["panels"] if panel["title"].startswith("Champion and challenger")
+             for target in panel["targets"]}
+    assert len(names) == 5, names
+    return {name for name in names if any(line.startswith(name + "{") and
+                                          'model="credit_scoring"' in line for line in lines)}
+
+
 def test_a_challenger_that_fails_more_is_rolled_back_once_and_unloaded(
         triton_factory: Any, tmp_path: Path) -> None:
     from lifecycled.actions.compare import start_comparison
@@ -100,6 +120,10 @@ def test_a_challenger_that_fails_more_is_rolled_back_once_and_unloaded(
     server = two_versions(triton_factory)
     ctx = context(tmp_path, server)
     start_comparison(ctx, CHAMPION, CHALLENGER, actor="alice", reason="retrained on June")
+    run_compare(ctx)
+    serve(server, 20, failing={})
+    run_compare(ctx)
+    assert len(panel_series(ctx)) == 5  # every panel of the dashboard row has data
     assert decide(ctx, server, failing={"1": 0.02, "2": 0.25}) == "rollback"
     (comparison,) = comparisons(ctx.store)
     assert comparison.state == "rolled_back" and comparison.applied
