@@ -271,7 +271,7 @@ def test_a_new_drift_result_replaces_the_reused_feature_samples(tmp_path: Path) 
     assert psi_of(second) == [pytest.approx(result.features[0].psi)]
     assert psi_of(first) != psi_of(second)
     assert 'feature="channel"' not in second  # the new result has no such feature
-    assert len(collector.drift._samples) == 4  # one result, four per-feature families
+    assert len(collector.decodings.drift_samples) == 4  # one result, four per-feature families
 
 
 def test_no_label_clashes_with_a_scrape_or_an_alert(tmp_path: Path) -> None:
@@ -324,3 +324,34 @@ def test_a_failing_collector_costs_its_own_families_only(tmp_path: Path) -> None
                if n.startswith(("lifecycled_update_job", "lifecycled_model_update_job"))}
     assert updates and not updates & exported_names(broken)
     assert exported_names(broken) == exported_names(whole) - updates
+
+
+def test_every_collector_is_one_function_of_the_scrape_in_one_table() -> None:
+    """One contract: ``collect(scrape) -> Iterator[Metric]``, each collector registered once in
+    COLLECTORS under the name its success gauge carries."""
+    import inspect
+
+    from lifecycled.exporter import COLLECTORS
+    from lifecycled.exporter.scrape import Scrape
+
+    names = [c.name for c in COLLECTORS]
+    assert len(names) == len(set(names))
+    for collector in COLLECTORS:
+        (parameter,) = inspect.signature(collector.collect).parameters.values()
+        assert parameter.annotation in (Scrape, "Scrape"), collector.name
+        assert collector.scope in ("own", "replica", "fleet")
+
+
+def test_a_registry_that_cannot_be_listed_fails_every_collector_that_needs_it(
+        tmp_path: Path) -> None:
+    """Without the registry no model's series can be told live or retired: those collectors
+    fail (none exports a retired model's series by mistake), the others still answer."""
+    store = fixed_store(tmp_path)
+    with store.write() as conn:
+        conn.execute("ALTER TABLE models RENAME TO models_away")
+    text = render(store)
+    for name in ("registry", "serving", "quality", "checks", "drift", "updates", "retirement"):
+        assert f'lifecycled_exporter_collector_success{{collector="{name}"}} 0.0' in text
+    for name in ("daemon", "hosts", "webhooks", "tasks"):
+        assert f'lifecycled_exporter_collector_success{{collector="{name}"}} 1.0' in text
+    assert "lifecycled_model_info" not in exported_names(text)

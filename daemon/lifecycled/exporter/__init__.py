@@ -5,31 +5,55 @@ a file) and yields fresh metric families. The names are a contract: catalogue.py
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from prometheus_client.core import Metric
 
-from lifecycled.domain import Status
 from lifecycled.exporter import (
     checks,
     cluster,
     daemon,
+    drift,
     quality,
     registry,
     retirement,
     serving,
     updates,
+    webhooks,
 )
-from lifecycled.exporter import webhooks as webhook_metrics
-from lifecycled.exporter.drift import DriftCollector
 from lifecycled.exporter.families import gauge
+from lifecycled.exporter.scrape import Decodings, Scrape
 from lifecycled.store import Store, StoreWrites
-from lifecycled.store.results import Decoded
 
 log = logging.getLogger(__name__)
+
+
+class Collector(NamedTuple):
+    name: str  # the ``collector`` label of lifecycled_exporter_collector_success
+    collect: Callable[[Scrape], Iterable[Metric]]
+    scope: str  # "own": every daemon's; "replica": with several; "fleet": the leader's only
+
+
+# every collector, in the order a scrape writes them
+COLLECTORS: tuple[Collector, ...] = (
+    Collector("daemon", daemon.collect_process, "own"),
+    Collector("cluster", cluster.collect, "replica"),
+    # the fleet's state is the leader's to export: once, not once per replica
+    Collector("registry", registry.collect, "fleet"),
+    Collector("serving", serving.collect, "fleet"),
+    Collector("hosts", serving.collect_hosts, "fleet"),
+    Collector("quality", quality.collect, "fleet"),
+    Collector("checks", checks.collect, "fleet"),
+    Collector("drift", drift.collect, "fleet"),
+    Collector("updates", updates.collect, "fleet"),
+    Collector("comparisons", updates.collect_comparisons, "fleet"),
+    Collector("webhooks", webhooks.collect, "fleet"),
+    Collector("retirement", retirement.collect, "fleet"),
+    Collector("tasks", daemon.collect, "fleet"),
+    Collector("traces", daemon.collect_traces, "fleet"),
+)
 
 
 class LifecycleCollector:
@@ -45,10 +69,7 @@ class LifecycleCollector:
         self.webhook_endpoints = webhook_endpoints
         self.job_intervals = job_intervals
         self.store_writes = store_writes  # the daemon's view (None: not exported)
-        self.drift = DriftCollector(store)
-        # decoded results by row id (rows never change): a scrape decodes only new results
-        self._quality: Decoded = {}
-        self._evaluations: Decoded = {}
+        self.decodings = Decodings()
 
     def describe(self) -> Iterable[Metric]:
         return []  # nothing is read at registration time
@@ -56,60 +77,23 @@ class LifecycleCollector:
     def collect(self) -> Iterator[Metric]:
         """Every collector's families; one that fails costs only its own (node_exporter's
         pattern), logged and exported as ``lifecycled_exporter_collector_success 0``."""
-        outcomes: dict[str, bool] = {}
-        replica = self.replica()
-        yield from self._guarded("daemon", outcomes, lambda: daemon.collect_process(
-            self.job_intervals(), self.store_writes()))
-        if replica is not None:
-            yield from self._guarded("cluster", outcomes,
-                                     lambda: cluster.collect(self.store, replica))
-        if replica is None or replica["leader"]:
-            # the fleet's state is the leader's to export: once, not once per replica
-            yield from self._fleet(outcomes)
+        scrape = Scrape(self.store, self.decodings, self.job_intervals(), self.store_writes(),
+                        self.replica(), list(self.webhook_endpoints()))
+        scopes = {"own", *(() if scrape.replica is None else ("replica",)),
+                  *(("fleet",) if scrape.replica is None or scrape.replica["leader"] else ())}
         success = gauge("lifecycled_exporter_collector_success")
-        for name, ok in outcomes.items():
-            success.add_metric([name], 1 if ok else 0)
+        for collector in COLLECTORS:
+            if collector.scope in scopes:
+                families, ok = self._guarded(collector, scrape)
+                yield from families
+                success.add_metric([collector.name], 1 if ok else 0)
         yield success
 
     @staticmethod
-    def _guarded(name: str, outcomes: dict[str, bool],
-                 families: Callable[[], Iterable[Metric]]) -> list[Metric]:
+    def _guarded(collector: Collector, scrape: Scrape) -> tuple[list[Metric], bool]:
         try:
-            found = list(families())
+            return list(collector.collect(scrape)), True
         except Exception as exc:  # a bug or a store failure: this collector's families only
-            log.error("collector failed collector=%s error=%s: %s", name, type(exc).__name__,
-                      exc)
-            outcomes[name] = False
-            return []
-        outcomes[name] = True
-        return found
-
-    def _fleet(self, outcomes: dict[str, bool]) -> Iterator[Metric]:
-        records: list[Any] = []
-
-        def listed() -> list[Metric]:
-            records.extend(self.store.list_models())
-            return list(registry.collect(records))
-
-        yield from self._guarded("registry", outcomes, listed)
-        if not outcomes["registry"]:
-            for name, _ in FLEET:  # nothing can be said of a fleet that cannot be listed
-                outcomes[name] = False
-            return
-        live = {r.ref for r in records if r.status != Status.RETIRED}
-        for name, collect in FLEET:
-            yield from self._guarded(name, outcomes, functools.partial(collect, self, live))
-
-
-FLEET: tuple[tuple[str, Callable[[LifecycleCollector, set[Any]], Iterable[Metric]]], ...] = (
-    ("serving", lambda c, live: serving.collect(c.store, live)),
-    ("hosts", lambda c, live: serving.collect_hosts(c.store)),
-    ("quality", lambda c, live: quality.collect(c.store, live, c._quality)),
-    ("checks", lambda c, live: checks.collect(c.store, live, c._evaluations)),
-    ("drift", lambda c, live: c.drift.collect(live)),
-    ("updates", lambda c, live: updates.collect(c.store, live)),
-    ("comparisons", lambda c, live: updates.collect_comparisons(c.store)),
-    ("webhooks", lambda c, live: webhook_metrics.collect(c.store, list(c.webhook_endpoints()))),
-    ("retirement", lambda c, live: retirement.collect(c.store, live)),
-    ("tasks", lambda c, live: daemon.collect(c.store)),
-)
+            log.error("collector failed collector=%s error=%s: %s", collector.name,
+                      type(exc).__name__, exc)
+            return [], False

@@ -7,18 +7,18 @@ from collections.abc import Iterator
 
 from prometheus_client.core import Metric
 
-from lifecycled.domain import THRESHOLDS, Level, ModelRef
+from lifecycled.domain import THRESHOLDS, Level
 from lifecycled.exporter.families import gauge
-from lifecycled.store import Store
-from lifecycled.store.results import Decoded
+from lifecycled.exporter.scrape import Scrape
 from lifecycled.store.views import evaluation_views
 
 
-def collect(store: Store, live: set[ModelRef], cache: Decoded) -> Iterator[Metric]:
+def collect(scrape: Scrape) -> Iterator[Metric]:
+    live = scrape.live
     breached = gauge("lifecycled_model_threshold_breached")
     score = gauge("lifecycled_model_performance_score")
     level = gauge("lifecycled_model_performance_level")
-    for view in evaluation_views(store, cache):
+    for view in evaluation_views(scrape.store, scrape.decodings.evaluations):
         if view.ref not in live:
             continue
         model, version = view.ref.name, view.ref.version

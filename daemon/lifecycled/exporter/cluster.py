@@ -5,18 +5,20 @@ scraping every replica sees each fleet series once; these families are every rep
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
 
 from prometheus_client.core import Metric
 
 from lifecycled.exporter.catalogue import REPLICA_COUNTERS
 from lifecycled.exporter.families import counter, gauge
-from lifecycled.store import Store
+from lifecycled.exporter.scrape import Scrape
 from lifecycled.store.cluster import claims, items_held
 
 
-def collect(store: Store, state: Mapping[str, Any]) -> Iterator[Metric]:
+def collect(scrape: Scrape) -> Iterator[Metric]:
+    store, state = scrape.store, scrape.replica
+    if state is None:  # the only daemon: no replica to describe
+        return
     info = gauge("lifecycled_replica_info")
     info.add_metric([state["replica"], state["holder"]], 1)
     leader = gauge("lifecycled_leader")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import platform
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from functools import cache
 from importlib import metadata
 
@@ -13,17 +13,17 @@ from prometheus_client.core import Metric
 
 from lifecycled import __version__
 from lifecycled.exporter.families import counter, gauge
-from lifecycled.store import Store, StoreWrites
+from lifecycled.exporter.scrape import Scrape
 from lifecycled.store.serving import job_runs, source_health, unmanaged_models
 from lifecycled.store.traces import trace_states, watches
 
 
-def collect_process(intervals: Mapping[str, float],
-                    store_writes: StoreWrites | None = None) -> Iterator[Metric]:
+def collect_process(scrape: Scrape) -> Iterator[Metric]:
     """What every daemon exports of itself: version, store writability, task intervals."""
     build = gauge("lifecycled_build_info")
     build.add_metric([__version__, revision(), platform.python_version()], 1)
     yield build
+    store_writes = scrape.writes
     if store_writes is not None:
         writable = gauge("lifecycled_state_store_writable")
         writable.add_metric([], 1 if store_writes.writable else 0)
@@ -32,7 +32,7 @@ def collect_process(intervals: Mapping[str, float],
         failures.add_metric([], store_writes.failures)
         yield failures
     interval = gauge("lifecycled_task_interval_seconds")
-    for job, seconds in sorted(intervals.items()):
+    for job, seconds in sorted(scrape.intervals.items()):
         interval.add_metric([job], seconds)
     yield interval
 
@@ -49,8 +49,9 @@ def revision() -> str:
     return commit if isinstance(commit, str) and commit else "unknown"
 
 
-def collect(store: Store) -> Iterator[Metric]:
+def collect(scrape: Scrape) -> Iterator[Metric]:
     """The fleet's view of its sources and tasks (from the store)."""
+    store = scrape.store
     up = gauge("lifecycled_source_up")
     last = gauge("lifecycled_source_last_success_timestamp_seconds")
     for h in source_health(store):
@@ -72,11 +73,11 @@ def collect(store: Store) -> Iterator[Metric]:
     for u in unmanaged_models(store):
         unmanaged.add_metric([u.endpoint, u.name, u.version, u.reason], 1)
     yield from (up, last, job_ok, duration, runs, failures, unmanaged)
-    yield from collect_traces(store)
 
 
-def collect_traces(store: Store) -> Iterator[Metric]:
+def collect_traces(scrape: Scrape) -> Iterator[Metric]:
     """Each trace-reading endpoint's backlog and counts, and the models it traces."""
+    store = scrape.store
     families = {name: (counter if kind == "counter" else gauge)(f"lifecycled_trace_{name}")
                 for name, kind in (("backlog_files", "gauge"), ("backlog_bytes", "gauge"),
                                    ("files_read", "counter"), ("requests_decoded", "counter"),

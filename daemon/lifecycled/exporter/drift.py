@@ -9,11 +9,10 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import Metric
 from prometheus_client.samples import Sample
 
-from lifecycled.domain import SEVERITY_STATES, ModelRef
+from lifecycled.domain import SEVERITY_STATES
 from lifecycled.exporter import segments
 from lifecycled.exporter.families import Gauge, gauge
-from lifecycled.store import Store
-from lifecycled.store.results import Decoded
+from lifecycled.exporter.scrape import Scrape
 from lifecycled.store.views import DriftView, FeatureView, drift_views
 
 AddSamples = Callable[[Gauge, dict[str, str], FeatureView], None]
@@ -58,44 +57,41 @@ PER_FEATURE: tuple[tuple[str, AddSamples], ...] = (
 )
 
 
-class DriftCollector:
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.decoded: Decoded = {}  # decoded results by row id (rows never change)
-        self._samples: dict[tuple[str, int], list[Sample]] = {}  # (family, row id) -> samples
+def collect(scrape: Scrape) -> Iterator[Metric]:
+    """Each family is yielded as soon as it is built, so a scrape holds one at a time."""
+    decodings = scrape.decodings
+    results = [r for r in drift_views(scrape.store, decodings.drift) if r.ref in scrape.live]
+    checked = gauge("lifecycled_model_drift_check_timestamp_seconds")
+    severity = gauge("lifecycled_model_drift_severity")
+    share = gauge("lifecycled_model_drifted_features_ratio")
+    for stored in results:
+        mv = [stored.ref.name, stored.ref.version]
+        checked.add_metric(mv, stored.at)
+        for level in SEVERITY_STATES:
+            severity.add_metric([*mv, level], 1 if level == stored.severity else 0)
+        if stored.drifted_share is not None:
+            share.add_metric(mv, stored.drifted_share)
+    yield from (checked, severity, share)
+    yield from segments.drift(results)
+    kept: dict[tuple[str, int], list[Sample]] = {}
+    for name, add in PER_FEATURE:
+        yield _per_feature(results, name, add, decodings.drift_samples, kept)
+    decodings.drift_samples = kept  # only the results still latest
 
-    def collect(self, live: set[ModelRef]) -> Iterator[Metric]:
-        """Each family is yielded as soon as it is built, so a scrape holds one at a time."""
-        results = [r for r in drift_views(self.store, self.decoded) if r.ref in live]
-        checked = gauge("lifecycled_model_drift_check_timestamp_seconds")
-        severity = gauge("lifecycled_model_drift_severity")
-        share = gauge("lifecycled_model_drifted_features_ratio")
-        for stored in results:
-            mv = [stored.ref.name, stored.ref.version]
-            checked.add_metric(mv, stored.at)
-            for level in SEVERITY_STATES:
-                severity.add_metric([*mv, level], 1 if level == stored.severity else 0)
-            if stored.drifted_share is not None:
-                share.add_metric(mv, stored.drifted_share)
-        yield from (checked, severity, share)
-        yield from segments.drift(results)
-        kept: dict[tuple[str, int], list[Sample]] = {}
-        for name, add in PER_FEATURE:
-            yield self._per_feature(results, name, add, kept)
-        self._samples = kept  # only the results still latest
 
-    def _per_feature(self, results: list[DriftView], name: str, add: AddSamples,
-                     kept: dict[tuple[str, int], list[Sample]]) -> Metric:
-        family = gauge(name)
-        for stored in results:
-            key = (name, stored.row_id)
-            samples = self._samples.get(key)
-            if samples is None:
-                part = gauge(name)
-                model, version = stored.ref.name, stored.ref.version
-                for f in stored.features:
-                    add(part, {"model": model, "version": version, "feature": f.feature}, f)
-                samples = part.samples
-            kept[key] = samples
-            family.samples.extend(samples)
-        return family
+def _per_feature(results: list[DriftView], name: str, add: AddSamples,
+                 built: dict[tuple[str, int], list[Sample]],
+                 kept: dict[tuple[str, int], list[Sample]]) -> Metric:
+    family = gauge(name)
+    for stored in results:
+        key = (name, stored.row_id)
+        samples = built.get(key)
+        if samples is None:
+            part = gauge(name)
+            model, version = stored.ref.name, stored.ref.version
+            for f in stored.features:
+                add(part, {"model": model, "version": version, "feature": f.feature}, f)
+            samples = part.samples
+        kept[key] = samples
+        family.samples.extend(samples)
+    return family

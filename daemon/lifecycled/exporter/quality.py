@@ -11,13 +11,14 @@ from lifecycled.domain import QUALITY_METRICS, SEVERITIES, ModelRef
 from lifecycled.exporter import segments
 from lifecycled.exporter.catalogue import ESTIMATED, ESTIMATED_ERRORS, LABEL_GAUGES
 from lifecycled.exporter.families import counter, gauge
+from lifecycled.exporter.scrape import Scrape
 from lifecycled.store import Store
 from lifecycled.store.labels import received
-from lifecycled.store.results import Decoded
 from lifecycled.store.views import quality_views
 
 
-def collect(store: Store, live: set[ModelRef], cache: Decoded) -> Iterator[Metric]:
+def collect(scrape: Scrape) -> Iterator[Metric]:
+    store, live = scrape.store, scrape.live
     families = {m.name: gauge(m.metric) for m in QUALITY_METRICS}
     concept = gauge("lifecycled_model_concept_drift_severity")
     streams = {key: gauge(name) for key, name in LABEL_GAUGES}
@@ -26,7 +27,7 @@ def collect(store: Store, live: set[ModelRef], cache: Decoded) -> Iterator[Metri
     trusted = gauge("lifecycled_model_estimate_trusted")
     error = gauge("lifecycled_model_estimation_error_ratio")
     judged = gauge("lifecycled_model_quality_judged")
-    views = [v for v in quality_views(store, cache) if v.ref in live]
+    views = [v for v in quality_views(store, scrape.decodings.quality) if v.ref in live]
     for view in views:
         mv = [view.ref.name, view.ref.version]
         if view.labels is not None:

@@ -4,21 +4,22 @@ with them)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 from prometheus_client.core import Metric
 
-from lifecycled.domain import THRESHOLDS, ModelRecord, Status
+from lifecycled.domain import THRESHOLDS, Status
 from lifecycled.exporter.families import gauge
+from lifecycled.exporter.scrape import Scrape
 
 
-def collect(records: Sequence[ModelRecord]) -> Iterator[Metric]:
+def collect(scrape: Scrape) -> Iterator[Metric]:
     info = gauge("lifecycled_model_info")
     status = gauge("lifecycled_model_status")
     changed = gauge("lifecycled_model_status_change_timestamp_seconds")
     registered = gauge("lifecycled_model_registered_timestamp_seconds")
     limit = gauge("lifecycled_model_threshold_limit")
-    for r in records:
+    for r in scrape.records:
         mv = [r.ref.name, r.ref.version]
         spec = r.spec
         info.add_metric([*mv, spec.owner_team, spec.business_domain, spec.model_type,

@@ -6,13 +6,13 @@ from collections.abc import Iterator
 
 from prometheus_client.core import Metric
 
-from lifecycled.domain import ModelRef
 from lifecycled.exporter.families import gauge
-from lifecycled.store import Store
+from lifecycled.exporter.scrape import Scrape
 from lifecycled.store.retirement import PLAN_STATES, plan_counts, scores
 
 
-def collect(store: Store, live: set[ModelRef]) -> Iterator[Metric]:
+def collect(scrape: Scrape) -> Iterator[Metric]:
+    store, live = scrape.store, scrape.live
     score = gauge("lifecycled_model_retirement_score")
     candidate = gauge("lifecycled_model_retirement_candidate")
     for ref, result in sorted(scores(store).items()):

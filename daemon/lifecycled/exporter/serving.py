@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 from prometheus_client.core import Metric
 
-from lifecycled.domain import SERVING_QUANTITIES, ModelRef
+from lifecycled.domain import SERVING_QUANTITIES
 from lifecycled.exporter.families import gauge
-from lifecycled.store import Store
+from lifecycled.exporter.scrape import Scrape
 from lifecycled.store.serving import (
     host_gauges,
     latest_snapshots,
@@ -20,9 +20,10 @@ from lifecycled.store.serving import (
 SERVING_STATES = ("ready", "loading", "unloading", "unavailable", "missing", "unknown")
 
 
-def collect_hosts(store: Store) -> Iterator[Metric]:
+def collect_hosts(scrape: Scrape) -> Iterator[Metric]:
     """Host-wide gauges of each Triton endpoint (not a model's: one host serves many), from its
     last scrape while the endpoint answers; absent while it is down (not its last value)."""
+    store = scrape.store
     up = {h.source: h.up for h in source_health(store)}
     cpu = gauge("lifecycled_triton_cpu_utilization_ratio")
     memory = gauge("lifecycled_triton_memory_used_bytes")
@@ -36,7 +37,8 @@ def collect_hosts(store: Store) -> Iterator[Metric]:
     yield from (cpu, memory)
 
 
-def collect(store: Store, live: set[ModelRef]) -> Iterator[Metric]:
+def collect(scrape: Scrape) -> Iterator[Metric]:
+    store, live = scrape.store, scrape.live
     state = gauge("lifecycled_model_serving_state")
     retired_serving = gauge("lifecycled_model_retired_but_serving")
     for seen in serving_states(store):

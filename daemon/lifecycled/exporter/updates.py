@@ -7,15 +7,15 @@ from collections.abc import Iterator
 
 from prometheus_client.core import Metric
 
-from lifecycled.domain import ModelRef
 from lifecycled.exporter.families import gauge
-from lifecycled.store import Store
+from lifecycled.exporter.scrape import Scrape
 from lifecycled.store.comparisons import STATES as COMPARISON_STATES
 from lifecycled.store.comparisons import comparisons
 from lifecycled.store.updates import STATES, count_by_state, latest_per_model
 
 
-def collect(store: Store, live: set[ModelRef]) -> Iterator[Metric]:
+def collect(scrape: Scrape) -> Iterator[Metric]:
+    store, live = scrape.store, scrape.live
     jobs = gauge("lifecycled_update_jobs")
     counts = count_by_state(store)
     for state in STATES:
@@ -29,14 +29,14 @@ def collect(store: Store, live: set[ModelRef]) -> Iterator[Metric]:
     yield from (jobs, job_state)
 
 
-def collect_comparisons(store: Store) -> Iterator[Metric]:
+def collect_comparisons(scrape: Scrape) -> Iterator[Metric]:
     """Each model's latest comparison: its state, both sides' counts and the tests' evidence."""
     state = gauge("lifecycled_comparison_state")
     requests = gauge("lifecycled_comparison_requests")
     failures = gauge("lifecycled_comparison_failures")
     evidence = gauge("lifecycled_comparison_evidence")
     threshold = gauge("lifecycled_comparison_evidence_threshold")
-    latest = {c.name: c for c in comparisons(store)}  # oldest first: the newest wins
+    latest = {c.name: c for c in comparisons(scrape.store)}  # oldest first: the newest wins
     for comparison in latest.values():
         for name in COMPARISON_STATES:
             state.add_metric([comparison.name, comparison.champion, comparison.challenger, name],

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 from prometheus_client.core import Metric
 
 from lifecycled.exporter.families import counter, gauge
-from lifecycled.store import Store
+from lifecycled.exporter.scrape import Scrape
 from lifecycled.store.outbox import endpoint_summaries, webhook_counts
 
 
-def collect(store: Store, endpoints: Sequence[str]) -> Iterator[Metric]:
+def collect(scrape: Scrape) -> Iterator[Metric]:
+    store = scrape.store
     sent = counter("lifecycled_webhook_deliveries")
     failed = counter("lifecycled_webhook_delivery_failures")
     for endpoint, event, attempts, failures in webhook_counts(store):
@@ -21,7 +22,7 @@ def collect(store: Store, endpoints: Sequence[str]) -> Iterator[Metric]:
     dead = gauge("lifecycled_webhook_dead_letters")
     success = gauge("lifecycled_webhook_last_success_timestamp_seconds")
     disabled = gauge("lifecycled_webhook_endpoint_disabled")
-    for summary in endpoint_summaries(store, list(endpoints)):
+    for summary in endpoint_summaries(store, list(scrape.endpoints)):
         pending.add_metric([summary.endpoint], summary.pending)
         dead.add_metric([summary.endpoint], summary.dead)
         disabled.add_metric([summary.endpoint], 1 if summary.disabled else 0)
