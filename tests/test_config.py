@@ -465,3 +465,13 @@ def test_traced_and_histogram_drift_settings_are_accepted() -> None:
     assert settings.drift_config("discovered").source == "triton"  # the opt-in default
     assert settings.drift_config("g").histogram.reference_offset == 86400  # type: ignore[union-attr]
     assert settings.drift_config("f").source == "files"
+
+
+def test_reading_the_settings_imports_no_scipy() -> None:
+    """Every command reads its settings; the champion and challenger policy they embed made
+    each one import scipy (0.35 s) before it did anything."""
+    done = subprocess.run([sys.executable, "-c", "import sys, lifecycled.config; "
+                           "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -29,7 +29,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from scipy import special
 
 WORSE_GRID = tuple(float(r) for r in np.geomspace(1.05, 4.0, 16))
 
@@ -114,6 +113,8 @@ class LatencyEvidence:
         return self._mixture(above=False)
 
     def _mixture(self, *, above: bool) -> float:
+        from scipy import special  # here: settings import this module, and scipy costs 0.35 s
+
         n, k = self.passes, self.worse
         if n == 0:
             return 0.0
