@@ -31,10 +31,13 @@ demo: $(VENV)/.demo $(TRITON)/.installed
 	bash scripts/setup-system.sh demo
 	$(BIN)/python scripts/demo.py
 
-# Everything the tests need (Debian packages: root on Debian), then the whole suite.
+# Everything the tests need (Debian packages: root on Debian), then the whole suite in
+# $(WORKERS) processes, each test file in one of them (most of a file's time is spent waiting on
+# the servers it starts).
+WORKERS ?= 2
 test: $(VENV)/.test $(TRITON)/.installed
 	bash scripts/setup-system.sh test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile
 
 # The in-process tier while working: no real server, no slow test (markers: tests/conftest.py).
 test-fast: $(VENV)/.test

@@ -25,6 +25,17 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ.pop("CACHE_DIRECTORY", None)
 
 
+@pytest.fixture(autouse=True)
+def _umask_kept() -> Iterator[None]:
+    """``lifecycled.cli.main`` sets the umask to 077 (what it writes is the user's only); a
+    test that calls it in-process must not leave that to the next one (a venv built after it
+    was unreadable to the unprivileged user of the sandbox test)."""
+    kept = os.umask(0o022)
+    os.umask(kept)
+    yield
+    os.umask(kept)
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Postgres]:
     """A real PostgreSQL server for the run (Debian's binaries; as the ``postgres`` user when the

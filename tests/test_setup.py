@@ -76,11 +76,12 @@ def test_nothing_stops_or_disables_a_service() -> None:
 
 def test_ci_runs_make_test() -> None:
     """The README's `make test` is what CI runs from a clean clone: .ci/run ends in it, and its
-    recipe runs the whole suite (pytest with no selection)."""
+    recipe runs the whole suite (pytest with no selection, in worker processes)."""
     ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()
     assert ci[-1] == "make test"
     recipe = subprocess.run(["make", "-n", "-B", "test"], cwd=ROOT, capture_output=True,
                             text=True, timeout=60)
     assert recipe.returncode == 0, recipe.stderr
     steps = [line for line in recipe.stdout.splitlines() if not line.startswith("make")]
-    assert steps[-1].endswith("-m pytest")  # (under make, make says where it enters)
+    # (under make, make says where it enters)
+    assert steps[-1].endswith("-m pytest -n 2 --dist loadfile"), steps[-1]
