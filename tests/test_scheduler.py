@@ -131,3 +131,43 @@ def test_signals_are_restored_and_a_second_one_forces_exit(tmp_path: Path) -> No
                           capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout) == (EXIT_FORCED, "stopping\n"), done.stderr
     assert "SIGTERM again while stopping: exiting now" in done.stderr
+
+
+def test_a_reload_swaps_the_context_and_a_running_job_keeps_the_one_it_began_with(
+        tmp_path: Path) -> None:
+    """Reload changed the live settings in place: a pass running at that moment read half of
+    its models under the old configuration and half under the new. The reload builds a new
+    context (the same store, session and clients) and swaps one reference."""
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+    seen: list[tuple[int, float]] = []
+
+    def long_pass(ctx: Context) -> None:
+        seen.append((id(ctx), ctx.settings.schedule.discovery))
+        started.set()
+        assert release.wait(30)
+        seen.append((id(ctx), ctx.settings.schedule.discovery))
+
+    rt = runtime(tmp_path, {"discovery": long_pass})
+    before = rt.ctx
+    path = rt.config_path
+    assert path is not None
+    running = threading.Thread(target=rt.run_job, args=("discovery",))
+    running.start()
+    assert started.wait(30)
+    data = yaml.safe_load(path.read_text())
+    data["schedule"] = {"discovery": "2m"}
+    path.write_text(yaml.safe_dump(data))
+    assert rt.reload() is True
+    release.set()
+    running.join(30)
+    assert seen == [(id(before), 60), (id(before), 60)]  # one configuration for the whole pass
+    assert before.settings.schedule.discovery == 60  # the old context is left as it was
+    assert rt.ctx is not before and rt.ctx.settings.schedule.discovery == 120
+    assert rt.ctx.store is before.store and rt.ctx.session is before.session
+    assert rt.ctx.claim_as == before.claim_as
+    seen.clear()
+    release.set()
+    rt.run_job("discovery")
+    assert seen[0] == (id(rt.ctx), 120)

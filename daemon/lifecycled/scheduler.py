@@ -8,6 +8,7 @@ within the grace, close the listener, close the store.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -71,11 +72,12 @@ class Runtime:
             return True  # a standby: the leader runs it
         with self._running_lock:
             self._running[name] = self._running.get(name, 0) + 1
-        started, clock = self.ctx.clock(), self.monotonic()
+        ctx = self.ctx  # the whole run on one configuration: a reload swaps in a new context
+        started, clock = ctx.clock(), self.monotonic()
         error: str | None = None
         try:
             with self.replication.fence(name):
-                report = self.jobs[name](self.ctx)
+                report = self.jobs[name](ctx)
             if isinstance(report, dict) and report.get("taken_over"):
                 self.replication.claims_taken_over += int(report["taken_over"])
         except LifecycledError as exc:  # an expected failure (a source down): no traceback
@@ -85,12 +87,12 @@ class Runtime:
             error = f"{type(exc).__name__}: {exc}"
             log.exception("job failed job=%s", name)
         finally:
-            self.ctx.store.unfence()
+            ctx.store.unfence()
             with self._running_lock:
                 self._running[name] -= 1
                 self._running_lock.notify_all()
         try:
-            record_job_run(self.ctx.store, name, started=started,
+            record_job_run(ctx.store, name, started=started,
                            duration=self.monotonic() - clock, error=error)
         except StoreError as exc:  # a full disk, a read-only file: one line, the next run retries
             log.error("cannot record job run job=%s error=%s", name, exc)
@@ -236,7 +238,9 @@ class Runtime:
                     "state_pool_size", "replica", "leader_lease"):
             if getattr(settings.daemon, key) != getattr(old.daemon, key):
                 log.warning("reload: daemon.%s changed; it applies after a restart", key)
-        self.ctx.settings = settings
+        # a new context over the same store, session and clients, swapped in one reference: a
+        # job already running finishes on the configuration it began with
+        self.ctx = dataclasses.replace(self.ctx, settings=settings)
         self.ctx.store.subscriptions = settings.subscriptions()
         warn_threshold_differences(settings, self.ctx.store)
         if self.scheduler is not None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from prometheus_client.core import Metric
 
@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 class Collector(NamedTuple):
     name: str  # the ``collector`` label of lifecycled_exporter_collector_success
     collect: Callable[[Scrape], Iterable[Metric]]
-    scope: str  # "own": every daemon's; "replica": with several; "fleet": the leader's only
+    # "own": every daemon's; "replica": among several replicas; "fleet": the leader's only
+    scope: Literal["own", "replica", "fleet"]
 
 
 # every collector, in the order a scrape writes them
