@@ -114,6 +114,34 @@ def test_a_busy_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_a_part_that_cannot_start_stops_those_started_before_it(tmp_path: Path) -> None:
+    """The daemon's parts start in order and stop in reverse by construction: when the listener
+    cannot bind, the signal handlers are put back, the SQLite lock is given up and the store
+    closed, so the next start on the same file is not refused as a second daemon."""
+    import signal
+
+    from lifecycled.app import Daemon
+    from lifecycled.errors import ConfigError
+
+    handlers = {number: signal.getsignal(number)
+                for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config = write_config(tmp_path / "cfg", {
+            "daemon": {"listen": f"127.0.0.1:{port}",
+                       "state_url": f"sqlite:///{tmp_path / 'state.db'}"},
+            "sources": {"triton": []}})
+        with pytest.raises(ConfigError, match="cannot listen"):
+            Daemon(str(config)).run()
+    assert {number: signal.getsignal(number) for number in handlers} == handlers
+    again = Daemon(str(config))
+    assert again.run(once=True) == 0  # the lock was released: not refused as a second daemon
+    assert again.clean
+
+
+@pytest.mark.slow
 def test_a_dripping_connection_is_closed_at_the_request_deadline(
         url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A client that sends its request head one byte at a time never completes it; the listener

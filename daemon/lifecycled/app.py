@@ -5,14 +5,15 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lifecycled import __version__, logs
 from lifecycled.config import load_settings, resolve_config_path
 from lifecycled.context import Context
-from lifecycled.errors import ConfigError, InputError, LifecycledError
+from lifecycled.errors import ConfigError, InputError
 from lifecycled.notify import Notifier
 from lifecycled.registration import warn_threshold_differences
 from lifecycled.secrets import read_secret
@@ -20,6 +21,10 @@ from lifecycled.settings import DaemonSettings, Settings, listenable
 from lifecycled.store import Store, open_store
 from lifecycled.store.engine import is_sqlite, sqlite_path
 from lifecycled.webconfig import WebConfig, load_web_config
+
+if TYPE_CHECKING:
+    from lifecycled.listener import ListenerProcess
+    from lifecycled.scheduler import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -185,91 +190,111 @@ def run_daemon(config: str | None, *, once: bool = False,
     """``lifecycled run``: the scheduled daemon until SIGTERM/SIGINT (or each job once);
     ``listen`` (``--web.listen-address``) overrides daemon.listen, ``web_config_file``
     (``--web.config.file``) daemon.web_config_file."""
-    # The daemon's parts are imported here so that one-shot commands start quickly.
-    from prometheus_client import CollectorRegistry
-
-    from lifecycled.actions.updates import apply_job_event
-    from lifecycled.api import job_events_handler
-    from lifecycled.http import Api, split_listen
-    from lifecycled.listener import ListenerProcess
-    from lifecycled.scheduler import Runtime
-
-    environ = os.environ if environ is None else environ
-    listen_key = "--web.listen-address" if listen else "daemon.listen"
-    if listen is not None:
-        try:
-            listenable(listen)
-        except ValueError as exc:
-            raise ConfigError([f"{listen_key}: {exc}"]) from None
-    app = open_app(config, environ)
-    try:
-        web = web_config(app.settings.daemon, web_config_file)
-    except ConfigError as exc:  # daemon.web_config_file was checked with the settings
-        app.close()
-        raise ConfigError([f"--web.config.file: {p}" for p in exc.problems]) from None
-    logs.configure(app.settings.daemon.log_level, app.settings.daemon.log_format)
-    notifier = Notifier(environ)
-    warn_threshold_differences(app.settings, app.store)
-    runtime = Runtime(app.context(), app.config_path, notifier)
-    try:
-        runtime.replication.start()  # SQLite: refused if another daemon runs on the file
-    except LifecycledError:
-        app.close()
-        raise
-    if once:
-        try:
-            return runtime.run_once()
-        finally:
-            runtime.replication.stop()
-            app.close()
-    from lifecycled.api import push_handler
-    from lifecycled.tasks.streams import push
-
-    api = Api(app.store, CollectorRegistry(), runtime.readiness,
-              _token_reader(app.settings, environ),
-              posts={"jobs": job_events_handler(
-                  lambda job_id, event: apply_job_event(runtime.ctx, job_id, event)),
-                     "models": push_handler(lambda ref, kind, body, kind_of_body: push(
-                         runtime.ctx, ref, kind, body, kind_of_body))})
-    host, port = split_listen(listen or app.settings.daemon.listen)
-    daemon = app.settings.daemon
-    try:
-        server = ListenerProcess(
-            api, host, port, state_url=daemon.state_url, base_dir=state_base_dir(environ),
-            state_password=store_password(app.settings, environ),
-            web=web, token_source=(daemon.api_token_file, daemon.api_token_env),
-            endpoints=lambda: list(runtime.ctx.settings.webhooks),
-            intervals=lambda: {task: getattr(runtime.ctx.settings.schedule, task)
-                               for task in runtime.jobs},
-            store_writes=app.store.writes,
-            replica=runtime.replication.state,
-            log_level=daemon.log_level, log_format=daemon.log_format,
-            push_limit=int(daemon.push_max_body))
-    except OSError as exc:  # a busy port, an address not on this host: one line, no traceback
-        runtime.replication.stop()
-        app.close()
-        raise ConfigError([f"{listen_key}: cannot listen on {host}:{port}: "
-                           f"{exc.strerror or exc}"]) from exc
-    runtime.after_run.append(server.invalidate)
-    runtime.replication.on_change.append(server.invalidate)
-    with runtime.signals():
-        server.start()
-        server.invalidate()  # the listener learns this replica's role before its first scrape
-        runtime.start_scheduler()
-        log.info("lifecycled %s running listen=%s:%d state=%s", __version__, host, server.port,
-                 app.store.location)
-        notifier.ready(f"running; listening on {host}:{server.port}")
-        try:
-            runtime.wait()
-        finally:
-            clean = runtime.shutdown(app.settings.daemon.shutdown_grace)
-            if clean and runtime.replication.runs("traces"):
-                _stop_tracing(runtime.ctx)
-            runtime.replication.stop()  # after the tasks: the next leader starts where they ended
-            server.stop()
-            if clean:
-                app.close()
-            log.info("lifecycled stopped")
-    if not clean:
+    daemon = Daemon(config, environ=environ, listen=listen, web_config_file=web_config_file)
+    code = daemon.run(once=once)
+    if not daemon.clean:
         os._exit(1)  # a job is stuck past the grace: leave without waiting for its thread
-    return 0
+    return code
+
+
+class Daemon:
+    """The daemon's parts, each started in order and stopped in reverse by construction (one
+    ExitStack): the store, the replica's lease (SQLite: the one-daemon lock), the signal
+    handlers, the listener, the scheduler. A part that fails to start stops only those started
+    before it; a stop is the same unwinding."""
+
+    def __init__(self, config: str | None, *, environ: Mapping[str, str] | None = None,
+                 listen: str | None = None, web_config_file: str | None = None) -> None:
+        self.config, self.listen, self.web_config_file = config, listen, web_config_file
+        self.environ = os.environ if environ is None else environ
+        self.listen_key = "--web.listen-address" if listen else "daemon.listen"
+        self.clean = True  # False: a job outlived the grace (the store is left open under it)
+
+    def run(self, *, once: bool = False) -> int:
+        # The daemon's parts are imported here so that one-shot commands start quickly.
+        from lifecycled.scheduler import Runtime
+
+        if self.listen is not None:
+            try:
+                listenable(self.listen)
+            except ValueError as exc:
+                raise ConfigError([f"{self.listen_key}: {exc}"]) from None
+        with ExitStack() as stack:
+            app = open_app(self.config, self.environ)
+            stack.callback(self._close, app)
+            web = self._web(app.settings)
+            logs.configure(app.settings.daemon.log_level, app.settings.daemon.log_format)
+            notifier = Notifier(self.environ)
+            warn_threshold_differences(app.settings, app.store)
+            runtime = Runtime(app.context(), app.config_path, notifier)
+            runtime.replication.start()  # SQLite: refused if another daemon runs on the file
+            stack.callback(runtime.replication.stop)  # after the tasks: the next leader starts
+            if once:                                  # where they ended
+                return runtime.run_once()
+            stack.enter_context(runtime.signals())
+            server = self._listener(app, runtime, web)  # bound: stopped (closed) from here on
+            stack.callback(server.stop)
+            runtime.after_run.append(server.invalidate)
+            runtime.replication.on_change.append(server.invalidate)
+            server.start()
+            server.invalidate()  # the listener learns this replica's role before its first scrape
+            runtime.start_scheduler()
+            stack.callback(self._shutdown, runtime, app.settings.daemon.shutdown_grace)
+            log.info("lifecycled %s running listen=%s:%d state=%s", __version__, server.host,
+                     server.port, app.store.location)
+            notifier.ready(f"running; listening on {server.host}:{server.port}")
+            runtime.wait()
+        log.info("lifecycled stopped")
+        return 0
+
+    def _web(self, settings: Settings) -> WebConfig:
+        try:
+            return web_config(settings.daemon, self.web_config_file)
+        except ConfigError as exc:  # daemon.web_config_file was checked with the settings
+            raise ConfigError([f"--web.config.file: {p}" for p in exc.problems]) from None
+
+    def _listener(self, app: App, runtime: Runtime, web: WebConfig) -> ListenerProcess:
+        from prometheus_client import CollectorRegistry
+
+        from lifecycled.actions.updates import apply_job_event
+        from lifecycled.api import job_events_handler, push_handler
+        from lifecycled.http import Api, split_listen
+        from lifecycled.listener import ListenerProcess
+        from lifecycled.tasks.streams import push
+
+        api = Api(app.store, CollectorRegistry(), runtime.readiness,
+                  _token_reader(app.settings, self.environ),
+                  posts={"jobs": job_events_handler(
+                      lambda job_id, event: apply_job_event(runtime.ctx, job_id, event)),
+                         "models": push_handler(lambda ref, kind, body, kind_of_body: push(
+                             runtime.ctx, ref, kind, body, kind_of_body))})
+        host, port = split_listen(self.listen or app.settings.daemon.listen)
+        daemon = app.settings.daemon
+        try:
+            return ListenerProcess(
+                api, host, port, state_url=daemon.state_url,
+                base_dir=state_base_dir(self.environ),
+                state_password=store_password(app.settings, self.environ),
+                web=web, token_source=(daemon.api_token_file, daemon.api_token_env),
+                endpoints=lambda: list(runtime.ctx.settings.webhooks),
+                intervals=lambda: {task: getattr(runtime.ctx.settings.schedule, task)
+                                   for task in runtime.jobs},
+                store_writes=app.store.writes,
+                replica=runtime.replication.state,
+                log_level=daemon.log_level, log_format=daemon.log_format,
+                push_limit=int(daemon.push_max_body))
+        except OSError as exc:  # a busy port, an address not on this host: one line, no traceback
+            raise ConfigError([f"{self.listen_key}: cannot listen on {host}:{port}: "
+                               f"{exc.strerror or exc}"]) from exc
+
+    def _shutdown(self, runtime: Runtime, grace: float) -> None:
+        """Stop scheduling and let running jobs end within the grace; then put back the trace
+        settings this daemon changed (only when every job ended: one still running may be
+        setting them)."""
+        self.clean = runtime.shutdown(grace)
+        if self.clean and runtime.replication.runs("traces"):
+            _stop_tracing(runtime.ctx)
+
+    def _close(self, app: App) -> None:
+        if self.clean:  # else a job still runs on the store: exit without closing it under it
+            app.close()

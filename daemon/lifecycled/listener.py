@@ -271,6 +271,7 @@ class ListenerProcess:
                  log_level: str = "INFO", log_format: str = "text",
                  push_limit: int = 64 * 2**20) -> None:
         self.api = api
+        self.host = host
         self.socket = bind(host, port)
         self.store_options = (state_url, str(base_dir), state_password, log_level, log_format,
                               os.getpid())
