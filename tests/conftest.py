@@ -11,10 +11,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from lifecycled.store import Store
 
 from devtools.postgres import Postgres, temporary_postgres
 from tests.helpers import CliResult, write_config
-from tests.stores import ENV
+from tests.stores import ENV, open_test_store
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -70,6 +71,15 @@ def both_engines(state_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     else:
         monkeypatch.delenv(ENV, raising=False)
     return state_url
+
+
+@pytest.fixture
+def store(both_engines: str, tmp_path: Path) -> Iterator[Store]:
+    """An open state store, once on SQLite and once on PostgreSQL, closed afterwards. A module
+    that needs more in it (models, subscriptions) defines its own ``store`` taking this one."""
+    opened = open_test_store(tmp_path)
+    yield opened
+    opened.close()
 
 
 @pytest.fixture

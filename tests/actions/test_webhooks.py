@@ -8,8 +8,6 @@ import json
 import random
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +23,6 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from devtools.receiver import Receiver
 from tests.helpers import Clock
-from tests.stores import open_test_store
 
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 ENV = {"HOOK_SECRET": SECRET}
@@ -44,13 +41,11 @@ STEP = 61  # past any backoff
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = open_test_store(tmp_path)
-    s.subscriptions = {"ci": ("model.registered", "model.status_changed", "model.retired")}
-    s.register(ModelSpec(REF, owner_team="t", business_domain="d"), Status.PRODUCTION,
-               actor="test", reason="r", now=time.time() - 1)
-    yield s
-    s.close()
+def store(store: Store) -> Store:
+    store.subscriptions = {"ci": ("model.registered", "model.status_changed", "model.retired")}
+    store.register(ModelSpec(REF, owner_team="t", business_domain="d"), Status.PRODUCTION,
+                   actor="test", reason="r", now=time.time() - 1)
+    return store
 
 
 def deliver(store: Store, ep: WebhookEndpoint, clock: Clock) -> object:

@@ -39,13 +39,6 @@ pytestmark = pytest.mark.usefixtures("both_engines")
 REF = ModelRef("credit_scoring", "1")
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = open_test_store(tmp_path)
-    yield s
-    s.close()
-
-
 def until(check: Callable[[], object], timeout: float = 10.0) -> object:
     deadline = time.monotonic() + timeout
     while True:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,13 +21,6 @@ def spec(name: str = "credit_scoring", version: str = "1", **kw: object) -> Mode
                                "thresholds": {"min_accuracy": 0.85}}
     base.update(kw)
     return ModelSpec(ref=ModelRef(name, version), **base)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def store(state_url: str, tmp_path: Path) -> Iterator[Store]:
-    s = open_store(state_url, tmp_path)
-    yield s
-    s.close()
 
 
 def test_schema_is_migrated_and_wal(store: Store, tmp_path: Path) -> None:

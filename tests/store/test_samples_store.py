@@ -4,8 +4,6 @@ still needs, a reference replaced with its history, a comparison decided once.""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from lifecycled.domain import HistoryKind, ModelRef, ModelSpec, Status
@@ -32,19 +30,16 @@ from lifecycled.store.traces import (
     watches,
 )
 
-from tests.stores import open_test_store
-
 pytestmark = pytest.mark.usefixtures("both_engines")
 ONE, TWO = ModelRef("credit_scoring", "1"), ModelRef("credit_scoring", "2")
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    opened = open_test_store(tmp_path)
+def store(store: Store) -> Store:
     for ref in (ONE, TWO):
-        opened.register(ModelSpec(ref, owner_team="risk_ml", business_domain="credit_risk"),
-                        Status.STAGING, actor="t", reason="r", now=1.0)
-    return opened
+        store.register(ModelSpec(ref, owner_team="risk_ml", business_domain="credit_risk"),
+                       Status.STAGING, actor="t", reason="r", now=1.0)
+    return store
 
 
 def batch(start: float, rows: int) -> dict[str, np.ndarray]:
