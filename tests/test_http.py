@@ -22,6 +22,8 @@ from lifecycled import http
 from lifecycled.api import job_events_handler
 from lifecycled.errors import LifecycledError
 from lifecycled.http import Api, HttpServer
+from lifecycled.http import protocol as http_protocol
+from lifecycled.http import server as http_server
 from lifecycled.store import open_store
 from lifecycled.webconfig import WebConfig
 from prometheus_client import CollectorRegistry, Gauge
@@ -146,7 +148,7 @@ def test_a_dripping_connection_is_closed_at_the_request_deadline(
         url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A client that sends its request head one byte at a time never completes it; the listener
     closes it at the deadline (before, each byte reset a per-read timeout, forever)."""
-    monkeypatch.setattr(http, "REQUEST_TIMEOUT", 0.5)
+    monkeypatch.setattr(http_protocol, "REQUEST_TIMEOUT", 0.5)
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=5) as sock:
         deadline = time.monotonic() + 5
@@ -174,7 +176,7 @@ def test_many_idle_connections_hold_no_threads_and_block_nothing(url: str) -> No
             for _ in range(300)]
     try:
         assert requests.get(f"{url}/healthz", timeout=5).status_code == 200
-        assert threading.active_count() <= before + http.WORKERS
+        assert threading.active_count() <= before + http_server.WORKERS
     finally:
         for sock in idle:
             sock.close()
@@ -478,7 +480,7 @@ def test_readiness_is_answered_while_every_api_worker_is_busy(tmp_path: Path) ->
                 time.sleep(0.1)
             assert reply.json() == {"ready": True, "store": "ok"}
             ready["ok"] = False  # the next report never comes
-            deadline = time.monotonic() + http.READY_STALE + 5
+            deadline = time.monotonic() + http_server.READY_STALE + 5
             while (reply := requests.get(base + "/readyz", timeout=2)).status_code == 200:
                 assert time.monotonic() < deadline, "a stale report still said ready"
                 time.sleep(0.2)
