@@ -102,7 +102,8 @@ def test_only_a_refusing_storage_holds_the_store_unwritable() -> None:
     import sqlite3
 
     import psycopg.errors
-    from lifecycled.store.engine import PostgresEngine, SQLiteEngine
+    from lifecycled.store.postgres import PostgresEngine
+    from lifecycled.store.sqlite import SQLiteEngine
 
     def sqlite_error(code: int) -> sqlite3.Error:
         error = sqlite3.OperationalError("x")

@@ -11,8 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lifecycled.config import parse_settings
 from lifecycled.errors import ConfigError
-from lifecycled.store.engine import postgres_ddl, redact, to_pyformat
+from lifecycled.store.engine import redact
 from lifecycled.store.migrations import MIGRATIONS
+from lifecycled.store.postgres import postgres_ddl, to_pyformat
 
 from devtools.postgres import Postgres
 from tests.helpers import write_config

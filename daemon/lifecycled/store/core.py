@@ -22,17 +22,28 @@ from lifecycled.domain import (
 )
 from lifecycled.errors import InputError, NotFoundError, StoreError
 from lifecycled.render import finite_json
-from lifecycled.store.engine import (
-    Connection,
-    Engine,
-    SQLiteEngine,
-    open_engine,
-    sqlite_path,
-)
+from lifecycled.store.engine import Connection, Engine, sqlite_path
 from lifecycled.store.events import emit_in
 from lifecycled.store.migrations import MIGRATIONS
+from lifecycled.store.postgres import PostgresEngine
+from lifecycled.store.sqlite import SQLiteEngine
 
 __all__ = ["Connection", "Store", "dumps", "open_store", "sqlite_path"]
+
+
+def open_engine(url: str, base_dir: Path, *, password: str | None = None,
+                pool_size: int = 8, idle_in_transaction: float = 30.0) -> Engine:
+    """The engine of a ``sqlite:///file`` or ``postgresql://…`` state URL. On PostgreSQL the
+    server ends a transaction left idle for ``idle_in_transaction`` seconds (its client paused or
+    cut off), releasing its locks."""
+    scheme = url.split("://", 1)[0].lower()
+    if scheme == "sqlite":
+        return SQLiteEngine(sqlite_path(url, base_dir))
+    if scheme in ("postgresql", "postgres"):
+        return PostgresEngine(url, password=password, pool_size=pool_size,
+                              idle_in_transaction=idle_in_transaction)
+    raise StoreError(f"unsupported state_url scheme {scheme!r}: use sqlite:///FILE or "
+                     f"postgresql://HOST/DATABASE")
 
 
 def open_store(url: str, base_dir: Path, *, password: str | None = None,
