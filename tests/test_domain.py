@@ -55,3 +55,17 @@ def test_the_severity_ladder_is_ordered() -> None:
     assert SEVERITIES == ("low", "medium", "high", "critical")
     assert [Severity.parse(s) for s in SEVERITIES] == sorted(Severity)[1:]
     assert Severity.parse("unknown") < Severity.LOW  # never reaches an alert level
+
+
+def test_update_job_states_are_one_enum_in_their_order() -> None:
+    """The job states travelled as strings whose order was a tuple's; a job never moves back
+    (except to failed), which the enum's ``order`` now decides."""
+    from lifecycled.domain import UPDATE_JOB_STATES, JobState
+    from lifecycled.store.updates import ACTIVE, FINAL
+
+    assert tuple(JobState) == UPDATE_JOB_STATES
+    assert JobState.TRAINING.order < JobState.DEPLOYING.order < JobState.COMPLETED.order
+    assert ACTIVE == ("pending", "dispatched", "training", "validating", "deploying",
+                      "comparing")
+    assert FINAL == ("completed", "failed", "cancelled")
+    assert JobState("comparing") == "comparing"  # stored and exported as its value

@@ -16,12 +16,11 @@ from lifecycled.core.compare import ComparePolicy, Evidence, FailureEvidence
 from lifecycled.core.lifecycle import next_version, promotion_path
 from lifecycled.core.triggers import Trigger
 from lifecycled.core.updates import describe, gate
-from lifecycled.domain import HistoryKind, ModelRef, Status
+from lifecycled.domain import HistoryKind, JobState, ModelRef, Status
 from lifecycled.errors import InputError, NotFoundError, TransitionError
 from lifecycled.store.comparisons import open_in
 from lifecycled.store.core import Connection
 from lifecycled.store.updates import (
-    STATES,
     UpdateJob,
     active_for_in,
     create_in,
@@ -199,8 +198,8 @@ def apply_job_event(ctx: Context, job_id: str, event: JobEvent) -> UpdateJob:
         if not job.active:
             raise TransitionError(f"job {job_id} is already {job.state}")
         state = event.state
-        if state is not None and state not in ("failed",) and \
-                STATES.index(state) < STATES.index(job.state):
+        if state is not None and state != JobState.FAILED and \
+                JobState(state).order < job.state.order:
             raise TransitionError(f"job {job_id} cannot move back from {job.state} to {state}")
         if event.progress is not None and event.progress < job.progress:
             raise TransitionError(f"progress cannot go down ({job.progress:g} -> "

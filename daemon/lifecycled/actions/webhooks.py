@@ -31,7 +31,7 @@ from lifecycled.errors import ConfigError, InputError
 from lifecycled.net import Poster, Reply, describe
 from lifecycled.settings import WebhookEndpoint
 from lifecycled.store import Store
-from lifecycled.store.outbox import Attempt, Delivery, claim_due, due, record_attempts
+from lifecycled.store.outbox import Attempt, Delivery, Outcome, claim_due, due, record_attempts
 
 log = logging.getLogger(__name__)
 MAX_RETRY_AFTER = 86400.0
@@ -254,21 +254,21 @@ def _judge(endpoint: WebhookEndpoint, answer: _Answer, jitter_source: random.Ran
     attempts = delivery.attempts + 1
     if status is not None and 200 <= status < 300:
         report.delivered += 1
-        return Attempt(delivery, now, status, "", "delivered")
+        return Attempt(delivery, now, status, "", Outcome.DELIVERED)
     if status == 410:
         reason = f"410 Gone at {delivery.event_id}"
         if delivery.endpoint not in report.disabled:
             report.disabled.append(delivery.endpoint)
             log.error("webhook endpoint disabled endpoint=%s reason=%s", delivery.endpoint,
                       reason)
-        return Attempt(delivery, now, status, error, "disabled", disable_reason=reason)
+        return Attempt(delivery, now, status, error, Outcome.DISABLED, disable_reason=reason)
     if attempts >= endpoint.max_attempts:
         report.dead += 1
         log.error("webhook dead letter endpoint=%s event=%s attempts=%d error=%s",
                   delivery.endpoint, delivery.event_id, attempts, error)
-        return Attempt(delivery, now, status, error, "dead")
+        return Attempt(delivery, now, status, error, Outcome.DEAD)
     delay = max(backoff(attempts, endpoint, jitter_source.random()), answer.wait or 0.0)
     report.retried += 1
     log.warning("webhook attempt failed endpoint=%s event=%s attempt=%d error=%s retry_in=%.1fs",
                 delivery.endpoint, delivery.event_id, attempts, error, delay)
-    return Attempt(delivery, now, status, error, "retry", next_attempt_at=now + delay)
+    return Attempt(delivery, now, status, error, Outcome.RETRY, next_attempt_at=now + delay)

@@ -3,6 +3,7 @@ delivery row per subscribed endpoint, and what the deliver job records about eac
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -95,6 +96,15 @@ def deliveries(store: Store, *, state: str | None = None, event_id: str | None =
     return [_delivery(r) for r in rows]
 
 
+class Outcome(enum.StrEnum):
+    """What one delivery attempt came to."""
+
+    DELIVERED = "delivered"  # a 2xx
+    RETRY = "retry"  # tried again after a delay
+    DEAD = "dead"  # out of attempts: a dead letter
+    DISABLED = "disabled"  # the endpoint answered 410 Gone: it is disabled
+
+
 @dataclass(frozen=True)
 class Attempt:
     """What one attempt came to: outcome is delivered, retry, dead or disabled (410 Gone)."""
@@ -103,13 +113,13 @@ class Attempt:
     now: float
     status: int | None
     error: str
-    outcome: str
+    outcome: Outcome
     next_attempt_at: float | None = None
     disable_reason: str = ""
 
 
 def record_attempt(store: Store, delivery: Delivery, *, now: float, status: int | None,
-                   error: str, outcome: str, next_attempt_at: float | None = None,
+                   error: str, outcome: Outcome, next_attempt_at: float | None = None,
                    disable_reason: str = "") -> None:
     """Record one attempt: outcome is delivered, retry, dead or disabled (410 Gone)."""
     record_attempts(store, [Attempt(delivery, now, status, error, outcome, next_attempt_at,
@@ -125,12 +135,12 @@ def record_attempts(store: Store, attempts: Sequence[Attempt]) -> None:
     counts: dict[tuple[str, str], list[int]] = {}
     endpoints: dict[str, list[Any]] = {}  # endpoint -> [disabled, reason, last success]
     for attempt in attempts:
-        delivery, ok = attempt.delivery, attempt.outcome == "delivered"
+        delivery, ok = attempt.delivery, attempt.outcome == Outcome.DELIVERED
         count = counts.setdefault((delivery.endpoint, delivery.event_type), [0, 0])
         count[0] += 1
         count[1] += 0 if ok else 1
         state = endpoints.setdefault(delivery.endpoint, [0, "", None])
-        if attempt.outcome == "disabled":
+        if attempt.outcome == Outcome.DISABLED:
             state[0], state[1] = 1, attempt.disable_reason
         if ok:
             state[2] = attempt.now
@@ -162,7 +172,7 @@ def record_attempts(store: Store, attempts: Sequence[Attempt]) -> None:
             [(endpoint, *state) for endpoint, state in sorted(endpoints.items())])
 
 
-_STATES = {"delivered": DELIVERED, "dead": DEAD}  # an attempt's outcome -> its delivery's state
+_STATES = {Outcome.DELIVERED: DELIVERED, Outcome.DEAD: DEAD}  # an attempt's outcome -> its delivery's state
 
 
 def redeliver(store: Store, *, event_id: str | None, all_dead: bool, now: float) -> int:

@@ -8,13 +8,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lifecycled.domain import UPDATE_JOB_STATES, ModelRef
+from lifecycled.domain import UPDATE_JOB_STATES, JobState, ModelRef
 from lifecycled.errors import NotFoundError
 from lifecycled.store.core import Connection, Store, dumps
 
 STATES = UPDATE_JOB_STATES
-ACTIVE = ("pending", "dispatched", "training", "validating", "deploying", "comparing")
-FINAL = ("completed", "failed", "cancelled")
+ACTIVE = tuple(state.value for state in JobState if state.active)
+FINAL = tuple(state.value for state in JobState if not state.active)
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class UpdateJob:
     target_version: str
     trigger_type: str
     trigger: Mapping[str, Any]
-    state: str
+    state: JobState
     progress: float
     validation: Mapping[str, float]
     reason: str
@@ -35,7 +35,7 @@ class UpdateJob:
 
     @property
     def active(self) -> bool:
-        return self.state in ACTIVE
+        return self.state.active
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "model": self.ref.name, "version": self.ref.version,
@@ -49,7 +49,7 @@ class UpdateJob:
 
 def _job(row: Any, log: Sequence[tuple[float, str]] = ()) -> UpdateJob:
     return UpdateJob(row["id"], ModelRef(row["name"], row["version"]), row["target_version"],
-                     row["trigger_type"], json.loads(row["trigger"]), row["state"],
+                     row["trigger_type"], json.loads(row["trigger"]), JobState(row["state"]),
                      row["progress"], json.loads(row["validation"]), row["reason"],
                      row["created_at"], row["updated_at"], row["finished_at"], tuple(log))
 
