@@ -211,3 +211,24 @@ def test_completion_reported_to_two_replicas_at_once_promotes_once(
     types = [event_body(env["store"], d.event_id)["type"] for d in deliveries(env["store"])]
     assert types.count("model.update_completed") == 1
     other.close()
+
+
+def test_a_second_trigger_is_attached_once_whatever_the_log_says(env: dict[str, Any]) -> None:
+    """A trigger firing while a job is active is attached to it once. Which triggers a job has
+    was found by searching its log's text: a pipeline line that happened to say "also triggered
+    by drift_detection" stopped the real drift trigger from being recorded."""
+    from lifecycled.store.results import add_drift_result
+
+    degrade(env)
+    (job_id,) = run_updates(env["ctx"])["created"]
+    assert post(env, job_id, {"state": "training",
+                              "log": ["also triggered by drift_detection? no: ours"]}).ok
+    env["clock"].now += 60
+    drifted = {"severity": "critical", "features": [], "judged": 1}
+    add_drift_result(env["store"], REF, drifted, now=env["clock"].now)
+    assert run_updates(env["ctx"])["attached"] == ["drift_detection", "performance_degradation"]
+    lines = [line for _, line in get(env["store"], job_id).log]
+    assert len([line for line in lines if line.startswith("also triggered by drift")]) == 1
+    env["clock"].now += 60
+    run_updates(env["ctx"])  # the same triggers again: nothing more in the log
+    assert [line for _, line in get(env["store"], job_id).log] == lines

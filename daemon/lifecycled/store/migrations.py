@@ -428,4 +428,14 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX comparisons_model ON comparisons (name, state);
     """,
+    # 18: the triggers each update job answers (its own and those attached while it ran)
+    """
+    CREATE TABLE update_job_triggers (
+        job_id       TEXT NOT NULL,
+        trigger_type TEXT NOT NULL,
+        PRIMARY KEY (job_id, trigger_type)
+    );
+    INSERT INTO update_job_triggers (job_id, trigger_type)
+        SELECT id, trigger_type FROM update_jobs;
+    """,
 )

@@ -61,7 +61,16 @@ def create_in(conn: Connection, ref: ModelRef, target: str, trigger_type: str,
                  "trigger, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                  (job_id, ref.name, ref.version, target, trigger_type, dumps(dict(trigger)), state,
                   now, now))
+    attach_in(conn, job_id, trigger_type)
     return job_id
+
+
+def attach_in(conn: Connection, job_id: str, trigger_type: str) -> bool:
+    """Record that job ``job_id`` answers triggers of ``trigger_type``; False when it already
+    did (each type is attached once)."""
+    cursor = conn.execute("INSERT INTO update_job_triggers (job_id, trigger_type) VALUES (?, ?) "
+                          "ON CONFLICT DO NOTHING", (job_id, trigger_type))
+    return bool(cursor.rowcount)
 
 
 def get_in(conn: Connection, job_id: str) -> UpdateJob:

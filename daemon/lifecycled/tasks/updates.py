@@ -15,7 +15,14 @@ from lifecycled.core.updates import describe
 from lifecycled.domain import ModelRef, Status
 from lifecycled.store.results import latest_drift
 from lifecycled.store.serving import serving_states, snapshots
-from lifecycled.store.updates import active_for_in, get_in, last_created_in, list_jobs, log_in
+from lifecycled.store.updates import (
+    active_for_in,
+    attach_in,
+    get_in,
+    last_created_in,
+    list_jobs,
+    log_in,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +91,8 @@ def run_updates(ctx: Context) -> dict[str, Any]:
                          decision.create.type)
             job = active or (get_in(conn, job_id) if job_id else None)
             if job is not None and decision.attach:
-                already = " ".join(line for _, line in get_in(conn, job.id).log)
                 for trigger in decision.attach:
-                    if trigger.type != job.trigger_type and \
-                            f"also triggered by {trigger.type}" not in already:
+                    if attach_in(conn, job.id, trigger.type):  # each type once per job
                         log_in(conn, job.id, now,
                                f"also triggered by {trigger.type}: {describe(trigger)}")
                 report["attached"].extend(sorted({t.type for t in decision.attach}))
