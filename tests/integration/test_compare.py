@@ -148,7 +148,11 @@ def test_a_challenger_as_good_is_promoted_and_a_slower_one_held(
     from lifecycled.actions.compare import start_comparison
 
     server = two_versions(triton_factory)
-    ctx = context(tmp_path / "a", server, failure_margin=0.5)
+    # failures block here, not latency: with a hundred requests a pass, Triton's p99 of the
+    # version loaded a moment ago is its cold first request, and on this shared 2-core machine
+    # (the suite runs in two processes) that read 8 of 8 passes "slower"; latency's decisions
+    # are judged by the held case below and in tests/core/test_compare.py
+    ctx = context(tmp_path / "a", server, failure_margin=0.5, block=["failures"])
     start_comparison(ctx, CHAMPION, CHALLENGER, actor="alice", reason="same model, new build")
     assert decide(ctx, server, failing={"1": 0.05, "2": 0.03}) == "promote"
     assert ctx.store.get(CHALLENGER).status == Status.PRODUCTION
