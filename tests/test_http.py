@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import socket
 import sqlite3
 import subprocess
@@ -127,20 +128,26 @@ def test_a_part_that_cannot_start_stops_those_started_before_it(tmp_path: Path) 
 
     handlers = {number: signal.getsignal(number)
                 for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
-        config = write_config(tmp_path / "cfg", {
-            "daemon": {"listen": f"127.0.0.1:{port}",
-                       "state_url": f"sqlite:///{tmp_path / 'state.db'}"},
-            "sources": {"triton": []}})
-        with pytest.raises(ConfigError, match="cannot listen"):
-            Daemon(str(config)).run()
-    assert {number: signal.getsignal(number) for number in handlers} == handlers
-    again = Daemon(str(config))
-    assert again.run(once=True) == 0  # the lock was released: not refused as a second daemon
-    assert again.clean
+    root = logging.getLogger()
+    logged = (list(root.handlers), root.level)  # the daemon configures logging as it starts
+    try:
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            port = busy.getsockname()[1]
+            config = write_config(tmp_path / "cfg", {
+                "daemon": {"listen": f"127.0.0.1:{port}",
+                           "state_url": f"sqlite:///{tmp_path / 'state.db'}"},
+                "sources": {"triton": []}})
+            with pytest.raises(ConfigError, match="cannot listen"):
+                Daemon(str(config)).run()
+        assert {number: signal.getsignal(number) for number in handlers} == handlers
+        again = Daemon(str(config))
+        assert again.run(once=True) == 0  # the lock was released: not a second daemon
+        assert again.clean
+    finally:
+        root.handlers[:] = logged[0]
+        root.setLevel(logged[1])
 
 
 @pytest.mark.slow

@@ -83,14 +83,14 @@ def test_every_test_is_in_one_tier_and_the_fast_tier_holds_most() -> None:
     collection, in a child process, lists every test with its markers."""
     script = (
         "import json, sys, pytest\n"
+        "found = {}\n"
         "class Markers:\n"
-        "    found = {}\n"
         "    def pytest_collection_finish(self, session):\n"
-        "        for item in session.items:\n"
-        "            self.found[item.nodeid] = sorted({m.name for m in item.iter_markers()})\n"
-        "plugin = Markers()\n"
-        "code = pytest.main(['--collect-only', '-q', '-p', 'no:cacheprovider'], plugins=[plugin])\n"
-        "sys.stderr.write(json.dumps(plugin.found))\n"
+        "        found.update((item.nodeid, sorted({m.name for m in item.iter_markers()}))\n"
+        "                     for item in session.items)\n"
+        "code = pytest.main(['--collect-only', '-q', '-p', 'no:cacheprovider'],\n"
+        "                   plugins=[Markers()])\n"
+        "sys.stderr.write(json.dumps(found))\n"
         "sys.exit(code)\n")
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)

@@ -228,8 +228,9 @@ class Daemon:
             warn_threshold_differences(app.settings, app.store)
             runtime = Runtime(app.context(), app.config_path, notifier)
             runtime.replication.start()  # SQLite: refused if another daemon runs on the file
-            stack.callback(runtime.replication.stop)  # after the tasks: the next leader starts
-            if once:                                  # where they ended
+            # given up after the tasks have ended: the next leader starts where they ended
+            stack.callback(runtime.replication.stop)
+            if once:
                 return runtime.run_once()
             stack.enter_context(runtime.signals())
             server = self._listener(app, runtime, web)  # bound: stopped (closed) from here on

@@ -172,7 +172,8 @@ def record_attempts(store: Store, attempts: Sequence[Attempt]) -> None:
             [(endpoint, *state) for endpoint, state in sorted(endpoints.items())])
 
 
-_STATES = {Outcome.DELIVERED: DELIVERED, Outcome.DEAD: DEAD}  # an attempt's outcome -> its delivery's state
+# an attempt's outcome -> its delivery's state (retry and disabled leave it pending)
+_STATES = {Outcome.DELIVERED: DELIVERED, Outcome.DEAD: DEAD}
 
 
 def redeliver(store: Store, *, event_id: str | None, all_dead: bool, now: float) -> int:
