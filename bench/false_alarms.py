@@ -32,8 +32,8 @@ import time
 import numpy as np
 from lifecycled.config import parse_settings
 from lifecycled.core.drift import compare
-from lifecycled.core.outcomes import accuracy_upper_bound
 from lifecycled.core.profile import build_profile
+from lifecycled.core.quality import accuracy_upper_bound
 from lifecycled.domain import DriftPolicy, Severity
 from scipy import stats
 

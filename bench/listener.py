@@ -170,8 +170,8 @@ def main() -> int:
         runtime.scheduler.start()
         (work / "token").write_text(TOKEN)
         api = Api(store, CollectorRegistry(), runtime.readiness, lambda: TOKEN,
-                  posts={"models": push_handler(lambda ref, kind, body, media: push(
-                      ctx, ref, kind, body, media))})
+                  posts={"models": push_handler(lambda ref, kind, columns: push(
+                      ctx, ref, kind, columns))})
         server = ListenerProcess(api, "127.0.0.1", 0, state_url="sqlite:///state.db",
                                  base_dir=work, token_source=(str(work / "token"), None))
         runtime.after_run.append(server.invalidate)

@@ -51,11 +51,11 @@ def test_too_few_labels_or_missing_features_are_untrusted_with_the_reason() -> N
     assert whole["trusted"] and whole["mae"] > 0 and whole["mae_lower"] < whole["mae_upper"]
 
 
-def test_stored_features_decode_to_columns() -> None:
-    columns = dle.columns_of(['{"x": 1.5, "y": null}', '{"x": 2.0, "y": 3.0}'], ["x", "y"])
+def test_stored_features_become_columns() -> None:
+    columns = dle.columns_of([{"x": 1.5, "y": None}, {"x": 2.0, "y": 3.0}], ["x", "y"])
     assert columns["x"].tolist() == [1.5, 2.0]
     assert np.isnan(columns["y"][0]) and columns["y"][1] == 3.0
-    assert dle.columns_of(['{"x": 1}', None], ["x"]) == {}
+    assert dle.columns_of([{"x": 1}, None], ["x"]) == {}
 
 
 @pytest.mark.parametrize("available", [False])

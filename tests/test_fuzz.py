@@ -132,7 +132,7 @@ PARSE_ALL = """
 import sys
 from pathlib import Path
 from lifecycled.errors import SourceError
-from lifecycled.tasks.streams import read_body
+from lifecycled.api import read_body
 refused = read = 0
 for path in sorted(Path(sys.argv[1]).glob("*.arrow")):
     try:

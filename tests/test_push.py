@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pytest
 import requests
-from lifecycled.api import push_handler
+from lifecycled.api import push_handler, read_body
 from lifecycled.config import parse_settings
 from lifecycled.context import Context
 from lifecycled.domain import ModelRef, ModelSpec, Status
@@ -45,13 +45,19 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Context]]:
                    actor="test", reason="r", now=NOW - 60 * 86400)
     ctx = Context(settings, store, clock=lambda: NOW, environ={})
     api = Api(store, CollectorRegistry(), lambda: (True, {}), lambda: TOKEN,
-              posts={"models": push_handler(lambda ref, kind, body, media: push(
-                  ctx, ref, kind, body, media))})
+              posts={"models": push_handler(lambda ref, kind, columns: push(
+                  ctx, ref, kind, columns))})
     server = HttpServer(api, "127.0.0.1", 0, push_limit=LIMIT)
     server.start()
     yield f"http://127.0.0.1:{server.port}/api/v1/models/{REF.name}/{REF.version}", ctx
     server.stop()
     store.close()
+
+
+def pushed(ctx: Context, kind: str, body: bytes, media: str = "application/x-ndjson"
+           ) -> dict[str, Any]:
+    """A batch pushed as the API does it: the body read into its columns, then stored."""
+    return push(ctx, REF, kind, read_body(f"POST {kind}", body, media))
 
 
 def batch(n: int, seed: int = 3) -> dict[str, np.ndarray]:
@@ -163,10 +169,9 @@ def test_a_push_only_prediction_log_is_judged_like_files(
     ctx = Context(settings, store, clock=lambda: NOW, environ={})
     data = batch(2_000, seed=5)
     assert run_quality(ctx) == {}  # nothing pushed yet: nothing to judge
-    push(ctx, REF, "predictions", jsonl(data, ["id", "timestamp", "prediction", "score"]),
-         "application/x-ndjson")
-    push(ctx, REF, "labels", arrow({k: v[:1_800] for k, v in data.items()}, ["id", "label"]),
-         "application/vnd.apache.arrow.stream")
+    pushed(ctx, "predictions", jsonl(data, ["id", "timestamp", "prediction", "score"]))
+    pushed(ctx, "labels", arrow({k: v[:1_800] for k, v in data.items()}, ["id", "label"]),
+           "application/vnd.apache.arrow.stream")
     assert run_quality(ctx) == {str(REF): "ok"}
     (stored,) = latest_quality(store)
     assert stored.result["labels"]["coverage"] == pytest.approx(0.9)
@@ -181,9 +186,8 @@ def test_within_one_batch_the_first_row_of_an_id_wins(served: tuple[str, Context
     _, ctx = served
     rows = (b'{"id": "a", "timestamp": 1, "prediction": 1, "score": 0.9}\n'
             b'{"id": "a", "timestamp": 2, "prediction": 0, "score": 0.1}\n')
-    assert push(ctx, REF, "predictions", rows, "application/x-ndjson")["new"] == 1
-    push(ctx, REF, "labels", b'{"id": "a", "label": 1}\n{"id": "a", "label": 0}\n',
-         "application/x-ndjson")
+    assert pushed(ctx, "predictions", rows)["new"] == 1
+    pushed(ctx, "labels", b'{"id": "a", "label": 1}\n{"id": "a", "label": 0}\n')
     with ctx.store.read() as conn:
         stored = conn.execute("SELECT at, prediction FROM predictions WHERE id = 'a'").fetchall()
         label = conn.execute("SELECT label FROM labels WHERE id = 'a'").fetchall()

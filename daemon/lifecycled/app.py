@@ -267,8 +267,8 @@ class Daemon:
                   _token_reader(app.settings, self.environ),
                   posts={"jobs": job_events_handler(
                       lambda job_id, event: apply_job_event(runtime.ctx, job_id, event)),
-                         "models": push_handler(lambda ref, kind, body, kind_of_body: push(
-                             runtime.ctx, ref, kind, body, kind_of_body))})
+                         "models": push_handler(lambda ref, kind, columns: push(
+                             runtime.ctx, ref, kind, columns))})
         host, port = split_listen(self.listen or app.settings.daemon.listen)
         daemon = app.settings.daemon
         try:

@@ -1,5 +1,6 @@
 """What every task and action receives, built by the composition root (``lifecycled.app``): the
-settings, the store, the clock, the environment, an HTTP session and the client factories.
+settings, the store, the clock, the environment, an HTTP session, the client factories and the
+reader of the drift checks' files.
 
 No task or action constructs a client or reads ``os.environ``: they ask the context, so a test
 hands in its own clock, environment or clients. ``source(name)`` records a source's health once
@@ -28,6 +29,7 @@ from lifecycled.net import DeadlineSession
 from lifecycled.secrets import read_secret
 from lifecycled.settings import PrometheusSettings, Settings, TritonEndpoint
 from lifecycled.sources.prometheus import PrometheusSource
+from lifecycled.sources.reader import Reader
 from lifecycled.sources.triton import TritonClient
 from lifecycled.store import Store
 from lifecycled.store.cluster import (
@@ -92,6 +94,7 @@ class Context:
     jitter_source: random.Random = field(default_factory=random.Random)
     triton_factory: TritonFactory = TritonClient
     prometheus_factory: PrometheusFactory = PrometheusSource
+    reader: Reader = field(default_factory=Reader)  # the drift checks' file reads
     # several replicas: the name this daemon claims outbox deliveries under (None: one daemon)
     claim_as: str | None = None
     # per task, the items taken over from a replica whose claim had run out

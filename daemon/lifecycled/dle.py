@@ -112,13 +112,11 @@ def _untrusted(reference: Mapping[str, np.ndarray], newest: Mapping[str, np.ndar
     return None
 
 
-def columns_of(features: Sequence[str | None], names: Sequence[str]) -> dict[str, np.ndarray]:
-    """Stored per-prediction feature JSON (decoded) as one float column per name (NaN where a
-    value is missing); ``{}`` when none is stored."""
-    import json
-
-    decoded = [json.loads(f) if f else None for f in features]
-    if not names or any(d is None for d in decoded):
+def columns_of(features: Sequence[Mapping[str, float | None] | None], names: Sequence[str]
+               ) -> dict[str, np.ndarray]:
+    """Stored per-prediction features (column -> number) as one float column per name (NaN where
+    a value is missing); ``{}`` when a prediction has none stored."""
+    if not names or any(f is None for f in features):
         return {}
-    return {name: np.array([np.nan if d.get(name) is None else float(d[name]) for d in decoded
-                            if d is not None], dtype=float) for name in names}
+    return {name: np.array([np.nan if (v := (f or {}).get(name)) is None else float(v)
+                            for f in features], dtype=float) for name in names}

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lifecycled.core.cbpe import METRICS, calibrate, estimate, estimate_classes
+from lifecycled.core.cbpe import calibrate, estimate, estimate_classes
+from lifecycled.core.quality import METRICS
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 

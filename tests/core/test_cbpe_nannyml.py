@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from lifecycled.core.cbpe import METRICS, estimate
+from lifecycled.core.cbpe import estimate
+from lifecycled.core.quality import METRICS
 
 nml = pytest.importorskip("nannyml", reason="NannyML is not installed (pip install nannyml to "
                                             "compare against it)")

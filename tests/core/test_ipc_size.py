@@ -10,9 +10,9 @@ import pyarrow.ipc as ipc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lifecycled.api import parse_body
 from lifecycled.core.ipc_size import file_size, stream_size
 from lifecycled.errors import SourceError
-from lifecycled.tasks.streams import parse_body
 
 STREAM, FILE = "application/vnd.apache.arrow.stream", "application/vnd.apache.arrow.file"
 

@@ -7,8 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lifecycled.core.concept import accuracy_trend, concept_drift, page_hinkley
-from lifecycled.core.outcomes import accuracy_upper_bound
-from lifecycled.core.quality import evaluate_quality, roc_auc
+from lifecycled.core.quality import accuracy_upper_bound, evaluate_quality, roc_auc
 from lifecycled.domain import Severity
 from lifecycled.errors import InputError
 from scipy import stats

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from lifecycled.core.concept import ErrorTrend, error_drift
-from lifecycled.core.outcomes import OutcomeColumns, quality_of
+from lifecycled.core.quality import OutcomeColumns, judge_outcomes
 from lifecycled.core.regression import evaluate_regression
 from lifecycled.domain import Severity
 from lifecycled.errors import SourceError
@@ -72,7 +72,7 @@ def test_outcomes_of_a_regression_model_are_judged_by_its_metrics() -> None:
     predictions = labels * rng.normal(1, 0.1, 1000)
     labels_with_gaps = labels.copy()
     labels_with_gaps[:10] = np.nan
-    result = quality_of("loss.csv", {"prediction": predictions, "label": labels_with_gaps},
+    result = judge_outcomes("loss.csv", {"prediction": predictions, "label": labels_with_gaps},
                         OutcomeColumns(), model_type="regression")
     assert result["model_type"] == "regression" and result["samples"] == 990
     assert result["unlabelled"] == 10
@@ -83,12 +83,12 @@ def test_outcomes_of_a_regression_model_are_judged_by_its_metrics() -> None:
 def test_outcomes_that_do_not_fit_the_model_type_name_the_column() -> None:
     """Words as a regression's labels, fractions as a classifier's: one line naming the column."""
     with pytest.raises(SourceError, match=r"column 'label' holds 'yes', not a number"):
-        quality_of("o.csv", {"prediction": np.array([1.0, 2.0]),
+        judge_outcomes("o.csv", {"prediction": np.array([1.0, 2.0]),
                              "label": np.array(["yes", "no"], dtype=object)},
                    OutcomeColumns(), model_type="regression")
     with pytest.raises(SourceError, match=r"column 'label' holds continuous values \(such as "
                                           r"0.37\).*model_type: regression"):
-        quality_of("o.csv", {"prediction": np.array([0, 1, 1]),
+        judge_outcomes("o.csv", {"prediction": np.array([0, 1, 1]),
                              "label": np.array([1.0, 0.37, 0.0])}, OutcomeColumns())
 
 
@@ -110,7 +110,7 @@ def test_a_regression_breach_is_judged_on_its_bound_under_the_budget() -> None:
     """At the budget's alpha (a pass every 5 minutes): an MAE of about 12 against a maximum of
     10 is noise on 30 outcomes and a breach on 3,000; a bias of about 4.5 against a band of 3
     likewise. The bounds are checked against the normal-approximation formula."""
-    from lifecycled.core.outcomes import regression_bounds
+    from lifecycled.core.regression import regression_bounds
     from lifecycled.core.thresholds import evaluate
     from scipy import stats
 
@@ -120,7 +120,7 @@ def test_a_regression_breach_is_judged_on_its_bound_under_the_budget() -> None:
     for n, breached in ((30, False), (3000, True)):
         label = rng.normal(100, 40, n)
         prediction = label + 4.5 + rng.normal(0, 14, n)
-        result = quality_of("o.csv", {"prediction": prediction, "label": label},
+        result = judge_outcomes("o.csv", {"prediction": prediction, "label": label},
                             OutcomeColumns(), model_type="regression", alpha=alpha)
         bounds = result["judged_on"]
         error = prediction - label

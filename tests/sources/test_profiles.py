@@ -19,13 +19,13 @@ from lifecycled.sources.profiles import FINGERPRINT_DIR, prune_profiles, remembe
 def hashed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The paths whose bytes were hashed; each call stands for a new process (no memo)."""
     seen: list[str] = []
-    digest = DataFile._digest
+    digest = DataFile.digest
 
     def counting(self: DataFile) -> str:
         seen.append(self.path)
         return digest(self)
 
-    monkeypatch.setattr(DataFile, "_digest", counting)
+    monkeypatch.setattr(DataFile, "digest", counting)
     return seen
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from lifecycled.config import parse_settings
 from lifecycled.context import Context
-from lifecycled.core.outcomes import accuracy_upper_bound
+from lifecycled.core.quality import accuracy_upper_bound
 from lifecycled.domain import ModelRef, ModelSpec, Status
 from lifecycled.store.results import latest_evaluation, latest_quality
 from lifecycled.store.serving import latest_snapshots, source_health

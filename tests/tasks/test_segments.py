@@ -15,7 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lifecycled.config import parse_settings
 from lifecycled.context import Context
-from lifecycled.core.segments import OTHER, masks, text, top_of, top_values
+from lifecycled.core.columns import text
+from lifecycled.core.segments import OTHER, masks, top_of, top_values
 from lifecycled.domain import ModelSpec, Status
 from lifecycled.errors import ConfigError
 from lifecycled.store.outbox import deliveries, event_body
@@ -236,7 +237,7 @@ def test_a_prediction_log_without_the_segment_column_is_refused_by_name(
 
 
 def test_outcomes_quality_per_segment_equals_scikit_learn(tmp_path: Path) -> None:
-    from lifecycled.tasks.quality import check_quality
+    from lifecycled.tasks.outcomes import check_quality
     from sklearn.metrics import accuracy_score
 
     rng = np.random.default_rng(8)
@@ -247,7 +248,7 @@ def test_outcomes_quality_per_segment_equals_scikit_learn(tmp_path: Path) -> Non
     prediction = np.where(right, label, 1 - label)
     path = write(tmp_path / "outcomes.csv", ["prediction", "label", "region"],
                  [[p, t, r] for p, t, r in zip(prediction, label, region, strict=True)])
-    from lifecycled.tasks.quality import OutcomeColumns
+    from lifecycled.core.quality import OutcomeColumns
     result = check_quality(str(path), OutcomeColumns(), segment_by=["region"], segment_top=2)
     segments = {s["segment"]: s for s in result["segments"]}
     counts = Counter(region.tolist())
@@ -269,6 +270,7 @@ def test_outcomes_quality_per_segment_equals_scikit_learn(tmp_path: Path) -> Non
 
 def test_pushed_predictions_carry_their_segments_and_a_batch_without_them_is_refused(
         tmp_path: Path) -> None:
+    from lifecycled.api import read_body
     from lifecycled.errors import InputError
     from lifecycled.store.labels import recent
     from lifecycled.tasks.streams import push
@@ -281,15 +283,16 @@ def test_pushed_predictions_carry_their_segments_and_a_batch_without_them_is_ref
     lines = [{"id": f"x{i}", "timestamp": NOW - 10, "prediction": 1, "score": 0.9,
               **({"channel": ["web", "app"][i % 2]} if i < 4 else {})} for i in range(5)]
 
-    def body(rows: list[dict[str, Any]]) -> bytes:
-        return "\n".join(json.dumps(r) for r in rows).encode()
+    def body(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+        return read_body("POST", "\n".join(json.dumps(r) for r in rows).encode(),
+                         "application/x-ndjson")
 
     with pytest.raises(InputError, match=r"missing column\(s\) channel"):
         push(ctx, REF, "predictions", body([{k: v for k, v in r.items() if k != "channel"}
-                                            for r in lines]), "application/x-ndjson")
-    assert push(ctx, REF, "predictions", body(lines), "application/x-ndjson")["new"] == 5
+                                            for r in lines]))
+    assert push(ctx, REF, "predictions", body(lines))["new"] == 5
     stored = recent(ctx.store, REF, since=NOW - 20, until=NOW)
-    assert [json.loads(s or "{}").get("channel") for s in stored.segments] == \
+    assert [(s or {}).get("channel") for s in stored.segments] == \
         ["web", "app", "web", "app", None]  # the row without a value: None, in "other"
 
 

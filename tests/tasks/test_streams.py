@@ -334,6 +334,7 @@ def test_predictions_not_made_from_the_score_mark_the_estimate_untrusted(
 
 def test_the_newest_matured_estimate_is_compared_and_older_ones_are_superseded(
         tmp_path: Path) -> None:
+    from lifecycled.core.cbpe import Estimate
     from lifecycled.store.labels import (
         add_estimate_in,
         latest_realized,
@@ -344,11 +345,12 @@ def test_the_newest_matured_estimate_is_compared_and_older_ones_are_superseded(
     store = open_test_store(tmp_path)
     with store.write() as conn:
         for end in (10.0, 20.0, 30.0):
-            add_estimate_in(conn, REF, {"window_start": end - 10, "window_end": end,
-                                        "accuracy": end / 100}, end)
+            add_estimate_in(conn, REF, Estimate(end - 10, end, n=5,
+                                                values={"accuracy": end / 100}), end)
     assert pending_estimate(store, REF, matured_by=5.0) is None
     newest = pending_estimate(store, REF, matured_by=25.0)
     assert newest is not None and newest.window_end == 20.0
+    assert newest.estimate == Estimate(10.0, 20.0, n=5, values={"accuracy": 0.2})  # as stored
     with store.write() as conn:
         realize_in(conn, newest.id, {"accuracy": 0.25}, 40.0, supersede_before=20.0)
     found = latest_realized(store, REF)

@@ -411,7 +411,8 @@ def _class_scores(text: str | None) -> dict[str, str] | None:
 
 
 def cmd_quality(args: argparse.Namespace) -> int:
-    from lifecycled.tasks.quality import OutcomeColumns, check_quality
+    from lifecycled.core.quality import OutcomeColumns
+    from lifecycled.tasks.outcomes import check_quality
 
     columns = OutcomeColumns(prediction=args.prediction_column, label=args.label_column,
                              score=args.score_column, timestamp=args.timestamp_column,

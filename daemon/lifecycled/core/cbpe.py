@@ -14,22 +14,143 @@ then a draw from those class probabilities. Precision, recall and F1 are macro a
 the classes and ROC AUC the macro one-against-the-rest average, as the realized metrics are.
 
 The assumption: P(label | score) is the same in the window as in the reference (covariate shift
-is allowed, concept drift is not), so a concept-drift finding marks the estimate untrusted.
+is allowed, concept drift is not), so a concept-drift finding marks the estimate untrusted; so do
+the other rules ``estimate_window`` checks before it estimates (too small a reference,
+predictions that are not what the scores say).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from lifecycled.core.quality import roc_auc
+from lifecycled.core.quality import METRICS, OutcomeColumns, comparable, normalise, roc_auc
 
-METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 DRAWS = 200  # draws of the window's labels for the interval
 BOOTSTRAPS = 40  # resamples of the reference for the calibration's part of the interval
 MIN_REFERENCE = 100  # labelled predictions needed to calibrate
+MIN_AGREEMENT = 0.99  # share of predictions the scores must reproduce (a threshold, the argmax)
+DISTRUSTING_CONCEPT = ("medium", "high", "critical")  # concept drift that breaks the calibration
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The estimated quality of the predictions in (window_start, window_end], made before their
+    labels: ``values`` holds each metric with its ``_lower``/``_upper`` bounds, the interval's
+    ``level`` and the ``reference`` size. An untrusted estimate says why (``reason``); thresholds
+    and triggers judge only a trusted one."""
+
+    window_start: float
+    window_end: float
+    method: str = "CBPE"  # or DLE: a regression model's errors
+    trusted: bool = True
+    reason: str | None = None
+    n: int | None = None  # predictions estimated
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def untrusted(self, reason: str) -> Estimate:
+        return replace(self, trusted=False, reason=reason)
+
+    def judged_with(self, concept: str | None) -> Estimate:
+        """This estimate after the labelled window's concept drift (its severity): untrusted
+        when P(label | score) changed, since the calibration no longer holds."""
+        if self.trusted and concept in DISTRUSTING_CONCEPT:
+            return self.untrusted(f"concept drift ({concept}) in the labelled window: "
+                                  "P(label | score) changed, the calibration no longer holds")
+        return self
+
+    def value(self, metric: str) -> float | None:
+        found = self.values.get(metric)
+        return float(found) if isinstance(found, int | float) else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"window_start": self.window_start, "window_end": self.window_end,
+                "method": self.method, "trusted": self.trusted,
+                **({"reason": self.reason} if self.reason else {}),
+                **({"n": self.n} if self.n is not None else {}), **self.values}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Estimate:
+        fixed = ("window_start", "window_end", "method", "trusted", "reason", "n")
+        return cls(float(data["window_start"]), float(data["window_end"]),
+                   str(data.get("method", "CBPE")), bool(data.get("trusted", True)),
+                   data.get("reason"), data.get("n"),
+                   {k: v for k, v in data.items() if k not in fixed})
+
+
+def estimate_window(reference: Mapping[str, np.ndarray], columns: OutcomeColumns,
+                    positive: str | None, predicted: np.ndarray, scores: Sequence[Any], *,
+                    window_start: float, window_end: float) -> Estimate:
+    """CBPE of the newest predictions (``predicted`` with their stored ``scores``: a number, or
+    class -> number) calibrated on a labelled reference (its ``columns``; ``positive``: the
+    binary model's positive label, None for a multiclass one), or an untrusted estimate saying
+    which rule the window breaks: a binary model is estimated from its score, a multiclass one
+    from a score per class; the reference holds ``MIN_REFERENCE`` labels; the predictions are
+    what the scores say (a threshold of the score, the class of the highest score) for
+    ``MIN_AGREEMENT`` of the reference; every label and prediction has its class's score."""
+    found = Estimate(window_start, window_end)
+    classes = list(columns.class_scores or {})
+    if positive is not None and columns.score is None:
+        return found.untrusted("a binary model is estimated from its score (score_column)")
+    if positive is None and not classes:
+        return found.untrusted("a multiclass model is estimated from a score per class "
+                               "(score_columns)")
+    _, labels = normalise(reference[columns.prediction], reference[columns.label])
+    if labels.size < MIN_REFERENCE:
+        return found.untrusted(f"{labels.size} labelled predictions to calibrate on, fewer "
+                               f"than {MIN_REFERENCE}")
+    if positive is not None and columns.score is not None:
+        score = reference[columns.score]
+        agreement = threshold_agreement(score, comparable(reference[columns.prediction])
+                                        == positive)
+        if agreement < MIN_AGREEMENT:
+            return found.untrusted(f"the predictions are not a threshold of the score (the "
+                                   f"best threshold agrees with {agreement:.1%} of them): the "
+                                   "estimate assumes they are")
+        usable = [i for i, s in enumerate(scores) if isinstance(s, int | float)]
+        values = np.array([float(scores[i]) for i in usable])
+        flags = (comparable(predicted[usable]) == positive if usable
+                 else np.zeros(0, dtype=bool))
+        metrics = estimate(score, (labels == positive).astype(int), values, flags)
+        return replace(found, n=int(metrics.pop("n")),
+                       values={**metrics, "reference": int(labels.size)})
+    unknown = sorted(set(labels.tolist()) - set(classes))
+    if unknown:
+        return found.untrusted(f"labels without a score column: {', '.join(unknown)}")
+    matrix = np.column_stack([reference[column] for column in (columns.class_scores or {})
+                              .values()])
+    agreement = float(np.mean(comparable(reference[columns.prediction])
+                              == np.array(classes, dtype=object)[matrix.argmax(axis=1)]))
+    if agreement < MIN_AGREEMENT:
+        return found.untrusted(f"the predictions are not the class of the highest score "
+                               f"({agreement:.1%} of them are): the estimate assumes they are")
+    index = {c: i for i, c in enumerate(classes)}
+    usable = [i for i, d in enumerate(scores) if isinstance(d, dict)
+              and all(isinstance(d.get(c), int | float) for c in classes)]
+    chosen = comparable(predicted[usable]) if usable else np.zeros(0, dtype=object)
+    outside = sorted({str(c) for c in chosen.tolist()} - set(classes))
+    if outside:
+        return found.untrusted(f"predictions of classes without a score column: "
+                               f"{', '.join(outside)}")
+    window = np.array([[float(scores[i][c]) for c in classes] for i in usable]).reshape(
+        len(usable), len(classes))
+    metrics = estimate_classes(matrix, np.array([index[c] for c in labels.tolist()]), window,
+                               np.array([index[c] for c in chosen.tolist()], dtype=int))
+    return replace(found, n=int(metrics.pop("n")),
+                   values={**metrics, "reference": int(labels.size), "classes": classes})
+
+
+def threshold_agreement(scores: np.ndarray, positive: np.ndarray) -> float:
+    """The largest share of predictions that "positive when the score is at least t" gives
+    right, over every t: 1.0 when the predictions are a threshold of the score."""
+    order = np.argsort(scores, kind="stable")
+    flags = positive[order].astype(bool)
+    negatives_below = np.concatenate([[0], np.cumsum(~flags)])
+    positives_from = flags.sum() - np.concatenate([[0], np.cumsum(flags)])
+    return float(np.max(negatives_below + positives_from) / max(1, flags.size))
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,89 @@
-"""Quality metrics from labelled outcomes: accuracy, precision, recall, F1, ROC AUC, with counts."""
+"""Quality of predictions beside their labels: a classifier's accuracy, precision, recall, F1
+and ROC AUC with their counts, and the judgement of one set of outcomes as a source's columns hold
+them (``judge_outcomes``: the metrics its model type means, concept drift and the bounds its
+thresholds are judged on, JSON form). Shared by the outcome files and the joined prediction log."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import stats
 
-from lifecycled.errors import InputError
+from lifecycled.core import columns as cols
+from lifecycled.core.concept import SIGNIFICANCE, concept_drift, concept_to_json
+from lifecycled.core.regression import REGRESSION_METRICS, judge_regression
+from lifecycled.errors import InputError, SourceError
+
+METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")  # a classifier's, by result name
+
+
+@dataclass(frozen=True)
+class OutcomeColumns:
+    """The columns of a source that hold each prediction, its label and its scores."""
+
+    prediction: str = "prediction"
+    label: str = "label"
+    score: str | None = None
+    timestamp: str | None = None
+    class_scores: Mapping[str, str] | None = None  # class label -> its score column (multiclass)
+
+
+def metrics_of(model_type: str) -> tuple[str, ...]:
+    """The metrics a model of ``model_type`` is judged by, by name in results."""
+    return REGRESSION_METRICS if model_type == "regression" else METRICS
+
+
+def judge_outcomes(where: str, data: Mapping[str, np.ndarray], columns: OutcomeColumns, *,
+                   positive_label: str | None = None, min_samples: int = 100,
+                   alpha: float = SIGNIFICANCE, model_type: str = "classification"
+                   ) -> dict[str, Any]:
+    """Quality metrics and concept drift (JSON form) of predictions beside their labels, in the
+    order they were made, by the metrics ``model_type`` means; ``where`` names their source in
+    errors. Concept drift's indicators and the bounds the thresholds judge (a classifier's
+    ``accuracy_upper``, a regression model's ``judged_on``) are at ``alpha``."""
+    if model_type == "regression":
+        cols.require(where, data, (columns.prediction, columns.label))
+        return judge_regression(cols.numbers(where, data[columns.prediction], columns.prediction),
+                                cols.numbers(where, data[columns.label], columns.label),
+                                min_samples=min_samples, alpha=alpha)
+    cols.require(where, data, (columns.prediction, columns.label, columns.score,
+                               *(columns.class_scores or {}).values()))
+    labels = cols.classes(where, data[columns.label], columns.label)
+    predictions = cols.label_text(data[columns.prediction])
+    known = np.array([p is not None and t is not None for p, t in zip(predictions, labels,
+                                                                       strict=True)], dtype=bool)
+    scores = (cols.numeric(where, data[columns.score][known], columns.score)
+              if columns.score else None)
+    class_scores = {label: cols.numeric(where, data[column][known], column)
+                    for label, column in (columns.class_scores or {}).items()}
+    try:
+        quality = evaluate_quality(predictions[known], labels[known], scores,
+                                   positive_label=positive_label, class_scores=class_scores)
+        pred, true = normalise(predictions[known], labels[known])
+    except InputError as exc:
+        raise SourceError(where, str(exc)) from exc
+    correct = pred == true
+    result: dict[str, Any] = quality_to_json(quality)
+    result["unlabelled"] = int((~known).sum())
+    result["concept"] = concept_to_json(concept_drift(correct, min_samples=min_samples,
+                                                      alpha=alpha))
+    result["accuracy_upper"] = accuracy_upper_bound(int(correct.sum()), int(correct.size), alpha)
+    result["alpha"] = alpha
+    return result
+
+
+def accuracy_upper_bound(right: int, outcomes: int, alpha: float) -> float | None:
+    """The one-sided upper confidence bound of an accuracy of ``right`` out of ``outcomes`` at
+    level 1 - alpha (Clopper-Pearson, exact): a minimum accuracy is breached beyond chance only
+    when even this bound is below it. None without outcomes."""
+    if outcomes == 0:
+        return None
+    if right >= outcomes:
+        return 1.0
+    return float(stats.beta.ppf(1 - alpha, right + 1, outcomes - right))
 
 
 @dataclass(frozen=True)

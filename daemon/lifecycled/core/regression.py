@@ -10,10 +10,15 @@ labels are constant (its denominator is 0; scikit-learn answers 1.0 or 0.0 there
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import stats
+
+from lifecycled.core.concept import SIGNIFICANCE, concept_to_json, error_drift
 
 MODEL_TYPES = ("classification", "regression")
 # the regression metrics by name in results, with the sense of a good value
@@ -62,3 +67,49 @@ def regression_to_json(result: Regression) -> dict[str, Any]:
     return {"model_type": "regression", "samples": result.samples, "mae": result.mae,
             "rmse": result.rmse, "mape": result.mape, "mape_excluded": result.mape_excluded,
             "r2": result.r2, "mean_error": result.mean_error, "notes": list(result.notes)}
+
+
+def judge_regression(pred: np.ndarray, true: np.ndarray, *, min_samples: int = 100,
+                     alpha: float = SIGNIFICANCE) -> dict[str, Any]:
+    """Regression metrics, concept drift (on the absolute error) and each metric's confidence
+    bound at ``alpha`` (``judged_on``) of predictions beside labels in the order they were made
+    (JSON form). A row without a finite label (or prediction) is left out, counted as
+    ``unlabelled``."""
+    known = np.isfinite(pred) & np.isfinite(true)
+    result = regression_to_json(evaluate_regression(pred[known], true[known]))
+    result["unlabelled"] = int((~known).sum())
+    error = np.abs(pred[known] - true[known])
+    result["concept"] = concept_to_json(error_drift(error, min_samples=min_samples, alpha=alpha))
+    result["judged_on"] = regression_bounds(pred[known], true[known], result, alpha)
+    result["alpha"] = alpha
+    return result
+
+
+def regression_bounds(pred: np.ndarray, true: np.ndarray, metrics: Mapping[str, Any],
+                      alpha: float) -> dict[str, float]:
+    """Each regression metric's one-sided confidence bound at 1 - alpha on the side of its
+    breach (normal approximation over the outcomes), by snapshot field: a maximum error is
+    breached only when even the lower bound is above it, a minimum R² when even the upper bound
+    is below it, the bias band when even the bound nearer 0 is outside it."""
+    n = int(pred.size)
+    if n < 2:
+        return {}
+    z = float(stats.norm.isf(alpha))
+
+    def half(values: np.ndarray) -> float:
+        return z * float(np.std(values, ddof=1)) / math.sqrt(values.size)
+
+    error = pred - true
+    mse_lower = max(0.0, float(np.mean(error ** 2)) - half(error ** 2))
+    mean = float(metrics["mean_error"])
+    found = {"mae": max(0.0, float(metrics["mae"]) - half(np.abs(error))),
+             "rmse": math.sqrt(mse_lower),
+             "mean_error": math.copysign(max(0.0, abs(mean) - half(error)), mean)}
+    nonzero = np.abs(true) >= EPSILON
+    if metrics.get("mape") is not None and int(nonzero.sum()) >= 2:
+        found["mape_ratio"] = max(0.0, float(metrics["mape"]) - half(
+            np.abs(error[nonzero]) / np.abs(true[nonzero])))
+    if metrics.get("r2") is not None:
+        spread = float(np.mean((true - true.mean()) ** 2))
+        found["r_squared"] = 1.0 - mse_lower / spread
+    return found

@@ -22,26 +22,6 @@ def label(column: str, value: str) -> str:
     return f"{column}={value}"
 
 
-def label_text(values: np.ndarray) -> np.ndarray:
-    """Normalise labels (or segment values) to str: 1.0 -> '1'; NaN/None -> None."""
-    if values.dtype.kind == "f":
-        out = np.empty(values.size, dtype=object)
-        finite = np.isfinite(values)
-        whole = finite & (values == np.round(values))
-        out[whole] = values[whole].astype(np.int64).astype(str)
-        out[finite & ~whole] = values[finite & ~whole].astype(str)
-        out[~finite] = None
-        return out
-    return values.astype(object)
-
-
-def text(values: np.ndarray) -> np.ndarray:
-    """Segment values as str (1.0 -> '1'); missing (None, NaN, '') -> None."""
-    out = label_text(values)
-    out[out == ""] = None
-    return out
-
-
 def top_values(values: np.ndarray, top: int) -> list[str]:
     """The ``top`` most frequent values of ``values`` (text)."""
     found, counts = np.unique(np.array([v for v in values.tolist() if v is not None],

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 
 from prometheus_client.core import Metric
 
-from lifecycled.core.cbpe import METRICS
+from lifecycled.core.quality import METRICS
 from lifecycled.core.regression import REGRESSION_METRICS
 from lifecycled.domain import SEVERITY_STATES
 from lifecycled.exporter.catalogue import SEGMENT_COUNTS

@@ -132,22 +132,24 @@ class DataFile:
         return (f"{info.st_dev}:{info.st_ino}:{info.st_size}:{info.st_mtime_ns}:"
                 f"{info.st_ctime_ns}")
 
-    def fingerprint(self) -> str:
-        """The hash of the file's bytes; for a local file remembered while its ``signature``
-        holds, so a pass over hundreds of unchanged references does not read them all."""
+    def fingerprint(self, digest: Callable[[DataFile], str] | None = None) -> str:
+        """The hash of the file's bytes (``digest``, by default ``DataFile.digest``); for a
+        local file remembered while its ``signature`` holds, so a pass over hundreds of
+        unchanged references does not read them all."""
         signature = self.signature()
         if signature is not None:
             known = _fingerprints.get(self.path)
             if known is not None and known[0] == signature:
                 return known[1]
-        found = self._digest()
+        found = (digest or DataFile.digest)(self)
         if signature is not None:
             if len(_fingerprints) >= _MEMO_LIMIT:
                 _fingerprints.clear()
             _fingerprints[self.path] = (signature, found)
         return found
 
-    def _digest(self) -> str:
+    def digest(self) -> str:
+        """The SHA-256 of the file's bytes, read now."""
         def read() -> str:
             digest = hashlib.sha256()
             with self.fs.open_input_stream(self.path) as stream:

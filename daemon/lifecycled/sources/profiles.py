@@ -208,10 +208,13 @@ def profile_path(cache_dir: Path, files: Sequence[DataFile], bins: int,
 
 def cached_profile(cache_dir: Path | None, files: Sequence[DataFile], bins: int,
                    categorical: Sequence[str], build: Callable[[], ReferenceProfile],
-                   loaded: Loaded | None = None) -> tuple[ReferenceProfile, bool]:
+                   loaded: Loaded | None = None,
+                   load: Callable[[Path], ReferenceProfile] | None = None
+                   ) -> tuple[ReferenceProfile, bool]:
     """Return the cached profile of ``files`` (True) or build, store and return it (False).
     ``loaded`` (``load_cached``) is used when it came from the file the key names now: the
-    file's name is the content's key, so the same name is the same profile."""
+    file's name is the content's key, so the same name is the same profile. ``load`` reads a
+    cached profile (``load_profile``)."""
     if cache_dir is None:
         return build(), False
     try:
@@ -221,7 +224,7 @@ def cached_profile(cache_dir: Path | None, files: Sequence[DataFile], bins: int,
     if path.exists():
         try:
             profile = loaded[1] if loaded is not None and loaded[0] == path \
-                else load_profile(path)
+                else (load or load_profile)(path)
         except (OSError, ValueError, KeyError) as exc:
             log.warning("profile cache unreadable, rebuilding path=%s error=%s", path, exc)
         else:
@@ -239,7 +242,8 @@ def cached_profile(cache_dir: Path | None, files: Sequence[DataFile], bins: int,
 
 
 def load_cached(cache_dir: Path, files: Sequence[DataFile], bins: int,
-                categorical: Sequence[str]) -> Loaded | None:
+                categorical: Sequence[str],
+                load: Callable[[Path], ReferenceProfile] | None = None) -> Loaded | None:
     """The cached profile of local ``files``, loaded for ``cached_profile`` to take later (a
     read ahead); None when there is none, it cannot be read, or a file is behind a URL (its
     key would mean downloading it here as well)."""
@@ -247,7 +251,7 @@ def load_cached(cache_dir: Path, files: Sequence[DataFile], bins: int,
         return None
     try:
         path = profile_path(cache_dir, files, bins, categorical)
-        return (path, load_profile(path)) if path.exists() else None
+        return (path, (load or load_profile)(path)) if path.exists() else None
     except (OSError, ValueError, KeyError, pa.ArrowException):
         return None
 

@@ -3,7 +3,10 @@
 A prediction is keyed by (model, version, id), a label by (model, id): a label may arrive before
 or after its prediction, and sending either again changes nothing (the first row stays). Each
 stream records the files it has read (``stream_files``), so a pass reads only new files, and
-counts the rows it received (``stream_counts``, exported as counters)."""
+counts the rows it received (``stream_counts``, exported as counters).
+
+A prediction's scores, segment values and features are stored as JSON text and given back
+decoded: this module is the only one that knows their encoding."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from lifecycled.core.cbpe import Estimate
 from lifecycled.domain import ModelRef
 from lifecycled.store.core import Connection, Store, dumps
 
@@ -21,14 +25,28 @@ BATCH = 5000  # rows per statement
 SUPERSEDED = '{"superseded":true}'  # an estimate a newer one was compared in place of
 
 
+Scores = float | dict[str, float] | None  # a binary score, or class -> score
+Segments = dict[str, str | None]  # segment column -> value
+Features = dict[str, float | None]  # column -> number, what a regression estimate learns from
+
+
 @dataclass(frozen=True)
 class Prediction:
     id: str
     at: float
     prediction: str | None
-    scores: str | None  # JSON: a number (binary score) or an object (class -> score)
-    segments: str | None = None  # JSON: segment column -> value
-    features: str | None = None  # JSON: column -> number, what a regression estimate learns from
+    scores: Scores = None
+    segments: Segments | None = None
+    features: Features | None = None
+
+
+def _encode(value: Any, *, canonical: bool = False) -> str | None:
+    """A stored prediction's JSON column (segments are canonical: windows group by their text)."""
+    return None if value is None else json.dumps(value, sort_keys=canonical)
+
+
+def _decode(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
 
 
 @dataclass(frozen=True)
@@ -58,8 +76,9 @@ def add_predictions_in(conn: Connection, ref: ModelRef, rows: Sequence[Predictio
             "INSERT INTO predictions (name, version, id, at, prediction, scores, segments, "
             "features, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name, "
             "version, id) DO NOTHING",
-            [(ref.name, ref.version, r.id, r.at, r.prediction, r.scores, r.segments, r.features,
-              now) for r in fresh.values()])
+            [(ref.name, ref.version, r.id, r.at, r.prediction, _encode(r.scores),
+              _encode(r.segments, canonical=True), _encode(r.features), now)
+             for r in fresh.values()])
         added += len(fresh)
     _count(conn, ref.name, ref.version, "predictions", added)
     return added
@@ -152,12 +171,13 @@ class Matured:
     predictions: int  # in the window
     ids: list[str]
     prediction: np.ndarray  # object (str or None), labelled rows only
-    scores: list[str | None]
+    scores: list[Scores]
     label: np.ndarray  # object
     lag: np.ndarray  # seconds from prediction to label, labelled rows only
-    segments: list[str | None] = field(default_factory=list)  # labelled rows only
-    totals: dict[str | None, int] = field(default_factory=dict)  # predictions per segments value
-    features: list[str | None] = field(default_factory=list)  # labelled rows only
+    segments: list[Segments | None] = field(default_factory=list)  # labelled rows only
+    # predictions of the window per distinct segment values ({} when none were stored)
+    totals: list[tuple[Segments, int]] = field(default_factory=list)
+    features: list[Features | None] = field(default_factory=list)  # labelled rows only
 
     @property
     def labelled(self) -> int:
@@ -185,10 +205,12 @@ def matured(store: Store, ref: ModelRef, *, since: float, until: float) -> Matur
             "AND p.version = ? AND p.at > ? AND p.at <= ? ORDER BY p.at, p.id",
             (ref.name, ref.version, since, until)).fetchall()
     return Matured(sum(totals.values()), [r[0] for r in rows],
-                   np.array([r[1] for r in rows], dtype=object), [r[2] for r in rows],
+                   np.array([r[1] for r in rows], dtype=object), [_decode(r[2]) for r in rows],
                    np.array([r[3] for r in rows], dtype=object),
-                   np.array([float(r[4]) for r in rows], dtype=float), [r[5] for r in rows],
-                   totals, [r[6] for r in rows])
+                   np.array([float(r[4]) for r in rows], dtype=float),
+                   [_decode(r[5]) for r in rows],
+                   [(_decode(k) or {}, n) for k, n in totals.items()],
+                   [_decode(r[6]) for r in rows])
 
 
 def prune_predictions_in(conn: Connection, ref: ModelRef, *, older_than: float) -> int:
@@ -207,9 +229,9 @@ class Recent:
     """The predictions of a window, labelled or not."""
 
     prediction: np.ndarray  # object
-    scores: list[str | None]
-    segments: list[str | None]
-    features: list[str | None] = field(default_factory=list)
+    scores: list[Scores]
+    segments: list[Segments | None]
+    features: list[Features | None] = field(default_factory=list)
 
     def where(self, rows: np.ndarray) -> Recent:
         kept = np.flatnonzero(rows).tolist()
@@ -225,8 +247,8 @@ def recent(store: Store, ref: ModelRef, *, since: float, until: float) -> Recent
             "SELECT prediction, scores, segments, features FROM predictions WHERE name = ? AND "
             "version = ? AND at > ? AND at <= ? ORDER BY at, id",
             (ref.name, ref.version, since, until)).fetchall()
-    return Recent(np.array([r[0] for r in rows], dtype=object), [r[1] for r in rows],
-                  [r[2] for r in rows], [r[3] for r in rows])
+    return Recent(np.array([r[0] for r in rows], dtype=object), [_decode(r[1]) for r in rows],
+                  [_decode(r[2]) for r in rows], [_decode(r[3]) for r in rows])
 
 
 @dataclass(frozen=True)
@@ -235,20 +257,20 @@ class StoredEstimate:
     at: float
     window_start: float
     window_end: float
-    estimate: dict[str, Any]
+    estimate: Estimate
     realized: dict[str, Any]
 
 
-def add_estimate_in(conn: Connection, ref: ModelRef, estimate: dict[str, Any],
-                    now: float) -> None:
+def add_estimate_in(conn: Connection, ref: ModelRef, estimate: Estimate, now: float) -> None:
     conn.execute("INSERT INTO estimates (name, version, at, window_start, window_end, estimate) "
                  "VALUES (?, ?, ?, ?, ?, ?)",
-                 (ref.name, ref.version, now, estimate["window_start"], estimate["window_end"],
-                  dumps(estimate)))
+                 (ref.name, ref.version, now, estimate.window_start, estimate.window_end,
+                  dumps(estimate.to_json())))
 
 
 def _estimates(rows: Any) -> list[StoredEstimate]:
-    return [StoredEstimate(int(r[0]), float(r[1]), float(r[2]), float(r[3]), json.loads(r[4]),
+    return [StoredEstimate(int(r[0]), float(r[1]), float(r[2]), float(r[3]),
+                           Estimate.from_json(json.loads(r[4])),
                            json.loads(r[5]) if r[5] else {}) for r in rows]
 
 

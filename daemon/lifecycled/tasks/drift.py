@@ -16,21 +16,23 @@ from typing import Any
 import numpy as np
 
 from lifecycled.context import Context
+from lifecycled.core.columns import label_text, text
 from lifecycled.core.drift import DriftResult, compare, compare_histogram, judge, result_to_json
 from lifecycled.core.histogram import Histogram, from_cumulative, from_intervals
 from lifecycled.core.profile import ReferenceProfile, build_profile
-from lifecycled.core.segments import OTHER, label, label_text, masks, text, top_values
+from lifecycled.core.segments import OTHER, label, masks, top_values
 from lifecycled.domain import DriftPolicy, ModelRef, Severity, Status
 from lifecycled.errors import InputError, SourceError
 from lifecycled.settings import FROZEN
 from lifecycled.sources.files import DEFAULT_TIMEOUT, expand
-from lifecycled.sources.profiles import PROFILE_DIR, Loaded, cached_profile, load_cached
+from lifecycled.sources.profiles import PROFILE_DIR, Loaded, cached_profile
 from lifecycled.sources.prometheus import (
     histogram_query,
     parse_classic_histogram,
     parse_native_histogram,
 )
-from lifecycled.sources.samples import Sample, read_sample, select
+from lifecycled.sources.reader import Reader
+from lifecycled.sources.samples import Sample, select
 from lifecycled.store.results import add_drift_result, drift_taken_on
 from lifecycled.store.traces import frozen_reference, frozen_refs, traced_counts, traced_rows
 from lifecycled.units import duration_text
@@ -72,27 +74,30 @@ class DriftCheck:
 
 def check_drift(inputs: DriftInputs, settings: DriftPolicy, *, cache_dir: Path | None,
                 now: float, progress: Progress | None = None,
-                ahead: ReadAhead | None = None) -> DriftCheck:
+                ahead: ReadAhead | None = None, reader: Reader | None = None) -> DriftCheck:
     """Run one drift check; raises SourceError when a sample cannot be read. ``ahead`` may hold
-    the current sample and the cached profile already read (``ReadAhead``)."""
+    the current sample and the cached profile already read (``ReadAhead``); ``reader`` reads
+    the files (``Context.reader``)."""
+    reader = reader or Reader()
     reference_files = expand(inputs.reference, timeout=inputs.timeout)
     exclude = [inputs.timestamp_column] if inputs.timestamp_column else []
 
     def build() -> ReferenceProfile:
-        columns = read_sample(inputs.reference, timeout=inputs.timeout).columns
+        columns = reader.sample(inputs.reference, timeout=inputs.timeout).columns
         return build_profile(select(columns, exclude), inputs.categorical, bins=settings.bins)
 
     read = ahead.take(inputs, now) if ahead is not None else None
     profile, cached = cached_profile(cache_dir, reference_files, settings.bins,
                                      inputs.categorical, build,
-                                     loaded=read.profile if read is not None else None)
+                                     loaded=read.profile if read is not None else None,
+                                     load=reader.load_profile)
     if inputs.strict_features and inputs.features:
         unknown = [name for name in inputs.features if name not in profile.features]
         if unknown:
             raise InputError(f"--features: no column {', '.join(unknown)} in the reference; "
                              f"its columns: {', '.join(sorted(profile.features))}")
     current = read.sample if read is not None and read.sample is not None else \
-        read_current(inputs, now)
+        read_current(reader, inputs, now)
     judged = select(current.columns, exclude)
     rows = current.rows
     if inputs.version is not None:
@@ -106,16 +111,17 @@ def check_drift(inputs: DriftInputs, settings: DriftPolicy, *, cache_dir: Path |
                      exclude=inputs.exclude)
     segments: tuple[dict[str, Any], ...] = ()
     if inputs.segment_by:
-        reference = select(read_sample(inputs.reference, timeout=inputs.timeout).columns, exclude)
+        reference = select(reader.sample(inputs.reference, timeout=inputs.timeout).columns,
+                           exclude)
         segments = tuple(segment_drift(reference, judged, inputs, settings))
     return DriftCheck(result, tuple(str(f) for f in reference_files), current.files, rows,
                       cached, segments)
 
 
-def read_current(inputs: DriftInputs, now: float) -> Sample:
-    return read_sample(inputs.current, timestamp_column=inputs.timestamp_column,
-                       window=inputs.window, newest_rows=inputs.newest_rows, now=now,
-                       timeout=inputs.timeout)
+def read_current(reader: Reader, inputs: DriftInputs, now: float) -> Sample:
+    return reader.sample(inputs.current, timestamp_column=inputs.timestamp_column,
+                         window=inputs.window, newest_rows=inputs.newest_rows, now=now,
+                         timeout=inputs.timeout)
 
 
 @dataclass(frozen=True)
@@ -140,10 +146,10 @@ class ReadAhead:
 
     KEPT = 2
 
-    def __init__(self, cache_dir: Path) -> None:
+    def __init__(self, cache_dir: Path, reader: Reader) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drift-read-ahead")
         self._pending: list[tuple[DriftInputs, float, Future[Any]]] = []
-        self._cache_dir = cache_dir
+        self._cache_dir, self._reader = cache_dir, reader
 
     def start(self, inputs: DriftInputs, now: float, bins: int) -> None:
         self._pending.append((inputs, now, self._pool.submit(self._read, inputs, now, bins)))
@@ -158,14 +164,14 @@ class ReadAhead:
               ) -> tuple[list[str | None] | None, Read]:
         profile = None
         with contextlib.suppress(SourceError, OSError):  # the check meets it and says so
-            profile = load_cached(self._cache_dir, expand(inputs.reference,
-                                                          timeout=inputs.timeout),
-                                  bins, inputs.categorical)
-        signatures = _signatures(inputs)
+            profile = self._reader.load_cached(
+                self._cache_dir, expand(inputs.reference, timeout=inputs.timeout), bins,
+                inputs.categorical)
+        signatures = _signatures(self._reader, inputs)
         if signatures is None:
             return None, Read(None, profile)
         try:
-            return signatures, Read(read_current(inputs, now), profile)
+            return signatures, Read(read_current(self._reader, inputs, now), profile)
         except Exception:  # the check reads again and reports the problem itself
             return None, Read(None, profile)
 
@@ -184,7 +190,7 @@ class ReadAhead:
             signatures, read = future.result()
         except Exception:  # the check reads again and reports the problem itself
             return None
-        if signatures is None or signatures != _signatures(inputs):
+        if signatures is None or signatures != _signatures(self._reader, inputs):
             return Read(None, read.profile)
         return read
 
@@ -194,9 +200,9 @@ class ReadAhead:
         self._pool.shutdown(wait=True)
 
 
-def _signatures(inputs: DriftInputs) -> list[str | None] | None:
+def _signatures(reader: Reader, inputs: DriftInputs) -> list[str | None] | None:
     try:
-        found = [f.signature() for f in expand(inputs.current, timeout=inputs.timeout)]
+        found = [reader.signature(f) for f in expand(inputs.current, timeout=inputs.timeout)]
     except (SourceError, OSError):
         return None
     return None if any(s is None for s in found) else found
@@ -269,16 +275,17 @@ def drift_inputs(ctx: Context, ref: ModelRef) -> DriftInputs:
                        version=version)
 
 
-def inputs_key(inputs: DriftInputs, settings: DriftPolicy) -> str | None:
+def inputs_key(reader: Reader, inputs: DriftInputs, settings: DriftPolicy) -> str | None:
     """What a check's result depends on: the reference's content, the current files' local
     signatures, the columns and the policy. None when it also depends on the time (a window) or
     on files behind a URL, whose changes only their bytes tell."""
     if inputs.window is not None:
         return None
-    current = [f.signature() for f in expand(inputs.current, timeout=inputs.timeout)]
+    current = [reader.signature(f) for f in expand(inputs.current, timeout=inputs.timeout)]
     if any(c is None for c in current):
         return None
-    reference = [f.fingerprint() for f in expand(inputs.reference, timeout=inputs.timeout)]
+    reference = [reader.fingerprint(f)
+                 for f in expand(inputs.reference, timeout=inputs.timeout)]
     return hashlib.sha256(json.dumps([repr(inputs), repr(settings), reference, current])
                           .encode()).hexdigest()
 
@@ -289,7 +296,7 @@ Looked = tuple[str | None, dict[str, Any] | None]
 def unchanged(ctx: Context, ref: ModelRef, inputs: DriftInputs, settings: DriftPolicy
               ) -> Looked:
     """(``inputs_key`` of the check, the last result when it was taken on the same key)."""
-    key = inputs_key(inputs, settings)
+    key = inputs_key(ctx.reader, inputs, settings)
     return key, drift_taken_on(ctx.store, ref, key) if key is not None else None
 
 
@@ -320,7 +327,7 @@ def run_model_drift(ctx: Context, ref: ModelRef, *, now: float, progress: Progre
         add_drift_result(ctx.store, ref, record, now=now)
         return None, record
     check = check_drift(inputs, settings, cache_dir=ctx.state_dir / PROFILE_DIR,
-                        now=now, progress=progress, ahead=ahead)
+                        now=now, progress=progress, ahead=ahead, reader=ctx.reader)
     record = check_to_json(check, now=now)
     if key is not None:
         record["inputs_key"] = key
@@ -362,7 +369,7 @@ def check_traced(ctx: Context, ref: ModelRef, settings: DriftPolicy, *, now: flo
     reference: dict[str, np.ndarray] | None = None
     if config.reference not in (None, FROZEN):
         pattern = config.reference.replace("{version}", ref.version)
-        reference = read_sample(pattern, timeout=ctx.settings.sources.files.timeout).columns
+        reference = ctx.reader.sample(pattern, timeout=ctx.settings.sources.files.timeout).columns
         files = tuple(str(f) for f in expand(pattern, timeout=ctx.settings.sources.files.timeout))
         origin: dict[str, Any] = {"file": pattern}
     else:
@@ -403,7 +410,7 @@ def run_drift(ctx: Context) -> dict[str, Any]:
     due = [ref for ref, status in sorted(ctx.store.statuses().items())
            if drift_due(ctx, ref, status, frozen)]
     following = dict(itertools.pairwise(due))
-    ahead = ReadAhead(ctx.state_dir / PROFILE_DIR)
+    ahead = ReadAhead(ctx.state_dir / PROFILE_DIR, ctx.reader)
     looked: dict[ModelRef, Looked] = {}
     try:
         for ref in ctx.share("drift", due, hold=0.9 * ctx.settings.schedule.drift):
