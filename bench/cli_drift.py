@@ -68,8 +68,9 @@ def main() -> int:
             reading = best_of(lambda fmt=fmt, paths=paths: [read(fmt, p) for p in paths.values()],
                               args.repeat)
             floor = reading + warm + start_up
-            only = (f"import pyarrow.{'parquet as m; f = m.read_table' if fmt == 'parquet' else 'csv as m; f = m.read_csv'}; "
-                    f"f({str(paths['reference'])!r}); f({str(paths['current'])!r})")
+            reader = ("import pyarrow.parquet as m; f = m.read_table" if fmt == "parquet"
+                      else "import pyarrow.csv as m; f = m.read_csv")
+            only = f"{reader}; f({str(paths['reference'])!r}); f({str(paths['current'])!r})"
             read_only = best_of(lambda only=only: subprocess.run(
                 [sys.executable, "-c", only], check=True, env=env), args.repeat)
             argv = [sys.executable, "-m", "lifecycled", "drift", "--reference",

@@ -20,6 +20,7 @@ from lifecycled.domain import (
     ALPHA_CAP,
     CLASSIFIER_THRESHOLDS,
     DEFAULT_TIERS,
+    FROZEN,
     MAX_COUNT,
     PROMQL_QUANTITIES,
     REGRESSION_THRESHOLDS,
@@ -454,7 +455,6 @@ class DriftTiers(_Section):
 
 
 DRIFT_SOURCES = ("files", "triton", "prometheus")
-FROZEN = "frozen"  # drift.reference: the first rows sampled from Triton's traces
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 

@@ -225,8 +225,8 @@ def _split(text: str | None) -> list[str] | None:
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
-    # Imported here so that registry commands start without numpy, scipy and pyarrow.
-    from lifecycled import app
+    # Imported here so that registry commands start without numpy, scipy and pyarrow; the
+    # daemon's composition root only for a configured model.
     from lifecycled.tasks.drift import DriftInputs, check_drift, check_to_json, run_model_drift
 
     now = time.time()
@@ -235,6 +235,8 @@ def cmd_drift(args: argparse.Namespace) -> int:
         if args.alpha is not None:
             raise InputError("--alpha: a configured model is judged as the daemon judges it, "
                              "from its false-alarm budget (or its drift.alpha)")
+        from lifecycled import app
+
         ref = ModelRef.parse(args.model)
         with app.opened(args.config) as ctx:
             _, record = run_model_drift(ctx.context(), ref, now=now, progress=progress)
@@ -286,7 +288,7 @@ def cmd_reference_freeze(args: argparse.Namespace) -> int:
     """``reference freeze``: the drift reference of a traced version from the rows Triton
     sampled in a chosen window, replacing the one frozen before (a history row says so)."""
     from lifecycled import app
-    from lifecycled.settings import FROZEN
+    from lifecycled.domain import FROZEN
     from lifecycled.store.traces import freeze_reference, traced_rows
 
     ref = ModelRef.parse(args.model)

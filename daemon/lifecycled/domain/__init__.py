@@ -35,6 +35,7 @@ from lifecycled.domain.records import (
 )
 from lifecycled.domain.vocabularies import (
     CLASSIFIER_THRESHOLDS,
+    FROZEN,
     PROMQL_QUANTITIES,
     QUALITY_METRICS,
     REGRESSION_THRESHOLDS,
@@ -58,6 +59,7 @@ __all__ = [
     "CLASSIFIER_THRESHOLDS",
     "DEFAULT_TIERS",
     "EFFECTS",
+    "FROZEN",
     "MAX_COUNT",
     "ONE_SHOT_ALPHA",
     "PROMQL_QUANTITIES",

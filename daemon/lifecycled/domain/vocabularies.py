@@ -34,6 +34,8 @@ class Severity(enum.IntEnum):
                              ) from None
 
 
+FROZEN = "frozen"  # drift.reference: the first rows sampled from Triton's traces
+
 SEVERITIES = tuple(s.label for s in Severity if s is not Severity.UNKNOWN)  # the ladder
 SEVERITY_STATES = ("unknown", *SEVERITIES)  # what a model-level verdict can be (exported)
 

@@ -11,31 +11,27 @@ from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lifecycled.context import Context
 from lifecycled.core.columns import label_text, text
 from lifecycled.core.drift import DriftResult, compare, compare_histogram, judge, result_to_json
 from lifecycled.core.histogram import Histogram, from_cumulative, from_intervals
 from lifecycled.core.profile import ReferenceProfile, build_profile
 from lifecycled.core.segments import OTHER, label, masks, top_values
-from lifecycled.domain import DriftPolicy, ModelRef, Severity, Status
+from lifecycled.domain import FROZEN, DriftPolicy, ModelRef, Severity, Status
 from lifecycled.errors import InputError, SourceError
-from lifecycled.settings import FROZEN
 from lifecycled.sources.files import DEFAULT_TIMEOUT, expand
 from lifecycled.sources.profiles import PROFILE_DIR, Loaded, cached_profile
-from lifecycled.sources.prometheus import (
-    histogram_query,
-    parse_classic_histogram,
-    parse_native_histogram,
-)
 from lifecycled.sources.reader import Reader
 from lifecycled.sources.samples import Sample, select
 from lifecycled.store.results import add_drift_result, drift_taken_on
 from lifecycled.store.traces import frozen_reference, frozen_refs, traced_counts, traced_rows
 from lifecycled.units import duration_text
+
+if TYPE_CHECKING:  # a type only: ``lifecycled drift`` on two files imports no client
+    from lifecycled.context import Context
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
@@ -468,6 +464,12 @@ def histogram_window(prometheus: Any, metric: str, labels: Mapping[str, str], st
     """What a histogram counted between ``start`` and ``end``: its cumulative counts at the
     end less those at the start, exactly (True); where a count went back (a counter reset) or
     the buckets changed, PromQL's ``increase`` over the window instead (False)."""
+    from lifecycled.sources.prometheus import (
+        histogram_query,
+        parse_classic_histogram,
+        parse_native_histogram,
+    )
+
     plain = histogram_query(metric, labels, native=native)
     at_end, at_start = (prometheus.query(plain, at=at) for at in (end, start))
     if native:

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from lifecycled.context import Context
-from lifecycled.domain import ModelRecord, ModelRef, Status
+from lifecycled.domain import FROZEN, ModelRecord, ModelRef, Status
 from lifecycled.errors import SourceError
-from lifecycled.settings import FROZEN, TritonEndpoint
+from lifecycled.settings import TritonEndpoint
 from lifecycled.sources.traces import TRACE_LEVEL, backlog, decode, renamed, trace_files
 from lifecycled.store.serving import serving_states
 from lifecycled.store.traces import (
