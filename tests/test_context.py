@@ -70,7 +70,7 @@ def test_no_prometheus_configured_is_a_source_error(tmp_path: Path) -> None:
 
 
 def test_state_and_cache_directories_follow_systemd_then_xdg_then_home() -> None:
-    from lifecycled.app import cache_base_dir, state_base_dir
+    from lifecycled.dirs import cache_base_dir, state_base_dir
     home = {"HOME": "/home/u"}
     assert state_base_dir(home) == Path("/home/u/.local/state/lifecycled")
     assert cache_base_dir(home) == Path("/home/u/.cache/lifecycled")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from lifecycled import __version__, logs
 from lifecycled.config import load_settings, resolve_config_path
 from lifecycled.context import Context
+from lifecycled.dirs import state_base_dir
 from lifecycled.errors import ConfigError, InputError
 from lifecycled.notify import Notifier
 from lifecycled.registration import warn_threshold_differences
@@ -27,31 +28,6 @@ if TYPE_CHECKING:
     from lifecycled.scheduler import Runtime
 
 log = logging.getLogger(__name__)
-
-
-def state_base_dir(environ: Mapping[str, str]) -> Path:
-    """Directory that relative state paths resolve against: systemd's $STATE_DIRECTORY, else
-    $XDG_STATE_HOME/lifecycled, else ~/.local/state/lifecycled; never the working directory,
-    so every folder a command runs from sees the same registry."""
-    return _base_dir(environ, "STATE_DIRECTORY", "XDG_STATE_HOME", (".local", "state"))
-
-
-def cache_base_dir(environ: Mapping[str, str]) -> Path:
-    """Where commands keep caches (reference profiles of ``lifecycled drift``): systemd's
-    $CACHE_DIRECTORY, else $XDG_CACHE_HOME/lifecycled, else ~/.cache/lifecycled."""
-    return _base_dir(environ, "CACHE_DIRECTORY", "XDG_CACHE_HOME", (".cache",))
-
-
-def _base_dir(environ: Mapping[str, str], systemd: str, xdg: str, home_parts: tuple[str, ...]
-              ) -> Path:
-    given = environ.get(systemd, "").split(":")[0]
-    if given:
-        return Path(given)
-    base = environ.get(xdg, "")
-    if base and Path(base).is_absolute():
-        return Path(base) / "lifecycled"
-    home = environ.get("HOME") or str(Path.home())
-    return Path(home).joinpath(*home_parts, "lifecycled")
 
 
 @dataclass

@@ -14,9 +14,9 @@ from pydantic import Field, ValidationError, model_validator
 from lifecycled.config import format_error
 from lifecycled.domain import ModelRecord, ModelRef, ModelSpec, Status
 from lifecycled.errors import ConfigError, InputError
+from lifecycled.fields import Name, Text
 from lifecycled.settings import ModelSettings, Settings
 from lifecycled.store import Store
-from lifecycled.units import Name, Text
 
 log = logging.getLogger(__name__)
 

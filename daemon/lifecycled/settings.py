@@ -36,7 +36,7 @@ from lifecycled.domain import (
     budget_significance,
 )
 from lifecycled.errors import ConfigError
-from lifecycled.units import (
+from lifecycled.fields import (
     Budget,
     DataPath,
     Duration,
@@ -50,9 +50,8 @@ from lifecycled.units import (
     Share,
     Size,
     Text,
-    duration_text,
-    parse_budget,
 )
+from lifecycled.units import duration_text, parse_budget
 from lifecycled.webconfig import load_web_config
 
 

@@ -1,13 +1,12 @@
-"""Scalar types of the configuration: durations, sizes and ratios as written in YAML, turned
-into base units (seconds, bytes, 0-1) by pydantic validators."""
+"""Quantities as people write them: durations, sizes, ratios and false-alarm budgets parsed into
+base units (seconds, bytes, 0-1) and printed back. No pydantic here: the command line parses
+with these too (``fields`` holds the configuration's pydantic types built on them)."""
 
 from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any
-
-from pydantic import AfterValidator, BeforeValidator, Field
+from typing import Any
 
 # One or more "<number><unit>" parts, largest unit first, as in Prometheus (1h30m, 2d12h, 90s).
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
@@ -72,13 +71,13 @@ def parse_ratio(value: Any) -> Any:
     return value
 
 
-def _check_ratio(value: float) -> float:
+def check_ratio(value: float) -> float:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"must be between 0 and 1, got {value:g}")
     return value
 
 
-def _check_positive(value: float) -> float:
+def check_positive(value: float) -> float:
     if value <= 0:
         raise ValueError(f"must be greater than 0, got {value:g}")
     return value
@@ -116,55 +115,3 @@ def parse_budget(value: Any) -> tuple[float, float]:
 
 def budget_text(budget: tuple[float, float]) -> str:
     return f"{budget[0]:g}/{duration_text(budget[1])}"
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-PositiveDuration = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_check_positive)]
-Size = Annotated[float, BeforeValidator(parse_size)]
-Budget = Annotated[tuple[float, float], BeforeValidator(parse_budget)]  # (alarms, seconds)
-Ratio = Annotated[float, BeforeValidator(parse_ratio), AfterValidator(_check_ratio)]
-# a share that may exceed 1 (a MAPE of 150 %): 1.5 or "150%"
-Share = Annotated[float, BeforeValidator(parse_ratio), Field(ge=0)]
-NonNegative = Annotated[float, Field(ge=0)]
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")]
-
-
-def _no_control(value: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise ValueError("control characters (a line break, say) are not allowed")
-    return value
-
-
-_CREDENTIALS = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*@")
-
-
-def _no_credentials(value: str) -> str:
-    if _CREDENTIALS.match(value):
-        raise ValueError("credentials may not be written in a URL (they would be shown and "
-                         "logged): give them in a *_file or *_env key, or the environment")
-    return value
-
-
-def _http(value: str) -> str:
-    if not re.match(r"^https?://", value):
-        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
-    return value
-
-
-# an http(s) URL: no control characters, no user:password@
-HttpUrl = Annotated[str, AfterValidator(_no_control), AfterValidator(_http),
-                    AfterValidator(_no_credentials)]
-# a local path, glob or URL of data (s3://, gs://, ...): no control characters or credentials
-DataPath = Annotated[str, AfterValidator(_no_control), AfterValidator(_no_credentials)]
-# HTTP header names and values: a line break would start another header
-Header = Annotated[str, AfterValidator(_no_control)]
-# metadata printed in tables and logs: a terminal escape or line break would forge output
-Text = Annotated[str, AfterValidator(_no_control)]
-
-
-def _prose(value: str) -> str:
-    _no_control(value.replace("\n", " ").replace("\t", " "))
-    return value
-
-
-Prose = Annotated[str, AfterValidator(_prose)]  # as Text, with line breaks and tabs

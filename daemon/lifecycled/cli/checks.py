@@ -358,10 +358,10 @@ PROFILE_CACHE_DAYS = 30
 def _profile_cache(directory: str | None, now: float) -> Path:
     """The reference-profile cache of ad-hoc checks (keyed by the reference's content, as the
     daemon's); profiles unused for 30 days are removed."""
-    from lifecycled import app
+    from lifecycled.dirs import cache_base_dir
     from lifecycled.sources.profiles import PROFILE_DIR, prune_profiles
 
-    cache = Path(directory) if directory else app.cache_base_dir(os.environ) / PROFILE_DIR
+    cache = Path(directory) if directory else cache_base_dir(os.environ) / PROFILE_DIR
     prune_profiles(cache, older_than=now - PROFILE_CACHE_DAYS * 86400)
     return cache
 

@@ -62,12 +62,13 @@ def cmd_cluster_status(args: argparse.Namespace) -> int:
 
 
 def _open(url: str, password_file: str | None, password_env: str | None, what: str) -> Store:
-    from lifecycled import app
+    from lifecycled.dirs import state_base_dir
     from lifecycled.secrets import read_secret
     from lifecycled.store import open_store
+
     password = (read_secret(password_file, password_env, os.environ, what=what)
                 if password_file or password_env else None)
-    return open_store(url, app.state_base_dir(os.environ), password=password)
+    return open_store(url, state_base_dir(os.environ), password=password)
 
 
 def cmd_state_migrate(args: argparse.Namespace) -> int:

@@ -141,6 +141,10 @@ class FeatureDrift:
     bins: Bins | None = None  # the shares compared, for reports
     # binned data (a Prometheus histogram): where KS D lies; statistic is the lower end
     statistic_bounds: tuple[float, float] | None = None
+    # the test that decides whether a numeric feature's bin effects (PSI, JS) are real: the
+    # chi-square test on its bins, or its KS test where the bins hold too few rows for the
+    # chi-square tail to be right (``MIN_EXPECTED``)
+    bins_gate: str = "chi2"
 
     @property
     def judged(self) -> bool:
@@ -210,6 +214,25 @@ def _score(statistic: float, js: float, psi_value: float, weights: tuple[float, 
     return weights[0] * statistic + weights[1] * js + weights[2] * psi_value
 
 
+# The smallest expected count of a bin for its chi-square p-value to gate a numeric feature's
+# bin effects. Below it the chi-square tail is too light at the small significances a budget
+# gives (measured with 20 million stationary windows against a 100,000-row reference, 10 bins,
+# at alpha 5.8e-5: 1.42 times alpha at 100 rows, 1.14 at 300, 0.87 at 1,000), and the KS test,
+# right at any size, gates them instead.
+MIN_EXPECTED = 100.0
+
+
+def min_expected(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
+    """The smallest expected count of the chi-square test's table (bins empty in both samples
+    dropped, as ``chi_square`` does)."""
+    table = np.vstack([reference_counts, current_counts]).astype(float)
+    columns = table.sum(axis=0)
+    columns = columns[columns > 0]
+    if columns.size == 0:
+        return 0.0
+    return float(table.sum(axis=1).min() * columns.min() / columns.sum())
+
+
 def chi_square(reference_counts: np.ndarray, current_counts: np.ndarray) -> tuple[float, float]:
     """The chi-square test of homogeneity on two count vectors (bins or categories empty in both
     samples dropped); (0, 1) when fewer than two bins hold anything."""
@@ -222,9 +245,40 @@ def chi_square(reference_counts: np.ndarray, current_counts: np.ndarray) -> tupl
     # tail (tested to agree); its argument handling costs ~1 ms per call, more than the test
     expected = np.outer(table.sum(axis=1), columns) / columns.sum()
     chi2 = float(((table - expected) ** 2 / expected).sum())
-    from scipy import special  # here: a check of numeric features only does not need it
+    return chi2, chi2_sf(chi2, table.shape[1] - 1)
 
-    return chi2, float(special.chdtrc(table.shape[1] - 1, chi2))
+
+def chi2_sf(x: float, df: int) -> float:
+    """P(X >= x) for X chi-square with a whole number ``df`` of degrees of freedom, as
+    ``scipy.special.chdtrc(df, x)`` (property-tested to 1e-10 relative): for even df the
+    Poisson sum exp(-x/2) sum_(i < df/2) (x/2)^i / i!, for odd df erfc(sqrt(x/2)) plus
+    sqrt(2x/pi) exp(-x/2) sum_(1 <= i <= (df-1)/2) x^(i-1) / (2i-1)!!; every term positive,
+    summed in log space. Written here because importing scipy.special costs 0.15 to 0.3 s,
+    which every ``lifecycled drift`` would pay for this one number."""
+    if math.isnan(x):
+        return math.nan
+    if x <= 0.0:
+        return 1.0
+    if math.isinf(x):
+        return 0.0
+    half = x / 2.0
+    if half == 0.0:  # below the smallest float: the tail is 1 to double precision
+        return 1.0
+    if df % 2 == 0:
+        i = np.arange(df // 2, dtype=np.float64)
+        log_factorial = np.concatenate(([0.0], np.cumsum(np.log(i[1:]))))
+        logs = -half + i * math.log(half) - log_factorial
+        head = 0.0
+    else:
+        i = np.arange(1, (df - 1) // 2 + 1, dtype=np.float64)
+        log_double_factorial = np.cumsum(np.log(2 * i - 1))
+        logs = 0.5 * math.log(2 * x / math.pi) - half + (i - 1) * math.log(x) \
+            - log_double_factorial
+        head = math.erfc(math.sqrt(half))
+    if logs.size == 0:
+        return head
+    peak = float(logs.max())
+    return min(1.0, head + math.exp(peak) * float(np.exp(logs - peak).sum()))
 
 
 def _base(name: str, kind: str, ref_rows: int, ref_missing: int, cur_rows: int,
@@ -272,7 +326,12 @@ def compare_numeric(name: str, profile: NumericProfile, current: np.ndarray,
     return FeatureDrift(**base, statistic=d, p_value=p, chi2=chi2,  # type: ignore[arg-type]
                         chi2_p_value=chi2_p, js=js, psi=psi_value,
                         score=_score(d, js, psi_value, settings.weights),
-                        bins=numeric_bins(profile.edges, r, c))
+                        bins=numeric_bins(profile.edges, r, c),
+                        bins_gate=_bins_gate(profile.counts, current_counts))
+
+
+def _bins_gate(reference_counts: np.ndarray, current_counts: np.ndarray) -> str:
+    return "chi2" if min_expected(reference_counts, current_counts) >= MIN_EXPECTED else "ks"
 
 
 def compare_histogram(name: str, reference: Histogram, current: Histogram,
@@ -297,7 +356,8 @@ def compare_histogram(name: str, reference: Histogram, current: Histogram,
     return FeatureDrift(**base, statistic=low, p_value=p, chi2=chi2,  # type: ignore[arg-type]
                         chi2_p_value=chi2_p, js=js, psi=psi_value,
                         score=_score(low, js, psi_value, settings.weights),
-                        bins=numeric_bins(edges[:-1], r, c), statistic_bounds=(low, high))
+                        bins=numeric_bins(edges[:-1], r, c), statistic_bounds=(low, high),
+                        bins_gate=_bins_gate(ref_counts, cur_counts))
 
 
 def compare_categorical(name: str, profile: CategoricalProfile, current: np.ndarray,
@@ -380,12 +440,13 @@ def judge(verdicts: Sequence[FeatureDrift], settings: DriftPolicy) -> DriftResul
 
 def _corrected(verdicts: list[FeatureDrift], method: str) -> list[FeatureDrift]:
     """Adjust each test's p-values across the judged features (KS: the numeric ones; chi-square:
-    all of them)."""
+    the categorical ones and the numeric ones whose bin effects it gates)."""
     if method == "none":
         return verdicts
     adjusted: dict[str, dict[str, float]] = {}
     for test, kind in (("p_value", "numeric"), ("chi2_p_value", None)):
-        family = [v for v in verdicts if v.judged and (kind is None or v.kind == kind)]
+        family = [v for v in verdicts if v.judged and (
+            v.kind == kind if kind is not None else v.kind != "numeric" or v.bins_gate == "chi2")]
         if family:
             values = _adjust(np.array([getattr(v, test) for v in family], dtype=float), method)
             for v, a in zip(family, values, strict=True):
@@ -409,7 +470,7 @@ def _gate(verdict: FeatureDrift) -> tuple[float | None, float | None]:
     if verdict.kind != "numeric":
         return chi2, chi2
     ks = verdict.adjusted_p_value if verdict.adjusted_p_value is not None else verdict.p_value
-    return ks, chi2
+    return ks, (chi2 if verdict.bins_gate == "chi2" else ks)
 
 
 def _with_severity(verdict: FeatureDrift, settings: DriftPolicy) -> FeatureDrift:
@@ -523,6 +584,7 @@ def feature_to_json(verdict: FeatureDrift) -> dict[str, object]:
         "bins": verdict.bins.to_json() if verdict.bins is not None else None,
         **({"statistic_bounds": list(verdict.statistic_bounds)}
            if verdict.statistic_bounds is not None else {}),
+        **({"bins_gated_by": verdict.bins_gate} if verdict.kind == "numeric" else {}),
     }
 
 
