@@ -414,3 +414,22 @@ def test_the_chi_square_tail_at_its_edges() -> None:
     assert chi2_sf(0.0, 9) == 1.0 and chi2_sf(float("inf"), 9) == 0.0
     assert np.isnan(chi2_sf(float("nan"), 9))
     assert chi2_sf(3.0, 1) == pytest.approx(stats.chi2.sf(3.0, 1), rel=1e-13)
+
+
+@given(st.lists(st.tuples(st.integers(0, 60), st.integers(0, 60)), min_size=2, max_size=6))
+@settings(max_examples=150, deadline=None)
+def test_the_exact_category_test_is_fishers_test_of_each_category_bonferroni(
+        counts: list[tuple[int, int]]) -> None:
+    """Each category against the rest by ``scipy.stats.fisher_exact``, the smallest p-value
+    times the categories (a two-category feature: one test)."""
+    from lifecycled.core.drift import fisher_categories
+
+    reference = np.array([r for r, _ in counts])
+    current = np.array([c for _, c in counts])
+    kept = (reference + current) > 0
+    assume(reference.sum() > 0 and current.sum() > 0 and kept.sum() >= 2)
+    ref, cur = reference[kept], current[kept]
+    tests = [stats.fisher_exact([[ref[j], ref.sum() - ref[j]], [cur[j], cur.sum() - cur[j]]])[1]
+             for j in range(1 if ref.size == 2 else ref.size)]
+    expected = min(1.0, min(tests) * len(tests))
+    assert fisher_categories(reference, current) == pytest.approx(expected, rel=1e-9, abs=1e-12)

@@ -191,3 +191,22 @@ def test_bins_of_few_rows_are_gated_by_the_ks_test_not_the_chi_square_tail() -> 
     (large,) = compare(profile, {"x": uneven_deciles([55, 165] * 5)}, policy).features
     assert large.bins_gate == "chi2" and large.severity is not None
     assert large.severity > Severity.LOW and any("PSI" in c for c in large.counted)
+
+
+def test_categories_of_few_rows_are_judged_by_exact_tests() -> None:
+    """A category of 2 % of the reference: in a 100-row window its chi-square p-value fell at or
+    below alpha 5.8e-5 in 5.6 times alpha of stationary windows. Below 100 expected rows the
+    categories' effects are gated by exact tests (Fisher's, each category against the rest):
+    nine rows of the rare category (2 expected) give chi-square p 4.5e-5 against an exact
+    9.6e-4, and with the exact test the window stays low at alpha 1e-4."""
+    rng = np.random.default_rng(13)
+    shares = {"a": 0.4, "b": 0.3, "c": 0.2, "d": 0.08, "e": 0.02}
+    reference = np.repeat(list(shares), [int(v * 100_000) for v in shares.values()])
+    profile = build_profile({"x": reference}, categorical=["x"])
+    window = np.repeat(list(shares), [40, 26, 18, 7, 9])
+    rng.shuffle(window)
+    (found,) = compare(profile, {"x": window}, DriftPolicy(alpha=1e-4),
+                       categorical=["x"]).features
+    assert found.bins_gate == "fisher" and found.exact_p_value is not None
+    assert found.chi2_p_value is not None and found.chi2_p_value < 1e-4 < found.exact_p_value
+    assert found.severity == Severity.LOW

@@ -141,10 +141,12 @@ class FeatureDrift:
     bins: Bins | None = None  # the shares compared, for reports
     # binned data (a Prometheus histogram): where KS D lies; statistic is the lower end
     statistic_bounds: tuple[float, float] | None = None
-    # the test that decides whether a numeric feature's bin effects (PSI, JS) are real: the
-    # chi-square test on its bins, or its KS test where the bins hold too few rows for the
-    # chi-square tail to be right (``MIN_EXPECTED``)
+    # the test that decides whether the bin (or category) effects are real: the chi-square test
+    # on the counts, or where they are too few for its tail to be right (``MIN_EXPECTED``) a
+    # numeric feature's KS test ("ks") and a categorical feature's exact tests ("fisher",
+    # ``exact_p_value``)
     bins_gate: str = "chi2"
+    exact_p_value: float | None = None  # categorical, few rows: ``fisher_categories``
 
     @property
     def judged(self) -> bool:
@@ -214,11 +216,13 @@ def _score(statistic: float, js: float, psi_value: float, weights: tuple[float, 
     return weights[0] * statistic + weights[1] * js + weights[2] * psi_value
 
 
-# The smallest expected count of a bin for its chi-square p-value to gate a numeric feature's
-# bin effects. Below it the chi-square tail is too light at the small significances a budget
-# gives (measured with 20 million stationary windows against a 100,000-row reference, 10 bins,
-# at alpha 5.8e-5: 1.42 times alpha at 100 rows, 1.14 at 300, 0.87 at 1,000), and the KS test,
-# right at any size, gates them instead.
+# The smallest expected count of a bin (or category) for its chi-square p-value to gate the
+# effects. Below it the chi-square tail is too light at the small significances a budget gives
+# (stationary windows against a 100,000-row reference at alpha 5.8e-5, ten million each: 10
+# equal bins 1.42 times alpha at 100 rows, 1.14 at 300, 0.87 at 1,000; categories of shares
+# 0.4, 0.3, 0.2, 0.08, 0.02 5.6 times alpha at 100 rows, 1.24 at 1,000). A numeric feature's
+# KS test, right at any size, gates them instead; a categorical feature's exact tests
+# (``fisher_categories``).
 MIN_EXPECTED = 100.0
 
 
@@ -382,10 +386,44 @@ def compare_categorical(name: str, profile: CategoricalProfile, current: np.ndar
     r, c = _shares(ref_counts), _shares(cur_full)
     tvd = float(0.5 * np.abs(r - c).sum())
     js, psi_value = js_distance(r, c), psi(r, c)
+    few = min_expected(ref_counts, cur_full) < MIN_EXPECTED
     return FeatureDrift(**base, statistic=tvd, p_value=p, chi2=chi2,  # type: ignore[arg-type]
                         chi2_p_value=p, js=js, psi=psi_value,
                         score=_score(tvd, js, psi_value, settings.weights),
-                        bins=categorical_bins(union, r, c))
+                        bins=categorical_bins(union, r, c), bins_gate="fisher" if few else "chi2",
+                        exact_p_value=fisher_categories(ref_counts, cur_full) if few else None)
+
+
+def fisher_categories(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
+    """An exact p-value for "the current sample's categories are shared as the reference's",
+    right at any count: each category against the rest by Fisher's exact test (two-sided, as
+    ``scipy.stats.fisher_exact``: the hypergeometric probability of every table at most as
+    likely as the one seen, given both samples' sizes and the category's total), the smallest
+    times the number of categories (Bonferroni; a two-category feature has one test)."""
+    from scipy import special
+
+    table = np.vstack([reference_counts, current_counts]).astype(np.int64)
+    columns = table.sum(axis=0)
+    keep = columns > 0
+    totals, seen = columns[keep], table[1][keep]
+    if totals.size < 2:
+        return 1.0
+    everything, drawn = int(totals.sum()), int(seen.sum())
+
+    def log_choose(top: np.ndarray | int, pick: np.ndarray | int) -> np.ndarray:
+        return np.asarray(special.gammaln(np.add(top, 1)) - special.gammaln(np.add(pick, 1))
+                          - special.gammaln(np.subtract(top, pick) + 1))
+
+    whole = log_choose(everything, drawn)
+    smallest = 1.0
+    tests = totals[:1] if totals.size == 2 else totals
+    for total, observed in zip(tests.tolist(), seen.tolist(), strict=False):
+        x = np.arange(max(0, drawn - (everything - total)), min(total, drawn) + 1)
+        logs = log_choose(total, x) + log_choose(everything - total, drawn - x) - whole
+        at = logs[observed - x[0]]
+        p = float(np.exp(logs[logs <= at + 1e-7]).sum())
+        smallest = min(smallest, p)
+    return min(1.0, smallest * tests.size)
 
 
 def _adjust(p_values: np.ndarray, method: str) -> np.ndarray:
@@ -448,7 +486,9 @@ def _corrected(verdicts: list[FeatureDrift], method: str) -> list[FeatureDrift]:
         family = [v for v in verdicts if v.judged and (
             v.kind == kind if kind is not None else v.kind != "numeric" or v.bins_gate == "chi2")]
         if family:
-            values = _adjust(np.array([getattr(v, test) for v in family], dtype=float), method)
+            values = _adjust(np.array([v.exact_p_value if test == "chi2_p_value"
+                                       and v.exact_p_value is not None else getattr(v, test)
+                                       for v in family], dtype=float), method)
             for v, a in zip(family, values, strict=True):
                 adjusted.setdefault(v.feature, {})[test] = float(a)
     out = []
@@ -466,6 +506,7 @@ def _corrected(verdicts: list[FeatureDrift], method: str) -> list[FeatureDrift]:
 def _gate(verdict: FeatureDrift) -> tuple[float | None, float | None]:
     """The p-values that gate the distance and the bin effects (adjusted where corrected)."""
     chi2 = (verdict.adjusted_chi2_p_value if verdict.adjusted_chi2_p_value is not None
+            else verdict.exact_p_value if verdict.exact_p_value is not None
             else verdict.chi2_p_value)
     if verdict.kind != "numeric":
         return chi2, chi2
@@ -584,7 +625,9 @@ def feature_to_json(verdict: FeatureDrift) -> dict[str, object]:
         "bins": verdict.bins.to_json() if verdict.bins is not None else None,
         **({"statistic_bounds": list(verdict.statistic_bounds)}
            if verdict.statistic_bounds is not None else {}),
-        **({"bins_gated_by": verdict.bins_gate} if verdict.kind == "numeric" else {}),
+        **({"bins_gated_by": verdict.bins_gate} if verdict.judged else {}),
+        **({"exact_p_value": verdict.exact_p_value}
+           if verdict.exact_p_value is not None else {}),
     }
 
 
