@@ -1,7 +1,8 @@
 """A comparison decides once across kill -9: 4 comparisons against a real Triton, the daemon
-killed 5 times in each at a random moment of its life (before, during or after the decision: 20
-kills) and started again; each comparison ends with one decision, one history row and one
-webhook event."""
+killed 5 times in each (4 times at a random moment of its life, then once just after the
+decision, whenever the load lets it come) and started again; each comparison ends with one
+decision, one history row and one webhook event, also after a daemon started on a decided
+comparison has run its passes."""
 
 from __future__ import annotations
 
@@ -45,6 +46,13 @@ def state_of(db: Path) -> tuple[str, int, int]:
     return state, moves, sent
 
 
+def compare_passes(db: Path) -> int:
+    """How many compare passes every daemon on the state file has run."""
+    with sqlite3.connect(db) as conn:
+        found = conn.execute("SELECT runs FROM job_runs WHERE job = 'compare'").fetchone()
+    return int(found[0]) if found else 0
+
+
 def test_each_comparison_decides_once_across_kill_9(triton_factory: Any, tmp_path: Path) -> None:
     server = two_versions(triton_factory)
     stop = threading.Event()
@@ -76,16 +84,21 @@ def test_each_comparison_decides_once_across_kill_9(triton_factory: Any, tmp_pat
             ctx.store.close()
             env = {**os.environ, **environ}
             db = folder / "state.db"
-            for _ in range(5):
+            for kill in range(5):
                 daemon = Daemon(config, env, folder / "daemon.log")
-                time.sleep(rng.uniform(0.3, 9.0))  # a random moment: the kill is what is tested
+                if kill < 4:
+                    time.sleep(rng.uniform(0.3, 9.0))  # a random moment: the kill is tested
+                else:  # and one as soon as the decision is stored (its event not yet sent)
+                    wait_for(lambda db=db: state_of(db)[0] != "running",  # type: ignore[misc]
+                             f"cycle {cycle}'s decision", timeout=120)
                 daemon.process.kill()
                 daemon.process.wait(timeout=30)
                 kills.append(state_of(db)[0] != "running")
+            before = compare_passes(db)
             daemon = Daemon(config, env, folder / "daemon.log")
-            try:
-                wait_for(lambda db=db: state_of(db)[0] != "running",  # type: ignore[misc]
-                         f"cycle {cycle}'s decision", timeout=90)
+            try:  # started on a decided comparison: its passes must not decide again
+                daemon.wait_until(lambda db=db, before=before: compare_passes(db) >= before + 2,
+                                  "two compare passes after the last kill")
             finally:
                 daemon.stop()
             assert state_of(db) == ("rolled_back", 1, 1), cycle
@@ -94,4 +107,5 @@ def test_each_comparison_decides_once_across_kill_9(triton_factory: Any, tmp_pat
     finally:
         stop.set()
         sender.join(timeout=30)
-    assert len(kills) == 20 and 0 < sum(kills) < 20  # kills before and after the decisions
+    # kills after every decision (the last of each cycle), and before some
+    assert len(kills) == 20 and all(kills[4::5]) and not all(kills)
