@@ -139,3 +139,25 @@ def test_categories_with_dollars_and_long_values_are_drawn_as_written() -> None:
     page = render(result_to_json(compare(build_profile(reference), current, DriftPolicy())), "t")
     assert len(page) < 500_000
     assert tick_label("$x^2$") == r"\$x^2\$" and len(tick_label("y" * 100_000)) == MAX_LABEL
+
+
+def test_the_report_says_which_test_judged_the_bins() -> None:
+    """Bins of few rows are judged by the KS test, categories of few rows by exact tests: the
+    report says so beside the chi-square p-value it still shows."""
+    from lifecycled.drift_report import render
+
+    rng = np.random.default_rng(1)
+    reference = {"x": rng.normal(size=20_000),
+                 "channel": rng.choice(["web", "pos", "atm"], 20_000, p=[0.6, 0.38, 0.02])}
+    small = {"x": rng.normal(size=150), "channel": rng.choice(["web", "pos", "atm"], 150)}
+    large = {"x": rng.normal(size=5_000),
+             "channel": rng.choice(["web", "pos", "atm"], 5_000, p=[0.6, 0.3, 0.1])}
+    profile = build_profile(reference, ["channel"])
+    few = render(result_to_json(compare(profile, small, DriftPolicy(), categorical=["channel"])),
+                 "few rows")
+    many = render(result_to_json(compare(profile, large, DriftPolicy(),
+                                         categorical=["channel"])), "many rows")
+    assert "KS (too few rows a bin for chi-square)" in few
+    assert "exact tests (too few rows a category for chi-square)" in few
+    assert "exact p (few rows)" in few
+    assert "too few rows" not in many and "exact p" not in many

@@ -107,6 +107,11 @@ def _number(value: Any, spec: str = ".4g") -> str:
     return "-" if value is None else format(value, spec)
 
 
+# which test says whether the bin (category) effects are real: ``core.drift.MIN_EXPECTED``
+_GATES = {"chi2": "chi-square", "ks": "KS (too few rows a bin for chi-square)",
+          "fisher": "exact tests (too few rows a category for chi-square)"}
+
+
 def _feature(plt: Figures, f: Mapping[str, Any]) -> str:
     name = html.escape(str(f["feature"]))
     severity = f["severity"] or "unjudged"
@@ -122,6 +127,9 @@ def _feature(plt: Figures, f: Mapping[str, Any]) -> str:
             ("p (corrected)" if f["adjusted_p_value"] is not None else "p", _number(p, ".3g")),
             ("PSI", f"{_number(f['psi'])} ({f.get('psi_tier') or '-'})"),
             ("JS distance", _number(f["js"])), ("chi-square p", _number(f.get("chi2_p_value"), ".3g")),
+            *([("exact p (few rows)", _number(f["exact_p_value"], ".3g"))]
+              if f.get("exact_p_value") is not None else []),
+            ("bins judged by", _GATES.get(f.get("bins_gated_by") or "chi2", "chi-square")),
             ("composite score", _number(f["score"])),
             ("set by", ", ".join(f.get("counted") or []) or "-"),
             ("missing share", f"{_number(f['reference_missing_share'], '.1%')} -> "
