@@ -25,7 +25,7 @@ from lifecycled.config import parse_settings
 from lifecycled.context import Context
 from lifecycled.domain import DriftPolicy, ModelRef, ModelSpec, Status
 from lifecycled.errors import SourceError
-from lifecycled.sources.files import expand
+from lifecycled.sources.files import expand, reads_abandoned
 from lifecycled.sources.samples import read_sample
 from lifecycled.store.results import latest_quality
 from lifecycled.store.serving import source_health
@@ -33,7 +33,7 @@ from lifecycled.tasks.drift import DriftInputs, check_drift, check_to_json
 from lifecycled.tasks.quality import run_quality
 
 from devtools.s3 import S3, dripping_endpoint, silent_endpoint, start_s3
-from tests.helpers import write_outcomes
+from tests.helpers import wait_for, write_outcomes
 from tests.stores import open_test_store
 
 
@@ -132,6 +132,9 @@ def test_a_missing_object_wrong_credentials_and_a_hung_endpoint_are_one_clear_er
             SourceError, match=r"s3://models/errors/ref\.csv.*(Timeout|timed out|too slow)"):
         read_sample(credentials.url("errors/ref.csv", endpoint=hung), timeout=1.0)
     assert time.monotonic() - began < 1.9, "a hung endpoint costs one deadline, not two"
+    # the endpoint is closed: its abandoned read ends (until it does the file is not read again,
+    # which the dripping endpoint's test checks; a loaded machine takes a moment)
+    wait_for(lambda: not reads_abandoned(), "the abandoned read to end", timeout=30)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
     with pytest.raises(SourceError, match=r"s3://models/errors/ref\.csv: access denied"):
         read_sample(credentials.url("errors/ref.csv"))
