@@ -102,9 +102,8 @@ class Screen:
         points = np.ascontiguousarray((ordered + shift[None, :, None]).transpose(1, 0, 2))
         below = (np.searchsorted(laid, points) - (np.arange(features) * size)[:, None, None]
                  ).transpose(1, 0, 2)
-        at_most = below
         j = np.arange(1, rows + 1)
-        d = np.maximum(j / rows - at_most / size, below / size - (j - 1) / rows).max(axis=2)
+        d = np.maximum(j / rows - below / size, below / size - (j - 1) / rows).max(axis=2)
         flagged = (d >= self.critical).any(axis=1)
         edges = np.stack([p.edges for p in numeric])  # equal bins: the same count each
         cuts = (windows[:, :, :, None] <= edges[None, :, None, :]).sum(axis=2)

@@ -9,14 +9,14 @@ import math
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import numpy as np
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from lifecycled.config import format_error
 from lifecycled.domain import ModelRef
 from lifecycled.errors import InputError, SourceError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # a job command imports this module: numpy and pyarrow only for pushes
+    import numpy as np
     import pyarrow as pa
 
 MAX_LOG_LINES, MAX_LINE = 100, 2000
@@ -66,7 +66,7 @@ class JobEvent(BaseModel):
                              ) from exc
 
 
-Push = Callable[[ModelRef, str, dict[str, np.ndarray]], dict[str, Any]]  # (ref, kind, columns)
+Push = Callable[[ModelRef, str, "dict[str, np.ndarray]"], dict[str, Any]]  # (ref, kind, columns)
 
 
 def push_handler(push: Push) -> Callable[[Any], tuple[int, Any]]:
