@@ -130,6 +130,39 @@ def silent_endpoint() -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def failing_endpoint(requests: list[str]) -> Iterator[str]:
+    """A TCP endpoint that answers a HEAD with a CSV object's headers and drops the connection
+    on any other request (a network failure mid-read); each request line is appended to
+    ``requests``."""
+    head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\nContent-Length: 8\r\n"
+            b"Last-Modified: Sun, 06 Dec 2026 00:00:00 GMT\r\n\r\n")
+
+    def answer(conn: socket.socket, stop: threading.Event) -> None:
+        buffered = b""
+        while not stop.is_set():
+            while b"\r\n\r\n" not in buffered:
+                try:
+                    chunk = conn.recv(65536)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                buffered += chunk
+            request, buffered = buffered.split(b"\r\n\r\n", 1)
+            requests.append(request.split(b"\r\n", 1)[0].decode(errors="replace"))
+            if not request.startswith(b"HEAD"):
+                conn.close()
+                return
+            try:
+                conn.sendall(head)
+            except OSError:
+                return
+
+    with _endpoint(answer) as address:
+        yield address
+
+
+@contextlib.contextmanager
 def dripping_endpoint(interval: float = 0.05, length: int = 400) -> Iterator[str]:
     """A TCP endpoint that answers every request with a valid HTTP reply whose body (``length``
     bytes of CSV) comes one byte every ``interval`` seconds: each byte restarts the SDK's read

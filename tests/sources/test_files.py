@@ -32,7 +32,7 @@ from lifecycled.store.serving import source_health
 from lifecycled.tasks.drift import DriftInputs, check_drift, check_to_json
 from lifecycled.tasks.quality import run_quality
 
-from devtools.s3 import S3, dripping_endpoint, silent_endpoint, start_s3
+from devtools.s3 import S3, dripping_endpoint, failing_endpoint, silent_endpoint, start_s3
 from tests.helpers import wait_for, write_outcomes
 from tests.stores import open_test_store
 
@@ -163,6 +163,20 @@ def test_an_endpoint_that_drips_its_answer_is_cut_at_the_total_deadline(
             "lifecycled: s3://models/drip/ref.csv: timed out: not read within 1 s (the "
             "deadline is for the whole read)"])
         assert time.monotonic() - began < 10
+
+
+def test_a_read_that_fails_on_the_network_is_not_read_again(credentials: S3) -> None:
+    """A CSV that failed to read was read a second time to find its bad line, even when the
+    failure was the network's: a hung endpoint whose SDK timeout fired a moment before the
+    deadline cost two deadlines. Only a file that was read and did not parse is searched."""
+    requests: list[str] = []
+    with failing_endpoint(requests) as failing, pytest.raises(
+            SourceError, match=r"^s3://models/fail/ref\.csv: cannot read csv"):
+        read_sample(credentials.url("fail/ref.csv", endpoint=failing), timeout=5.0)
+    # each read opens the object once (a HEAD), then GETs it (the HTTP client tries a dropped
+    # kept-alive connection once more, as it does for any request)
+    opened = [line for line in requests if line.startswith("HEAD")]
+    assert len(opened) == 1, requests
 
 
 @pytest.mark.parametrize(("url", "message"), [
