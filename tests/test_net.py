@@ -103,12 +103,12 @@ def test_a_hung_prometheus_costs_one_timeout_retries_included(silent: str) -> No
     from lifecycled.sources.prometheus import PrometheusSource
 
     settings = parse_settings({"sources": {"prometheus": {"url": silent.rstrip("/"),
-                                                          "timeout": "1s"}}})
+                                                          "timeout": "2s"}}})
     source = PrometheusSource(settings.sources.prometheus)  # type: ignore[arg-type]
     started = time.monotonic()
     with pytest.raises(SourceError):
         source.query("up")
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 3.5  # one timeout and slack for a loaded machine, not two
 
 
 @pytest.mark.slow

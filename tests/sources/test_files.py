@@ -130,8 +130,9 @@ def test_a_missing_object_wrong_credentials_and_a_hung_endpoint_are_one_clear_er
     began = time.monotonic()
     with silent_endpoint() as hung, pytest.raises(
             SourceError, match=r"s3://models/errors/ref\.csv.*(Timeout|timed out|too slow)"):
-        read_sample(credentials.url("errors/ref.csv", endpoint=hung), timeout=1.0)
-    assert time.monotonic() - began < 1.9, "a hung endpoint costs one deadline, not two"
+        read_sample(credentials.url("errors/ref.csv", endpoint=hung), timeout=2.0)
+    # one deadline and slack for a loaded machine, not two deadlines
+    assert time.monotonic() - began < 3.5, "a hung endpoint costs one deadline, not two"
     # the endpoint is closed: its abandoned read ends (until it does the file is not read again,
     # which the dripping endpoint's test checks; a loaded machine takes a moment)
     wait_for(lambda: not reads_abandoned(), "the abandoned read to end", timeout=30)
@@ -150,9 +151,9 @@ def test_an_endpoint_that_drips_its_answer_is_cut_at_the_total_deadline(
         for _ in range(2):
             began = time.monotonic()
             with pytest.raises(SourceError, match=r"^s3://models/drip/ref\.csv: (timed out: not "
-                                                  r"read within 1 s|an earlier read timed out)"):
-                read_sample(url, timeout=1.0)
-            assert time.monotonic() - began < 1.9
+                                                  r"read within 2 s|an earlier read timed out)"):
+                read_sample(url, timeout=2.0)
+            assert time.monotonic() - began < 3.5  # one deadline and slack, not two
         # the command does not wait for the abandoned read at exit either (pyarrow's S3
         # shutdown did, until the endpoint's 20 s answer was over)
         began = time.monotonic()
