@@ -129,32 +129,41 @@ def silent_endpoint() -> Iterator[str]:
         yield address
 
 
+def _requests(conn: socket.socket) -> Iterator[bytes]:
+    """The heads of the HTTP requests on one kept-alive connection (without their bodies: these
+    endpoints are only sent HEAD and GET), until the client closes it."""
+    buffered = b""
+    while True:
+        while b"\r\n\r\n" not in buffered:
+            try:
+                chunk = conn.recv(65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            buffered += chunk
+        request, buffered = buffered.split(b"\r\n\r\n", 1)
+        yield request
+
+
+def _object_head(length: int) -> bytes:
+    return (f"HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\nContent-Length: {length}\r\n"
+            f"Last-Modified: Sun, 06 Dec 2026 00:00:00 GMT\r\n\r\n").encode()
+
+
 @contextlib.contextmanager
 def failing_endpoint(requests: list[str]) -> Iterator[str]:
     """A TCP endpoint that answers a HEAD with a CSV object's headers and drops the connection
     on any other request (a network failure mid-read); each request line is appended to
     ``requests``."""
-    head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\nContent-Length: 8\r\n"
-            b"Last-Modified: Sun, 06 Dec 2026 00:00:00 GMT\r\n\r\n")
-
     def answer(conn: socket.socket, stop: threading.Event) -> None:
-        buffered = b""
-        while not stop.is_set():
-            while b"\r\n\r\n" not in buffered:
-                try:
-                    chunk = conn.recv(65536)
-                except OSError:
-                    return
-                if not chunk:
-                    return
-                buffered += chunk
-            request, buffered = buffered.split(b"\r\n\r\n", 1)
+        for request in _requests(conn):
             requests.append(request.split(b"\r\n", 1)[0].decode(errors="replace"))
             if not request.startswith(b"HEAD"):
                 conn.close()
                 return
             try:
-                conn.sendall(head)
+                conn.sendall(_object_head(8))
             except OSError:
                 return
 
@@ -168,24 +177,12 @@ def dripping_endpoint(interval: float = 0.05, length: int = 400) -> Iterator[str
     bytes of CSV) comes one byte every ``interval`` seconds: each byte restarts the SDK's read
     timeout and keeps it above its low-speed limit, so only a total deadline ends the read. A HEAD
     is answered at once."""
-    head = (f"HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\nContent-Length: {length}\r\n"
-            f"Last-Modified: Sun, 06 Dec 2026 00:00:00 GMT\r\n\r\n").encode()
     body = (b"a,b\n" + b"1,2\n" * length)[:length]
 
     def answer(conn: socket.socket, stop: threading.Event) -> None:
-        buffered = b""
-        while True:  # requests on one kept-alive connection
-            while b"\r\n\r\n" not in buffered:
-                try:
-                    chunk = conn.recv(65536)
-                except OSError:
-                    return
-                if not chunk:
-                    return
-                buffered += chunk
-            request, buffered = buffered.split(b"\r\n\r\n", 1)
+        for request in _requests(conn):
             try:
-                conn.sendall(head)
+                conn.sendall(_object_head(length))
                 if request.startswith(b"HEAD"):
                     continue
                 for i in range(len(body)):
