@@ -68,8 +68,8 @@ def read_table(file: DataFile) -> pa.Table:
                                          f"gives): {first_line(exc)}") from exc
         # only a file that was read and did not parse is read again to find its bad line (a
         # network failure is not: the second read would cost a second deadline)
-        parsed = isinstance(exc, pa.ArrowInvalid) and kind == "csv"
-        where = _bad_csv_line(file) if parsed else None
+        unparsable = isinstance(exc, pa.ArrowInvalid) and kind == "csv"
+        where = _bad_csv_line(file) if unparsable else None
         at = f" (line {where})" if where else ""
         raise SourceError(str(file), f"cannot read {kind}{at}: {first_line(exc)}") from exc
     return plain_columns(file, table)
